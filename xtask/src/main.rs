@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("usage: cargo xtask <fixtures>");
+    std::process::exit(2);
+}
