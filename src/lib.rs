@@ -1,1 +1,21 @@
-//! flinksnap
+//! flinksnap opens Apache Flink state snapshots (checkpoints and savepoints) without a JVM.
+//!
+//! The modules follow the pipeline, each layer using only those before it:
+//! - [`bytes`]: the big-endian cursor every binary reader uses (offsets in every error);
+//! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
+//!   trait);
+//! - [`metadata`]: the `_metadata` file and its state handles;
+//! - [`model`]: Flink's identifiers (operator ids, key groups), the backend-independent model;
+//! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
+//!   its kind and FLIP-47 properties;
+//! - `cli` (binary only): one module per subcommand.
+#![deny(missing_docs, missing_debug_implementations)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod bytes;
+pub mod error;
+pub mod metadata;
+pub mod model;
+
+pub use error::{Error, Result};
