@@ -132,12 +132,12 @@ impl<T> ResultExt<T> for Result<T, DecodeError> {
 #[non_exhaustive]
 pub enum Error {
     /// A file's bytes are not what Flink writes.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Decode {
         /// The file.
         file: String,
         /// What, where.
-        source: DecodeError,
+        error: DecodeError,
     },
     /// A file or directory does not exist.
     #[error("{file}: not found{}", referenced_by.as_ref().map(|r| format!(" (referenced by {r})")).unwrap_or_default())]
@@ -148,12 +148,12 @@ pub enum Error {
         referenced_by: Option<String>,
     },
     /// An I/O error on a file.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Io {
         /// The file.
         file: String,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The input is not something flinksnap can work on (e.g. a directory without `_metadata`).
     #[error("{0}")]
@@ -167,13 +167,13 @@ impl Error {
         if source.kind() == std::io::ErrorKind::NotFound {
             Error::NotFound { file, referenced_by: None }
         } else {
-            Error::Io { file, source }
+            Error::Io { file, error: source }
         }
     }
 
     /// A decode error in `file`.
     pub fn decode(file: impl Into<String>, source: DecodeError) -> Self {
-        Error::Decode { file: file.into(), source }
+        Error::Decode { file: file.into(), error: source }
     }
 }
 

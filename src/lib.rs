@@ -17,5 +17,7 @@ pub mod bytes;
 pub mod error;
 pub mod metadata;
 pub mod model;
+pub mod snapshot;
+pub mod storage;
 
 pub use error::{Error, Result};

@@ -315,6 +315,17 @@ pub enum DistributionMode {
     Broadcast,
 }
 
+impl DistributionMode {
+    /// Flink's name of the mode.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DistributionMode::SplitDistribute => "SPLIT_DISTRIBUTE",
+            DistributionMode::Union => "UNION",
+            DistributionMode::Broadcast => "BROADCAST",
+        }
+    }
+}
+
 /// One named state inside an operator-state handle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorStateMeta {

@@ -1,0 +1,69 @@
+//! Command-line interface: one module per subcommand under `cmd/`, shared output helpers in
+//! `output`. Exit codes: 0 success, 1 the command ran and found problems, 2 usage, I/O or
+//! format error.
+
+mod cmd;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Open Apache Flink checkpoints and savepoints without a JVM.
+#[derive(Debug, Parser)]
+#[command(
+    name = "flinksnap",
+    version,
+    about,
+    after_help = "EXIT STATUS:\n  0  success\n  1  the command ran and found problems\n  2  usage error, unreadable or corrupt input\n\nRun `flinksnap <command> --help` for examples."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(cmd::inspect::Args),
+}
+
+/// What a command found, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All good.
+    Ok,
+    /// Ran, and found problems.
+    #[allow(dead_code)]
+    Problems,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match &cli.command {
+        Command::Inspect(args) => cmd::inspect::run(args, &mut out),
+    };
+    let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flinksnap: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

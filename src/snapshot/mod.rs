@@ -1,0 +1,235 @@
+//! A snapshot opened from storage: its parsed `_metadata`, every file it references resolved to
+//! where it is now, and what kind of snapshot it is.
+//!
+//! Path rules (spec: `formats/layout.md`):
+//! 1. A relative handle resolves against the directory that holds `_metadata`.
+//! 2. An absolute path that exists is used as it is (that is what Flink would do).
+//! 3. An absolute path that no longer exists was recorded where the checkpoint lived before it was
+//!    copied or moved: it is re-based onto the job directory the snapshot is in now, keeping the
+//!    part from the last `shared`, `taskowned`, `chk-N` or `savepoint-*` component on.
+//! 4. A referenced file that cannot be found either way is an error naming the recorded path,
+//!    the re-based candidate and the `_metadata` that references it.
+
+mod kind;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use kind::{Flip47Properties, SnapshotFormat, SnapshotType};
+pub use summary::{FileTotals, HandleSummary, OperatorSummary, Summary};
+
+use crate::error::{Error, Result};
+use crate::metadata::handles::{StreamRole, StreamStateHandle};
+use crate::metadata::CheckpointMetadata;
+use crate::model::OperatorId;
+use crate::storage::{Location, Storage};
+
+/// Name of the metadata file in a snapshot directory.
+pub const METADATA_FILE: &str = "_metadata";
+
+/// A stream handle somewhere in the metadata, with who owns it.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamRef<'a> {
+    /// Index of the operator in [`CheckpointMetadata::operators`] (`None` for master states).
+    pub operator: Option<usize>,
+    /// Subtask index, for subtask state.
+    pub subtask: Option<u32>,
+    /// What the stream holds.
+    pub role: StreamRole,
+    /// The handle.
+    pub handle: &'a StreamStateHandle,
+    /// RocksDB's local file name, for files of a native RocksDB snapshot.
+    pub local_name: Option<&'a str>,
+}
+
+/// A referenced file, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedFile {
+    /// The path as `_metadata` records it.
+    pub recorded: String,
+    /// Where the file is now.
+    pub location: Location,
+    /// Whether the path was recorded relative to the snapshot directory.
+    pub relative: bool,
+    /// Whether an absolute path was re-based because the snapshot moved.
+    pub rebased: bool,
+    /// Whether the file lies inside the snapshot directory (its own, exclusive files).
+    pub own: bool,
+}
+
+/// A checkpoint or savepoint.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    storage: Arc<dyn Storage>,
+    /// The directory that holds `_metadata`.
+    pub dir: Location,
+    /// The `_metadata` file.
+    pub metadata_location: Location,
+    /// Size of `_metadata` in bytes.
+    pub metadata_size: u64,
+    /// The parsed metadata.
+    pub metadata: CheckpointMetadata,
+}
+
+impl Snapshot {
+    /// Opens a snapshot from a snapshot directory or a `_metadata` file.
+    pub fn open(storage: Arc<dyn Storage>, path: &str) -> Result<Snapshot> {
+        let loc = Location::new(path);
+        let head = storage.head(&loc)?;
+        let metadata_location = if head.is_dir { loc.join(METADATA_FILE) } else { loc.clone() };
+        if head.is_dir && !storage.exists(&metadata_location)? {
+            return Err(Error::Invalid(format!(
+                "{loc}: no {METADATA_FILE} file: not a snapshot directory (or an incomplete checkpoint)"
+            )));
+        }
+        let data = storage.read(&metadata_location)?;
+        let metadata = CheckpointMetadata::parse(&data).map_err(|e| Error::decode(metadata_location.as_str(), e))?;
+        let dir = metadata_location.parent().unwrap_or_else(|| Location::new("."));
+        Ok(Snapshot { storage, dir, metadata_size: data.len() as u64, metadata_location, metadata })
+    }
+
+    /// The storage the snapshot is read from.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The operator with this id.
+    pub fn operator(&self, id: &OperatorId) -> Option<&crate::metadata::OperatorState> {
+        self.metadata.operators.iter().find(|o| &o.operator_id == id)
+    }
+
+    /// Every stream handle in the metadata, in file order.
+    pub fn streams(&self) -> Vec<StreamRef<'_>> {
+        let mut out = Vec::new();
+        for (i, op) in self.metadata.operators.iter().enumerate() {
+            if let Some(h) = &op.coordinator_state {
+                out.push(StreamRef { operator: Some(i), subtask: None, role: StreamRole::Coordinator, handle: h, local_name: None });
+            }
+            for st in &op.subtasks {
+                let Some(s) = &st.state else { continue };
+                let mut push = |role, handle, local_name| {
+                    out.push(StreamRef { operator: Some(i), subtask: Some(st.index), role, handle, local_name })
+                };
+                for o in [&s.managed_operator_state, &s.raw_operator_state].into_iter().flatten() {
+                    push(StreamRole::OperatorData, &o.delegate, None);
+                }
+                for k in [&s.managed_keyed_state, &s.raw_keyed_state].into_iter().flatten() {
+                    for (role, handle, local_name) in keyed_streams(k) {
+                        push(role, handle, local_name);
+                    }
+                }
+                for c in s.input_channel_state.iter().chain(&s.result_subpartition_state) {
+                    if let Some(d) = &c.delegate {
+                        push(StreamRole::ChannelData, d, None);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The recorded path of a file handle, and whether it is relative; `None` for inline bytes.
+    pub fn recorded_path(handle: &StreamStateHandle) -> Option<(&str, bool)> {
+        match handle {
+            StreamStateHandle::File { path, .. } | StreamStateHandle::SegmentFile { path, .. } => Some((path, false)),
+            StreamStateHandle::RelativeFile { relative_path, .. } => Some((relative_path, true)),
+            StreamStateHandle::KeyGroups(h) => Self::recorded_path(&h.delegate),
+            StreamStateHandle::ByteStream { .. } | StreamStateHandle::EmptySegmentFile => None,
+        }
+    }
+
+    /// Resolves a file handle to where the file is now (rules in the module doc); `Ok(None)` for
+    /// inline handles.
+    pub fn resolve(&self, handle: &StreamStateHandle) -> Result<Option<ResolvedFile>> {
+        let Some((recorded, relative)) = Self::recorded_path(handle) else { return Ok(None) };
+        let mk = |location: Location, rebased: bool| {
+            let own = location.strip_prefix(&self.dir).is_some();
+            ResolvedFile { recorded: recorded.to_owned(), location, relative, rebased, own }
+        };
+        if relative {
+            let loc = self.dir.join(recorded);
+            if !self.storage.exists(&loc)? {
+                return Err(self.missing(&loc, recorded));
+            }
+            return Ok(Some(mk(loc, false)));
+        }
+        let original = Location::new(recorded);
+        if self.storage.exists(&original)? {
+            return Ok(Some(mk(original, false)));
+        }
+        match self.rebase(&original) {
+            Some(candidate) if self.storage.exists(&candidate)? => Ok(Some(mk(candidate, true))),
+            Some(candidate) => Err(Error::NotFound {
+                file: format!("{recorded} (also looked for it at {candidate})"),
+                referenced_by: Some(self.metadata_location.to_string()),
+            }),
+            None => Err(self.missing(&original, recorded)),
+        }
+    }
+
+    fn missing(&self, loc: &Location, recorded: &str) -> Error {
+        let file = if loc.as_str() == recorded { recorded.to_owned() } else { format!("{loc} (recorded as {recorded})") };
+        Error::NotFound { file, referenced_by: Some(self.metadata_location.to_string()) }
+    }
+
+    /// Where an absolute path recorded before the snapshot moved would be now.
+    fn rebase(&self, original: &Location) -> Option<Location> {
+        let comps = original.components();
+        let own_name = self.dir.file_name();
+        let anchor = comps.iter().rposition(|c| {
+            *c == "shared" || *c == "taskowned" || *c == own_name || is_checkpoint_dir_name(c) || c.starts_with("savepoint-")
+        })?;
+        let rest = comps[anchor..].join("/");
+        // The snapshot's own directory maps onto itself; everything else onto its parent (the job
+        // directory that holds chk-N, shared/ and taskowned/).
+        if comps[anchor] == own_name {
+            return Some(self.dir.join(&comps[anchor + 1..].join("/")));
+        }
+        Some(self.dir.parent()?.join(&rest))
+    }
+
+    /// Every referenced file, resolved, with the operator and subtask that reference it, in file
+    /// order. Fails on the first file that cannot be found.
+    pub fn files(&self) -> Result<Vec<(StreamRef<'_>, ResolvedFile)>> {
+        let mut cache: BTreeMap<String, ResolvedFile> = BTreeMap::new();
+        let mut out = Vec::new();
+        for s in self.streams() {
+            let Some((recorded, _)) = Self::recorded_path(s.handle) else { continue };
+            let resolved = match cache.get(recorded) {
+                Some(r) => r.clone(),
+                None => {
+                    let Some(r) = self.resolve(s.handle)? else { continue };
+                    cache.insert(recorded.to_owned(), r.clone());
+                    r
+                }
+            };
+            out.push((s, resolved));
+        }
+        Ok(out)
+    }
+}
+
+/// `chk-<digits>`, Flink's exclusive checkpoint directory name.
+pub fn is_checkpoint_dir_name(name: &str) -> bool {
+    name.strip_prefix("chk-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn keyed_streams(
+    k: &crate::metadata::handles::KeyedStateHandle,
+) -> Vec<(StreamRole, &StreamStateHandle, Option<&str>)> {
+    use crate::metadata::handles::KeyedStateHandle as K;
+    match k {
+        K::IncrementalRemote(h) => {
+            let mut v = Vec::new();
+            if let Some(m) = &h.meta_state_handle {
+                v.push((StreamRole::KeyedMeta, m, None));
+            }
+            for (role, list) in [(StreamRole::Shared, &h.shared_state), (StreamRole::Private, &h.private_state)] {
+                v.extend(list.iter().filter_map(|f| f.handle.as_ref().map(|s| (role, s, Some(f.local_path.as_str())))));
+            }
+            v
+        }
+        other => other.streams().into_iter().map(|(r, s)| (r, s, None)).collect(),
+    }
+}
