@@ -1,1 +1,7 @@
+//! The one integration-test binary (`autotests = false`): fixture-driven tests against snapshots
+//! that real Flink wrote (`testdata/`, made by `cargo xtask fixtures`).
 
+mod util;
+
+mod inspect;
+mod metadata;

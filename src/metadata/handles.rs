@@ -105,8 +105,9 @@ pub struct KeyGroupsStateHandle {
     pub type_byte: u8,
     /// Key groups covered.
     pub key_group_range: KeyGroupRange,
-    /// Offset of each key group's data in the delegate stream, in range order.
-    pub offsets: Vec<u64>,
+    /// Offset of each key group's data in the delegate stream, in range order. Full snapshots
+    /// write 0 for an empty key group; raw keyed state writes -1 for one never started.
+    pub offsets: Vec<i64>,
     /// The stream.
     pub delegate: StreamStateHandle,
     /// `StateHandleID` (type 12 only).
@@ -461,7 +462,10 @@ fn required_stream(c: &mut Cursor<'_>, what: &'static str) -> R<StreamStateHandl
 
 fn read_key_groups_body(c: &mut Cursor<'_>, type_byte: u8) -> R<KeyGroupsStateHandle> {
     let key_group_range = range(c)?;
-    let offsets = offsets(c, key_group_range.len as usize)?;
+    let at = c.position();
+    let n = key_group_range.len as usize;
+    c.check_fits("key-group offsets", n, 8, at)?;
+    let offsets = (0..n).map(|_| c.i64("key-group offset")).collect::<R<Vec<i64>>>()?;
     let delegate = required_stream(c, "key-groups delegate").context_with(|| "delegate".into())?;
     let state_handle_id = if type_byte == ty::KEY_GROUPS_V2 { Some(c.utf("state handle id")?) } else { None };
     Ok(KeyGroupsStateHandle { type_byte, key_group_range, offsets, delegate, state_handle_id })

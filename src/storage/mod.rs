@@ -177,7 +177,8 @@ mod tests {
         assert_eq!(Location::new("/x").parent().unwrap().as_str(), "/");
         assert_eq!(d.join("a/b").strip_prefix(&d), Some("a/b"));
         assert_eq!(Location::new("/data/job/chk-30/a").strip_prefix(&d), None);
-        assert_eq!(Location::new("s3://b/k").parent(), None);
+        assert_eq!(Location::new("s3://b/k").parent().unwrap().as_str(), "s3://b");
+        assert_eq!(Location::new("s3://b").parent(), None);
         assert_eq!(Location::new("s3://b/k/x").parent().unwrap().as_str(), "s3://b/k");
     }
 }
