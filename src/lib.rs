@@ -6,6 +6,7 @@
 //!   trait);
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`model`]: Flink's identifiers (operator ids, key groups), the backend-independent model;
+//! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
 //! - `cli` (binary only): one module per subcommand.
@@ -17,6 +18,7 @@ pub mod bytes;
 pub mod error;
 pub mod metadata;
 pub mod model;
+pub mod readers;
 pub mod snapshot;
 pub mod storage;
 

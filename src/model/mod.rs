@@ -2,5 +2,6 @@
 //! (Keyed-state entries and state descriptors join here as the readers grow.)
 
 mod ids;
+pub mod value;
 
 pub use ids::{KeyGroupRange, OperatorId};

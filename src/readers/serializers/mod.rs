@@ -1,0 +1,1 @@
+//! Flink's serializer snapshots and value encodings (spec: `formats/serializers.md`).

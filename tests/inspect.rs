@@ -1,0 +1,1 @@
+//! `flinksnap inspect` on every real-Flink fixture.

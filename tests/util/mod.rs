@@ -1,0 +1,65 @@
+//! Shared test helpers: fixture discovery and running the real binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `_metadata` below `testdata/`, sorted, as paths relative to the repository root.
+pub fn metadata_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    walk(&root().join("testdata"), &mut out);
+    out.retain(|p| p.file_name().is_some_and(|n| n == "_metadata"));
+    out.sort();
+    out.into_iter().map(|p| p.strip_prefix(root()).unwrap().to_path_buf()).collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Runs `flinksnap ARGS` in the repository root.
+pub fn flinksnap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flinksnap")).args(args).current_dir(root()).output().expect("run flinksnap")
+}
+
+/// Runs `flinksnap ARGS`, asserts the exit code and returns stdout.
+pub fn flinksnap_ok(args: &[&str]) -> String {
+    let out = flinksnap(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "flinksnap {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so corruption tests are reproducible.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
