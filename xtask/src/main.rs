@@ -1,4 +1,570 @@
-fn main() {
-    eprintln!("usage: cargo xtask <fixtures>");
-    std::process::exit(2);
+//! `cargo xtask fixtures`: generates the real-Flink fixtures under `testdata/`.
+//!
+//! For each Flink version it downloads `apache-flink-libraries` from PyPI (once, into a
+//! cache), compiles the Java job in `xtask/flink-job/` against that version's jars with
+//! `javac`, and runs it in an in-process MiniCluster once per "run" (a job configuration).
+//! Each run writes one or more cases into `testdata/flink-<version>/<case>/`.
+//! See `xtask/README.md` and `testdata/README.md`.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+const DEFAULT_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+
+/// A snapshot to take: after which phase, what kind, into which case.
+#[derive(Clone, Copy)]
+struct Snap {
+    phase: u8,
+    kind: &'static str, // checkpoint | canonical | native
+    case: &'static str,
+}
+
+/// One job configuration = one JVM run.
+struct Run {
+    name: &'static str,
+    backend: &'static str, // hashmap | rocksdb
+    parallelism: u32,
+    max_parallelism: u32,
+    compression: bool,
+    incremental: bool,
+    /// `None` keeps Flink's default inline threshold (20 KiB): small state lands inline in `_metadata`.
+    inline_threshold: Option<u32>,
+    snaps: &'static [Snap],
+    /// Flink versions this run is limited to (empty: all). The p=2 / max-parallelism-32768 runs
+    /// are the largest (32768 key-group offsets per keyed operator in `_metadata`, two RocksDB
+    /// instances per operator), so only the oldest and newest versions carry them.
+    only_versions: &'static [&'static str],
+}
+
+const EXTREMES: &[&str] = &["1.15.4", "2.3.0"];
+
+const fn snap(phase: u8, kind: &'static str, case: &'static str) -> Snap {
+    Snap { phase, kind, case }
+}
+
+const RUNS: &[Run] = &[
+    Run {
+        name: "heap",
+        backend: "hashmap",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(3, "checkpoint", "heap-checkpoint"),
+            snap(3, "canonical", "heap-savepoint-canonical"),
+            snap(3, "native", "heap-savepoint-native"),
+        ],
+        only_versions: &[],
+    },
+    Run {
+        name: "heap-compressed",
+        backend: "hashmap",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: true,
+        incremental: false,
+        inline_threshold: None,
+        snaps: &[
+            snap(3, "checkpoint", "heap-checkpoint-compressed"),
+            snap(3, "canonical", "heap-savepoint-canonical-compressed"),
+        ],
+        only_versions: &[],
+    },
+    Run {
+        name: "heap-p2",
+        backend: "hashmap",
+        parallelism: 2,
+        max_parallelism: 32768,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "canonical", "heap-savepoint-canonical-p2-maxp32768")],
+        only_versions: EXTREMES,
+    },
+    Run {
+        name: "rocksdb-full",
+        backend: "rocksdb",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(3, "checkpoint", "rocksdb-checkpoint-full"),
+            snap(3, "canonical", "rocksdb-savepoint-canonical"),
+        ],
+        only_versions: &[],
+    },
+    Run {
+        name: "rocksdb-incremental",
+        backend: "rocksdb",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(1, "checkpoint", "rocksdb-checkpoint-incremental"),
+            snap(2, "checkpoint", "rocksdb-checkpoint-incremental"),
+            snap(3, "checkpoint", "rocksdb-checkpoint-incremental"),
+            snap(3, "native", "rocksdb-savepoint-native"),
+        ],
+        only_versions: &[],
+    },
+    Run {
+        name: "rocksdb-incremental-p2",
+        backend: "rocksdb",
+        parallelism: 2,
+        max_parallelism: 32768,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        // a single checkpoint: a chain at p=2 would double the (already covered) chain's size
+        snaps: &[snap(3, "checkpoint", "rocksdb-checkpoint-incremental-p2-maxp32768")],
+        only_versions: EXTREMES,
+    },
+];
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("fixtures") => fixtures(&args[1..]),
+        _ => Err(usage()),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    let mut s = String::from(
+        "usage: cargo xtask fixtures [--flink VERSION]... [--case NAME]... [--list]\n\
+         \n\
+         Generates testdata/flink-VERSION/CASE/ with real Flink (downloaded from PyPI).\n\
+         Default versions: ",
+    );
+    s.push_str(&DEFAULT_VERSIONS.join(", "));
+    s.push_str("\nCases:\n");
+    for case in all_cases() {
+        s.push_str("  ");
+        s.push_str(case);
+        s.push('\n');
+    }
+    s
+}
+
+fn all_cases() -> Vec<&'static str> {
+    let mut v: Vec<&str> = RUNS.iter().flat_map(|r| r.snaps.iter().map(|s| s.case)).collect();
+    v.dedup();
+    v
+}
+
+fn fixtures(args: &[String]) -> Result<()> {
+    let mut versions: Vec<String> = Vec::new();
+    let mut cases: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "--case" => cases.push(it.next().ok_or("--case needs a name")?.clone()),
+            "--list" => {
+                print!("{}", usage());
+                return Ok(());
+            }
+            "-h" | "--help" => {
+                print!("{}", usage());
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
+        }
+    }
+    if versions.is_empty() {
+        versions = DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let known = all_cases();
+    for c in &cases {
+        if !known.contains(&c.as_str()) {
+            return Err(format!("unknown case {c:?}\n{}", usage()));
+        }
+    }
+    for v in &versions {
+        generation(v)?; // validates the version string early
+    }
+
+    let tools = Tools::find()?;
+    let repo = repo_root();
+    let cache = cache_dir()?;
+    let started = Instant::now();
+    for v in &versions {
+        let t = Instant::now();
+        let dist = ensure_dist(&tools, &cache, v)?;
+        let classes = compile(&tools, &repo, &cache, v, &dist)?;
+        let out = repo.join("testdata").join(format!("flink-{v}"));
+        fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
+        for run in RUNS {
+            if !run.only_versions.is_empty() && !run.only_versions.contains(&v.as_str()) {
+                continue;
+            }
+            let snaps: Vec<Snap> = run
+                .snaps
+                .iter()
+                .copied()
+                .filter(|s| cases.is_empty() || cases.iter().any(|c| c == s.case))
+                .collect();
+            if snaps.is_empty() {
+                continue;
+            }
+            run_job(&tools, &repo, &cache, v, &dist, &classes, run, &snaps, &out)?;
+        }
+        println!(
+            "== flink {v}: done in {:.0} s, testdata/flink-{v} is {}",
+            t.elapsed().as_secs_f64(),
+            human(dir_size(&out))
+        );
+    }
+    println!(
+        "== all done in {:.0} s; testdata/ is {}",
+        started.elapsed().as_secs_f64(),
+        human(dir_size(&repo.join("testdata")))
+    );
+    Ok(())
+}
+
+// ---- tools and paths ------------------------------------------------------------------------
+
+struct Tools {
+    java: OsString,
+    javac: OsString,
+    /// pip invocation: program + leading args (e.g. `python3 -m pip`)
+    pip: Vec<OsString>,
+    python: OsString,
+}
+
+impl Tools {
+    fn find() -> Result<Tools> {
+        let java = require("java", &["-version"], "a JDK 17 (java) is required")?;
+        let javac = require("javac", &["-version"], "a JDK 17 (javac) is required")?;
+        let python = require("python3", &["--version"], "python3 is required (pip and unpacking)")?;
+        let pip = if works("pip", &["--version"]) {
+            vec![OsString::from("pip")]
+        } else if works("python3", &["-m", "pip", "--version"]) {
+            vec![python.clone(), "-m".into(), "pip".into()]
+        } else {
+            return Err("pip is required (neither `pip` nor `python3 -m pip` works)".into());
+        };
+        Ok(Tools { java, javac, pip, python })
+    }
+}
+
+fn works(prog: &str, args: &[&str]) -> bool {
+    Command::new(prog)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn require(prog: &str, args: &[&str], why: &str) -> Result<OsString> {
+    if works(prog, args) {
+        Ok(OsString::from(prog))
+    } else {
+        Err(format!("`{prog}` not found or not working: {why}"))
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the repository")
+        .to_path_buf()
+}
+
+fn cache_dir() -> Result<PathBuf> {
+    if let Some(c) = env::var_os("FLINKSNAP_CACHE") {
+        return Ok(PathBuf::from(c));
+    }
+    let home = env::var_os("HOME").ok_or("neither FLINKSNAP_CACHE nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache").join("flinksnap"))
+}
+
+/// "1x" or "2x": which shim directory the Java job uses.
+fn generation(version: &str) -> Result<&'static str> {
+    let major = version.split('.').next().unwrap_or("");
+    match major {
+        "1" => {
+            let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+            if minor < 15 {
+                return Err(format!("Flink {version}: only 1.15 and newer are supported (native savepoints)"));
+            }
+            Ok("1x")
+        }
+        "2" => Ok("2x"),
+        _ => Err(format!("unsupported Flink version {version:?}")),
+    }
+}
+
+/// Flink <= 1.17 needs the usual module opens on Java 17.
+fn needs_add_opens(version: &str) -> bool {
+    let mut p = version.split('.');
+    let major: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let minor: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    major == 1 && minor <= 17
+}
+
+const ADD_OPENS: &[&str] = &[
+    "java.base/java.lang",
+    "java.base/java.lang.invoke",
+    "java.base/java.lang.reflect",
+    "java.base/java.io",
+    "java.base/java.net",
+    "java.base/java.nio",
+    "java.base/sun.nio.ch",
+    "java.base/java.text",
+    "java.base/java.time",
+    "java.base/java.util",
+    "java.base/java.util.concurrent",
+    "java.base/java.util.concurrent.atomic",
+    "java.base/java.util.concurrent.locks",
+    "java.base/java.security",
+    "java.base/jdk.internal.misc",
+    "java.management/sun.management",
+    "jdk.management/com.sun.management.internal",
+];
+
+fn run_cmd(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+// ---- distribution download and unpacking ----------------------------------------------------
+
+struct Dist {
+    lib: PathBuf,
+    classpath: Vec<PathBuf>,
+}
+
+fn ensure_dist(tools: &Tools, cache: &Path, version: &str) -> Result<Dist> {
+    let vdir = cache.join("flink").join(version);
+    let pkg = vdir.join("pkg");
+    let lib = vdir.join("lib");
+    let downloaded = pkg.join(".complete");
+    if !downloaded.exists() {
+        println!("== flink {version}: pip download apache-flink-libraries=={version} (~250-330 MB)");
+        let _ = fs::remove_dir_all(&pkg);
+        fs::create_dir_all(&pkg).map_err(|e| format!("create {}: {e}", pkg.display()))?;
+        let mut cmd = Command::new(&tools.pip[0]);
+        cmd.args(&tools.pip[1..])
+            .args(["download", "--no-deps", "--quiet"])
+            .arg(format!("apache-flink-libraries=={version}"))
+            .arg("-d")
+            .arg(&pkg);
+        run_cmd(&mut cmd, &format!("pip download apache-flink-libraries=={version}"))?;
+        fs::write(&downloaded, b"").map_err(|e| e.to_string())?;
+    }
+    let unpacked = lib.join(".complete");
+    if !unpacked.exists() {
+        let archive = fs::read_dir(&pkg)
+            .map_err(|e| format!("read {}: {e}", pkg.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+                n.ends_with(".whl") || n.ends_with(".tar.gz") || n.ends_with(".zip")
+            })
+            .ok_or_else(|| format!("no package archive in {}", pkg.display()))?;
+        println!("== flink {version}: unpacking lib/*.jar from {}", archive.display());
+        let _ = fs::remove_dir_all(&lib);
+        fs::create_dir_all(&lib).map_err(|e| e.to_string())?;
+        // Wheels are zips, sdists are tarballs; both carry the distribution's lib/ directory
+        // (pyflink/lib/ or deps/lib/). python3 is there anyway because pip is.
+        let script = r#"
+import os, re, sys, tarfile, zipfile
+archive, dest = sys.argv[1], sys.argv[2]
+pat = re.compile(r'(^|/)lib/[^/]+\.jar$')
+n = 0
+def put(name, data):
+    global n
+    open(os.path.join(dest, os.path.basename(name)), 'wb').write(data)
+    n += 1
+if archive.endswith('.tar.gz'):
+    with tarfile.open(archive) as t:
+        for m in t:
+            if m.isfile() and pat.search(m.name) and '/opt/' not in m.name:
+                put(m.name, t.extractfile(m).read())
+else:
+    with zipfile.ZipFile(archive) as z:
+        for name in z.namelist():
+            if pat.search(name):
+                put(name, z.read(name))
+print('extracted %d jars' % n)
+"#;
+        let mut cmd = Command::new(&tools.python);
+        cmd.arg("-c").arg(script).arg(&archive).arg(&lib);
+        run_cmd(&mut cmd, "unpacking the Flink package")?;
+        fs::write(&unpacked, b"").map_err(|e| e.to_string())?;
+    }
+    let mut classpath = Vec::new();
+    let mut has_dist = false;
+    let mut entries: Vec<PathBuf> = fs::read_dir(&lib)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if n.starts_with("flink-dist") && n.ends_with(".jar") {
+            has_dist = true;
+            classpath.push(p);
+        } else if n.starts_with("log4j-") && n.ends_with(".jar") {
+            classpath.push(p);
+        }
+    }
+    if !has_dist {
+        return Err(format!("no flink-dist jar in {}", lib.display()));
+    }
+    Ok(Dist { lib, classpath })
+}
+
+fn join_cp(parts: &[PathBuf]) -> OsString {
+    env::join_paths(parts).expect("classpath entries contain no separator")
+}
+
+// ---- compile and run --------------------------------------------------------------------------
+
+fn java_sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in fs::read_dir(dir).map_err(|e| format!("read {}: {e}", dir.display()))? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.is_dir() {
+            java_sources(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "java") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn compile(tools: &Tools, repo: &Path, cache: &Path, version: &str, dist: &Dist) -> Result<PathBuf> {
+    let job = repo.join("xtask").join("flink-job");
+    let classes = cache.join("flink").join(version).join("build").join("classes");
+    let _ = fs::remove_dir_all(&classes);
+    fs::create_dir_all(&classes).map_err(|e| e.to_string())?;
+    let mut sources = Vec::new();
+    java_sources(&job.join("src-common"), &mut sources)?;
+    java_sources(&job.join(format!("src-{}", generation(version)?)), &mut sources)?;
+    sources.sort();
+    println!("== flink {version}: javac {} sources against {}", sources.len(), dist.lib.display());
+    let mut cmd = Command::new(&tools.javac);
+    cmd.args(["-nowarn", "-encoding", "UTF-8", "-source", "11", "-target", "11", "-d"])
+        .arg(&classes)
+        .arg("-cp")
+        .arg(join_cp(&dist.classpath))
+        .args(&sources);
+    run_cmd(&mut cmd, "javac")?;
+    Ok(classes)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    tools: &Tools,
+    repo: &Path,
+    cache: &Path,
+    version: &str,
+    dist: &Dist,
+    classes: &Path,
+    run: &Run,
+    snaps: &[Snap],
+    out: &Path,
+) -> Result<()> {
+    let work = cache.join("flink").join(version).join("work").join(run.name);
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(work.join("tmp")).map_err(|e| e.to_string())?;
+    let mut cases: Vec<&str> = snaps.iter().map(|s| s.case).collect();
+    cases.dedup();
+    for c in &cases {
+        let d = out.join(c);
+        if d.exists() {
+            fs::remove_dir_all(&d).map_err(|e| format!("remove {}: {e}", d.display()))?;
+        }
+    }
+    let mut cp = vec![classes.to_path_buf()];
+    cp.extend(dist.classpath.iter().cloned());
+    let mut cmd = Command::new(&tools.java);
+    cmd.arg("-Xmx1g").arg("-XX:+UseSerialGC");
+    if needs_add_opens(version) {
+        for o in ADD_OPENS {
+            cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));
+        }
+    }
+    cmd.arg(format!(
+        "-Dlog4j.configurationFile={}",
+        repo.join("xtask/flink-job/resources/log4j2.properties").display()
+    ))
+    .arg(format!("-Djava.io.tmpdir={}", work.join("tmp").display()))
+    .arg("-cp")
+    .arg(join_cp(&cp))
+    .arg("flinksnap.fixtures.Main")
+    .args(["--flink-version", version])
+    .arg("--out")
+    .arg(out)
+    .arg("--work")
+    .arg(&work)
+    .args(["--backend", run.backend])
+    .args(["--parallelism", &run.parallelism.to_string()])
+    .args(["--max-parallelism", &run.max_parallelism.to_string()])
+    .args(["--compression", &run.compression.to_string()])
+    .args(["--incremental", &run.incremental.to_string()])
+    .args([
+        "--inline-threshold",
+        &run.inline_threshold.map_or("default".to_string(), |t| t.to_string()),
+    ]);
+    for s in snaps {
+        cmd.arg("--snap").arg(format!("{}:{}:{}", s.phase, s.kind, s.case));
+    }
+    println!("== flink {version}: run {} -> {}", run.name, cases.join(", "));
+    let t = Instant::now();
+    run_cmd(&mut cmd, &format!("flink {version} run {}", run.name))?;
+    println!("== flink {version}: run {} took {:.1} s", run.name, t.elapsed().as_secs_f64());
+    let _ = fs::remove_dir_all(&work);
+    Ok(())
+}
+
+// ---- sizes ------------------------------------------------------------------------------------
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(p) else { return 0 };
+    rd.filter_map(|e| e.ok())
+        .map(|e| {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => dir_size(&p),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            }
+        })
+        .sum()
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.0} KiB", bytes as f64 / 1024.0)
+    }
 }
