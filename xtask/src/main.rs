@@ -432,7 +432,8 @@ print('extracted %d jars' % n)
         if n.starts_with("flink-dist") && n.ends_with(".jar") {
             has_dist = true;
             classpath.push(p);
-        } else if n.starts_with("log4j-") && n.ends_with(".jar") {
+        } else if (n.starts_with("log4j-") || n.starts_with("flink-shaded-zookeeper")) && n.ends_with(".jar") {
+            // 1.15's flink-dist needs the shaded curator classes of flink-shaded-zookeeper
             classpath.push(p);
         }
     }
