@@ -1,1 +1,368 @@
-//! Decoded state values.
+//! Decoded state values, independent of the backend and of the serializer that wrote them.
+//!
+//! [`Value`] is what `readers::serializers` produces; [`Value::to_json`] is the one JSON form
+//! every output uses. The mapping is specified in `formats/serializers.md` § "Values and JSON".
+
+use serde_json::{json, Map as JsonMap, Value as Json};
+
+/// A decoded value.
+///
+/// Field names of [`Value::Struct`] and [`Value::Row`] are the POJO field names, `f0`, `f1` … for
+/// Java tuples and rows, `_1`, `_2` … for Scala products, and the record field names for Avro.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Java `null`, `Void`, `NullValue`, `VoidNamespace` and `GlobalWindow`.
+    Null,
+    /// `boolean` / `Boolean` / `BooleanValue`.
+    Bool(bool),
+    /// Every integer type (`byte` … `long`, their boxed and `*Value` forms, Avro int and long).
+    Int(i64),
+    /// `float` and `double`. A `float` is widened through its shortest decimal form, so `0.1f`
+    /// becomes `0.1` (and narrows back to the same `float`).
+    Float(f64),
+    /// A Java `char`: one UTF-16 code unit (possibly a lone surrogate).
+    Char(u16),
+    /// A string. Lone UTF-16 surrogates in Java strings become U+FFFD.
+    String(String),
+    /// `byte[]`, Avro `bytes` and `fixed`.
+    Bytes(Vec<u8>),
+    /// `java.math.BigInteger`, as a decimal string.
+    BigInteger(String),
+    /// `java.math.BigDecimal`, as `BigDecimal.toString()` prints it.
+    BigDecimal(String),
+    /// A point in time: `java.time.Instant`, `java.util.Date`, `java.sql.{Date, Time, Timestamp}`.
+    Instant {
+        /// Seconds since 1970-01-01T00:00:00Z.
+        seconds: i64,
+        /// Nanoseconds within the second, 0..=999_999_999.
+        nanos: u32,
+    },
+    /// `java.time.LocalDate`.
+    LocalDate {
+        /// Proleptic year.
+        year: i32,
+        /// 1..=12.
+        month: u8,
+        /// 1..=31.
+        day: u8,
+    },
+    /// `java.time.LocalTime`.
+    LocalTime {
+        /// 0..=23.
+        hour: u8,
+        /// 0..=59.
+        minute: u8,
+        /// 0..=59.
+        second: u8,
+        /// 0..=999_999_999.
+        nano: u32,
+    },
+    /// `java.time.LocalDateTime`: a [`Value::LocalDate`] and a [`Value::LocalTime`].
+    LocalDateTime {
+        /// The date, a [`Value::LocalDate`].
+        date: Box<Value>,
+        /// The time, a [`Value::LocalTime`].
+        time: Box<Value>,
+    },
+    /// Lists, sets, object and primitive arrays (except `byte[]`), Scala collections, Avro arrays.
+    List(Vec<Value>),
+    /// Maps, in stored order.
+    Map(Vec<(Value, Value)>),
+    /// POJOs, Java and Scala tuples, Avro records, timers and TTL wrappers: fields by name.
+    Struct {
+        /// Fields in serialization order.
+        fields: Vec<(String, Value)>,
+    },
+    /// A `org.apache.flink.types.Row`: fields `f0` … plus its change kind.
+    Row {
+        /// The row kind (`INSERT` when the serializer does not store one).
+        kind: RowKind,
+        /// Fields `f0` … in order; a null field is [`Value::Null`].
+        fields: Vec<(String, Value)>,
+    },
+    /// An enum constant by name (Java enums, Avro enums).
+    Enum(String),
+    /// The left side of a Java or Scala `Either`.
+    Left(Box<Value>),
+    /// The right side of a Java or Scala `Either`.
+    Right(Box<Value>),
+    /// A `TimeWindow` namespace.
+    TimeWindow {
+        /// Inclusive start, epoch milliseconds.
+        start: i64,
+        /// Exclusive end, epoch milliseconds.
+        end: i64,
+    },
+    /// Bytes that cannot be decoded without the JVM (Kryo, unknown or custom serializers).
+    Opaque {
+        /// The serializer snapshot class, or the type class when known (Kryo, POJO, `Value`).
+        class: String,
+        /// The serialized bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Flink's `org.apache.flink.types.RowKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RowKind {
+    /// `+I`, byte value 0.
+    #[default]
+    Insert,
+    /// `-U`, byte value 1.
+    UpdateBefore,
+    /// `+U`, byte value 2.
+    UpdateAfter,
+    /// `-D`, byte value 3.
+    Delete,
+}
+
+impl RowKind {
+    /// From `RowKind.toByteValue()` (0..=3).
+    pub fn from_byte(b: u8) -> Option<RowKind> {
+        Some(match b {
+            0 => RowKind::Insert,
+            1 => RowKind::UpdateBefore,
+            2 => RowKind::UpdateAfter,
+            3 => RowKind::Delete,
+            _ => return None,
+        })
+    }
+
+    /// `RowKind.toByteValue()`.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            RowKind::Insert => 0,
+            RowKind::UpdateBefore => 1,
+            RowKind::UpdateAfter => 2,
+            RowKind::Delete => 3,
+        }
+    }
+
+    /// `RowKind.shortString()`: `+I`, `-U`, `+U`, `-D`.
+    pub fn short_string(self) -> &'static str {
+        match self {
+            RowKind::Insert => "+I",
+            RowKind::UpdateBefore => "-U",
+            RowKind::UpdateAfter => "+U",
+            RowKind::Delete => "-D",
+        }
+    }
+}
+
+/// The JSON key that carries a non-`INSERT` [`RowKind`] next to a row's `f0` … fields.
+pub const ROW_KIND_KEY: &str = "rowKind";
+
+impl Value {
+    /// True for [`Value::Opaque`].
+    pub fn is_opaque(&self) -> bool {
+        matches!(self, Value::Opaque { .. })
+    }
+
+    /// The number of [`Value::Opaque`] values in this value, itself included.
+    pub fn opaque_count(&self) -> usize {
+        match self {
+            Value::Opaque { .. } => 1,
+            Value::List(items) => items.iter().map(Value::opaque_count).sum(),
+            Value::Map(entries) => entries.iter().map(|(k, v)| k.opaque_count() + v.opaque_count()).sum(),
+            Value::Struct { fields } | Value::Row { fields, .. } => fields.iter().map(|(_, v)| v.opaque_count()).sum(),
+            Value::Left(v) | Value::Right(v) => v.opaque_count(),
+            Value::LocalDateTime { date, time } => date.opaque_count() + time.opaque_count(),
+            _ => 0,
+        }
+    }
+
+    /// The JSON form of this value (`formats/serializers.md` § "Values and JSON"):
+    /// numbers for integers and floats (`"NaN"`, `"Infinity"`, `"-Infinity"` as strings),
+    /// `{"hex": …}` for bytes, objects for POJOs, tuples and rows (a row of a kind other than
+    /// `INSERT` gets an extra `"rowKind"` key holding `-U`, `+U` or `-D`), arrays for lists,
+    /// `[{"key", "value"}]` for maps, ISO-8601 strings for temporal values, `{"left": …}` /
+    /// `{"right": …}` for `Either`, `{"start", "end"}` for time windows, and
+    /// `{"class", "hex"}` for opaque values.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => json!(i),
+            Value::Float(f) => float_json(*f),
+            Value::Char(c) => Json::String(String::from_utf16_lossy(&[*c])),
+            Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s) => {
+                Json::String(s.clone())
+            }
+            Value::Bytes(b) => json!({ "hex": hex(b) }),
+            Value::Instant { .. } | Value::LocalDate { .. } | Value::LocalTime { .. } | Value::LocalDateTime { .. } => {
+                Json::String(self.iso8601().unwrap_or_default())
+            }
+            Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(entries) => Json::Array(
+                entries.iter().map(|(k, v)| json!({ "key": k.to_json(), "value": v.to_json() })).collect(),
+            ),
+            Value::Struct { fields } => Json::Object(fields_json(fields)),
+            Value::Row { kind, fields } => {
+                let mut m = fields_json(fields);
+                if *kind != RowKind::Insert {
+                    m.insert(ROW_KIND_KEY.into(), Json::String(kind.short_string().into()));
+                }
+                Json::Object(m)
+            }
+            Value::Left(v) => json!({ "left": v.to_json() }),
+            Value::Right(v) => json!({ "right": v.to_json() }),
+            Value::TimeWindow { start, end } => json!({ "start": start, "end": end }),
+            Value::Opaque { class, bytes } => json!({ "class": class, "hex": hex(bytes) }),
+        }
+    }
+
+    /// The ISO-8601 text of a temporal value (`None` for other values):
+    /// `Instant` as `2024-01-31T12:00:00Z` (UTC, fraction only when non-zero, in groups of 3
+    /// digits as `java.time` prints it), `LocalDate` as `2024-01-31` (years beyond 9999 get a `+`,
+    /// negative years a `-`), `LocalTime` as `12:00:00` (seconds always printed), `LocalDateTime`
+    /// as date `T` time.
+    pub fn iso8601(&self) -> Option<String> {
+        Some(match self {
+            Value::Instant { seconds, nanos } => {
+                let days = seconds.div_euclid(86_400);
+                let secs = seconds.rem_euclid(86_400);
+                let (y, m, d) = civil_from_days(days);
+                format!(
+                    "{}T{}Z",
+                    date_text(y, m, d),
+                    time_text((secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8, *nanos)
+                )
+            }
+            Value::LocalDate { year, month, day } => date_text(i64::from(*year), *month, *day),
+            Value::LocalTime { hour, minute, second, nano } => time_text(*hour, *minute, *second, *nano),
+            Value::LocalDateTime { date, time } => format!("{}T{}", date.iso8601()?, time.iso8601()?),
+            _ => return None,
+        })
+    }
+}
+
+fn fields_json(fields: &[(String, Value)]) -> JsonMap<String, Json> {
+    fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()
+}
+
+fn float_json(f: f64) -> Json {
+    if f.is_nan() {
+        Json::String("NaN".into())
+    } else if f == f64::INFINITY {
+        Json::String("Infinity".into())
+    } else if f == f64::NEG_INFINITY {
+        Json::String("-Infinity".into())
+    } else {
+        serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
+    }
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `java.time` year formatting: 4 digits, `+` beyond 9999, `-` for negative years.
+fn date_text(y: i64, m: u8, d: u8) -> String {
+    let year = if y > 9999 {
+        format!("+{y}")
+    } else if y < 0 {
+        format!("-{:04}", y.unsigned_abs())
+    } else {
+        format!("{y:04}")
+    };
+    format!("{year}-{m:02}-{d:02}")
+}
+
+fn time_text(h: u8, m: u8, s: u8, nano: u32) -> String {
+    let mut out = format!("{h:02}:{m:02}:{s:02}");
+    if nano != 0 {
+        if nano % 1_000_000 == 0 {
+            out.push_str(&format!(".{:03}", nano / 1_000_000));
+        } else if nano % 1000 == 0 {
+            out.push_str(&format!(".{:06}", nano / 1000));
+        } else {
+            out.push_str(&format!(".{nano:09}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_mapping() {
+        let v = Value::Struct {
+            fields: vec![
+                ("a".into(), Value::Int(-3)),
+                ("b".into(), Value::Float(f64::NAN)),
+                ("c".into(), Value::Bytes(vec![0xab, 0x01])),
+                ("d".into(), Value::Map(vec![(Value::String("k".into()), Value::Null)])),
+                ("e".into(), Value::Left(Box::new(Value::Char(0x41)))),
+                ("f".into(), Value::TimeWindow { start: 0, end: 10 }),
+                ("g".into(), Value::Opaque { class: "X".into(), bytes: vec![1] }),
+                ("h".into(), Value::Float(f64::NEG_INFINITY)),
+                ("i".into(), Value::List(vec![Value::Bool(true), Value::Enum("RED".into())])),
+            ],
+        };
+        assert_eq!(
+            v.to_json(),
+            json!({
+                "a": -3, "b": "NaN", "c": {"hex": "ab01"},
+                "d": [{"key": "k", "value": null}], "e": {"left": "A"},
+                "f": {"start": 0, "end": 10}, "g": {"class": "X", "hex": "01"},
+                "h": "-Infinity", "i": [true, "RED"]
+            })
+        );
+        assert_eq!(v.opaque_count(), 1);
+        assert!(!v.is_opaque());
+    }
+
+    #[test]
+    fn row_kind_only_when_not_insert() {
+        let f = vec![("f0".to_string(), Value::Int(1))];
+        assert_eq!(Value::Row { kind: RowKind::Insert, fields: f.clone() }.to_json(), json!({"f0": 1}));
+        assert_eq!(
+            Value::Row { kind: RowKind::UpdateBefore, fields: f }.to_json(),
+            json!({"f0": 1, "rowKind": "-U"})
+        );
+    }
+
+    #[test]
+    fn temporal_iso8601() {
+        assert_eq!(Value::Instant { seconds: 0, nanos: 0 }.to_json(), json!("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            Value::Instant { seconds: 1_700_000_000, nanos: 5_000_000 }.to_json(),
+            json!("2023-11-14T22:13:20.005Z")
+        );
+        assert_eq!(Value::Instant { seconds: -1, nanos: 1000 }.to_json(), json!("1969-12-31T23:59:59.000001Z"));
+        assert_eq!(Value::LocalDate { year: 2024, month: 2, day: 29 }.to_json(), json!("2024-02-29"));
+        assert_eq!(Value::LocalDate { year: -5, month: 1, day: 1 }.to_json(), json!("-0005-01-01"));
+        assert_eq!(Value::LocalDate { year: 12345, month: 1, day: 1 }.to_json(), json!("+12345-01-01"));
+        let dt = Value::LocalDateTime {
+            date: Box::new(Value::LocalDate { year: 2024, month: 1, day: 5 }),
+            time: Box::new(Value::LocalTime { hour: 7, minute: 8, second: 9, nano: 123_456_789 }),
+        };
+        assert_eq!(dt.to_json(), json!("2024-01-05T07:08:09.123456789"));
+        // Extreme values render without overflow.
+        assert!(Value::Instant { seconds: i64::MAX, nanos: 0 }.iso8601().is_some());
+        assert!(Value::Instant { seconds: i64::MIN, nanos: 0 }.iso8601().is_some());
+    }
+}
