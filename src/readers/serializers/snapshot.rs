@@ -1,0 +1,310 @@
+//! `TypeSerializerSnapshot` framing (`TypeSerializerSnapshotSerializationUtil`,
+//! `TypeSerializerSnapshot.readVersionedSnapshot`, `CompositeTypeSerializerSnapshot`,
+//! `NestedSerializersSnapshotDelegate`, `SimpleTypeSerializerSnapshot`) and the payload of every
+//! snapshot class flinksnap knows. Layouts: `formats/serializers.md` § Snapshots.
+
+use super::consts::{self, Family};
+use super::{avro, pojo, strings, AvroSerializer, SerializerKind as K, TypeSerializer, MAX_DEPTH};
+use crate::bytes::Cursor;
+use crate::error::{DecodeError, DecodeErrorKind, ResultExt};
+
+type R<T> = Result<T, DecodeError>;
+
+/// Reads a snapshot in proxy form (the top-level form of the keyed and operator backend
+/// proxies): `i32` proxy version 2 (or 1, written before Flink 1.7 and read by 1.13–1.16), then
+/// the versioned form.
+pub fn read_proxy_snapshot(c: &mut Cursor<'_>) -> Result<TypeSerializer, DecodeError> {
+    let at = c.position();
+    match c.i32("serializer snapshot proxy version")? {
+        consts::PROXY_VERSION => read_versioned(c, 0),
+        consts::PROXY_VERSION_LEGACY => read_proxy_v1(c),
+        v => Err(c.error_at(DecodeErrorKind::InvalidValue { what: "serializer snapshot proxy version", value: v.into() }, at)),
+    }
+}
+
+/// Reads a snapshot in versioned form (nested snapshots, timer snapshots): `utf` snapshot class
+/// name, `i32` snapshot version, class-specific payload.
+///
+/// A class flinksnap does not know is an error naming the class: its payload has no length, so
+/// nothing after it could be read. (Inside length-framed blobs, such as POJO field snapshots,
+/// unknown classes are kept as opaque serializers instead.)
+pub fn read_versioned_snapshot(c: &mut Cursor<'_>) -> Result<TypeSerializer, DecodeError> {
+    read_versioned(c, 0)
+}
+
+/// Proxy version 1 (Flink 1.4–1.6): `utf` class, then `i32` version and payload for a
+/// `TypeSerializerSnapshot` class; a `TypeSerializerConfigSnapshot` would follow with its own
+/// unframed configuration, which needs the JVM.
+fn read_proxy_v1(c: &mut Cursor<'_>) -> R<TypeSerializer> {
+    let at = c.position();
+    let class = c.utf("serializer snapshot class")?;
+    let Some(family) = consts::family(&class) else {
+        return Err(c.error_at(
+            DecodeErrorKind::Invalid(format!(
+                "serializer snapshot class {class} (proxy version 1) is unknown; its payload has no length and cannot be skipped"
+            )),
+            at,
+        ));
+    };
+    let version = c.i32("serializer snapshot version")?;
+    read_payload(c, class, version, family, 0)
+}
+
+pub(crate) fn read_versioned(c: &mut Cursor<'_>, depth: usize) -> R<TypeSerializer> {
+    let at = c.position();
+    if depth > MAX_DEPTH {
+        return Err(c.error(DecodeErrorKind::Invalid(format!(
+            "serializer snapshots nested deeper than {MAX_DEPTH} levels"
+        ))));
+    }
+    let class = c.utf("serializer snapshot class")?;
+    let mut version = c.i32("serializer snapshot version")?;
+    let family = consts::family(&class);
+    if version == consts::ADAPTER_VERSION {
+        // TypeSerializerSerializationUtil: the Java-serialized serializer, skippable by length.
+        c.i32("java-serialized serializer proxy version")?;
+        let len = c.count("java-serialized serializer length", 1)?;
+        c.skip(len, "java-serialized serializer")?;
+        if family.is_none() {
+            return Err(c.error_at(
+                DecodeErrorKind::Invalid(format!(
+                    "legacy serializer config snapshot {class} (Flink ≤ 1.16): its configuration has no length and needs the JVM"
+                )),
+                at,
+            ));
+        }
+        version = c.i32("serializer snapshot version after adapter")?;
+    }
+    let Some(family) = family else {
+        return Err(c.error_at(
+            DecodeErrorKind::Invalid(format!(
+                "unknown serializer snapshot class {class}: its payload has no length, so it cannot be skipped"
+            )),
+            at,
+        ));
+    };
+    let short = short_name(&class).to_owned();
+    read_payload(c, class, version, family, depth).context_with(|| short)
+}
+
+/// The simple name of a class, for error paths.
+fn short_name(class: &str) -> &str {
+    class.rsplit('.').next().unwrap_or(class)
+}
+
+fn unsupported_version(c: &Cursor<'_>, at: u64, class: &str, version: i32) -> DecodeError {
+    c.error_at(DecodeErrorKind::Invalid(format!("unsupported version {version} of serializer snapshot {class}")), at)
+}
+
+fn read_payload(c: &mut Cursor<'_>, class: String, version: i32, family: Family, depth: usize) -> R<TypeSerializer> {
+    let at = c.position();
+    let kind = match family {
+        Family::Simple(t) => {
+            simple_payload(c, &class, version, at)?;
+            K::Simple(t)
+        }
+        Family::PrimitiveArray(t) => {
+            simple_payload(c, &class, version, at)?;
+            K::PrimitiveArray(t)
+        }
+        Family::Enum => {
+            let enum_class = c.utf("enum class")?;
+            let n = c.count("number of enum constants", 2)?;
+            let mut constants = Vec::with_capacity(n);
+            for _ in 0..n {
+                constants.push(c.utf("enum constant")?);
+            }
+            K::Enum { class: enum_class, constants }
+        }
+        Family::Pojo => {
+            if version != 2 {
+                return Err(unsupported_version(c, at, &class, version));
+            }
+            K::Pojo(Box::new(pojo::read_pojo_snapshot(c, depth)?))
+        }
+        Family::GenericValue => K::GenericValue { class: c.utf("value class")? },
+        Family::Kryo => {
+            if version != 2 {
+                return Err(unsupported_version(c, at, &class, version));
+            }
+            read_kryo(c)?
+        }
+        Family::Avro => read_avro(c, &class, version, at)?,
+        _ => return read_composite(c, class, version, family, depth),
+    };
+    Ok(TypeSerializer::new(class, version, kind))
+}
+
+/// `SimpleTypeSerializerSnapshot`: version 3 has no payload, version 2 a discarded `utf`
+/// serializer class name.
+fn simple_payload(c: &mut Cursor<'_>, class: &str, version: i32, at: u64) -> R<()> {
+    match version {
+        3 => Ok(()),
+        2 => c.utf("serializer class name").map(drop),
+        v => Err(unsupported_version(c, at, class, v)),
+    }
+}
+
+/// Outer payloads of composite snapshots.
+enum Outer {
+    None,
+    Class(String),
+    RowKind(bool),
+    Padding(u32),
+}
+
+/// `CompositeTypeSerializerSnapshot`: version ≥ 3 is magic, outer version, outer payload;
+/// version ≤ 2 (legacy) is the outer payload read with the snapshot version. Then the nested
+/// snapshots (`NestedSerializersSnapshotDelegate`).
+fn read_composite(c: &mut Cursor<'_>, class: String, version: i32, family: Family, depth: usize) -> R<TypeSerializer> {
+    let outer_version = if version > consts::HIGHEST_LEGACY_COMPOSITE_VERSION {
+        magic(c, consts::COMPOSITE_MAGIC, "composite serializer snapshot magic")?;
+        c.i32("outer snapshot version")?
+    } else {
+        version
+    };
+    let outer = match family {
+        Family::GenericArray => Outer::Class(c.utf("array component class")?),
+        Family::Tuple | Family::ScalaProduct => Outer::Class(c.utf("tuple class")?),
+        Family::ScalaTraversable => Outer::Class(c.utf("collection builder code")?),
+        Family::Row => Outer::RowKind(match outer_version {
+            v if v < 3 => false,
+            3 => true,
+            _ => c.bool("row kind support flag")?,
+        }),
+        Family::Nullable => Outer::Padding(c.non_negative_i32("null padding length")?),
+        _ => Outer::None,
+    };
+    magic(c, consts::NESTED_MAGIC, "nested serializer snapshots magic")?;
+    let vat = c.position();
+    let nested_version = c.i32("nested serializer snapshots version")?;
+    if nested_version != consts::NESTED_VERSION {
+        return Err(c.error_at(
+            DecodeErrorKind::InvalidValue { what: "nested serializer snapshots version", value: nested_version.into() },
+            vat,
+        ));
+    }
+    let nat = c.position();
+    // Each nested snapshot is at least a utf length and a version.
+    let n = c.count("number of nested serializer snapshots", 6)?;
+    let mut nested = Vec::with_capacity(n);
+    for i in 0..n {
+        nested.push(read_versioned(c, depth + 1).context_with(|| format!("nested serializer {i}"))?);
+    }
+    let expect = |want: usize, c: &Cursor<'_>| -> R<()> {
+        if n == want {
+            Ok(())
+        } else {
+            Err(c.error_at(
+                DecodeErrorKind::Invalid(format!("{} needs {want} nested serializers, the snapshot has {n}", short_name(&class))),
+                nat,
+            ))
+        }
+    };
+    let mut it = nested.into_iter().map(Box::new);
+    let mut next = || it.next().ok_or_else(|| c.error_at(DecodeErrorKind::Invalid("missing nested serializer".into()), nat));
+    let kind = match (family, outer) {
+        (Family::List, _) => {
+            expect(1, c)?;
+            K::List(next()?)
+        }
+        (Family::Set, _) => {
+            expect(1, c)?;
+            K::Set(next()?)
+        }
+        (Family::ScalaOption, _) => {
+            expect(1, c)?;
+            K::ScalaOption(next()?)
+        }
+        (Family::Map, _) => {
+            expect(2, c)?;
+            K::Map(next()?, next()?)
+        }
+        (Family::Either, _) => {
+            expect(2, c)?;
+            K::Either(next()?, next()?)
+        }
+        (Family::ScalaEither, _) => {
+            expect(2, c)?;
+            K::ScalaEither(next()?, next()?)
+        }
+        (Family::Ttl, _) => {
+            expect(2, c)?;
+            K::Ttl { timestamp: next()?, value: next()? }
+        }
+        (Family::Timer, _) => {
+            expect(2, c)?;
+            K::Timer { key: next()?, namespace: next()? }
+        }
+        (Family::Nullable, Outer::Padding(padding)) => {
+            expect(1, c)?;
+            K::Nullable { padding, inner: next()? }
+        }
+        (Family::GenericArray, Outer::Class(component_class)) => {
+            expect(1, c)?;
+            K::GenericArray { component_class, element: next()? }
+        }
+        (Family::ScalaTraversable, Outer::Class(builder_code)) => {
+            expect(1, c)?;
+            K::ScalaTraversable { builder_code, element: next()? }
+        }
+        (Family::Tuple, Outer::Class(tuple_class)) => K::Tuple { class: tuple_class, fields: it.map(|b| *b).collect() },
+        (Family::ScalaProduct, Outer::Class(product_class)) => {
+            K::ScalaProduct { class: product_class, fields: it.map(|b| *b).collect() }
+        }
+        (Family::Row, Outer::RowKind(supports_row_kind)) => K::Row { fields: it.map(|b| *b).collect(), supports_row_kind },
+        _ => {
+            return Err(c.error_at(DecodeErrorKind::Invalid(format!("{class} is not a composite snapshot")), nat));
+        }
+    };
+    Ok(TypeSerializer::new(class, version, kind))
+}
+
+fn magic(c: &mut Cursor<'_>, expected: u32, what: &'static str) -> R<()> {
+    let at = c.position();
+    let found = c.u32(what)?;
+    if found != expected {
+        return Err(c.error_at(DecodeErrorKind::BadMagic { what, expected, found }, at));
+    }
+    Ok(())
+}
+
+/// `KryoSerializerSnapshot` v2: `utf` type class, then three optional maps (registrations,
+/// default serializer instances, default serializer classes) whose frames are skipped.
+fn read_kryo(c: &mut Cursor<'_>) -> R<K> {
+    let type_class = c.utf("kryo type class")?;
+    for what in ["kryo registrations", "kryo default serializers", "kryo default serializer classes"] {
+        pojo::read_optional_map(c, what)?;
+    }
+    Ok(K::Kryo { type_class })
+}
+
+/// `AvroSerializerSnapshot`: v1 `utf` schema; v2 `utf` runtime class, `utf` schema; v3 the same
+/// as `fstr` (FLINK-19491, schemas over 64 KiB).
+fn read_avro(c: &mut Cursor<'_>, class: &str, version: i32, at: u64) -> R<K> {
+    let (runtime_class, schema_json) = match version {
+        1 => {
+            let schema = c.utf("avro schema")?;
+            // Flink falls back to GenericRecord when the schema's full name is not a class.
+            (String::new(), schema)
+        }
+        2 => (c.utf("avro runtime class")?, c.utf("avro schema")?),
+        3 => {
+            let rat = c.position();
+            let runtime = strings::read_fstr(c, "avro runtime class")?
+                .ok_or_else(|| c.error_at(DecodeErrorKind::Invalid("null avro runtime class".into()), rat))?;
+            let sat = c.position();
+            let schema = strings::read_fstr(c, "avro schema")?
+                .ok_or_else(|| c.error_at(DecodeErrorKind::Invalid("null avro schema".into()), sat))?;
+            (runtime, schema)
+        }
+        v => return Err(unsupported_version(c, at, class, v)),
+    };
+    let schema = avro::AvroSchema::parse(&schema_json);
+    let runtime_class = if runtime_class.is_empty() {
+        schema.as_ref().ok().and_then(|s| s.full_name()).unwrap_or("org.apache.avro.generic.GenericRecord").to_owned()
+    } else {
+        runtime_class
+    };
+    Ok(K::Avro(Box::new(AvroSerializer { runtime_class, schema_json, schema })))
+}

@@ -1,0 +1,135 @@
+//! Flink's own string encodings (`org.apache.flink.types.StringValue`): the `fstr` of
+//! `StringSerializer` (`StringValue.writeString`, length + 1, 0 = null) and the plain
+//! `StringValue.write` form (length without the +1, no null). Both write each UTF-16 code unit as
+//! a little-endian base-128 varint.
+
+use crate::bytes::Cursor;
+use crate::error::{DecodeError, DecodeErrorKind};
+
+type R<T> = Result<T, DecodeError>;
+
+/// Reads an unsigned LEB128 varint of at most `max_bytes` bytes that must fit in `u32`.
+fn varint(c: &mut Cursor<'_>, what: &'static str, max_bytes: u32) -> R<u32> {
+    let at = c.position();
+    let mut value: u64 = 0;
+    for i in 0..max_bytes {
+        let b = c.u8(what)?;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return u32::try_from(value)
+                .map_err(|_| c.error_at(DecodeErrorKind::InvalidValue { what, value: value as i64 }, at));
+        }
+    }
+    Err(c.error_at(DecodeErrorKind::Invalid(format!("{what}: varint longer than {max_bytes} bytes")), at))
+}
+
+/// Reads `n` UTF-16 code units, each a varint of at most 3 bytes.
+fn units(c: &mut Cursor<'_>, n: usize, what: &'static str) -> R<String> {
+    let at = c.position();
+    // Every unit takes at least one byte.
+    c.check_fits(what, n, 1, at)?;
+    let mut buf = Vec::with_capacity(n);
+    for _ in 0..n {
+        let u = varint(c, what, 3)?;
+        // Java casts to char: the low 16 bits.
+        buf.push(u as u16);
+    }
+    Ok(String::from_utf16_lossy(&buf))
+}
+
+/// Reads a `StringSerializer` string (`StringValue.readString`): `None` for Java `null`.
+pub fn read_fstr(c: &mut Cursor<'_>, what: &'static str) -> R<Option<String>> {
+    let len = varint(c, what, 5)?;
+    if len == 0 {
+        return Ok(None);
+    }
+    units(c, (len - 1) as usize, what).map(Some)
+}
+
+/// Reads a `StringValue` as `StringValue.read` does (plain length, no null).
+pub fn read_string_value(c: &mut Cursor<'_>, what: &'static str) -> R<String> {
+    let len = varint(c, what, 5)?;
+    units(c, len as usize, what)
+}
+
+fn write_varint(mut v: u32, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a string as `StringSerializer` writes it (`StringValue.writeString`); `None` is Java
+/// `null`. Characters outside the BMP become surrogate pairs, as in Java.
+pub fn write_fstr(s: Option<&str>, out: &mut Vec<u8>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            let units: Vec<u16> = s.encode_utf16().collect();
+            write_varint(units.len() as u32 + 1, out);
+            for u in units {
+                write_varint(u32::from(u), out);
+            }
+        }
+    }
+}
+
+/// Appends a string as `StringValue.write` writes it (plain length, no null).
+pub fn write_string_value(s: &str, out: &mut Vec<u8>) {
+    let units: Vec<u16> = s.encode_utf16().collect();
+    write_varint(units.len() as u32, out);
+    for u in units {
+        write_varint(u32::from(u), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstr_round_trips() {
+        for s in ["", "k", "héllo", "\u{4000}\u{7f}\u{80}\u{3fff}", "😀 and \u{0}"] {
+            let mut buf = Vec::new();
+            write_fstr(Some(s), &mut buf);
+            let mut c = Cursor::new(&buf);
+            assert_eq!(read_fstr(&mut c, "s").unwrap().as_deref(), Some(s));
+            assert!(c.is_empty());
+        }
+        let mut buf = Vec::new();
+        write_fstr(Some("k"), &mut buf);
+        assert_eq!(buf, [0x02, 0x6b]);
+        let mut buf = Vec::new();
+        write_fstr(None, &mut buf);
+        assert_eq!(buf, [0]);
+        assert_eq!(read_fstr(&mut Cursor::new(&buf), "s").unwrap(), None);
+        // U+4000 takes 3 bytes, U+3FFF two.
+        let mut buf = Vec::new();
+        write_fstr(Some("\u{4000}\u{3fff}"), &mut buf);
+        assert_eq!(buf, [0x03, 0x80, 0x80, 0x01, 0xff, 0x7f]);
+    }
+
+    #[test]
+    fn long_strings_have_multi_byte_lengths() {
+        let s = "x".repeat(200);
+        let mut buf = Vec::new();
+        write_fstr(Some(&s), &mut buf);
+        assert_eq!(&buf[..2], &[0xc9, 0x01]);
+        assert_eq!(read_fstr(&mut Cursor::new(&buf), "s").unwrap().unwrap(), s);
+        let mut buf = Vec::new();
+        write_string_value(&s, &mut buf);
+        assert_eq!(&buf[..2], &[0xc8, 0x01]);
+        assert_eq!(read_string_value(&mut Cursor::new(&buf), "s").unwrap(), s);
+    }
+
+    #[test]
+    fn corrupt_lengths_error_without_allocating() {
+        let e = read_fstr(&mut Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x41]), "s").unwrap_err();
+        assert!(matches!(e.kind, DecodeErrorKind::LengthTooLarge { .. }), "{e}");
+        assert!(read_fstr(&mut Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), "s").is_err());
+        assert!(read_fstr(&mut Cursor::new(&[0x02, 0x80, 0x80, 0x80, 0x01]), "s").is_err());
+        let e = read_fstr(&mut Cursor::with_base(&[0x03, 0x41], 10), "s").unwrap_err();
+        assert_eq!(e.offset, 11);
+    }
+}
