@@ -110,7 +110,7 @@ impl TypeSerializer {
                 Value::List(items)
             }
             K::Map(k, v) => {
-                let n = c.count("map size", k.min_len().max(1) + 1)?;
+                let n = c.count("map size", k.min_len().max(1).saturating_add(1))?;
                 let mut entries = Vec::with_capacity(n.min(1024));
                 for i in 0..n {
                     let key = k.decode_at(c, d, false).map_err(|f| f.context(|| format!("map key {i}")))?;
@@ -155,6 +155,11 @@ impl TypeSerializer {
                 }
             }
             K::GenericValue { class } => match consts::known_value_class(class) {
+                // NullValue.write writes a boolean (NullValueSerializer writes nothing).
+                Some(SimpleType::NullValue) => {
+                    c.u8("null value")?;
+                    Value::Null
+                }
                 Some(t) => decode_simple(t, c)?,
                 None => return Err(undecodable(c, format!("values of {class} (a user Value type) cannot be decoded without the JVM"))),
             },
@@ -194,7 +199,10 @@ impl TypeSerializer {
             K::Row { fields, supports_row_kind } => (fields.len() + if *supports_row_kind { 2 } else { 0 }).div_ceil(8),
             K::Pojo(_) | K::Nullable { .. } | K::Either(..) | K::ScalaEither(..) | K::ScalaOption(_) => 1,
             K::Kryo { .. } => 1,
-            K::GenericValue { class } => consts::known_value_class(class).map_or(0, SimpleType::min_len),
+            K::GenericValue { class } => match consts::known_value_class(class) {
+                Some(SimpleType::NullValue) => 1,
+                t => t.map_or(0, SimpleType::min_len),
+            },
             K::Ttl { timestamp, value } => timestamp.min_len().saturating_add(value.min_len()),
             K::Timer { key, namespace } => 8usize.saturating_add(key.min_len()).saturating_add(namespace.min_len()),
             K::Avro(_) | K::Opaque { .. } => 0,

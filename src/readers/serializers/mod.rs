@@ -320,6 +320,14 @@ impl TypeSerializer {
             // CompositeSerializer: the sum when every part is fixed.
             SerializerKind::Ttl { timestamp, value } => Some(timestamp.fixed_length()? + value.fixed_length()?),
             SerializerKind::Timer { key, namespace } => Some(8 + key.fixed_length()? + namespace.fixed_length()?),
+            // CopyableValueSerializer: CopyableValue.getBinaryLength() of the class, known only
+            // for Flink's own *Value types; ValueSerializer always reports -1.
+            SerializerKind::GenericValue { class } if self.class_name.ends_with("CopyableValueSerializer$CopyableValueSerializerSnapshot") => {
+                match consts::known_value_class(class)? {
+                    SimpleType::NullValue => Some(1),
+                    t => t.fixed_length(),
+                }
+            }
             _ => None,
         }
     }

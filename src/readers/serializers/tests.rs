@@ -529,6 +529,12 @@ fn generic_value_types() {
     let copyable = "org.apache.flink.api.java.typeutils.runtime.CopyableValueSerializer$CopyableValueSerializerSnapshot";
     let s = snapshot(Out::new().snap(copyable, 2).utf("org.apache.flink.types.IntValue").bytes());
     assert_eq!(decode(&s, Out::new().i32(-3).bytes()), json!(-3));
+    // CopyableValueSerializer.getLength() is the class's binary length; ValueSerializer's is -1.
+    assert_eq!(s.fixed_length(), Some(4));
+    // NullValue.write writes a boolean, unlike NullValueSerializer.
+    let s = snapshot(Out::new().snap(value, 2).utf("org.apache.flink.types.NullValue").bytes());
+    assert_eq!(decode(&s, &[0]), json!(null));
+    assert_eq!(s.fixed_length(), None);
 }
 
 #[test]
