@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::golden::{Golden, FLINK_1_20_5, FLINK_2_3_0, SCALA_1_20_5};
+use super::golden::{Golden, FLINK_1_20_5, FLINK_2_3_0, POJO_2_3_0, SCALA_1_20_5};
 use super::testutil::{unhex, Out};
 use super::*;
 use crate::bytes::Cursor;
@@ -84,8 +84,9 @@ fn expected(name: &str) -> Option<Vec<Json>> {
         "valueserlong" => vec![json!(9)],
         "scalaoption" => vec![json!(5), json!(null)],
         "scalatuple2" => vec![json!({"_1": "k", "_2": 7})],
+        "pojosub" => vec![json!({"a": 1, "b": "s"}), json!({"a": 2, "c": 3})],
         // Opaque: checked separately.
-        "kryo" | "valueser" => return None,
+        "kryo" | "valueser" | "pojogeneric" => return None,
         other => panic!("no expectation for golden vector {other}"),
     })
 }
@@ -127,6 +128,27 @@ fn golden_vectors_flink_2_3_0() {
 fn golden_vectors_flink_1_20_5() {
     check_golden(FLINK_1_20_5);
     check_golden(SCALA_1_20_5);
+}
+
+#[test]
+fn golden_pojo_subclasses_and_generic_fields() {
+    let sub = &POJO_2_3_0[0];
+    check_golden(std::slice::from_ref(sub));
+    let s = snapshot(&unhex(sub.snap));
+    let SerializerKind::Pojo(p) = s.kind() else { panic!() };
+    assert_eq!(p.registered_subclasses[0].0, "GenSub$Reg");
+    assert_eq!(p.non_registered_subclasses[0].0, "GenSub$Sub");
+    // A generic field (Kryo for java.lang.Object) as the last field: framed, it becomes opaque
+    // and the other fields stay decoded.
+    let g = &POJO_2_3_0[1];
+    let s = snapshot(&unhex(g.snap));
+    assert!(s.is_opaque());
+    let v = unhex(g.values[0]);
+    assert!(s.decode(&mut Cursor::new(&v)).is_err());
+    assert_eq!(
+        s.decode_framed(&v, 0).unwrap().to_json(),
+        json!({"id": 5, "zzz": {"class": "java.lang.Object", "hex": "030168e9"}})
+    );
 }
 
 #[test]
