@@ -76,7 +76,7 @@ fn simple_hash(t: S, v: &Value) -> Option<i32> {
 }
 
 /// `MathUtils.murmurHash(code)`: one murmur3 round and fmix32, made non-negative.
-pub fn murmur_hash(code: i32) -> i32 {
+pub(crate) fn murmur_hash(code: i32) -> i32 {
     let mut c = code as u32;
     c = c.wrapping_mul(0xCC9E_2D51);
     c = c.rotate_left(15);

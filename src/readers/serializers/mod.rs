@@ -6,13 +6,15 @@
 //!   `TypeSerializerSnapshot` in its proxy or versioned form, into a [`TypeSerializer`];
 //!   composite framing, POJO (`pojo.rs`), Kryo and Avro snapshots;
 //! - [`TypeSerializer::decode`] (`decode.rs`): one value, as that serializer wrote it, into a
-//!   [`Value`](crate::model::value::Value); Avro values (`avro.rs`) follow Flink's `DataOutputEncoder`, not Avro binary;
+//!   [`Value`](crate::model::value::Value); Avro values (`avro.rs`) follow Flink's
+//!   `DataOutputEncoder`, not Avro's binary encoding;
 //! - [`java_hash_code`] / [`key_group_for_hash`] (`hash.rs`): key → key group;
 //! - [`read_fstr`] / [`write_fstr`] (`strings.rs`): `StringSerializer`'s char-varint strings.
 //!
-//! A serializer flinksnap cannot interpret (Kryo, unknown snapshot classes inside length-framed
-//! blobs, generic `Value` types) is kept, and its values become [`Value::Opaque`](crate::model::value::Value::Opaque) wherever the
-//! bytes are framed by a length ([`TypeSerializer::decode_framed`]).
+//! A serializer flinksnap cannot interpret (Kryo, generic `Value` types, unknown snapshot classes
+//! inside length-framed blobs) is kept, and its values become
+//! [`Value::Opaque`](crate::model::value::Value::Opaque) wherever the bytes are framed by a length
+//! ([`TypeSerializer::decode_framed`]).
 
 mod avro;
 mod consts;
@@ -26,9 +28,9 @@ mod strings;
 mod testutil;
 
 pub use avro::AvroSchema;
-pub use hash::{java_hash_code, key_group_for_hash, murmur_hash};
+pub use hash::{java_hash_code, key_group_for_hash};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
-pub use strings::{read_fstr, read_string_value, write_fstr, write_string_value};
+pub use strings::{read_fstr, write_fstr};
 
 /// Deepest nesting of serializer snapshots and of decoded values accepted (Flink has no limit;
 /// real types nest a handful of levels). Deeper input is an error, never a stack overflow.

@@ -47,7 +47,7 @@ pub fn read_fstr(c: &mut Cursor<'_>, what: &'static str) -> R<Option<String>> {
 }
 
 /// Reads a `StringValue` as `StringValue.read` does (plain length, no null).
-pub fn read_string_value(c: &mut Cursor<'_>, what: &'static str) -> R<String> {
+pub(crate) fn read_string_value(c: &mut Cursor<'_>, what: &'static str) -> R<String> {
     let len = varint(c, what, 5)?;
     units(c, len as usize, what)
 }
@@ -76,7 +76,8 @@ pub fn write_fstr(s: Option<&str>, out: &mut Vec<u8>) {
 }
 
 /// Appends a string as `StringValue.write` writes it (plain length, no null).
-pub fn write_string_value(s: &str, out: &mut Vec<u8>) {
+#[cfg(test)]
+pub(crate) fn write_string_value(s: &str, out: &mut Vec<u8>) {
     let units: Vec<u16> = s.encode_utf16().collect();
     write_varint(units.len() as u32, out);
     for u in units {

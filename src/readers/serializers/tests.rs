@@ -546,7 +546,7 @@ fn generic_value_types() {
     let value = "org.apache.flink.api.java.typeutils.runtime.ValueSerializer$ValueSerializerSnapshot";
     let s = snapshot(Out::new().snap(value, 2).utf("org.apache.flink.types.StringValue").bytes());
     let mut sv = Vec::new();
-    write_string_value("hé", &mut sv);
+    strings::write_string_value("hé", &mut sv);
     assert_eq!(decode(&s, &sv), json!("hé"));
     let copyable = "org.apache.flink.api.java.typeutils.runtime.CopyableValueSerializer$CopyableValueSerializerSnapshot";
     let s = snapshot(Out::new().snap(copyable, 2).utf("org.apache.flink.types.IntValue").bytes());
