@@ -1,1 +1,380 @@
-//! `flinksnap inspect` on every real-Flink fixture.
+//! `_metadata` and `flinksnap inspect` on every real-Flink fixture, against `metadata.json`: what
+//! Flink's own `Checkpoints.loadCheckpointMetadata` read from the same file when the fixture was
+//! written.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use flinksnap::metadata::handles::{KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
+use flinksnap::snapshot::Snapshot;
+use flinksnap::storage::LocalStorage;
+use serde_json::Value as J;
+
+use crate::util::{flinksnap, flinksnap_ok, root};
+
+/// One snapshot of a fixture case.
+pub struct Fixture {
+    pub case_dir: std::path::PathBuf,
+    pub case: J,
+    pub snapshot: J,
+}
+
+impl Fixture {
+    /// Repository-relative path of the snapshot directory.
+    pub fn path(&self) -> String {
+        let rel = self.case_dir.strip_prefix(root()).unwrap().join(self.snapshot["path"].as_str().unwrap());
+        rel.to_string_lossy().into_owned()
+    }
+
+    pub fn oracle(&self) -> J {
+        let f = self.case_dir.join(self.snapshot["metadata"].as_str().unwrap());
+        serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap()
+    }
+
+    pub fn name(&self) -> String {
+        format!("{} {}", self.case_dir.strip_prefix(root().join("testdata")).unwrap().display(), self.snapshot["path"])
+    }
+
+    pub fn uids(&self) -> Vec<String> {
+        self.case["uids"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn open(&self) -> Snapshot {
+        Snapshot::open(Arc::new(LocalStorage), root().join(self.path()).to_str().unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name()))
+    }
+}
+
+/// Every snapshot of every case under `testdata/flink-*/`.
+pub fn fixtures() -> Vec<Fixture> {
+    let mut out = Vec::new();
+    let mut versions: Vec<_> = std::fs::read_dir(root().join("testdata")).unwrap().flatten().map(|e| e.path()).collect();
+    versions.sort();
+    for v in versions.into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("flink-")) {
+        let mut cases: Vec<_> = std::fs::read_dir(&v).unwrap().flatten().map(|e| e.path()).collect();
+        cases.sort();
+        for case_dir in cases {
+            let Ok(text) = std::fs::read(case_dir.join("case.json")) else { continue };
+            let case: J = serde_json::from_slice(&text).unwrap();
+            for snapshot in case["snapshots"].as_array().unwrap().clone() {
+                out.push(Fixture { case_dir: case_dir.clone(), case: case.clone(), snapshot });
+            }
+        }
+    }
+    out
+}
+
+fn stream_matches(ours: &StreamStateHandle, theirs: &J, ctx: &str) {
+    let class = theirs["class"].as_str().unwrap();
+    match ours {
+        StreamStateHandle::ByteStream { size, .. } => {
+            assert_eq!(class, "ByteStreamStateHandle", "{ctx}");
+            assert_eq!(Some(*size), theirs["state_size"].as_u64(), "{ctx}");
+        }
+        StreamStateHandle::RelativeFile { relative_path, size } => {
+            assert_eq!(class, "RelativeFileStateHandle", "{ctx}");
+            assert_eq!(Some(relative_path.as_str()), theirs["relative_path"].as_str(), "{ctx}");
+            assert_eq!(Some(*size), theirs["state_size"].as_u64(), "{ctx}");
+        }
+        StreamStateHandle::File { path, size } => {
+            assert_eq!(class, "FileStateHandle", "{ctx}");
+            assert_eq!(Some(path.as_str()), theirs["path"].as_str(), "{ctx}");
+            assert_eq!(Some(*size), theirs["state_size"].as_u64(), "{ctx}");
+        }
+        other => assert_eq!(class, other.class_name(), "{ctx}"),
+    }
+}
+
+fn keyed_matches(ours: &KeyedStateHandle, theirs: &J, ctx: &str) {
+    let r = ours.key_group_range();
+    assert_eq!(Some(r.start as u64), theirs["key_group_range"]["start"].as_u64(), "{ctx}");
+    assert_eq!(r.end_inclusive().map(|e| e as i64), theirs["key_group_range"]["end"].as_i64(), "{ctx}");
+    match ours {
+        KeyedStateHandle::KeyGroups(h) => {
+            let class = theirs["class"].as_str().unwrap();
+            let want = if h.is_savepoint() { "KeyGroupsSavepointStateHandle" } else { "KeyGroupsStateHandle" };
+            assert_eq!(class, want, "{ctx}");
+            let offsets: Vec<i64> = theirs["offsets"].as_array().unwrap().iter().map(|o| o.as_i64().unwrap()).collect();
+            assert_eq!(h.offsets, offsets, "{ctx}");
+            stream_matches(&h.delegate, &theirs["delegate"], &format!("{ctx} delegate"));
+        }
+        KeyedStateHandle::IncrementalRemote(h) => {
+            assert_eq!(theirs["class"], "IncrementalRemoteKeyedStateHandle", "{ctx}");
+            assert_eq!(Some(h.checkpoint_id), theirs["checkpoint_id"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.backend_identifier.as_str()), theirs["backend_identifier"].as_str(), "{ctx}");
+            assert_eq!(h.checkpointed_size, theirs["checkpointed_size"].as_u64(), "{ctx}");
+            assert_eq!(h.state_handle_id.as_deref(), theirs["state_handle_id"].as_str(), "{ctx}");
+            stream_matches(h.meta_state_handle.as_ref().unwrap(), &theirs["meta"], &format!("{ctx} meta"));
+            for (list, key) in [(&h.shared_state, "shared"), (&h.private_state, "private")] {
+                let mut theirs_list = theirs[key].as_array().unwrap().clone();
+                theirs_list.sort_by_key(|f| f["local_path"].as_str().unwrap().to_owned());
+                let mut ours_list = list.clone();
+                ours_list.sort_by(|a, b| a.local_path.cmp(&b.local_path));
+                assert_eq!(ours_list.len(), theirs_list.len(), "{ctx} {key}");
+                for (o, t) in ours_list.iter().zip(&theirs_list) {
+                    assert_eq!(Some(o.local_path.as_str()), t["local_path"].as_str(), "{ctx} {key}");
+                    stream_matches(o.handle.as_ref().unwrap(), &t["handle"], &format!("{ctx} {key} {}", o.local_path));
+                }
+            }
+        }
+        other => panic!("{ctx}: unexpected {}", other.class_name()),
+    }
+}
+
+fn operator_handle_matches(ours: &OperatorStateHandle, theirs: &J, ctx: &str) {
+    let states = theirs["states"].as_object().unwrap();
+    assert_eq!(ours.states.len(), states.len(), "{ctx}");
+    for s in &ours.states {
+        let t = &states[&s.name];
+        assert_eq!(Some(s.mode.as_str()), t["mode"].as_str(), "{ctx} {}", s.name);
+        let offsets: Vec<u64> = t["offsets"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap()).collect();
+        assert_eq!(s.offsets, offsets, "{ctx} {}", s.name);
+    }
+    stream_matches(&ours.delegate, &theirs["delegate"], &format!("{ctx} delegate"));
+}
+
+fn single<'a>(list: &'a J, ctx: &str) -> Option<&'a J> {
+    let a = list.as_array().unwrap_or_else(|| panic!("{ctx}: not a list"));
+    assert!(a.len() <= 1, "{ctx}: Flink writes at most one handle per kind");
+    a.first()
+}
+
+#[test]
+fn metadata_matches_what_flink_read() {
+    let all = fixtures();
+    assert!(all.len() >= 20, "expected the real-Flink fixtures, found {} snapshots", all.len());
+    for fx in &all {
+        let name = fx.name();
+        let s = fx.open();
+        let m = &s.metadata;
+        let o = fx.oracle();
+        assert_eq!(Some(m.version as u64), o["version"].as_u64(), "{name}");
+        assert_eq!(Some(m.checkpoint_id), o["checkpoint_id"].as_u64(), "{name}");
+        assert_eq!(Some(m.master_states.len() as u64), o["master_state_count"].as_u64(), "{name}");
+        let ops = o["operators"].as_array().unwrap();
+        assert_eq!(m.operators.len(), ops.len(), "{name}");
+        for op in &m.operators {
+            let id = op.operator_id.to_hex();
+            let t = ops.iter().find(|t| t["operator_id"] == id.as_str()).unwrap_or_else(|| panic!("{name}: operator {id} unknown to Flink"));
+            let ctx = format!("{name} operator {id}");
+            assert_eq!(Some(op.parallelism as u64), t["parallelism"].as_u64(), "{ctx}");
+            assert_eq!(Some(op.max_parallelism as u64), t["max_parallelism"].as_u64(), "{ctx}");
+            assert_eq!(Some(op.fully_finished), t["fully_finished"].as_bool(), "{ctx}");
+            assert_eq!(op.coordinator_state.is_some(), !t["coordinator_state"].is_null(), "{ctx}");
+            if m.version >= 5 {
+                assert_eq!(op.uid.as_deref(), t["uid"].as_str(), "{ctx}");
+                assert_eq!(op.name.as_deref(), t["name"].as_str(), "{ctx}");
+            }
+            // Flink derives the id from the uid, and so do we.
+            if let Some(uid) = t["uid"].as_str() {
+                assert_eq!(flinksnap::model::OperatorId::from_uid(uid), op.operator_id, "{ctx}");
+            }
+            let subtasks = t["subtasks"].as_array().unwrap();
+            assert_eq!(op.subtasks.len(), subtasks.len(), "{ctx}");
+            for st in &op.subtasks {
+                let ts = subtasks.iter().find(|x| x["index"].as_u64() == Some(st.index as u64)).unwrap();
+                let ctx = format!("{ctx} subtask {}", st.index);
+                assert_eq!(Some(st.finished), ts["finished"].as_bool(), "{ctx}");
+                let Some(state) = &st.state else { continue };
+                match (&state.managed_keyed_state, single(&ts["managed_keyed"], &ctx)) {
+                    (Some(h), Some(t)) => keyed_matches(h, t, &format!("{ctx} managed keyed")),
+                    (None, None) => {}
+                    (a, b) => panic!("{ctx}: managed keyed {a:?} vs {b:?}"),
+                }
+                assert_eq!(state.raw_keyed_state.is_some(), single(&ts["raw_keyed"], &ctx).is_some(), "{ctx}");
+                match (&state.managed_operator_state, single(&ts["managed_operator"], &ctx)) {
+                    (Some(h), Some(t)) => operator_handle_matches(h, t, &format!("{ctx} managed operator")),
+                    (None, None) => {}
+                    (a, b) => panic!("{ctx}: managed operator {a:?} vs {b:?}"),
+                }
+                assert_eq!(state.raw_operator_state.is_some(), single(&ts["raw_operator"], &ctx).is_some(), "{ctx}");
+                assert_eq!(Some(state.input_channel_state.len() as u64), ts["input_channel_handles"].as_u64(), "{ctx}");
+                assert_eq!(Some(state.result_subpartition_state.len() as u64), ts["result_subpartition_handles"].as_u64(), "{ctx}");
+            }
+        }
+        match (&m.properties, o.get("properties").filter(|p| p.is_object())) {
+            (Some(p), Some(t)) => {
+                assert_eq!(p.type_name, t["type_name"].as_str().unwrap(), "{name}");
+                assert_eq!(p.is_savepoint, t["type_class"] == "SavepointType", "{name}");
+                assert_eq!(p.format_type.as_deref(), t["format_type"].as_str(), "{name}");
+                assert_eq!(p.sharing_files_strategy.as_deref(), t["sharing_files_strategy"].as_str(), "{name}");
+                assert_eq!(Some(p.forced), t["forceCheckpoint"].as_bool(), "{name}");
+                assert_eq!(Some(p.discard_subsumed), t["discardOnSubsumed"].as_bool(), "{name}");
+                assert_eq!(Some(p.discard_cancelled), t["discardOnJobCancelled"].as_bool(), "{name}");
+                assert_eq!(Some(p.unclaimed), t["isUnclaimed"].as_bool(), "{name}");
+            }
+            (None, None) => assert!(m.version < 4, "{name}: V4+ without properties"),
+            (a, b) => panic!("{name}: properties {a:?} vs {b:?}"),
+        }
+    }
+}
+
+/// The format `inspect` must report for a case, from what the generator says it wrote.
+fn expected_format(case: &J, metadata_version: i32) -> &'static str {
+    match (case["kind"].as_str().unwrap(), case["format"].as_str().unwrap()) {
+        (_, "canonical") => "canonical",
+        ("savepoint", "native") => "native",
+        ("checkpoint", "heap") if metadata_version >= 4 => "heap-checkpoint",
+        ("checkpoint", "heap") => "full",
+        ("checkpoint", "full") if metadata_version >= 4 => "native-full",
+        ("checkpoint", "full") => "full",
+        ("checkpoint", "incremental") => "incremental",
+        other => panic!("unknown case kind/format {other:?}"),
+    }
+}
+
+#[test]
+fn inspect_reports_kind_properties_and_files_of_every_fixture() {
+    for fx in fixtures() {
+        let name = fx.name();
+        let path = fx.path();
+        let mut args = vec!["inspect".to_owned(), path.clone(), "--format".into(), "json".into()];
+        for u in fx.uids() {
+            args.extend(["--uid".to_owned(), u]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let doc: J = serde_json::from_str(&flinksnap_ok(&args)).unwrap();
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["type"], "inspect");
+        let d = &doc["data"];
+        let version = d["metadata_version"].as_i64().unwrap() as i32;
+        assert_eq!(d["format"], expected_format(&fx.case, version), "{name}");
+        let savepoint = fx.case["kind"] == "savepoint";
+        assert_eq!(d["snapshot_type"], if savepoint { "savepoint" } else { "checkpoint" }, "{name}");
+        let p = &d["properties"];
+        assert_eq!(p["user_controlled"], savepoint, "{name}");
+        let incremental = fx.case["format"] == "incremental";
+        assert_eq!(p["incremental"], incremental, "{name}");
+        assert_eq!(p["unified_format"], fx.case["format"] == "canonical", "{name}");
+        assert_eq!(p["rescalable"], true, "{name}");
+        // Savepoints and full checkpoints keep all their files; incremental ones share. Whatever
+        // Flink recorded with an absolute path cannot move with the directory.
+        assert_eq!(p["self_contained"], !incremental, "{name}");
+        let absolute = fx.oracle().to_string().contains("\"FileStateHandle\"");
+        assert_eq!(p["relocatable"], !incremental && !absolute, "{name}");
+        // Every uid of the job names its operator.
+        let uids: BTreeSet<String> = fx.uids().into_iter().collect();
+        for op in d["operators"].as_array().unwrap() {
+            let uid = op["uid"].as_str().unwrap_or_else(|| panic!("{name}: operator {} has no uid", op["operator_id"]));
+            assert!(uids.contains(uid), "{name}: {uid}");
+            assert_eq!(fx.case["uids"][uid], op["operator_id"], "{name}");
+            assert_eq!(op["uid_source"], if version >= 5 { "metadata" } else { "argument" }, "{name}");
+        }
+        // The files inspect lists are exactly the files Flink's handles name.
+        let oracle = fx.oracle();
+        let mut flink_files = BTreeSet::new();
+        collect_files(&oracle, &mut flink_files);
+        let ours: BTreeSet<String> = d["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| o["files"].as_array().unwrap().iter().map(|f| f["recorded"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(ours, flink_files, "{name}");
+        let t = &d["totals"];
+        assert_eq!(
+            t["own_files"].as_u64().unwrap() + t["shared_files"].as_u64().unwrap(),
+            flink_files.len() as u64,
+            "{name}"
+        );
+        assert!(t["total_bytes"].as_u64().unwrap() > 0, "{name}");
+    }
+}
+
+fn collect_files(j: &J, out: &mut BTreeSet<String>) {
+    match j {
+        J::Object(m) => {
+            match m.get("class").and_then(J::as_str) {
+                Some("RelativeFileStateHandle") => {
+                    out.insert(m["relative_path"].as_str().unwrap().to_owned());
+                }
+                Some("FileStateHandle") => {
+                    out.insert(m["path"].as_str().unwrap().to_owned());
+                }
+                _ => {}
+            }
+            m.values().for_each(|v| collect_files(v, out));
+        }
+        J::Array(a) => a.iter().for_each(|v| collect_files(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn inspect_table_and_json_are_pinned() {
+    // One snapshot per (version, case): the table and JSON of the last snapshot of each case.
+    let mut last = std::collections::BTreeMap::new();
+    for fx in fixtures() {
+        last.insert(fx.case_dir.clone(), fx);
+    }
+    for fx in last.values() {
+        let path = fx.path();
+        let version = fx.case["flink_version"].as_str().unwrap();
+        let case = fx.case["case"].as_str().unwrap();
+        let table = flinksnap_ok(&["inspect", &path]);
+        let json = flinksnap_ok(&["inspect", &path, "--format", "json"]);
+        insta::with_settings!({snapshot_suffix => format!("{version}-{case}"), prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("inspect_table", table);
+            insta::assert_snapshot!("inspect_json", json);
+        });
+    }
+}
+
+#[test]
+fn a_missing_referenced_file_is_named() {
+    let fx = fixtures().into_iter().find(|f| f.case["format"] == "canonical").expect("a canonical fixture");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = root().join(fx.path());
+    let dst = tmp.path().join("savepoint-copy");
+    copy_dir(&src, &dst);
+    let victim = std::fs::read_dir(&dst).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap() != "_metadata");
+    let Some(victim) = victim else { return };
+    std::fs::remove_file(&victim).unwrap();
+    let out = flinksnap(&["inspect", dst.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(victim.file_name().unwrap().to_str().unwrap()) && stderr.contains("not found"), "{stderr}");
+    assert!(stderr.contains("_metadata"), "names the referencing _metadata: {stderr}");
+}
+
+#[test]
+fn a_moved_incremental_checkpoint_is_rebased() {
+    let Some(fx) = fixtures().into_iter().find(|f| f.case["format"] == "incremental") else { panic!("no incremental fixture") };
+    // Copy the whole job directory (chk-N and shared/) somewhere else.
+    let snap_dir = root().join(fx.path());
+    let job_dir = snap_dir.parent().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let new_job = tmp.path().join(job_dir.file_name().unwrap());
+    copy_dir(job_dir, &new_job);
+    let moved = new_job.join(snap_dir.file_name().unwrap());
+    let doc: J = serde_json::from_str(&flinksnap_ok(&["inspect", moved.to_str().unwrap(), "--format", "json"])).unwrap();
+    let files: Vec<&J> = doc["data"]["operators"].as_array().unwrap().iter().flat_map(|o| o["files"].as_array().unwrap()).collect();
+    let shared: Vec<&&J> = files.iter().filter(|f| f["own"] == false).collect();
+    assert!(!shared.is_empty());
+    for f in &shared {
+        // Recorded where Flink wrote it, found where it is now.
+        assert!(f["path"].as_str().unwrap().starts_with("../shared/"), "{f}");
+    }
+    // Removing a shared file makes it an error that names it.
+    let victim = new_job.join(shared[0]["path"].as_str().unwrap().trim_start_matches("../"));
+    if shared.iter().all(|f| f["rebased"] == true) {
+        std::fs::remove_file(&victim).unwrap();
+        let out = flinksnap(&["inspect", moved.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(victim.file_name().unwrap().to_str().unwrap()), "{stderr}");
+    }
+}
+
+pub fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let p = e.path();
+        let to = dst.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &to);
+        } else {
+            std::fs::copy(&p, &to).unwrap();
+        }
+    }
+}

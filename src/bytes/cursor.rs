@@ -186,6 +186,12 @@ impl<'a> Cursor<'a> {
         decode_modified_utf8(raw).ok_or_else(|| self.error_at(DecodeErrorKind::InvalidUtf { what }, at))
     }
 
+    /// The bytes consumed since absolute offset `from` (clamped to this cursor's data).
+    pub fn consumed_since(&self, from: u64) -> &'a [u8] {
+        let start = (from.saturating_sub(self.base) as usize).min(self.pos);
+        &self.data[start..self.pos]
+    }
+
     /// Fails unless every byte was consumed.
     pub fn expect_end(&self, what: &'static str) -> R<()> {
         if self.remaining() > 0 {

@@ -26,6 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Inspect(cmd::inspect::Args),
+    Dump(cmd::dump::Args),
 }
 
 /// What a command found, for the exit code.
@@ -51,6 +52,7 @@ pub fn main() -> ExitCode {
     let mut out = stdout.lock();
     let result = match &cli.command {
         Command::Inspect(args) => cmd::inspect::run(args, &mut out),
+        Command::Dump(args) => cmd::dump::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

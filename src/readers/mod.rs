@@ -1,5 +1,15 @@
 //! Readers: turn a snapshot's state files into the backend-independent model.
 //!
-//! - [`serializers`]: Flink's `TypeSerializerSnapshot`s and the value encodings they describe.
+//! - [`serializers`]: Flink's `TypeSerializerSnapshot`s and the value encodings they describe;
+//! - [`meta`]: the serialization proxies opening every state file (states and serializers);
+//! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
+//! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
+//! - [`operator`]: operator list, union and broadcast state;
+//! - [`entries`]: every entry of a snapshot, streamed.
 
+pub mod entries;
+pub mod keyed;
+pub mod meta;
+pub mod operator;
 pub mod serializers;
+pub mod stream;

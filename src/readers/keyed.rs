@@ -1,0 +1,493 @@
+//! Keyed state of key-grouped handles (types 3, 12, 7): the canonical full-snapshot stream of
+//! savepoints (and of RocksDB full checkpoints up to 1.15) and the heap backend's checkpoint
+//! format. Specs: `formats/canonical-stream.md`, `formats/heap-checkpoint.md`.
+//!
+//! Reading is per key group: a key group's bytes are read (and decompressed) at once, decoded
+//! into entries, and handed out; the whole state is never in memory.
+
+use std::sync::Arc;
+
+use crate::bytes::Cursor;
+use crate::error::{DecodeError, DecodeErrorKind, Error, Result, ResultExt};
+use crate::metadata::handles::{KeyGroupsStateHandle, StreamStateHandle};
+use crate::model::value::Value;
+use crate::model::{Entry, OperatorId, RawEntry, StateKind};
+use crate::readers::meta::{read_keyed_backend_meta, KeyedBackendMeta, StateMetaInfo, NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
+use crate::readers::serializers::TypeSerializer;
+use crate::readers::stream::StreamSource;
+use crate::snapshot::Snapshot;
+
+type R<T> = std::result::Result<T, DecodeError>;
+
+/// Marks the last entry of a (key group, state) run in the canonical stream: bit 7 of the first
+/// key byte (`FullSnapshotUtil.FIRST_BIT_IN_BYTE_MASK`).
+const META_DATA_FOLLOWS: u8 = 0x80;
+/// Ends a key group in the canonical stream (`FullSnapshotUtil.END_OF_KEY_GROUP_MARK`).
+const END_OF_KEY_GROUP: i16 = -1;
+/// The list-state element delimiter of the RocksDB layout.
+const LIST_DELIMITER: u8 = b',';
+
+/// How a key-grouped stream lays out its key groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedStreamFormat {
+    /// FLIP-41 unified format: RocksDB-layout key/value pairs.
+    Canonical,
+    /// The heap backend's checkpoint format: per state, (namespace, key, value) triples.
+    HeapCheckpoint,
+}
+
+/// How a state's entries are decoded, prepared once per state.
+#[derive(Debug, Clone)]
+struct StateDecoder {
+    name: Arc<str>,
+    kind: StateKind,
+    namespace: Option<TypeSerializer>,
+    value: TypeSerializer,
+}
+
+impl StateDecoder {
+    fn new(meta: &StateMetaInfo) -> R<StateDecoder> {
+        let bad = |msg: String| DecodeError::new(DecodeErrorKind::Invalid(msg), 0);
+        let kind = meta.kind().ok_or_else(|| bad(format!("state {:?}: unknown keyed state type", meta.name)))?;
+        let value = meta
+            .serializer(VALUE_SERIALIZER)
+            .cloned()
+            .ok_or_else(|| bad(format!("state {:?} has no value serializer", meta.name)))?;
+        Ok(StateDecoder { name: meta.name.as_str().into(), kind, namespace: meta.serializer(NAMESPACE_SERIALIZER).cloned(), value })
+    }
+}
+
+/// Reads the keyed state of one key-groups handle.
+#[derive(Debug)]
+pub struct KeyedHandleReader {
+    operator_id: OperatorId,
+    source: StreamSource,
+    handle: KeyGroupsStateHandle,
+    meta: KeyedBackendMeta,
+    format: KeyedStreamFormat,
+    decoders: Vec<StateDecoder>,
+    key_group_prefix: usize,
+    /// (key group, start, end) of each key group with data, in key-group order.
+    spans: Vec<(u32, u64, u64)>,
+}
+
+impl KeyedHandleReader {
+    /// Opens the handle's stream and reads its serialization proxy.
+    pub fn open(snapshot: &Snapshot, operator_id: OperatorId, max_parallelism: u32, handle: &KeyGroupsStateHandle) -> Result<Self> {
+        let source = StreamSource::open(snapshot, &handle.delegate)?;
+        let size = source.size();
+        let first = handle.offsets.iter().copied().filter(|&o| o > 0).min().map_or(size, |o| o as u64);
+        if first > size {
+            return Err(Error::decode(
+                source.name(),
+                DecodeError::new(DecodeErrorKind::Invalid(format!("key-group offset {first} lies past the end of the file ({size} bytes)")), size),
+            ));
+        }
+        let head = source.read_range(0..first)?;
+        let meta = read_keyed_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))?;
+        let decoders = meta
+            .states
+            .iter()
+            .map(StateDecoder::new)
+            .collect::<R<Vec<_>>>()
+            .map_err(|e| Error::decode(source.name(), e))?;
+
+        // Key groups with data, ordered by offset; each runs to the next offset or the file end.
+        let mut by_offset: Vec<(u32, u64)> = handle
+            .offsets
+            .iter()
+            .enumerate()
+            .filter(|(_, &o)| o > 0)
+            .map(|(i, &o)| (handle.key_group_range.start + i as u32, o as u64))
+            .collect();
+        by_offset.sort_by_key(|&(kg, o)| (o, kg));
+        let mut spans = Vec::with_capacity(by_offset.len());
+        for (i, &(kg, start)) in by_offset.iter().enumerate() {
+            let end = by_offset.get(i + 1).map_or(size, |&(_, o)| o);
+            if start > size || end < start {
+                return Err(Error::decode(
+                    source.name(),
+                    DecodeError::new(DecodeErrorKind::Invalid(format!("offset {start} of key group {kg} is outside the file ({size} bytes)")), start),
+                ));
+            }
+            spans.push((kg, start, end));
+        }
+        spans.sort_by_key(|&(kg, _, _)| kg);
+
+        let format = if handle.is_savepoint() { KeyedStreamFormat::Canonical } else { KeyedStreamFormat::HeapCheckpoint };
+        let mut reader = KeyedHandleReader {
+            operator_id,
+            key_group_prefix: if max_parallelism > 128 { 2 } else { 1 },
+            source,
+            handle: handle.clone(),
+            meta,
+            format,
+            decoders,
+            spans,
+        };
+        // Before metadata V4 a key-groups *checkpoint* handle holds either the heap checkpoint
+        // format or (RocksDB full checkpoints up to 1.15) the canonical stream, and nothing in
+        // the metadata says which: the first key group is parsed both ways.
+        if !handle.is_savepoint() {
+            let first = reader.key_groups().next();
+            if let Some(kg) = first {
+                if let Err(heap_err) = reader.read_key_group(kg) {
+                    reader.format = KeyedStreamFormat::Canonical;
+                    if reader.read_key_group(kg).is_err() {
+                        return Err(heap_err);
+                    }
+                }
+            }
+        }
+        Ok(reader)
+    }
+
+    /// The serialization proxy: states and serializers.
+    pub fn meta(&self) -> &KeyedBackendMeta {
+        &self.meta
+    }
+
+    /// The stream format.
+    pub fn format(&self) -> KeyedStreamFormat {
+        self.format
+    }
+
+    /// The handle being read.
+    pub fn handle(&self) -> &KeyGroupsStateHandle {
+        &self.handle
+    }
+
+    /// Key groups that hold data, ascending.
+    pub fn key_groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.spans.iter().map(|&(kg, _, _)| kg)
+    }
+
+    /// Every entry of key group `kg` (empty when it holds none).
+    pub fn read_key_group(&self, kg: u32) -> Result<Vec<Entry>> {
+        let Some(&(_, start, end)) = self.spans.iter().find(|&&(k, _, _)| k == kg) else { return Ok(Vec::new()) };
+        let bytes = self.source.read_range(start..end)?;
+        let file = self.source.name();
+        let ctx = || format!("key group {kg}");
+        match self.format {
+            KeyedStreamFormat::Canonical => {
+                let data = self.maybe_decompress(&bytes, start, kg)?;
+                let base = if self.meta.compressed { 0 } else { start };
+                self.read_canonical_key_group(&mut Cursor::with_base(&data, base), kg)
+                    .map_err(|e| Error::decode(file, self.compressed_note(e.context(ctx()), start)))
+            }
+            KeyedStreamFormat::HeapCheckpoint => {
+                let mut c = Cursor::with_base(&bytes, start);
+                let stored = c.i32("key group").map_err(|e| Error::decode(&file, e.context(ctx())))?;
+                if stored as i64 != kg as i64 {
+                    return Err(Error::decode(
+                        &file,
+                        DecodeError::new(DecodeErrorKind::Invalid(format!("key group {stored} stored where {kg} was expected")), start),
+                    ));
+                }
+                let rest = c.rest();
+                let data = self.maybe_decompress(rest, start + 4, kg)?;
+                let base = if self.meta.compressed { 0 } else { start + 4 };
+                self.read_heap_key_group(&mut Cursor::with_base(&data, base), kg)
+                    .map_err(|e| Error::decode(file, self.compressed_note(e.context(ctx()), start)))
+            }
+        }
+    }
+
+    fn compressed_note(&self, e: DecodeError, start: u64) -> DecodeError {
+        if self.meta.compressed {
+            e.context(format!("snappy stream at file offset {start}, offset counted in decompressed bytes"))
+        } else {
+            e
+        }
+    }
+
+    fn maybe_decompress(&self, bytes: &[u8], start: u64, kg: u32) -> Result<Vec<u8>> {
+        if !self.meta.compressed {
+            return Ok(bytes.to_vec());
+        }
+        crate::readers::stream::snappy_decompress(bytes).map_err(|e| {
+            Error::decode(
+                self.source.name(),
+                DecodeError::new(DecodeErrorKind::Invalid(format!("key group {kg}: bad snappy stream: {e}")), start),
+            )
+        })
+    }
+
+    fn decoder(&self, c: &Cursor<'_>, id: i16, at: u64) -> R<&StateDecoder> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.decoders.get(i))
+            .ok_or_else(|| c.error_at(DecodeErrorKind::InvalidValue { what: "kv state id", value: id.into() }, at))
+    }
+
+    fn read_canonical_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
+        let mut out = Vec::new();
+        let at = c.position();
+        let mut state_id = c.i16("kv state id")?;
+        loop {
+            let d = self.decoder(c, state_id, at)?;
+            let key_at = c.position();
+            let key = c.len_prefixed("key")?;
+            let value_at = c.position();
+            let value = c.len_prefixed("value")?;
+            let Some(&first) = key.first() else {
+                return Err(c.error_at(DecodeErrorKind::Invalid("empty key".into()), key_at));
+            };
+            let last_of_run = first & META_DATA_FOLLOWS != 0;
+            let mut key = key.to_vec();
+            key[0] = first & !META_DATA_FOLLOWS;
+            let e = self
+                .canonical_entry(d, kg, &key, key_at + 4, value, value_at + 4)
+                .context_with(|| format!("state {:?}", d.name))?;
+            out.extend(e);
+            if last_of_run {
+                let next_at = c.position();
+                let next = c.i16("next kv state id")?;
+                if next == END_OF_KEY_GROUP {
+                    break;
+                }
+                state_id = next;
+                let _ = next_at;
+            }
+        }
+        c.expect_end("key group")?;
+        Ok(out)
+    }
+
+    /// Decodes one RocksDB-layout key/value pair.
+    fn canonical_entry(&self, d: &StateDecoder, kg: u32, key: &[u8], key_base: u64, value: &[u8], value_base: u64) -> R<Vec<Entry>> {
+        let mut k = Cursor::with_base(key, key_base);
+        let stored_kg = if self.key_group_prefix == 2 { k.u16("key-group prefix")? as u32 } else { k.u8("key-group prefix")? as u32 };
+        if stored_kg != kg {
+            return Err(k.error_at(DecodeErrorKind::Invalid(format!("entry of key group {stored_kg} inside key group {kg}")), key_base));
+        }
+        if d.kind == StateKind::Timer {
+            let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, &mut k)?;
+            k.expect_end("timer key")?;
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: value.to_vec() })]);
+        }
+        let key_ser = &self.meta.key_serializer;
+        let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
+        let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
+        let (key_value, key_bytes) = decode_span(key_ser, &mut k)?;
+        if ambiguous {
+            skip_length_suffix(&mut k, key_bytes.len())?;
+        }
+        let (ns_value, ns_bytes) = decode_span(ns_ser, &mut k)?;
+        if ambiguous {
+            skip_length_suffix(&mut k, ns_bytes.len())?;
+        }
+        let mut v = Cursor::with_base(value, value_base);
+        let raw = |user_key: Option<Vec<u8>>| RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key, value: value.to_vec() };
+        match d.kind {
+            StateKind::Map => {
+                let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| k.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
+                let uk_bytes = k.rest();
+                let user_key = decode_framed(uk_ser, uk_bytes, k.position() - uk_bytes.len() as u64)?;
+                let is_null = v.bool("map value null flag")?;
+                let (value, ttl) = if is_null { (Value::Null, None) } else { decode_value_framed(uv_ser, &mut v)? };
+                Ok(vec![self.entry(d, kg, key_value, ns_value, Some(user_key), value, ttl, raw(Some(uk_bytes.to_vec())))])
+            }
+            StateKind::List => {
+                k.expect_end("list state key")?;
+                let elem = d.value.list_element().ok_or_else(|| k.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
+                let (items, ttl) = decode_delimited_list(elem, &mut v)?;
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, raw(None))])
+            }
+            _ => {
+                k.expect_end("state key")?;
+                let (value, ttl) = decode_value_framed(&d.value, &mut v)?;
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, raw(None))])
+            }
+        }
+    }
+
+    fn read_heap_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
+        let mut out = Vec::new();
+        for _ in 0..self.decoders.len() {
+            let at = c.position();
+            let id = c.i16("kv state id")?;
+            let d = self.decoder(c, id, at)?;
+            // Each entry takes at least one byte.
+            let n = c.count("number of entries", 1).context_with(|| format!("state {:?}", d.name))?;
+            for i in 0..n {
+                let e = self.heap_entry(d, kg, c).context_with(|| format!("state {:?} entry {i}", d.name))?;
+                out.extend(e);
+            }
+        }
+        c.expect_end("key group")?;
+        Ok(out)
+    }
+
+    fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> R<Vec<Entry>> {
+        if d.kind == StateKind::Timer {
+            let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, c)?;
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new() })]);
+        }
+        let ns_ser = d.namespace.as_ref().ok_or_else(|| c.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
+        let (ns_value, ns_bytes) = decode_span(ns_ser, c)?;
+        let (key_value, key_bytes) = decode_span(&self.meta.key_serializer, c)?;
+        match d.kind {
+            StateKind::Map => {
+                let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| c.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
+                let n = c.count("map size", 1)?;
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (uk, uk_bytes) = decode_span(uk_ser, c)?;
+                    let null_at = c.position();
+                    let is_null = c.bool("map value null flag")?;
+                    let (value, ttl) = if is_null { (Value::Null, None) } else { decode_value(uv_ser, c)? };
+                    let value_bytes = c_slice(c, null_at);
+                    out.push(self.entry(
+                        d,
+                        kg,
+                        key_value.clone(),
+                        ns_value.clone(),
+                        Some(uk),
+                        value,
+                        ttl,
+                        RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: Some(uk_bytes), value: value_bytes },
+                    ));
+                }
+                Ok(out)
+            }
+            StateKind::List => {
+                let elem = d.value.list_element().ok_or_else(|| c.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
+                let n = c.count("list size", 1)?;
+                let mut items = Vec::with_capacity(n);
+                let mut raw = Vec::new();
+                let mut ttl = None;
+                for i in 0..n {
+                    let at = c.position();
+                    let (item, t) = decode_value(elem, c)?;
+                    if i > 0 {
+                        raw.push(LIST_DELIMITER);
+                    }
+                    raw.extend_from_slice(&c_slice(c, at));
+                    ttl = ttl.max(t);
+                    items.push(item);
+                }
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw })])
+            }
+            _ => {
+                let at = c.position();
+                let (value, ttl) = decode_value(&d.value, c)?;
+                let raw = c_slice(c, at);
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw })])
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entry(&self, d: &StateDecoder, kg: u32, key: Value, namespace: Value, user_key: Option<Value>, value: Value, ttl_timestamp: Option<i64>, raw: RawEntry) -> Entry {
+        Entry {
+            operator_id: self.operator_id,
+            state: d.name.to_string(),
+            kind: d.kind,
+            key_group: Some(kg),
+            key: Some(key),
+            namespace: Some(namespace),
+            user_key,
+            value,
+            ttl_timestamp,
+            raw,
+        }
+    }
+}
+
+/// The bytes a cursor consumed since absolute offset `from`.
+pub(crate) fn c_slice(c: &Cursor<'_>, from: u64) -> Vec<u8> {
+    c.consumed_since(from).to_vec()
+}
+
+/// Decodes one value and returns it with the exact bytes it took.
+pub(crate) fn decode_span(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Value, Vec<u8>)> {
+    let at = c.position();
+    let v = ser.decode(c)?;
+    Ok((v, c_slice(c, at)))
+}
+
+/// Decodes a value that fills `bytes` exactly; what its serializer cannot interpret stays
+/// opaque bytes, corruption is an error.
+pub(crate) fn decode_framed(ser: &TypeSerializer, bytes: &[u8], base: u64) -> R<Value> {
+    ser.decode_framed(bytes, base)
+}
+
+/// Decodes a value, unwrapping a TTL wrapper into (value, last-access timestamp).
+pub(crate) fn decode_value(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Value, Option<i64>)> {
+    match ser.ttl_inner() {
+        Some(inner) => {
+            let ts = c.i64("TTL last-access timestamp")?;
+            Ok((inner.decode(c)?, Some(ts)))
+        }
+        None => Ok((ser.decode(c)?, None)),
+    }
+}
+
+/// Like [`decode_value`] for a value that fills the rest of `c`; opaque serializers keep the bytes.
+pub(crate) fn decode_value_framed(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Value, Option<i64>)> {
+    let (inner, ts) = match ser.ttl_inner() {
+        Some(inner) => (inner, Some(c.i64("TTL last-access timestamp")?)),
+        None => (ser, None),
+    };
+    let base = c.position();
+    let rest = c.rest();
+    Ok((decode_framed(inner, rest, base)?, ts))
+}
+
+/// A RocksDB-layout list value: elements joined by `,`.
+fn decode_delimited_list(elem: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Vec<Value>, Option<i64>)> {
+    let mut items = Vec::new();
+    let mut ttl = None;
+    while !c.is_empty() {
+        let (item, t) = decode_value(elem, c)?;
+        items.push(item);
+        ttl = ttl.max(t);
+        if !c.is_empty() {
+            let at = c.position();
+            let d = c.u8("list delimiter")?;
+            if d != LIST_DELIMITER {
+                return Err(c.error_at(DecodeErrorKind::InvalidValue { what: "list delimiter", value: d.into() }, at));
+            }
+        }
+    }
+    Ok((items, ttl))
+}
+
+/// `TimerSerializer`: sign-flipped `i64` timestamp, key, namespace.
+fn decode_timer(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(i64, Value, Value, Vec<u8>, Vec<u8>)> {
+    let (key_ser, ns_ser) = ser
+        .timer_key_namespace()
+        .ok_or_else(|| c.error(DecodeErrorKind::Invalid(format!("timer state with serializer {}", ser.class_name()))))?;
+    let timestamp = c.i64("timer timestamp")? ^ i64::MIN;
+    let (key, key_bytes) = decode_span(key_ser, c)?;
+    let (ns, ns_bytes) = decode_span(ns_ser, c)?;
+    Ok((timestamp, key, ns, key_bytes, ns_bytes))
+}
+
+/// Skips the minimum-width little-endian length suffix the RocksDB layout writes after a key
+/// (or namespace) when both key and namespace serializers are variable-length
+/// (`CompositeKeySerializationUtils.writeLengthFrom`), and checks it.
+fn skip_length_suffix(c: &mut Cursor<'_>, len: usize) -> R<()> {
+    let at = c.position();
+    let mut n = len;
+    let mut stored: u64 = 0;
+    let mut i = 0;
+    loop {
+        stored |= (c.u8("length suffix")? as u64) << (8 * i);
+        i += 1;
+        n >>= 8;
+        if n == 0 {
+            break;
+        }
+    }
+    if stored != len as u64 {
+        return Err(c.error_at(DecodeErrorKind::Invalid(format!("length suffix says {stored}, the value took {len} bytes")), at));
+    }
+    Ok(())
+}
+
+/// Whether a stream handle is one this module reads.
+pub fn is_key_groups(h: &StreamStateHandle) -> bool {
+    !matches!(h, StreamStateHandle::EmptySegmentFile)
+}
