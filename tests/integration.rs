@@ -3,5 +3,6 @@
 
 mod util;
 
+mod dump;
 mod inspect;
 mod metadata;

@@ -33,7 +33,9 @@ pub struct CheckpointProperties {
     pub is_savepoint: bool,
     /// `SnapshotType.getName()`: "Checkpoint", "Full Checkpoint", "Savepoint", ...
     pub type_name: String,
-    /// Checkpoints: `FORWARD_BACKWARD` (incremental), `FORWARD` or `NO_SHARING` (full).
+    /// `FORWARD_BACKWARD`, `FORWARD` or `NO_SHARING`. What the checkpoint *type* allows, not
+    /// what the backend did: RocksDB full checkpoints record `FORWARD_BACKWARD` too. Savepoints
+    /// do not store it; Flink's `SavepointType` always answers `NO_SHARING`, and so does this.
     pub sharing_files_strategy: Option<String>,
     /// Savepoints: `CANONICAL` or `NATIVE`.
     pub format_type: Option<String>,
@@ -235,10 +237,13 @@ pub fn read_properties(c: &mut Cursor<'_>) -> R<Option<CheckpointProperties>> {
         Some(Value::Object { class, fields }) => (class.clone(), fields.clone()),
         _ => return Err(p.invalid("no checkpointType")),
     };
+    let is_savepoint = ty_class.ends_with(".SavepointType");
+    let sharing_files_strategy =
+        text(&ty_fields, "sharingFilesStrategy").or_else(|| is_savepoint.then(|| "NO_SHARING".to_owned()));
     Ok(Some(CheckpointProperties {
-        is_savepoint: ty_class.ends_with(".SavepointType"),
+        is_savepoint,
         type_name: text(&ty_fields, "name").unwrap_or_default(),
-        sharing_files_strategy: text(&ty_fields, "sharingFilesStrategy"),
+        sharing_files_strategy,
         format_type: text(&ty_fields, "formatType"),
         post_checkpoint_action: text(&ty_fields, "postCheckpointAction"),
         forced: flag(&fields, "forced"),

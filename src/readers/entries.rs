@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 
 use crate::error::{Error, Result};
-use crate::metadata::handles::KeyedStateHandle;
-use crate::model::{Entry, KeyGroupRange, OperatorId};
+use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
+use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
 use crate::readers::keyed::KeyedHandleReader;
 use crate::readers::operator::read_operator_state;
 use crate::snapshot::Snapshot;
@@ -46,6 +46,9 @@ pub struct SnapshotEntries<'a> {
     keyed: Option<(KeyedHandleReader, VecDeque<u32>)>,
     buffer: std::vec::IntoIter<Entry>,
     failed: bool,
+    /// Broadcast states already read: every subtask stores a full copy, and Flink restores
+    /// each subtask from one of them, so only the first copy is an entry of its own.
+    broadcast_seen: std::collections::BTreeSet<(usize, String)>,
 }
 
 impl<'a> SnapshotEntries<'a> {
@@ -66,7 +69,15 @@ impl<'a> SnapshotEntries<'a> {
                 }
             }
         }
-        SnapshotEntries { snapshot, selection, work, keyed: None, buffer: Vec::new().into_iter(), failed: false }
+        SnapshotEntries {
+            snapshot,
+            selection,
+            work,
+            keyed: None,
+            buffer: Vec::new().into_iter(),
+            failed: false,
+            broadcast_seen: Default::default(),
+        }
     }
 
     fn step(&mut self) -> Result<bool> {
@@ -88,6 +99,14 @@ impl<'a> SnapshotEntries<'a> {
                 if let Some(h) = h {
                     let mut entries = read_operator_state(self.snapshot, op.operator_id, h)?;
                     entries.retain(|e| self.selection.state(&e.state));
+                    let first_copy: std::collections::BTreeSet<String> = h
+                        .states
+                        .iter()
+                        .filter(|m| m.mode == DistributionMode::Broadcast)
+                        .filter(|m| self.broadcast_seen.insert((operator, m.name.clone())))
+                        .map(|m| m.name.clone())
+                        .collect();
+                    entries.retain(|e| e.kind != StateKind::Broadcast || first_copy.contains(&e.state));
                     self.buffer = entries.into_iter();
                 }
             }

@@ -128,11 +128,13 @@ pub(super) fn snapshot_format(s: &Snapshot, ty: SnapshotType, files: &[(StreamRe
         KeyedStateHandle::KeyGroups(_) if s.metadata.version >= 4 => SnapshotFormat::HeapCheckpoint,
         KeyedStateHandle::KeyGroups(_) => SnapshotFormat::Full,
         KeyedStateHandle::IncrementalRemote(_) => {
-            let shares = files.iter().any(|(r, f)| r.role == StreamRole::Shared && !f.relative);
-            let strategy = s.metadata.properties.as_ref().and_then(|p| p.sharing_files_strategy.as_deref());
+            // The recorded sharing strategy does not tell: a RocksDB full checkpoint is a
+            // "Checkpoint" with FORWARD_BACKWARD too. Shared-scope files (absolute paths) do.
+            let shares = files.iter().any(|(r, f)| r.role == StreamRole::Shared && !f.relative)
+                || files.iter().any(|(r, f)| r.role == StreamRole::Private && !f.relative);
             if ty == SnapshotType::Savepoint {
                 SnapshotFormat::Native
-            } else if strategy == Some("FORWARD_BACKWARD") || (strategy.is_none() && shares) {
+            } else if shares {
                 SnapshotFormat::Incremental
             } else {
                 SnapshotFormat::NativeFull

@@ -496,6 +496,8 @@ fn run_job(
     let work = cache.join("flink").join(version).join("work").join(run.name);
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(work.join("tmp")).map_err(|e| e.to_string())?;
+    let staging = work.join("out");
+    fs::create_dir_all(&staging).map_err(|e| e.to_string())?;
     let mut cases: Vec<&str> = snaps.iter().map(|s| s.case).collect();
     cases.dedup();
     for c in &cases {
@@ -522,8 +524,10 @@ fn run_job(
     .arg(join_cp(&cp))
     .arg("flinksnap.fixtures.Main")
     .args(["--flink-version", version])
+    // The job writes into a staging directory that is deleted afterwards, so the absolute paths
+    // that retained checkpoints record exist nowhere: readers must re-base them, on every machine.
     .arg("--out")
-    .arg(out)
+    .arg(&staging)
     .arg("--work")
     .arg(&work)
     .args(["--backend", run.backend])
@@ -541,8 +545,25 @@ fn run_job(
     println!("== flink {version}: run {} -> {}", run.name, cases.join(", "));
     let t = Instant::now();
     run_cmd(&mut cmd, &format!("flink {version} run {}", run.name))?;
+    for c in &cases {
+        copy_tree(&staging.join(c), &out.join(c))?;
+    }
     println!("== flink {version}: run {} took {:.1} s", run.name, t.elapsed().as_secs_f64());
     let _ = fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| format!("create {}: {e}", to.display()))?;
+    for e in fs::read_dir(from).map_err(|e| format!("read {}: {e}", from.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().map_err(|e| e.to_string())?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(|e| format!("copy {} to {}: {e}", src.display(), dst.display()))?;
+        }
+    }
     Ok(())
 }
 
