@@ -60,13 +60,11 @@ impl StateDecoder {
 /// Reads the keyed state of one key-groups handle.
 #[derive(Debug)]
 pub struct KeyedHandleReader {
-    operator_id: OperatorId,
     source: StreamSource,
     handle: KeyGroupsStateHandle,
     meta: KeyedBackendMeta,
     format: KeyedStreamFormat,
-    decoders: Vec<StateDecoder>,
-    key_group_prefix: usize,
+    decoder: KeyedDecoder,
     /// (key group, start, end) of each key group with data, in key-group order.
     spans: Vec<(u32, u64, u64)>,
 }
@@ -85,12 +83,7 @@ impl KeyedHandleReader {
         }
         let head = source.read_range(0..first)?;
         let meta = read_keyed_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))?;
-        let decoders = meta
-            .states
-            .iter()
-            .map(StateDecoder::new)
-            .collect::<R<Vec<_>>>()
-            .map_err(|e| Error::decode(source.name(), e))?;
+        let decoder = KeyedDecoder::new(operator_id, max_parallelism, &meta).map_err(|e| Error::decode(source.name(), e))?;
 
         // Key groups with data, ordered by offset; each runs to the next offset or the file end.
         let mut by_offset: Vec<(u32, u64)> = handle
@@ -115,16 +108,7 @@ impl KeyedHandleReader {
         spans.sort_by_key(|&(kg, _, _)| kg);
 
         let format = if handle.is_savepoint() { KeyedStreamFormat::Canonical } else { KeyedStreamFormat::HeapCheckpoint };
-        let mut reader = KeyedHandleReader {
-            operator_id,
-            key_group_prefix: if max_parallelism > 128 { 2 } else { 1 },
-            source,
-            handle: handle.clone(),
-            meta,
-            format,
-            decoders,
-            spans,
-        };
+        let mut reader = KeyedHandleReader { source, handle: handle.clone(), meta, format, decoder, spans };
         // Before metadata V4 a key-groups *checkpoint* handle holds either the heap checkpoint
         // format or (RocksDB full checkpoints up to 1.15) the canonical stream, and nothing in
         // the metadata says which: the first key group is parsed both ways.
@@ -213,6 +197,62 @@ impl KeyedHandleReader {
         })
     }
 
+    fn read_canonical_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
+        self.decoder.read_canonical_key_group(c, kg)
+    }
+
+    fn read_heap_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
+        self.decoder.read_heap_key_group(c, kg)
+    }
+}
+
+/// Decodes keyed-state entries of one backend's states: the RocksDB key/value layout (canonical
+/// stream, RocksDB column families) and the heap checkpoint's triples.
+#[derive(Debug, Clone)]
+pub struct KeyedDecoder {
+    operator_id: OperatorId,
+    key_serializer: TypeSerializer,
+    decoders: Vec<StateDecoder>,
+    key_group_prefix: usize,
+}
+
+impl KeyedDecoder {
+    /// A decoder for the states of `meta`, for an operator with `max_parallelism` key groups.
+    pub fn new(operator_id: OperatorId, max_parallelism: u32, meta: &KeyedBackendMeta) -> R<KeyedDecoder> {
+        Ok(KeyedDecoder {
+            operator_id,
+            key_serializer: meta.key_serializer.clone(),
+            decoders: meta.states.iter().map(StateDecoder::new).collect::<R<Vec<_>>>()?,
+            key_group_prefix: if max_parallelism > 128 { 2 } else { 1 },
+        })
+    }
+
+    /// Bytes of the key-group prefix of every key (1 up to max parallelism 128, else 2).
+    pub fn key_group_prefix_len(&self) -> usize {
+        self.key_group_prefix
+    }
+
+    /// The key group a RocksDB-layout key belongs to.
+    pub fn key_group_of(&self, key: &[u8]) -> Option<u32> {
+        match self.key_group_prefix {
+            2 => key.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as u32),
+            _ => key.first().map(|&b| b as u32),
+        }
+    }
+
+    /// Decodes one RocksDB-layout key/value pair of state `state` (its index in the proxy):
+    /// one entry, or one per map user key. `key_base` and `value_base` are the absolute offsets
+    /// of the bytes, for errors.
+    pub fn decode_kv(&self, state: usize, key: &[u8], key_base: u64, value: &[u8], value_base: u64) -> R<Vec<Entry>> {
+        let d = self.decoders.get(state).ok_or_else(|| {
+            DecodeError::new(DecodeErrorKind::InvalidValue { what: "kv state id", value: state as i64 }, key_base)
+        })?;
+        let kg = self
+            .key_group_of(key)
+            .ok_or_else(|| DecodeError::new(DecodeErrorKind::Invalid("key shorter than its key-group prefix".into()), key_base))?;
+        self.canonical_entry(d, kg, key, key_base, value, value_base).context_with(|| format!("state {:?}", d.name))
+    }
+
     fn decoder(&self, c: &Cursor<'_>, id: i16, at: u64) -> R<&StateDecoder> {
         usize::try_from(id)
             .ok()
@@ -266,7 +306,7 @@ impl KeyedHandleReader {
             k.expect_end("timer key")?;
             return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: value.to_vec() })]);
         }
-        let key_ser = &self.meta.key_serializer;
+        let key_ser = &self.key_serializer;
         let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
         let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
         let (key_value, key_bytes) = decode_span(key_ser, &mut k)?;
@@ -326,7 +366,7 @@ impl KeyedHandleReader {
         }
         let ns_ser = d.namespace.as_ref().ok_or_else(|| c.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
         let (ns_value, ns_bytes) = decode_span(ns_ser, c)?;
-        let (key_value, key_bytes) = decode_span(&self.meta.key_serializer, c)?;
+        let (key_value, key_bytes) = decode_span(&self.key_serializer, c)?;
         match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| c.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
