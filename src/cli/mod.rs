@@ -27,6 +27,7 @@ pub struct Cli {
 enum Command {
     Inspect(cmd::inspect::Args),
     Dump(cmd::dump::Args),
+    Verify(cmd::verify::Args),
 }
 
 /// What a command found, for the exit code.
@@ -35,7 +36,6 @@ pub enum Outcome {
     /// All good.
     Ok,
     /// Ran, and found problems.
-    #[allow(dead_code)]
     Problems,
 }
 
@@ -53,6 +53,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(args) => cmd::inspect::run(args, &mut out),
         Command::Dump(args) => cmd::dump::run(args, &mut out),
+        Command::Verify(args) => cmd::verify::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {
