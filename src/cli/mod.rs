@@ -28,6 +28,7 @@ enum Command {
     Inspect(cmd::inspect::Args),
     Dump(cmd::dump::Args),
     Verify(cmd::verify::Args),
+    Latest(cmd::latest::Args),
 }
 
 /// What a command found, for the exit code.
@@ -54,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args, &mut out),
         Command::Dump(args) => cmd::dump::run(args, &mut out),
         Command::Verify(args) => cmd::verify::run(args, &mut out),
+        Command::Latest(args) => cmd::latest::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -2,4 +2,5 @@
 
 pub mod dump;
 pub mod inspect;
+pub mod latest;
 pub mod verify;
