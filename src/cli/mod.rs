@@ -29,6 +29,7 @@ enum Command {
     Dump(cmd::dump::Args),
     Verify(cmd::verify::Args),
     Latest(cmd::latest::Args),
+    Refs(cmd::refs::Args),
 }
 
 /// What a command found, for the exit code.
@@ -56,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Dump(args) => cmd::dump::run(args, &mut out),
         Command::Verify(args) => cmd::verify::run(args, &mut out),
         Command::Latest(args) => cmd::latest::run(args, &mut out),
+        Command::Refs(args) => cmd::refs::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

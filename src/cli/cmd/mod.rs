@@ -3,4 +3,5 @@
 pub mod dump;
 pub mod inspect;
 pub mod latest;
+pub mod refs;
 pub mod verify;
