@@ -30,6 +30,7 @@ enum Command {
     Verify(cmd::verify::Args),
     Latest(cmd::latest::Args),
     Refs(cmd::refs::Args),
+    Gc(cmd::gc::Args),
 }
 
 /// What a command found, for the exit code.
@@ -58,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args, &mut out),
         Command::Latest(args) => cmd::latest::run(args, &mut out),
         Command::Refs(args) => cmd::refs::run(args, &mut out),
+        Command::Gc(args) => cmd::gc::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod dump;
+pub mod gc;
 pub mod inspect;
 pub mod latest;
 pub mod refs;
