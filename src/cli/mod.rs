@@ -31,6 +31,7 @@ enum Command {
     Latest(cmd::latest::Args),
     Refs(cmd::refs::Args),
     Gc(cmd::gc::Args),
+    Stats(cmd::stats::Args),
 }
 
 /// What a command found, for the exit code.
@@ -60,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Latest(args) => cmd::latest::run(args, &mut out),
         Command::Refs(args) => cmd::refs::run(args, &mut out),
         Command::Gc(args) => cmd::gc::run(args, &mut out),
+        Command::Stats(args) => cmd::stats::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -5,4 +5,5 @@ pub mod gc;
 pub mod inspect;
 pub mod latest;
 pub mod refs;
+pub mod stats;
 pub mod verify;
