@@ -32,6 +32,7 @@ enum Command {
     Refs(cmd::refs::Args),
     Gc(cmd::gc::Args),
     Stats(cmd::stats::Args),
+    Diff(cmd::diff::Args),
 }
 
 /// What a command found, for the exit code.
@@ -62,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Refs(args) => cmd::refs::run(args, &mut out),
         Command::Gc(args) => cmd::gc::run(args, &mut out),
         Command::Stats(args) => cmd::stats::run(args, &mut out),
+        Command::Diff(args) => cmd::diff::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod diff;
 pub mod dump;
 pub mod gc;
 pub mod inspect;
