@@ -2,7 +2,8 @@
 //!
 //! Conservative by construction; a file is removed only when all of these hold:
 //! 1. no complete snapshot in the directory (nor one named by `--keep`) references it, where a
-//!    reference counts both as recorded and re-based (`refs`);
+//!    reference counts both as recorded and re-based, and any file of the same (UUID) name counts
+//!    as referenced (`refs`);
 //! 2. its role in Flink's layout is known (`shared/`, `taskowned/`, a snapshot directory): files
 //!    of unknown role are never removed, nor is any `_metadata`;
 //! 3. it is older than `older_than` (a checkpoint in flight writes shared files no `_metadata`
@@ -205,6 +206,7 @@ pub fn plan(storage: Arc<dyn Storage>, dir: &str, opts: &GcOptions) -> Result<Gc
     let root = Location::new(dir);
     let a = Analysis::new(storage.clone(), &root)?;
     let mut referenced: BTreeSet<Location> = a.referenced.keys().cloned().collect();
+    let mut referenced_names = a.referenced_names.clone();
     let mut keep_prefixes: Vec<Location> = Vec::new();
     let mut refusals = Vec::new();
     for k in &opts.keep {
@@ -217,6 +219,7 @@ pub fn plan(storage: Arc<dyn Storage>, dir: &str, opts: &GcOptions) -> Result<Gc
             refusals.push(format!("--keep {}: {e}", other.scan.snapshots[*i].dir));
         }
         referenced.extend(other.referenced.keys().cloned());
+        referenced_names.extend(other.referenced_names.iter().cloned());
     }
     let unreadable_dirs: BTreeSet<usize> = a.unreadable.iter().map(|(i, _)| *i).collect();
     let mut p = GcPlan {
@@ -241,7 +244,7 @@ pub fn plan(storage: Arc<dyn Storage>, dir: &str, opts: &GcOptions) -> Result<Gc
     }
     let old = |t: Option<SystemTime>| -> Option<bool> { t.map(|t| opts.now.duration_since(t).is_ok_and(|age| age >= opts.older_than)) };
     for f in &a.scan.files {
-        if referenced.contains(&f.location) {
+        if referenced.contains(&f.location) || referenced_names.contains(f.location.file_name()) {
             continue;
         }
         let sd = f.snapshot.map(|i| (i, &a.scan.snapshots[i]));

@@ -5,6 +5,11 @@
 //! absolute path both as recorded and re-based onto where the snapshot is now
 //! (`Snapshot::rebase`). So a job directory that was copied elsewhere, whose recorded paths still
 //! point at the original, keeps its own copies of the shared files too.
+//!
+//! A file also counts as referenced when a reference names a file of the same name anywhere:
+//! Flink names state files with random UUIDs, so a name match is the same file reached under
+//! another spelling of its path (relative vs absolute directory, a symlinked mount, a layout the
+//! re-basing rule does not know). Keeping such a file is safe; removing it would not be.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -96,6 +101,8 @@ pub struct Analysis {
     pub unreadable: Vec<(usize, String)>,
     /// Every location any complete snapshot references, with how many snapshots do.
     pub referenced: BTreeMap<Location, usize>,
+    /// The file names of all those locations.
+    pub referenced_names: BTreeSet<String>,
 }
 
 impl Analysis {
@@ -125,7 +132,13 @@ impl Analysis {
                 Err(e) => unreadable.push((i, e.to_string())),
             }
         }
-        Ok(Analysis { scan, snapshots, unreadable, referenced })
+        let referenced_names = referenced.keys().map(|l| l.file_name().to_owned()).collect();
+        Ok(Analysis { scan, snapshots, unreadable, referenced, referenced_names })
+    }
+
+    /// Whether a complete snapshot references the file at `loc` (see the module doc).
+    pub fn is_referenced(&self, loc: &Location) -> bool {
+        self.referenced.contains_key(loc) || self.referenced_names.contains(loc.file_name())
     }
 
     /// A location as the report shows it: relative to the scanned directory, else as it is.
@@ -294,7 +307,7 @@ impl RefsReport {
         for f in &a.scan.files {
             totals.files += 1;
             totals.bytes += f.size;
-            if a.referenced.contains_key(&f.location) {
+            if a.is_referenced(&f.location) {
                 totals.referenced_files += 1;
                 totals.referenced_bytes += f.size;
                 continue;
