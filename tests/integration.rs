@@ -5,4 +5,5 @@ mod util;
 
 mod dump;
 mod inspect;
+mod manage;
 mod metadata;

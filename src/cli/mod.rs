@@ -27,6 +27,12 @@ pub struct Cli {
 enum Command {
     Inspect(cmd::inspect::Args),
     Dump(cmd::dump::Args),
+    Verify(cmd::verify::Args),
+    Latest(cmd::latest::Args),
+    Refs(cmd::refs::Args),
+    Gc(cmd::gc::Args),
+    Stats(cmd::stats::Args),
+    Diff(cmd::diff::Args),
 }
 
 /// What a command found, for the exit code.
@@ -35,7 +41,6 @@ pub enum Outcome {
     /// All good.
     Ok,
     /// Ran, and found problems.
-    #[allow(dead_code)]
     Problems,
 }
 
@@ -53,6 +58,12 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(args) => cmd::inspect::run(args, &mut out),
         Command::Dump(args) => cmd::dump::run(args, &mut out),
+        Command::Verify(args) => cmd::verify::run(args, &mut out),
+        Command::Latest(args) => cmd::latest::run(args, &mut out),
+        Command::Refs(args) => cmd::refs::run(args, &mut out),
+        Command::Gc(args) => cmd::gc::run(args, &mut out),
+        Command::Stats(args) => cmd::stats::run(args, &mut out),
+        Command::Diff(args) => cmd::diff::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -173,8 +173,9 @@ impl Snapshot {
         Error::NotFound { file, referenced_by: Some(self.metadata_location.to_string()) }
     }
 
-    /// Where an absolute path recorded before the snapshot moved would be now.
-    fn rebase(&self, original: &Location) -> Option<Location> {
+    /// Where an absolute path recorded before the snapshot moved would be now (rule 3 of the
+    /// module doc), whether or not anything is there.
+    pub fn rebase(&self, original: &Location) -> Option<Location> {
         let comps = original.components();
         let own_name = self.dir.file_name();
         let anchor = comps.iter().rposition(|c| {

@@ -1,4 +1,10 @@
 //! One module per subcommand.
 
+pub mod diff;
 pub mod dump;
+pub mod gc;
 pub mod inspect;
+pub mod latest;
+pub mod refs;
+pub mod stats;
+pub mod verify;

@@ -1,0 +1,387 @@
+//! `gc`: remove the files in a directory of snapshots that no complete snapshot references.
+//!
+//! Conservative by construction; a file is removed only when all of these hold:
+//! 1. no complete snapshot in the directory (nor one named by `--keep`) references it, where a
+//!    reference counts both as recorded and re-based, and any file of the same (UUID) name counts
+//!    as referenced (`refs`);
+//! 2. its role in Flink's layout is known (`shared/`, `taskowned/`, a snapshot directory): files
+//!    of unknown role are never removed, nor is any `_metadata`;
+//! 3. it is older than `older_than` (a checkpoint in flight writes shared files no `_metadata`
+//!    references yet); in a snapshot directory without `_metadata` (in flight or abandoned), the
+//!    newest file of that whole directory must be older;
+//! 4. it does not lie in a snapshot directory whose `_metadata` does not parse;
+//! 5. it does not lie under a path given with `--keep`.
+//!
+//! And the whole run is refused (nothing removed) when a `_metadata` in the directory does not
+//! parse (its references are unknown; `allow_unreadable` overrides), or when the directory holds
+//! no complete snapshot at all (everything would go: likely the wrong directory;
+//! `allow_no_snapshots` overrides). Before removing, the directory is scanned again: a snapshot
+//! that completed meanwhile aborts the run.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::layout::{DirScan, FileRole};
+use super::refs::Analysis;
+use crate::error::{Error, Result};
+use crate::snapshot::METADATA_FILE;
+use crate::storage::{LocalStorage, Location, Storage};
+
+/// Removing files: kept apart from [`Storage`], which only reads, so that nothing but `gc`
+/// can change a snapshot directory.
+pub trait Delete: Storage {
+    /// Removes a file (not a directory).
+    fn remove_file(&self, loc: &Location) -> Result<()>;
+    /// Removes a directory if it is empty; fails otherwise.
+    fn remove_empty_dir(&self, loc: &Location) -> Result<()>;
+}
+
+fn local_path(loc: &Location) -> Result<PathBuf> {
+    match loc.scheme() {
+        None => Ok(PathBuf::from(loc.as_str())),
+        Some(s) => Err(Error::Invalid(format!("{loc}: the {s}:// file system is not supported yet"))),
+    }
+}
+
+impl Delete for LocalStorage {
+    fn remove_file(&self, loc: &Location) -> Result<()> {
+        std::fs::remove_file(local_path(loc)?).map_err(|e| Error::io(loc.as_str(), e))
+    }
+
+    fn remove_empty_dir(&self, loc: &Location) -> Result<()> {
+        std::fs::remove_dir(local_path(loc)?).map_err(|e| Error::io(loc.as_str(), e))
+    }
+}
+
+/// How `gc` runs.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Files younger than this are never removed.
+    pub older_than: Duration,
+    /// Snapshots (or directories of snapshots) whose references are kept too, and paths under
+    /// the directory never to remove.
+    pub keep: Vec<String>,
+    /// Go on when a `_metadata` does not parse (its snapshot directory is still left alone).
+    pub allow_unreadable: bool,
+    /// Go on when the directory holds no complete snapshot.
+    pub allow_no_snapshots: bool,
+    /// The time ages are measured from.
+    pub now: SystemTime,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            older_than: Duration::from_secs(3600),
+            keep: Vec::new(),
+            allow_unreadable: false,
+            allow_no_snapshots: false,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+/// Why a file goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// A shared file no complete snapshot references.
+    UnreferencedShared,
+    /// A task-owned file no complete snapshot references.
+    UnreferencedTaskOwned,
+    /// A file in a complete snapshot's directory that it does not reference (a leftover).
+    Leftover,
+    /// A file of a snapshot directory without `_metadata`, untouched for longer than the limit.
+    Abandoned,
+}
+
+/// Why an unreferenced file stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptReason {
+    /// Younger than `older_than`.
+    Young,
+    /// In a snapshot directory without `_metadata` that was written to recently: maybe in flight.
+    InFlight,
+    /// Not part of Flink's layout.
+    UnknownRole,
+    /// A `_metadata` (never removed).
+    Metadata,
+    /// In a snapshot directory whose `_metadata` does not parse.
+    UnreadableSnapshot,
+    /// Under a `--keep` path.
+    Keep,
+    /// Its modification time is unknown.
+    NoTime,
+}
+
+/// A file to remove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// Relative to the directory.
+    pub path: String,
+    /// Its role.
+    pub role: FileRole,
+    /// Bytes.
+    pub size: u64,
+    /// Why.
+    pub reason: RemovalReason,
+    /// Where it is.
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// An unreferenced file that stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    /// Relative to the directory.
+    pub path: String,
+    /// Its role.
+    pub role: FileRole,
+    /// Bytes.
+    pub size: u64,
+    /// Why.
+    pub reason: KeptReason,
+}
+
+/// A removal that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// Relative to the directory.
+    pub path: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// Totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcTotals {
+    /// Complete snapshots whose references are kept.
+    pub snapshots: usize,
+    /// Files to remove (or removed).
+    pub remove_files: usize,
+    /// Their bytes.
+    pub remove_bytes: u64,
+    /// Directories to remove (or removed).
+    pub remove_dirs: usize,
+    /// Unreferenced files kept.
+    pub kept_files: usize,
+    /// Their bytes.
+    pub kept_bytes: u64,
+}
+
+/// What `gc` will do (dry run) or did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GcPlan {
+    /// The directory.
+    pub root: String,
+    /// Whether files were actually removed.
+    pub deleted: bool,
+    /// Why nothing may be removed, if so.
+    pub refused: Option<String>,
+    /// Files to remove.
+    pub remove: Vec<Removal>,
+    /// Directories to remove once empty (relative), deepest first.
+    pub remove_dirs: Vec<String>,
+    /// Unreferenced files kept, and why.
+    pub kept: Vec<Kept>,
+    /// Snapshot directories whose `_metadata` does not parse.
+    pub unreadable: Vec<String>,
+    /// Removals that failed (with `--delete`).
+    pub failures: Vec<Failure>,
+    /// Totals.
+    pub totals: GcTotals,
+    #[serde(skip)]
+    complete: BTreeSet<Location>,
+    #[serde(skip)]
+    dir_locations: Vec<Location>,
+}
+
+/// Plans a collection of `dir`: nothing is removed.
+pub fn plan(storage: Arc<dyn Storage>, dir: &str, opts: &GcOptions) -> Result<GcPlan> {
+    let root = Location::new(dir);
+    let a = Analysis::new(storage.clone(), &root)?;
+    let mut referenced: BTreeSet<Location> = a.referenced.keys().cloned().collect();
+    let mut referenced_names = a.referenced_names.clone();
+    let mut keep_prefixes: Vec<Location> = Vec::new();
+    let mut refusals = Vec::new();
+    for k in &opts.keep {
+        let loc = Location::new(k);
+        let head = storage.head(&loc).map_err(|e| Error::Invalid(format!("--keep {k}: {e}")))?;
+        keep_prefixes.push(loc.clone());
+        let snapshots_at = if head.is_dir { loc.clone() } else if loc.file_name() == METADATA_FILE { loc.parent().unwrap_or(loc.clone()) } else { continue };
+        let other = Analysis::new(storage.clone(), &snapshots_at)?;
+        for (i, e) in &other.unreadable {
+            refusals.push(format!("--keep {}: {e}", other.scan.snapshots[*i].dir));
+        }
+        referenced.extend(other.referenced.keys().cloned());
+        referenced_names.extend(other.referenced_names.iter().cloned());
+    }
+    let unreadable_dirs: BTreeSet<usize> = a.unreadable.iter().map(|(i, _)| *i).collect();
+    let mut p = GcPlan {
+        root: root.to_string(),
+        deleted: false,
+        refused: None,
+        remove: Vec::new(),
+        remove_dirs: Vec::new(),
+        kept: Vec::new(),
+        unreadable: a.unreadable.iter().map(|(i, e)| format!("{}: {e}", a.scan.snapshots[*i].rel)).collect(),
+        failures: Vec::new(),
+        totals: GcTotals { snapshots: a.snapshots.len(), ..Default::default() },
+        complete: a.scan.snapshots.iter().filter(|s| s.is_complete()).map(|s| s.dir.clone()).collect(),
+        dir_locations: Vec::new(),
+    };
+    if !a.unreadable.is_empty() && !opts.allow_unreadable {
+        refusals.push(format!(
+            "{} snapshot(s) have a _metadata that does not parse, so what they reference is unknown: {} (pass --allow-unreadable to collect anyway; their directories are left alone)",
+            a.unreadable.len(),
+            p.unreadable.join("; ")
+        ));
+    }
+    let old = |t: Option<SystemTime>| -> Option<bool> { t.map(|t| opts.now.duration_since(t).is_ok_and(|age| age >= opts.older_than)) };
+    for f in &a.scan.files {
+        if referenced.contains(&f.location) || referenced_names.contains(f.location.file_name()) {
+            continue;
+        }
+        let sd = f.snapshot.map(|i| (i, &a.scan.snapshots[i]));
+        let decision: std::result::Result<RemovalReason, KeptReason> = if keep_prefixes.iter().any(|k| &f.location == k || f.location.strip_prefix(k).is_some()) {
+            Err(KeptReason::Keep)
+        } else {
+            match f.role {
+                FileRole::Unknown => Err(KeptReason::UnknownRole),
+                FileRole::Metadata => Err(if sd.is_some_and(|(i, _)| unreadable_dirs.contains(&i)) { KeptReason::UnreadableSnapshot } else { KeptReason::Metadata }),
+                _ => match sd {
+                    Some((i, _)) if unreadable_dirs.contains(&i) => Err(KeptReason::UnreadableSnapshot),
+                    Some((_, s)) if !s.is_complete() => match old(s.newest_modified) {
+                        Some(true) => Ok(RemovalReason::Abandoned),
+                        Some(false) => Err(KeptReason::InFlight),
+                        None => Err(KeptReason::NoTime),
+                    },
+                    _ => {
+                        let reason = match (sd, f.role) {
+                            (Some(_), _) => RemovalReason::Leftover,
+                            (None, FileRole::TaskOwned) => RemovalReason::UnreferencedTaskOwned,
+                            _ => RemovalReason::UnreferencedShared,
+                        };
+                        match old(f.modified) {
+                            Some(true) => Ok(reason),
+                            Some(false) => Err(KeptReason::Young),
+                            None => Err(KeptReason::NoTime),
+                        }
+                    }
+                },
+            }
+        };
+        match decision {
+            Ok(reason) => p.remove.push(Removal { path: f.rel.clone(), role: f.role, size: f.size, reason, location: f.location.clone() }),
+            Err(reason) => p.kept.push(Kept { path: f.rel.clone(), role: f.role, size: f.size, reason }),
+        }
+    }
+    // Directories left empty: subdirectories of shared/ and taskowned/, and snapshot directories
+    // without `_metadata` being removed as abandoned (even when already empty, if old). Never the
+    // directory itself, `shared/`, `taskowned/` or any directory of unknown role.
+    let removed: BTreeSet<&Location> = p.remove.iter().map(|r| &r.location).collect();
+    let abandoned: BTreeSet<&Location> = a
+        .scan
+        .snapshots
+        .iter()
+        .filter(|s| !s.is_complete() && s.rel != "." && old(s.newest_modified) == Some(true))
+        .filter(|s| !keep_prefixes.iter().any(|k| &s.dir == k || s.dir.strip_prefix(k).is_some() || k.strip_prefix(&s.dir).is_some()))
+        .map(|s| &s.dir)
+        .collect();
+    let mut dirs: Vec<_> = a.scan.dirs.iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.matches('/').count()));
+    let mut gone: BTreeSet<&Location> = BTreeSet::new();
+    for d in dirs {
+        let inside_abandoned = abandoned.iter().any(|s| d.location == **s || d.location.strip_prefix(s).is_some());
+        let state_subdir = {
+            let comps: Vec<&str> = d.rel.split('/').collect();
+            comps[..comps.len() - 1].iter().any(|c| *c == "shared" || *c == "taskowned")
+                && !a.scan.snapshots.iter().any(|s| d.location.strip_prefix(&s.dir).is_some())
+        };
+        if !(inside_abandoned || (state_subdir && old(d.modified) == Some(true))) {
+            continue;
+        }
+        let files_left = a.scan.files.iter().any(|f| f.location.strip_prefix(&d.location).is_some() && !removed.contains(&f.location));
+        let dirs_left = a.scan.dirs.iter().any(|x| x.location.strip_prefix(&d.location).is_some() && !gone.contains(&x.location));
+        if !files_left && !dirs_left {
+            gone.insert(&d.location);
+            p.remove_dirs.push(d.rel.clone());
+            p.dir_locations.push(d.location.clone());
+        }
+    }
+    if a.snapshots.is_empty() && a.unreadable.is_empty() && !opts.allow_no_snapshots && !(p.remove.is_empty() && p.remove_dirs.is_empty()) {
+        refusals.push(
+            "no complete snapshot in this directory: nothing references anything, so everything would go (wrong directory?); pass --allow-no-snapshots to collect anyway"
+                .to_owned(),
+        );
+    }
+    if !refusals.is_empty() {
+        p.refused = Some(refusals.join("\n"));
+    }
+    p.totals.remove_files = p.remove.len();
+    p.totals.remove_bytes = p.remove.iter().map(|r| r.size).sum();
+    p.totals.remove_dirs = p.remove_dirs.len();
+    p.totals.kept_files = p.kept.len();
+    p.totals.kept_bytes = p.kept.iter().map(|k| k.size).sum();
+    Ok(p)
+}
+
+/// Carries out a plan: removes its files, then its empty directories. Refuses a refused plan and
+/// a directory in which a snapshot completed since planning. Each failure is recorded and the
+/// rest goes on.
+pub fn execute<D: Delete>(storage: &D, plan: &mut GcPlan, opts: &GcOptions) -> Result<()> {
+    if let Some(r) = &plan.refused {
+        return Err(Error::Invalid(format!("{}: not collecting: {r}", plan.root)));
+    }
+    let root = Location::new(&plan.root);
+    let now_complete: BTreeSet<Location> =
+        DirScan::snapshots(storage, &root)?.snapshots.into_iter().filter(|s| s.is_complete()).map(|s| s.dir).collect();
+    if let Some(new) = now_complete.difference(&plan.complete).next() {
+        return Err(Error::Invalid(format!("{}: {new} completed while gc was planning; nothing removed, run gc again", plan.root)));
+    }
+    let mut done = Vec::new();
+    for r in std::mem::take(&mut plan.remove) {
+        // The file may have changed since the scan: only an unchanged, still old file goes.
+        match storage.head(&r.location) {
+            Ok(m) if m.is_dir => {
+                plan.failures.push(Failure { path: r.path.clone(), error: "became a directory; left alone".into() });
+                continue;
+            }
+            Ok(m) if !m.modified.is_some_and(|t| opts.now.duration_since(t).is_ok_and(|age| age >= opts.older_than)) => {
+                plan.kept.push(Kept { path: r.path.clone(), role: r.role, size: m.size, reason: KeptReason::Young });
+                continue;
+            }
+            Ok(_) => {}
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => {
+                plan.failures.push(Failure { path: r.path.clone(), error: e.to_string() });
+                continue;
+            }
+        }
+        match storage.remove_file(&r.location) {
+            Ok(()) => done.push(r),
+            Err(e) => plan.failures.push(Failure { path: r.path.clone(), error: e.to_string() }),
+        }
+    }
+    plan.remove = done;
+    let mut dirs_done = Vec::new();
+    for (rel, loc) in std::mem::take(&mut plan.remove_dirs).into_iter().zip(std::mem::take(&mut plan.dir_locations)) {
+        // A directory that is no longer empty got new files: it stays.
+        if storage.remove_empty_dir(&loc).is_ok() {
+            dirs_done.push(rel);
+        }
+    }
+    plan.remove_dirs = dirs_done;
+    plan.deleted = true;
+    plan.totals.remove_files = plan.remove.len();
+    plan.totals.remove_bytes = plan.remove.iter().map(|r| r.size).sum();
+    plan.totals.remove_dirs = plan.remove_dirs.len();
+    plan.totals.kept_files = plan.kept.len();
+    plan.totals.kept_bytes = plan.kept.iter().map(|k| k.size).sum();
+    Ok(())
+}

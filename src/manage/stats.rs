@@ -1,0 +1,346 @@
+//! `stats`: where a snapshot's bytes and entries are: per operator, state, subtask and key group;
+//! skew; the heaviest key groups and keys.
+//!
+//! Two kinds of bytes:
+//! - *stored* bytes, from `_metadata`: what each subtask's handles take in files and inline
+//!   (per subtask), and per key group the span between its offset and the next (key-grouped
+//!   handles only: heap checkpoints, canonical savepoints);
+//! - *entry* bytes, from the entries: the serialized key, namespace, user key and value of each
+//!   entry as Flink's canonical layout writes them, uncompressed. This is the logical size and
+//!   the same for every backend.
+//!
+//! Skew is max / median over the key groups that hold data (empty key groups are counted apart)
+//! and over the subtasks that hold state.
+//!
+//! Memory: entries stream operator by operator; per operator one counter per key group and
+//! state, and the keys of one key group at a time, for the heaviest-keys ranking (entries of
+//! one key in one state are contiguous within its key group in every backend's order).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::metadata::handles::KeyedStateHandle;
+use crate::metadata::OperatorState;
+use crate::model::{Entry, OperatorId, StateKind};
+use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+
+/// Bytes of one subtask.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubtaskStats {
+    /// Subtask index.
+    pub subtask: u32,
+    /// Stored bytes of its handles (files and inline).
+    pub bytes: u64,
+}
+
+/// One state of an operator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateStats {
+    /// State name.
+    pub name: String,
+    /// Kind.
+    pub kind: StateKind,
+    /// Entries.
+    pub entries: u64,
+    /// Entry bytes.
+    pub bytes: u64,
+    /// Key groups holding entries of it (keyed state).
+    pub key_groups: u64,
+}
+
+/// One key group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyGroupStat {
+    /// Key group.
+    pub key_group: u32,
+    /// Entries.
+    pub entries: u64,
+    /// Entry bytes.
+    pub bytes: u64,
+    /// Stored bytes (key-grouped handles), from the key-group offsets.
+    pub stored_bytes: Option<u64>,
+}
+
+/// Key groups of an operator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyGroupStats {
+    /// Key groups holding entries.
+    pub with_data: u64,
+    /// Key groups holding none.
+    pub empty: u64,
+    /// Max / median entry bytes over key groups holding entries.
+    pub bytes_skew: Option<f64>,
+    /// Max / median entries over key groups holding entries.
+    pub entries_skew: Option<f64>,
+    /// The heaviest key groups by entry bytes.
+    pub heaviest: Vec<KeyGroupStat>,
+}
+
+/// A heavy key: all entries of one key in one state (over namespaces and map keys).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyStat {
+    /// State name.
+    pub state: String,
+    /// The key (JSON as `dump` prints it).
+    pub key: serde_json::Value,
+    /// Its key group.
+    pub key_group: Option<u32>,
+    /// Entries (map entries, windows, timers…).
+    pub entries: u64,
+    /// Entry bytes.
+    pub bytes: u64,
+}
+
+/// One operator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorStats {
+    /// Operator id.
+    pub operator_id: OperatorId,
+    /// Uid, where known.
+    pub operator_uid: Option<String>,
+    /// Name (2.x).
+    pub name: Option<String>,
+    /// Parallelism.
+    pub parallelism: u32,
+    /// Max parallelism.
+    pub max_parallelism: u32,
+    /// Stored bytes over all subtasks.
+    pub bytes: u64,
+    /// Per subtask holding state.
+    pub subtasks: Vec<SubtaskStats>,
+    /// Max / median stored bytes over subtasks holding state.
+    pub subtask_skew: Option<f64>,
+    /// Whether every entry was read (false: some state flinksnap cannot read yet).
+    pub entries_complete: bool,
+    /// Entries read.
+    pub entries: u64,
+    /// Their bytes.
+    pub entry_bytes: u64,
+    /// Per state, by name.
+    pub states: Vec<StateStats>,
+    /// Key groups (keyed operators).
+    pub key_groups: Option<KeyGroupStats>,
+    /// The heaviest keys.
+    pub heaviest_keys: Vec<KeyStat>,
+    /// Why entries are incomplete, if they are.
+    pub note: Option<String>,
+}
+
+/// The result of `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsReport {
+    /// The snapshot directory.
+    pub path: String,
+    /// Checkpoint id.
+    pub checkpoint_id: u64,
+    /// Stored bytes of all operators.
+    pub bytes: u64,
+    /// Entries read.
+    pub entries: u64,
+    /// Operators holding state, heaviest first.
+    pub operators: Vec<OperatorStats>,
+}
+
+/// Max / median of the non-zero values; `None` without any.
+pub fn skew(values: impl IntoIterator<Item = u64>) -> Option<f64> {
+    let mut v: Vec<u64> = values.into_iter().filter(|&x| x > 0).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] as f64 } else { (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0 };
+    let max = *v.last().unwrap_or(&0) as f64;
+    // Two decimals are all a reader needs, and they keep JSON output stable.
+    Some(((max / median) * 100.0).round() / 100.0)
+}
+
+fn entry_bytes(e: &Entry) -> u64 {
+    (e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len()) as u64
+}
+
+/// Keeps the `n` heaviest keys, fed one key group at a time.
+struct TopKeys {
+    n: usize,
+    best: Vec<KeyStat>,
+    current: BTreeMap<(String, Vec<u8>), KeyStat>,
+    current_kg: Option<u32>,
+}
+
+impl TopKeys {
+    fn add(&mut self, e: &Entry) {
+        if e.key_group != self.current_kg {
+            self.flush();
+            self.current_kg = e.key_group;
+        }
+        let bytes = entry_bytes(e);
+        let k = self.current.entry((e.state.clone(), e.raw.key.clone())).or_insert_with(|| KeyStat {
+            state: e.state.clone(),
+            key: e.key.as_ref().map_or(serde_json::Value::Null, |k| k.to_json()),
+            key_group: e.key_group,
+            entries: 0,
+            bytes: 0,
+        });
+        k.entries += 1;
+        k.bytes += bytes;
+    }
+
+    fn flush(&mut self) {
+        self.best.extend(std::mem::take(&mut self.current).into_values());
+        if self.best.len() > 4 * self.n.max(1) {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        self.best.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.entries.cmp(&a.entries)).then_with(|| a.key.to_string().cmp(&b.key.to_string())));
+        self.best.truncate(self.n);
+    }
+
+    fn finish(mut self) -> Vec<KeyStat> {
+        self.flush();
+        self.trim();
+        self.best
+    }
+}
+
+/// Stored bytes per key group of a key-grouped handle: from each key group's offset to the next
+/// one (or the end of the stream).
+fn stored_key_group_bytes(h: &KeyedStateHandle, out: &mut BTreeMap<u32, u64>) {
+    let KeyedStateHandle::KeyGroups(k) = h else { return };
+    let mut by_offset: Vec<(u64, u32)> = k
+        .offsets
+        .iter()
+        .enumerate()
+        .filter(|(_, &o)| o > 0)
+        .map(|(i, &o)| (o as u64, k.key_group_range.start + i as u32))
+        .collect();
+    by_offset.sort_unstable();
+    let end = k.delegate.size();
+    for (i, &(o, kg)) in by_offset.iter().enumerate() {
+        let next = by_offset[i + 1..].iter().map(|&(n, _)| n).find(|&n| n > o).unwrap_or(end);
+        *out.entry(kg).or_default() += next.saturating_sub(o);
+    }
+}
+
+/// Computes the statistics of the snapshot at `path`; `top` bounds the heaviest lists.
+pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String]) -> Result<StatsReport> {
+    let s = Snapshot::open(storage, path)?;
+    let mut operators = Vec::new();
+    let streams = s.streams();
+    for (i, op) in s.metadata.operators.iter().enumerate() {
+        let mut per_subtask: BTreeMap<u32, u64> = BTreeMap::new();
+        for r in streams.iter().filter(|r| r.operator == Some(i)) {
+            if let Some(st) = r.subtask {
+                *per_subtask.entry(st).or_default() += r.handle.size();
+            }
+        }
+        let o = operator_stats(&s, op, per_subtask, top, uids)?;
+        if o.bytes > 0 || o.entries > 0 || !o.entries_complete {
+            operators.push(o);
+        }
+    }
+    operators.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.entry_bytes.cmp(&a.entry_bytes)).then(a.operator_id.cmp(&b.operator_id)));
+    Ok(StatsReport {
+        path: s.dir.to_string(),
+        checkpoint_id: s.metadata.checkpoint_id,
+        bytes: operators.iter().map(|o| o.bytes).sum(),
+        entries: operators.iter().map(|o| o.entries).sum(),
+        operators,
+    })
+}
+
+fn operator_stats(s: &Snapshot, op: &OperatorState, per_subtask: BTreeMap<u32, u64>, top: usize, uids: &[String]) -> Result<OperatorStats> {
+    let mut stored: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut keyed = false;
+    for st in &op.subtasks {
+        if let Some(h) = st.state.as_ref().and_then(|x| x.managed_keyed_state.as_ref()) {
+            keyed = true;
+            stored_key_group_bytes(h, &mut stored);
+        }
+    }
+    let mut states: BTreeMap<String, StateStats> = BTreeMap::new();
+    let mut state_kgs: BTreeMap<(String, u32), ()> = BTreeMap::new();
+    let mut kgs: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut top_keys = TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None };
+    let (mut entries, mut entry_bytes_total) = (0u64, 0u64);
+    let mut note = None;
+    let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
+    for e in SnapshotEntries::new(s, selection) {
+        let e = match e {
+            Ok(e) => e,
+            Err(Error::Invalid(m)) if m.contains("not readable yet") => {
+                note = Some(format!("entries incomplete: {m}"));
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        let b = entry_bytes(&e);
+        entries += 1;
+        entry_bytes_total += b;
+        let st = states.entry(e.state.clone()).or_insert_with(|| StateStats { name: e.state.clone(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0 });
+        st.entries += 1;
+        st.bytes += b;
+        if let Some(kg) = e.key_group {
+            if state_kgs.insert((e.state.clone(), kg), ()).is_none() {
+                st.key_groups += 1;
+            }
+            let k = kgs.entry(kg).or_default();
+            k.0 += 1;
+            k.1 += b;
+            top_keys.add(&e);
+        }
+    }
+    let key_groups = keyed.then(|| {
+        let mut heaviest: Vec<KeyGroupStat> = kgs
+            .iter()
+            .map(|(&kg, &(entries, bytes))| KeyGroupStat { key_group: kg, entries, bytes, stored_bytes: stored.get(&kg).copied() })
+            .collect();
+        heaviest.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.key_group.cmp(&b.key_group)));
+        heaviest.truncate(top);
+        let with_data = kgs.len() as u64;
+        KeyGroupStats {
+            with_data,
+            empty: u64::from(op.max_parallelism).saturating_sub(with_data),
+            bytes_skew: skew(kgs.values().map(|v| v.1)),
+            entries_skew: skew(kgs.values().map(|v| v.0)),
+            heaviest,
+        }
+    });
+    Ok(OperatorStats {
+        operator_id: op.operator_id,
+        operator_uid: super::operator_uid(s, &op.operator_id, uids),
+        name: op.name.clone(),
+        parallelism: op.parallelism,
+        max_parallelism: op.max_parallelism,
+        bytes: per_subtask.values().sum(),
+        subtask_skew: skew(per_subtask.values().copied()),
+        subtasks: per_subtask.into_iter().map(|(subtask, bytes)| SubtaskStats { subtask, bytes }).collect(),
+        entries_complete: note.is_none(),
+        entries,
+        entry_bytes: entry_bytes_total,
+        states: states.into_values().collect(),
+        key_groups,
+        heaviest_keys: top_keys.finish(),
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skew_is_max_over_median_of_non_empty() {
+        assert_eq!(skew([]), None);
+        assert_eq!(skew([0, 0]), None);
+        assert_eq!(skew([10]), Some(1.0));
+        assert_eq!(skew([1, 2, 9, 0]), Some(4.5));
+        assert_eq!(skew([1, 2, 3, 12]), Some(4.8));
+    }
+}
