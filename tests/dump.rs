@@ -9,11 +9,14 @@ use serde_json::Value as J;
 use crate::inspect::{copy_dir, fixtures, Fixture};
 use crate::util::{flinksnap, flinksnap_ok, root};
 
-/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots and canonical
-/// savepoints, and the canonical-stream full checkpoints RocksDB wrote up to Flink 1.15.
+/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (not yet through the
+/// changelog backend) and canonical savepoints, and the canonical-stream full checkpoints RocksDB
+/// wrote up to Flink 1.15.
 fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
-    c["backend"] == "hashmap" || c["format"] == "canonical" || (c["format"] == "full" && c["flink_version"] == "1.15.4")
+    (c["backend"] == "hashmap" && c["format"] != "changelog")
+        || c["format"] == "canonical"
+        || (c["format"] == "full" && c["flink_version"] == "1.15.4")
 }
 
 /// Entries as a multiset of canonical JSON strings, with TTL timestamps taken out and returned
@@ -124,7 +127,9 @@ fn corrupt_state_files_give_file_and_offset() {
     // checkpoint: dump fails with the file and an offset, or (a flipped value byte) decodes
     // something else; it never panics.
     let mut rng = crate::util::Rng(0xdead_beef);
-    for fx in fixtures().into_iter().filter(|f| readable(f) && f.case["flink_version"] == "2.3.0" && f.case["parallelism"] == 1) {
+    // (Not the unaligned checkpoint: dump does not read its in-flight channel data, so a cut in
+    // those files goes unnoticed, rightly.)
+    for fx in fixtures().into_iter().filter(|f| readable(f) && f.case["flink_version"] == "2.3.0" && f.case["parallelism"] == 1 && f.case["unaligned"] != true) {
         let tmp = tempfile::tempdir().unwrap();
         let src = root().join(fx.path());
         let dst = tmp.path().join(src.file_name().unwrap());

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use flinksnap::metadata::handles::{KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
+use flinksnap::metadata::handles::{ChannelStateHandle, ChannelStateKind, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
 use serde_json::Value as J;
@@ -81,8 +81,28 @@ fn stream_matches(ours: &StreamStateHandle, theirs: &J, ctx: &str) {
             assert_eq!(Some(path.as_str()), theirs["path"].as_str(), "{ctx}");
             assert_eq!(Some(*size), theirs["state_size"].as_u64(), "{ctx}");
         }
+        StreamStateHandle::SegmentFile { path, start, size, scope, logical_file_id } => {
+            assert_eq!(class, "SegmentFileStateHandle", "{ctx}");
+            assert_eq!(Some(path.as_str()), theirs["path"].as_str(), "{ctx}");
+            assert_eq!(Some(*start), theirs["start_pos"].as_u64(), "{ctx}");
+            assert_eq!(Some(*size), theirs["state_size"].as_u64(), "{ctx}");
+            assert_eq!(theirs["scope"], ["EXCLUSIVE", "SHARED"][*scope as usize], "{ctx}");
+            assert_eq!(Some(logical_file_id.as_str()), theirs["logical_file_id"].as_str(), "{ctx}");
+        }
+        StreamStateHandle::EmptySegmentFile => {
+            assert_eq!(class, "EmptySegmentFileStateHandle", "{ctx}");
+            assert_eq!(Some(0), theirs["state_size"].as_u64(), "{ctx}");
+        }
         other => assert_eq!(class, other.class_name(), "{ctx}"),
     }
+}
+
+/// A changelog sequence number as the generator wrote it: a number, or (1.x) the `toString` of a
+/// `SequenceNumber` object with the number in it.
+fn sequence_number(j: &J) -> i64 {
+    let s = j.as_str().unwrap();
+    let digits: String = s.chars().filter(|c| c.is_ascii_digit() || *c == '-').collect();
+    digits.parse().unwrap_or_else(|_| panic!("sequence number {s:?}"))
 }
 
 fn keyed_matches(ours: &KeyedStateHandle, theirs: &J, ctx: &str) {
@@ -128,7 +148,86 @@ fn keyed_matches(ours: &KeyedStateHandle, theirs: &J, ctx: &str) {
                 }
             }
         }
-        other => panic!("{ctx}: unexpected {}", other.class_name()),
+        KeyedStateHandle::Changelog(h) => {
+            // ChangelogStateBackendHandleImpl
+            assert!(theirs["class"].as_str().unwrap().starts_with("ChangelogStateBackendHandle"), "{ctx}");
+            assert_eq!(Some(h.checkpointed_size), theirs["checkpointed_size"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.materialization_id), theirs["materialization_id"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.checkpoint_id), theirs["checkpoint_id"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.state_handle_id.as_str()), theirs["state_handle_id"].as_str(), "{ctx}");
+            for (ours, key) in [(&h.materialized, "materialized"), (&h.non_materialized, "non_materialized")] {
+                let t = theirs[key].as_array().unwrap();
+                assert_eq!(ours.len(), t.len(), "{ctx} {key}");
+                for (i, (o, t)) in ours.iter().zip(t).enumerate() {
+                    keyed_matches(o, t, &format!("{ctx} {key} [{i}]"));
+                }
+            }
+        }
+        KeyedStateHandle::InMemoryChangelog(h) => {
+            assert_eq!(theirs["class"], "InMemoryChangelogStateHandle", "{ctx}");
+            assert_eq!(h.from, sequence_number(&theirs["from"]), "{ctx}");
+            assert_eq!(h.to, sequence_number(&theirs["to"]), "{ctx}");
+            assert_eq!(Some(h.change_count), theirs["change_count"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.size), theirs["change_bytes"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.state_handle_id.as_str()), theirs["state_handle_id"].as_str(), "{ctx}");
+        }
+        KeyedStateHandle::ChangelogStream(h) => {
+            assert_eq!(theirs["class"], "ChangelogStateHandleStreamImpl", "{ctx}");
+            let t = theirs["handles"].as_array().unwrap();
+            assert_eq!(h.handles.len(), t.len(), "{ctx}");
+            for (i, ((offset, stream), t)) in h.handles.iter().zip(t).enumerate() {
+                assert_eq!(Some(*offset), t["offset"].as_u64(), "{ctx} [{i}]");
+                stream_matches(stream, &t["handle"], &format!("{ctx} [{i}]"));
+            }
+            assert_eq!(Some(h.state_size), theirs["state_size"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.checkpointed_size), theirs["checkpointed_size"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.state_handle_id.as_str()), theirs["state_handle_id"].as_str(), "{ctx}");
+            assert_eq!(Some(h.storage_identifier.as_str()), theirs["storage_identifier"].as_str(), "{ctx}");
+        }
+    }
+}
+
+/// Channel infos (gate/channel or partition/subpartition) of a merged channel-state handle's
+/// `serializedChannelOffsets`: `i32 count`, then per channel `i32, i32, i64 size, i32 n, n x i64`.
+fn merged_channel_infos(blob: &[u8]) -> Vec<(i32, i32)> {
+    let i32_at = |p: usize| i32::from_be_bytes(blob[p..p + 4].try_into().unwrap());
+    let mut p = 4;
+    let mut out = Vec::new();
+    for _ in 0..i32_at(0) {
+        out.push((i32_at(p), i32_at(p + 4)));
+        let n = i32_at(p + 16) as usize;
+        p += 20 + 8 * n;
+    }
+    assert_eq!(p, blob.len(), "serialized channel offsets: trailing bytes");
+    out
+}
+
+fn channel_matches(ours: &ChannelStateHandle, theirs: &J, ctx: &str) {
+    let class = match ours.kind {
+        ChannelStateKind::InputChannel => "InputChannelStateHandle",
+        ChannelStateKind::ResultSubpartition => "ResultSubpartitionStateHandle",
+        ChannelStateKind::MergedInputChannel => "MergedInputChannelStateHandle",
+        ChannelStateKind::MergedResultSubpartition => "MergedResultSubpartitionStateHandle",
+    };
+    assert_eq!(theirs["class"], class, "{ctx}");
+    assert_eq!(Some(ours.subtask_index as u64), theirs["subtask_index"].as_u64(), "{ctx}");
+    assert_eq!(Some(ours.state_size), theirs["state_size"].as_u64(), "{ctx}");
+    let info = |j: &J| (j[0].as_i64().unwrap() as i32, j[1].as_i64().unwrap() as i32);
+    match ours.info {
+        Some(i) => {
+            assert_eq!(i, info(&theirs["info"]), "{ctx}");
+            let offsets: Vec<u64> = theirs["offsets"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap()).collect();
+            assert_eq!(ours.offsets, offsets, "{ctx}");
+        }
+        None => {
+            assert_eq!(Some(ours.merged_offsets.len() as u64), theirs["serialized_channel_offsets_size"].as_u64(), "{ctx}");
+            let infos: Vec<(i32, i32)> = theirs["infos"].as_array().unwrap().iter().map(info).collect();
+            assert_eq!(merged_channel_infos(&ours.merged_offsets), infos, "{ctx}");
+        }
+    }
+    match &ours.delegate {
+        Some(d) => stream_matches(d, &theirs["delegate"], &format!("{ctx} delegate")),
+        None => assert!(theirs["delegate"].is_null(), "{ctx}"),
     }
 }
 
@@ -142,6 +241,16 @@ fn operator_handle_matches(ours: &OperatorStateHandle, theirs: &J, ctx: &str) {
         assert_eq!(s.offsets, offsets, "{ctx} {}", s.name);
     }
     stream_matches(&ours.delegate, &theirs["delegate"], &format!("{ctx} delegate"));
+    match &ours.file_merging {
+        // type 17: FileMergingOperatorStreamStateHandle, or its Empty… subclass
+        Some(d) => {
+            assert!(theirs["class"].as_str().unwrap().ends_with("FileMergingOperatorStreamStateHandle"), "{ctx}");
+            assert_eq!(Some(d.task_owned_dir.as_str()), theirs["task_owned_dir"].as_str(), "{ctx}");
+            assert_eq!(Some(d.shared_dir.as_str()), theirs["shared_dir"].as_str(), "{ctx}");
+            assert_eq!(Some(d.is_empty), theirs["is_empty"].as_bool(), "{ctx}");
+        }
+        None => assert!(theirs.get("task_owned_dir").is_none(), "{ctx}: a file-merging handle read as type 4"),
+    }
 }
 
 fn single<'a>(list: &'a J, ctx: &str) -> Option<&'a J> {
@@ -201,6 +310,14 @@ fn metadata_matches_what_flink_read() {
                 assert_eq!(state.raw_operator_state.is_some(), single(&ts["raw_operator"], &ctx).is_some(), "{ctx}");
                 assert_eq!(Some(state.input_channel_state.len() as u64), ts["input_channel_handles"].as_u64(), "{ctx}");
                 assert_eq!(Some(state.result_subpartition_state.len() as u64), ts["result_subpartition_handles"].as_u64(), "{ctx}");
+                // the generator describes channel handles (only) where there are any
+                for (ours, key) in [(&state.input_channel_state, "input_channel_state"), (&state.result_subpartition_state, "result_subpartition_state")] {
+                    let theirs = ts.get(key).and_then(J::as_array).cloned().unwrap_or_default();
+                    assert_eq!(ours.len(), theirs.len(), "{ctx} {key}");
+                    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+                        channel_matches(o, t, &format!("{ctx} {key} [{i}]"));
+                    }
+                }
             }
         }
         match (&m.properties, o.get("properties").filter(|p| p.is_object())) {
@@ -230,6 +347,7 @@ fn expected_format(case: &J, metadata_version: i32) -> &'static str {
         ("checkpoint", "full") if metadata_version >= 4 => "native-full",
         ("checkpoint", "full") => "full",
         ("checkpoint", "incremental") => "incremental",
+        ("checkpoint", "changelog") => "changelog",
         other => panic!("unknown case kind/format {other:?}"),
     }
 }
@@ -254,15 +372,20 @@ fn inspect_reports_kind_properties_and_files_of_every_fixture() {
         assert_eq!(d["snapshot_type"], if savepoint { "savepoint" } else { "checkpoint" }, "{name}");
         let p = &d["properties"];
         assert_eq!(p["user_controlled"], savepoint, "{name}");
-        let incremental = fx.case["format"] == "incremental";
+        // A changelog checkpoint refers to materializations and state-change files written before.
+        let incremental = fx.case["format"] == "incremental" || fx.case["format"] == "changelog";
         assert_eq!(p["incremental"], incremental, "{name}");
         assert_eq!(p["unified_format"], fx.case["format"] == "canonical", "{name}");
-        assert_eq!(p["rescalable"], true, "{name}");
-        // Savepoints and full checkpoints keep all their files; incremental ones share. Whatever
-        // Flink recorded with an absolute path cannot move with the directory.
-        assert_eq!(p["self_contained"], !incremental, "{name}");
-        let absolute = fx.oracle().to_string().contains("\"FileStateHandle\"");
-        assert_eq!(p["relocatable"], !incremental && !absolute, "{name}");
+        // In-flight channel data cannot be redistributed.
+        assert_eq!(p["rescalable"], fx.case["unaligned"] != true, "{name}");
+        // Savepoints and full checkpoints keep all their files; incremental ones share, and
+        // file-merging ones write into taskowned/ and shared/. Whatever Flink recorded with an
+        // absolute path cannot move with the directory.
+        let self_contained = !incremental && fx.case["file_merging"] != true;
+        assert_eq!(p["self_contained"], self_contained, "{name}");
+        let oracle_text = fx.oracle().to_string();
+        let absolute = oracle_text.contains("\"FileStateHandle\"") || oracle_text.contains("\"SegmentFileStateHandle\"");
+        assert_eq!(p["relocatable"], self_contained && !absolute, "{name}");
         // Every uid of the job names its operator.
         let uids: BTreeSet<String> = fx.uids().into_iter().collect();
         for op in d["operators"].as_array().unwrap() {
@@ -299,7 +422,7 @@ fn collect_files(j: &J, out: &mut BTreeSet<String>) {
                 Some("RelativeFileStateHandle") => {
                     out.insert(m["relative_path"].as_str().unwrap().to_owned());
                 }
-                Some("FileStateHandle") => {
+                Some("FileStateHandle") | Some("SegmentFileStateHandle") => {
                     out.insert(m["path"].as_str().unwrap().to_owned());
                 }
                 _ => {}

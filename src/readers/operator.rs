@@ -4,7 +4,7 @@
 
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind, Error, Result, ResultExt};
-use crate::metadata::handles::{DistributionMode, OperatorStateHandle};
+use crate::metadata::handles::{DistributionMode, OperatorStateHandle, StreamStateHandle};
 use crate::model::{Entry, OperatorId, RawEntry, StateKind};
 use crate::readers::keyed::{decode_framed, decode_span};
 use crate::readers::meta::{read_operator_backend_meta, OperatorBackendMeta, KEY_SERIALIZER, VALUE_SERIALIZER};
@@ -18,6 +18,11 @@ const SNAPPY_STREAM_IDENTIFIER: [u8; 10] = [0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 
 /// Reads every entry of one operator-state handle: one entry per list element, one per
 /// broadcast map key.
 pub fn read_operator_state(snapshot: &Snapshot, operator_id: OperatorId, handle: &OperatorStateHandle) -> Result<Vec<Entry>> {
+    // File-merging checkpoints (1.20+) give every operator without operator state an
+    // EmptyFileMergingOperatorStreamStateHandle: no states, an EmptySegmentFileStateHandle delegate.
+    if matches!(handle.delegate, StreamStateHandle::EmptySegmentFile) && handle.states.iter().all(|s| s.offsets.is_empty()) {
+        return Ok(Vec::new());
+    }
     let source = StreamSource::open(snapshot, &handle.delegate)?;
     let size = source.size();
     let mut offsets: Vec<u64> = handle.states.iter().flat_map(|s| s.offsets.iter().copied()).collect();

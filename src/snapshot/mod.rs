@@ -6,7 +6,7 @@
 //! 2. An absolute path that exists is used as it is (that is what Flink would do).
 //! 3. An absolute path that no longer exists was recorded where the checkpoint lived before it was
 //!    copied or moved: it is re-based onto the job directory the snapshot is in now, keeping the
-//!    part from the last `shared`, `taskowned`, `chk-N` or `savepoint-*` component on.
+//!    part from the last `shared`, `taskowned`, `dstl`, `chk-N` or `savepoint-*` component on.
 //! 4. A referenced file that cannot be found either way is an error naming the recorded path,
 //!    the re-based candidate and the `_metadata` that references it.
 
@@ -179,7 +179,14 @@ impl Snapshot {
         let comps = original.components();
         let own_name = self.dir.file_name();
         let anchor = comps.iter().rposition(|c| {
-            *c == "shared" || *c == "taskowned" || *c == own_name || is_checkpoint_dir_name(c) || c.starts_with("savepoint-")
+            // `dstl`: the changelog backend's files when `dstl.dfs.base-path` is the checkpoint
+            // directory (Flink writes `<base>/<job id>/dstl/<uuid>`, beside `shared/`)
+            *c == "shared"
+                || *c == "taskowned"
+                || *c == "dstl"
+                || *c == own_name
+                || is_checkpoint_dir_name(c)
+                || c.starts_with("savepoint-")
         })?;
         let rest = comps[anchor..].join("/");
         // The snapshot's own directory maps onto itself; everything else onto its parent (the job

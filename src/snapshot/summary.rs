@@ -283,9 +283,12 @@ fn totals(files: &[&(StreamRef<'_>, ResolvedFile)], inline_bytes: u64) -> FileTo
     let mut t = FileTotals { inline_bytes, ..Default::default() };
     let mut seen = BTreeSet::new();
     for (r, f) in files {
-        let size = r.handle.size();
-        // Segments of one physical file count the file once and each segment's bytes.
+        // Segments of one physical file count the file once and each segment's bytes; a whole
+        // file that several handles share (one channel-state file of several channels or
+        // subtasks, one changelog file of several operators) counts once.
         let new = seen.insert(f.location.clone());
+        let segment = matches!(r.handle, StreamStateHandle::SegmentFile { .. });
+        let size = if new || segment { r.handle.size() } else { 0 };
         if f.own {
             t.own_files += usize::from(new);
             t.own_bytes += size;

@@ -129,7 +129,81 @@ const RUNS: &[Run] = &[
         snaps: &[snap(3, "checkpoint", "rocksdb-checkpoint-incremental-p2-maxp32768")],
         only_versions: EXTREMES,
     },
+    // The runs below switch on a state-handle feature (see RUN_FEATURES): one retained
+    // checkpoint each, 1.20+ only (file merging is new in 1.20; the changelog backend and
+    // unaligned checkpoints exist earlier but 1.20.5 and 2.3.0 cover metadata V4 and V6).
+    Run {
+        name: "heap-changelog",
+        backend: "hashmap",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "checkpoint", "heap-changelog-checkpoint")],
+        only_versions: FEATURE_VERSIONS,
+    },
+    Run {
+        name: "heap-changelog-memory",
+        backend: "hashmap",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "checkpoint", "heap-changelog-memory-checkpoint")],
+        only_versions: FEATURE_VERSIONS,
+    },
+    Run {
+        name: "heap-file-merging",
+        backend: "hashmap",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "checkpoint", "heap-checkpoint-file-merging")],
+        only_versions: FEATURE_VERSIONS,
+    },
+    Run {
+        name: "rocksdb-file-merging",
+        backend: "rocksdb",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "checkpoint", "rocksdb-checkpoint-file-merging")],
+        only_versions: FEATURE_VERSIONS,
+    },
+    Run {
+        name: "heap-unaligned",
+        backend: "hashmap",
+        parallelism: 2,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "checkpoint", "heap-checkpoint-unaligned")],
+        only_versions: FEATURE_VERSIONS,
+    },
 ];
+
+const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+
+/// Extra job arguments of the feature runs, by run name (`--changelog filesystem|memory`,
+/// `--file-merging true`, `--unaligned true`; see `flink-job/.../Main.java`).
+const RUN_FEATURES: &[(&str, &[&str])] = &[
+    ("heap-changelog", &["--changelog", "filesystem"]),
+    ("heap-changelog-memory", &["--changelog", "memory"]),
+    ("heap-file-merging", &["--file-merging", "true"]),
+    ("rocksdb-file-merging", &["--file-merging", "true"]),
+    ("heap-unaligned", &["--unaligned", "true"]),
+];
+
+fn run_features(run: &str) -> &'static [&'static str] {
+    RUN_FEATURES.iter().find(|(name, _)| *name == run).map_or(&[], |(_, args)| args)
+}
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -539,6 +613,7 @@ fn run_job(
         "--inline-threshold",
         &run.inline_threshold.map_or("default".to_string(), |t| t.to_string()),
     ]);
+    cmd.args(run_features(run.name));
     for s in snaps {
         cmd.arg("--snap").arg(format!("{}:{}:{}", s.phase, s.kind, s.case));
     }
