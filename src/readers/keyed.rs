@@ -2,8 +2,10 @@
 //! savepoints (and of RocksDB full checkpoints up to 1.15) and the heap backend's checkpoint
 //! format. Specs: `formats/canonical-stream.md`, `formats/heap-checkpoint.md`.
 //!
-//! Reading is per key group: a key group's bytes are read (and decompressed) at once, decoded
-//! into entries, and handed out; the whole state is never in memory.
+//! Reading is per key group: a key group's bytes are read (and decompressed) at once, then
+//! decoded one stored entry at a time ([`KeyGroupEntries`]), so memory holds one key group's
+//! bytes and the entries of one stored entry (one key's map in the heap format), never the
+//! whole state nor a whole key group's decoded entries.
 
 use std::sync::Arc;
 
@@ -64,7 +66,7 @@ pub struct KeyedHandleReader {
     handle: KeyGroupsStateHandle,
     meta: KeyedBackendMeta,
     format: KeyedStreamFormat,
-    decoder: KeyedDecoder,
+    decoder: Arc<KeyedDecoder>,
     /// (key group, start, end) of each key group with data, in key-group order.
     spans: Vec<(u32, u64, u64)>,
 }
@@ -83,7 +85,7 @@ impl KeyedHandleReader {
         }
         let head = source.read_range(0..first)?;
         let meta = read_keyed_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))?;
-        let decoder = KeyedDecoder::new(operator_id, max_parallelism, &meta).map_err(|e| Error::decode(source.name(), e))?;
+        let decoder = Arc::new(KeyedDecoder::new(operator_id, max_parallelism, &meta).map_err(|e| Error::decode(source.name(), e))?);
 
         // Key groups with data, ordered by offset; each runs to the next offset or the file end.
         let mut by_offset: Vec<(u32, u64)> = handle
@@ -111,13 +113,14 @@ impl KeyedHandleReader {
         let mut reader = KeyedHandleReader { source, handle: handle.clone(), meta, format, decoder, spans };
         // Before metadata V4 a key-groups *checkpoint* handle holds either the heap checkpoint
         // format or (RocksDB full checkpoints up to 1.15) the canonical stream, and nothing in
-        // the metadata says which: the first key group is parsed both ways.
+        // the metadata says which: the first key group is parsed both ways (entry by entry, so
+        // the probe holds no more than reading does).
         if !handle.is_savepoint() {
             let first = reader.key_groups().next();
             if let Some(kg) = first {
-                if let Err(heap_err) = reader.read_key_group(kg) {
+                if let Err(heap_err) = reader.check_key_group(kg) {
                     reader.format = KeyedStreamFormat::Canonical;
-                    if reader.read_key_group(kg).is_err() {
+                    if reader.check_key_group(kg).is_err() {
                         return Err(heap_err);
                     }
                 }
@@ -146,49 +149,60 @@ impl KeyedHandleReader {
         self.spans.iter().map(|&(kg, _, _)| kg)
     }
 
-    /// Every entry of key group `kg` (empty when it holds none).
+    /// Every entry of key group `kg` (empty when it holds none), collected: holds all of the key
+    /// group's decoded entries at once; [`KeyedHandleReader::key_group_entries`] streams them.
     pub fn read_key_group(&self, kg: u32) -> Result<Vec<Entry>> {
-        let Some(&(_, start, end)) = self.spans.iter().find(|&&(k, _, _)| k == kg) else { return Ok(Vec::new()) };
-        let bytes = self.source.read_range(start..end)?;
+        self.key_group_entries(kg)?.collect()
+    }
+
+    /// Decodes key group `kg` to its end, keeping nothing.
+    fn check_key_group(&self, kg: u32) -> Result<()> {
+        self.key_group_entries(kg)?.try_for_each(|e| e.map(drop))
+    }
+
+    /// The entries of key group `kg`, decoded one stored entry at a time from the key group's
+    /// bytes (read, and decompressed, here). Empty when the key group holds none.
+    pub fn key_group_entries(&self, kg: u32) -> Result<KeyGroupEntries> {
         let file = self.source.name();
-        let ctx = || format!("key group {kg}");
-        match self.format {
-            KeyedStreamFormat::Canonical => {
-                let data = self.maybe_decompress(&bytes, start, kg)?;
-                let base = if self.meta.compressed { 0 } else { start };
-                self.read_canonical_key_group(&mut Cursor::with_base(&data, base), kg)
-                    .map_err(|e| Error::decode(file, self.compressed_note(e.context(ctx()), start)))
-            }
+        let Some(&(_, start, end)) = self.spans.iter().find(|&&(k, _, _)| k == kg) else {
+            return Ok(KeyGroupEntries {
+                decoder: self.decoder.clone(),
+                kg,
+                data: Vec::new(),
+                base: 0,
+                pos: 0,
+                progress: Progress::Done,
+                file,
+                compressed_at: None,
+                pending: Vec::new().into_iter(),
+            });
+        };
+        let bytes = self.source.read_range(start..end)?;
+        // The heap checkpoint format repeats the key group before its (possibly compressed) data.
+        let (skip, progress) = match self.format {
+            KeyedStreamFormat::Canonical => (0, Progress::CanonicalStart),
             KeyedStreamFormat::HeapCheckpoint => {
                 let mut c = Cursor::with_base(&bytes, start);
-                let stored = c.i32("key group").map_err(|e| Error::decode(&file, e.context(ctx())))?;
+                let stored = c.i32("key group").map_err(|e| Error::decode(&file, e.context(format!("key group {kg}"))))?;
                 if stored as i64 != kg as i64 {
                     return Err(Error::decode(
                         &file,
                         DecodeError::new(DecodeErrorKind::Invalid(format!("key group {stored} stored where {kg} was expected")), start),
                     ));
                 }
-                let rest = c.rest();
-                let data = self.maybe_decompress(rest, start + 4, kg)?;
-                let base = if self.meta.compressed { 0 } else { start + 4 };
-                self.read_heap_key_group(&mut Cursor::with_base(&data, base), kg)
-                    .map_err(|e| Error::decode(file, self.compressed_note(e.context(ctx()), start)))
+                (4, Progress::Heap { states_left: self.decoder.decoders.len() })
             }
-        }
-    }
-
-    fn compressed_note(&self, e: DecodeError, start: u64) -> DecodeError {
-        if self.meta.compressed {
-            e.context(format!("snappy stream at file offset {start}, offset counted in decompressed bytes"))
+        };
+        let (data, base, pos, compressed_at) = if self.meta.compressed {
+            // offsets in messages count decompressed bytes
+            (self.decompress(&bytes[skip..], start + skip as u64, kg)?, 0, 0, Some(start))
         } else {
-            e
-        }
+            (bytes, start, skip, None)
+        };
+        Ok(KeyGroupEntries { decoder: self.decoder.clone(), kg, data, base, pos, progress, file, compressed_at, pending: Vec::new().into_iter() })
     }
 
-    fn maybe_decompress(&self, bytes: &[u8], start: u64, kg: u32) -> Result<Vec<u8>> {
-        if !self.meta.compressed {
-            return Ok(bytes.to_vec());
-        }
+    fn decompress(&self, bytes: &[u8], start: u64, kg: u32) -> Result<Vec<u8>> {
         crate::readers::stream::snappy_decompress(bytes).map_err(|e| {
             Error::decode(
                 self.source.name(),
@@ -196,15 +210,81 @@ impl KeyedHandleReader {
             )
         })
     }
+}
 
-    fn read_canonical_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
-        self.decoder.read_canonical_key_group(c, kg)
+/// Where decoding a key group stands.
+#[derive(Debug, Clone, Copy)]
+enum Progress {
+    /// Canonical stream, before the first state id.
+    CanonicalStart,
+    /// Canonical stream: the next key/value pair belongs to `state_id` (read at `at`).
+    Canonical { state_id: i16, at: u64 },
+    /// Heap checkpoint format: the next state's header, `states_left` to go.
+    Heap { states_left: usize },
+    /// Heap checkpoint format: entry `i` of `n` of state index `state`.
+    HeapEntries { state: usize, i: usize, n: usize, states_left: usize },
+    /// The key group ended (and was checked to end where its bytes do).
+    Done,
+}
+
+/// The entries of one key group, decoded lazily from its bytes
+/// ([`KeyedHandleReader::key_group_entries`]). Stops after the first error.
+#[derive(Debug)]
+pub struct KeyGroupEntries {
+    decoder: Arc<KeyedDecoder>,
+    kg: u32,
+    data: Vec<u8>,
+    /// Absolute offset of `data[0]` for messages (0 for decompressed data).
+    base: u64,
+    /// Next byte of `data` to decode.
+    pos: usize,
+    progress: Progress,
+    file: String,
+    /// File offset of the key group when its data is Snappy-compressed.
+    compressed_at: Option<u64>,
+    /// Entries of the stored entry decoded last (several for a heap map).
+    pending: std::vec::IntoIter<Entry>,
+}
+
+impl KeyGroupEntries {
+    /// The key group.
+    pub fn key_group(&self) -> u32 {
+        self.kg
     }
 
-    fn read_heap_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
-        self.decoder.read_heap_key_group(c, kg)
+    fn error(&self, e: DecodeError) -> Error {
+        let mut e = e.context(format!("key group {}", self.kg));
+        if let Some(start) = self.compressed_at {
+            e = e.context(format!("snappy stream at file offset {start}, offset counted in decompressed bytes"));
+        }
+        Error::decode(&self.file, e)
     }
 }
+
+impl Iterator for KeyGroupEntries {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        loop {
+            if let Some(e) = self.pending.next() {
+                return Some(Ok(e));
+            }
+            let mut c = Cursor::with_base(&self.data[self.pos..], self.base + self.pos as u64);
+            let step = self.decoder.step(&mut c, self.kg, &mut self.progress);
+            self.pos += (c.position() - self.base - self.pos as u64) as usize;
+            match step {
+                Ok(Some(entries)) => self.pending = entries.into_iter(),
+                Ok(None) => return None,
+                Err(e) => {
+                    self.progress = Progress::Done;
+                    return Some(Err(self.error(e)));
+                }
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for KeyGroupEntries {}
 
 /// Decodes keyed-state entries of one backend's states: the RocksDB key/value layout (canonical
 /// stream, RocksDB column families) and the heap checkpoint's triples.
@@ -260,38 +340,69 @@ impl KeyedDecoder {
             .ok_or_else(|| c.error_at(DecodeErrorKind::InvalidValue { what: "kv state id", value: id.into() }, at))
     }
 
-    fn read_canonical_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
-        let mut out = Vec::new();
-        let at = c.position();
-        let mut state_id = c.i16("kv state id")?;
+    /// Decodes the next stored entry of a key group from `c` (which starts where the previous
+    /// step stopped): its entries (one; a heap map state's key gives one per map entry), or
+    /// `None` once the key group has ended, checked to end with `c`'s bytes.
+    fn step(&self, c: &mut Cursor<'_>, kg: u32, p: &mut Progress) -> R<Option<Vec<Entry>>> {
         loop {
-            let d = self.decoder(c, state_id, at)?;
-            let key_at = c.position();
-            let key = c.len_prefixed("key")?;
-            let value_at = c.position();
-            let value = c.len_prefixed("value")?;
-            let Some(&first) = key.first() else {
-                return Err(c.error_at(DecodeErrorKind::Invalid("empty key".into()), key_at));
-            };
-            let last_of_run = first & META_DATA_FOLLOWS != 0;
-            let mut key = key.to_vec();
-            key[0] = first & !META_DATA_FOLLOWS;
-            let e = self
-                .canonical_entry(d, kg, &key, key_at + 4, value, value_at + 4)
-                .context_with(|| format!("state {:?}", d.name))?;
-            out.extend(e);
-            if last_of_run {
-                let next_at = c.position();
-                let next = c.i16("next kv state id")?;
-                if next == END_OF_KEY_GROUP {
-                    break;
+            match *p {
+                Progress::Done => return Ok(None),
+                Progress::CanonicalStart => {
+                    let at = c.position();
+                    let state_id = c.i16("kv state id")?;
+                    *p = Progress::Canonical { state_id, at };
                 }
-                state_id = next;
-                let _ = next_at;
+                Progress::Canonical { state_id, at } => {
+                    let d = self.decoder(c, state_id, at)?;
+                    let key_at = c.position();
+                    let key = c.len_prefixed("key")?;
+                    let value_at = c.position();
+                    let value = c.len_prefixed("value")?;
+                    let Some(&first) = key.first() else {
+                        return Err(c.error_at(DecodeErrorKind::Invalid("empty key".into()), key_at));
+                    };
+                    let last_of_run = first & META_DATA_FOLLOWS != 0;
+                    let mut key = key.to_vec();
+                    key[0] = first & !META_DATA_FOLLOWS;
+                    let e = self
+                        .canonical_entry(d, kg, &key, key_at + 4, value, value_at + 4)
+                        .context_with(|| format!("state {:?}", d.name))?;
+                    if last_of_run {
+                        let next_at = c.position();
+                        let next = c.i16("next kv state id")?;
+                        if next == END_OF_KEY_GROUP {
+                            c.expect_end("key group")?;
+                            *p = Progress::Done;
+                        } else {
+                            *p = Progress::Canonical { state_id: next, at: next_at };
+                        }
+                    }
+                    return Ok(Some(e));
+                }
+                Progress::Heap { states_left: 0 } => {
+                    c.expect_end("key group")?;
+                    *p = Progress::Done;
+                }
+                Progress::Heap { states_left } => {
+                    let at = c.position();
+                    let id = c.i16("kv state id")?;
+                    let d = self.decoder(c, id, at)?;
+                    // Each entry takes at least one byte.
+                    let n = c.count("number of entries", 1).context_with(|| format!("state {:?}", d.name))?;
+                    *p = Progress::HeapEntries { state: id as usize, i: 0, n, states_left: states_left - 1 };
+                }
+                Progress::HeapEntries { state, i, n, states_left } => {
+                    if i == n {
+                        *p = Progress::Heap { states_left };
+                        continue;
+                    }
+                    let d = &self.decoders[state];
+                    let e = self.heap_entry(d, kg, c).context_with(|| format!("state {:?} entry {i}", d.name))?;
+                    *p = Progress::HeapEntries { state, i: i + 1, n, states_left };
+                    return Ok(Some(e));
+                }
             }
         }
-        c.expect_end("key group")?;
-        Ok(out)
     }
 
     /// Decodes one RocksDB-layout key/value pair.
@@ -340,23 +451,6 @@ impl KeyedDecoder {
                 Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, raw(None))])
             }
         }
-    }
-
-    fn read_heap_key_group(&self, c: &mut Cursor<'_>, kg: u32) -> R<Vec<Entry>> {
-        let mut out = Vec::new();
-        for _ in 0..self.decoders.len() {
-            let at = c.position();
-            let id = c.i16("kv state id")?;
-            let d = self.decoder(c, id, at)?;
-            // Each entry takes at least one byte.
-            let n = c.count("number of entries", 1).context_with(|| format!("state {:?}", d.name))?;
-            for i in 0..n {
-                let e = self.heap_entry(d, kg, c).context_with(|| format!("state {:?} entry {i}", d.name))?;
-                out.extend(e);
-            }
-        }
-        c.expect_end("key group")?;
-        Ok(out)
     }
 
     fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> R<Vec<Entry>> {
