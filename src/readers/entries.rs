@@ -1,12 +1,13 @@
 //! Every entry of a snapshot, streamed: handle by handle, and for keyed state key group by key
-//! group, so memory holds one key group (or one operator-state handle) at a time.
+//! group, entry by entry, so memory holds one key group's bytes (or one operator-state handle)
+//! at a time.
 
 use std::collections::VecDeque;
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
 use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
-use crate::readers::keyed::KeyedHandleReader;
+use crate::readers::keyed::{KeyGroupEntries, KeyedHandleReader};
 use crate::readers::operator::read_operator_state;
 use crate::snapshot::Snapshot;
 
@@ -44,6 +45,8 @@ pub struct SnapshotEntries<'a> {
     selection: Selection,
     work: VecDeque<Work>,
     keyed: Option<(KeyedHandleReader, VecDeque<u32>)>,
+    /// The key group being read.
+    key_group: Option<KeyGroupEntries>,
     buffer: std::vec::IntoIter<Entry>,
     failed: bool,
     /// Broadcast states already read: every subtask stores a full copy, and Flink restores
@@ -74,6 +77,7 @@ impl<'a> SnapshotEntries<'a> {
             selection,
             work,
             keyed: None,
+            key_group: None,
             buffer: Vec::new().into_iter(),
             failed: false,
             broadcast_seen: Default::default(),
@@ -83,9 +87,7 @@ impl<'a> SnapshotEntries<'a> {
     fn step(&mut self) -> Result<bool> {
         if let Some((reader, kgs)) = &mut self.keyed {
             if let Some(kg) = kgs.pop_front() {
-                let mut entries = reader.read_key_group(kg)?;
-                entries.retain(|e| self.selection.state(&e.state));
-                self.buffer = entries.into_iter();
+                self.key_group = Some(reader.key_group_entries(kg)?);
                 return Ok(true);
             }
             self.keyed = None;
@@ -147,6 +149,23 @@ impl Iterator for SnapshotEntries<'_> {
             if let Some(e) = self.buffer.next() {
                 return Some(Ok(e));
             }
+            if let Some(kg) = &mut self.key_group {
+                match kg.next() {
+                    Some(Ok(e)) if self.selection.state(&e.state) => return Some(Ok(e)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        self.failed = true;
+                        self.work.clear();
+                        self.keyed = None;
+                        self.key_group = None;
+                        return Some(Err(e));
+                    }
+                    None => {
+                        self.key_group = None;
+                        continue;
+                    }
+                }
+            }
             if self.failed {
                 return None;
             }
@@ -158,6 +177,7 @@ impl Iterator for SnapshotEntries<'_> {
                     self.failed = true;
                     self.work.clear();
                     self.keyed = None;
+                    self.key_group = None;
                     return Some(Err(e));
                 }
             }

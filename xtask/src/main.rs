@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod bench;
+
 const DEFAULT_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
 /// A snapshot to take: after which phase, what kind, into which case.
@@ -211,6 +213,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let res = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => Err(usage()),
     };
     match res {
@@ -236,6 +239,7 @@ fn usage() -> String {
         s.push_str(case);
         s.push('\n');
     }
+    s.push_str("\n       cargo xtask bench --help   (large-state snapshots: speed and peak RSS of flinksnap)\n");
     s
 }
 

@@ -1,0 +1,555 @@
+//! `cargo xtask bench`: how fast flinksnap reads large snapshots, and how much memory it takes.
+//!
+//! 1. Generates (once, cached outside the repository) snapshots of a large-state job with real
+//!    Flink: `flink-job/.../Bench.java` writes one element per key into `BenchFn` (ValueState,
+//!    MapState, ListState, timers), then takes a heap canonical savepoint, a heap retained
+//!    checkpoint and (second run) a RocksDB canonical savepoint. One cache directory per size:
+//!    `$FLINKSNAP_CACHE/bench/<flink version>/<size>mb/{heap,rocksdb}/`.
+//! 2. Builds flinksnap in release mode and runs `flinksnap inspect` and `flinksnap dump` on every
+//!    snapshot with stdout to /dev/null, measuring wall time, CPU time and peak RSS
+//!    (`ru_maxrss` from `wait4`). `--verify` first dumps through a pipe and checks the line
+//!    count against the entries the generator wrote.
+//! 3. Prints a table and writes `<target dir>/bench/results.json`.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use super::{cache_dir, compile, dir_size, ensure_dist, join_cp, needs_add_opens, repo_root, run_cmd, Result, Tools, ADD_OPENS};
+
+const DEFAULT_VERSION: &str = "2.3.0";
+const DEFAULT_SIZES: &[u64] = &[25, 100, 250];
+/// Keys per nominal MiB: a key is ~262 bytes of canonical savepoint (see `BenchFn.java`).
+const KEYS_PER_MIB: u64 = 4000;
+const MAX_PARALLELISM: u32 = 128;
+
+fn usage() -> String {
+    format!(
+        "usage: cargo xtask bench [--flink VERSION] [--sizes MIB,...] [--regenerate] [--runs N] [--verify] [--generate-only]\n\
+         \n\
+         Generates large-state snapshots with real Flink (cached in $FLINKSNAP_CACHE/bench/, default\n\
+         ~/.cache/flinksnap/bench/; --regenerate rebuilds them), then times `flinksnap inspect` and\n\
+         `flinksnap dump` on each and records peak RSS. Defaults: --flink {DEFAULT_VERSION} --sizes {} --runs 1.\n\
+         A size is the nominal canonical-savepoint size in MiB ({KEYS_PER_MIB} keys per MiB).\n\
+         Timed runs write to /dev/null; --verify first dumps each snapshot through a pipe (untimed)\n\
+         and checks the line count against the entries the generator wrote.\n\
+         Results: a table on stdout and <target dir>/bench/results.json.\n",
+        DEFAULT_SIZES.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    )
+}
+
+struct Opts {
+    version: String,
+    sizes: Vec<u64>,
+    regenerate: bool,
+    runs: u32,
+    generate_only: bool,
+    verify: bool,
+}
+
+fn parse(args: &[String]) -> Result<Option<Opts>> {
+    let mut o = Opts {
+        version: DEFAULT_VERSION.to_string(),
+        sizes: DEFAULT_SIZES.to_vec(),
+        regenerate: false,
+        runs: 1,
+        generate_only: false,
+        verify: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flink" => o.version = it.next().ok_or("--flink needs a version")?.clone(),
+            "--sizes" => {
+                let s = it.next().ok_or("--sizes needs a list, e.g. 25,100,250")?;
+                o.sizes = s
+                    .split(',')
+                    .map(|x| x.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or(format!("bad size {x:?}")))
+                    .collect::<Result<_>>()?;
+            }
+            "--regenerate" => o.regenerate = true,
+            "--generate-only" => o.generate_only = true,
+            "--verify" => o.verify = true,
+            "--runs" => {
+                let n = it.next().ok_or("--runs needs a number")?;
+                o.runs = n.parse().ok().filter(|&n| n > 0).ok_or(format!("bad --runs {n:?}"))?;
+            }
+            "-h" | "--help" => {
+                print!("{}", usage());
+                return Ok(None);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
+        }
+    }
+    super::generation(&o.version)?;
+    Ok(Some(o))
+}
+
+/// One snapshot of the manifest a generator run writes.
+#[derive(Clone)]
+struct Snapshot {
+    /// heap-savepoint-canonical, heap-checkpoint, rocksdb-savepoint-canonical
+    name: String,
+    path: PathBuf,
+    entries: u64,
+    keys: u64,
+    bytes: u64,
+}
+
+/// One generator run (one JVM): a backend and the snapshots it takes.
+struct GenRun {
+    dir: &'static str,
+    backend: &'static str,
+    snaps: &'static [&'static str],
+}
+
+const GEN_RUNS: &[GenRun] = &[
+    GenRun {
+        dir: "heap",
+        backend: "hashmap",
+        snaps: &["canonical:heap-savepoint-canonical", "checkpoint:heap-checkpoint"],
+    },
+    GenRun { dir: "rocksdb", backend: "rocksdb", snaps: &["canonical:rocksdb-savepoint-canonical"] },
+];
+
+pub fn run(args: &[String]) -> Result<()> {
+    let Some(o) = parse(args)? else { return Ok(()) };
+    let repo = repo_root();
+    let cache = cache_dir()?;
+    let base = cache.join("bench").join(&o.version);
+
+    // ---- 1. snapshots (generated only when missing) ----
+    let missing: Vec<u64> = o.sizes.iter().copied().filter(|&s| o.regenerate || !size_dir(&base, s).join(".complete").exists()).collect();
+    if !missing.is_empty() {
+        let tools = Tools::find()?;
+        let dist = ensure_dist(&tools, &cache, &o.version)?;
+        let classes = compile(&tools, &repo, &cache, &o.version, &dist)?;
+        for &s in &missing {
+            generate(&tools, &repo, &base, &o.version, &dist, &classes, s)?;
+        }
+    }
+    let mut sizes = Vec::new();
+    for &s in &o.sizes {
+        let dir = size_dir(&base, s);
+        let gen_s = fs::read_to_string(dir.join("generation-seconds")).ok().and_then(|t| t.trim().parse::<f64>().ok());
+        sizes.push((s, load_manifests(&dir)?, gen_s));
+    }
+    println!("== snapshots in {}", base.display());
+    for (s, snaps, gen_s) in &sizes {
+        let g = gen_s.map_or("?".to_string(), |g| format!("{g:.0} s"));
+        println!("   {s} MiB nominal: {} keys, generated in {g}", snaps.first().map_or(0, |x| x.keys));
+        for sn in snaps {
+            println!("     {:<28} {:>9.1} MiB  {:>9} entries  {}", sn.name, mib(sn.bytes), sn.entries, sn.path.display());
+        }
+    }
+    if o.generate_only {
+        return Ok(());
+    }
+
+    // ---- 2. measure ----
+    let target = target_dir(&repo)?;
+    println!("== cargo build --release --bin flinksnap");
+    run_cmd(
+        Command::new(env_cargo()).current_dir(&repo).args(["build", "--release", "--quiet", "--package", "flinksnap", "--bin", "flinksnap"]),
+        "cargo build --release",
+    )?;
+    let bin = target.join("release").join("flinksnap");
+    if !bin.exists() {
+        return Err(format!("no binary at {}", bin.display()));
+    }
+    let floor = measure(&bin, &["--version".to_string()], None, false)?;
+
+    let mut rows = Vec::new();
+    for (size, snaps, gen_s) in &sizes {
+        for sn in snaps {
+            for cmd in ["inspect", "dump"] {
+                let mut best: Option<Measure> = None;
+                let args = [cmd.to_string(), sn.path.display().to_string()];
+                let mut verified = None;
+                if cmd == "dump" && o.verify {
+                    // untimed: stdout through a pipe, every line counted
+                    let m = measure(&bin, &args, Some(sn), true)?;
+                    if m.lines != sn.entries {
+                        return Err(format!(
+                            "flinksnap dump {} printed {} entries, the generator wrote {}",
+                            sn.path.display(),
+                            m.lines,
+                            sn.entries
+                        ));
+                    }
+                    println!("   verified: dump of {} printed {} entries ({:.1} MiB of JSON lines)", sn.name, m.lines, mib(m.out_bytes));
+                    verified = Some((m.lines, m.out_bytes));
+                }
+                for _ in 0..o.runs {
+                    // timed: stdout to /dev/null, as in `flinksnap dump PATH > /dev/null`
+                    let m = measure(&bin, &args, Some(sn), false)?;
+                    best = Some(match best {
+                        Some(b) if b.wall_s <= m.wall_s => Measure { max_rss_kib: b.max_rss_kib.max(m.max_rss_kib), ..b },
+                        Some(b) => Measure { max_rss_kib: b.max_rss_kib.max(m.max_rss_kib), ..m },
+                        None => m,
+                    });
+                }
+                let m = best.expect("runs > 0");
+                let row = Row { size_mib: *size, generation_s: *gen_s, snapshot: sn.clone(), command: cmd, m, verified };
+                println!("{}", row.line());
+                rows.push(row);
+            }
+        }
+    }
+
+    // ---- 3. report ----
+    println!();
+    println!("flinksnap {} on {} ({} cores); Flink {} snapshots, max parallelism {MAX_PARALLELISM}, p=1; best of {} run(s)", git_rev(&repo), cpu_model(), cores(), o.version, o.runs);
+    println!("process floor (`flinksnap --version`): peak RSS {:.1} MiB", floor.max_rss_kib as f64 / 1024.0);
+    println!();
+    print!("{}", table(&rows));
+    let out = target.join("bench");
+    fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
+    let json = out.join("results.json");
+    fs::write(&json, results_json(&o, &repo, &floor, &rows)).map_err(|e| format!("write {}: {e}", json.display()))?;
+    println!("\nwrote {}", json.display());
+    Ok(())
+}
+
+fn size_dir(base: &Path, size: u64) -> PathBuf {
+    base.join(format!("{size}mb"))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
+
+fn env_cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+// ---- generation ---------------------------------------------------------------------------
+
+fn generate(tools: &Tools, repo: &Path, base: &Path, version: &str, dist: &super::Dist, classes: &Path, size: u64) -> Result<()> {
+    let dir = size_dir(base, size);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    }
+    let keys = size * KEYS_PER_MIB;
+    let started = Instant::now();
+    for r in GEN_RUNS {
+        let out = dir.join(r.dir);
+        let work = base.join(format!("work-{size}mb-{}", r.dir));
+        let _ = fs::remove_dir_all(&work);
+        fs::create_dir_all(work.join("tmp")).map_err(|e| e.to_string())?;
+        fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+        // The heap backend keeps every key's state as Java objects (~1 KB a key here).
+        let xmx_mib = if r.backend == "hashmap" { 1024 + keys / 400 } else { 1024 };
+        let mut cp = vec![classes.to_path_buf()];
+        cp.extend(dist.classpath.iter().cloned());
+        let mut cmd = Command::new(&tools.java);
+        cmd.arg(format!("-Xmx{xmx_mib}m")).arg("-XX:+UseSerialGC");
+        if needs_add_opens(version) {
+            for o in ADD_OPENS {
+                cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));
+            }
+        }
+        cmd.arg(format!("-Dlog4j.configurationFile={}", repo.join("xtask/flink-job/resources/log4j2.properties").display()))
+            .arg(format!("-Djava.io.tmpdir={}", work.join("tmp").display()))
+            .arg("-cp")
+            .arg(join_cp(&cp))
+            .arg("flinksnap.fixtures.Bench")
+            .args(["--flink-version", version])
+            .arg("--out")
+            .arg(&out)
+            .arg("--work")
+            .arg(&work)
+            .args(["--backend", r.backend])
+            .args(["--keys", &keys.to_string()])
+            .args(["--parallelism", "1"])
+            .args(["--max-parallelism", &MAX_PARALLELISM.to_string()]);
+        for s in r.snaps {
+            cmd.arg("--snap").arg(s);
+        }
+        println!("== bench {size} MiB: flink {version} {} run, {keys} keys, -Xmx{xmx_mib}m -> {}", r.backend, out.display());
+        let t = Instant::now();
+        run_cmd(&mut cmd, &format!("flink {version} bench run {} ({size} MiB)", r.dir))?;
+        println!("== bench {size} MiB: {} run took {:.1} s", r.dir, t.elapsed().as_secs_f64());
+        let _ = fs::remove_dir_all(&work);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    fs::write(dir.join("generation-seconds"), format!("{secs:.1}\n")).map_err(|e| e.to_string())?;
+    fs::write(dir.join(".complete"), b"").map_err(|e| e.to_string())?;
+    println!("== bench {size} MiB: generated in {secs:.0} s, {:.1} MiB on disk", mib(dir_size(&dir)));
+    Ok(())
+}
+
+fn load_manifests(dir: &Path) -> Result<Vec<Snapshot>> {
+    let mut out = Vec::new();
+    for r in GEN_RUNS {
+        let d = dir.join(r.dir);
+        let m = d.join("manifest.tsv");
+        let text = fs::read_to_string(&m).map_err(|e| format!("read {}: {e} (try --regenerate)", m.display()))?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let bad = || format!("{}: bad line {line:?}", m.display());
+            if f.len() != 6 {
+                return Err(bad());
+            }
+            let path = d.join(f[3]);
+            out.push(Snapshot {
+                name: f[0].to_string(),
+                entries: f[4].parse().map_err(|_| bad())?,
+                keys: f[5].parse().map_err(|_| bad())?,
+                bytes: dir_size(&path),
+                path,
+            });
+        }
+    }
+    Ok(out)
+}
+
+// ---- measuring ----------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Measure {
+    wall_s: f64,
+    user_s: f64,
+    sys_s: f64,
+    max_rss_kib: u64,
+    lines: u64,
+    out_bytes: u64,
+}
+
+/// Runs `bin args` with stdout to /dev/null (or, with `count`, read and its lines counted),
+/// and returns its wall time
+/// and the kernel's resource usage of the child: `ru_maxrss` is the peak resident set size.
+fn measure(bin: &Path, args: &[String], what: Option<&Snapshot>, count: bool) -> Result<Measure> {
+    let label = || format!("{} {}", bin.display(), args.join(" "));
+    let t = Instant::now();
+    let stdout = if count {
+        Stdio::piped()
+    } else {
+        Stdio::from(fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?)
+    };
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: cannot start: {e}", label()))?;
+    let (mut lines, mut out_bytes) = (0u64, 0u64);
+    if let Some(mut stdout) = child.stdout.take() {
+        let mut buf = vec![0u8; 1 << 18];
+        loop {
+            let n = stdout.read(&mut buf).map_err(|e| format!("{}: reading stdout: {e}", label()))?;
+            if n == 0 {
+                break;
+            }
+            out_bytes += n as u64;
+            lines += count_newlines(&buf[..n]);
+        }
+    }
+    let (status, ru) = wait4(child.id())?;
+    let wall_s = t.elapsed().as_secs_f64();
+    if !status_ok(status) {
+        let what = what.map_or(String::new(), |s| format!(" ({})", s.name));
+        return Err(format!("{}{what} failed (wait status {status})", label()));
+    }
+    Ok(Measure {
+        wall_s,
+        user_s: ru.0,
+        sys_s: ru.1,
+        max_rss_kib: ru.2,
+        lines,
+        out_bytes,
+    })
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    // word at a time: the dev profile (opt-level 1) does not vectorise a byte loop well
+    let mut n = 0u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_ne_bytes(c.try_into().expect("8 bytes")) ^ 0x0a0a_0a0a_0a0a_0a0a;
+        // a zero byte in w is a '\n' in c
+        let z = (w.wrapping_sub(0x0101_0101_0101_0101)) & !w & 0x8080_8080_8080_8080;
+        if z != 0 {
+            n += c.iter().filter(|&&x| x == b'\n').count() as u64;
+        }
+    }
+    n + chunks.remainder().iter().filter(|&&x| x == b'\n').count() as u64
+}
+
+/// (user s, system s, max RSS KiB) of a reaped child.
+type Usage = (f64, f64, u64);
+
+#[cfg(unix)]
+fn wait4(pid: u32) -> Result<(i32, Usage)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for the child we spawned (and still own).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
+    if r < 0 {
+        return Err(format!("wait4({pid}): {}", std::io::Error::last_os_error()));
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    // Linux reports ru_maxrss in KiB (macOS in bytes).
+    let rss = if cfg!(target_os = "macos") { ru.ru_maxrss as u64 / 1024 } else { ru.ru_maxrss as u64 };
+    Ok((status, (secs(ru.ru_utime), secs(ru.ru_stime), rss)))
+}
+
+#[cfg(unix)]
+fn status_ok(status: i32) -> bool {
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+#[cfg(not(unix))]
+fn wait4(_pid: u32) -> Result<(i32, Usage)> {
+    Err("cargo xtask bench measures peak RSS with wait4(2): Unix only".into())
+}
+
+#[cfg(not(unix))]
+fn status_ok(_status: i32) -> bool {
+    false
+}
+
+// ---- reporting ----------------------------------------------------------------------------
+
+struct Row {
+    size_mib: u64,
+    generation_s: Option<f64>,
+    snapshot: Snapshot,
+    command: &'static str,
+    m: Measure,
+    /// `--verify`: (lines, bytes) the dump printed
+    verified: Option<(u64, u64)>,
+}
+
+impl Row {
+    /// Snapshot MiB per second (dump reads all of it; inspect only `_metadata`).
+    fn mib_per_s(&self) -> f64 {
+        mib(self.snapshot.bytes) / self.m.wall_s.max(1e-9)
+    }
+
+    fn mib_per_s_text(&self) -> String {
+        if self.command == "dump" {
+            format!("{:.1}", self.mib_per_s())
+        } else {
+            "-".into()
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "   {:>4} MiB {:<28} {:<7} {:>8.2} s  {:>7} MiB/s  peak RSS {:>7.1} MiB",
+            self.size_mib,
+            self.snapshot.name,
+            self.command,
+            self.m.wall_s,
+            self.mib_per_s_text(),
+            self.m.max_rss_kib as f64 / 1024.0
+        )
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| snapshot | size | keys | entries | command | seconds | CPU s | MiB/s | entries/s | peak RSS |\n|---|--:|--:|--:|---|--:|--:|--:|--:|--:|\n",
+    );
+    for r in rows {
+        let entries = if r.command == "dump" { r.snapshot.entries.to_string() } else { "-".into() };
+        let eps = if r.command == "dump" { format!("{:.0}", r.snapshot.entries as f64 / r.m.wall_s.max(1e-9)) } else { "-".into() };
+        s.push_str(&format!(
+            "| {} | {:.1} MiB | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} MiB |\n",
+            r.snapshot.name,
+            mib(r.snapshot.bytes),
+            r.snapshot.keys,
+            entries,
+            r.command,
+            r.m.wall_s,
+            r.m.user_s + r.m.sys_s,
+            r.mib_per_s_text(),
+            eps,
+            r.m.max_rss_kib as f64 / 1024.0
+        ));
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn results_json(o: &Opts, repo: &Path, floor: &Measure, rows: &[Row]) -> String {
+    let mut s = String::from("{\n");
+    s.push_str(&format!("  \"flinksnap_rev\": {},\n", json_str(&git_rev(repo))));
+    s.push_str(&format!("  \"cpu\": {},\n  \"cores\": {},\n", json_str(&cpu_model()), cores()));
+    s.push_str(&format!("  \"flink_version\": {},\n  \"max_parallelism\": {MAX_PARALLELISM},\n  \"parallelism\": 1,\n", json_str(&o.version)));
+    s.push_str(&format!("  \"runs\": {},\n  \"process_floor_rss_kib\": {},\n  \"results\": [\n", o.runs, floor.max_rss_kib));
+    for (i, r) in rows.iter().enumerate() {
+        s.push_str(&format!(
+            "    {{\"size_mib_nominal\": {}, \"snapshot\": {}, \"path\": {}, \"bytes\": {}, \"keys\": {}, \"entries\": {}, \"generation_seconds\": {}, \"command\": {}, \"seconds\": {:.3}, \"user_seconds\": {:.3}, \"system_seconds\": {:.3}, \"mib_per_second\": {:.2}, \"peak_rss_kib\": {}, \"verified_lines\": {}, \"verified_output_bytes\": {}}}{}\n",
+            r.size_mib,
+            json_str(&r.snapshot.name),
+            json_str(&r.snapshot.path.display().to_string()),
+            r.snapshot.bytes,
+            r.snapshot.keys,
+            r.snapshot.entries,
+            r.generation_s.map_or("null".to_string(), |g| format!("{g:.1}")),
+            json_str(r.command),
+            r.m.wall_s,
+            r.m.user_s,
+            r.m.sys_s,
+            r.mib_per_s(),
+            r.m.max_rss_kib,
+            r.verified.map_or("null".to_string(), |v| v.0.to_string()),
+            r.verified.map_or("null".to_string(), |v| v.1.to_string()),
+            if i + 1 < rows.len() { "," } else { "" }
+        ));
+    }
+    s.push_str("  ]\n}\n");
+    s
+}
+
+fn git_rev(repo: &Path) -> String {
+    let out = Command::new("git").current_dir(repo).args(["describe", "--always", "--dirty"]).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => "unknown".into(),
+    }
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Cargo's target directory (honours CARGO_TARGET_DIR and config), from `cargo metadata`.
+fn target_dir(repo: &Path) -> Result<PathBuf> {
+    let out = Command::new(env_cargo())
+        .current_dir(repo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = "\"target_directory\":\"";
+    let start = text.find(key).ok_or("cargo metadata: no target_directory")? + key.len();
+    let end = text[start..].find('"').ok_or("cargo metadata: bad target_directory")? + start;
+    Ok(PathBuf::from(text[start..end].replace("\\\\", "\\")))
+}
