@@ -9,6 +9,7 @@
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
+//! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - `cli` (binary only): one module per subcommand.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,5 +22,6 @@ pub mod model;
 pub mod readers;
 pub mod snapshot;
 pub mod storage;
+pub mod writers;
 
 pub use error::{Error, Result};
