@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod interop;
+
 const DEFAULT_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
 /// A snapshot to take: after which phase, what kind, into which case.
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let res = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures(&args[1..]),
+        Some("interop") => interop::interop(&args[1..]),
         _ => Err(usage()),
     };
     match res {
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
 fn usage() -> String {
     let mut s = String::from(
         "usage: cargo xtask fixtures [--flink VERSION]... [--case NAME]... [--list]\n\
+         \x20      cargo xtask interop [--flink VERSION]... [--case NAME]... [--full] (see --help)\n\
          \n\
          Generates testdata/flink-VERSION/CASE/ with real Flink (downloaded from PyPI).\n\
          Default versions: ",
@@ -462,10 +466,16 @@ fn java_sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn compile(tools: &Tools, repo: &Path, cache: &Path, version: &str, dist: &Dist) -> Result<PathBuf> {
-    let job = repo.join("xtask").join("flink-job");
     let classes = cache.join("flink").join(version).join("build").join("classes");
-    let _ = fs::remove_dir_all(&classes);
-    fs::create_dir_all(&classes).map_err(|e| e.to_string())?;
+    compile_into(tools, repo, version, dist, &classes)?;
+    Ok(classes)
+}
+
+/// Compiles the Java job into `classes` (emptied first).
+fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes: &Path) -> Result<()> {
+    let job = repo.join("xtask").join("flink-job");
+    let _ = fs::remove_dir_all(classes);
+    fs::create_dir_all(classes).map_err(|e| e.to_string())?;
     let mut sources = Vec::new();
     java_sources(&job.join("src-common"), &mut sources)?;
     java_sources(&job.join(format!("src-{}", generation(version)?)), &mut sources)?;
@@ -473,12 +483,11 @@ fn compile(tools: &Tools, repo: &Path, cache: &Path, version: &str, dist: &Dist)
     println!("== flink {version}: javac {} sources against {}", sources.len(), dist.lib.display());
     let mut cmd = Command::new(&tools.javac);
     cmd.args(["-nowarn", "-encoding", "UTF-8", "-source", "11", "-target", "11", "-d"])
-        .arg(&classes)
+        .arg(classes)
         .arg("-cp")
         .arg(join_cp(&dist.classpath))
         .args(&sources);
-    run_cmd(&mut cmd, "javac")?;
-    Ok(classes)
+    run_cmd(&mut cmd, "javac")
 }
 
 #[allow(clippy::too_many_arguments)]
