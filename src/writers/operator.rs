@@ -3,10 +3,22 @@
 //! offset recorded in the operator-state handle (type 4). Spec: `formats/operator-state.md`,
 //! `formats/canonical-savepoint-writer.md`.
 //!
-//! Compressed (proxy version 6 with its flag set): one Snappy framed stream whose identifier
-//! follows the proxy directly (Flink's reader opens the decompressing stream there), and a chunk
-//! boundary before every element, so each offset can be sought to on its own. That is what
-//! Flink 1.18.2+ writes (FLINK-34063); 1.18.0/1.18.1 left several elements in one chunk.
+//! Compressed (proxy version 6 with its flag set), a layout every release that reads compressed
+//! operator state accepts:
+//!
+//! ```text
+//! proxy, k × stream identifier,
+//! per state with elements: one chunk (or more) per element, then k × stream identifier
+//! ```
+//!
+//! with a chunk boundary before every element, so each offset can be sought to on its own, and
+//! k = 1 + the number of states without elements. Why: Flink 1.19+ (and 2.x) open one
+//! decompressing stream right after the proxy and seek from offset to offset; Flink 1.18.x opens
+//! a new one per state (in the handle's HashMap order) wherever reading the previous state left
+//! the raw stream, which is after that state's last element, or 10 bytes further for a state
+//! without elements. Every such place holds enough stream identifiers, whatever the order;
+//! readers skip identifiers met mid-stream. (1.18.1's own writer did not flush between elements,
+//! FLINK-34063, and its reader then restores wrong elements.)
 
 use std::io::Write;
 
@@ -60,6 +72,17 @@ impl Sink {
         }
     }
 
+    /// Ends the current chunk and writes stream identifiers (compressed streams only).
+    fn identifiers(&mut self, ids: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(_) => Ok(()),
+            Sink::Snappy(enc) => {
+                enc.flush()?;
+                enc.get_mut().get_mut().write_all(ids)
+            }
+        }
+    }
+
     fn into_inner(self) -> std::io::Result<StateStreamWriter> {
         match self {
             Sink::Plain(w) => Ok(w),
@@ -73,8 +96,10 @@ impl Sink {
 pub fn write_operator_state(mut out: StateStreamWriter, name: &str, proxy: &[u8], compressed: bool, states: &[NamedOperatorState]) -> Result<OperatorStateHandle> {
     let io = |e: std::io::Error| Error::io(name, e);
     out.write_all(proxy).map_err(io)?;
+    let empty = states.iter().filter(|s| matches!(&s.data, OperatorStateData::List(e) if e.is_empty())).count();
+    let identifiers = SNAPPY_STREAM_IDENTIFIER.repeat(1 + empty);
     let mut sink = if compressed {
-        out.write_all(&SNAPPY_STREAM_IDENTIFIER).map_err(io)?;
+        out.write_all(&identifiers).map_err(io)?;
         Sink::Snappy(Box::new(snap::write::FrameEncoder::new(WithoutStreamIdentifier::new(out))))
     } else {
         Sink::Plain(out)
@@ -99,6 +124,9 @@ pub fn write_operator_state(mut out: StateStreamWriter, name: &str, proxy: &[u8]
                 }
             }
             _ => return Err(Error::Invalid(format!("{name}: state {:?} has data that does not match its mode {}", s.name, s.mode.as_str()))),
+        }
+        if !offsets.is_empty() {
+            sink.identifiers(&identifiers).map_err(io)?;
         }
         metas.push(OperatorStateMeta { name: s.name.clone(), mode: s.mode, offsets });
     }
@@ -142,8 +170,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = write_operator_state(StateStreamWriter::new(dir.path(), "o".into(), 1 << 20), "o", b"PROXY", true, &states()).unwrap();
         let d = data(&h);
-        assert_eq!(&d[5..15], &SNAPPY_STREAM_IDENTIFIER);
-        assert_eq!(h.states[0].offsets[0], 15);
+        // One state without elements: two identifiers wherever Flink 1.18 opens a stream.
+        let two = SNAPPY_STREAM_IDENTIFIER.repeat(2);
+        assert_eq!(&d[5..25], &two[..]);
+        assert_eq!(h.states[0].offsets[0], 25);
+        let after_l = h.states[2].offsets[0] as usize - 20;
+        assert_eq!(&d[after_l..after_l + 20], &two[..]);
+        assert_eq!(&d[d.len() - 20..], &two[..]);
         // Every offset decodes on its own (identifier prefixed, as a reader that seeks does).
         let decode = |from: u64, to: u64| {
             let mut framed = SNAPPY_STREAM_IDENTIFIER.to_vec();
@@ -152,7 +185,7 @@ mod tests {
         };
         let o = [h.states[0].offsets[0], h.states[0].offsets[1], h.states[2].offsets[0], d.len() as u64];
         assert_eq!(decode(o[0], o[1]), b"ab");
-        assert_eq!(decode(o[1], o[2]), b"c");
+        assert_eq!(decode(o[1], o[2] - 20), b"c");
         assert_eq!(decode(o[2], o[3]), b"\x00\x00\x00\x01kv");
         // The whole data section is one framed stream.
         assert_eq!(crate::readers::stream::snappy_decompress(&d[5..]).unwrap(), b"abc\x00\x00\x00\x01kv");

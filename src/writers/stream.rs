@@ -112,6 +112,11 @@ impl<W: Write> WithoutStreamIdentifier<W> {
         &self.inner
     }
 
+    /// The wrapped writer, to write past the encoder (only between flushed chunks).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Unwraps.
     pub fn into_inner(self) -> W {
         self.inner
