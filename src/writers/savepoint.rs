@@ -808,6 +808,8 @@ pub fn keyed_operators(snapshot: &Snapshot) -> Vec<OperatorId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RawEntry;
+    use crate::readers::serializers::{SerializerKind, SimpleType};
 
     #[test]
     fn length_suffix_is_little_endian_minimal() {
@@ -826,5 +828,57 @@ mod tests {
         assert_eq!(got, [(1, 0), (1, 2), (3, 0), (3, 1)]);
         let bad: Vec<_> = KeyGroupBatches::new(vec![r(3, 0), r(1, 0)].into_iter()).collect();
         assert!(bad.last().unwrap().is_err());
+    }
+
+    fn context_test(key_serializer: TypeSerializer, key: Value, source_kg: u32) -> Result<Option<Record>> {
+        let ns = TypeSerializer::new("VoidNamespaceSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::VoidNamespace));
+        let value = TypeSerializer::new("LongSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::Long));
+        let meta = StateMetaInfo {
+            name: "s".into(),
+            backend_type: BackendStateType::KeyValue,
+            options: vec![("KEYED_STATE_TYPE".into(), "VALUE".into())],
+            serializers: vec![("VALUE_SERIALIZER".into(), value), (NAMESPACE_SERIALIZER.into(), ns)],
+            raw: Vec::new(),
+        };
+        let layout = KeyedLayout { proxy_version: 6, key_serializer, key_serializer_raw: Vec::new(), states: vec![meta], ids: [("s".to_owned(), 0u16)].into() };
+        let op = OperatorState {
+            operator_id: OperatorId([0; 16]),
+            name: None,
+            uid: None,
+            parallelism: 1,
+            max_parallelism: 128,
+            coordinator_state: None,
+            fully_finished: false,
+            subtasks: Vec::new(),
+        };
+        let ctx = RecordContext { op: &op, layout: &layout, source_max_parallelism: 128, max_parallelism: 256, regroup: true };
+        let e = Entry {
+            operator_id: op.operator_id,
+            state: "s".into(),
+            kind: StateKind::Value,
+            key_group: Some(source_kg),
+            key: Some(key),
+            namespace: Some(Value::Null),
+            user_key: None,
+            value: Value::Int(1),
+            ttl_timestamp: None,
+            raw: RawEntry { key: vec![1], namespace: vec![0], user_key: None, value: vec![0; 8] },
+        };
+        ctx.record(&e)
+    }
+
+    #[test]
+    fn regrouping_refuses_keys_whose_hash_is_not_computable_or_disagrees() {
+        // Kryo (or POJO, enum) keys: Java's hashCode() is not a function of the value.
+        let kryo = TypeSerializer::new("KryoSerializerSnapshot".into(), 2, SerializerKind::Kryo { type_class: "com.example.Key".into() });
+        let e = context_test(kryo, Value::Bytes(vec![1]), 0).unwrap_err().to_string();
+        assert!(e.contains("com.example.Key") && e.contains("hashCode()"), "{e}");
+        // "k" hashes to key group 21 of 128 (release-verified); stored elsewhere, it is refused.
+        let string = || TypeSerializer::new("StringSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::String));
+        let e = context_test(string(), Value::String("k".into()), 20).unwrap_err().to_string();
+        assert!(e.contains("key group 20") && e.contains("puts it in 21"), "{e}");
+        let r = context_test(string(), Value::String("k".into()), 21).unwrap().unwrap();
+        assert_eq!(r.key_group, key_group_for_hash(107, 256));
+        assert_eq!(r.key, [1, 0], "key and namespace bytes, no length suffixes (VoidNamespace is fixed-length)");
     }
 }
