@@ -832,6 +832,10 @@ mod tests {
 
     fn context_test(key_serializer: TypeSerializer, key: Value, source_kg: u32) -> Result<Option<Record>> {
         let ns = TypeSerializer::new("VoidNamespaceSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::VoidNamespace));
+        context_with(key_serializer, ns, key, source_kg, (vec![1], vec![0]))
+    }
+
+    fn context_with(key_serializer: TypeSerializer, ns: TypeSerializer, key: Value, source_kg: u32, raw: (Vec<u8>, Vec<u8>)) -> Result<Option<Record>> {
         let value = TypeSerializer::new("LongSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::Long));
         let meta = StateMetaInfo {
             name: "s".into(),
@@ -862,9 +866,41 @@ mod tests {
             user_key: None,
             value: Value::Int(1),
             ttl_timestamp: None,
-            raw: RawEntry { key: vec![1], namespace: vec![0], user_key: None, value: vec![0; 8] },
+            raw: RawEntry { key: raw.0, namespace: raw.1, user_key: None, value: vec![0; 8] },
         };
         ctx.record(&e)
+    }
+
+    #[test]
+    fn variable_length_key_and_namespace_get_length_suffixes() {
+        // String key "k" (02 6B) and String namespace "n" (02 6E): both variable-length, so
+        // CompositeKeySerializationUtils appends each one's byte count (formats reference §4.4).
+        let string = || TypeSerializer::new("StringSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::String));
+        let r = context_with(string(), string(), Value::String("k".into()), 21, (vec![2, 0x6b], vec![2, 0x6e])).unwrap().unwrap();
+        assert_eq!(r.key, [2, 0x6b, 2, 2, 0x6e, 2]);
+        // And the reader's decoder (shared with the RocksDB column-family readers) agrees.
+        let meta = crate::readers::meta::KeyedBackendMeta {
+            version: 6,
+            compressed: false,
+            key_serializer: string(),
+            states: vec![StateMetaInfo {
+                name: "s".into(),
+                backend_type: BackendStateType::KeyValue,
+                options: vec![("KEYED_STATE_TYPE".into(), "VALUE".into())],
+                serializers: vec![
+                    ("VALUE_SERIALIZER".into(), TypeSerializer::new("LongSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::Long))),
+                    (NAMESPACE_SERIALIZER.into(), string()),
+                ],
+                raw: Vec::new(),
+            }],
+            key_serializer_raw: Vec::new(),
+            raw: Vec::new(),
+        };
+        let dec = crate::readers::keyed::KeyedDecoder::new(OperatorId([0; 16]), 128, &meta).unwrap();
+        let mut key = vec![21u8];
+        key.extend(&r.key);
+        let e = dec.decode_kv(0, &key, 0, &r.value, 0).unwrap();
+        assert_eq!((e[0].key.clone(), e[0].namespace.clone()), (Some(Value::String("k".into())), Some(Value::String("n".into()))));
     }
 
     #[test]

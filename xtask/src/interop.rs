@@ -245,7 +245,7 @@ struct Totals {
 fn build_flinksnap(repo: &Path, release: bool, features: Option<&str>) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(repo).args(["build", "--quiet", "--package", "flinksnap", "--bin", "flinksnap", "--message-format=json-render-diagnostics"]);
+    cmd.current_dir(repo).args(["build", "--quiet", "--locked", "--package", "flinksnap", "--bin", "flinksnap", "--message-format=json-render-diagnostics"]);
     if release {
         cmd.arg("--release");
     }
