@@ -362,8 +362,9 @@ fn convert(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), O
     }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     // The readers of this build do not understand the source's keyed state (e.g. RocksDB native
-    // snapshots before the RocksDB reader is merged): skipped, not failed.
-    if stderr.contains("is not readable yet") {
+    // snapshots before the RocksDB reader is merged, or a build without its cargo feature):
+    // skipped, not failed.
+    if stderr.contains("is not readable yet") || stderr.contains("without RocksDB support") {
         return Err(Outcome::Unsupported(stderr));
     }
     Err(Outcome::Failed(format!("flinksnap convert failed ({}): {stderr}", out.status)))
