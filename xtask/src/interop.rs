@@ -181,15 +181,16 @@ pub fn interop(args: &[String]) -> Result<()> {
     let queue = std::sync::Mutex::new(runs.iter_mut().collect::<Vec<_>>());
     std::thread::scope(|s| {
         for _ in 0..o.jobs.max(1) {
-            s.spawn(|| loop {
-                let Some(run) = queue.lock().ok().and_then(|mut q| q.pop()) else { break };
-                if run.runnable.is_empty() {
-                    continue;
+            s.spawn(|| {
+                while let Some(run) = queue.lock().ok().and_then(|mut q| q.pop()) {
+                    if run.runnable.is_empty() {
+                        continue;
+                    }
+                    let t = Instant::now();
+                    let rs: Vec<&Restore> = run.runnable.iter().map(|&i| &run.restores[i]).collect();
+                    run.result = Some(run_restores(&tools, &repo, &run.version, &run.classpath, &run.classes, &run.work, &run.conversions, &rs));
+                    run.seconds = t.elapsed().as_secs_f64();
                 }
-                let t = Instant::now();
-                let rs: Vec<&Restore> = run.runnable.iter().map(|&i| &run.restores[i]).collect();
-                run.result = Some(run_restores(&tools, &repo, &run.version, &run.classpath, &run.classes, &run.work, &run.conversions, &rs));
-                run.seconds = t.elapsed().as_secs_f64();
             });
         }
     });
@@ -370,6 +371,7 @@ fn convert(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), O
     Err(Outcome::Failed(format!("flinksnap convert failed ({}): {stderr}", out.status)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_restores(
     tools: &Tools,
     repo: &Path,
