@@ -10,6 +10,7 @@
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
 //! - [`manage`]: verify, latest, refs, gc, stats and diff over snapshots and their directories;
+//! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - `cli` (binary only): one module per subcommand.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,5 +24,6 @@ pub mod model;
 pub mod readers;
 pub mod snapshot;
 pub mod storage;
+pub mod writers;
 
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod convert;
 mod dump;
 mod inspect;
 mod manage;

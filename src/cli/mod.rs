@@ -33,6 +33,7 @@ enum Command {
     Gc(cmd::gc::Args),
     Stats(cmd::stats::Args),
     Diff(cmd::diff::Args),
+    Convert(cmd::convert::Args),
 }
 
 /// What a command found, for the exit code.
@@ -64,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => cmd::gc::run(args, &mut out),
         Command::Stats(args) => cmd::stats::run(args, &mut out),
         Command::Diff(args) => cmd::diff::run(args, &mut out),
+        Command::Convert(args) => cmd::convert::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

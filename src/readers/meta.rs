@@ -49,6 +49,9 @@ pub struct StateMetaInfo {
     pub options: Vec<(String, String)>,
     /// Serializers by role, in stored order.
     pub serializers: Vec<(String, TypeSerializer)>,
+    /// The exact bytes of this `StateMetaInfoSnapshot` as stored (name to last serializer), so a
+    /// writer can copy serializer snapshots it need not understand.
+    pub raw: Vec<u8>,
 }
 
 impl StateMetaInfo {
@@ -86,8 +89,11 @@ impl StateMetaInfo {
 
 /// Reads one `StateMetaInfoSnapshot` (meta-info versions 6 and 7 share the layout).
 pub fn read_state_meta_info(c: &mut Cursor<'_>) -> R<StateMetaInfo> {
+    let start = c.position();
     let name = c.utf("state name")?;
-    read_state_meta_body(c, name.clone()).context_with(|| format!("state {name:?}"))
+    let mut info = read_state_meta_body(c, name.clone()).context_with(|| format!("state {name:?}"))?;
+    info.raw = c.consumed_since(start).to_vec();
+    Ok(info)
 }
 
 fn read_state_meta_body(c: &mut Cursor<'_>, name: String) -> R<StateMetaInfo> {
@@ -113,7 +119,7 @@ fn read_state_meta_body(c: &mut Cursor<'_>, name: String) -> R<StateMetaInfo> {
         let s = read_proxy_snapshot(c).context_with(|| format!("serializer {key}"))?;
         serializers.push((key, s));
     }
-    Ok(StateMetaInfo { name, backend_type, options, serializers })
+    Ok(StateMetaInfo { name, backend_type, options, serializers, raw: Vec::new() })
 }
 
 /// The `KeyedBackendSerializationProxy` at the start of every keyed state file.
@@ -127,18 +133,25 @@ pub struct KeyedBackendMeta {
     pub key_serializer: TypeSerializer,
     /// The states; the index is the kv-state id the data sections use.
     pub states: Vec<StateMetaInfo>,
+    /// The exact bytes of the key serializer snapshot (proxy form), as stored.
+    pub key_serializer_raw: Vec<u8>,
+    /// The exact bytes of the whole proxy, as stored.
+    pub raw: Vec<u8>,
 }
 
 /// Reads a `KeyedBackendSerializationProxy`.
 pub fn read_keyed_backend_meta(c: &mut Cursor<'_>) -> R<KeyedBackendMeta> {
     let at = c.position();
+    let start = at;
     let version = c.i32("keyed backend proxy version")?;
     // Versions 1-3 (Flink before 1.5) used other meta-info layouts that no release 1.13+ writes.
     if !(4..=6).contains(&version) {
         return Err(c.error_at(DecodeErrorKind::InvalidValue { what: "keyed backend proxy version", value: version.into() }, at));
     }
     let compressed = c.bool("key-group compression flag")?;
+    let key_at = c.position();
     let key_serializer = read_proxy_snapshot(c).context_with(|| "key serializer".into())?;
+    let key_serializer_raw = c.consumed_since(key_at).to_vec();
     let n_at = c.position();
     let n = c.i16("number of states")?;
     if n < 0 {
@@ -149,7 +162,8 @@ pub fn read_keyed_backend_meta(c: &mut Cursor<'_>) -> R<KeyedBackendMeta> {
     for i in 0..n {
         states.push(read_state_meta_info(c).context_with(|| format!("state [{i}]"))?);
     }
-    Ok(KeyedBackendMeta { version, compressed, key_serializer, states })
+    let raw = c.consumed_since(start).to_vec();
+    Ok(KeyedBackendMeta { version, compressed, key_serializer, states, key_serializer_raw, raw })
 }
 
 /// The `OperatorBackendSerializationProxy` at the start of every operator state file.
@@ -163,11 +177,14 @@ pub struct OperatorBackendMeta {
     pub operator_states: Vec<StateMetaInfo>,
     /// Broadcast states.
     pub broadcast_states: Vec<StateMetaInfo>,
+    /// The exact bytes of the whole proxy, as stored.
+    pub raw: Vec<u8>,
 }
 
 /// Reads an `OperatorBackendSerializationProxy`.
 pub fn read_operator_backend_meta(c: &mut Cursor<'_>) -> R<OperatorBackendMeta> {
     let at = c.position();
+    let start = at;
     let version = c.i32("operator backend proxy version")?;
     if !(5..=6).contains(&version) {
         return Err(c.error_at(DecodeErrorKind::InvalidValue { what: "operator backend proxy version", value: version.into() }, at));
@@ -189,5 +206,6 @@ pub fn read_operator_backend_meta(c: &mut Cursor<'_>) -> R<OperatorBackendMeta> 
     }
     let broadcast_states = lists.pop().unwrap_or_default();
     let operator_states = lists.pop().unwrap_or_default();
-    Ok(OperatorBackendMeta { version, compressed, operator_states, broadcast_states })
+    let raw = c.consumed_since(start).to_vec();
+    Ok(OperatorBackendMeta { version, compressed, operator_states, broadcast_states, raw })
 }

@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench;
+mod interop;
 
 const DEFAULT_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
@@ -214,6 +215,7 @@ fn main() -> ExitCode {
     let res = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("interop") => interop::interop(&args[1..]),
         _ => Err(usage()),
     };
     match res {
@@ -228,6 +230,7 @@ fn main() -> ExitCode {
 fn usage() -> String {
     let mut s = String::from(
         "usage: cargo xtask fixtures [--flink VERSION]... [--case NAME]... [--list]\n\
+         \x20      cargo xtask interop [--flink VERSION]... [--case NAME]... [--full] (see --help)\n\
          \n\
          Generates testdata/flink-VERSION/CASE/ with real Flink (downloaded from PyPI).\n\
          Default versions: ",
@@ -540,10 +543,16 @@ fn java_sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn compile(tools: &Tools, repo: &Path, cache: &Path, version: &str, dist: &Dist) -> Result<PathBuf> {
-    let job = repo.join("xtask").join("flink-job");
     let classes = cache.join("flink").join(version).join("build").join("classes");
-    let _ = fs::remove_dir_all(&classes);
-    fs::create_dir_all(&classes).map_err(|e| e.to_string())?;
+    compile_into(tools, repo, version, dist, &classes)?;
+    Ok(classes)
+}
+
+/// Compiles the Java job into `classes` (emptied first).
+fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes: &Path) -> Result<()> {
+    let job = repo.join("xtask").join("flink-job");
+    let _ = fs::remove_dir_all(classes);
+    fs::create_dir_all(classes).map_err(|e| e.to_string())?;
     let mut sources = Vec::new();
     java_sources(&job.join("src-common"), &mut sources)?;
     java_sources(&job.join(format!("src-{}", generation(version)?)), &mut sources)?;
@@ -551,12 +560,11 @@ fn compile(tools: &Tools, repo: &Path, cache: &Path, version: &str, dist: &Dist)
     println!("== flink {version}: javac {} sources against {}", sources.len(), dist.lib.display());
     let mut cmd = Command::new(&tools.javac);
     cmd.args(["-nowarn", "-encoding", "UTF-8", "-source", "11", "-target", "11", "-d"])
-        .arg(&classes)
+        .arg(classes)
         .arg("-cp")
         .arg(join_cp(&dist.classpath))
         .args(&sources);
-    run_cmd(&mut cmd, "javac")?;
-    Ok(classes)
+    run_cmd(&mut cmd, "javac")
 }
 
 #[allow(clippy::too_many_arguments)]

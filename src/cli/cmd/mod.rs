@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod diff;
+pub mod convert;
 pub mod dump;
 pub mod gc;
 pub mod inspect;

@@ -234,6 +234,19 @@ fn appendix_a2_proxy_snapshots() {
     let list = &states[1].1[0].1;
     assert_eq!(list.class_name(), LIST);
     assert_eq!(list.list_element().unwrap().kind(), &SerializerKind::Simple(SimpleType::String));
+
+    // The proxy reader keeps the exact bytes (the savepoint writer copies them): the whole proxy,
+    // the key serializer snapshot, and each state's meta info, which together rebuild it.
+    let meta = crate::readers::meta::read_keyed_backend_meta(&mut Cursor::new(&bytes)).unwrap();
+    assert_eq!(meta.raw, bytes);
+    let mut rebuilt = bytes[..5].to_vec();
+    rebuilt.extend(&meta.key_serializer_raw);
+    rebuilt.extend(2i16.to_be_bytes());
+    for s in &meta.states {
+        rebuilt.extend(&s.raw);
+    }
+    assert_eq!(rebuilt, bytes);
+    assert_eq!(&meta.states[1].raw[..7], b"\x00\x05items");
 }
 
 #[test]

@@ -1,0 +1,295 @@
+//! Writes the canonical (unified, FLIP-41) full-snapshot stream of one key-group range, as
+//! Flink's `FullSnapshotAsyncWriter` does, and the `SavepointKeyGroupsStateHandle` (type 7) that
+//! points into it. Spec: `formats/canonical-stream.md` (layout) and
+//! `formats/canonical-savepoint-writer.md` (what the writer guarantees).
+//!
+//! ```text
+//! KeyedBackendSerializationProxy                       never compressed
+//! per key group with entries, ascending:
+//!   [offset := position]  [compressed: a fresh Snappy framed stream from here]
+//!   i16 kv-state id, then per entry: i32 len + key, i32 len + value;
+//!   the last entry of a state's run has bit 7 of key[0] set and is followed by
+//!   i16 next kv-state id, or -1 = end of key group
+//! ```
+//!
+//! Records arrive one at a time, sorted by key group and, within it, by state id; one record is
+//! held back so that the last of a run can be flagged. Nothing else is buffered.
+
+use std::io::Write;
+
+use crate::error::{Error, Result};
+use crate::metadata::consts::handle_type;
+use crate::metadata::handles::{KeyGroupsStateHandle, StreamStateHandle};
+use crate::model::KeyGroupRange;
+use crate::writers::stream::StateStreamWriter;
+
+/// Bit 7 of the first key byte: this entry is the last of its (key group, state) run
+/// (`FullSnapshotUtil.FIRST_BIT_IN_BYTE_MASK`).
+const META_DATA_FOLLOWS: u8 = 0x80;
+/// Ends a key group (`FullSnapshotUtil.END_OF_KEY_GROUP_MARK`).
+const END_OF_KEY_GROUP: i16 = -1;
+
+/// One key/value pair of the RocksDB layout, without its key-group prefix (which depends on the
+/// max parallelism the stream is written for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The key group the key belongs to.
+    pub key_group: u32,
+    /// The kv-state id: the state's index in the written proxy.
+    pub state: u16,
+    /// The key after the key-group prefix: key, namespace (with length suffixes where the layout
+    /// needs them), map user key; for timers the `TimerSerializer` bytes.
+    pub key: Vec<u8>,
+    /// The value as RocksDB stores it.
+    pub value: Vec<u8>,
+}
+
+impl Record {
+    /// Rough bytes the record holds in memory (for the regrouping memory budget).
+    pub fn weight(&self) -> usize {
+        self.key.len() + self.value.len() + std::mem::size_of::<Record>()
+    }
+}
+
+/// Bytes of the key-group prefix for `max_parallelism` key groups
+/// (`CompositeKeySerializationUtils.computeRequiredBytesInKeyGroupPrefix`).
+pub fn key_group_prefix_len(max_parallelism: u32) -> usize {
+    if max_parallelism > 128 {
+        2
+    } else {
+        1
+    }
+}
+
+enum Sink {
+    Plain(StateStreamWriter),
+    Snappy(Box<snap::write::FrameEncoder<StateStreamWriter>>),
+    /// Only while switching between the two.
+    Switching,
+}
+
+impl Sink {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(b),
+            Sink::Snappy(w) => w.write_all(b),
+            Sink::Switching => Err(std::io::Error::other("stream closed")),
+        }
+    }
+}
+
+/// Writes the stream of one target subtask: its key-group range, for a max parallelism.
+pub struct KeyGroupStreamWriter {
+    sink: Sink,
+    /// For error messages: the file (or inline stream) being written.
+    name: String,
+    range: KeyGroupRange,
+    offsets: Vec<i64>,
+    prefix_len: usize,
+    compressed: bool,
+    pending: Option<Record>,
+    entries: u64,
+}
+
+impl std::fmt::Debug for KeyGroupStreamWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGroupStreamWriter").field("name", &self.name).field("range", &self.range).finish_non_exhaustive()
+    }
+}
+
+impl KeyGroupStreamWriter {
+    /// Starts the stream with the serialization proxy `proxy` (whose compression flag must say
+    /// `compressed`).
+    pub fn new(mut out: StateStreamWriter, name: String, proxy: &[u8], range: KeyGroupRange, max_parallelism: u32, compressed: bool) -> Result<Self> {
+        out.write_all(proxy).map_err(|e| Error::io(&name, e))?;
+        Ok(KeyGroupStreamWriter {
+            sink: Sink::Plain(out),
+            name,
+            range,
+            offsets: vec![0; range.len as usize],
+            prefix_len: key_group_prefix_len(max_parallelism),
+            compressed,
+            pending: None,
+            entries: 0,
+        })
+    }
+
+    /// Adds a record. Records must come sorted by key group, then state id, and lie in the range.
+    pub fn push(&mut self, r: Record) -> Result<()> {
+        if !self.range.contains(r.key_group) {
+            return Err(Error::Invalid(format!("{}: key group {} is outside this stream's range {}", self.name, r.key_group, self.range)));
+        }
+        match self.pending.take() {
+            None => self.begin_key_group(&r)?,
+            Some(p) => {
+                if (r.key_group, r.state) < (p.key_group, p.state) {
+                    return Err(Error::Invalid(format!(
+                        "{}: records out of order (key group {} state {} after key group {} state {})",
+                        self.name, r.key_group, r.state, p.key_group, p.state
+                    )));
+                }
+                if p.key_group != r.key_group {
+                    self.entry(&p, true)?;
+                    self.end_key_group()?;
+                    self.begin_key_group(&r)?;
+                } else if p.state != r.state {
+                    self.entry(&p, true)?;
+                    self.io(|s| s.write_all(&(r.state as i16).to_be_bytes()))?;
+                } else {
+                    self.entry(&p, false)?;
+                }
+            }
+        }
+        self.pending = Some(r);
+        Ok(())
+    }
+
+    /// Ends the stream and returns its handle (type 7) with the offset of every key group; key
+    /// groups without entries have offset 0.
+    pub fn finish(mut self) -> Result<(KeyGroupsStateHandle, u64)> {
+        if let Some(p) = self.pending.take() {
+            self.entry(&p, true)?;
+            self.end_key_group()?;
+        }
+        let out = match std::mem::replace(&mut self.sink, Sink::Switching) {
+            Sink::Plain(w) => w,
+            _ => return Err(Error::Invalid(format!("{}: stream ended inside a key group", self.name))),
+        };
+        let delegate: StreamStateHandle = out.finish()?;
+        Ok((
+            KeyGroupsStateHandle {
+                type_byte: handle_type::SAVEPOINT_KEY_GROUPS,
+                key_group_range: self.range,
+                offsets: self.offsets,
+                delegate,
+                state_handle_id: None,
+            },
+            self.entries,
+        ))
+    }
+
+    fn io(&mut self, f: impl FnOnce(&mut Sink) -> std::io::Result<()>) -> Result<()> {
+        f(&mut self.sink).map_err(|e| Error::io(&self.name, e))
+    }
+
+    fn begin_key_group(&mut self, r: &Record) -> Result<()> {
+        let Sink::Plain(out) = std::mem::replace(&mut self.sink, Sink::Switching) else {
+            return Err(Error::Invalid(format!("{}: key group {} started inside another", self.name, r.key_group)));
+        };
+        let offset = out.position();
+        // Offset 0 means "no data"; the proxy always comes first, so a key group never starts at 0.
+        self.offsets[(r.key_group - self.range.start) as usize] = offset as i64;
+        // A compressed key group is its own Snappy framed stream (identifier included), as
+        // Flink decorates the output stream anew per key group.
+        self.sink = if self.compressed { Sink::Snappy(Box::new(snap::write::FrameEncoder::new(out))) } else { Sink::Plain(out) };
+        self.io(|s| s.write_all(&(r.state as i16).to_be_bytes()))
+    }
+
+    fn end_key_group(&mut self) -> Result<()> {
+        self.io(|s| s.write_all(&END_OF_KEY_GROUP.to_be_bytes()))?;
+        self.sink = match std::mem::replace(&mut self.sink, Sink::Switching) {
+            Sink::Snappy(enc) => Sink::Plain(enc.into_inner().map_err(|e| Error::io(&self.name, e.into_error()))?),
+            other => other,
+        };
+        Ok(())
+    }
+
+    fn entry(&mut self, r: &Record, last_of_run: bool) -> Result<()> {
+        let mut key = Vec::with_capacity(self.prefix_len + r.key.len());
+        if self.prefix_len == 2 {
+            key.extend_from_slice(&(r.key_group as u16).to_be_bytes());
+        } else {
+            key.push(r.key_group as u8);
+        }
+        key.extend_from_slice(&r.key);
+        if last_of_run {
+            // Free: key groups are below 32768 (2-byte prefix) or 128 (1-byte prefix).
+            key[0] |= META_DATA_FOLLOWS;
+        }
+        let klen = i32::try_from(key.len()).map_err(|_| Error::Invalid(format!("{}: key of {} bytes", self.name, key.len())))?;
+        let vlen = i32::try_from(r.value.len()).map_err(|_| Error::Invalid(format!("{}: value of {} bytes", self.name, r.value.len())))?;
+        self.io(|s| {
+            s.write_all(&klen.to_be_bytes())?;
+            s.write_all(&key)?;
+            s.write_all(&vlen.to_be_bytes())?;
+            s.write_all(&r.value)
+        })?;
+        self.entries += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::Cursor;
+
+    fn rec(kg: u32, state: u16, key: &[u8], value: &[u8]) -> Record {
+        Record { key_group: kg, state, key: key.to_vec(), value: value.to_vec() }
+    }
+
+    fn write(records: &[Record], compressed: bool, maxp: u32) -> (KeyGroupsStateHandle, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 20);
+        let mut w = KeyGroupStreamWriter::new(out, "s".into(), b"PROXY", KeyGroupRange::new(0, 4), maxp, compressed).unwrap();
+        for r in records {
+            w.push(r.clone()).unwrap();
+        }
+        let (h, n) = w.finish().unwrap();
+        assert_eq!(n, records.len() as u64);
+        let StreamStateHandle::ByteStream { data, .. } = &h.delegate else { panic!() };
+        let data = data.clone();
+        (h, data)
+    }
+
+    #[test]
+    fn lays_out_runs_flags_and_end_marks() {
+        let (h, data) = write(&[rec(1, 0, b"a", b"x"), rec(1, 0, b"b", b"y"), rec(1, 2, b"c", b""), rec(3, 1, b"d", b"z")], false, 128);
+        assert_eq!(h.type_byte, 7);
+        assert_eq!(h.offsets, [0, 5, 0, 43]);
+        let mut c = Cursor::new(&data);
+        assert_eq!(c.bytes(5, "proxy").unwrap(), b"PROXY");
+        assert_eq!(c.i16("id").unwrap(), 0);
+        assert_eq!(c.len_prefixed("k").unwrap(), &[1, b'a']);
+        assert_eq!(c.len_prefixed("v").unwrap(), b"x");
+        assert_eq!(c.len_prefixed("k").unwrap(), &[0x81, b'b']);
+        assert_eq!(c.len_prefixed("v").unwrap(), b"y");
+        assert_eq!(c.i16("next").unwrap(), 2);
+        assert_eq!(c.len_prefixed("k").unwrap(), &[0x81, b'c']);
+        assert_eq!(c.len_prefixed("v").unwrap(), b"");
+        assert_eq!(c.i16("end").unwrap(), -1);
+        assert_eq!(c.position(), 43);
+        assert_eq!(c.i16("id").unwrap(), 1);
+        assert_eq!(c.len_prefixed("k").unwrap(), &[0x83, b'd']);
+        assert_eq!(c.len_prefixed("v").unwrap(), b"z");
+        assert_eq!(c.i16("end").unwrap(), -1);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn two_byte_prefixes_and_per_key_group_snappy_streams() {
+        let records = [rec(1, 0, b"a", b"x"), rec(2, 0, b"b", b"y")];
+        let (plain_h, plain) = write(&records, false, 256);
+        let (h, data) = write(&records, true, 256);
+        // Each key group is a complete framed stream of exactly the uncompressed key group.
+        for (i, kg) in [1usize, 2].iter().enumerate() {
+            let start = h.offsets[*kg] as usize;
+            let end = if i == 0 { h.offsets[2] as usize } else { data.len() };
+            let dec = crate::readers::stream::snappy_decompress(&data[start..end]).unwrap();
+            let pstart = plain_h.offsets[*kg] as usize;
+            let pend = if i == 0 { plain_h.offsets[2] as usize } else { plain.len() };
+            assert_eq!(dec, &plain[pstart..pend]);
+        }
+        assert_eq!(&plain[plain_h.offsets[1] as usize + 6..][..2], &[0x80, 0x01]);
+    }
+
+    #[test]
+    fn refuses_out_of_order_and_out_of_range_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 20);
+        let mut w = KeyGroupStreamWriter::new(out, "s".into(), b"P", KeyGroupRange::new(0, 4), 128, false).unwrap();
+        w.push(rec(2, 1, b"a", b"")).unwrap();
+        assert!(w.push(rec(2, 0, b"a", b"")).unwrap_err().to_string().contains("out of order"));
+        assert!(w.push(rec(9, 0, b"a", b"")).unwrap_err().to_string().contains("outside"));
+    }
+}

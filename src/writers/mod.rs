@@ -1,0 +1,19 @@
+//! Writers: the model back into Flink's formats, as a canonical savepoint directory that every
+//! state backend of Flink 1.13–2.3 restores (spec: `formats/canonical-savepoint-writer.md`).
+//!
+//! - [`savepoint`]: [`convert`] — any readable snapshot into a canonical savepoint, optionally for
+//!   another max parallelism;
+//! - [`metadata`]: `_metadata` in version 3, the mirror of [`crate::metadata`];
+//! - [`canonical`]: the canonical key-grouped stream of keyed state (type 7 handles);
+//! - [`operator`]: operator list, union and broadcast state files;
+//! - [`spill`]: regrouping keyed records beyond memory (sorted runs on disk);
+//! - [`stream`]: state streams inline or in files (Flink's inline threshold), Snappy framing.
+
+pub mod canonical;
+pub mod metadata;
+pub mod operator;
+pub mod savepoint;
+pub mod spill;
+pub mod stream;
+
+pub use savepoint::{convert, Compression, ConvertOptions, ConvertReport};
