@@ -17,7 +17,9 @@ use crate::util::{flinksnap, flinksnap_ok, metadata_files, root};
 /// Fixtures whose keyed state the readers of this build understand (as in `tests/dump.rs`).
 fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
-    c["backend"] == "hashmap" || c["format"] == "canonical" || (c["format"] == "full" && c["flink_version"] == "1.15.4")
+    (c["backend"] == "hashmap" && c["format"] != "changelog")
+        || c["format"] == "canonical"
+        || (c["format"] == "full" && c["flink_version"] == "1.15.4")
 }
 
 fn dump(fx: &Fixture, path: &str) -> Vec<J> {
@@ -60,7 +62,9 @@ fn convert(src: &str, dst: &Path, extra: &[&str]) -> String {
 fn convert_then_dump_equals_dump_of_the_source() {
     let tmp = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for (i, fx) in fixtures().iter().filter(|f| readable(f)).enumerate() {
+    // Unaligned checkpoints with in-flight data are refused (tested below): a savepoint cannot
+    // carry channel state.
+    for (i, fx) in fixtures().iter().filter(|f| readable(f) && f.case["unaligned"] != true).enumerate() {
         let src = dump(fx, &fx.path());
         assert!(!src.is_empty(), "{}", fx.name());
         // Alternate compression and inline threshold, so both paths meet every format.
@@ -251,7 +255,17 @@ fn metadata_writer_mirrors_the_reader_on_every_fixture() {
     for f in metadata_files() {
         let bytes = std::fs::read(root().join(&f)).unwrap();
         let m = CheckpointMetadata::parse(&bytes).unwrap();
-        let written = write_metadata_v3(&m).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let merged_channels = m.operators.iter().flat_map(|o| &o.subtasks).filter_map(|s| s.state.as_ref()).any(|s| {
+            s.input_channel_state.iter().chain(&s.result_subpartition_state).any(|c| c.info.is_none())
+        });
+        let written = match write_metadata_v3(&m) {
+            // Merged channel-state handles (Flink 2.1+) exist only from metadata V6 on.
+            Err(e) if merged_channels => {
+                assert!(e.to_string().contains("needs metadata V6"), "{}: {e}", f.display());
+                continue;
+            }
+            other => other.unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+        };
         if m.version == 3 {
             // Flink 1.15.4 wrote these: the mirror gives back its exact bytes.
             assert_eq!(written, bytes, "{}", f.display());
@@ -265,4 +279,16 @@ fn metadata_writer_mirrors_the_reader_on_every_fixture() {
             assert_eq!(strip(&format!("{:?}", a.subtasks)), strip(&format!("{:?}", b.subtasks)), "{}", f.display());
         }
     }
+}
+
+#[test]
+fn an_unaligned_checkpoint_with_in_flight_data_is_refused() {
+    let fx = fixtures().into_iter().find(|f| f.case["unaligned"] == true).expect("an unaligned fixture");
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("sp");
+    let out = flinksnap(&["convert", &fx.path(), dst.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in-flight channel data"), "{stderr}");
+    assert!(!dst.exists());
 }

@@ -167,8 +167,8 @@ fn keyed_matches(ours: &KeyedStateHandle, theirs: &J, ctx: &str) {
             assert_eq!(theirs["class"], "InMemoryChangelogStateHandle", "{ctx}");
             assert_eq!(h.from, sequence_number(&theirs["from"]), "{ctx}");
             assert_eq!(h.to, sequence_number(&theirs["to"]), "{ctx}");
-            assert_eq!(Some(h.change_count), theirs["change_count"].as_u64(), "{ctx}");
-            assert_eq!(Some(h.size), theirs["change_bytes"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.change_count()), theirs["change_count"].as_u64(), "{ctx}");
+            assert_eq!(Some(h.size()), theirs["change_bytes"].as_u64(), "{ctx}");
             assert_eq!(Some(h.state_handle_id.as_str()), theirs["state_handle_id"].as_str(), "{ctx}");
         }
         KeyedStateHandle::ChangelogStream(h) => {

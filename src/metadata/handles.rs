@@ -183,12 +183,23 @@ pub struct InMemoryChangelogStateHandle {
     pub from: i64,
     /// Last sequence number.
     pub to: i64,
-    /// Number of changes.
-    pub change_count: u64,
-    /// Bytes of all changes.
-    pub size: u64,
+    /// The serialized state changes: (key group, or -1 for a meta-data change; bytes).
+    #[serde(skip)]
+    pub changes: Vec<(i32, Vec<u8>)>,
     /// `StateHandleID`.
     pub state_handle_id: String,
+}
+
+impl InMemoryChangelogStateHandle {
+    /// Number of changes.
+    pub fn change_count(&self) -> u64 {
+        self.changes.len() as u64
+    }
+
+    /// Bytes of all changes.
+    pub fn size(&self) -> u64 {
+        self.changes.iter().map(|(_, b)| b.len() as u64).sum()
+    }
 }
 
 /// State changes in files (types 10 and 13).
@@ -554,20 +565,13 @@ fn read_keyed_handle_nested(c: &mut Cursor<'_>, depth: u32) -> R<Option<KeyedSta
             let from = c.i64("from sequence number")?;
             let to = c.i64("to sequence number")?;
             let n = c.count("state changes", 8)?;
-            let mut size = 0u64;
+            let mut changes = Vec::with_capacity(n);
             for _ in 0..n {
-                c.i32("change key group")?;
-                size += c.len_prefixed("state change")?.len() as u64;
+                let kg = c.i32("change key group")?;
+                changes.push((kg, c.len_prefixed("state change")?.to_vec()));
             }
             let state_handle_id = c.utf("state handle id")?;
-            KeyedStateHandle::InMemoryChangelog(InMemoryChangelogStateHandle {
-                key_group_range,
-                from,
-                to,
-                change_count: n as u64,
-                size,
-                state_handle_id,
-            })
+            KeyedStateHandle::InMemoryChangelog(InMemoryChangelogStateHandle { key_group_range, from, to, changes, state_handle_id })
         }
         ty::CHANGELOG_FILE_INCREMENT | ty::CHANGELOG_FILE_INCREMENT_V2 => {
             let key_group_range = range(c)?;

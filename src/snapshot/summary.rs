@@ -351,7 +351,7 @@ fn keyed_summary(subtask: u32, scope: &'static str, h: &KeyedStateHandle) -> Han
         KeyedStateHandle::ChangelogStream(k) => (k.type_byte, None),
     };
     let inline_extra = match h {
-        KeyedStateHandle::InMemoryChangelog(k) => k.size,
+        KeyedStateHandle::InMemoryChangelog(k) => k.size(),
         _ => 0,
     };
     HandleSummary {

@@ -313,9 +313,20 @@ impl Writer {
                 }
                 self.utf(&h.state_handle_id)?;
             }
-            KeyedStateHandle::InMemoryChangelog(_) => {
-                // The reader keeps only the size of inline state changes, not their bytes.
-                return Err(self.fail("an InMemoryChangelogStateHandle cannot be written back (its changes are not kept)"));
+            KeyedStateHandle::InMemoryChangelog(h) => {
+                self.out.put_u8(ty::CHANGELOG_BYTE_INCREMENT);
+                let start = self.i32_of(h.key_group_range.start.into(), "start key group")?;
+                let len = self.i32_of(h.key_group_range.len.into(), "number of key groups")?;
+                self.out.put_i32(start);
+                self.out.put_i32(len);
+                self.out.put_i64(h.from);
+                self.out.put_i64(h.to);
+                self.count(h.changes.len(), "state changes")?;
+                for (kg, bytes) in &h.changes {
+                    self.out.put_i32(*kg);
+                    self.out.put_len_prefixed(bytes).map_err(|e| self.fail(e))?;
+                }
+                self.utf(&h.state_handle_id)?;
             }
             KeyedStateHandle::ChangelogStream(h) => {
                 if h.type_byte != ty::CHANGELOG_FILE_INCREMENT && h.type_byte != ty::CHANGELOG_FILE_INCREMENT_V2 {

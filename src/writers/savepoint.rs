@@ -382,7 +382,12 @@ impl Converter<'_> {
                 return Err(Error::Invalid(format!("{}: refers to the state of an earlier checkpoint (metadata V7)", ctx())));
             }
             let mut t = OperatorSubtaskState::default();
-            if let Some(h) = &s.managed_operator_state {
+            // File-merging checkpoints give every operator a type-17 handle; one without states
+            // and with an empty segment delegate holds nothing and is not written.
+            let empty = |h: &OperatorStateHandle| {
+                matches!(h.delegate, StreamStateHandle::EmptySegmentFile) && h.states.iter().all(|m| m.offsets.is_empty())
+            };
+            if let Some(h) = s.managed_operator_state.as_ref().filter(|h| !empty(h)) {
                 t.managed_operator_state = Some(self.operator_state(op, st.index, h)?);
             }
             if let Some(h) = &s.raw_operator_state {
