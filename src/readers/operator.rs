@@ -86,6 +86,16 @@ pub fn read_operator_state(snapshot: &Snapshot, operator_id: OperatorId, handle:
     Ok(out)
 }
 
+/// Reads only the serialization proxy of one operator-state handle: its states and
+/// serializers (what a writer needs to lay out typed output before reading any element).
+pub fn read_operator_meta(snapshot: &Snapshot, handle: &OperatorStateHandle) -> Result<OperatorBackendMeta> {
+    let source = StreamSource::open(snapshot, &handle.delegate)?;
+    // The proxy ends where the first state's data starts (or at the end: no elements at all).
+    let first = handle.states.iter().flat_map(|s| s.offsets.iter().copied()).min().unwrap_or(source.size()).min(source.size());
+    let head = source.read_range(0..first)?;
+    read_operator_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("operator backend meta data")))
+}
+
 fn find_meta<'m>(meta: &'m OperatorBackendMeta, name: &str, mode: DistributionMode) -> Option<&'m crate::readers::meta::StateMetaInfo> {
     let list = if mode == DistributionMode::Broadcast { &meta.broadcast_states } else { &meta.operator_states };
     list.iter().find(|m| m.name == name)
