@@ -9,6 +9,7 @@
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
+//! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
 //! - `cli` (binary only): one module per subcommand.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +17,7 @@
 
 pub mod bytes;
 pub mod error;
+pub mod export;
 pub mod metadata;
 pub mod model;
 pub mod readers;

@@ -27,6 +27,7 @@ pub struct Cli {
 enum Command {
     Inspect(cmd::inspect::Args),
     Dump(cmd::dump::Args),
+    Export(cmd::export::Args),
 }
 
 /// What a command found, for the exit code.
@@ -53,6 +54,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(args) => cmd::inspect::run(args, &mut out),
         Command::Dump(args) => cmd::dump::run(args, &mut out),
+        Command::Export(args) => cmd::export::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod dump;
+pub mod export;
 pub mod inspect;
