@@ -4,5 +4,6 @@
 mod util;
 
 mod dump;
+mod export;
 mod inspect;
 mod metadata;

@@ -382,18 +382,28 @@ impl Worker<'_> {
         let mut chunks: HashMap<usize, (Vec<Entry>, usize)> = HashMap::new();
         let mut held = 0usize;
         let mut touched = BTreeSet::new();
+        // Entries come in runs of one state (a key group holds each state's entries together):
+        // the last lookup is nearly always the next one.
+        let mut last: Option<(bool, String, usize)> = None;
         for e in SnapshotEntries::for_subtask(self.snapshot, self.opts.selection.clone(), sub) {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             let e = e?;
-            let key = (sub.operator, e.kind.is_keyed(), e.state.clone());
-            let i = *self.index.get(&key).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{}: operator {}: an entry of state {:?}, which the state file does not declare",
-                    self.snapshot.metadata_location, e.operator_id, e.state
-                ))
-            })?;
+            let keyed = e.kind.is_keyed();
+            let i = match &last {
+                Some((k, name, i)) if *k == keyed && *name == e.state => *i,
+                _ => {
+                    let i = *self.index.get(&(sub.operator, keyed, e.state.clone())).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{}: operator {}: an entry of state {:?}, which the state file does not declare",
+                            self.snapshot.metadata_location, e.operator_id, e.state
+                        ))
+                    })?;
+                    last = Some((keyed, e.state.clone(), i));
+                    i
+                }
+            };
             let size = entry_bytes(&e);
             let (chunk, bytes) = chunks.entry(i).or_default();
             chunk.push(e);

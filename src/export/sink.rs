@@ -213,6 +213,10 @@ impl StateFile {
             open.writer = None;
         }
         let _ = std::fs::remove_file(&self.temp);
+        // The operator directory, when this export created it and nothing else is in it.
+        if let Some(dir) = self.temp.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 
     fn poisoned(&self) -> Error {
