@@ -133,10 +133,13 @@ const RUNS: &[Run] = &[
 
 type Result<T> = std::result::Result<T, String>;
 
+mod bench_export;
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let res = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures(&args[1..]),
+        Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
         _ => Err(usage()),
     };
     match res {
@@ -162,6 +165,9 @@ fn usage() -> String {
         s.push_str(case);
         s.push('\n');
     }
+    s.push('\n');
+    s.push_str(bench_export::USAGE);
+    s.push('\n');
     s
 }
 
