@@ -363,3 +363,34 @@ fn rocksdb_native_states_are_typed_from_their_meta_file() {
     }
     assert!(checked >= 5);
 }
+
+#[test]
+fn failed_export_leaves_nothing_under_a_final_name() {
+    // A truncated state file fails the export half-way (other operators' files are being
+    // written by then): exit 2 naming the file, and no file, temporary or manifest is left.
+    let fx = newest_canonical();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = root().join(fx.path());
+    let snap = tmp.path().join(src.file_name().unwrap());
+    crate::inspect::copy_dir(&src, &snap);
+    let biggest = std::fs::read_dir(&snap)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap() != "_metadata")
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let bytes = std::fs::read(&biggest).unwrap();
+    std::fs::write(&biggest, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let out_dir = tmp.path().join("out");
+    let mut args = vec!["export".to_owned(), snap.to_string_lossy().into_owned(), "--to".to_owned(), out_dir.to_string_lossy().into_owned()];
+    for u in fx.uids() {
+        args.extend(["--uid".to_owned(), u]);
+    }
+    let out = flinksnap(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(biggest.file_name().unwrap().to_str().unwrap()), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(walk(&out_dir), Vec::<PathBuf>::new(), "files left after a failed export");
+}

@@ -8,7 +8,8 @@
 //! - [`state`]: the columns of one state and a batch of its entries as a `RecordBatch`;
 //! - [`sink`]: the output files, written under a temporary name and renamed when complete;
 //! - this module: the plan (states from the serialization proxies, so empty states get a typed
-//!   file too), the threads (one subtask at a time each), and the manifest.
+//!   file too), the threads (readers take one subtask at a time and hand chunks of entries to
+//!   encoders, which build record batches and append them), and the manifest.
 //!
 //! Memory stays bounded whatever the state size: entries are read one key group at a time
 //! ([`SnapshotEntries`]), buffered per state up to a fixed number of rows or bytes, written as
@@ -77,7 +78,7 @@ pub struct ExportOptions {
     pub uids: BTreeMap<OperatorId, String>,
     /// Write into a non-empty directory, replacing what an earlier export listed there.
     pub force: bool,
-    /// Subtasks read in parallel (at least 1).
+    /// Threads encoding and writing (at least 1); as many read subtasks, up to one per subtask.
     pub threads: usize,
     /// Rows per record batch (and per buffered chunk of text).
     pub batch_rows: usize,
@@ -101,7 +102,8 @@ impl ExportOptions {
 /// A chunk of entries of one state is written once it holds this many bytes (as stored), even
 /// with fewer than `batch_rows` rows: large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
-/// Everything one thread buffers across states is written once it holds this many bytes.
+/// Everything one reading thread buffers across states is handed on once it holds this many
+/// bytes.
 const THREAD_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
 /// Told how an export progresses (e.g. to draw a progress bar). Calls come from any thread.
@@ -266,32 +268,65 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         return Err(e);
     }
 
-    // Read the subtasks on `threads` threads, each taking the next subtask when done.
+    // Reading and encoding overlap: up to `threads` threads read subtasks (each the next one
+    // when done) and hand full chunks over a bounded channel to `threads` threads that encode
+    // them and append them to their files. A snapshot of one subtask uses two cores that way,
+    // and at most `threads` chunks wait in the channel.
     let unit_bytes: Vec<u64> = units.iter().map(|&u| subtask_bytes(snapshot, u)).collect();
     progress.start(unit_bytes.iter().sum());
-    let threads = opts.threads.clamp(1, units.len().max(1));
+    let encoders = opts.threads.max(1);
+    let readers = encoders.min(units.len().max(1));
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
+    let stop_flag = AtomicBool::new(false);
+    let stop = &stop_flag;
     let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e: Error| {
+        stop.store(true, Ordering::Relaxed);
+        if let Ok(mut f) = failure.lock() {
+            f.get_or_insert(e);
+        }
+    };
     let buffered = AtomicUsize::new(0);
-    let ctx = Worker { snapshot, opts, files: &files, index: &index, buffered: &buffered, stop: &stop, progress };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(encoders);
+    let rx = Mutex::new(rx);
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
+        for _ in 0..readers {
+            let reader = Reader { snapshot, opts, index: &index, stop, tx: tx.clone() };
+            let (next, units, unit_bytes, fail) = (&next, &units, &unit_bytes, &fail);
+            s.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&sub) = units.get(i) else { break };
-                match ctx.read_subtask(sub) {
+                match reader.read_subtask(sub) {
                     Ok(()) => progress.bytes(unit_bytes[i]),
                     Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
-                        }
+                        fail(e);
                         break;
                     }
+                }
+            });
+        }
+        // The encoders stop when every reader has dropped its sender.
+        drop(tx);
+        for _ in 0..encoders {
+            let (rx, files, buffered, fail) = (&rx, &files, &buffered, &fail);
+            s.spawn(move || loop {
+                let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                };
+                // After a failure the channel is still drained, so no reader waits forever.
+                if stop.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let done = match job {
+                    Job::Chunk(i, entries) => encode_chunk(&files[i], &entries, buffered, progress),
+                    Job::SubtaskDone(i) => files[i].subtask_done(buffered),
+                };
+                if let Err(e) = done {
+                    fail(e);
                 }
             });
         }
@@ -355,7 +390,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         states,
         totals,
         run: ManifestRun {
-            threads,
+            threads: encoders,
             seconds,
             snapshot_bytes_per_second: if seconds > 0.0 { summary.totals.total_bytes as f64 / seconds } else { 0.0 },
             peak_rss_bytes: peak_rss_bytes(),
@@ -365,19 +400,34 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     Ok(manifest)
 }
 
-/// What each reading thread shares.
-struct Worker<'a> {
-    snapshot: &'a Snapshot,
-    opts: &'a ExportOptions,
-    files: &'a [StateFile],
-    index: &'a HashMap<(usize, bool, String), usize>,
-    buffered: &'a AtomicUsize,
-    stop: &'a AtomicBool,
-    progress: &'a dyn Progress,
+/// Work for the encoding threads.
+enum Job {
+    /// Entries of state file `.0`, to encode and append.
+    Chunk(usize, Vec<Entry>),
+    /// A subtask that wrote to state file `.0` is done.
+    SubtaskDone(usize),
 }
 
-impl Worker<'_> {
-    /// Reads one subtask's entries into the state files, in chunks.
+/// Encodes a chunk of one state's entries and appends it to the state's file.
+fn encode_chunk(file: &StateFile, entries: &[Entry], buffered: &AtomicUsize, progress: &dyn Progress) -> Result<()> {
+    let opaque: usize = if file.layout.may_hold_opaque() { entries.iter().map(Entry::opaque_count).sum() } else { 0 };
+    let chunk = file.encode(entries)?;
+    file.append(chunk, entries.len() as u64, opaque as u64, buffered)?;
+    progress.rows(entries.len() as u64);
+    Ok(())
+}
+
+/// A reading thread.
+struct Reader<'a> {
+    snapshot: &'a Snapshot,
+    opts: &'a ExportOptions,
+    index: &'a HashMap<(usize, bool, String), usize>,
+    stop: &'a AtomicBool,
+    tx: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl Reader<'_> {
+    /// Reads one subtask's entries, in chunks per state, and hands the chunks on.
     fn read_subtask(&self, sub: SubtaskRef) -> Result<()> {
         let mut chunks: HashMap<usize, (Vec<Entry>, usize)> = HashMap::new();
         let mut held = 0usize;
@@ -412,15 +462,14 @@ impl Worker<'_> {
             touched.insert(i);
             if chunk.len() >= self.opts.batch_rows.max(1) || *bytes >= BATCH_BYTES {
                 held -= *bytes;
-                let full = std::mem::take(chunk);
                 *bytes = 0;
-                self.write(i, &full)?;
+                self.send(Job::Chunk(i, std::mem::take(chunk)))?;
             }
             if held >= THREAD_BUFFER_BYTES {
                 for (&i, (chunk, bytes)) in chunks.iter_mut() {
                     if !chunk.is_empty() {
-                        self.write(i, &std::mem::take(chunk))?;
                         *bytes = 0;
+                        self.send(Job::Chunk(i, std::mem::take(chunk)))?;
                     }
                 }
                 held = 0;
@@ -428,22 +477,19 @@ impl Worker<'_> {
         }
         for (i, (chunk, _)) in chunks {
             if !chunk.is_empty() {
-                self.write(i, &chunk)?;
+                self.send(Job::Chunk(i, chunk))?;
             }
         }
         for i in touched {
-            self.files[i].subtask_done(self.buffered)?;
+            self.send(Job::SubtaskDone(i))?;
         }
         Ok(())
     }
 
-    fn write(&self, i: usize, entries: &[Entry]) -> Result<()> {
-        let f = &self.files[i];
-        let opaque: usize = entries.iter().map(Entry::opaque_count).sum();
-        let chunk = f.encode(entries)?;
-        f.append(chunk, entries.len() as u64, opaque as u64, self.buffered)?;
-        self.progress.rows(entries.len() as u64);
-        Ok(())
+    fn send(&self, job: Job) -> Result<()> {
+        // The encoders hold the receiver until every reader is done: a send only fails if
+        // one of them panicked.
+        self.tx.send(job).map_err(|_| Error::Invalid("the export's encoding threads stopped".into()))
     }
 }
 

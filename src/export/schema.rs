@@ -96,6 +96,20 @@ pub enum Shape {
     Json,
 }
 
+impl Shape {
+    /// Whether a value of this shape can contain `Value::Opaque` (opaque and JSON columns,
+    /// at any depth).
+    pub fn may_hold_opaque(&self) -> bool {
+        match self {
+            Shape::Opaque | Shape::Json => true,
+            Shape::Struct(fields) | Shape::Row { fields, .. } => fields.iter().any(|c| c.shape.may_hold_opaque()),
+            Shape::Either(a, b) | Shape::Map(a, b) => a.shape.may_hold_opaque() || b.shape.may_hold_opaque(),
+            Shape::List(item) => item.shape.may_hold_opaque(),
+            _ => false,
+        }
+    }
+}
+
 /// The column for values of `ser`, named `name`; `nullable` when the position may hold a null
 /// (a map value, a POJO field) even if the serializer itself writes none.
 pub fn column(name: &str, ser: &TypeSerializer, nullable: bool) -> Column {

@@ -236,6 +236,12 @@ impl StateLayout {
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string())
     }
 
+    /// Whether values of this state can hold opaque bytes (only opaque and JSON columns can):
+    /// counting them is skipped otherwise.
+    pub fn may_hold_opaque(&self) -> bool {
+        [&self.key, &self.namespace, &self.user_key].into_iter().flatten().chain([&self.value]).any(|c| c.shape.may_hold_opaque())
+    }
+
     /// The manifest's schema summary: one line per top-level column.
     pub fn columns(&self) -> Vec<ColumnSummary> {
         self.schema

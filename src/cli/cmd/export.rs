@@ -66,7 +66,8 @@ pub struct Args {
     /// replaced or removed, other files are left alone.
     #[arg(long)]
     pub force: bool,
-    /// Subtasks read in parallel (default: one per CPU).
+    /// Threads encoding and writing (default: one per CPU); up to as many more read subtasks,
+    /// one subtask each at a time.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Rows per Parquet record batch.
