@@ -25,7 +25,7 @@ pub fn array(col: &Column, vals: &[Option<&Value>]) -> R<ArrayRef> {
 }
 
 /// The value, or `None` for a null.
-fn present<'a>(v: Option<&'a Value>) -> Option<&'a Value> {
+fn present(v: Option<&Value>) -> Option<&Value> {
     v.filter(|v| !matches!(v, Value::Null))
 }
 

@@ -14,7 +14,8 @@
 //! Memory stays bounded whatever the state size: entries are read one key group at a time
 //! ([`SnapshotEntries`]), buffered per state up to a fixed number of rows or bytes, written as
 //! one record batch, and Parquet row groups are closed when the writers' buffers grow past a
-//! limit.
+//! limit. What grows with the state is the reader's key group (a key group is read and decoded
+//! at once, so about 1/max-parallelism of a keyed state is in memory).
 
 mod arrays;
 pub mod schema;
@@ -383,8 +384,8 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
             checkpoint_id: summary.checkpoint_id,
             metadata_version: summary.metadata_version,
             written_by: summary.written_by,
-            snapshot_type: serde_json::to_value(&summary.snapshot_type).unwrap_or_default(),
-            format: serde_json::to_value(&summary.format).unwrap_or_default(),
+            snapshot_type: serde_json::to_value(summary.snapshot_type).unwrap_or_default(),
+            format: serde_json::to_value(summary.format).unwrap_or_default(),
             state_bytes: summary.totals.total_bytes,
         },
         states,

@@ -16,6 +16,9 @@ use crate::readers::meta::{KEY_SERIALIZER, NAMESPACE_SERIALIZER, VALUE_SERIALIZE
 use crate::readers::serializers::TypeSerializer;
 use crate::readers::states::StateInfo;
 
+/// Picks one part (key, namespace, user key) out of an entry.
+type PartOf = fn(&Entry) -> Option<&crate::model::value::Value>;
+
 /// Schema metadata keys every exported Parquet file carries (see `formats/parquet-export.md`).
 pub mod keys {
     /// The flinksnap version that wrote the file.
@@ -220,7 +223,7 @@ impl StateLayout {
                 .collect::<Result<_, _>>()?;
             columns.push(Arc::new(Int32Array::from(kgs)));
         }
-        let parts: [(&Option<Column>, fn(&Entry) -> Option<&crate::model::value::Value>); 3] =
+        let parts: [(&Option<Column>, PartOf); 3] =
             [(&self.key, |e| e.key.as_ref()), (&self.namespace, |e| e.namespace.as_ref()), (&self.user_key, |e| e.user_key.as_ref())];
         for (col, get) in parts {
             if let Some(c) = col {

@@ -135,6 +135,10 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
         export(&snapshot, &opts, &NoProgress)?
     };
     report(&manifest, &args.to);
+    // A misspelt --state selects nothing; say so rather than leave an export that looks empty.
+    for s in args.states.iter().filter(|s| !manifest.states.iter().any(|m| &m.state == *s)) {
+        eprintln!("flinksnap: no state named {s:?} in the selected operators (`flinksnap dump` or manifest.json list them)");
+    }
     Ok(Outcome::Ok)
 }
 
