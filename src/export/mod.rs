@@ -343,6 +343,8 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         let done: Finished = match f.finish() {
             Ok(d) => d,
             Err(e) => {
+                // Files already renamed go too: a half export must not look like a whole one.
+                files[..i].iter().for_each(StateFile::remove);
                 files[i..].iter().for_each(StateFile::abandon);
                 return Err(e);
             }

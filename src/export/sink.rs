@@ -219,6 +219,14 @@ impl StateFile {
         }
     }
 
+    /// Removes the finished file (another file of the same export failed).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
     fn poisoned(&self) -> Error {
         Error::Invalid(format!("{}: a writer thread failed", self.path.display()))
     }
