@@ -11,6 +11,7 @@
 //!   its kind and FLIP-47 properties;
 //! - [`manage`]: verify, latest, refs, gc, stats and diff over snapshots and their directories;
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
+//! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
 //! - `cli` (binary only): one module per subcommand.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,6 +20,7 @@
 pub mod bytes;
 pub mod error;
 pub mod manage;
+pub mod export;
 pub mod metadata;
 pub mod model;
 pub mod readers;

@@ -12,7 +12,7 @@ use crate::util::{flinksnap, flinksnap_ok, root};
 /// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (not yet through the
 /// changelog backend) and canonical savepoints, and the canonical-stream full checkpoints RocksDB
 /// wrote up to Flink 1.15.
-fn readable(fx: &Fixture) -> bool {
+pub(crate) fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
     (c["backend"] == "hashmap" && c["format"] != "changelog")
         || c["format"] == "canonical"
@@ -21,7 +21,7 @@ fn readable(fx: &Fixture) -> bool {
 
 /// Entries as a multiset of canonical JSON strings, with TTL timestamps taken out and returned
 /// separately.
-fn normalise(lines: &str) -> (BTreeMap<String, usize>, Vec<i64>) {
+pub(crate) fn normalise(lines: &str) -> (BTreeMap<String, usize>, Vec<i64>) {
     let mut set = BTreeMap::new();
     let mut ttl = Vec::new();
     for l in lines.lines().filter(|l| !l.trim().is_empty()) {
@@ -47,7 +47,7 @@ fn sorted(j: &J) -> J {
     }
 }
 
-fn dump_args(fx: &Fixture, path: &str) -> Vec<String> {
+pub(crate) fn dump_args(fx: &Fixture, path: &str) -> Vec<String> {
     let mut args = vec!["dump".to_owned(), path.to_owned()];
     for u in fx.uids() {
         args.extend(["--uid".to_owned(), u]);

@@ -5,6 +5,7 @@ mod util;
 
 mod convert;
 mod dump;
+mod export;
 mod inspect;
 mod manage;
 mod metadata;

@@ -34,6 +34,7 @@ enum Command {
     Stats(cmd::stats::Args),
     Diff(cmd::diff::Args),
     Convert(cmd::convert::Args),
+    Export(cmd::export::Args),
 }
 
 /// What a command found, for the exit code.
@@ -66,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => cmd::stats::run(args, &mut out),
         Command::Diff(args) => cmd::diff::run(args, &mut out),
         Command::Convert(args) => cmd::convert::run(args, &mut out),
+        Command::Export(args) => cmd::export::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -373,6 +373,15 @@ pub struct OperatorStateHandle {
     pub delegate: StreamStateHandle,
 }
 
+impl OperatorStateHandle {
+    /// True for the handle file-merging checkpoints (1.20+) give every operator without operator
+    /// state (`EmptyFileMergingOperatorStreamStateHandle`): no elements, an empty segment
+    /// delegate. It has no file to read.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.delegate, StreamStateHandle::EmptySegmentFile) && self.states.iter().all(|s| s.offsets.is_empty())
+    }
+}
+
 /// What a channel-state handle belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -23,11 +23,11 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn operator(&self, id: &OperatorId) -> bool {
+    pub(crate) fn operator(&self, id: &OperatorId) -> bool {
         self.operators.is_empty() || self.operators.contains(id)
     }
 
-    fn state(&self, name: &str) -> bool {
+    pub(crate) fn state(&self, name: &str) -> bool {
         self.states.is_empty() || self.states.iter().any(|s| s == name)
     }
 }
@@ -36,6 +36,24 @@ impl Selection {
 enum Work {
     Operator { operator: usize, subtask: usize },
     Keyed { operator: usize, subtask: usize },
+}
+
+impl Work {
+    fn subtask_ref(&self) -> SubtaskRef {
+        match *self {
+            Work::Operator { operator, subtask } | Work::Keyed { operator, subtask } => SubtaskRef { operator, subtask },
+        }
+    }
+}
+
+/// One subtask of one operator: its keyed and operator state handles. Subtasks are read
+/// independently of each other ([`SnapshotEntries::for_subtask`]), e.g. on separate threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubtaskRef {
+    /// Index of the operator in the metadata's operator list.
+    pub operator: usize,
+    /// Index into that operator's subtask list (file order, normally the subtask index).
+    pub subtask: usize,
 }
 
 /// Streams the selected entries of a snapshot.
@@ -49,23 +67,29 @@ pub struct SnapshotEntries<'a> {
     key_group: Option<KeyGroupEntries>,
     buffer: std::vec::IntoIter<Entry>,
     failed: bool,
-    /// Broadcast states already read: every subtask stores a full copy, and Flink restores
-    /// each subtask from one of them, so only the first copy is an entry of its own.
-    broadcast_seen: std::collections::BTreeSet<(usize, String)>,
+    /// (operator, broadcast state) -> the subtask whose copy is read. Every subtask stores a
+    /// full copy and Flink restores each subtask from one of them, so only the first copy (in
+    /// subtask order, over the whole snapshot) is an entry of its own. Decided up front so a
+    /// read of one subtask ([`SnapshotEntries::for_subtask`]) agrees with a read of all.
+    broadcast_owner: std::collections::BTreeMap<(usize, String), usize>,
 }
 
 impl<'a> SnapshotEntries<'a> {
     /// Plans the read; nothing is read until iteration.
     pub fn new(snapshot: &'a Snapshot, selection: Selection) -> Self {
         let mut work = VecDeque::new();
+        let mut broadcast_owner = std::collections::BTreeMap::new();
         for (i, op) in snapshot.metadata.operators.iter().enumerate() {
             if !selection.operator(&op.operator_id) {
                 continue;
             }
             for (j, st) in op.subtasks.iter().enumerate() {
                 let Some(s) = &st.state else { continue };
-                if s.managed_operator_state.is_some() && selection.key_groups.is_none() {
+                if let Some(h) = s.managed_operator_state.as_ref().filter(|_| selection.key_groups.is_none()) {
                     work.push_back(Work::Operator { operator: i, subtask: j });
+                    for m in h.states.iter().filter(|m| m.mode == DistributionMode::Broadcast) {
+                        broadcast_owner.entry((i, m.name.clone())).or_insert(j);
+                    }
                 }
                 if s.managed_keyed_state.is_some() {
                     work.push_back(Work::Keyed { operator: i, subtask: j });
@@ -80,8 +104,25 @@ impl<'a> SnapshotEntries<'a> {
             key_group: None,
             buffer: Vec::new().into_iter(),
             failed: false,
-            broadcast_seen: Default::default(),
+            broadcast_owner,
         }
+    }
+
+    /// The subtasks holding selected state, in snapshot order: the units
+    /// [`SnapshotEntries::for_subtask`] reads.
+    pub fn subtasks(snapshot: &Snapshot, selection: &Selection) -> Vec<SubtaskRef> {
+        let mut out: Vec<SubtaskRef> = SnapshotEntries::new(snapshot, selection.clone()).work.iter().map(Work::subtask_ref).collect();
+        out.dedup();
+        out
+    }
+
+    /// Plans the read of one subtask's selected entries (keyed state, then operator state, as
+    /// [`SnapshotEntries::new`] orders them). Reading every subtask this way gives exactly the
+    /// entries of one [`SnapshotEntries::new`] read.
+    pub fn for_subtask(snapshot: &'a Snapshot, selection: Selection, subtask: SubtaskRef) -> Self {
+        let mut all = SnapshotEntries::new(snapshot, selection);
+        all.work.retain(|w| w.subtask_ref() == subtask);
+        all
     }
 
     fn step(&mut self) -> Result<bool> {
@@ -101,14 +142,8 @@ impl<'a> SnapshotEntries<'a> {
                 if let Some(h) = h {
                     let mut entries = read_operator_state(self.snapshot, op.operator_id, h)?;
                     entries.retain(|e| self.selection.state(&e.state));
-                    let first_copy: std::collections::BTreeSet<String> = h
-                        .states
-                        .iter()
-                        .filter(|m| m.mode == DistributionMode::Broadcast)
-                        .filter(|m| self.broadcast_seen.insert((operator, m.name.clone())))
-                        .map(|m| m.name.clone())
-                        .collect();
-                    entries.retain(|e| e.kind != StateKind::Broadcast || first_copy.contains(&e.state));
+                    let owner = &self.broadcast_owner;
+                    entries.retain(|e| e.kind != StateKind::Broadcast || owner.get(&(operator, e.state.clone())) == Some(&subtask));
                     self.buffer = entries.into_iter();
                 }
             }

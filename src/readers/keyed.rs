@@ -131,6 +131,17 @@ impl KeyedHandleReader {
         Ok(reader)
     }
 
+    /// Reads only the serialization proxy of a key-groups handle (states and serializers),
+    /// without opening the key groups: cheaper than [`KeyedHandleReader::open`] when only the
+    /// layout of the states is wanted.
+    pub fn read_meta(snapshot: &Snapshot, handle: &KeyGroupsStateHandle) -> Result<KeyedBackendMeta> {
+        let source = StreamSource::open(snapshot, &handle.delegate)?;
+        // The proxy ends where the first key group starts.
+        let first = handle.offsets.iter().copied().filter(|&o| o > 0).min().map_or(source.size(), |o| o as u64).min(source.size());
+        let head = source.read_range(0..first)?;
+        read_keyed_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
+    }
+
     /// The serialization proxy: states and serializers.
     pub fn meta(&self) -> &KeyedBackendMeta {
         &self.meta

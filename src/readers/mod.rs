@@ -5,11 +5,13 @@
 //! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
 //! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
 //! - [`operator`]: operator list, union and broadcast state;
-//! - [`entries`]: every entry of a snapshot, streamed.
+//! - [`entries`]: every entry of a snapshot, streamed;
+//! - [`states`]: which states a snapshot holds, with their serializers, without reading entries.
 
 pub mod entries;
 pub mod keyed;
 pub mod meta;
 pub mod operator;
 pub mod serializers;
+pub mod states;
 pub mod stream;

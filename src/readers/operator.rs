@@ -4,7 +4,7 @@
 
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind, Error, Result, ResultExt};
-use crate::metadata::handles::{DistributionMode, OperatorStateHandle, StreamStateHandle};
+use crate::metadata::handles::{DistributionMode, OperatorStateHandle};
 use crate::model::{Entry, OperatorId, RawEntry, StateKind};
 use crate::readers::keyed::{decode_framed, decode_span};
 use crate::readers::meta::{read_operator_backend_meta, OperatorBackendMeta, KEY_SERIALIZER, VALUE_SERIALIZER};
@@ -18,9 +18,7 @@ const SNAPPY_STREAM_IDENTIFIER: [u8; 10] = [0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 
 /// Reads every entry of one operator-state handle: one entry per list element, one per
 /// broadcast map key.
 pub fn read_operator_state(snapshot: &Snapshot, operator_id: OperatorId, handle: &OperatorStateHandle) -> Result<Vec<Entry>> {
-    // File-merging checkpoints (1.20+) give every operator without operator state an
-    // EmptyFileMergingOperatorStreamStateHandle: no states, an EmptySegmentFileStateHandle delegate.
-    if matches!(handle.delegate, StreamStateHandle::EmptySegmentFile) && handle.states.iter().all(|s| s.offsets.is_empty()) {
+    if handle.is_empty() {
         return Ok(Vec::new());
     }
     let source = StreamSource::open(snapshot, &handle.delegate)?;
@@ -89,6 +87,16 @@ pub fn read_operator_state(snapshot: &Snapshot, operator_id: OperatorId, handle:
         }
     }
     Ok(out)
+}
+
+/// Reads only the serialization proxy of one operator-state handle: its states and
+/// serializers (what a writer needs to lay out typed output before reading any element).
+pub fn read_operator_meta(snapshot: &Snapshot, handle: &OperatorStateHandle) -> Result<OperatorBackendMeta> {
+    let source = StreamSource::open(snapshot, &handle.delegate)?;
+    // The proxy ends where the first state's data starts (or at the end: no elements at all).
+    let first = handle.states.iter().flat_map(|s| s.offsets.iter().copied()).min().unwrap_or(source.size()).min(source.size());
+    let head = source.read_range(0..first)?;
+    read_operator_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("operator backend meta data")))
 }
 
 fn find_meta<'m>(meta: &'m OperatorBackendMeta, name: &str, mode: DistributionMode) -> Option<&'m crate::readers::meta::StateMetaInfo> {

@@ -382,12 +382,8 @@ impl Converter<'_> {
                 return Err(Error::Invalid(format!("{}: refers to the state of an earlier checkpoint (metadata V7)", ctx())));
             }
             let mut t = OperatorSubtaskState::default();
-            // File-merging checkpoints give every operator a type-17 handle; one without states
-            // and with an empty segment delegate holds nothing and is not written.
-            let empty = |h: &OperatorStateHandle| {
-                matches!(h.delegate, StreamStateHandle::EmptySegmentFile) && h.states.iter().all(|m| m.offsets.is_empty())
-            };
-            if let Some(h) = s.managed_operator_state.as_ref().filter(|h| !empty(h)) {
+            // An empty file-merging handle holds nothing and is not written.
+            if let Some(h) = s.managed_operator_state.as_ref().filter(|h| !h.is_empty()) {
                 t.managed_operator_state = Some(self.operator_state(op, st.index, h)?);
             }
             if let Some(h) = &s.raw_operator_state {

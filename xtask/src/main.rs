@@ -210,12 +210,15 @@ fn run_features(run: &str) -> &'static [&'static str] {
 
 type Result<T> = std::result::Result<T, String>;
 
+mod bench_export;
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let res = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::interop(&args[1..]),
+        Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
         _ => Err(usage()),
     };
     match res {
@@ -243,6 +246,9 @@ fn usage() -> String {
         s.push('\n');
     }
     s.push_str("\n       cargo xtask bench --help   (large-state snapshots: speed and peak RSS of flinksnap)\n");
+    s.push('\n');
+    s.push_str(bench_export::USAGE);
+    s.push('\n');
     s
 }
 

@@ -4,6 +4,7 @@ pub mod diff;
 pub mod convert;
 pub mod dump;
 pub mod gc;
+pub mod export;
 pub mod inspect;
 pub mod latest;
 pub mod refs;

@@ -384,6 +384,15 @@ impl TypeSerializer {
         }
     }
 
+    /// For a generic `Value` serializer of one of Flink's own `*Value` classes (`IntValue`,
+    /// `StringValue`, ...): the simple type its values decode as.
+    pub fn value_class_type(&self) -> Option<SimpleType> {
+        match &self.kind {
+            SerializerKind::GenericValue { class } => consts::known_value_class(class),
+            _ => None,
+        }
+    }
+
     /// For a TTL wrapper (`TtlStateFactory$TtlSerializerSnapshot`): the user value serializer.
     /// The wrapped bytes are `i64 lastAccessTimestamp` followed by a user value.
     pub fn ttl_inner(&self) -> Option<&TypeSerializer> {

@@ -1,0 +1,344 @@
+//! Decoded values into Arrow arrays, column by column, following the [`Shape`] the serializer
+//! gave the column. A value that does not fit its column is an error naming both, never a
+//! panic.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
+    ListArray, MapArray, NullArray, StringArray, StructArray, Time64NanosecondArray, TimestampMillisecondArray,
+};
+use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Fields};
+
+use super::schema::{either_fields, map_entries_field, row_fields, time_window_fields, Column, Shape};
+use crate::model::value::Value;
+
+type R<T> = Result<T, String>;
+
+/// The array of column `col` for `vals`; `None` and [`Value::Null`] are nulls. Nulls in a
+/// non-nullable field are left to Arrow's own checks (`StructArray::try_new`,
+/// `RecordBatch::try_new`), which know whether a parent's null masks them.
+pub fn array(col: &Column, vals: &[Option<&Value>]) -> R<ArrayRef> {
+    build(&col.shape, vals).map_err(|e| format!("{}: {e}", col.field.name()))
+}
+
+/// The value, or `None` for a null.
+fn present(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !matches!(v, Value::Null))
+}
+
+fn mismatch(expected: &str, v: &Value) -> String {
+    let found = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Char(_) => "a char",
+        Value::String(_) => "a string",
+        Value::Bytes(_) => "bytes",
+        Value::BigInteger(_) => "a big integer",
+        Value::BigDecimal(_) => "a big decimal",
+        Value::Instant { .. } => "an instant",
+        Value::LocalDate { .. } => "a local date",
+        Value::LocalTime { .. } => "a local time",
+        Value::LocalDateTime { .. } => "a local date-time",
+        Value::List(_) => "a list",
+        Value::Map(_) => "a map",
+        Value::Struct { .. } => "a struct",
+        Value::Row { .. } => "a row",
+        Value::Enum(_) => "an enum constant",
+        Value::Left(_) | Value::Right(_) => "an either",
+        Value::TimeWindow { .. } => "a time window",
+        Value::Opaque { .. } => "opaque bytes",
+    };
+    format!("expected {expected}, found {found}")
+}
+
+/// Validity of each row, or `None` when every row is valid.
+fn nulls_of(valid: Vec<bool>) -> Option<NullBuffer> {
+    if valid.iter().all(|&b| b) {
+        None
+    } else {
+        Some(NullBuffer::from(valid))
+    }
+}
+
+fn ints<T>(vals: &[Option<&Value>], what: &str) -> R<Vec<Option<T>>>
+where
+    T: TryFrom<i64>,
+{
+    vals.iter()
+        .map(|v| match present(*v) {
+            None => Ok(None),
+            Some(Value::Int(i)) => T::try_from(*i).map(Some).map_err(|_| format!("{i} does not fit {what}")),
+            Some(o) => Err(mismatch(what, o)),
+        })
+        .collect()
+}
+
+fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
+    Ok(match shape {
+        Shape::Null => {
+            if let Some(v) = vals.iter().find_map(|v| present(*v)) {
+                return Err(mismatch("null", v));
+            }
+            Arc::new(NullArray::new(vals.len()))
+        }
+        Shape::Bool => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::Bool(b)) => Ok(Some(*b)),
+                    Some(o) => Err(mismatch("a boolean", o)),
+                })
+                .collect::<R<BooleanArray>>()?,
+        ),
+        Shape::Int8 => Arc::new(Int8Array::from(ints::<i8>(vals, "Int8")?)),
+        Shape::Int16 => Arc::new(Int16Array::from(ints::<i16>(vals, "Int16")?)),
+        Shape::Int32 => Arc::new(Int32Array::from(ints::<i32>(vals, "Int32")?)),
+        Shape::Int64 => Arc::new(Int64Array::from(ints::<i64>(vals, "Int64")?)),
+        // A Java float was widened through its shortest decimal form; narrowing gives it back.
+        Shape::Float32 => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::Float(f)) => Ok(Some(*f as f32)),
+                    Some(o) => Err(mismatch("a float", o)),
+                })
+                .collect::<R<Float32Array>>()?,
+        ),
+        Shape::Float64 => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::Float(f)) => Ok(Some(*f)),
+                    Some(o) => Err(mismatch("a double", o)),
+                })
+                .collect::<R<Float64Array>>()?,
+        ),
+        Shape::Text => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s)) => Ok(Some(Cow::Borrowed(s.as_str()))),
+                    // One UTF-16 code unit; a lone surrogate becomes U+FFFD, as in the dump.
+                    Some(Value::Char(c)) => Ok(Some(Cow::Owned(String::from_utf16_lossy(&[*c])))),
+                    Some(o) => Err(mismatch("text", o)),
+                })
+                .collect::<R<StringArray>>()?,
+        ),
+        Shape::Iso8601 => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(v) => v.iso8601().map(Some).ok_or_else(|| mismatch("a temporal value", v)),
+                })
+                .collect::<R<StringArray>>()?,
+        ),
+        Shape::Json => Arc::new(
+            vals.iter().map(|v| present(*v).map(|v| v.to_json().to_string())).collect::<StringArray>(),
+        ),
+        Shape::Binary => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::Bytes(b)) => Ok(Some(b.as_slice())),
+                    Some(o) => Err(mismatch("bytes", o)),
+                })
+                .collect::<R<BinaryArray>>()?,
+        ),
+        Shape::Opaque => Arc::new(
+            vals.iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::Opaque { bytes, .. }) => Ok(Some(bytes.as_slice())),
+                    Some(o) => Err(mismatch("opaque bytes", o)),
+                })
+                .collect::<R<BinaryArray>>()?,
+        ),
+        Shape::TimestampMillis => {
+            let v: Vec<Option<i64>> = vals
+                .iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::Instant { seconds, nanos }) => seconds
+                        .checked_mul(1000)
+                        .and_then(|ms| ms.checked_add(i64::from(*nanos / 1_000_000)))
+                        .map(Some)
+                        .ok_or_else(|| format!("instant {seconds}s does not fit epoch milliseconds")),
+                    Some(o) => Err(mismatch("an instant", o)),
+                })
+                .collect::<R<_>>()?;
+            Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
+        }
+        Shape::TimeNanos => {
+            let v: Vec<Option<i64>> = vals
+                .iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(Value::LocalTime { hour, minute, second, nano }) => {
+                        let secs = i64::from(*hour) * 3600 + i64::from(*minute) * 60 + i64::from(*second);
+                        Ok(Some(secs * 1_000_000_000 + i64::from(*nano)))
+                    }
+                    Some(o) => Err(mismatch("a local time", o)),
+                })
+                .collect::<R<_>>()?;
+            Arc::new(Time64NanosecondArray::from(v))
+        }
+        Shape::TimeWindow => {
+            let mut valid = Vec::with_capacity(vals.len());
+            let mut start = Vec::with_capacity(vals.len());
+            let mut end = Vec::with_capacity(vals.len());
+            for v in vals {
+                match present(*v) {
+                    None => {
+                        valid.push(false);
+                        start.push(0);
+                        end.push(0);
+                    }
+                    Some(Value::TimeWindow { start: s, end: e }) => {
+                        valid.push(true);
+                        start.push(*s);
+                        end.push(*e);
+                    }
+                    Some(o) => return Err(mismatch("a time window", o)),
+                }
+            }
+            let children: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(start)), Arc::new(Int64Array::from(end))];
+            Arc::new(StructArray::try_new(time_window_fields(), children, nulls_of(valid)).map_err(|e| e.to_string())?)
+        }
+        Shape::Struct(fields) => {
+            let valid = struct_validity(vals, "a struct", |v| matches!(v, Value::Struct { .. }))?;
+            let children = fields
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let child: Vec<Option<&Value>> = vals
+                        .iter()
+                        .map(|v| match present(*v) {
+                            Some(Value::Struct { fields }) => field(fields, i, c.field.name()),
+                            _ => Ok(None),
+                        })
+                        .collect::<R<_>>()?;
+                    array(c, &child)
+                })
+                .collect::<R<Vec<_>>>()?;
+            let fields: Fields = fields.iter().map(|c| c.field.clone()).collect();
+            Arc::new(StructArray::try_new(fields, children, nulls_of(valid)).map_err(|e| e.to_string())?)
+        }
+        Shape::Row { fields, row_kind } => {
+            let valid = struct_validity(vals, "a row", |v| matches!(v, Value::Row { .. }))?;
+            let mut children = fields
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let child: Vec<Option<&Value>> = vals
+                        .iter()
+                        .map(|v| match present(*v) {
+                            Some(Value::Row { fields, .. }) => field(fields, i, c.field.name()),
+                            _ => Ok(None),
+                        })
+                        .collect::<R<_>>()?;
+                    array(c, &child)
+                })
+                .collect::<R<Vec<_>>>()?;
+            if *row_kind {
+                let kinds: StringArray = vals
+                    .iter()
+                    .map(|v| match present(*v) {
+                        Some(Value::Row { kind, .. }) => Some(kind.short_string()),
+                        // Masked by the row's null; any text keeps the non-null field valid.
+                        _ => Some(""),
+                    })
+                    .collect();
+                children.push(Arc::new(kinds));
+            }
+            Arc::new(StructArray::try_new(row_fields(fields, *row_kind), children, nulls_of(valid)).map_err(|e| e.to_string())?)
+        }
+        Shape::Either(l, r) => {
+            let valid = struct_validity(vals, "an either", |v| matches!(v, Value::Left(_) | Value::Right(_)))?;
+            let is_left: BooleanArray = vals.iter().map(|v| Some(matches!(present(*v), Some(Value::Left(_))))).collect();
+            let left: Vec<Option<&Value>> =
+                vals.iter().map(|v| if let Some(Value::Left(x)) = present(*v) { Some(x.as_ref()) } else { None }).collect();
+            let right: Vec<Option<&Value>> =
+                vals.iter().map(|v| if let Some(Value::Right(x)) = present(*v) { Some(x.as_ref()) } else { None }).collect();
+            let children: Vec<ArrayRef> = vec![Arc::new(is_left), array(l, &left)?, array(r, &right)?];
+            Arc::new(StructArray::try_new(either_fields(l, r), children, nulls_of(valid)).map_err(|e| e.to_string())?)
+        }
+        Shape::List(item) => {
+            let mut valid = Vec::with_capacity(vals.len());
+            let mut offsets = Vec::with_capacity(vals.len() + 1);
+            offsets.push(0i32);
+            let mut items: Vec<Option<&Value>> = Vec::new();
+            for v in vals {
+                match present(*v) {
+                    None => valid.push(false),
+                    Some(Value::List(xs)) => {
+                        valid.push(true);
+                        items.extend(xs.iter().map(Some));
+                    }
+                    Some(o) => return Err(mismatch("a list", o)),
+                }
+                offsets.push(offset(items.len())?);
+            }
+            let child = array(item, &items)?;
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+            Arc::new(ListArray::try_new(item.field.clone(), offsets, child, nulls_of(valid)).map_err(|e| e.to_string())?)
+        }
+        Shape::Map(k, v) => {
+            let mut valid = Vec::with_capacity(vals.len());
+            let mut offsets = Vec::with_capacity(vals.len() + 1);
+            offsets.push(0i32);
+            let mut keys: Vec<Option<&Value>> = Vec::new();
+            let mut values: Vec<Option<&Value>> = Vec::new();
+            for x in vals {
+                match present(*x) {
+                    None => valid.push(false),
+                    Some(Value::Map(entries)) => {
+                        valid.push(true);
+                        for (key, value) in entries {
+                            keys.push(Some(key));
+                            values.push(Some(value));
+                        }
+                    }
+                    Some(o) => return Err(mismatch("a map", o)),
+                }
+                offsets.push(offset(keys.len())?);
+            }
+            let entries_field = map_entries_field(k, v);
+            let DataType::Struct(entry_fields) = entries_field.data_type() else {
+                return Err("map entries are not a struct".into());
+            };
+            let entries = StructArray::try_new(entry_fields.clone(), vec![array(k, &keys)?, array(v, &values)?], None)
+                .map_err(|e| e.to_string())?;
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+            Arc::new(MapArray::try_new(entries_field, offsets, entries, nulls_of(valid), false).map_err(|e| e.to_string())?)
+        }
+    })
+}
+
+/// Validity of struct-like values, checking each present value is what the shape expects.
+fn struct_validity(vals: &[Option<&Value>], what: &str, fits: impl Fn(&Value) -> bool) -> R<Vec<bool>> {
+    vals.iter()
+        .map(|v| match present(*v) {
+            None => Ok(false),
+            Some(v) if fits(v) => Ok(true),
+            Some(o) => Err(mismatch(what, o)),
+        })
+        .collect()
+}
+
+/// Field `name` of a decoded struct: at position `i` (the serializer's order), else by name.
+fn field<'a>(fields: &'a [(String, Value)], i: usize, name: &str) -> R<Option<&'a Value>> {
+    match fields.get(i) {
+        Some((n, v)) if n == name => Ok(Some(v)),
+        _ => fields.iter().find(|(n, _)| n == name).map(|(_, v)| Some(v)).ok_or_else(|| format!("no field {name} in the value")),
+    }
+}
+
+/// A list offset: Arrow's `List` counts elements in `i32`.
+fn offset(n: usize) -> R<i32> {
+    i32::try_from(n).map_err(|_| format!("more than {} list elements in one batch", i32::MAX))
+}

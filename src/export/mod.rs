@@ -1,0 +1,629 @@
+//! `flinksnap export`: every selected state of a snapshot into one file per operator and state
+//! (Parquet with typed columns, or CSV / JSONL in the dump form), plus a `manifest.json`.
+//! Spec: `formats/parquet-export.md`.
+//!
+//! Structure:
+//! - [`schema`]: a serializer snapshot into an Arrow column (type, nullability, metadata);
+//! - `arrays`: decoded values into Arrow arrays of that column;
+//! - [`state`]: the columns of one state and a batch of its entries as a `RecordBatch`;
+//! - [`sink`]: the output files, written under a temporary name and renamed when complete;
+//! - this module: the plan (states from the serialization proxies, so empty states get a typed
+//!   file too), the threads (readers take one subtask at a time and hand chunks of entries to
+//!   encoders, which build record batches and append them), and the manifest.
+//!
+//! Memory stays bounded whatever the state size: entries are read one key group at a time
+//! ([`SnapshotEntries`]), buffered per state up to a fixed number of rows or bytes, written as
+//! one record batch, and Parquet row groups are closed when the writers' buffers grow past a
+//! limit. What grows with the state is the reader's key group (a key group is read and decoded
+//! at once, so about 1/max-parallelism of a keyed state is in memory).
+
+mod arrays;
+pub mod schema;
+pub mod sink;
+pub mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{Entry, OperatorId};
+use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
+use crate::readers::states::subtask_states;
+use crate::snapshot::{Snapshot, Summary};
+use sink::{Finished, StateFile};
+use state::{keys, ColumnSummary, StateLayout};
+
+/// The manifest's file name in the export directory.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Parquet, zstd-compressed, typed columns from the serializers.
+    Parquet,
+    /// CSV, the columns of `flinksnap dump --format csv`.
+    Csv,
+    /// JSON lines, the `flinksnap dump` format.
+    Jsonl,
+}
+
+impl ExportFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Parquet => "parquet",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// What to export, where, how.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The export directory.
+    pub dir: PathBuf,
+    /// Output format.
+    pub format: ExportFormat,
+    /// Which operators and states.
+    pub selection: Selection,
+    /// Operator uids by operator id, for operators the metadata stores without one.
+    pub uids: BTreeMap<OperatorId, String>,
+    /// Write into a non-empty directory, replacing what an earlier export listed there.
+    pub force: bool,
+    /// Threads encoding and writing (at least 1); as many read subtasks, up to one per subtask.
+    pub threads: usize,
+    /// Rows per record batch (and per buffered chunk of text).
+    pub batch_rows: usize,
+}
+
+impl ExportOptions {
+    /// Options with the defaults: Parquet, every state, one thread per core, 8192-row batches.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ExportOptions {
+            dir: dir.into(),
+            format: ExportFormat::Parquet,
+            selection: Selection::default(),
+            uids: BTreeMap::new(),
+            force: false,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_rows: 8192,
+        }
+    }
+}
+
+/// A chunk of entries of one state is written once it holds this many bytes (as stored), even
+/// with fewer than `batch_rows` rows: large values must not make a batch large.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Everything one reading thread buffers across states is handed on once it holds this many
+/// bytes.
+const THREAD_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+
+/// Told how an export progresses (e.g. to draw a progress bar). Calls come from any thread.
+pub trait Progress: Sync {
+    /// Reading starts; `total_bytes` of state files are to be read.
+    fn start(&self, _total_bytes: u64) {}
+    /// `rows` more rows were written.
+    fn rows(&self, _rows: u64) {}
+    /// A subtask's state files (`bytes`) are read.
+    fn bytes(&self, _bytes: u64) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// `manifest.json`: what an export wrote, from which snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// The flinksnap version that wrote it.
+    pub flinksnap_version: &'static str,
+    /// Output format.
+    pub format: ExportFormat,
+    /// The snapshot exported.
+    pub snapshot: ManifestSnapshot,
+    /// One entry per operator and state, in snapshot order.
+    pub states: Vec<ManifestState>,
+    /// Sums over `states`.
+    pub totals: ManifestTotals,
+    /// How the export ran.
+    pub run: ManifestRun,
+}
+
+/// The snapshot an export came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestSnapshot {
+    /// The snapshot directory, as given.
+    pub path: String,
+    /// Its `_metadata`.
+    pub metadata: String,
+    /// Checkpoint id.
+    pub checkpoint_id: u64,
+    /// `_metadata` format version.
+    pub metadata_version: i32,
+    /// The Flink releases that write that version.
+    pub written_by: &'static str,
+    /// `savepoint` or `checkpoint`.
+    pub snapshot_type: serde_json::Value,
+    /// Keyed-state format.
+    pub format: serde_json::Value,
+    /// Bytes of state files (and inline state) the snapshot references.
+    pub state_bytes: u64,
+}
+
+/// One exported state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestState {
+    /// Operator id.
+    pub operator_id: String,
+    /// Operator uid, when known.
+    pub operator_uid: Option<String>,
+    /// State name.
+    pub state: String,
+    /// State kind.
+    pub kind: &'static str,
+    /// The file, relative to the export directory.
+    pub file: String,
+    /// Rows.
+    pub rows: u64,
+    /// File size.
+    pub bytes: u64,
+    /// Values kept opaque (serializers flinksnap cannot interpret).
+    pub opaque_values: u64,
+    /// Parquet row groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<usize>,
+    /// Parquet columns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSummary>,
+}
+
+/// Sums over the exported states.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ManifestTotals {
+    /// States (= files).
+    pub states: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Opaque values.
+    pub opaque_values: u64,
+}
+
+/// How the export ran (the one part of the manifest that differs between runs).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ManifestRun {
+    /// Threads used.
+    pub threads: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Snapshot state bytes read per second.
+    pub snapshot_bytes_per_second: f64,
+    /// Peak resident memory of the process (Linux), bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Exports `snapshot` as `opts` says and writes the manifest, which it returns. On failure
+/// nothing is left under a final name except what an earlier export wrote.
+pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress) -> Result<Manifest> {
+    let started = Instant::now();
+    let earlier = prepare_dir(&opts.dir, opts.force)?;
+    let uid_names: Vec<String> = opts.uids.values().cloned().collect();
+    let summary = Summary::build(snapshot, &uid_names)?;
+    let uid_of = |op: &crate::metadata::OperatorState| op.uid.clone().or_else(|| opts.uids.get(&op.operator_id).cloned());
+
+    let file_meta: Vec<(String, String)> = vec![
+        (keys::VERSION.into(), env!("CARGO_PKG_VERSION").into()),
+        (keys::SNAPSHOT.into(), summary.path.clone()),
+        (keys::CHECKPOINT_ID.into(), summary.checkpoint_id.to_string()),
+        (keys::METADATA_VERSION.into(), summary.metadata_version.to_string()),
+        (keys::WRITTEN_BY.into(), summary.written_by.into()),
+    ];
+
+    // The plan: every state every selected subtask declares, one file per (operator, state),
+    // in snapshot order. A state declared by several subtasks must have the same columns in
+    // each (Flink registers it with the same serializers everywhere).
+    let units = SnapshotEntries::subtasks(snapshot, &opts.selection);
+    let mut files: Vec<StateFile> = Vec::new();
+    let mut index: HashMap<(usize, bool, String), usize> = HashMap::new();
+    let mut names = Names::default();
+    let result = (|| -> Result<()> {
+        for &sub in &units {
+            let op = &snapshot.metadata.operators[sub.operator];
+            let uid = uid_of(op);
+            for info in subtask_states(snapshot, &opts.selection, sub)? {
+                let key = (sub.operator, info.kind.is_keyed(), info.name().to_owned());
+                let layout = StateLayout::new(&info, uid.as_deref(), &file_meta)
+                    .map_err(|e| Error::Invalid(format!("{}: operator {}: {e}", snapshot.metadata_location, op.operator_id)))?;
+                if let Some(&i) = index.get(&key) {
+                    if files[i].layout.schema.fields() != layout.schema.fields() {
+                        return Err(Error::Invalid(format!(
+                            "{}: operator {} state {:?}: subtasks registered it with different serializers",
+                            snapshot.metadata_location,
+                            op.operator_id,
+                            info.name()
+                        )));
+                    }
+                    continue;
+                }
+                let relative = names.file(sub.operator, &op.operator_id, uid.as_deref(), info.name(), info.kind.is_keyed(), opts.format);
+                files.push(StateFile::create(layout, &opts.dir, relative, opts.format, &file_meta)?);
+                index.insert(key, files.len() - 1);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        files.iter().for_each(StateFile::abandon);
+        return Err(e);
+    }
+
+    // Reading and encoding overlap: up to `threads` threads read subtasks (each the next one
+    // when done) and hand full chunks over a bounded channel to `threads` threads that encode
+    // them and append them to their files. A snapshot of one subtask uses two cores that way,
+    // and at most `threads` chunks wait in the channel.
+    let unit_bytes: Vec<u64> = units.iter().map(|&u| subtask_bytes(snapshot, u)).collect();
+    progress.start(unit_bytes.iter().sum());
+    let encoders = opts.threads.max(1);
+    let readers = encoders.min(units.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop_flag = AtomicBool::new(false);
+    let stop = &stop_flag;
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e: Error| {
+        stop.store(true, Ordering::Relaxed);
+        if let Ok(mut f) = failure.lock() {
+            f.get_or_insert(e);
+        }
+    };
+    let buffered = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(encoders);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        for _ in 0..readers {
+            let reader = Reader { snapshot, opts, index: &index, stop, tx: tx.clone() };
+            let (next, units, unit_bytes, fail) = (&next, &units, &unit_bytes, &fail);
+            s.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&sub) = units.get(i) else { break };
+                match reader.read_subtask(sub) {
+                    Ok(()) => progress.bytes(unit_bytes[i]),
+                    Err(e) => {
+                        fail(e);
+                        break;
+                    }
+                }
+            });
+        }
+        // The encoders stop when every reader has dropped its sender.
+        drop(tx);
+        for _ in 0..encoders {
+            let (rx, files, buffered, fail) = (&rx, &files, &buffered, &fail);
+            s.spawn(move || loop {
+                let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                };
+                // After a failure the channel is still drained, so no reader waits forever.
+                if stop.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let done = match job {
+                    Job::Chunk(i, entries) => encode_chunk(&files[i], &entries, buffered, progress),
+                    Job::SubtaskDone(i) => files[i].subtask_done(buffered),
+                };
+                if let Err(e) = done {
+                    fail(e);
+                }
+            });
+        }
+    });
+    let failed = failure.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = failed {
+        files.iter().for_each(StateFile::abandon);
+        return Err(e);
+    }
+
+    let mut states = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let done: Finished = match f.finish() {
+            Ok(d) => d,
+            Err(e) => {
+                // Files already renamed go too: a half export must not look like a whole one.
+                files[..i].iter().for_each(StateFile::remove);
+                files[i..].iter().for_each(StateFile::abandon);
+                return Err(e);
+            }
+        };
+        let l = &f.layout;
+        states.push(ManifestState {
+            operator_id: l.operator_id.to_hex(),
+            operator_uid: l.operator_uid.clone(),
+            state: l.name.clone(),
+            kind: l.kind.as_str(),
+            file: f.relative.clone(),
+            rows: done.rows,
+            bytes: done.bytes,
+            opaque_values: done.opaque,
+            row_groups: done.row_groups,
+            columns: if opts.format == ExportFormat::Parquet { l.columns() } else { Vec::new() },
+        });
+    }
+
+    // Files of an earlier export that this one did not rewrite are stale: remove them.
+    let written: BTreeSet<&str> = states.iter().map(|s| s.file.as_str()).collect();
+    for old in earlier.iter().filter(|f| !written.contains(f.as_str())) {
+        remove_stale(&opts.dir, old);
+    }
+
+    let seconds = started.elapsed().as_secs_f64();
+    let totals = ManifestTotals {
+        states: states.len(),
+        rows: states.iter().map(|s| s.rows).sum(),
+        bytes: states.iter().map(|s| s.bytes).sum(),
+        opaque_values: states.iter().map(|s| s.opaque_values).sum(),
+    };
+    let manifest = Manifest {
+        flinksnap_version: env!("CARGO_PKG_VERSION"),
+        format: opts.format,
+        snapshot: ManifestSnapshot {
+            path: summary.path.clone(),
+            metadata: snapshot.metadata_location.to_string(),
+            checkpoint_id: summary.checkpoint_id,
+            metadata_version: summary.metadata_version,
+            written_by: summary.written_by,
+            snapshot_type: serde_json::to_value(summary.snapshot_type).unwrap_or_default(),
+            format: serde_json::to_value(summary.format).unwrap_or_default(),
+            state_bytes: summary.totals.total_bytes,
+        },
+        states,
+        totals,
+        run: ManifestRun {
+            threads: encoders,
+            seconds,
+            snapshot_bytes_per_second: if seconds > 0.0 { summary.totals.total_bytes as f64 / seconds } else { 0.0 },
+            peak_rss_bytes: peak_rss_bytes(),
+        },
+    };
+    write_manifest(&opts.dir, &manifest)?;
+    Ok(manifest)
+}
+
+/// Work for the encoding threads.
+enum Job {
+    /// Entries of state file `.0`, to encode and append.
+    Chunk(usize, Vec<Entry>),
+    /// A subtask that wrote to state file `.0` is done.
+    SubtaskDone(usize),
+}
+
+/// Encodes a chunk of one state's entries and appends it to the state's file.
+fn encode_chunk(file: &StateFile, entries: &[Entry], buffered: &AtomicUsize, progress: &dyn Progress) -> Result<()> {
+    let opaque: usize = if file.layout.may_hold_opaque() { entries.iter().map(Entry::opaque_count).sum() } else { 0 };
+    let chunk = file.encode(entries)?;
+    file.append(chunk, entries.len() as u64, opaque as u64, buffered)?;
+    progress.rows(entries.len() as u64);
+    Ok(())
+}
+
+/// A reading thread.
+struct Reader<'a> {
+    snapshot: &'a Snapshot,
+    opts: &'a ExportOptions,
+    index: &'a HashMap<(usize, bool, String), usize>,
+    stop: &'a AtomicBool,
+    tx: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl Reader<'_> {
+    /// Reads one subtask's entries, in chunks per state, and hands the chunks on.
+    fn read_subtask(&self, sub: SubtaskRef) -> Result<()> {
+        let mut chunks: HashMap<usize, (Vec<Entry>, usize)> = HashMap::new();
+        let mut held = 0usize;
+        let mut touched = BTreeSet::new();
+        // Entries come in runs of one state (a key group holds each state's entries together):
+        // the last lookup is nearly always the next one.
+        let mut last: Option<(bool, String, usize)> = None;
+        for e in SnapshotEntries::for_subtask(self.snapshot, self.opts.selection.clone(), sub) {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let e = e?;
+            let keyed = e.kind.is_keyed();
+            let i = match &last {
+                Some((k, name, i)) if *k == keyed && *name == e.state => *i,
+                _ => {
+                    let i = *self.index.get(&(sub.operator, keyed, e.state.clone())).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{}: operator {}: an entry of state {:?}, which the state file does not declare",
+                            self.snapshot.metadata_location, e.operator_id, e.state
+                        ))
+                    })?;
+                    last = Some((keyed, e.state.clone(), i));
+                    i
+                }
+            };
+            let size = entry_bytes(&e);
+            let (chunk, bytes) = chunks.entry(i).or_default();
+            chunk.push(e);
+            *bytes += size;
+            held += size;
+            touched.insert(i);
+            if chunk.len() >= self.opts.batch_rows.max(1) || *bytes >= BATCH_BYTES {
+                held -= *bytes;
+                *bytes = 0;
+                self.send(Job::Chunk(i, std::mem::take(chunk)))?;
+            }
+            if held >= THREAD_BUFFER_BYTES {
+                for (&i, (chunk, bytes)) in chunks.iter_mut() {
+                    if !chunk.is_empty() {
+                        *bytes = 0;
+                        self.send(Job::Chunk(i, std::mem::take(chunk)))?;
+                    }
+                }
+                held = 0;
+            }
+        }
+        for (i, (chunk, _)) in chunks {
+            if !chunk.is_empty() {
+                self.send(Job::Chunk(i, chunk))?;
+            }
+        }
+        for i in touched {
+            self.send(Job::SubtaskDone(i))?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        // The encoders hold the receiver until every reader is done: a send only fails if
+        // one of them panicked.
+        self.tx.send(job).map_err(|_| Error::Invalid("the export's encoding threads stopped".into()))
+    }
+}
+
+/// Bytes an entry takes as stored: what a chunk's size is counted in.
+fn entry_bytes(e: &Entry) -> usize {
+    e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + 64
+}
+
+/// Bytes of the state files of one subtask (for progress).
+fn subtask_bytes(snapshot: &Snapshot, sub: SubtaskRef) -> u64 {
+    let Some(s) = snapshot.metadata.operators.get(sub.operator).and_then(|o| o.subtasks.get(sub.subtask)).and_then(|st| st.state.as_ref())
+    else {
+        return 0;
+    };
+    let keyed: u64 = s.managed_keyed_state.iter().flat_map(|k| k.streams()).map(|(_, h)| h.size()).sum();
+    let operator: u64 = s.managed_operator_state.iter().map(|o| o.delegate.size()).sum();
+    keyed + operator
+}
+
+/// Output file names: one directory per operator, one file per state, unique, made of
+/// characters every file system takes.
+#[derive(Debug, Default)]
+struct Names {
+    operators: HashMap<usize, String>,
+    used_dirs: BTreeSet<String>,
+    used: BTreeSet<String>,
+}
+
+impl Names {
+    fn file(&mut self, operator: usize, id: &OperatorId, uid: Option<&str>, state: &str, keyed: bool, format: ExportFormat) -> String {
+        let dir = match self.operators.get(&operator) {
+            Some(d) => d.clone(),
+            None => {
+                let mut d = path_segment(uid.unwrap_or(&id.to_hex()));
+                // A uid that encodes like another operator's name (e.g. a uid that is another
+                // operator's hex id) gets the id appended.
+                if self.used_dirs.contains(&d) {
+                    d = format!("{d}@{}", id.to_hex());
+                }
+                self.used_dirs.insert(d.clone());
+                self.operators.insert(operator, d.clone());
+                d
+            }
+        };
+        let mut name = format!("{dir}/{}", path_segment(state));
+        // Keyed and operator state names are separate namespaces in Flink: the same name can be
+        // both. '@' never survives `path_segment`, so the suffix cannot meet another name.
+        if self.used.contains(&format!("{name}.{}", format.extension())) {
+            name.push_str(if keyed { "@keyed" } else { "@operator" });
+        }
+        let name = format!("{name}.{}", format.extension());
+        self.used.insert(name.clone());
+        name
+    }
+}
+
+/// A name as a file name: ASCII letters, digits, `-`, `_` and `.` (not leading) stay, every
+/// other byte of its UTF-8 becomes `%XX`, so distinct names stay distinct (`/` in timer names
+/// such as `_timer_state/event_user-timers` becomes `%2F`).
+pub fn path_segment(name: &str) -> String {
+    if name.is_empty() {
+        return "@empty".into();
+    }
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Checks the export directory: missing or empty is fine; non-empty needs `force`, and then
+/// returns the files an earlier export's manifest lists (to remove those this one does not
+/// rewrite).
+fn prepare_dir(dir: &Path, force: bool) -> Result<Vec<String>> {
+    let show = || dir.display().to_string();
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(show(), e))?;
+            Ok(Vec::new())
+        }
+        Err(e) => Err(Error::io(show(), e)),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(Vec::new());
+            }
+            if !force {
+                return Err(Error::Invalid(format!("{}: the export directory is not empty (--force writes into it, replacing an earlier export)", show())));
+            }
+            let earlier = std::fs::read(dir.join(MANIFEST)).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            Ok(earlier
+                .as_ref()
+                .and_then(|m| m["states"].as_array())
+                .map(|a| a.iter().filter_map(|s| s["file"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default())
+        }
+    }
+}
+
+/// Removes a file an earlier export wrote, and its directory once empty. Only plain relative
+/// paths are followed: a manifest is input, and must not make flinksnap delete elsewhere.
+fn remove_stale(dir: &Path, relative: &str) {
+    let p = Path::new(relative);
+    if p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return;
+    }
+    let path = dir.join(p);
+    let _ = std::fs::remove_file(&path);
+    if let Some(parent) = path.parent().filter(|d| *d != dir) {
+        // Fails (and is meant to) while the directory still holds files.
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    let temp = dir.join(format!(".{MANIFEST}.flinksnap-tmp"));
+    let mut text = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    text.push(b'\n');
+    std::fs::write(&temp, &text).map_err(|e| Error::io(temp.display().to_string(), e))?;
+    std::fs::rename(&temp, &path).map_err(|e| Error::io(path.display().to_string(), e))
+}
+
+/// The process's peak resident set size (`VmHWM`), where the OS reports it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,244 @@
+//! One output file per state: Parquet through arrow-rs's `ArrowWriter`, or CSV / JSONL text.
+//! Files are written under a temporary name in their final directory and renamed once
+//! complete, so a file under its final name is always whole.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use super::state::{csv_cells, StateLayout, CSV_COLUMNS};
+use super::ExportFormat;
+use crate::error::{Error, Result};
+use crate::model::Entry;
+
+/// zstd level 3: zstd's own default, a good ratio at several hundred MB/s.
+const ZSTD_LEVEL: i32 = 3;
+/// Rows per Parquet row group at most (arrow-rs's default, stated so it stays put across
+/// versions).
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+/// A row group is closed once its buffered data takes this much memory.
+const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+/// All open Parquet writers together may buffer this much before the one being written closes
+/// its row group early: many states written at once must not add up past the memory bound.
+const ALL_ROW_GROUPS_BYTES: usize = 128 * 1024 * 1024;
+/// A writer still buffering this much when a subtask ends closes its row group, so writers that
+/// get no more rows do not hold memory until the end.
+const IDLE_ROW_GROUP_BYTES: usize = 1024 * 1024;
+
+/// What a chunk of entries became, ready to append (encoding runs outside the file's lock).
+#[derive(Debug)]
+pub enum Chunk {
+    /// A Parquet record batch.
+    Batch(RecordBatch),
+    /// CSV or JSONL lines.
+    Text(Vec<u8>),
+}
+
+#[derive(Debug)]
+enum Writer {
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
+    Text(BufWriter<File>),
+}
+
+#[derive(Debug)]
+struct Open {
+    writer: Option<Writer>,
+    rows: u64,
+    opaque: u64,
+    /// The writer's buffered bytes when last looked at (Parquet).
+    buffered: usize,
+}
+
+/// What a finished file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// Rows written.
+    pub rows: u64,
+    /// Opaque values among them.
+    pub opaque: u64,
+    /// File size.
+    pub bytes: u64,
+    /// Parquet row groups.
+    pub row_groups: Option<usize>,
+}
+
+/// One state's output file.
+#[derive(Debug)]
+pub struct StateFile {
+    /// The columns.
+    pub layout: StateLayout,
+    /// Path relative to the export directory, `/`-separated.
+    pub relative: String,
+    path: PathBuf,
+    temp: PathBuf,
+    format: ExportFormat,
+    open: Mutex<Open>,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::io(path.display().to_string(), e)
+}
+
+fn parquet_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: writing Parquet: {e}", path.display()))
+}
+
+impl StateFile {
+    /// Creates the file (under its temporary name) with its header or schema.
+    pub fn create(layout: StateLayout, dir: &Path, relative: String, format: ExportFormat, file_meta: &[(String, String)]) -> Result<StateFile> {
+        let path = dir.join(&relative);
+        let parent = path.parent().unwrap_or(dir).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // A dot file in the same directory: invisible to `*.parquet` globs, renamed in place.
+        let temp = parent.join(format!(".{file_name}.flinksnap-tmp"));
+        let file = File::create(&temp).map_err(|e| io_err(&temp, e))?;
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        let writer = match format {
+            ExportFormat::Parquet => {
+                let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet_err(&path, e))?;
+                let kv = file_meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(level))
+                    .set_created_by(format!("flinksnap {}", env!("CARGO_PKG_VERSION")))
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .set_key_value_metadata(Some(kv))
+                    .build();
+                let w = ArrowWriter::try_new(out, layout.schema.clone(), Some(props)).map_err(|e| parquet_err(&path, e))?;
+                Writer::Parquet(Box::new(w))
+            }
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(CSV_COLUMNS).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+                let header = w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+                out.write_all(&header).map_err(|e| io_err(&temp, e))?;
+                Writer::Text(out)
+            }
+            ExportFormat::Jsonl => Writer::Text(out),
+        };
+        Ok(StateFile { layout, relative, path, temp, format, open: Mutex::new(Open { writer: Some(writer), rows: 0, opaque: 0, buffered: 0 }) })
+    }
+
+    /// Encodes entries of this state (any thread, no lock held).
+    pub fn encode(&self, entries: &[Entry]) -> Result<Chunk> {
+        let uid = self.layout.operator_uid.as_deref();
+        Ok(match self.format {
+            ExportFormat::Parquet => Chunk::Batch(self.layout.batch(entries).map_err(|e| {
+                Error::Invalid(format!("operator {} state {:?}: {e}", self.layout.operator_id, self.layout.name))
+            })?),
+            ExportFormat::Jsonl => {
+                let mut buf = Vec::with_capacity(entries.len() * 128);
+                for e in entries {
+                    // Writing JSON into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut buf, &e.to_json(uid));
+                    buf.push(b'\n');
+                }
+                Chunk::Text(buf)
+            }
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 128));
+                for e in entries {
+                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::Invalid(format!("{}: {e}", self.path.display())))?;
+                }
+                Chunk::Text(w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", self.path.display())))?)
+            }
+        })
+    }
+
+    /// Appends an encoded chunk of `rows` rows holding `opaque` opaque values. `buffered_total`
+    /// counts what every Parquet writer buffers, to keep all of them within one memory bound.
+    pub fn append(&self, chunk: Chunk, rows: u64, opaque: u64, buffered_total: &AtomicUsize) -> Result<()> {
+        let mut open = self.open.lock().map_err(|_| self.poisoned())?;
+        let open = &mut *open;
+        match (open.writer.as_mut(), chunk) {
+            (Some(Writer::Parquet(w)), Chunk::Batch(b)) => {
+                w.write(&b).map_err(|e| parquet_err(&self.path, e))?;
+                let now = w.memory_size();
+                let total = account(buffered_total, &mut open.buffered, now);
+                if now > ROW_GROUP_BYTES || total > ALL_ROW_GROUPS_BYTES {
+                    w.flush().map_err(|e| parquet_err(&self.path, e))?;
+                    account(buffered_total, &mut open.buffered, w.memory_size());
+                }
+            }
+            (Some(Writer::Text(w)), Chunk::Text(t)) => w.write_all(&t).map_err(|e| io_err(&self.temp, e))?,
+            _ => return Err(Error::Invalid(format!("{}: written after it was closed", self.path.display()))),
+        }
+        open.rows += rows;
+        open.opaque += opaque;
+        Ok(())
+    }
+
+    /// A subtask that wrote here is done: a Parquet writer buffering more than a little closes
+    /// its row group.
+    pub fn subtask_done(&self, buffered_total: &AtomicUsize) -> Result<()> {
+        let mut open = self.open.lock().map_err(|_| self.poisoned())?;
+        let open = &mut *open;
+        if let Some(Writer::Parquet(w)) = open.writer.as_mut() {
+            if w.memory_size() > IDLE_ROW_GROUP_BYTES {
+                w.flush().map_err(|e| parquet_err(&self.path, e))?;
+                account(buffered_total, &mut open.buffered, w.memory_size());
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the file (Parquet footer) and gives it its final name.
+    pub fn finish(&self) -> Result<Finished> {
+        let mut open = self.open.lock().map_err(|_| self.poisoned())?;
+        let row_groups = match open.writer.take() {
+            // Writes the footer and flushes the buffered writer into the file.
+            Some(Writer::Parquet(w)) => Some(w.close().map_err(|e| parquet_err(&self.path, e))?.num_row_groups()),
+            Some(Writer::Text(w)) => {
+                w.into_inner().map_err(|e| io_err(&self.temp, e.into_error()))?;
+                None
+            }
+            None => return Err(Error::Invalid(format!("{}: finished twice", self.path.display()))),
+        };
+        let bytes = std::fs::metadata(&self.temp).map_err(|e| io_err(&self.temp, e))?.len();
+        std::fs::rename(&self.temp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        Ok(Finished { rows: open.rows, opaque: open.opaque, bytes, row_groups })
+    }
+
+    /// Drops the file after a failure: nothing is left under its final name.
+    pub fn abandon(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            open.writer = None;
+        }
+        let _ = std::fs::remove_file(&self.temp);
+        // The operator directory, when this export created it and nothing else is in it.
+        if let Some(dir) = self.temp.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Removes the finished file (another file of the same export failed).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    fn poisoned(&self) -> Error {
+        Error::Invalid(format!("{}: a writer thread failed", self.path.display()))
+    }
+}
+
+/// Records a writer's buffered bytes in the shared total; returns the new total.
+fn account(total: &AtomicUsize, mine: &mut usize, now: usize) -> usize {
+    let before = *mine;
+    *mine = now;
+    if now >= before {
+        total.fetch_add(now - before, Ordering::Relaxed) + (now - before)
+    } else {
+        total.fetch_sub(before - now, Ordering::Relaxed).saturating_sub(before - now)
+    }
+}

@@ -1,0 +1,103 @@
+//! Which states a snapshot holds and with which serializers, read from the serialization proxy at
+//! the head of each state file, without reading any entry. Writers that lay out typed output
+//! per state (`flinksnap export`) need this before the first entry, and for states that hold
+//! no entry at all.
+
+use crate::bytes::Cursor;
+use crate::error::{Error, Result};
+use crate::metadata::handles::KeyedStateHandle;
+use crate::model::{OperatorId, StateKind};
+use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
+use crate::readers::keyed::KeyedHandleReader;
+use crate::readers::meta::{read_keyed_backend_meta, KeyedBackendMeta, StateMetaInfo};
+use crate::readers::operator::read_operator_meta;
+use crate::readers::serializers::TypeSerializer;
+use crate::readers::stream::StreamSource;
+use crate::snapshot::Snapshot;
+
+/// One registered state of one operator, as a subtask's state file declares it.
+#[derive(Debug, Clone)]
+pub struct StateInfo {
+    /// The operator.
+    pub operator_id: OperatorId,
+    /// The state's kind, as [`crate::model::Entry::kind`] will name it.
+    pub kind: StateKind,
+    /// The keyed backend's key serializer (keyed state only; timers carry their own).
+    pub key_serializer: Option<TypeSerializer>,
+    /// The registration: name, options and serializers by role.
+    pub meta: StateMetaInfo,
+}
+
+impl StateInfo {
+    /// The state name.
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+}
+
+/// The selected states declared by one subtask's keyed and operator state files, keyed state
+/// first, each in the order its proxy lists them. Entries of a subtask read with
+/// [`SnapshotEntries::for_subtask`] belong to these states.
+pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRef) -> Result<Vec<StateInfo>> {
+    let Some(op) = snapshot.metadata.operators.get(sub.operator) else { return Ok(Vec::new()) };
+    let Some(st) = op.subtasks.get(sub.subtask) else { return Ok(Vec::new()) };
+    let Some(s) = &st.state else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    if !selection.operator(&op.operator_id) {
+        return Ok(out);
+    }
+    if let Some(h) = &s.managed_keyed_state {
+        let meta = keyed_backend_meta(snapshot, h).map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("{}: operator {} subtask {}: {m}", snapshot.metadata_location, op.operator_id, st.index)),
+            e => e,
+        })?;
+        for m in meta.states {
+            if !selection.state(&m.name) {
+                continue;
+            }
+            let kind = m.kind().ok_or_else(|| Error::Invalid(format!("operator {}: state {:?}: unknown keyed state type", op.operator_id, m.name)))?;
+            out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), meta: m });
+        }
+    }
+    // Operator state has no key groups: a key-group selection leaves it out (as the entries do).
+    if let Some(h) = s.managed_operator_state.as_ref().filter(|h| selection.key_groups.is_none() && !h.is_empty()) {
+        let meta = read_operator_meta(snapshot, h)?;
+        for m in meta.operator_states.into_iter().chain(meta.broadcast_states) {
+            if !selection.state(&m.name) {
+                continue;
+            }
+            let kind = m.kind().ok_or_else(|| Error::Invalid(format!("operator {}: state {:?}: unknown operator state type", op.operator_id, m.name)))?;
+            out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: None, meta: m });
+        }
+    }
+    Ok(out)
+}
+
+/// The serialization proxy of a keyed-state handle. Each handle type the entry reader
+/// understands needs its arm here too.
+fn keyed_backend_meta(snapshot: &Snapshot, handle: &KeyedStateHandle) -> Result<KeyedBackendMeta> {
+    match handle {
+        KeyedStateHandle::KeyGroups(h) => KeyedHandleReader::read_meta(snapshot, h),
+        // RocksDB native snapshots keep the proxy in a meta-data file of its own, written as it
+        // is (`RocksIncrementalSnapshotStrategy.materializeMetaData`): no RocksDB needed here.
+        KeyedStateHandle::IncrementalRemote(h) => {
+            let Some(meta) = &h.meta_state_handle else {
+                return Err(Error::Invalid("RocksDB native state without a meta-data file".into()));
+            };
+            let source = StreamSource::open(snapshot, meta)?;
+            let bytes = source.read_range(0..source.size())?;
+            read_keyed_backend_meta(&mut Cursor::new(&bytes)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
+        }
+        other => Err(Error::Invalid(format!(
+            "{} state is not readable yet (changelog snapshots)",
+            other.class_name()
+        ))),
+    }
+}
+
+/// Every selected state of the snapshot: [`subtask_states`] over
+/// [`SnapshotEntries::subtasks`], in that order (a state registered by several subtasks
+/// appears once per subtask).
+pub fn snapshot_states(snapshot: &Snapshot, selection: &Selection) -> Result<Vec<(SubtaskRef, Vec<StateInfo>)>> {
+    SnapshotEntries::subtasks(snapshot, selection).into_iter().map(|sub| Ok((sub, subtask_states(snapshot, selection, sub)?))).collect()
+}
