@@ -10,6 +10,10 @@
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
 //! - `cli` (binary only): one module per subcommand.
+//!
+//! Cargo features:
+//! - `rocksdb` (default): keyed state of RocksDB native snapshots through the bundled RocksDB
+//!   (a C++ build that needs libclang); without it such state is reported as unreadable.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

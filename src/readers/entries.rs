@@ -8,6 +8,7 @@ use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
 use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
 use crate::readers::keyed::KeyedHandleReader;
 use crate::readers::operator::read_operator_state;
+use crate::readers::rocksdb::RocksDbHandleReader;
 use crate::snapshot::Snapshot;
 
 /// Which entries to read.
@@ -44,6 +45,8 @@ pub struct SnapshotEntries<'a> {
     selection: Selection,
     work: VecDeque<Work>,
     keyed: Option<(KeyedHandleReader, VecDeque<u32>)>,
+    /// The RocksDB handle being read; dropping it removes its working directory.
+    rocksdb: Option<RocksDbHandleReader>,
     buffer: std::vec::IntoIter<Entry>,
     failed: bool,
     /// Broadcast states already read: every subtask stores a full copy, and Flink restores
@@ -74,6 +77,7 @@ impl<'a> SnapshotEntries<'a> {
             selection,
             work,
             keyed: None,
+            rocksdb: None,
             buffer: Vec::new().into_iter(),
             failed: false,
             broadcast_seen: Default::default(),
@@ -89,6 +93,14 @@ impl<'a> SnapshotEntries<'a> {
                 return Ok(true);
             }
             self.keyed = None;
+        }
+        if let Some(reader) = &mut self.rocksdb {
+            // The reader selects states and key groups itself.
+            if let Some(entries) = reader.next_batch()? {
+                self.buffer = entries.into_iter();
+                return Ok(true);
+            }
+            self.rocksdb = None;
         }
         let Some(w) = self.work.pop_front() else { return Ok(false) };
         match w {
@@ -122,9 +134,14 @@ impl<'a> SnapshotEntries<'a> {
                             .collect();
                         self.keyed = Some((reader, kgs));
                     }
+                    Some(KeyedStateHandle::IncrementalRemote(h)) => {
+                        let states = &self.selection.states;
+                        let reader = RocksDbHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h, states, self.selection.key_groups)?;
+                        self.rocksdb = Some(reader);
+                    }
                     Some(other) => {
                         return Err(Error::Invalid(format!(
-                            "{}: operator {} subtask {}: {} state is not readable yet (RocksDB native and changelog snapshots come with the RocksDB reader)",
+                            "{}: operator {} subtask {}: {} state is not readable yet (changelog state backend)",
                             self.snapshot.metadata_location,
                             op.operator_id,
                             st.index,
@@ -158,6 +175,7 @@ impl Iterator for SnapshotEntries<'_> {
                     self.failed = true;
                     self.work.clear();
                     self.keyed = None;
+                    self.rocksdb = None;
                     return Some(Err(e));
                 }
             }

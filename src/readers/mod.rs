@@ -5,11 +5,13 @@
 //! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
 //! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
 //! - [`operator`]: operator list, union and broadcast state;
+//! - [`rocksdb`]: keyed state of RocksDB native snapshots (SST files, cargo feature `rocksdb`);
 //! - [`entries`]: every entry of a snapshot, streamed.
 
 pub mod entries;
 pub mod keyed;
 pub mod meta;
 pub mod operator;
+pub mod rocksdb;
 pub mod serializers;
 pub mod stream;
