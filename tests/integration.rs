@@ -6,3 +6,4 @@ mod util;
 mod dump;
 mod inspect;
 mod metadata;
+mod rocksdb_native;
