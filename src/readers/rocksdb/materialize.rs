@@ -148,8 +148,9 @@ fn assemble_one(snapshot: &Snapshot, f: &HandleAndLocalPath, dir: &Path, what: &
     };
     if let Some(recorded) = recorded.filter(|&r| is_read(name) && r != source.size()) {
         return Err(Error::Invalid(format!(
-            "{origin}: RocksDB file {name} has {} bytes, the checkpoint recorded {recorded} (truncated or replaced?)",
-            source.size()
+            "{origin}: RocksDB file {name} of {what} has {} bytes, {} recorded {recorded} (truncated or replaced?)",
+            source.size(),
+            snapshot.metadata_location
         )));
     }
     let dst = dir.join(name);

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use ::rocksdb::{ColumnFamilyDescriptor, LogLevel, MergeOperands, Options, ReadOptions, DB};
+use ::rocksdb::{ColumnFamilyDescriptor, MergeOperands, Options, ReadOptions, DB};
 
 use super::materialize::{assemble, WorkingDir};
 use crate::bytes::Cursor;
@@ -70,8 +70,6 @@ fn db_options() -> Options {
     o.set_paranoid_checks(true);
     o.set_merge_operator_associative(MERGE_OPERATOR_NAME, string_append);
     o.set_max_open_files(MAX_OPEN_FILES);
-    // RocksDB writes an info LOG into the working directory; only errors are worth its I/O.
-    o.set_log_level(LogLevel::Error);
     o
 }
 
@@ -322,7 +320,10 @@ mod tests {
         for rel in ["flink-1.18.1/rocksdb-checkpoint-full", "flink-2.3.0/rocksdb-savepoint-native"] {
             let (s, h, id, maxp) = fixture(rel);
             let wd = assemble(&s, &h, "test").unwrap();
+            let before: Vec<_> = std::fs::read_dir(wd.path()).unwrap().flatten().map(|e| e.file_name()).collect();
             let (db, cfs) = open_db(&wd).unwrap();
+            // The read-only open writes nothing (no LOG, LOCK or IDENTITY).
+            assert_eq!(std::fs::read_dir(wd.path()).unwrap().count(), before.len(), "{rel}");
             drop(db);
             let scan = HandleScan::open(&s, id, maxp, &h, &[], (0, maxp - 1)).unwrap();
             assert!(cfs.iter().any(|c| c == "default"));
