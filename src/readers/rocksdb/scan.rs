@@ -111,6 +111,8 @@ pub(super) struct HandleScan {
     /// Column families in the database, as RocksDB lists them.
     column_families: Vec<String>,
     scans: VecDeque<StateScan>,
+    /// Key/value pairs per batch ([`BATCH_PAIRS`]; tests make it small).
+    batch_pairs: usize,
     /// `_metadata`, for messages.
     metadata: String,
     /// Which handle this is, for messages: operator and key groups.
@@ -182,7 +184,7 @@ impl HandleScan {
             }
             scans.push_back(StateScan { index, name: state.name.clone(), lower: lower.clone(), upper: upper.clone(), resume: None });
         }
-        Ok(HandleScan { db, dir, decoder, meta, column_families, scans, metadata, what })
+        Ok(HandleScan { db, dir, decoder, meta, column_families, scans, batch_pairs: BATCH_PAIRS, metadata, what })
     }
 
     /// The handle's serialization proxy: states and serializers.
@@ -230,7 +232,7 @@ impl HandleScan {
                 out.extend(entries);
                 pairs += 1;
                 bytes += key.len() + value.len();
-                if pairs >= BATCH_PAIRS || bytes >= BATCH_BYTES {
+                if pairs >= self.batch_pairs || bytes >= BATCH_BYTES {
                     stopped_at = Some(key.to_vec());
                     break;
                 }
@@ -351,6 +353,42 @@ mod tests {
             assert!(err.contains(&sst.origin), "{rel}: {err}");
             assert!(!err.contains(&*wd.path().to_string_lossy()), "{rel}: {err}");
         }
+    }
+
+    #[test]
+    fn small_batches_continue_where_the_last_one_stopped() {
+        // The fixtures hold fewer pairs per state than a batch: shrink the batch to exercise
+        // the re-seek, including a key-group range that starts and ends inside the data.
+        let (s, h, id, maxp) = fixture("flink-2.3.0/rocksdb-checkpoint-incremental-p2-maxp32768");
+        let all = |batch: usize, range: (u32, u32)| {
+            let mut scan = HandleScan::open(&s, id, maxp, &h, &[], range).unwrap();
+            scan.batch_pairs = batch;
+            let mut out = Vec::new();
+            let mut batches = 0;
+            while let Some(b) = scan.next_batch().unwrap() {
+                assert!(!b.is_empty() && b.len() <= batch, "one entry per pair, at most a batch");
+                out.extend(b.iter().map(|e| e.to_json(None).to_string()));
+                batches += 1;
+            }
+            (out, batches)
+        };
+        let r = h.key_group_range;
+        let whole = (r.start, r.end_inclusive().unwrap());
+        let (reference, one_batch_per_state) = all(BATCH_PAIRS, whole);
+        assert!(reference.len() > 10);
+        for batch in [1, 2, 3, 7] {
+            let (got, batches) = all(batch, whole);
+            assert_eq!(got, reference, "batch {batch}");
+            assert!(batches >= one_batch_per_state);
+            if batch == 1 {
+                assert_eq!(batches, reference.len());
+            }
+        }
+        let kgs: Vec<u32> = reference.iter().map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()["key_group"].as_u64().unwrap() as u32).collect();
+        let (lo, hi) = (kgs[kgs.len() / 4], kgs[kgs.len() * 3 / 4]);
+        let (part, _) = all(2, (lo, hi));
+        let want: Vec<&String> = reference.iter().zip(&kgs).filter(|(_, k)| (lo..=hi).contains(*k)).map(|(j, _)| j).collect();
+        assert_eq!(part.iter().collect::<Vec<_>>(), want);
     }
 
     #[test]
