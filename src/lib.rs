@@ -13,6 +13,10 @@
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
 //! - `cli` (binary only): one module per subcommand.
+//!
+//! Cargo features:
+//! - `rocksdb` (default): keyed state of RocksDB native snapshots through the bundled RocksDB
+//!   (a C++ build that needs libclang); without it such state is reported as unreadable.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -9,3 +9,4 @@ mod export;
 mod inspect;
 mod manage;
 mod metadata;
+mod rocksdb_native;

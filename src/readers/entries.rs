@@ -9,6 +9,7 @@ use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
 use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
 use crate::readers::keyed::{KeyGroupEntries, KeyedHandleReader};
 use crate::readers::operator::read_operator_state;
+use crate::readers::rocksdb::RocksDbHandleReader;
 use crate::snapshot::Snapshot;
 
 /// Which entries to read.
@@ -65,6 +66,8 @@ pub struct SnapshotEntries<'a> {
     keyed: Option<(KeyedHandleReader, VecDeque<u32>)>,
     /// The key group being read.
     key_group: Option<KeyGroupEntries>,
+    /// The RocksDB handle being read; dropping it removes its working directory.
+    rocksdb: Option<RocksDbHandleReader>,
     buffer: std::vec::IntoIter<Entry>,
     failed: bool,
     /// (operator, broadcast state) -> the subtask whose copy is read. Every subtask stores a
@@ -102,6 +105,7 @@ impl<'a> SnapshotEntries<'a> {
             work,
             keyed: None,
             key_group: None,
+            rocksdb: None,
             buffer: Vec::new().into_iter(),
             failed: false,
             broadcast_owner,
@@ -133,6 +137,14 @@ impl<'a> SnapshotEntries<'a> {
             }
             self.keyed = None;
         }
+        if let Some(reader) = &mut self.rocksdb {
+            // The reader selects states and key groups itself.
+            if let Some(entries) = reader.next_batch()? {
+                self.buffer = entries.into_iter();
+                return Ok(true);
+            }
+            self.rocksdb = None;
+        }
         let Some(w) = self.work.pop_front() else { return Ok(false) };
         match w {
             Work::Operator { operator, subtask } => {
@@ -159,9 +171,14 @@ impl<'a> SnapshotEntries<'a> {
                             .collect();
                         self.keyed = Some((reader, kgs));
                     }
+                    Some(KeyedStateHandle::IncrementalRemote(h)) => {
+                        let states = &self.selection.states;
+                        let reader = RocksDbHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h, states, self.selection.key_groups)?;
+                        self.rocksdb = Some(reader);
+                    }
                     Some(other) => {
                         return Err(Error::Invalid(format!(
-                            "{}: operator {} subtask {}: {} state is not readable yet (RocksDB native and changelog snapshots come with the RocksDB reader)",
+                            "{}: operator {} subtask {}: {} state is not readable yet (changelog state backend)",
                             self.snapshot.metadata_location,
                             op.operator_id,
                             st.index,
@@ -213,6 +230,7 @@ impl Iterator for SnapshotEntries<'_> {
                     self.work.clear();
                     self.keyed = None;
                     self.key_group = None;
+                    self.rocksdb = None;
                     return Some(Err(e));
                 }
             }

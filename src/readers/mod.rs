@@ -5,6 +5,7 @@
 //! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
 //! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
 //! - [`operator`]: operator list, union and broadcast state;
+//! - [`rocksdb`]: keyed state of RocksDB native snapshots (SST files, cargo feature `rocksdb`);
 //! - [`entries`]: every entry of a snapshot, streamed;
 //! - [`states`]: which states a snapshot holds, with their serializers, without reading entries.
 
@@ -12,6 +13,7 @@ pub mod entries;
 pub mod keyed;
 pub mod meta;
 pub mod operator;
+pub mod rocksdb;
 pub mod serializers;
 pub mod states;
 pub mod stream;

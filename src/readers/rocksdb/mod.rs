@@ -1,0 +1,155 @@
+//! Keyed state of RocksDB native snapshots: the `IncrementalRemoteKeyedStateHandle` (types 5
+//! and 11) of incremental checkpoints, native savepoints and (Flink 1.16+) full checkpoints.
+//! Spec: `formats/rocksdb-native.md`.
+//!
+//! Structure:
+//! - `materialize`: the handle's SST, MANIFEST, CURRENT and OPTIONS files, assembled under
+//!   their local names into a temporary working directory (hard links where possible, else
+//!   copies; the snapshot is never written to), removed again on drop;
+//! - `scan`: the directory opened read-only with Flink's list merge operator, one column family
+//!   per state of the handle's meta-data file, each scanned in key-group order within the
+//!   handle's key-group range and decoded with [`KeyedDecoder`](crate::readers::keyed::KeyedDecoder).
+//!
+//! RocksDB is a C++ library behind the cargo feature `rocksdb` (on by default). Built without
+//! it, [`RocksDbHandleReader::open`] fails with an error that says so.
+
+#[cfg(feature = "rocksdb")]
+mod materialize;
+#[cfg(feature = "rocksdb")]
+mod scan;
+
+use crate::error::{Error, Result};
+use crate::metadata::handles::IncrementalRemoteKeyedStateHandle;
+use crate::model::{Entry, KeyGroupRange, OperatorId};
+use crate::snapshot::Snapshot;
+
+/// Reads the keyed state of one RocksDB native handle, batch by batch.
+///
+/// Entries come state by state (in the order of the meta-data file), key groups ascending within
+/// a state, RocksDB's byte order within a key group. A batch holds at most a few thousand
+/// entries, so memory does not grow with the state.
+#[derive(Debug)]
+pub struct RocksDbHandleReader {
+    /// `None` when nothing is selected: no files are assembled then.
+    #[cfg(feature = "rocksdb")]
+    scan: Option<scan::HandleScan>,
+    #[cfg(not(feature = "rocksdb"))]
+    never: std::convert::Infallible,
+}
+
+impl RocksDbHandleReader {
+    /// Opens `handle` of operator `operator_id` (with `max_parallelism` key groups), selecting
+    /// the states named in `states` (all when empty) and the key groups in `key_groups` (all of
+    /// the handle's when `None`).
+    pub fn open(
+        snapshot: &Snapshot,
+        operator_id: OperatorId,
+        max_parallelism: u32,
+        handle: &IncrementalRemoteKeyedStateHandle,
+        states: &[String],
+        key_groups: Option<KeyGroupRange>,
+    ) -> Result<RocksDbHandleReader> {
+        let range = handle.key_group_range;
+        if range.end_inclusive().is_some_and(|last| last >= max_parallelism) {
+            return Err(Error::Invalid(format!(
+                "{}: the RocksDB state of operator {operator_id} covers key groups {range}, beyond max parallelism {max_parallelism}",
+                snapshot.metadata_location
+            )));
+        }
+        // Flink's restore deletes whatever lies outside the handle's range (a handle written
+        // before a rescale may hold more key groups); reading only the range does the same.
+        let bounds = match (range.end_inclusive(), key_groups) {
+            (None, _) => None,
+            (Some(last), None) => Some((range.start, last)),
+            (Some(last), Some(sel)) => {
+                sel.end_inclusive().map(|e| (range.start.max(sel.start), last.min(e))).filter(|(a, b)| a <= b)
+            }
+        };
+        open_impl(snapshot, operator_id, max_parallelism, handle, states, bounds)
+    }
+
+    /// The next batch of entries; `Ok(None)` when every selected state has been read. After an
+    /// error the reader should be dropped, which removes its working directory.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Entry>>> {
+        #[cfg(feature = "rocksdb")]
+        {
+            match &mut self.scan {
+                Some(s) => s.next_batch(),
+                None => Ok(None),
+            }
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            match self.never {}
+        }
+    }
+
+    /// The handle's serialization proxy (states and serializers), when anything was selected.
+    pub fn meta(&self) -> Option<&crate::readers::meta::KeyedBackendMeta> {
+        #[cfg(feature = "rocksdb")]
+        {
+            self.scan.as_ref().map(|s| s.meta())
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            match self.never {}
+        }
+    }
+}
+
+#[cfg(feature = "rocksdb")]
+fn open_impl(
+    snapshot: &Snapshot,
+    operator_id: OperatorId,
+    max_parallelism: u32,
+    handle: &IncrementalRemoteKeyedStateHandle,
+    states: &[String],
+    bounds: Option<(u32, u32)>,
+) -> Result<RocksDbHandleReader> {
+    let scan = match bounds {
+        Some(b) => Some(scan::HandleScan::open(snapshot, operator_id, max_parallelism, handle, states, b)?),
+        None => None,
+    };
+    Ok(RocksDbHandleReader { scan })
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn open_impl(
+    snapshot: &Snapshot,
+    operator_id: OperatorId,
+    _max_parallelism: u32,
+    _handle: &IncrementalRemoteKeyedStateHandle,
+    _states: &[String],
+    _bounds: Option<(u32, u32)>,
+) -> Result<RocksDbHandleReader> {
+    Err(Error::Invalid(format!(
+        "{}: operator {operator_id} keeps its keyed state in RocksDB's native format (IncrementalRemoteKeyedStateHandle), \
+         and this flinksnap was built without RocksDB support (cargo feature `rocksdb`); rebuild it with default features",
+        snapshot.metadata_location
+    )))
+}
+
+#[cfg(all(test, not(feature = "rocksdb")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_feature_the_error_says_so() {
+        let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/flink-2.3.0/rocksdb-savepoint-native");
+        let dir = std::fs::read_dir(&case).unwrap().flatten().map(|e| e.path()).find(|p| p.join("_metadata").exists()).unwrap();
+        let s = Snapshot::open(std::sync::Arc::new(crate::storage::LocalStorage), dir.to_str().unwrap()).unwrap();
+        let (op, h) = s
+            .metadata
+            .operators
+            .iter()
+            .find_map(|o| {
+                o.subtasks.iter().find_map(|st| match st.state.as_ref()?.managed_keyed_state.as_ref()? {
+                    crate::metadata::handles::KeyedStateHandle::IncrementalRemote(h) => Some((o, h)),
+                    _ => None,
+                })
+            })
+            .unwrap();
+        let err = RocksDbHandleReader::open(&s, op.operator_id, op.max_parallelism, h, &[], None).unwrap_err().to_string();
+        assert!(err.contains("built without RocksDB support") && err.contains("_metadata"), "{err}");
+    }
+}
