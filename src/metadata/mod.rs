@@ -119,7 +119,7 @@ fn read_master_states(c: &mut Cursor<'_>) -> R<Vec<MasterState>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::handles::{DistributionMode, KeyedStateHandle, StreamStateHandle};
     use super::*;
 
@@ -129,7 +129,7 @@ mod tests {
     }
 
     /// Appendix A.1 of the formats reference: V3 bytes written by Flink 1.13.6 and 2.3.0.
-    const GOLDEN_V3: &str = "4960672d 00000003 000000000000002a 00000000 00000001
+    pub(crate) const GOLDEN_V3: &str = "4960672d 00000003 000000000000002a 00000000 00000001
         8409efe6adc6d207 87611f16017c808f 00000001 00000080 00 00000001 00000000
         00000001 04 00000001 0001 73 01 00000001 0000000000000007 01 0001 68 00000003 010203
         00000000

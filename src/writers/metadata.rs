@@ -412,20 +412,7 @@ impl Writer {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
-
-    /// Appendix A.1 of the formats reference: V3 bytes written by Flink 1.13.6 and 2.3.0.
-    const GOLDEN_V3: &str = "4960672d 00000003 000000000000002a 00000000 00000001
-        8409efe6adc6d207 87611f16017c808f 00000001 00000080 00 00000001 00000000
-        00000001 04 00000001 0001 73 01 00000001 0000000000000007 01 0001 68 00000003 010203
-        00000000
-        07 00000000 00000004 0000000000000064 0000000000000000 00000000000000c8 000000000000012c
-        06 0004 61623132 0000000000000190
-        00
-        00000000 00000000";
+    use crate::metadata::tests::{hex, GOLDEN_V3};
 
     #[test]
     fn writes_flinks_golden_v3_bytes() {
