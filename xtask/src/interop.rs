@@ -205,7 +205,7 @@ pub fn interop(args: &[String]) -> Result<()> {
         report(&run.version, &run.fixtures, &run.conversions, &run.restores, &mut totals);
     }
     println!(
-        "== interop: {} restores equal to the expected contents, {} failed, {} skipped (formats this build cannot read yet); {:.0} s in all",
+        "== interop: {} restores equal to the expected contents, {} failed, {} skipped (formats this build cannot read or convert); {:.0} s in all",
         totals.ok,
         totals.failed,
         totals.skipped,
@@ -363,9 +363,15 @@ fn convert(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), O
     }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     // The readers of this build do not understand the source's keyed state (e.g. RocksDB native
-    // snapshots before the RocksDB reader is merged, or a build without its cargo feature):
-    // skipped, not failed.
-    if stderr.contains("is not readable yet") || stderr.contains("without RocksDB support") {
+    // snapshots before the RocksDB reader is merged, or a build without its cargo feature), or
+    // convert refuses the source by design (changelog state, which it cannot read yet; in-flight
+    // data of an unaligned checkpoint, which no savepoint can carry; both tested in
+    // tests/convert.rs): skipped, not failed.
+    if stderr.contains("is not readable yet")
+        || stderr.contains("without RocksDB support")
+        || stderr.contains("ChangelogStateBackendHandle cannot be converted")
+        || stderr.contains("in-flight channel data of an unaligned checkpoint")
+    {
         return Err(Outcome::Unsupported(stderr));
     }
     Err(Outcome::Failed(format!("flinksnap convert failed ({}): {stderr}", out.status)))
