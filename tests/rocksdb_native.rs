@@ -27,8 +27,7 @@ pub fn is_rocksdb_native(fx: &Fixture) -> bool {
 fn fixture(version: &str, case: &str) -> Fixture {
     fixtures()
         .into_iter()
-        .filter(|f| f.case["flink_version"] == version && f.case["case"] == case)
-        .next_back()
+        .rfind(|f| f.case["flink_version"] == version && f.case["case"] == case)
         .unwrap_or_else(|| panic!("no fixture {version} {case}"))
 }
 
