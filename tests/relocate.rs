@@ -137,7 +137,13 @@ fn refuses_to_overwrite_or_nest_and_leaves_nothing_on_failure() {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("dst");
     let dst_s = dst.to_str().unwrap();
-    flinksnap_ok(&["relocate", &fx.path(), dst_s]);
+    // A dry run plans the same files and writes nothing.
+    let files = |json: &str| serde_json::from_str::<J>(json).unwrap()["data"]["files"].clone();
+    let planned = files(&flinksnap_ok(&["relocate", &fx.path(), dst_s, "--dry-run", "--format", "json"]));
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "a dry run wrote something");
+    let done = files(&flinksnap_ok(&["relocate", &fx.path(), dst_s, "--format", "json"]));
+    assert_eq!(planned, done);
+    assert!(planned.as_array().unwrap().len() > 10);
     let again = flinksnap(&["relocate", &fx.path(), dst_s]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists (use --force"), "{}", String::from_utf8_lossy(&again.stderr));

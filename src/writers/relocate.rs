@@ -134,6 +134,11 @@ impl Relocation {
         self.report.bytes
     }
 
+    /// What [`Relocation::execute`] would do (`metadata_bytes` is 0 until it has).
+    pub fn planned(&self) -> &RelocateReport {
+        &self.report
+    }
+
     /// Copies the files, writes `_metadata`, reads the result back and renames it into place.
     /// `progress` is called with the bytes copied so far.
     pub fn execute(mut self, progress: &dyn Fn(u64)) -> Result<RelocateReport> {

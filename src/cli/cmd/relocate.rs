@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use flinksnap::storage::LocalStorage;
-use flinksnap::writers::{RelocateOptions, Relocation};
+use flinksnap::writers::{RelocateOptions, RelocateReport, Relocation};
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -19,7 +19,8 @@ use crate::cli::Outcome;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "EXAMPLES:
   flinksnap relocate /checkpoints/7f3c.../chk-42 /backup/job-a/chk-42
-  flinksnap relocate s3-mirror/chk-42 /mnt/new-cluster/chk-42 --force --format json
+  flinksnap relocate /checkpoints/7f3c.../chk-42 /backup/job-a/chk-42 --dry-run -v
+  flinksnap relocate mirror/chk-42 /mnt/new-cluster/chk-42 --force --format json
 
 Then: flink run -s /backup/job-a/chk-42 ... (with the state backend the checkpoint was taken
 with; `flinksnap convert` makes a savepoint for any backend).
@@ -41,6 +42,9 @@ pub struct Args {
     /// List every copied file.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Only say what would be copied (files, bytes, handles rewritten); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -49,6 +53,11 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let plan = Relocation::plan(Arc::new(LocalStorage), &args.src, &args.dst, &RelocateOptions { force: args.force })?;
+    if args.dry_run {
+        let r = plan.planned().clone();
+        drop(plan);
+        return summary(args, &r, false, out);
+    }
     // A bar only where someone watches, and only when there is enough to copy to wait for.
     let r = if std::io::stderr().is_terminal() && plan.total_bytes() >= 64 << 20 {
         let style = indicatif::ProgressStyle::with_template("{spinner} copying [{bar:30}] {bytes}/{total_bytes} ({elapsed}, {eta} left)")
@@ -62,11 +71,19 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     } else {
         plan.execute(&|_| {})?
     };
+    summary(args, &r, true, out)
+}
+
+fn summary(args: &Args, r: &RelocateReport, done: bool, out: &mut dyn Write) -> Result<Outcome> {
     match args.format {
-        Format::Json => write_json(out, "relocate", &r)?,
+        Format::Json => write_json(out, "relocate", r)?,
         Format::Table => {
             let outside = r.files.iter().filter(|f| f.outside).count();
-            writeln!(out, "Relocated snapshot to {}", r.target)?;
+            if done {
+                writeln!(out, "Relocated snapshot to {}", r.target)?;
+            } else {
+                writeln!(out, "Would relocate the snapshot to {} (dry run: nothing written)", r.target)?;
+            }
             writeln!(out, "  from            {}", r.source)?;
             writeln!(out, "  checkpoint id   {}", r.checkpoint_id)?;
             let version = if r.metadata_version == r.source_metadata_version {
@@ -74,11 +91,16 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
             } else {
                 format!("V{} (the source had V{})", r.metadata_version, r.source_metadata_version)
             };
-            writeln!(out, "  _metadata       {version}, {}", human_bytes(r.metadata_bytes))?;
+            if done {
+                writeln!(out, "  _metadata       {version}, {}", human_bytes(r.metadata_bytes))?;
+            } else {
+                writeln!(out, "  _metadata       {version}")?;
+            }
             writeln!(
                 out,
-                "  files           {} copied, {} ({} from outside the snapshot directory)",
+                "  files           {} {}, {} ({} from outside the snapshot directory)",
                 r.files.len(),
+                if done { "copied" } else { "to copy" },
                 human_bytes(r.bytes),
                 outside
             )?;
@@ -103,7 +125,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
                     writeln!(out, "    {:<60} <- {from}", f.target)?;
                 }
             }
-            writeln!(out, "The directory is self-contained: move it anywhere and restore with `flink run -s <dir>`.")?;
+            if done {
+                writeln!(out, "The directory is self-contained: move it anywhere and restore with `flink run -s <dir>`.")?;
+            }
         }
     }
     Ok(Outcome::Ok)
