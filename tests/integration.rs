@@ -9,4 +9,5 @@ mod export;
 mod inspect;
 mod manage;
 mod metadata;
+mod relocate;
 mod rocksdb_native;
