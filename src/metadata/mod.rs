@@ -53,6 +53,10 @@ pub struct CheckpointMetadata {
     pub properties: Option<CheckpointProperties>,
     /// Why the trailing properties could not be read, if they could not.
     pub properties_note: Option<String>,
+    /// The trailing properties exactly as stored (V4+: a Java-serialized `CheckpointProperties`
+    /// up to the end of the file), so a rewritten `_metadata` keeps them byte for byte.
+    #[serde(skip)]
+    pub properties_raw: Vec<u8>,
 }
 
 impl CheckpointMetadata {
@@ -81,6 +85,7 @@ impl CheckpointMetadata {
             operators.push(operator::read_operator_state(&mut c, version).context_with(|| format!("operator state [{i}]"))?);
         }
         let (mut properties, mut properties_note) = (None, None);
+        let properties_raw = if version >= 4 { data[c.position() as usize..].to_vec() } else { Vec::new() };
         if version >= 4 {
             match properties::read_properties(&mut c) {
                 Ok(p) => properties = p,
@@ -89,7 +94,7 @@ impl CheckpointMetadata {
         } else {
             c.expect_end("_metadata")?;
         }
-        Ok(CheckpointMetadata { version, checkpoint_id, master_states, operators, properties, properties_note })
+        Ok(CheckpointMetadata { version, checkpoint_id, master_states, operators, properties, properties_note, properties_raw })
     }
 }
 

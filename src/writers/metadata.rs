@@ -1,27 +1,39 @@
-//! Writes a `_metadata` file in version 3 (`MetadataV3Serializer`), the mirror of
-//! [`crate::metadata`]'s reader: every Flink release 1.13–2.3 reads V3, and V3 needs no Java
-//! serialization (V4+ append a Java-serialized `CheckpointProperties`). Spec:
-//! `formats/canonical-savepoint-writer.md` § `_metadata`, layouts in `formats/metadata.md`.
+//! Writes a `_metadata` file, the mirror of [`crate::metadata`]'s reader, in any version from 3
+//! (`MetadataV3Serializer`) to 7. Spec: `formats/canonical-savepoint-writer.md` § `_metadata`,
+//! layouts in `formats/metadata.md`.
+//!
+//! [`write_metadata_v3`] is what `convert` writes: every Flink release 1.13–2.3 reads V3, and V3
+//! needs no Java serialization (V4+ append a Java-serialized `CheckpointProperties`).
+//! [`write_metadata`] at the version a snapshot was read in is what `relocate` writes: it keeps
+//! operator names and uids (V5+), typed and merged channel-state handles (V6+), reference
+//! checkpoint ids (V7) and the properties bytes exactly as read, so a file parsed and written
+//! back at its own version is byte-identical.
 //!
 //! Handles are written with the type byte they carry ([`KeyGroupsStateHandle::type_byte`] etc.),
 //! so the caller chooses what the target release understands (the converter writes 7 for keyed
 //! state, 4 for operator state, 1 and 6 for streams, all of which 1.13+ read).
 //!
-//! What V3 cannot hold is refused rather than dropped: merged channel-state handles (V6+) and
-//! reference checkpoint ids (V7). Operator names and uids (V5+) are not part of V3 and are left
-//! out; Flink matches operators by id.
+//! What a version cannot hold is refused rather than dropped: merged channel-state handles need
+//! V6+, reference checkpoint ids V7. Operator names and uids (V5+) are left out below V5; Flink
+//! matches operators by id.
 
 use crate::bytes::DataOutput;
 use crate::error::{Error, Result};
-use crate::metadata::consts::{handle_type as ty, HEADER_MAGIC, MASTER_STATE_MAGIC};
+use crate::metadata::consts::{channel_type, handle_type as ty, HEADER_MAGIC, MASTER_STATE_MAGIC};
 use crate::metadata::handles::{
     ChannelStateHandle, ChannelStateKind, DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle,
     StreamStateHandle,
 };
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState};
 
-/// The metadata version this writer produces.
+/// The metadata version `convert` writes.
 pub const WRITTEN_VERSION: i32 = 3;
+
+/// The versions [`write_metadata`] writes.
+pub const WRITABLE_VERSIONS: std::ops::RangeInclusive<i32> = 3..=7;
+
+/// `new ObjectOutputStream(out).writeObject(null)`: what V4+ hold when there are no properties.
+const NULL_PROPERTIES: [u8; 5] = [0xac, 0xed, 0x00, 0x05, 0x70];
 
 /// Deepest nesting of keyed handles written (changelog handles nest), as the reader accepts.
 const MAX_NESTING: u32 = 8;
@@ -29,12 +41,28 @@ const MAX_NESTING: u32 = 8;
 /// Serializes `metadata` as a version-3 `_metadata` file. `metadata.version` and
 /// `metadata.properties` are ignored: the output is always V3, which has no properties.
 pub fn write_metadata_v3(metadata: &CheckpointMetadata) -> Result<Vec<u8>> {
-    let mut w = Writer { out: Vec::new(), path: Vec::new() };
+    write_metadata(metadata, WRITTEN_VERSION)
+}
+
+/// Serializes `metadata` as a `_metadata` file of `version` (3–7). `metadata.version` is
+/// ignored; from V4 on, `metadata.properties_raw` is written as it is (a null object when
+/// empty), and `metadata.properties` is not consulted.
+pub fn write_metadata(metadata: &CheckpointMetadata, version: i32) -> Result<Vec<u8>> {
+    if !WRITABLE_VERSIONS.contains(&version) {
+        return Err(Error::Invalid(format!(
+            "cannot write _metadata V{version}: versions {}–{} are written",
+            WRITABLE_VERSIONS.start(),
+            WRITABLE_VERSIONS.end()
+        )));
+    }
+    let mut w = Writer { out: Vec::new(), path: Vec::new(), version };
     w.metadata(metadata)?;
     Ok(w.out)
 }
 
 struct Writer {
+    /// The metadata version being written.
+    version: i32,
     out: Vec<u8>,
     /// Logical path of what is being written, for errors.
     path: Vec<String>,
@@ -43,7 +71,7 @@ struct Writer {
 impl Writer {
     fn fail(&self, msg: impl std::fmt::Display) -> Error {
         let at = if self.path.is_empty() { String::new() } else { format!(" (in {})", self.path.join(" / ")) };
-        Error::Invalid(format!("cannot write _metadata V3: {msg}{at}"))
+        Error::Invalid(format!("cannot write _metadata V{}: {msg}{at}", self.version))
     }
 
     fn utf(&mut self, s: &str) -> Result<()> {
@@ -73,7 +101,7 @@ impl Writer {
 
     fn metadata(&mut self, m: &CheckpointMetadata) -> Result<()> {
         self.out.put_u32(HEADER_MAGIC);
-        self.out.put_i32(WRITTEN_VERSION);
+        self.out.put_i32(self.version);
         let id = self.i64_of(m.checkpoint_id, "checkpoint id")?;
         self.out.put_i64(id);
         self.count(m.master_states.len(), "number of master states")?;
@@ -90,10 +118,20 @@ impl Writer {
         for op in &m.operators {
             self.nested(format!("operator {}", op.operator_id), |w| w.operator(op))?;
         }
+        if self.version >= 4 {
+            // MetadataV4Serializer: the properties as one Java-serialized object, to the end.
+            let raw = if m.properties_raw.is_empty() { &NULL_PROPERTIES[..] } else { &m.properties_raw[..] };
+            self.out.extend_from_slice(raw);
+        }
         Ok(())
     }
 
     fn operator(&mut self, op: &OperatorState) -> Result<()> {
+        if self.version >= 5 {
+            // MetadataV5Serializer: name and uid lead, empty when unknown.
+            self.utf(op.name.as_deref().unwrap_or(""))?;
+            self.utf(op.uid.as_deref().unwrap_or(""))?;
+        }
         // The 16 id bytes in natural order are lowerPart then upperPart, each big-endian.
         self.out.extend_from_slice(&op.operator_id.0);
         let p = self.i32_of(op.parallelism.into(), "parallelism")?;
@@ -150,8 +188,15 @@ impl Writer {
                 self.nested(format!("{what} [{i}]"), |w| w.channel(h))?;
             }
         }
-        if let Some(id) = s.ref_checkpoint_id {
-            return Err(self.fail(format!("a reference checkpoint id ({id}) needs metadata V7")));
+        match (s.ref_checkpoint_id, self.version >= 7) {
+            (Some(id), false) => return Err(self.fail(format!("a reference checkpoint id ({id}) needs metadata V7"))),
+            (None, false) => {}
+            (None, true) => self.out.put_u8(0),
+            (Some(id), true) => {
+                let id = self.i64_of(id, "reference checkpoint id")?;
+                self.out.put_u8(1);
+                self.out.put_i64(id);
+            }
         }
         Ok(())
     }
@@ -386,15 +431,29 @@ impl Writer {
     }
 
     fn channel(&mut self, h: &ChannelStateHandle) -> Result<()> {
-        // V3–V5 (ChannelStateHandleSerializerV1): no type byte; the list says input or output.
-        let Some((a, b)) = h.info else {
-            return Err(self.fail(format!("a {:?} channel-state handle needs metadata V6", h.kind)));
-        };
-        if matches!(h.kind, ChannelStateKind::MergedInputChannel | ChannelStateKind::MergedResultSubpartition) {
+        let merged = matches!(h.kind, ChannelStateKind::MergedInputChannel | ChannelStateKind::MergedResultSubpartition);
+        if self.version >= 6 {
+            // ChannelStateHandleSerializerV2: a type byte leads.
+            self.out.put_u8(match h.kind {
+                ChannelStateKind::InputChannel => channel_type::INPUT_CHANNEL,
+                ChannelStateKind::ResultSubpartition => channel_type::RESULT_SUBPARTITION,
+                ChannelStateKind::MergedInputChannel => channel_type::MERGED_INPUT_CHANNEL,
+                ChannelStateKind::MergedResultSubpartition => channel_type::MERGED_RESULT_SUBPARTITION,
+            });
+        } else if merged {
             return Err(self.fail(format!("a {:?} channel-state handle needs metadata V6", h.kind)));
         }
         let idx = self.i32_of(h.subtask_index.into(), "subtask index")?;
         self.out.put_i32(idx);
+        let size = self.i64_of(h.state_size, "state size")?;
+        if merged {
+            self.out.put_i64(size);
+            self.nested("delegate".into(), |w| w.stream_opt(h.delegate.as_ref()))?;
+            return self.out.put_len_prefixed(&h.merged_offsets).map_err(|e| self.fail(e));
+        }
+        let Some((a, b)) = h.info else {
+            return Err(self.fail(format!("a {:?} channel-state handle without its gate and channel", h.kind)));
+        };
         self.out.put_i32(a);
         self.out.put_i32(b);
         self.count(h.offsets.len(), "buffer offsets")?;
@@ -402,7 +461,6 @@ impl Writer {
             let o = self.i64_of(o, "buffer offset")?;
             self.out.put_i64(o);
         }
-        let size = self.i64_of(h.state_size, "state size")?;
         self.out.put_i64(size);
         self.nested("delegate".into(), |w| w.stream_opt(h.delegate.as_ref()))
     }
@@ -433,6 +491,25 @@ mod tests {
         v6.extend(hex("aced000570"));
         let m = CheckpointMetadata::parse(&v6).unwrap();
         assert_eq!(write_metadata_v3(&m).unwrap(), v3);
+    }
+
+    #[test]
+    fn every_version_round_trips() {
+        // The golden file in V4–V7 form: V5+ add name and uid, V7 a "no reference checkpoint"
+        // byte per subtask, V4+ end with the properties object.
+        let v3 = hex(GOLDEN_V3);
+        let m3 = CheckpointMetadata::parse(&v3).unwrap();
+        for version in 4..=7 {
+            let bytes = write_metadata(&m3, version).unwrap();
+            let m = CheckpointMetadata::parse(&bytes).unwrap();
+            assert_eq!(m.version, version);
+            // Same content (inline offsets move with the header, so compare as V3 bytes).
+            assert_eq!(write_metadata_v3(&m).unwrap(), v3, "V{version}");
+            assert_eq!(write_metadata(&m, version).unwrap(), bytes, "V{version}");
+            assert!(bytes.ends_with(&NULL_PROPERTIES));
+        }
+        let e = write_metadata(&m3, 2).unwrap_err().to_string();
+        assert!(e.contains("V2") && e.contains("3–7"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! - [`savepoint`]: [`convert`] — any readable snapshot into a canonical savepoint, optionally for
 //!   another max parallelism;
-//! - [`metadata`]: `_metadata` in version 3, the mirror of [`crate::metadata`];
+//! - [`relocate`]: a snapshot and every file it references copied into one self-contained,
+//!   relocatable directory with a rewritten `_metadata`;
+//! - [`metadata`]: `_metadata` in versions 3–7, the mirror of [`crate::metadata`];
 //! - [`canonical`]: the canonical key-grouped stream of keyed state (type 7 handles);
 //! - [`operator`]: operator list, union and broadcast state files;
 //! - [`spill`]: regrouping keyed records beyond memory (sorted runs on disk);
@@ -12,8 +14,11 @@
 pub mod canonical;
 pub mod metadata;
 pub mod operator;
+pub mod relocate;
 pub mod savepoint;
 pub mod spill;
 pub mod stream;
+mod target;
 
+pub use relocate::{relocate, RelocateOptions, RelocateReport, Relocation};
 pub use savepoint::{convert, Compression, ConvertOptions, ConvertReport};

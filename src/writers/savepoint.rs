@@ -23,7 +23,7 @@
 //! the end.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::bytes::Cursor;
@@ -47,6 +47,7 @@ use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
 use crate::writers::spill::ExternalSorter;
 use crate::writers::stream::{uuid_name, StateStreamWriter, DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
+use crate::writers::target::{write_file_synced, TargetDir};
 
 /// Flink's upper bound for max parallelism (`Transformation.UPPER_BOUND_MAX_PARALLELISM`).
 pub const UPPER_BOUND_MAX_PARALLELISM: u32 = 1 << 15;
@@ -153,14 +154,6 @@ pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &ConvertO
     Ok(report)
 }
 
-fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let name = path.display().to_string();
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(&name, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&name, e))?;
-    f.sync_all().map_err(|e| Error::io(&name, e))
-}
-
 fn count_streams(m: &CheckpointMetadata, r: &mut ConvertReport) {
     let mut count = |h: &StreamStateHandle| match h {
         StreamStateHandle::ByteStream { size, .. } => {
@@ -182,102 +175,6 @@ fn count_streams(m: &CheckpointMetadata, r: &mut ConvertReport) {
                     count(h);
                 }
             }
-        }
-    }
-}
-
-/// The target directory, written under a temporary sibling name and renamed into place by
-/// [`TargetDir::commit`]; dropped uncommitted, the temporary directory is removed.
-#[derive(Debug)]
-struct TargetDir {
-    dst: PathBuf,
-    tmp: PathBuf,
-    committed: bool,
-}
-
-impl TargetDir {
-    fn prepare(snapshot: &Snapshot, dst: &Path, force: bool) -> Result<TargetDir> {
-        let shown = dst.display().to_string();
-        let name = dst
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Invalid(format!("{shown}: not a usable directory name for the savepoint")))?;
-        let parent = match dst.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
-        let parent = std::fs::canonicalize(&parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
-        let dst_abs = parent.join(name);
-        let exists = std::fs::symlink_metadata(&dst_abs).is_ok();
-        if exists && !force {
-            return Err(Error::Invalid(format!("{shown}: already exists (use --force to replace it)")));
-        }
-        // Never write into, or replace, anything the source consists of.
-        if !snapshot.dir.is_local() {
-            return Err(Error::Invalid(format!("{}: only local sources are supported", snapshot.dir)));
-        }
-        let src_dir = std::fs::canonicalize(snapshot.dir.as_str()).map_err(|e| Error::io(snapshot.dir.as_str(), e))?;
-        if dst_abs.starts_with(&src_dir) || src_dir.starts_with(&dst_abs) {
-            return Err(Error::Invalid(format!(
-                "{shown}: the target must lie outside the source {} (and not contain it)",
-                src_dir.display()
-            )));
-        }
-        for (_, f) in snapshot.files()? {
-            if let Ok(p) = std::fs::canonicalize(f.location.as_str()) {
-                if p.starts_with(&dst_abs) {
-                    return Err(Error::Invalid(format!("{shown}: contains {}, which the source references", p.display())));
-                }
-            }
-        }
-        let tmp = parent.join(format!(".{name}.flinksnap-tmp-{}", std::process::id()));
-        if std::fs::symlink_metadata(&tmp).is_ok() {
-            // Left behind by an earlier run of this process id that did not finish.
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(tmp.display().to_string(), e))?;
-        }
-        std::fs::create_dir(&tmp).map_err(|e| Error::io(tmp.display().to_string(), e))?;
-        Ok(TargetDir { dst: dst_abs, tmp, committed: false })
-    }
-
-    fn commit(mut self) -> Result<()> {
-        let sync_dir = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
-        sync_dir(&self.tmp).map_err(|e| Error::io(self.tmp.display().to_string(), e))?;
-        let old = self.dst.with_file_name(format!(
-            ".{}.flinksnap-old-{}",
-            self.dst.file_name().and_then(|n| n.to_str()).unwrap_or("savepoint"),
-            std::process::id()
-        ));
-        let replaced = std::fs::symlink_metadata(&self.dst).is_ok();
-        if replaced {
-            std::fs::rename(&self.dst, &old).map_err(|e| Error::io(self.dst.display().to_string(), e))?;
-        }
-        if let Err(e) = std::fs::rename(&self.tmp, &self.dst) {
-            if replaced {
-                let _ = std::fs::rename(&old, &self.dst);
-            }
-            return Err(Error::io(self.dst.display().to_string(), e));
-        }
-        self.committed = true;
-        if replaced {
-            let r = if std::fs::symlink_metadata(&old).map(|m| m.is_dir()).unwrap_or(false) {
-                std::fs::remove_dir_all(&old)
-            } else {
-                std::fs::remove_file(&old)
-            };
-            r.map_err(|e| Error::io(old.display().to_string(), e))?;
-        }
-        if let Some(parent) = self.dst.parent() {
-            let _ = sync_dir(parent);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TargetDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.tmp);
         }
     }
 }
@@ -328,6 +225,7 @@ impl Converter<'_> {
             operators,
             properties: None,
             properties_note: None,
+            properties_raw: Vec::new(),
         })
     }
 

@@ -8,5 +8,6 @@ pub mod export;
 pub mod inspect;
 pub mod latest;
 pub mod refs;
+pub mod relocate;
 pub mod stats;
 pub mod verify;
