@@ -163,7 +163,9 @@ fn usage() -> String {
          \n\
          Converts every fixture snapshot with flinksnap, restores it in the real Flink of its version\n\
          into HashMap and RocksDB (plus max-parallelism and parallelism variants) and compares what\n\
-         Flink reads back with the fixture's expected contents.\n\
+         Flink reads back with the fixture's expected contents. Also relocates every fixture\n\
+         (flinksnap relocate, then renamed) and restores that, and on each checkpoint chain deletes\n\
+         the oldest checkpoint, checks what flinksnap gc --delete removes and restores the rest.\n\
          \n\
          --full      also the slower variants (see xtask/README.md)\n\
          --release   use a release build of flinksnap (default: the debug build `cargo test` made)\n\
@@ -230,6 +232,16 @@ pub fn interop(args: &[String]) -> Result<()> {
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(work.join("savepoints")).map_err(|e| format!("create {}: {e}", work.display()))?;
         let (mut conversions, restores) = plan(&fixtures, &work, o.full);
+        // Before any chain copy is placed where Flink wrote it: convert and relocate read the
+        // fixtures only (absolute paths re-based onto testdata/).
+        for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc) {
+            let f = &fixtures[c.fixture];
+            c.outcome = Some(match c.kind {
+                Kind::Convert => convert(&bin, f, c),
+                Kind::Relocate => relocate(&bin, f, c),
+                Kind::AfterGc => unreachable!("filtered out"),
+            });
+        }
         // Checkpoint chains: place a copy where Flink wrote it, delete the oldest checkpoint, gc.
         let mut checks = Vec::new();
         let mut placed = Vec::new();
@@ -245,14 +257,6 @@ pub fn interop(args: &[String]) -> Result<()> {
             }
             checks.push((name, check));
             placed.extend(p);
-        }
-        for c in conversions.iter_mut().filter(|c| c.outcome.is_none()) {
-            let f = &fixtures[c.fixture];
-            c.outcome = Some(match c.kind {
-                Kind::Convert => convert(&bin, f, c),
-                Kind::Relocate => relocate(&bin, f, c),
-                Kind::AfterGc => Err(Outcome::Failed("internal: a checkpoint to restore after gc outside a chain".into())),
-            });
         }
         let runnable: Vec<usize> = (0..restores.len()).filter(|&i| matches!(conversions[restores[i].conversion].outcome, Some(Ok(())))).collect();
         let mut classpath = Vec::new();
@@ -493,8 +497,9 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
             None => relocated_backends(&f.case).iter().map(|&b| (b, f.parallelism)).collect(),
         };
         push(c, &rs);
-        // A chain's checkpoints after the oldest, restored as they are once gc ran (the RocksDB
-        // backend that wrote them; the directory is set when the chain is placed).
+        // A chain's checkpoints after the oldest, restored as they are once gc ran, from where
+        // Flink wrote them (the chain's copy is placed there), into the RocksDB backend that
+        // wrote them.
         if f.chain_len > 1 && f.chain_pos > 0 {
             let dir = f.original_job_dir().map(|j| j.join(&f.label)).unwrap_or_default();
             let c = new(fi, Kind::AfterGc, format!("{base}~after-gc"), f.max_parallelism, dir);
