@@ -13,8 +13,24 @@
 //!
 //! One JVM per Flink version runs all of that version's restores (a MiniCluster each), which is
 //! what keeps the whole run within CI's budget.
+//!
+//! Two more checks use the same JVM run:
+//!
+//! * **gc, then restore** (issue 7), on every checkpoint chain (`rocksdb-checkpoint-incremental`):
+//!   a copy of the chain's job directory is put where Flink wrote it (`generated_case_dir`, so
+//!   the absolute paths in `_metadata` resolve), the oldest checkpoint is deleted, and
+//!   `flinksnap gc --delete --older-than 0s` must remove exactly the files only that checkpoint
+//!   referenced, as computed from Flink's own view of each `_metadata` (the `metadata-chk-N.json`
+//!   oracles); every file of the remaining checkpoints must still exist, and each remaining
+//!   checkpoint is restored as it is (no conversion) into RocksDB and compared.
+//! * **relocate, then restore**: every fixture snapshot is copied with `flinksnap relocate`, the
+//!   copy is renamed (so any absolute path left in it would dangle), restored into the backend
+//!   it was taken with (heap snapshots into RocksDB too, canonical savepoints into both) and
+//!   compared; the fixture must be unchanged afterwards. Changelog and unaligned snapshots are
+//!   relocated but not restored (Restore.java does not enable the changelog backend; replayed
+//!   in-flight records would change the state).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -64,16 +80,53 @@ struct Fixture {
     ttl_window: (i64, i64),
     /// The last snapshot of its case (chains have several).
     last_of_case: bool,
+    /// The directory holding case.json.
+    case_dir: PathBuf,
+    /// Flink's own view of the snapshot's `_metadata` (`metadata*.json`, written by `Oracle`).
+    oracle: PathBuf,
+    /// Where the fixture job wrote the case (absolute paths in `_metadata` point there).
+    generated_case_dir: Option<PathBuf>,
+    /// How many snapshots its case has (more than one: a checkpoint chain).
+    chain_len: usize,
+    /// Its place in the case's snapshots (0: the oldest).
+    chain_pos: usize,
 }
 
-/// One conversion (shared by the restores of it).
+impl Fixture {
+    /// Where Flink wrote the snapshot's job directory (`generated_case_dir/<job id>`).
+    fn original_job_dir(&self) -> Option<PathBuf> {
+        let job = self.path.parent()?.file_name()?;
+        Some(self.generated_case_dir.as_ref()?.join(job))
+    }
+}
+
+/// How a snapshot was prepared for restoring.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `flinksnap convert` into a canonical savepoint.
+    Convert,
+    /// `flinksnap relocate`, then the copy renamed.
+    Relocate,
+    /// A checkpoint of a chain, restored as it is after the oldest one was deleted and
+    /// `flinksnap gc --delete` ran.
+    AfterGc,
+}
+
+/// One snapshot prepared for restoring (shared by the restores of it).
 struct Conversion {
     fixture: usize,
+    kind: Kind,
     name: String,
+    /// Extra `convert` arguments.
     args: Vec<String>,
     max_parallelism: u32,
+    /// What is restored.
     dir: PathBuf,
-    /// `None` until run; `Some(Err)` when convert failed or is unsupported.
+    /// Relocate only: where `relocate` writes, before the rename to `dir`.
+    staging: PathBuf,
+    /// Relocated, but by design not restored: why.
+    no_restore: Option<&'static str>,
+    /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
 
@@ -100,6 +153,8 @@ struct Options {
     release: bool,
     features: Option<String>,
     cases: Vec<String>,
+    /// Work directory root (`<root>/<version>`); default `$FLINKSNAP_CACHE/flink/<version>/work/interop`.
+    work: Option<PathBuf>,
 }
 
 fn usage() -> String {
@@ -108,19 +163,31 @@ fn usage() -> String {
          \n\
          Converts every fixture snapshot with flinksnap, restores it in the real Flink of its version\n\
          into HashMap and RocksDB (plus max-parallelism and parallelism variants) and compares what\n\
-         Flink reads back with the fixture's expected contents.\n\
+         Flink reads back with the fixture's expected contents. Also relocates every fixture\n\
+         (flinksnap relocate, then renamed) and restores that, and on each checkpoint chain deletes\n\
+         the oldest checkpoint, checks what flinksnap gc --delete removes and restores the rest.\n\
          \n\
          --full      also the slower variants (see xtask/README.md)\n\
          --release   use a release build of flinksnap (default: the debug build `cargo test` made)\n\
          --features  cargo features for the flinksnap build (e.g. a RocksDB reader feature)\n\
          --jobs N    Flink versions restoring at the same time (default 2; one JVM each)\n\
+         --work DIR  work directory, one subdirectory per version (default: env FLINKSNAP_INTEROP_WORK,\n\
+         \x20           else $FLINKSNAP_CACHE/flink/VERSION/work/interop); emptied first\n\
          Default versions: {}\n",
         DEFAULT_VERSIONS.join(", ")
     )
 }
 
 pub fn interop(args: &[String]) -> Result<()> {
-    let mut o = Options { jobs: 2, versions: Vec::new(), full: false, release: false, features: None, cases: Vec::new() };
+    let mut o = Options {
+        jobs: 2,
+        versions: Vec::new(),
+        full: false,
+        release: false,
+        features: None,
+        cases: Vec::new(),
+        work: std::env::var_os("FLINKSNAP_INTEROP_WORK").filter(|w| !w.is_empty()).map(PathBuf::from),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -130,6 +197,7 @@ pub fn interop(args: &[String]) -> Result<()> {
             "--jobs" => o.jobs = it.next().and_then(|j| j.parse().ok()).ok_or("--jobs needs a number")?,
             "--release" => o.release = true,
             "--features" => o.features = Some(it.next().ok_or("--features needs a list")?.clone()),
+            "--work" => o.work = Some(PathBuf::from(it.next().ok_or("--work needs a directory")?)),
             "-h" | "--help" => {
                 print!("{}", usage());
                 return Ok(());
@@ -157,23 +225,50 @@ pub fn interop(args: &[String]) -> Result<()> {
             println!("== interop {v}: no fixtures");
             continue;
         }
-        let work = cache.join("flink").join(v).join("work").join("interop");
+        let work = match &o.work {
+            Some(w) => std::path::absolute(w).map_err(|e| format!("--work {}: {e}", w.display()))?.join(v),
+            None => cache.join("flink").join(v).join("work").join("interop"),
+        };
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(work.join("savepoints")).map_err(|e| format!("create {}: {e}", work.display()))?;
         let (mut conversions, restores) = plan(&fixtures, &work, o.full);
-        for c in &mut conversions {
-            c.outcome = Some(convert(&bin, &fixtures[c.fixture], c));
+        // Before any chain copy is placed where Flink wrote it: convert and relocate read the
+        // fixtures only (absolute paths re-based onto testdata/).
+        for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc) {
+            let f = &fixtures[c.fixture];
+            c.outcome = Some(match c.kind {
+                Kind::Convert => convert(&bin, f, c),
+                Kind::Relocate => relocate(&bin, f, c),
+                Kind::AfterGc => unreachable!("filtered out"),
+            });
+        }
+        // Checkpoint chains: place a copy where Flink wrote it, delete the oldest checkpoint, gc.
+        let mut checks = Vec::new();
+        let mut placed = Vec::new();
+        for (case, idxs) in chains(&fixtures) {
+            let (p, check) = gc_chain(&bin, &fixtures, &idxs);
+            let name = format!("{case}~gc-after-deleting-{}", fixtures[idxs[0]].label);
+            for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc && idxs.contains(&c.fixture)) {
+                c.outcome = Some(match (&p, &check) {
+                    (Some(_), _) => Ok(()),
+                    (None, Err(e)) => Err(Outcome::Failed(format!("no copy of the chain to restore: {e}"))),
+                    (None, Ok(_)) => unreachable!("gc_chain reports success only with a placed copy"),
+                });
+            }
+            checks.push((name, check));
+            placed.extend(p);
         }
         let runnable: Vec<usize> = (0..restores.len()).filter(|&i| matches!(conversions[restores[i].conversion].outcome, Some(Ok(())))).collect();
         let mut classpath = Vec::new();
-        let classes = cache.join("flink").join(v).join("build").join("interop-classes");
+        // Inside the work directory: neither `cargo xtask fixtures` nor another interop run (own
+        // --work) can recompile it under this run's JVM.
+        let classes = work.join("classes");
         if !runnable.is_empty() {
             let dist = ensure_dist(&tools, &cache, v)?;
-            // Own classes directory: `cargo xtask fixtures` may be recompiling its own meanwhile.
             compile_into(&tools, &repo, v, &dist, &classes)?;
             classpath = dist.classpath;
         }
-        runs.push(VersionRun { version: v.clone(), fixtures, conversions, restores, runnable, work, classes, classpath, result: None, seconds: 0.0 });
+        runs.push(VersionRun { version: v.clone(), fixtures, conversions, restores, runnable, checks, placed, work, classes, classpath, result: None, seconds: 0.0 });
     }
 
     // One JVM per version; two at a time keep both cores of a CI machine busy (a single restore
@@ -183,13 +278,14 @@ pub fn interop(args: &[String]) -> Result<()> {
         for _ in 0..o.jobs.max(1) {
             s.spawn(|| {
                 while let Some(run) = queue.lock().ok().and_then(|mut q| q.pop()) {
-                    if run.runnable.is_empty() {
-                        continue;
+                    if !run.runnable.is_empty() {
+                        let t = Instant::now();
+                        let rs: Vec<&Restore> = run.runnable.iter().map(|&i| &run.restores[i]).collect();
+                        run.result = Some(run_restores(&tools, &repo, &run.version, &run.classpath, &run.classes, &run.work, &run.conversions, &rs));
+                        run.seconds = t.elapsed().as_secs_f64();
                     }
-                    let t = Instant::now();
-                    let rs: Vec<&Restore> = run.runnable.iter().map(|&i| &run.restores[i]).collect();
-                    run.result = Some(run_restores(&tools, &repo, &run.version, &run.classpath, &run.classes, &run.work, &run.conversions, &rs));
-                    run.seconds = t.elapsed().as_secs_f64();
+                    // The chain copies at Flink's original location go (and their locks with them).
+                    run.placed.clear();
                 }
             });
         }
@@ -203,9 +299,10 @@ pub fn interop(args: &[String]) -> Result<()> {
             jvm_errors.push(e.clone());
         }
         report(&run.version, &run.fixtures, &run.conversions, &run.restores, &mut totals);
+        report_checks(&run.version, &run.conversions, &run.checks, &mut totals);
     }
     println!(
-        "== interop: {} restores equal to the expected contents, {} failed, {} skipped (formats this build cannot read or convert); {:.0} s in all",
+        "== interop: {} checks ok (restores equal to the expected contents, gc), {} failed, {} skipped (formats this build cannot read, convert or relocate; restores skipped by design); {:.0} s in all",
         totals.ok,
         totals.failed,
         totals.skipped,
@@ -215,7 +312,8 @@ pub fn interop(args: &[String]) -> Result<()> {
         return Err(jvm_errors.join("\n"));
     }
     if totals.failed > 0 {
-        return Err(format!("{} interop checks failed (details above; Flink logs under $FLINKSNAP_CACHE/flink/<version>/work/interop)", totals.failed));
+        let logs: Vec<String> = runs.iter().map(|r| r.work.display().to_string()).collect();
+        return Err(format!("{} interop checks failed (details above; Flink logs and .error traces under {})", totals.failed, logs.join(", ")));
     }
     Ok(())
 }
@@ -228,6 +326,10 @@ struct VersionRun {
     restores: Vec<Restore>,
     /// Restores whose conversion succeeded.
     runnable: Vec<usize>,
+    /// Checks that are not restores (gc on a chain): name, what was shown or what failed.
+    checks: Vec<(String, std::result::Result<String, String>)>,
+    /// Chain copies placed where Flink wrote them, removed after the restores.
+    placed: Vec<Placed>,
     work: PathBuf,
     classes: PathBuf,
     classpath: Vec<PathBuf>,
@@ -303,47 +405,105 @@ fn discover(repo: &Path, version: &str, only: &[String]) -> Result<Vec<Fixture>>
                 compressed: case["compression"].as_bool().unwrap_or(false),
                 ttl_window: (window[0].as_i64().unwrap_or(i64::MIN), window[1].as_i64().unwrap_or(i64::MAX)),
                 last_of_case: i + 1 == snaps.len(),
+                case_dir: case_dir.clone(),
+                oracle: case_dir.join(s["metadata"].as_str().unwrap_or("metadata.json")),
+                generated_case_dir: case["generated_case_dir"].as_str().map(PathBuf::from),
+                chain_len: snaps.len(),
+                chain_pos: i,
             });
         }
     }
     Ok(out)
 }
 
+/// Backends a relocated snapshot is restored into: the one it was taken with, canonical
+/// savepoints (backend-independent by definition) into both. Heap checkpoints and native heap
+/// savepoints are not in the canonical format: RocksDB fails on them in every version (tried:
+/// EOFException or ArrayIndexOutOfBoundsException in RocksDBFullRestoreOperation.restoreKVStateData).
+fn relocated_backends(case: &str) -> &'static [&'static str] {
+    if case.contains("savepoint-canonical") {
+        &["hashmap", "rocksdb"]
+    } else if case.starts_with("heap-") {
+        &["hashmap"]
+    } else {
+        &["rocksdb"]
+    }
+}
+
+/// Why a relocated snapshot is not restored, if so.
+fn no_restore(case: &str) -> Option<&'static str> {
+    if case.contains("-changelog-") {
+        Some("Restore.java does not enable the changelog state backend")
+    } else if case.ends_with("-unaligned") {
+        Some("its in-flight records would be replayed into the job and change the state")
+    } else {
+        None
+    }
+}
+
 fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<Restore>) {
     let mut conversions = Vec::new();
     let mut restores = Vec::new();
-    let mut add = |fi: usize, f: &Fixture, max_p: Option<u32>, compression: &str, rs: &[(&'static str, u32)]| {
-        let mut name = f.case.clone();
-        if !f.label.is_empty() {
-            name.push('@');
-            name.push_str(&f.label);
-        }
-        let mut args = vec!["--compression".to_owned(), compression.to_owned()];
-        if let Some(n) = max_p {
-            name.push_str(&format!("~maxp{n}"));
-            args.extend(["--max-parallelism".to_owned(), n.to_string()]);
-        }
-        name.push_str(&format!("~{compression}"));
-        let ci = conversions.len();
-        conversions.push(Conversion {
-            fixture: fi,
-            dir: work.join("savepoints").join(&name),
-            name: name.clone(),
-            args,
-            max_parallelism: max_p.unwrap_or(f.max_parallelism),
-            outcome: None,
-        });
+    let mut push = |c: Conversion, rs: &[(&'static str, u32)]| {
         for &(backend, p) in rs {
-            let rname = format!("{name}->{backend}-p{p}");
-            restores.push(Restore { conversion: ci, backend, parallelism: p, out: work.join("restored").join(format!("{rname}.jsonl")), name: rname });
+            let rname = format!("{}->{backend}-p{p}", c.name);
+            restores.push(Restore { conversion: conversions.len(), backend, parallelism: p, out: work.join("restored").join(format!("{rname}.jsonl")), name: rname });
         }
+        conversions.push(c);
+    };
+    let new = |fi: usize, kind: Kind, name: String, max_parallelism: u32, dir: PathBuf| Conversion {
+        fixture: fi,
+        kind,
+        name,
+        args: Vec::new(),
+        max_parallelism,
+        dir,
+        staging: PathBuf::new(),
+        no_restore: None,
+        outcome: None,
     };
     for (fi, f) in fixtures.iter().enumerate() {
-        // Every snapshot, into both backends at its own parallelism, compressed like the source.
+        let mut base = f.case.clone();
+        if !f.label.is_empty() {
+            base.push('@');
+            base.push_str(&f.label);
+        }
+        // Every snapshot converted, into both backends at its own parallelism, compressed like
+        // the source; variants on the last snapshot of some cases.
         let compression = if f.compressed { "snappy" } else { "none" };
-        add(fi, f, None, compression, &[("hashmap", f.parallelism), ("rocksdb", f.parallelism)]);
+        let own = [("hashmap", f.parallelism), ("rocksdb", f.parallelism)];
+        let mut variants = vec![(None, compression, &own[..])];
         for v in VARIANTS.iter().filter(|v| v.case == f.case && f.last_of_case && (full || !v.full_only)) {
-            add(fi, f, v.max_parallelism, v.compression, v.restores);
+            variants.push((v.max_parallelism, v.compression, v.restores));
+        }
+        for (max_p, compression, rs) in variants {
+            let mut name = base.clone();
+            let mut args = vec!["--compression".to_owned(), compression.to_owned()];
+            if let Some(n) = max_p {
+                name.push_str(&format!("~maxp{n}"));
+                args.extend(["--max-parallelism".to_owned(), n.to_string()]);
+            }
+            name.push_str(&format!("~{compression}"));
+            let mut c = new(fi, Kind::Convert, name.clone(), max_p.unwrap_or(f.max_parallelism), work.join("savepoints").join(&name));
+            c.args = args;
+            push(c, rs);
+        }
+        // Relocated into `relocated/`, then moved to another name in another directory.
+        let mut c = new(fi, Kind::Relocate, format!("{base}~relocated"), f.max_parallelism, work.join("moved").join(format!("{base}.moved")));
+        c.staging = work.join("relocated").join(&base);
+        c.no_restore = no_restore(&f.case);
+        let rs: Vec<(&'static str, u32)> = match c.no_restore {
+            Some(_) => Vec::new(),
+            None => relocated_backends(&f.case).iter().map(|&b| (b, f.parallelism)).collect(),
+        };
+        push(c, &rs);
+        // A chain's checkpoints after the oldest, restored as they are once gc ran, from where
+        // Flink wrote them (the chain's copy is placed there), into the RocksDB backend that
+        // wrote them.
+        if f.chain_len > 1 && f.chain_pos > 0 {
+            let dir = f.original_job_dir().map(|j| j.join(&f.label)).unwrap_or_default();
+            let c = new(fi, Kind::AfterGc, format!("{base}~after-gc"), f.max_parallelism, dir);
+            push(c, &[("rocksdb", f.parallelism)]);
         }
     }
     (conversions, restores)
@@ -375,6 +535,255 @@ fn convert(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), O
         return Err(Outcome::Unsupported(stderr));
     }
     Err(Outcome::Failed(format!("flinksnap convert failed ({}): {stderr}", out.status)))
+}
+
+/// Every file under `dir`: relative path -> (size, modification time).
+fn listing(dir: &Path) -> std::result::Result<BTreeMap<String, (u64, std::time::SystemTime)>, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, std::time::SystemTime)>) -> std::result::Result<(), String> {
+        for e in fs::read_dir(dir).map_err(|e| format!("read {}: {e}", dir.display()))? {
+            let e = e.map_err(|e| e.to_string())?;
+            let m = e.metadata().map_err(|err| format!("{}: {err}", e.path().display()))?;
+            if m.is_dir() {
+                walk(root, &e.path(), out)?;
+            } else {
+                let rel = e.path().strip_prefix(root).unwrap_or(&e.path()).to_string_lossy().into_owned();
+                out.insert(rel, (m.len(), m.modified().map_err(|e| e.to_string())?));
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+/// `flinksnap relocate SNAPSHOT <staging> --force`, then the copy renamed to `c.dir`: a restore
+/// from there proves nothing in it points to where it was written (or to the fixture).
+fn relocate(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), Outcome> {
+    let failed = |m: String| Outcome::Failed(m);
+    let before = listing(&f.case_dir).map_err(failed)?;
+    let _ = fs::remove_dir_all(&c.dir);
+    for d in [c.staging.parent(), c.dir.parent()].into_iter().flatten() {
+        fs::create_dir_all(d).map_err(|e| Outcome::Failed(format!("create {}: {e}", d.display())))?;
+    }
+    let out = Command::new(bin)
+        .arg("relocate")
+        .arg(&f.path)
+        .arg(&c.staging)
+        .arg("--force")
+        .output()
+        .map_err(|e| Outcome::Failed(format!("cannot run {}: {e}", bin.display())))?;
+    // Whatever relocate did, the source must be as it was (it only reads).
+    let after = listing(&f.case_dir).map_err(failed)?;
+    if before != after {
+        let changed: Vec<&String> = before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).take(5).collect();
+        return Err(Outcome::Failed(format!("relocate changed the fixture {} (size or mtime): {changed:?}", f.case_dir.display())));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    if !out.status.success() {
+        if stderr.contains("unrecognized subcommand") {
+            return Err(Outcome::Failed(format!("this flinksnap has no `relocate` subcommand (branch `relocate` not merged yet): {}", stderr.lines().next().unwrap_or_default())));
+        }
+        // Relocate may refuse, with a message, what restoring skips anyway (changelog state,
+        // in-flight data): skipped then; anything else it must relocate.
+        let lower = stderr.to_lowercase();
+        if c.no_restore.is_some() && (lower.contains("changelog") || lower.contains("unaligned") || lower.contains("in-flight")) {
+            return Err(Outcome::Unsupported(stderr));
+        }
+        return Err(Outcome::Failed(format!("flinksnap relocate failed ({}): {stderr}", out.status)));
+    }
+    fs::rename(&c.staging, &c.dir).map_err(|e| Outcome::Failed(format!("rename {} to {}: {e}", c.staging.display(), c.dir.display())))?;
+    // Flink would not re-base absolute paths as flinksnap does, and an absolute path left in a
+    // chain member could resolve into the chain copy the gc check places where Flink wrote it:
+    // the `_metadata` of a relocatable snapshot names no file by an absolute path. Inline state
+    // (ByteStreamStateHandle) keeps the name of the file it would have been, which is no
+    // reference: those names (from Flink's view of the source, the oracle) are cut out first.
+    let meta_path = c.dir.join("_metadata");
+    let mut meta = fs::read(&meta_path).map_err(|e| Outcome::Failed(format!("relocate wrote no {}: {e}", meta_path.display())))?;
+    for name in inline_handle_names(&read_json(&f.oracle).map_err(Outcome::Failed)?) {
+        while let Some(i) = meta.windows(name.len()).position(|w| w == name.as_bytes()) {
+            meta.drain(i..i + name.len());
+        }
+    }
+    let mut absolute = vec!["file:/".to_owned(), c.staging.to_string_lossy().into_owned(), f.case_dir.to_string_lossy().into_owned()];
+    absolute.extend(f.generated_case_dir.iter().map(|g| g.to_string_lossy().into_owned()));
+    if let Some(a) = absolute.iter().find(|a| meta.windows(a.len()).any(|w| w == a.as_bytes())) {
+        return Err(Outcome::Failed(format!("the relocated _metadata still holds the absolute path {a:?}")));
+    }
+    Ok(())
+}
+
+/// The names of the inline state handles (`ByteStreamStateHandle.handle_name`) in an oracle.
+fn inline_handle_names(j: &J) -> Vec<String> {
+    let mut out = Vec::new();
+    match j {
+        J::Object(m) => {
+            if m.get("class").and_then(J::as_str) == Some("ByteStreamStateHandle") {
+                out.extend(m.get("handle_name").and_then(J::as_str).filter(|n| !n.is_empty()).map(str::to_owned));
+            }
+            m.values().for_each(|v| out.extend(inline_handle_names(v)));
+        }
+        J::Array(a) => a.iter().for_each(|v| out.extend(inline_handle_names(v))),
+        _ => {}
+    }
+    out
+}
+
+/// The checkpoint chains (cases with several snapshots): case name and its fixtures, oldest first.
+fn chains(fixtures: &[Fixture]) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, f) in fixtures.iter().enumerate().filter(|(_, f)| f.chain_len > 1) {
+        match out.iter_mut().find(|(c, _)| *c == f.case) {
+            Some((_, v)) => v.push(i),
+            None => out.push((f.case.clone(), vec![i])),
+        }
+    }
+    for (_, v) in &mut out {
+        v.sort_by_key(|&i| fixtures[i].chain_pos);
+    }
+    out
+}
+
+/// A copy of a chain's job directory where Flink wrote it; removed when dropped, with the
+/// directories above it that were created for it (before the lock, a field, is released).
+struct Placed {
+    dir: PathBuf,
+    /// The topmost directory created for the copy.
+    created: Option<PathBuf>,
+    _lock: fs::File,
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(top) = &self.created {
+            // Empty ones only: a concurrent fixture generator may be filling its staging area.
+            for d in self.dir.ancestors().skip(1) {
+                if fs::remove_dir(d).is_err() || d == top {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// An exclusive lock for a chain's original location, which is the same for every interop run on
+/// the machine (whatever its --work): two runs take turns there. The lock file lives in the
+/// temporary directory, not at the location, which is left as it was found.
+fn lock(location: &Path) -> std::result::Result<fs::File, String> {
+    let name: String = location.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let path = std::env::temp_dir().join(format!("flinksnap-interop{name}.lock"));
+    let path = path.as_path();
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            println!("== interop: waiting for another interop run holding {}", path.display());
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(format!("lock {}: {}", path.display(), std::io::Error::last_os_error()));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// The files one checkpoint's `_metadata` references as Flink loads it (the fixture's oracle
+/// file), relative to the job directory `job` where the chain is placed.
+fn oracle_files(f: &Fixture, job: &Path) -> std::result::Result<BTreeSet<String>, String> {
+    fn walk(j: &J, chk: &str, job: &Path, oracle: &Path, out: &mut BTreeSet<String>) -> std::result::Result<(), String> {
+        match j {
+            J::Object(m) => {
+                // RelativeFileStateHandle: relative to the checkpoint directory.
+                if let Some(rel) = m.get("relative_path").and_then(J::as_str) {
+                    out.insert(format!("{chk}/{rel}"));
+                } else if let (Some(p), true) = (m.get("path").and_then(J::as_str), m.get("class").and_then(J::as_str).is_some_and(|c| c.ends_with("FileStateHandle"))) {
+                    let local = p.strip_prefix("file://").or_else(|| p.strip_prefix("file:")).unwrap_or(p);
+                    let rel = Path::new(local).strip_prefix(job).map_err(|_| format!("{}: {p} lies outside the job directory {}", oracle.display(), job.display()))?;
+                    out.insert(rel.to_string_lossy().into_owned());
+                }
+                m.values().try_for_each(|v| walk(v, chk, job, oracle, out))
+            }
+            J::Array(a) => a.iter().try_for_each(|v| walk(v, chk, job, oracle, out)),
+            _ => Ok(()),
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&read_json(&f.oracle)?, &f.label, job, &f.oracle, &mut out)?;
+    if out.is_empty() {
+        return Err(format!("{}: no file referenced", f.oracle.display()));
+    }
+    Ok(out)
+}
+
+/// Issue 7 on one chain: a copy of the job directory where Flink wrote it, the oldest checkpoint
+/// deleted, `flinksnap gc --delete --older-than 0s`; it must remove exactly the files only the
+/// deleted checkpoint referenced (per Flink's oracle) and leave every file of the others. The
+/// copy (if placed) stays for the restores of the remaining checkpoints.
+fn gc_chain(bin: &Path, fixtures: &[Fixture], chain: &[usize]) -> (Option<Placed>, std::result::Result<String, String>) {
+    let first = &fixtures[chain[0]];
+    let Some(job) = first.original_job_dir() else {
+        return (None, Err(format!("{}: case.json has no generated_case_dir", first.case_dir.display())));
+    };
+    let src = first.path.parent().unwrap_or(&first.path).to_path_buf();
+    let place = || -> std::result::Result<Placed, String> {
+        let parent = job.parent().ok_or("job directory without a parent")?;
+        let l = lock(&job)?;
+        let created = parent.ancestors().take_while(|d| !d.exists()).last().map(Path::to_path_buf);
+        fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+        // The fixture generator's staging area, deleted after generation: whatever is there is
+        // a leftover (of an interrupted run).
+        let _ = fs::remove_dir_all(&job);
+        crate::copy_tree(&src, &job)?;
+        Ok(Placed { dir: job.clone(), created, _lock: l })
+    };
+    let placed = match place() {
+        Ok(p) => p,
+        Err(e) => return (None, Err(e)),
+    };
+    let check = || -> std::result::Result<String, String> {
+        let files: Vec<BTreeSet<String>> = chain.iter().map(|&i| oracle_files(&fixtures[i], &job)).collect::<std::result::Result<_, _>>()?;
+        let remaining: BTreeSet<&String> = files[1..].iter().flatten().collect();
+        let oldest = &first.label;
+        fs::remove_dir_all(job.join(oldest)).map_err(|e| format!("delete {oldest}: {e}"))?;
+        // Files of the deleted checkpoint directory went with it; gc is left the rest.
+        let want: BTreeSet<&String> = files[0].iter().filter(|p| !remaining.contains(p) && !p.starts_with(&format!("{oldest}/"))).collect();
+        if want.is_empty() {
+            return Err(format!("the oracles name no file outside {oldest}/ that only {oldest} references: nothing for gc to show"));
+        }
+        let out = Command::new(bin)
+            .arg("gc")
+            .arg(&job)
+            .args(["--delete", "--older-than", "0s", "--format", "json"])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        if !out.status.success() {
+            return Err(format!("flinksnap gc failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        let j: J = serde_json::from_slice(&out.stdout).map_err(|e| format!("gc --format json: {e}"))?;
+        let d = &j["data"];
+        if d["deleted"] != J::Bool(true) || d["failures"].as_array().is_none_or(|a| !a.is_empty()) {
+            return Err(format!("gc did not delete cleanly: deleted={}, failures={}", d["deleted"], d["failures"]));
+        }
+        let removed: BTreeSet<String> = d["remove"].as_array().ok_or("gc output without `remove`")?.iter().filter_map(|r| r["path"].as_str().map(str::to_owned)).collect();
+        let removed_refs: BTreeSet<&String> = removed.iter().collect();
+        if removed_refs != want {
+            let extra: Vec<&&String> = removed_refs.difference(&want).take(5).collect();
+            let missing: Vec<&&String> = want.difference(&removed_refs).take(5).collect();
+            return Err(format!("gc removed other files than those only {oldest} referenced: removed, not only {oldest}'s: {extra:?}; only {oldest}'s, not removed: {missing:?}"));
+        }
+        if let Some(p) = want.iter().find(|p| job.join(p.as_str()).exists()) {
+            return Err(format!("gc reported {p} removed, but it is still there"));
+        }
+        if let Some(p) = remaining.iter().find(|p| !job.join(p.as_str()).is_file()) {
+            return Err(format!("{p}, referenced by a remaining checkpoint, is gone after gc"));
+        }
+        let rest: Vec<&str> = chain[1..].iter().map(|&i| fixtures[i].label.as_str()).collect();
+        Ok(format!("deleted {oldest}; gc removed exactly the {} files only it referenced; all {} files of {} remain", want.len(), remaining.len(), rest.join(", ")))
+    };
+    let result = check();
+    (Some(placed), result)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -534,6 +943,42 @@ fn report(version: &str, fixtures: &[Fixture], conversions: &[Conversion], resto
                     println!("   FAIL {what}\n      {e}");
                 }
             },
+        }
+    }
+}
+
+/// Lines that are not restores: gc on the chains, and relocations whose restore is skipped by design.
+fn report_checks(version: &str, conversions: &[Conversion], checks: &[(String, std::result::Result<String, String>)], totals: &mut Totals) {
+    for c in conversions.iter().filter(|c| c.kind == Kind::Relocate) {
+        let Some(reason) = c.no_restore else { continue };
+        let what = format!("{version} {:<62} relocate", c.name);
+        match &c.outcome {
+            Some(Ok(())) => {
+                totals.skipped += 1;
+                println!("   skip {what}  relocated; restore skipped: {reason}");
+            }
+            Some(Err(Outcome::Unsupported(why))) => {
+                totals.skipped += 1;
+                println!("   skip {what}  relocate refuses it: {}", why.lines().next().unwrap_or_default());
+            }
+            Some(Err(Outcome::Failed(e))) => {
+                totals.failed += 1;
+                println!("   FAIL {what}\n      {e}");
+            }
+            None => {}
+        }
+    }
+    for (name, r) in checks {
+        let what = format!("{version} {name:<62} gc");
+        match r {
+            Ok(m) => {
+                totals.ok += 1;
+                println!("   ok   {what}  {m}");
+            }
+            Err(e) => {
+                totals.failed += 1;
+                println!("   FAIL {what}\n      {e}");
+            }
         }
     }
 }
