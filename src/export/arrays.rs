@@ -107,6 +107,7 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
             // One UTF-16 code unit; a lone surrogate becomes U+FFFD, as in the dump.
             Value::Char(c) => Ok(Cow::Owned(String::from_utf16_lossy(&[*c]))),
         )?),
+        // Not `scalars!`: every present value is asked for its form, there is no variant list.
         Shape::Iso8601 => Arc::new(
             vals.iter()
                 .map(|v| match present(*v) {
@@ -159,39 +160,19 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
         }
         Shape::Struct(fields) => {
             let valid = struct_validity(vals, "a struct", |v| matches!(v, Value::Struct { .. }))?;
-            let children = fields
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let child: Vec<Option<&Value>> = vals
-                        .iter()
-                        .map(|v| match present(*v) {
-                            Some(Value::Struct { fields }) => field(fields, i, c.field.name()),
-                            _ => Ok(None),
-                        })
-                        .collect::<R<_>>()?;
-                    array(c, &child)
-                })
-                .collect::<R<Vec<_>>>()?;
+            let children = field_arrays(fields, vals, |v| match v {
+                Value::Struct { fields } => Some(fields),
+                _ => None,
+            })?;
             let fields: Fields = fields.iter().map(|c| c.field.clone()).collect();
             Arc::new(StructArray::try_new(fields, children, nulls_of(valid)).map_err(|e| e.to_string())?)
         }
         Shape::Row { fields, row_kind } => {
             let valid = struct_validity(vals, "a row", |v| matches!(v, Value::Row { .. }))?;
-            let mut children = fields
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let child: Vec<Option<&Value>> = vals
-                        .iter()
-                        .map(|v| match present(*v) {
-                            Some(Value::Row { fields, .. }) => field(fields, i, c.field.name()),
-                            _ => Ok(None),
-                        })
-                        .collect::<R<_>>()?;
-                    array(c, &child)
-                })
-                .collect::<R<Vec<_>>>()?;
+            let mut children = field_arrays(fields, vals, |v| match v {
+                Value::Row { fields, .. } => Some(fields),
+                _ => None,
+            })?;
             if *row_kind {
                 let kinds: StringArray = vals
                     .iter()
@@ -274,6 +255,25 @@ fn struct_validity(vals: &[Option<&Value>], what: &str, fits: impl Fn(&Value) ->
             None => Ok(false),
             Some(v) if fits(v) => Ok(true),
             Some(o) => Err(mismatch(what, o)),
+        })
+        .collect()
+}
+
+/// The child arrays of a struct-like column, one per field column: the field of each value
+/// `fields_of` takes (by position, else by name), null where the value is null.
+fn field_arrays(columns: &[Column], vals: &[Option<&Value>], fields_of: impl for<'v> Fn(&'v Value) -> Option<&'v Vec<(String, Value)>>) -> R<Vec<ArrayRef>> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let child: Vec<Option<&Value>> = vals
+                .iter()
+                .map(|v| match present(*v).and_then(&fields_of) {
+                    Some(fields) => field(fields, i, c.field.name()),
+                    None => Ok(None),
+                })
+                .collect::<R<_>>()?;
+            array(c, &child)
         })
         .collect()
 }
