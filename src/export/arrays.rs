@@ -65,17 +65,25 @@ fn nulls_of(valid: Vec<bool>) -> Option<NullBuffer> {
     }
 }
 
-fn ints<T>(vals: &[Option<&Value>], what: &str) -> R<Vec<Option<T>>>
-where
-    T: TryFrom<i64>,
-{
-    vals.iter()
-        .map(|v| match present(*v) {
-            None => Ok(None),
-            Some(Value::Int(i)) => T::try_from(*i).map(Some).map_err(|_| format!("{i} does not fit {what}")),
-            Some(o) => Err(mismatch(what, o)),
-        })
-        .collect()
+/// A column of one scalar type, as Arrow array `$array`. Nulls stay null; a present value
+/// goes through the first arm whose pattern it matches (each arm gives an `R<_>` of the
+/// array's element), and a value no arm takes is an error naming `$what`.
+macro_rules! scalars {
+    ($array:ty, $vals:expr, $what:expr, $($pat:pat => $val:expr),+ $(,)?) => {
+        $vals
+            .iter()
+            .map(|v| match present(*v) {
+                None => Ok(None),
+                $(Some($pat) => $val.map(Some),)+
+                Some(o) => Err(mismatch($what, o)),
+            })
+            .collect::<R<$array>>()
+    };
+}
+
+/// An integer narrowed to a column's width.
+fn narrow<T: TryFrom<i64>>(i: i64, what: &str) -> R<T> {
+    T::try_from(i).map_err(|_| format!("{i} does not fit {what}"))
 }
 
 fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
@@ -86,49 +94,20 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
             }
             Arc::new(NullArray::new(vals.len()))
         }
-        Shape::Bool => Arc::new(
-            vals.iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::Bool(b)) => Ok(Some(*b)),
-                    Some(o) => Err(mismatch("a boolean", o)),
-                })
-                .collect::<R<BooleanArray>>()?,
-        ),
-        Shape::Int8 => Arc::new(Int8Array::from(ints::<i8>(vals, "Int8")?)),
-        Shape::Int16 => Arc::new(Int16Array::from(ints::<i16>(vals, "Int16")?)),
-        Shape::Int32 => Arc::new(Int32Array::from(ints::<i32>(vals, "Int32")?)),
-        Shape::Int64 => Arc::new(Int64Array::from(ints::<i64>(vals, "Int64")?)),
+        Shape::Bool => Arc::new(scalars!(BooleanArray, vals, "a boolean", Value::Bool(b) => Ok(*b))?),
+        Shape::Int8 => Arc::new(scalars!(Int8Array, vals, "Int8", Value::Int(i) => narrow(*i, "Int8"))?),
+        Shape::Int16 => Arc::new(scalars!(Int16Array, vals, "Int16", Value::Int(i) => narrow(*i, "Int16"))?),
+        Shape::Int32 => Arc::new(scalars!(Int32Array, vals, "Int32", Value::Int(i) => narrow(*i, "Int32"))?),
+        Shape::Int64 => Arc::new(scalars!(Int64Array, vals, "Int64", Value::Int(i) => Ok(*i))?),
         // A Java float was widened through its shortest decimal form; narrowing gives it back.
-        Shape::Float32 => Arc::new(
-            vals.iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::Float(f)) => Ok(Some(*f as f32)),
-                    Some(o) => Err(mismatch("a float", o)),
-                })
-                .collect::<R<Float32Array>>()?,
-        ),
-        Shape::Float64 => Arc::new(
-            vals.iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::Float(f)) => Ok(Some(*f)),
-                    Some(o) => Err(mismatch("a double", o)),
-                })
-                .collect::<R<Float64Array>>()?,
-        ),
-        Shape::Text => Arc::new(
-            vals.iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s)) => Ok(Some(Cow::Borrowed(s.as_str()))),
-                    // One UTF-16 code unit; a lone surrogate becomes U+FFFD, as in the dump.
-                    Some(Value::Char(c)) => Ok(Some(Cow::Owned(String::from_utf16_lossy(&[*c])))),
-                    Some(o) => Err(mismatch("text", o)),
-                })
-                .collect::<R<StringArray>>()?,
-        ),
+        Shape::Float32 => Arc::new(scalars!(Float32Array, vals, "a float", Value::Float(f) => Ok(*f as f32))?),
+        Shape::Float64 => Arc::new(scalars!(Float64Array, vals, "a double", Value::Float(f) => Ok(*f))?),
+        Shape::Text => Arc::new(scalars!(StringArray, vals, "text",
+            Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s) => Ok(Cow::Borrowed(s.as_str())),
+            // One UTF-16 code unit; a lone surrogate becomes U+FFFD, as in the dump.
+            Value::Char(c) => Ok(Cow::Owned(String::from_utf16_lossy(&[*c]))),
+        )?),
+        // Not `scalars!`: every present value is asked for its form, there is no variant list.
         Shape::Iso8601 => Arc::new(
             vals.iter()
                 .map(|v| match present(*v) {
@@ -140,53 +119,23 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
         Shape::Json => Arc::new(
             vals.iter().map(|v| present(*v).map(|v| v.to_json().to_string())).collect::<StringArray>(),
         ),
-        Shape::Binary => Arc::new(
-            vals.iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::Bytes(b)) => Ok(Some(b.as_slice())),
-                    Some(o) => Err(mismatch("bytes", o)),
-                })
-                .collect::<R<BinaryArray>>()?,
+        Shape::Binary => Arc::new(scalars!(BinaryArray, vals, "bytes", Value::Bytes(b) => Ok(b.as_slice()))?),
+        Shape::Opaque => Arc::new(scalars!(BinaryArray, vals, "opaque bytes", Value::Opaque { bytes, .. } => Ok(bytes.as_slice()))?),
+        Shape::TimestampMillis => Arc::new(
+            scalars!(TimestampMillisecondArray, vals, "an instant",
+                Value::Instant { seconds, nanos } => seconds
+                    .checked_mul(1000)
+                    .and_then(|ms| ms.checked_add(i64::from(*nanos / 1_000_000)))
+                    .ok_or_else(|| format!("instant {seconds}s does not fit epoch milliseconds")),
+            )?
+            .with_timezone("UTC"),
         ),
-        Shape::Opaque => Arc::new(
-            vals.iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::Opaque { bytes, .. }) => Ok(Some(bytes.as_slice())),
-                    Some(o) => Err(mismatch("opaque bytes", o)),
-                })
-                .collect::<R<BinaryArray>>()?,
-        ),
-        Shape::TimestampMillis => {
-            let v: Vec<Option<i64>> = vals
-                .iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::Instant { seconds, nanos }) => seconds
-                        .checked_mul(1000)
-                        .and_then(|ms| ms.checked_add(i64::from(*nanos / 1_000_000)))
-                        .map(Some)
-                        .ok_or_else(|| format!("instant {seconds}s does not fit epoch milliseconds")),
-                    Some(o) => Err(mismatch("an instant", o)),
-                })
-                .collect::<R<_>>()?;
-            Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
-        }
-        Shape::TimeNanos => {
-            let v: Vec<Option<i64>> = vals
-                .iter()
-                .map(|v| match present(*v) {
-                    None => Ok(None),
-                    Some(Value::LocalTime { hour, minute, second, nano }) => {
-                        let secs = i64::from(*hour) * 3600 + i64::from(*minute) * 60 + i64::from(*second);
-                        Ok(Some(secs * 1_000_000_000 + i64::from(*nano)))
-                    }
-                    Some(o) => Err(mismatch("a local time", o)),
-                })
-                .collect::<R<_>>()?;
-            Arc::new(Time64NanosecondArray::from(v))
-        }
+        Shape::TimeNanos => Arc::new(scalars!(Time64NanosecondArray, vals, "a local time",
+            Value::LocalTime { hour, minute, second, nano } => {
+                let secs = i64::from(*hour) * 3600 + i64::from(*minute) * 60 + i64::from(*second);
+                Ok(secs * 1_000_000_000 + i64::from(*nano))
+            },
+        )?),
         Shape::TimeWindow => {
             let mut valid = Vec::with_capacity(vals.len());
             let mut start = Vec::with_capacity(vals.len());
@@ -211,39 +160,19 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
         }
         Shape::Struct(fields) => {
             let valid = struct_validity(vals, "a struct", |v| matches!(v, Value::Struct { .. }))?;
-            let children = fields
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let child: Vec<Option<&Value>> = vals
-                        .iter()
-                        .map(|v| match present(*v) {
-                            Some(Value::Struct { fields }) => field(fields, i, c.field.name()),
-                            _ => Ok(None),
-                        })
-                        .collect::<R<_>>()?;
-                    array(c, &child)
-                })
-                .collect::<R<Vec<_>>>()?;
+            let children = field_arrays(fields, vals, |v| match v {
+                Value::Struct { fields } => Some(fields),
+                _ => None,
+            })?;
             let fields: Fields = fields.iter().map(|c| c.field.clone()).collect();
             Arc::new(StructArray::try_new(fields, children, nulls_of(valid)).map_err(|e| e.to_string())?)
         }
         Shape::Row { fields, row_kind } => {
             let valid = struct_validity(vals, "a row", |v| matches!(v, Value::Row { .. }))?;
-            let mut children = fields
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let child: Vec<Option<&Value>> = vals
-                        .iter()
-                        .map(|v| match present(*v) {
-                            Some(Value::Row { fields, .. }) => field(fields, i, c.field.name()),
-                            _ => Ok(None),
-                        })
-                        .collect::<R<_>>()?;
-                    array(c, &child)
-                })
-                .collect::<R<Vec<_>>>()?;
+            let mut children = field_arrays(fields, vals, |v| match v {
+                Value::Row { fields, .. } => Some(fields),
+                _ => None,
+            })?;
             if *row_kind {
                 let kinds: StringArray = vals
                     .iter()
@@ -326,6 +255,25 @@ fn struct_validity(vals: &[Option<&Value>], what: &str, fits: impl Fn(&Value) ->
             None => Ok(false),
             Some(v) if fits(v) => Ok(true),
             Some(o) => Err(mismatch(what, o)),
+        })
+        .collect()
+}
+
+/// The child arrays of a struct-like column, one per field column: the field of each value
+/// `fields_of` takes (by position, else by name), null where the value is null.
+fn field_arrays(columns: &[Column], vals: &[Option<&Value>], fields_of: impl for<'v> Fn(&'v Value) -> Option<&'v Vec<(String, Value)>>) -> R<Vec<ArrayRef>> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let child: Vec<Option<&Value>> = vals
+                .iter()
+                .map(|v| match present(*v).and_then(&fields_of) {
+                    Some(fields) => field(fields, i, c.field.name()),
+                    None => Ok(None),
+                })
+                .collect::<R<_>>()?;
+            array(c, &child)
         })
         .collect()
 }

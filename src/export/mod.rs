@@ -11,11 +11,11 @@
 //!   file too), the threads (readers take one subtask at a time and hand chunks of entries to
 //!   encoders, which build record batches and append them), and the manifest.
 //!
-//! Memory stays bounded whatever the state size: entries are read one key group at a time
-//! ([`SnapshotEntries`]), buffered per state up to a fixed number of rows or bytes, written as
-//! one record batch, and Parquet row groups are closed when the writers' buffers grow past a
-//! limit. What grows with the state is the reader's key group (a key group is read and decoded
-//! at once, so about 1/max-parallelism of a keyed state is in memory).
+//! Memory stays bounded whatever the state size: entries are read one at a time
+//! ([`SnapshotEntries`], which decodes a key group through a window of its bytes, never the
+//! whole key group), buffered per state up to a fixed number of rows or bytes, written as one
+//! record batch, and Parquet row groups are closed when the writers' buffers grow past a limit.
+//! What grows with the state, up to that limit, is the row groups the Parquet writers buffer.
 
 mod arrays;
 pub mod schema;

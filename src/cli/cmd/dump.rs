@@ -1,15 +1,15 @@
 //! `flinksnap dump`: every logical state entry of a snapshot, decoded.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
-use flinksnap::model::{Entry, KeyGroupRange, OperatorId};
+use anyhow::Result;
+use flinksnap::model::{Entry, KeyGroupRange};
 use flinksnap::readers::entries::{Selection, SnapshotEntries};
 use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
 
+use super::operators::NamedOperators;
 use crate::cli::output::Table;
 use crate::cli::Outcome;
 
@@ -86,25 +86,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let out: &mut dyn Write = &mut out;
     let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    // Uids: stored in the metadata (2.x), given with --uid, or named with --operator.
-    let mut uids: BTreeMap<OperatorId, String> = BTreeMap::new();
-    for u in args.uids.iter().chain(args.operators.iter().filter(|o| o.parse::<OperatorId>().is_err())) {
-        uids.insert(OperatorId::from_uid(u), u.clone());
-    }
+    let named = NamedOperators::resolve(&snapshot, &args.operators, &args.uids)?;
+    // Uids stored in the metadata (2.x) win over those given.
+    let mut uids = named.uids;
     for op in &snapshot.metadata.operators {
         if let Some(u) = &op.uid {
             uids.insert(op.operator_id, u.clone());
         }
     }
-    let mut operators = Vec::new();
-    for o in &args.operators {
-        let id = o.parse::<OperatorId>().unwrap_or_else(|_| OperatorId::from_uid(o));
-        if snapshot.operator(&id).is_none() {
-            bail!("{}: no operator {o} (id {id}) in this snapshot; `flinksnap inspect` lists them", snapshot.metadata_location);
-        }
-        operators.push(id);
-    }
-    let selection = Selection { operators, states: args.states.clone(), key_groups: args.key_groups };
+    let selection = Selection { operators: named.selected, states: args.states.clone(), key_groups: args.key_groups };
     let entries = SnapshotEntries::new(&snapshot, selection);
     let uid_of = |e: &Entry| uids.get(&e.operator_id).map(String::as_str);
     let mut opaque = 0usize;

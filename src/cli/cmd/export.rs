@@ -1,18 +1,17 @@
 //! `flinksnap export`: every selected state of a snapshot into files a query engine reads.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use flinksnap::export::{export, ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
-use flinksnap::model::OperatorId;
 use flinksnap::readers::entries::Selection;
 use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
 
+use super::operators::NamedOperators;
 use crate::cli::Outcome;
 
 /// Output format of `export`.
@@ -95,26 +94,15 @@ impl Progress for Bar {
 /// Runs the command.
 pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
     let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    let mut uids: BTreeMap<OperatorId, String> = BTreeMap::new();
-    for u in args.uids.iter().chain(args.operators.iter().filter(|o| o.parse::<OperatorId>().is_err())) {
-        uids.insert(OperatorId::from_uid(u), u.clone());
-    }
-    let mut operators = Vec::new();
-    for o in &args.operators {
-        let id = o.parse::<OperatorId>().unwrap_or_else(|_| OperatorId::from_uid(o));
-        if snapshot.operator(&id).is_none() {
-            bail!("{}: no operator {o} (id {id}) in this snapshot; `flinksnap inspect` lists them", snapshot.metadata_location);
-        }
-        operators.push(id);
-    }
+    let named = NamedOperators::resolve(&snapshot, &args.operators, &args.uids)?;
     let mut opts = ExportOptions::new(&args.to);
     opts.format = match args.format {
         Format::Parquet => ExportFormat::Parquet,
         Format::Csv => ExportFormat::Csv,
         Format::Jsonl => ExportFormat::Jsonl,
     };
-    opts.selection = Selection { operators, states: args.states.clone(), key_groups: None };
-    opts.uids = uids;
+    opts.selection = Selection { operators: named.selected, states: args.states.clone(), key_groups: None };
+    opts.uids = named.uids;
     opts.force = args.force;
     if let Some(t) = args.threads {
         opts.threads = t.max(1);

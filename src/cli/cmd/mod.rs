@@ -1,4 +1,5 @@
-//! One module per subcommand.
+//! One module per subcommand, plus `operators`: the `--operator` / `--uid` lookup that `dump`
+//! and `export` share.
 
 pub mod diff;
 pub mod convert;
@@ -7,6 +8,7 @@ pub mod gc;
 pub mod export;
 pub mod inspect;
 pub mod latest;
+mod operators;
 pub mod refs;
 pub mod relocate;
 pub mod stats;
