@@ -9,13 +9,13 @@ use serde_json::Value as J;
 use crate::inspect::{copy_dir, fixtures, Fixture};
 use crate::util::{flinksnap, flinksnap_ok, root};
 
-/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (not yet through the
+/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (also through the
 /// changelog backend) and canonical savepoints, the canonical-stream full checkpoints RocksDB
 /// wrote up to Flink 1.15, and RocksDB native snapshots (native savepoints, native full
 /// checkpoints, incremental checkpoints).
 pub(crate) fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
-    (c["backend"] == "hashmap" && c["format"] != "changelog")
+    c["backend"] == "hashmap"
         || c["format"] == "canonical"
         || (c["format"] == "full" && c["flink_version"] == "1.15.4")
         || crate::rocksdb_native::is_rocksdb_native(fx)
@@ -132,7 +132,8 @@ fn corrupt_state_files_give_file_and_offset() {
     // Not the unaligned checkpoint: dump does not read its in-flight channel data, so a cut in
     // those files goes unnoticed, rightly. RocksDB's files are damaged in tests/rocksdb_native.rs:
     // its checksum errors carry no byte offset, and its OPTIONS file is never read.
-    let files_in_snapshot_dir = |f: &Fixture| readable(f) && !crate::rocksdb_native::is_rocksdb_native(f);
+    // Changelog checkpoints keep their files beside the snapshot directory (`changelog_files_damaged`).
+    let files_in_snapshot_dir = |f: &Fixture| readable(f) && !crate::rocksdb_native::is_rocksdb_native(f) && f.case["format"] != "changelog";
     for fx in fixtures().into_iter().filter(|f| files_in_snapshot_dir(f) && f.case["flink_version"] == "2.3.0" && f.case["parallelism"] == 1 && f.case["unaligned"] != true) {
         let tmp = tempfile::tempdir().unwrap();
         let src = root().join(fx.path());
@@ -166,4 +167,49 @@ fn corrupt_state_files_give_file_and_offset() {
             std::fs::write(&f, &orig).unwrap();
         }
     }
+}
+
+/// A changelog checkpoint's state-change log (DSTL) file and materialized files, cut and with
+/// flipped bytes: dump fails naming the file and a byte offset, or decodes something else; it
+/// never panics. The files live beside `chk-N` (`dstl/`, `taskowned/`), so the job directory is
+/// copied.
+#[test]
+fn changelog_files_damaged() {
+    let mut rng = crate::util::Rng(0xc4a9_6e10);
+    let mut checked = 0;
+    for fx in fixtures().into_iter().filter(|f| f.case["format"] == "changelog" && f.case["changelog_storage"] == "filesystem") {
+        let tmp = tempfile::tempdir().unwrap();
+        let chk = root().join(fx.path());
+        let job = chk.parent().unwrap();
+        let dst_job = tmp.path().join(job.file_name().unwrap());
+        copy_dir(job, &dst_job);
+        let dst = dst_job.join(chk.file_name().unwrap());
+        let mut files: Vec<_> = ["dstl", "taskowned"].iter().flat_map(|d| std::fs::read_dir(dst_job.join(d)).unwrap().flatten().map(|e| e.path())).collect();
+        files.sort();
+        for f in files {
+            let orig = std::fs::read(&f).unwrap();
+            for n in [1, orig.len() / 3, orig.len() / 2, orig.len() - 1] {
+                std::fs::write(&f, &orig[..n]).unwrap();
+                let out = flinksnap(&["dump", dst.to_str().unwrap()]);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{}: cut {} at {n} was not noticed", fx.name(), f.display());
+                assert!(stderr.contains(f.file_name().unwrap().to_str().unwrap()), "{stderr}");
+                assert!(stderr.contains("byte offset") || stderr.contains("bytes"), "{stderr}");
+                assert!(!stderr.contains("panicked"), "{stderr}");
+                checked += 1;
+            }
+            for _ in 0..30 {
+                let mut d = orig.clone();
+                let i = rng.below(d.len() as u64) as usize;
+                d[i] ^= 1 << rng.below(8);
+                std::fs::write(&f, &d).unwrap();
+                let out = flinksnap(&["dump", dst.to_str().unwrap()]);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(!stderr.contains("panicked"), "{stderr}");
+                assert!(matches!(out.status.code(), Some(0) | Some(2)), "{stderr}");
+            }
+            std::fs::write(&f, &orig).unwrap();
+        }
+    }
+    assert!(checked >= 16, "only {checked} cuts checked");
 }

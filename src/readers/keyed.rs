@@ -728,7 +728,7 @@ fn decode_delimited_list(elem: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Vec<Va
 }
 
 /// `TimerSerializer`: sign-flipped `i64` timestamp, key, namespace.
-fn decode_timer(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(i64, Value, Value, Vec<u8>, Vec<u8>)> {
+pub(crate) fn decode_timer(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(i64, Value, Value, Vec<u8>, Vec<u8>)> {
     let (key_ser, ns_ser) = ser
         .timer_key_namespace()
         .ok_or_else(|| c.error(DecodeErrorKind::Invalid(format!("timer state with serializer {}", ser.class_name()))))?;
