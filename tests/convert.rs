@@ -17,7 +17,7 @@ use crate::util::{flinksnap, flinksnap_ok, metadata_files, root};
 /// Fixtures whose keyed state the readers of this build understand (as in `tests/dump.rs`).
 fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
-    (c["backend"] == "hashmap" && c["format"] != "changelog")
+    c["backend"] == "hashmap"
         || c["format"] == "canonical"
         || (c["format"] == "full" && c["flink_version"] == "1.15.4")
 }

@@ -9,13 +9,13 @@ use serde_json::Value as J;
 use crate::inspect::{copy_dir, fixtures, Fixture};
 use crate::util::{flinksnap, flinksnap_ok, root};
 
-/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (not yet through the
+/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (also through the
 /// changelog backend) and canonical savepoints, the canonical-stream full checkpoints RocksDB
 /// wrote up to Flink 1.15, and RocksDB native snapshots (native savepoints, native full
 /// checkpoints, incremental checkpoints).
 pub(crate) fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
-    (c["backend"] == "hashmap" && c["format"] != "changelog")
+    c["backend"] == "hashmap"
         || c["format"] == "canonical"
         || (c["format"] == "full" && c["flink_version"] == "1.15.4")
         || crate::rocksdb_native::is_rocksdb_native(fx)
@@ -132,7 +132,8 @@ fn corrupt_state_files_give_file_and_offset() {
     // Not the unaligned checkpoint: dump does not read its in-flight channel data, so a cut in
     // those files goes unnoticed, rightly. RocksDB's files are damaged in tests/rocksdb_native.rs:
     // its checksum errors carry no byte offset, and its OPTIONS file is never read.
-    let files_in_snapshot_dir = |f: &Fixture| readable(f) && !crate::rocksdb_native::is_rocksdb_native(f);
+    // Changelog checkpoints keep their files beside the snapshot directory (`changelog_files_damaged`).
+    let files_in_snapshot_dir = |f: &Fixture| readable(f) && !crate::rocksdb_native::is_rocksdb_native(f) && f.case["format"] != "changelog";
     for fx in fixtures().into_iter().filter(|f| files_in_snapshot_dir(f) && f.case["flink_version"] == "2.3.0" && f.case["parallelism"] == 1 && f.case["unaligned"] != true) {
         let tmp = tempfile::tempdir().unwrap();
         let src = root().join(fx.path());
@@ -140,30 +141,66 @@ fn corrupt_state_files_give_file_and_offset() {
         copy_dir(&src, &dst);
         let files: Vec<_> = std::fs::read_dir(&dst).unwrap().flatten().map(|e| e.path()).filter(|p| p.file_name().unwrap() != "_metadata").collect();
         for f in files {
-            let orig = std::fs::read(&f).unwrap();
-            let cuts = [orig.len() / 3, orig.len() / 2, orig.len() - 1];
-            for &n in &cuts {
-                std::fs::write(&f, &orig[..n]).unwrap();
-                let out = flinksnap(&["dump", dst.to_str().unwrap()]);
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                assert_eq!(out.status.code(), Some(2), "{}: cut {} at {n} was not noticed", fx.name(), f.display());
-                assert!(stderr.contains(f.file_name().unwrap().to_str().unwrap()), "{stderr}");
-                assert!(!stderr.contains("panicked"), "{stderr}");
-            }
-            for _ in 0..20 {
-                let mut d = orig.clone();
-                let i = rng.below(d.len() as u64) as usize;
-                d[i] ^= 1 << rng.below(8);
-                std::fs::write(&f, &d).unwrap();
-                let out = flinksnap(&["dump", dst.to_str().unwrap()]);
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                assert!(!stderr.contains("panicked"), "{stderr}");
-                assert!(matches!(out.status.code(), Some(0) | Some(2)), "{stderr}");
-                if out.status.code() == Some(2) {
-                    assert!(stderr.contains("byte offset") || stderr.contains("snappy"), "{}: {stderr}", fx.name());
-                }
-            }
-            std::fs::write(&f, &orig).unwrap();
+            let len = std::fs::metadata(&f).unwrap().len() as usize;
+            damage_file(&mut rng, &fx.name(), &f, &dst, &[len / 3, len / 2, len - 1], 20);
         }
     }
+}
+
+/// Cuts `file` at each of `cuts` (dump of `snapshot` must fail naming the file) and flips a
+/// random bit `flips` times (dump fails naming a byte offset, or decodes something else); never
+/// a panic. The file is restored.
+fn damage_file(rng: &mut crate::util::Rng, name: &str, file: &std::path::Path, snapshot: &std::path::Path, cuts: &[usize], flips: usize) {
+    let orig = std::fs::read(file).unwrap();
+    let dump = || {
+        let out = flinksnap(&["dump", snapshot.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status.code(), stderr)
+    };
+    for &n in cuts {
+        std::fs::write(file, &orig[..n]).unwrap();
+        let (code, stderr) = dump();
+        assert_eq!(code, Some(2), "{name}: cut {} at {n} was not noticed", file.display());
+        assert!(stderr.contains(file.file_name().unwrap().to_str().unwrap()), "{stderr}");
+    }
+    for _ in 0..flips {
+        let mut d = orig.clone();
+        let i = rng.below(d.len() as u64) as usize;
+        d[i] ^= 1 << rng.below(8);
+        std::fs::write(file, &d).unwrap();
+        let (code, stderr) = dump();
+        assert!(matches!(code, Some(0) | Some(2)), "{stderr}");
+        if code == Some(2) {
+            assert!(stderr.contains("byte offset") || stderr.contains("snappy"), "{name}: {stderr}");
+        }
+    }
+    std::fs::write(file, &orig).unwrap();
+}
+
+/// A changelog checkpoint's state-change log (DSTL) file and materialized files, cut and with
+/// flipped bytes: dump fails naming the file and a byte offset, or decodes something else; it
+/// never panics. The files live beside `chk-N` (`dstl/`, `taskowned/`), so the job directory is
+/// copied.
+#[test]
+fn changelog_files_damaged() {
+    let mut rng = crate::util::Rng(0xc4a9_6e10);
+    let mut checked = 0;
+    for fx in fixtures().into_iter().filter(|f| f.case["format"] == "changelog" && f.case["changelog_storage"] == "filesystem") {
+        let tmp = tempfile::tempdir().unwrap();
+        let chk = root().join(fx.path());
+        let job = chk.parent().unwrap();
+        let dst_job = tmp.path().join(job.file_name().unwrap());
+        copy_dir(job, &dst_job);
+        let dst = dst_job.join(chk.file_name().unwrap());
+        let mut files: Vec<_> = ["dstl", "taskowned"].iter().flat_map(|d| std::fs::read_dir(dst_job.join(d)).unwrap().flatten().map(|e| e.path())).collect();
+        files.sort();
+        for f in files {
+            let len = std::fs::metadata(&f).unwrap().len() as usize;
+            let cuts = [1, len / 3, len / 2, len - 1];
+            damage_file(&mut rng, &fx.name(), &f, &dst, &cuts, 30);
+            checked += cuts.len();
+        }
+    }
+    assert!(checked >= 16, "only {checked} cuts checked");
 }

@@ -18,9 +18,10 @@
 //!    breaks the value's structure).
 //! 5. Every managed operator-state handle's proxy and elements decode.
 //!
-//! Raw (user-serialized) keyed and operator state are checked as files only. Handles whose entries
-//! flinksnap cannot read yet (RocksDB native and changelog) are reported as "not checked
-//! (unsupported)", never as problems.
+//! Raw (user-serialized) keyed and operator state are checked as files only. RocksDB native and
+//! changelog handles are decoded through the snapshot-wide entry iterator (every entry, with the
+//! logged changes applied); what flinksnap cannot read yet (e.g. changelog over RocksDB) is
+//! reported as "not checked (unsupported)", never as a problem.
 //!
 //! A finding names the operator (uid where known), subtask, file and byte offset where they are
 //! known. Severity `error` makes the snapshot unsound; `warning` and `info` do not.
@@ -627,7 +628,7 @@ impl Verifier<'_> {
     }
 
     /// Invariant 4 for handles read through the snapshot-wide entry iterator (RocksDB native and
-    /// changelog once their reader lands; "unsupported" until then).
+    /// changelog).
     fn keyed_via_entries(&mut self, s: &Snapshot, op: &OperatorState, keyed: &[(u32, &KeyedStateHandle)]) -> Vec<Finding> {
         let selection = Selection {
             operators: vec![op.operator_id],

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
 use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
+use crate::readers::changelog::{ChangelogHandleReader, ChangelogKeyGroupEntries};
 use crate::readers::keyed::{KeyGroupEntries, KeyedHandleReader};
 use crate::readers::operator::read_operator_state;
 use crate::readers::rocksdb::RocksDbHandleReader;
@@ -64,8 +65,10 @@ pub struct SnapshotEntries<'a> {
     selection: Selection,
     work: VecDeque<Work>,
     keyed: Option<(KeyedHandleReader, VecDeque<u32>)>,
+    /// The changelog handle being read, and its key groups still to read.
+    changelog: Option<(ChangelogHandleReader, VecDeque<u32>)>,
     /// The key group being read.
-    key_group: Option<KeyGroupEntries>,
+    key_group: Option<KeyGroupIter>,
     /// The RocksDB handle being read; dropping it removes its working directory.
     rocksdb: Option<RocksDbHandleReader>,
     buffer: std::vec::IntoIter<Entry>,
@@ -104,6 +107,7 @@ impl<'a> SnapshotEntries<'a> {
             selection,
             work,
             keyed: None,
+            changelog: None,
             key_group: None,
             rocksdb: None,
             buffer: Vec::new().into_iter(),
@@ -132,10 +136,17 @@ impl<'a> SnapshotEntries<'a> {
     fn step(&mut self) -> Result<bool> {
         if let Some((reader, kgs)) = &mut self.keyed {
             if let Some(kg) = kgs.pop_front() {
-                self.key_group = Some(reader.key_group_entries(kg)?);
+                self.key_group = Some(KeyGroupIter::Plain(reader.key_group_entries(kg)?));
                 return Ok(true);
             }
             self.keyed = None;
+        }
+        if let Some((reader, kgs)) = &mut self.changelog {
+            if let Some(kg) = kgs.pop_front() {
+                self.key_group = Some(KeyGroupIter::Changelog(reader.key_group_entries(kg)?));
+                return Ok(true);
+            }
+            self.changelog = None;
         }
         if let Some(reader) = &mut self.rocksdb {
             // The reader selects states and key groups itself.
@@ -176,9 +187,17 @@ impl<'a> SnapshotEntries<'a> {
                         let reader = RocksDbHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h, states, self.selection.key_groups)?;
                         self.rocksdb = Some(reader);
                     }
+                    Some(KeyedStateHandle::Changelog(h)) => {
+                        let reader = ChangelogHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h)?;
+                        let kgs = reader
+                            .key_groups()
+                            .filter(|kg| self.selection.key_groups.is_none_or(|r| r.contains(*kg)))
+                            .collect();
+                        self.changelog = Some((reader, kgs));
+                    }
                     Some(other) => {
                         return Err(Error::Invalid(format!(
-                            "{}: operator {} subtask {}: {} state is not readable yet (changelog state backend)",
+                            "{}: operator {} subtask {}: a {} is not a subtask's keyed state",
                             self.snapshot.metadata_location,
                             op.operator_id,
                             st.index,
@@ -209,6 +228,7 @@ impl Iterator for SnapshotEntries<'_> {
                         self.failed = true;
                         self.work.clear();
                         self.keyed = None;
+                        self.changelog = None;
                         self.key_group = None;
                         return Some(Err(e));
                     }
@@ -229,6 +249,7 @@ impl Iterator for SnapshotEntries<'_> {
                     self.failed = true;
                     self.work.clear();
                     self.keyed = None;
+                    self.changelog = None;
                     self.key_group = None;
                     self.rocksdb = None;
                     return Some(Err(e));
@@ -239,3 +260,22 @@ impl Iterator for SnapshotEntries<'_> {
 }
 
 impl std::iter::FusedIterator for SnapshotEntries<'_> {}
+
+/// The entries of one key group: of a key-groups handle, or of a changelog handle (materialized
+/// entries with the logged changes applied).
+#[derive(Debug)]
+enum KeyGroupIter {
+    Plain(KeyGroupEntries),
+    Changelog(ChangelogKeyGroupEntries),
+}
+
+impl Iterator for KeyGroupIter {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        match self {
+            KeyGroupIter::Plain(e) => e.next(),
+            KeyGroupIter::Changelog(e) => e.next(),
+        }
+    }
+}

@@ -728,10 +728,10 @@ fn decode_delimited_list(elem: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Vec<Va
 }
 
 /// A decoded timer: timestamp, key, namespace, and the bytes the key and the namespace took.
-type Timer = (i64, Value, Value, Vec<u8>, Vec<u8>);
+pub(crate) type Timer = (i64, Value, Value, Vec<u8>, Vec<u8>);
 
 /// `TimerSerializer`: sign-flipped `i64` timestamp, key, namespace.
-fn decode_timer(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<Timer> {
+pub(crate) fn decode_timer(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<Timer> {
     let (key_ser, ns_ser) = ser
         .timer_key_namespace()
         .ok_or_else(|| c.error(DecodeErrorKind::Invalid(format!("timer state with serializer {}", ser.class_name()))))?;

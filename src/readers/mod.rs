@@ -5,10 +5,12 @@
 //! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
 //! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
 //! - [`operator`]: operator list, union and broadcast state;
+//! - [`changelog`]: keyed state of the changelog backend (materialized state plus logged changes);
 //! - [`rocksdb`]: keyed state of RocksDB native snapshots (SST files, cargo feature `rocksdb`);
 //! - [`entries`]: every entry of a snapshot, streamed;
 //! - [`states`]: which states a snapshot holds, with their serializers, without reading entries.
 
+pub mod changelog;
 pub mod entries;
 pub mod keyed;
 pub mod meta;

@@ -88,10 +88,8 @@ fn keyed_backend_meta(snapshot: &Snapshot, handle: &KeyedStateHandle) -> Result<
             let bytes = source.read_range(0..source.size())?;
             read_keyed_backend_meta(&mut Cursor::new(&bytes)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
         }
-        other => Err(Error::Invalid(format!(
-            "{} state is not readable yet (changelog snapshots)",
-            other.class_name()
-        ))),
+        KeyedStateHandle::Changelog(h) => crate::readers::changelog::read_meta(snapshot, h),
+        other => Err(Error::Invalid(format!("a {} is not a subtask's keyed state", other.class_name()))),
     }
 }
 

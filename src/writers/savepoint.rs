@@ -397,6 +397,8 @@ impl Converter<'_> {
                 let bytes = source.read_range(0..source.size())?;
                 read_keyed_backend_meta(&mut Cursor::new(&bytes)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
             }
+            // Changelog checkpoints: the materialized proxy plus the states registered since.
+            KeyedStateHandle::Changelog(h) => crate::readers::changelog::read_meta(self.snapshot, h),
             other => Err(Error::Invalid(format!("{}: keyed state in a {} cannot be converted", self.where_(op), other.class_name()))),
         }
     }
