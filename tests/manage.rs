@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flinksnap::manage::gc::{execute, plan, GcOptions};
+use flinksnap::metadata::handles::KeyedStateHandle;
+use flinksnap::metadata::CheckpointMetadata;
 use flinksnap::manage::verify::{verify, FindingKind, Level};
 use flinksnap::storage::LocalStorage;
 use serde_json::Value as J;
@@ -240,15 +242,58 @@ fn verify_reports_corrupt_metadata_and_cannot_run_without_one() {
 }
 
 #[test]
-fn verify_reports_rocksdb_entries_as_not_checked() {
-    let fx: Fixture = fixtures().into_iter().find(|f| f.case["case"] == "rocksdb-checkpoint-incremental" && f.case["flink_version"] == "2.3.0").unwrap();
-    let j: J = serde_json::from_str(&flinksnap_ok(&["verify", &fx.path(), "--level", "full", "--format", "json"])).unwrap();
-    let checks = j["data"]["checks"].as_array().unwrap();
-    // Until the RocksDB reader lands: "not checked", not a problem; after, "passed".
-    for c in checks.iter().filter(|c| c["name"] == "managed keyed state") {
-        assert!(c["status"] == "not_checked" || c["status"] == "passed", "{c}");
+fn verify_checks_rocksdb_and_changelog_entries_and_their_key_groups() {
+    for case in ["rocksdb-checkpoint-incremental", "heap-changelog-checkpoint"] {
+        let fx: Fixture = fixtures().into_iter().find(|f| f.case["case"] == case && f.case["flink_version"] == "2.3.0").unwrap();
+        let j: J = serde_json::from_str(&flinksnap_ok(&["verify", &fx.path(), "--level", "full", "--format", "json"])).unwrap();
+        let checks = j["data"]["checks"].as_array().unwrap();
+        assert!(checks.iter().filter(|c| c["name"] == "managed keyed state").all(|c| c["status"] == "passed"), "{case}: {checks:?}");
+        assert!(checks.iter().any(|c| c["name"] == "key-group coverage" && c["status"] == "passed"));
+        assert!(j["data"]["totals"]["key_groups"].as_u64().unwrap() >= 20, "{case}: key groups read: {}", j["data"]["totals"]);
     }
-    assert!(checks.iter().any(|c| c["name"] == "key-group coverage" && c["status"] == "passed"));
+
+    // A key changed inside a logged state change (in-memory changelog: the changes are inline in
+    // `_metadata`) still decodes, but now hashes to another key group: a wrong-key-group error.
+    let c = copy_case("2.3.0", "heap-changelog-memory-checkpoint");
+    let snap = c.dir.join(c.snapshots()[0]["path"].as_str().unwrap());
+    let meta_path = snap.join("_metadata");
+    let original = std::fs::read(&meta_path).unwrap();
+    let m = CheckpointMetadata::parse(&original).unwrap();
+    let mut changes = Vec::new();
+    for op in &m.operators {
+        for st in op.subtasks.iter().filter_map(|s| s.state.as_ref()) {
+            if let Some(KeyedStateHandle::Changelog(h)) = &st.managed_keyed_state {
+                for k in &h.non_materialized {
+                    if let KeyedStateHandle::InMemoryChangelog(mem) = k {
+                        changes.extend(mem.changes.iter().map(|(_, bytes)| bytes.clone()));
+                    }
+                }
+            }
+        }
+    }
+    // Where string keys "k0<digit>" (StringValue: length + 1, then the chars) sit in the changes.
+    // A change that removes state loses nothing verify can see when its key changes; one that
+    // sets state must be caught.
+    let mut places = Vec::new();
+    for ch in &changes {
+        let Some(start) = original.windows(ch.len()).position(|w| w == &ch[..]) else { continue };
+        for (i, w) in ch.windows(4).enumerate() {
+            if w[0] == 4 && w[1] == b'k' && w[2] == b'0' && w[3].is_ascii_digit() {
+                places.push(start + i + 3);
+            }
+        }
+    }
+    assert!(places.len() >= 3, "keys k0N in the in-memory changelog: {places:?}");
+    let caught = places.iter().any(|&at| {
+        let mut bytes = original.clone();
+        bytes[at] = if bytes[at] == b'9' { b'0' } else { bytes[at] + 1 };
+        std::fs::write(&meta_path, &bytes).unwrap();
+        let out = flinksnap(&["verify", s(&snap), "--level", "full"]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(matches!(out.status.code(), Some(0) | Some(1)), "{stdout}");
+        out.status.code() == Some(1) && stdout.contains("hashes to another key group")
+    });
+    assert!(caught, "no changed key was reported in a wrong key group");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@
 //!
 //! Raw (user-serialized) keyed and operator state are checked as files only. RocksDB native and
 //! changelog handles are decoded through the snapshot-wide entry iterator (every entry, with the
-//! logged changes applied); what flinksnap cannot read yet (e.g. changelog over RocksDB) is
+//! logged changes applied, and its key checked against the key group it is stored under); what
+//! flinksnap cannot read yet (e.g. changelog over RocksDB) is
 //! reported as "not checked (unsupported)", never as a problem.
 //!
 //! A finding names the operator (uid where known), subtask, file and byte offset where they are
@@ -38,6 +39,7 @@ use crate::model::{KeyGroupRange, OperatorId};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::keyed::KeyedHandleReader;
 use crate::readers::operator::read_operator_state;
+use crate::readers::states::snapshot_states;
 use crate::readers::serializers::{java_hash_code, key_group_for_hash};
 use crate::snapshot::{ResolvedFile, Snapshot, StreamRef, METADATA_FILE};
 use crate::storage::{Location, Storage};
@@ -628,33 +630,60 @@ impl Verifier<'_> {
     }
 
     /// Invariant 4 for handles read through the snapshot-wide entry iterator (RocksDB native and
-    /// changelog).
+    /// changelog): every entry decodes, and every key whose Java hash is computable lies in the
+    /// key group it is stored under.
     fn keyed_via_entries(&mut self, s: &Snapshot, op: &OperatorState, keyed: &[(u32, &KeyedStateHandle)]) -> Vec<Finding> {
         let selection = Selection {
             operators: vec![op.operator_id],
             states: Vec::new(),
             key_groups: Some(KeyGroupRange::new(0, op.max_parallelism)),
         };
+        // The subtask whose handle an error or a key group belongs to.
+        let subtask_of_error = |e: &Error| {
+            keyed
+                .iter()
+                .find(|(_, h)| h.streams().iter().any(|(_, x)| Snapshot::recorded_path(x).is_some_and(|(p, _)| e.to_string().contains(p))))
+                .map(|(i, _)| *i)
+        };
+        let subtask_of_kg = |kg: u32| keyed.iter().find(|(_, h)| h.key_group_range().contains(kg)).map(|(i, _)| *i);
+        let key_serializer = match snapshot_states(s, &selection) {
+            Ok(states) => states.into_iter().flat_map(|(_, v)| v).find_map(|i| i.key_serializer),
+            Err(e) => return vec![self.error_finding(s, op, subtask_of_error(&e), &e, None)],
+        };
+        let mut key_groups = BTreeSet::new();
+        // Per key group: entries whose key hashes elsewhere, and the first of them.
+        let mut wrong: BTreeMap<u32, (usize, String, String, u32)> = BTreeMap::new();
         for e in SnapshotEntries::new(s, selection) {
             match e {
                 Ok(e) => {
                     self.totals.entries += 1;
                     self.totals.opaque_values += e.opaque_count() as u64;
+                    let Some(kg) = e.key_group else { continue };
+                    key_groups.insert(kg);
+                    let (Some(ser), Some(key)) = (&key_serializer, &e.key) else { continue };
+                    let Some(hash) = java_hash_code(ser, key) else { continue };
+                    let want = key_group_for_hash(hash, op.max_parallelism);
+                    if want != kg {
+                        let w = wrong.entry(kg).or_insert_with(|| (0, e.state.clone(), key.to_json().to_string(), want));
+                        w.0 += 1;
+                    }
                 }
-                Err(e) => {
-                    // The iterator stops at its first error; which subtask is known only when
-                    // the message names the handle's file.
-                    let subtask = keyed
-                        .iter()
-                        .find(|(_, h)| {
-                            h.streams().iter().any(|(_, x)| Snapshot::recorded_path(x).is_some_and(|(p, _)| e.to_string().contains(p)))
-                        })
-                        .map(|(i, _)| *i);
-                    return vec![self.error_finding(s, op, subtask, &e, None)];
-                }
+                // The iterator stops at its first error; which subtask is known only when the
+                // message names the handle's file.
+                Err(e) => return vec![self.error_finding(s, op, subtask_of_error(&e), &e, None)],
             }
         }
-        Vec::new()
+        self.totals.key_groups += key_groups.len() as u64;
+        wrong
+            .into_iter()
+            .map(|(kg, (n, state, key, want))| {
+                let mut f = self.finding(s, Some(op), subtask_of_kg(kg), Severity::Error, FindingKind::WrongKeyGroup);
+                f.message = format!(
+                    "key group {kg} holds {n} entries whose key hashes to another key group, e.g. state {state:?} key {key} belongs in key group {want}: a corrupted key"
+                );
+                f
+            })
+            .collect()
     }
 }
 
