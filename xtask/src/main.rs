@@ -16,7 +16,7 @@ use std::time::Instant;
 mod bench;
 mod interop;
 
-const DEFAULT_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
 /// A snapshot to take: after which phase, what kind, into which case.
 #[derive(Clone, Copy)]
