@@ -190,11 +190,14 @@ const RUNS: &[Run] = &[
         incremental: false,
         inline_threshold: Some(0),
         snaps: &[snap(3, "checkpoint", "heap-checkpoint-unaligned")],
-        only_versions: FEATURE_VERSIONS,
+        only_versions: UNALIGNED_VERSIONS,
     },
 ];
 
 const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// Unaligned checkpoints exist in every version; 1.13.6 and 1.14.6 add the oldest channel-state
+/// handles (metadata V3).
+const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.20.5", "2.3.0"];
 
 /// Extra job arguments of the feature runs, by run name (`--changelog filesystem|memory`,
 /// `--file-merging true`, `--unaligned true`; see `flink-job/.../Main.java`).
