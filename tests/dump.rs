@@ -17,7 +17,7 @@ pub(crate) fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
     c["backend"] == "hashmap"
         || c["format"] == "canonical"
-        || (c["format"] == "full" && c["flink_version"] == "1.15.4")
+        || (c["format"] == "full" && ["1.13.6", "1.14.6", "1.15.4"].iter().any(|v| c["flink_version"] == *v))
         || crate::rocksdb_native::is_rocksdb_native(fx)
 }
 

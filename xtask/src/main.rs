@@ -16,7 +16,7 @@ use std::time::Instant;
 mod bench;
 mod interop;
 
-const DEFAULT_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
 /// A snapshot to take: after which phase, what kind, into which case.
 #[derive(Clone, Copy)]
@@ -43,7 +43,9 @@ struct Run {
     only_versions: &'static [&'static str],
 }
 
-const EXTREMES: &[&str] = &["1.15.4", "2.3.0"];
+/// Also 1.13.6 and 1.14.6: the versions that write the older handle types (3, 5) and whose
+/// RocksDB is FRocksDB 5.17 / 6.20 with the full-snapshot stream.
+const EXTREMES: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "2.3.0"];
 
 const fn snap(phase: u8, kind: &'static str, case: &'static str) -> Snap {
     Snap { phase, kind, case }
@@ -188,11 +190,14 @@ const RUNS: &[Run] = &[
         incremental: false,
         inline_threshold: Some(0),
         snaps: &[snap(3, "checkpoint", "heap-checkpoint-unaligned")],
-        only_versions: FEATURE_VERSIONS,
+        only_versions: UNALIGNED_VERSIONS,
     },
 ];
 
 const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// Unaligned checkpoints exist in every version; 1.13.6 and 1.14.6 add the oldest channel-state
+/// handles (metadata V3).
+const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.20.5", "2.3.0"];
 
 /// Extra job arguments of the feature runs, by run name (`--changelog filesystem|memory`,
 /// `--file-merging true`, `--unaligned true`; see `flink-job/.../Main.java`).
@@ -308,6 +313,7 @@ fn fixtures(args: &[String]) -> Result<()> {
                 .snaps
                 .iter()
                 .copied()
+                .filter(|s| s.kind != "native" || has_native_savepoints(v))
                 .filter(|s| cases.is_empty() || cases.iter().any(|c| c == s.case))
                 .collect();
             if snaps.is_empty() {
@@ -394,14 +400,30 @@ fn generation(version: &str) -> Result<&'static str> {
     match major {
         "1" => {
             let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
-            if minor < 15 {
-                return Err(format!("Flink {version}: only 1.15 and newer are supported (native savepoints)"));
+            if minor < 13 {
+                return Err(format!("Flink {version}: only 1.13 and newer are supported"));
             }
             Ok("1x")
         }
         "2" => Ok("2x"),
         _ => Err(format!("unsupported Flink version {version:?}")),
     }
+}
+
+/// Native savepoints (FLIP-203) and `MiniCluster.triggerCheckpoint` are 1.15+.
+fn has_native_savepoints(version: &str) -> bool {
+    let mut p = version.split('.');
+    let major: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let minor: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    major > 1 || minor >= 15
+}
+
+/// The shim directories of the Java job besides `src-common`: the generation's (`src-1x`,
+/// `src-2x`), and how snapshots are triggered: `src-native` (1.15+: checkpoints on demand,
+/// savepoint format types) or `src-1old` (1.13, 1.14: periodic checkpoints, canonical savepoints).
+fn shim_dirs(version: &str) -> Result<[String; 2]> {
+    let trigger = if has_native_savepoints(version) { "src-native" } else { "src-1old" };
+    Ok([format!("src-{}", generation(version)?), trigger.to_owned()])
 }
 
 /// Flink <= 1.17 needs the usual module opens on Java 17.
@@ -561,7 +583,9 @@ fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes:
     fs::create_dir_all(classes).map_err(|e| e.to_string())?;
     let mut sources = Vec::new();
     java_sources(&job.join("src-common"), &mut sources)?;
-    java_sources(&job.join(format!("src-{}", generation(version)?)), &mut sources)?;
+    for dir in shim_dirs(version)? {
+        java_sources(&job.join(dir), &mut sources)?;
+    }
     sources.sort();
     println!("== flink {version}: javac {} sources against {}", sources.len(), dist.lib.display());
     let mut cmd = Command::new(&tools.javac);

@@ -127,6 +127,7 @@ pub(super) fn assemble(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedState
             snapshot.metadata_location
         )));
     }
+    super::legacy::upgrade(wd.path(), &wd.files)?;
     Ok(wd)
 }
 

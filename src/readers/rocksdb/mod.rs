@@ -6,6 +6,8 @@
 //! - `materialize`: the handle's SST, MANIFEST, CURRENT and OPTIONS files, assembled under
 //!   their local names into a temporary working directory (hard links where possible, else
 //!   copies; the snapshot is never written to), removed again on drop;
+//! - `legacy`: FRocksDB 5.17 tables (Flink 1.13, `format_version=0`) given the footer RocksDB 11
+//!   reads, in the working directory only;
 //! - `scan`: the directory opened read-only with Flink's list merge operator, one column family
 //!   per state of the handle's meta-data file, each scanned in key-group order within the
 //!   handle's key-group range and decoded with [`KeyedDecoder`](crate::readers::keyed::KeyedDecoder).
@@ -13,6 +15,8 @@
 //! RocksDB is a C++ library behind the cargo feature `rocksdb` (on by default). Built without
 //! it, [`RocksDbHandleReader::open`] fails with an error that says so.
 
+#[cfg(feature = "rocksdb")]
+mod legacy;
 #[cfg(feature = "rocksdb")]
 mod materialize;
 #[cfg(feature = "rocksdb")]
