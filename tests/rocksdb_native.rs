@@ -47,7 +47,9 @@ fn copy(fx: &Fixture) -> Copy {
 }
 
 /// The first RocksDB handle of the snapshot at `dir`, with every file resolved: local name →
-/// path of the snapshot file.
+/// path of the snapshot file in the copy at `dir`. An absolute path that still exists where
+/// Flink wrote it (e.g. while the interop has a chain placed there) is mapped into the copy too:
+/// the tests damage these files and must never touch anything outside their copy.
 fn rocksdb_files(dir: &Path) -> BTreeMap<String, PathBuf> {
     let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
     let h: &IncrementalRemoteKeyedStateHandle = s
@@ -65,7 +67,11 @@ fn rocksdb_files(dir: &Path) -> BTreeMap<String, PathBuf> {
         .chain(&h.private_state)
         .map(|f| {
             let r = s.resolve(f.handle.as_ref().unwrap()).unwrap().unwrap();
-            (f.local_path.clone(), PathBuf::from(r.location.as_str()))
+            let location = if r.relative || r.rebased { r.location } else { s.rebase(&r.location).unwrap() };
+            let path = PathBuf::from(location.as_str());
+            let copy_root = dir.parent().unwrap().parent().unwrap();
+            assert!(path.starts_with(copy_root), "{} lies outside the copy {}", path.display(), copy_root.display());
+            (f.local_path.clone(), path)
         })
         .collect()
 }
