@@ -19,6 +19,7 @@ fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
     c["backend"] == "hashmap"
         || c["format"] == "canonical"
+        || c["format"] == "changelog"
         || (c["format"] == "full" && c["flink_version"] == "1.15.4")
 }
 

@@ -46,20 +46,45 @@ fn copy(fx: &Fixture) -> Copy {
     Copy { _tmp: tmp, snapshot }
 }
 
-/// The first RocksDB handle of the snapshot at `dir`, with every file resolved: local name →
-/// path of the snapshot file.
-fn rocksdb_files(dir: &Path) -> BTreeMap<String, PathBuf> {
-    let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
-    let h: &IncrementalRemoteKeyedStateHandle = s
-        .metadata
+/// The RocksDB handles of a snapshot: its own, and those a changelog handle materialized.
+fn rocksdb_handles(s: &Snapshot) -> Vec<&IncrementalRemoteKeyedStateHandle> {
+    s.metadata
         .operators
         .iter()
         .flat_map(|o| &o.subtasks)
-        .find_map(|st| match st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) {
-            Some(KeyedStateHandle::IncrementalRemote(h)) => Some(h),
-            _ => None,
+        .filter_map(|st| st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()))
+        .flat_map(|k| match k {
+            KeyedStateHandle::IncrementalRemote(h) => vec![h],
+            KeyedStateHandle::Changelog(c) => c
+                .materialized
+                .iter()
+                .filter_map(|m| match m {
+                    KeyedStateHandle::IncrementalRemote(h) => Some(h),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         })
-        .expect("a RocksDB handle");
+        .collect()
+}
+
+/// The meta-data files of the RocksDB handles a changelog checkpoint at `dir` materialized,
+/// resolved.
+pub fn changelog_rocksdb_meta_files(dir: &Path) -> Vec<PathBuf> {
+    let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
+    let out: Vec<PathBuf> = rocksdb_handles(&s)
+        .into_iter()
+        .map(|h| PathBuf::from(s.resolve(h.meta_state_handle.as_ref().unwrap()).unwrap().unwrap().location.as_str()))
+        .collect();
+    assert!(!out.is_empty(), "{}: no RocksDB materialization", dir.display());
+    out
+}
+
+/// The first RocksDB handle of the snapshot at `dir` (or, in a changelog checkpoint, of its
+/// materialized part), with every file resolved: local name → path of the snapshot file.
+fn rocksdb_files(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
+    let h: &IncrementalRemoteKeyedStateHandle = rocksdb_handles(&s).into_iter().next().expect("a RocksDB handle");
     h.shared_state
         .iter()
         .chain(&h.private_state)
@@ -152,8 +177,21 @@ fn damaged_files_of_native_savepoints_and_full_checkpoints_are_named() {
 }
 
 #[test]
+fn damaged_materialized_rocksdb_files_of_a_changelog_checkpoint_are_named() {
+    // The changelog reader opens the materialization like any RocksDB handle: the same messages,
+    // and no working directory left behind on error.
+    for v in ["1.20.5", "2.3.0"] {
+        damage_is_named(&fixture(v, "rocksdb-changelog-checkpoint"));
+    }
+}
+
+#[test]
 fn the_working_directory_is_removed_and_the_snapshot_untouched() {
-    for fx in [fixture("2.3.0", "rocksdb-checkpoint-incremental"), fixture("1.15.4", "rocksdb-savepoint-native")] {
+    for fx in [
+        fixture("2.3.0", "rocksdb-checkpoint-incremental"),
+        fixture("1.15.4", "rocksdb-savepoint-native"),
+        fixture("2.3.0", "rocksdb-changelog-checkpoint"),
+    ] {
         let c = copy(&fx);
         let before = tree(c.snapshot.parent().unwrap());
         let (out, left) = run_with_tmpdir(&["dump", c.snapshot.to_str().unwrap()]);
