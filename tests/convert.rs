@@ -19,6 +19,7 @@ fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
     c["backend"] == "hashmap"
         || c["format"] == "canonical"
+        || c["format"] == "changelog"
         || (c["format"] == "full" && ["1.13.6", "1.14.6", "1.15.4"].iter().any(|v| c["flink_version"] == *v))
 }
 

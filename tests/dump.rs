@@ -9,14 +9,15 @@ use serde_json::Value as J;
 use crate::inspect::{copy_dir, fixtures, Fixture};
 use crate::util::{flinksnap, flinksnap_ok, root};
 
-/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots (also through the
-/// changelog backend) and canonical savepoints, the canonical-stream full checkpoints RocksDB
-/// wrote up to Flink 1.15, and RocksDB native snapshots (native savepoints, native full
-/// checkpoints, incremental checkpoints).
+/// Whether flinksnap reads this fixture's keyed state yet: heap snapshots and canonical
+/// savepoints, changelog checkpoints (materialized on the HashMap or the RocksDB backend), the
+/// canonical-stream full checkpoints RocksDB wrote up to Flink 1.15, and RocksDB native
+/// snapshots (native savepoints, native full checkpoints, incremental checkpoints).
 pub(crate) fn readable(fx: &Fixture) -> bool {
     let c = &fx.case;
     c["backend"] == "hashmap"
         || c["format"] == "canonical"
+        || c["format"] == "changelog"
         || (c["format"] == "full" && ["1.13.6", "1.14.6", "1.15.4"].iter().any(|v| c["flink_version"] == *v))
         || crate::rocksdb_native::is_rocksdb_native(fx)
 }
@@ -181,7 +182,9 @@ fn damage_file(rng: &mut crate::util::Rng, name: &str, file: &std::path::Path, s
 /// A changelog checkpoint's state-change log (DSTL) file and materialized files, cut and with
 /// flipped bytes: dump fails naming the file and a byte offset, or decodes something else; it
 /// never panics. The files live beside `chk-N` (`dstl/`, `taskowned/`), so the job directory is
-/// copied.
+/// copied. Of a RocksDB materialization only the meta-data files are damaged here: RocksDB's own
+/// files give checksum errors without byte offsets, and its OPTIONS file is never read
+/// (`rocksdb_native::damaged_materialized_rocksdb_files_of_a_changelog_checkpoint_are_named`).
 #[test]
 fn changelog_files_damaged() {
     let mut rng = crate::util::Rng(0xc4a9_6e10);
@@ -193,7 +196,13 @@ fn changelog_files_damaged() {
         let dst_job = tmp.path().join(job.file_name().unwrap());
         copy_dir(job, &dst_job);
         let dst = dst_job.join(chk.file_name().unwrap());
-        let mut files: Vec<_> = ["dstl", "taskowned"].iter().flat_map(|d| std::fs::read_dir(dst_job.join(d)).unwrap().flatten().map(|e| e.path())).collect();
+        let mut files: Vec<_> = if fx.case["backend"] == "rocksdb" {
+            let mut f: Vec<_> = std::fs::read_dir(dst_job.join("dstl")).unwrap().flatten().map(|e| e.path()).collect();
+            f.extend(crate::rocksdb_native::changelog_rocksdb_meta_files(&dst));
+            f
+        } else {
+            ["dstl", "taskowned"].iter().flat_map(|d| std::fs::read_dir(dst_job.join(d)).unwrap().flatten().map(|e| e.path())).collect()
+        };
         files.sort();
         for f in files {
             let len = std::fs::metadata(&f).unwrap().len() as usize;

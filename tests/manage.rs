@@ -243,7 +243,7 @@ fn verify_reports_corrupt_metadata_and_cannot_run_without_one() {
 
 #[test]
 fn verify_checks_rocksdb_and_changelog_entries_and_their_key_groups() {
-    for case in ["rocksdb-checkpoint-incremental", "heap-changelog-checkpoint"] {
+    for case in ["rocksdb-checkpoint-incremental", "heap-changelog-checkpoint", "rocksdb-changelog-checkpoint"] {
         let fx: Fixture = fixtures().into_iter().find(|f| f.case["case"] == case && f.case["flink_version"] == "2.3.0").unwrap();
         let j: J = serde_json::from_str(&flinksnap_ok(&["verify", &fx.path(), "--level", "full", "--format", "json"])).unwrap();
         let checks = j["data"]["checks"].as_array().unwrap();

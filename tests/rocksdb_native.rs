@@ -46,33 +46,62 @@ fn copy(fx: &Fixture) -> Copy {
     Copy { _tmp: tmp, snapshot }
 }
 
-/// The first RocksDB handle of the snapshot at `dir`, with every file resolved: local name →
-/// path of the snapshot file in the copy at `dir`. An absolute path that still exists where
-/// Flink wrote it (e.g. while the interop has a chain placed there) is mapped into the copy too:
-/// the tests damage these files and must never touch anything outside their copy.
-fn rocksdb_files(dir: &Path) -> BTreeMap<String, PathBuf> {
-    let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
-    let h: &IncrementalRemoteKeyedStateHandle = s
-        .metadata
+/// The RocksDB handles of a snapshot: its own, and those a changelog handle materialized.
+fn rocksdb_handles(s: &Snapshot) -> Vec<&IncrementalRemoteKeyedStateHandle> {
+    s.metadata
         .operators
         .iter()
         .flat_map(|o| &o.subtasks)
-        .find_map(|st| match st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) {
-            Some(KeyedStateHandle::IncrementalRemote(h)) => Some(h),
-            _ => None,
+        .filter_map(|st| st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()))
+        .flat_map(|k| match k {
+            KeyedStateHandle::IncrementalRemote(h) => vec![h],
+            KeyedStateHandle::Changelog(c) => c
+                .materialized
+                .iter()
+                .filter_map(|m| match m {
+                    KeyedStateHandle::IncrementalRemote(h) => Some(h),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         })
-        .expect("a RocksDB handle");
+        .collect()
+}
+
+/// The meta-data files of the RocksDB handles a changelog checkpoint at `dir` materialized,
+/// resolved.
+pub fn changelog_rocksdb_meta_files(dir: &Path) -> Vec<PathBuf> {
+    let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
+    let out: Vec<PathBuf> = rocksdb_handles(&s)
+        .into_iter()
+        .map(|h| in_copy(&s, h.meta_state_handle.as_ref().unwrap(), dir))
+        .collect();
+    assert!(!out.is_empty(), "{}: no RocksDB materialization", dir.display());
+    out
+}
+
+/// Where the file of `handle` is in the copy at `dir`. An absolute path that still exists where
+/// Flink wrote it (e.g. while the interop has a chain placed there) is mapped into the copy too:
+/// the tests damage these files and must never touch anything outside their copy.
+fn in_copy(s: &Snapshot, handle: &flinksnap::metadata::handles::StreamStateHandle, dir: &Path) -> PathBuf {
+    let r = s.resolve(handle).unwrap().unwrap();
+    let location = if r.relative || r.rebased { r.location } else { s.rebase(&r.location).unwrap() };
+    let path = PathBuf::from(location.as_str());
+    let copy_root = dir.parent().unwrap().parent().unwrap();
+    assert!(path.starts_with(copy_root), "{} lies outside the copy {}", path.display(), copy_root.display());
+    path
+}
+
+/// The first RocksDB handle of the snapshot at `dir` (or, in a changelog checkpoint, of its
+/// materialized part), with every file resolved: local name → path of the snapshot file in the
+/// copy at `dir`.
+fn rocksdb_files(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let s = Snapshot::open(Arc::new(LocalStorage), dir.to_str().unwrap()).unwrap();
+    let h: &IncrementalRemoteKeyedStateHandle = rocksdb_handles(&s).into_iter().next().expect("a RocksDB handle");
     h.shared_state
         .iter()
         .chain(&h.private_state)
-        .map(|f| {
-            let r = s.resolve(f.handle.as_ref().unwrap()).unwrap().unwrap();
-            let location = if r.relative || r.rebased { r.location } else { s.rebase(&r.location).unwrap() };
-            let path = PathBuf::from(location.as_str());
-            let copy_root = dir.parent().unwrap().parent().unwrap();
-            assert!(path.starts_with(copy_root), "{} lies outside the copy {}", path.display(), copy_root.display());
-            (f.local_path.clone(), path)
-        })
+        .map(|f| (f.local_path.clone(), in_copy(&s, f.handle.as_ref().unwrap(), dir)))
         .collect()
 }
 
@@ -158,6 +187,15 @@ fn damaged_files_of_native_savepoints_and_full_checkpoints_are_named() {
 }
 
 #[test]
+fn damaged_materialized_rocksdb_files_of_a_changelog_checkpoint_are_named() {
+    // The changelog reader opens the materialization like any RocksDB handle: the same messages,
+    // and no working directory left behind on error.
+    for v in ["1.20.5", "2.3.0"] {
+        damage_is_named(&fixture(v, "rocksdb-changelog-checkpoint"));
+    }
+}
+
+#[test]
 fn the_working_directory_is_removed_and_the_snapshot_untouched() {
     // 1.13.6: FRocksDB 5.17 tables get a new footer and the MANIFEST new sizes in the working
     // copy; the hard links to the snapshot's tables must be replaced, never written through.
@@ -165,6 +203,7 @@ fn the_working_directory_is_removed_and_the_snapshot_untouched() {
         fixture("2.3.0", "rocksdb-checkpoint-incremental"),
         fixture("1.15.4", "rocksdb-savepoint-native"),
         fixture("1.13.6", "rocksdb-checkpoint-incremental"),
+        fixture("2.3.0", "rocksdb-changelog-checkpoint"),
     ] {
         let c = copy(&fx);
         let before = tree(c.snapshot.parent().unwrap());
@@ -203,7 +242,7 @@ fn dump(path: &str, extra: &[&str]) -> Vec<J> {
 fn key_group_and_state_selections_clip_the_scan() {
     // Two subtasks, 2-byte key-group prefixes: a key-group range inside one subtask, one
     // spanning both, and a state filter.
-    for v in ["1.13.6", "1.15.4", "2.3.0"] {
+    for v in ["1.15.4", "2.3.0"] {
         let fx = fixture(v, "rocksdb-checkpoint-incremental-p2-maxp32768");
         let path = fx.path();
         let all = dump(&path, &[]);

@@ -10,7 +10,7 @@
 //! touched are held, the key group's changes applied to them, and the results emitted.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind, Error, Result, ResultExt};
@@ -18,6 +18,7 @@ use crate::metadata::handles::{ChangelogStateBackendHandle, KeyedStateHandle};
 use crate::model::value::Value;
 use crate::model::{Entry, KeyGroupRange, OperatorId, RawEntry, StateKind};
 use crate::readers::keyed::{decode_span, decode_timer, decode_value, KeyGroupEntries, KeyedHandleReader};
+use crate::readers::rocksdb::RocksDbHandleReader;
 use crate::readers::meta::{read_state_meta_info, BackendStateType, KeyedBackendMeta, StateMetaInfo, NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
 use crate::readers::serializers::TypeSerializer;
 use crate::readers::stream::{snappy_decompress, StreamSource};
@@ -323,11 +324,91 @@ impl Log {
     }
 }
 
+/// One materialized handle: the HashMap backend's key groups, or a RocksDB native handle.
+#[derive(Debug)]
+enum Materialized {
+    Heap(KeyedHandleReader),
+    /// The RocksDB instance is opened once (its files assembled into a working directory that
+    /// lives as long as the reader) and re-aimed at each key group in turn.
+    RocksDb {
+        reader: Arc<Mutex<RocksDbHandleReader>>,
+        range: KeyGroupRange,
+        meta: KeyedBackendMeta,
+        /// The key groups holding an entry.
+        key_groups: Vec<u32>,
+    },
+}
+
+impl Materialized {
+    fn meta(&self) -> &KeyedBackendMeta {
+        match self {
+            Materialized::Heap(r) => r.meta(),
+            Materialized::RocksDb { meta, .. } => meta,
+        }
+    }
+
+    fn range(&self) -> KeyGroupRange {
+        match self {
+            Materialized::Heap(r) => r.handle().key_group_range,
+            Materialized::RocksDb { range, .. } => *range,
+        }
+    }
+
+    fn key_groups(&self) -> Vec<u32> {
+        match self {
+            Materialized::Heap(r) => r.key_groups().collect(),
+            Materialized::RocksDb { key_groups, .. } => key_groups.clone(),
+        }
+    }
+
+    fn key_group_entries(&self, kg: u32) -> Result<MaterializedEntries> {
+        match self {
+            Materialized::Heap(r) => Ok(MaterializedEntries::Heap(r.key_group_entries(kg)?)),
+            Materialized::RocksDb { reader, .. } => {
+                lock(reader)?.select_key_group(kg)?;
+                Ok(MaterializedEntries::RocksDb { reader: reader.clone(), batch: Vec::new().into_iter() })
+            }
+        }
+    }
+}
+
+fn lock(reader: &Mutex<RocksDbHandleReader>) -> Result<std::sync::MutexGuard<'_, RocksDbHandleReader>> {
+    reader.lock().map_err(|_| Error::Invalid("the RocksDB reader of a materialized changelog handle failed before".into()))
+}
+
+/// The materialized entries of one key group. A RocksDB handle's entries come batch by batch
+/// (bounded memory); the reader serves one key group at a time, so a key group's entries must
+/// be read before the next key group's are asked for (as [`ChangelogHandleReader`] is used).
+enum MaterializedEntries {
+    Heap(KeyGroupEntries),
+    RocksDb { reader: Arc<Mutex<RocksDbHandleReader>>, batch: std::vec::IntoIter<Entry> },
+}
+
+impl Iterator for MaterializedEntries {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        match self {
+            MaterializedEntries::Heap(e) => e.next(),
+            MaterializedEntries::RocksDb { reader, batch } => loop {
+                if let Some(e) = batch.next() {
+                    return Some(Ok(e));
+                }
+                match lock(reader).and_then(|mut r| r.next_batch()) {
+                    Ok(Some(b)) => *batch = b.into_iter(),
+                    Ok(None) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+}
+
 /// Reads the keyed state of one `ChangelogStateBackendHandle`.
 #[derive(Debug)]
 pub struct ChangelogHandleReader {
     operator_id: OperatorId,
-    materialized: Vec<KeyedHandleReader>,
+    materialized: Vec<Materialized>,
     /// The first materialized handle's proxy (the layout of the delegate backend).
     base: Option<KeyedBackendMeta>,
     key_serializer: Option<TypeSerializer>,
@@ -347,7 +428,17 @@ impl ChangelogHandleReader {
         let mut materialized = Vec::new();
         for h in &handle.materialized {
             match h {
-                KeyedStateHandle::KeyGroups(k) => materialized.push(KeyedHandleReader::open(snapshot, operator_id, max_parallelism, k)?),
+                KeyedStateHandle::KeyGroups(k) => materialized.push(Materialized::Heap(KeyedHandleReader::open(snapshot, operator_id, max_parallelism, k)?)),
+                KeyedStateHandle::IncrementalRemote(inc) => {
+                    // Every state, every key group of the handle: the replay needs all of them.
+                    let reader = RocksDbHandleReader::open(snapshot, operator_id, max_parallelism, inc, &[], None)?;
+                    let meta = match reader.meta() {
+                        Some(m) => m.clone(),
+                        None => crate::readers::rocksdb::read_meta(snapshot, inc)?,
+                    };
+                    let key_groups = reader.key_groups()?;
+                    materialized.push(Materialized::RocksDb { reader: Arc::new(Mutex::new(reader)), range: inc.key_group_range, meta, key_groups });
+                }
                 other => return Err(not_readable(snapshot, other)),
             }
         }
@@ -372,7 +463,7 @@ impl ChangelogHandleReader {
                 timers_by_kg.entry(*kg).or_default().push((*state, element.clone()));
             }
         }
-        let mut key_groups: Vec<u32> = materialized.iter().flat_map(|r| r.key_groups().collect::<Vec<_>>()).collect();
+        let mut key_groups: Vec<u32> = materialized.iter().flat_map(Materialized::key_groups).collect();
         key_groups.extend(log.changes.keys());
         key_groups.extend(timers_by_kg.keys());
         key_groups.sort_unstable();
@@ -421,7 +512,7 @@ impl ChangelogHandleReader {
     pub fn key_group_entries(&mut self, kg: u32) -> Result<ChangelogKeyGroupEntries> {
         let mut materialized = VecDeque::new();
         for r in &self.materialized {
-            if r.handle().key_group_range.contains(kg) {
+            if r.range().contains(kg) {
                 materialized.push_back(r.key_group_entries(kg)?);
             }
         }
@@ -449,7 +540,7 @@ impl ChangelogHandleReader {
 
 fn not_readable(snapshot: &Snapshot, h: &KeyedStateHandle) -> Error {
     Error::Invalid(format!(
-        "{}: a changelog handle materialized as {}: not readable yet (only the HashMap backend's materialized state is)",
+        "{}: a changelog handle materialized as {}: not readable yet (only the HashMap and RocksDB backends' materialized state is)",
         snapshot.metadata_location,
         h.class_name()
     ))
@@ -463,6 +554,10 @@ pub fn read_meta(snapshot: &Snapshot, handle: &ChangelogStateBackendHandle) -> R
         match h {
             KeyedStateHandle::KeyGroups(k) => {
                 let m = KeyedHandleReader::read_meta(snapshot, k)?;
+                base.get_or_insert(m);
+            }
+            KeyedStateHandle::IncrementalRemote(inc) => {
+                let m = crate::readers::rocksdb::read_meta(snapshot, inc)?;
                 base.get_or_insert(m);
             }
             other => return Err(not_readable(snapshot, other)),
@@ -509,7 +604,7 @@ pub struct ChangelogKeyGroupEntries {
     sources: Arc<Vec<String>>,
     timers: Arc<TimerFates>,
     new_timers: Vec<(usize, Vec<u8>)>,
-    materialized: VecDeque<KeyGroupEntries>,
+    materialized: VecDeque<MaterializedEntries>,
     scoped: Vec<Scoped>,
     touched: HashSet<Slot>,
     held: BTreeMap<Slot, Held>,
@@ -1218,7 +1313,11 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
         let mut checked = 0;
         for version in ["1.20.5", "2.3.0"] {
-            for case in ["heap-changelog-checkpoint", "heap-changelog-memory-checkpoint"] {
+            let mut cases = vec!["heap-changelog-checkpoint", "heap-changelog-memory-checkpoint"];
+            if cfg!(feature = "rocksdb") {
+                cases.push("rocksdb-changelog-checkpoint");
+            }
+            for case in cases {
                 let dir = root.join(format!("flink-{version}")).join(case);
                 let job = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
                 let chk = std::fs::read_dir(&job).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("chk-")).unwrap();
@@ -1232,7 +1331,7 @@ mod tests {
                         let mut before: Vec<String> = Vec::new();
                         for m in &reader.materialized {
                             for kg in m.key_groups() {
-                                before.extend(m.read_key_group(kg).unwrap().iter().map(key));
+                                before.extend(m.key_group_entries(kg).unwrap().map(|e| key(&e.unwrap())));
                             }
                         }
                         let mut after: Vec<String> = Vec::new();
@@ -1249,7 +1348,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 4);
+        assert_eq!(checked, if cfg!(feature = "rocksdb") { 6 } else { 4 });
     }
 
     #[test]

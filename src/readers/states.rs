@@ -3,16 +3,14 @@
 //! per state (`flinksnap export`) need this before the first entry, and for states that hold
 //! no entry at all.
 
-use crate::bytes::Cursor;
 use crate::error::{Error, Result};
 use crate::metadata::handles::KeyedStateHandle;
 use crate::model::{OperatorId, StateKind};
 use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
 use crate::readers::keyed::KeyedHandleReader;
-use crate::readers::meta::{read_keyed_backend_meta, KeyedBackendMeta, StateMetaInfo};
+use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo};
 use crate::readers::operator::read_operator_meta;
 use crate::readers::serializers::TypeSerializer;
-use crate::readers::stream::StreamSource;
 use crate::snapshot::Snapshot;
 
 /// One registered state of one operator, as a subtask's state file declares it.
@@ -80,14 +78,7 @@ fn keyed_backend_meta(snapshot: &Snapshot, handle: &KeyedStateHandle) -> Result<
         KeyedStateHandle::KeyGroups(h) => KeyedHandleReader::read_meta(snapshot, h),
         // RocksDB native snapshots keep the proxy in a meta-data file of its own, written as it
         // is (`RocksIncrementalSnapshotStrategy.materializeMetaData`): no RocksDB needed here.
-        KeyedStateHandle::IncrementalRemote(h) => {
-            let Some(meta) = &h.meta_state_handle else {
-                return Err(Error::Invalid("RocksDB native state without a meta-data file".into()));
-            };
-            let source = StreamSource::open(snapshot, meta)?;
-            let bytes = source.read_range(0..source.size())?;
-            read_keyed_backend_meta(&mut Cursor::new(&bytes)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
-        }
+        KeyedStateHandle::IncrementalRemote(h) => crate::readers::rocksdb::read_meta(snapshot, h),
         KeyedStateHandle::Changelog(h) => crate::readers::changelog::read_meta(snapshot, h),
         other => Err(Error::Invalid(format!("a {} is not a subtask's keyed state", other.class_name()))),
     }

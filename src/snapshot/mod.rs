@@ -238,6 +238,8 @@ fn keyed_streams(
             }
             v
         }
+        // A changelog handle materialized on RocksDB: its files keep their local names too.
+        K::Changelog(h) => h.materialized.iter().chain(&h.non_materialized).flat_map(keyed_streams).collect(),
         other => other.streams().into_iter().map(|(r, s)| (r, s, None)).collect(),
     }
 }

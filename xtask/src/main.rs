@@ -160,6 +160,18 @@ const RUNS: &[Run] = &[
         only_versions: FEATURE_VERSIONS,
     },
     Run {
+        name: "rocksdb-changelog",
+        backend: "rocksdb",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        // materializations are RocksDB incremental snapshots (IncrementalRemoteKeyedStateHandle)
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "checkpoint", "rocksdb-changelog-checkpoint")],
+        only_versions: FEATURE_VERSIONS,
+    },
+    Run {
         name: "heap-file-merging",
         backend: "hashmap",
         parallelism: 1,
@@ -204,6 +216,7 @@ const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.20.5", "2.3.0"];
 const RUN_FEATURES: &[(&str, &[&str])] = &[
     ("heap-changelog", &["--changelog", "filesystem"]),
     ("heap-changelog-memory", &["--changelog", "memory"]),
+    ("rocksdb-changelog", &["--changelog", "filesystem"]),
     ("heap-file-merging", &["--file-merging", "true"]),
     ("rocksdb-file-merging", &["--file-merging", "true"]),
     ("heap-unaligned", &["--unaligned", "true"]),

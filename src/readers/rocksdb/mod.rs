@@ -37,6 +37,9 @@ pub struct RocksDbHandleReader {
     /// `None` when nothing is selected: no files are assembled then.
     #[cfg(feature = "rocksdb")]
     scan: Option<scan::HandleScan>,
+    /// The key groups read: the handle's range within the selection (`None`: none).
+    #[cfg(feature = "rocksdb")]
+    bounds: Option<(u32, u32)>,
     #[cfg(not(feature = "rocksdb"))]
     never: std::convert::Infallible,
 }
@@ -88,6 +91,44 @@ impl RocksDbHandleReader {
         }
     }
 
+    /// The key groups of the selection that hold an entry of a selected state, ascending (one
+    /// key read per key group and state).
+    pub fn key_groups(&self) -> Result<Vec<u32>> {
+        #[cfg(feature = "rocksdb")]
+        {
+            match (&self.scan, self.bounds) {
+                (Some(s), Some(b)) => s.key_groups(b),
+                _ => Ok(Vec::new()),
+            }
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            match self.never {}
+        }
+    }
+
+    /// Restarts the reader on key group `kg` alone: the following batches hold the selected
+    /// states' entries of `kg` (state by state), then `None`. A key group outside the selection
+    /// has no entries. Used to read a handle key group by key group (changelog replay).
+    pub fn select_key_group(&mut self, kg: u32) -> Result<()> {
+        #[cfg(feature = "rocksdb")]
+        {
+            if let Some(s) = &mut self.scan {
+                match self.bounds {
+                    Some((first, last)) if (first..=last).contains(&kg) => s.plan((kg, kg))?,
+                    // an empty plan: no states
+                    _ => s.plan_nothing(),
+                }
+            }
+            Ok(())
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            let _ = kg;
+            match self.never {}
+        }
+    }
+
     /// The handle's serialization proxy (states and serializers), when anything was selected.
     pub fn meta(&self) -> Option<&crate::readers::meta::KeyedBackendMeta> {
         #[cfg(feature = "rocksdb")]
@@ -99,6 +140,18 @@ impl RocksDbHandleReader {
             match self.never {}
         }
     }
+}
+
+/// The handle's serialization proxy, from its meta-data file alone (no RocksDB needed: Flink
+/// writes it as it is, `RocksIncrementalSnapshotStrategy.materializeMetaData`).
+pub fn read_meta(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle) -> Result<crate::readers::meta::KeyedBackendMeta> {
+    let Some(meta) = &handle.meta_state_handle else {
+        return Err(Error::Invalid(format!("{}: RocksDB native state without a meta-data file", snapshot.metadata_location)));
+    };
+    let source = crate::readers::stream::StreamSource::open(snapshot, meta)?;
+    let bytes = source.read_range(0..source.size())?;
+    crate::readers::meta::read_keyed_backend_meta(&mut crate::bytes::Cursor::new(&bytes))
+        .map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
 }
 
 #[cfg(feature = "rocksdb")]
@@ -114,7 +167,7 @@ fn open_impl(
         Some(b) => Some(scan::HandleScan::open(snapshot, operator_id, max_parallelism, handle, states, b)?),
         None => None,
     };
-    Ok(RocksDbHandleReader { scan })
+    Ok(RocksDbHandleReader { scan, bounds })
 }
 
 #[cfg(not(feature = "rocksdb"))]

@@ -111,6 +111,10 @@ pub(super) struct HandleScan {
     /// Column families in the database, as RocksDB lists them.
     column_families: Vec<String>,
     scans: VecDeque<StateScan>,
+    /// The selected states that have a column family: (index in the meta-data file, name).
+    selected: Vec<(usize, String)>,
+    /// Key-group prefix width in bytes.
+    width: usize,
     /// Key/value pairs per batch ([`BATCH_PAIRS`]; tests make it small).
     batch_pairs: usize,
     /// `_metadata`, for messages.
@@ -168,23 +172,102 @@ impl HandleScan {
             open_db(&dir).map_err(|e| Error::Invalid(format!("{metadata}: RocksDB could not open the state of {what}: {e}")))?;
 
         let width = decoder.key_group_prefix_len();
-        let mut scans = VecDeque::new();
-        let lower = key_group_prefix(first, width).ok_or_else(|| {
-            Error::Invalid(format!("{metadata}: key group {first} of {what} does not fit a {width}-byte key-group prefix"))
-        })?;
-        let upper = last.checked_add(1).and_then(|n| key_group_prefix(n, width));
-        for (index, state) in meta.states.iter().enumerate() {
-            if !states.is_empty() && !states.contains(&state.name) {
-                continue;
+        // A state without a column family has no entries: Flink creates missing column
+        // families empty on restore.
+        let selected = meta
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| (states.is_empty() || states.contains(&st.name)) && column_families.contains(&st.name))
+            .map(|(i, st)| (i, st.name.clone()))
+            .collect();
+        let mut scan = HandleScan {
+            db,
+            dir,
+            decoder,
+            meta,
+            column_families,
+            scans: VecDeque::new(),
+            selected,
+            width,
+            batch_pairs: BATCH_PAIRS,
+            metadata,
+            what,
+        };
+        scan.plan((first, last))?;
+        Ok(scan)
+    }
+
+    /// (Re)plans one scan per selected state over key groups `first..=last`, dropping whatever
+    /// was left of the previous plan.
+    pub(super) fn plan(&mut self, (first, last): (u32, u32)) -> Result<()> {
+        let lower = self.prefix(first)?;
+        let upper = last.checked_add(1).and_then(|n| key_group_prefix(n, self.width));
+        self.scans = self
+            .selected
+            .iter()
+            .map(|(index, name)| StateScan { index: *index, name: name.clone(), lower: lower.clone(), upper: upper.clone(), resume: None })
+            .collect();
+        Ok(())
+    }
+
+    /// Plans nothing: the next batch is `None`.
+    pub(super) fn plan_nothing(&mut self) {
+        self.scans.clear();
+    }
+
+    fn prefix(&self, kg: u32) -> Result<Vec<u8>> {
+        key_group_prefix(kg, self.width).ok_or_else(|| {
+            Error::Invalid(format!("{}: key group {kg} of {} does not fit a {}-byte key-group prefix", self.metadata, self.what, self.width))
+        })
+    }
+
+    /// The key groups within `first..=last` that hold an entry of a selected state, ascending.
+    /// Reads one key per key group and state: each found key group is skipped by seeking to the
+    /// next one's prefix.
+    pub(super) fn key_groups(&self, (first, last): (u32, u32)) -> Result<Vec<u32>> {
+        let mut found = std::collections::BTreeSet::new();
+        let lower = self.prefix(first)?;
+        let upper = last.checked_add(1).and_then(|n| key_group_prefix(n, self.width));
+        for (_, name) in &self.selected {
+            let cf = self
+                .db
+                .cf_handle(name)
+                .ok_or_else(|| Error::Invalid(format!("{}: RocksDB lost column family {name:?} of {}", self.metadata, self.what)))?;
+            let mut ro = ReadOptions::default();
+            ro.fill_cache(false);
+            ro.set_verify_checksums(true);
+            ro.set_iterate_lower_bound(lower.clone());
+            if let Some(upper) = &upper {
+                ro.set_iterate_upper_bound(upper.clone());
             }
-            // A state without a column family has no entries: Flink creates missing column
-            // families empty on restore.
-            if !column_families.contains(&state.name) {
-                continue;
+            let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
+            it.seek(&lower);
+            while let Some(key) = it.key() {
+                let kg = self.decoder.key_group_of(key).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: RocksDB state of {}, column family {name:?}: key 0x{} is shorter than its key-group prefix",
+                        self.metadata,
+                        self.what,
+                        hex(key)
+                    ))
+                })?;
+                found.insert(kg);
+                match kg.checked_add(1).and_then(|n| key_group_prefix(n, self.width)) {
+                    Some(next) => it.seek(&next),
+                    None => break,
+                }
             }
-            scans.push_back(StateScan { index, name: state.name.clone(), lower: lower.clone(), upper: upper.clone(), resume: None });
+            it.status().map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: RocksDB could not read column family {name:?} of the state of {}: {}",
+                    self.metadata,
+                    self.what,
+                    self.dir.explain(&e.into_string())
+                ))
+            })?;
         }
-        Ok(HandleScan { db, dir, decoder, meta, column_families, scans, batch_pairs: BATCH_PAIRS, metadata, what })
+        Ok(found.into_iter().collect())
     }
 
     /// The handle's serialization proxy: states and serializers.
@@ -389,6 +472,40 @@ mod tests {
         let (part, _) = all(2, (lo, hi));
         let want: Vec<&String> = reference.iter().zip(&kgs).filter(|(_, k)| (lo..=hi).contains(*k)).map(|(j, _)| j).collect();
         assert_eq!(part.iter().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn key_group_by_key_group_reads_the_same_entries() {
+        // As the changelog replay reads a materialization: the non-empty key groups found by
+        // seeking, then one plan per key group.
+        for rel in ["flink-2.3.0/rocksdb-checkpoint-incremental-p2-maxp32768", "flink-1.20.5/rocksdb-checkpoint-incremental"] {
+            let (s, h, id, maxp) = fixture(rel);
+            let r = h.key_group_range;
+            let whole = (r.start, r.end_inclusive().unwrap());
+            let mut scan = HandleScan::open(&s, id, maxp, &h, &[], whole).unwrap();
+            let mut reference = Vec::new();
+            while let Some(b) = scan.next_batch().unwrap() {
+                reference.extend(b.iter().map(|e| (e.key_group.unwrap(), e.to_json(None).to_string())));
+            }
+            let mut want_kgs: Vec<u32> = reference.iter().map(|(k, _)| *k).collect();
+            want_kgs.sort_unstable();
+            want_kgs.dedup();
+            let kgs = scan.key_groups(whole).unwrap();
+            assert_eq!(kgs, want_kgs, "{rel}");
+            let mut got = Vec::new();
+            for &kg in &kgs {
+                scan.plan((kg, kg)).unwrap();
+                while let Some(b) = scan.next_batch().unwrap() {
+                    assert!(b.iter().all(|e| e.key_group == Some(kg)), "{rel}: key group {kg}");
+                    got.extend(b.iter().map(|e| (kg, e.to_json(None).to_string())));
+                }
+            }
+            reference.sort();
+            got.sort();
+            assert_eq!(got, reference, "{rel}");
+            scan.plan_nothing();
+            assert!(scan.next_batch().unwrap().is_none());
+        }
     }
 
     #[test]
