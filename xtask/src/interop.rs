@@ -28,8 +28,8 @@
 //!   it was taken with (canonical savepoints into both) and
 //!   compared; the fixture must be unchanged afterwards. Changelog checkpoints restore through
 //!   Flink's changelog migration path (the job does not enable the changelog backend).
-//!   Unaligned snapshots are relocated but not restored (replayed in-flight records would change
-//!   the state).
+//!   Unaligned checkpoints restore into the unaligned run's job, and their in-flight records must
+//!   be replayed (counted by the job).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -125,8 +125,9 @@ struct Conversion {
     dir: PathBuf,
     /// Relocate only: where `relocate` writes, before the rename to `dir`.
     staging: PathBuf,
-    /// Relocated, but by design not restored: why.
-    no_restore: Option<&'static str>,
+    /// The restore job needs the unaligned run's extra branch (`filter-filler` → `slow`): the
+    /// in-flight data of an unaligned checkpoint belongs to its channels.
+    unaligned_topology: bool,
     /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
@@ -300,7 +301,7 @@ pub fn interop(args: &[String]) -> Result<()> {
             jvm_errors.push(e.clone());
         }
         report(&run.version, &run.fixtures, &run.conversions, &run.restores, &mut totals);
-        report_checks(&run.version, &run.conversions, &run.checks, &mut totals);
+        report_checks(&run.version, &run.checks, &mut totals);
     }
     println!(
         "== interop: {} checks ok (restores equal to the expected contents, gc), {} failed, {} skipped (formats this build cannot read, convert or relocate; restores skipped by design); {:.0} s in all",
@@ -431,15 +432,6 @@ fn relocated_backends(case: &str) -> &'static [&'static str] {
     }
 }
 
-/// Why a relocated snapshot is not restored, if so.
-fn no_restore(case: &str) -> Option<&'static str> {
-    if case.ends_with("-unaligned") {
-        Some("its in-flight records would be replayed into the job and change the state")
-    } else {
-        None
-    }
-}
-
 fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<Restore>) {
     let mut conversions = Vec::new();
     let mut restores = Vec::new();
@@ -458,7 +450,7 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         max_parallelism,
         dir,
         staging: PathBuf::new(),
-        no_restore: None,
+        unaligned_topology: false,
         outcome: None,
     };
     for (fi, f) in fixtures.iter().enumerate() {
@@ -490,11 +482,8 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         // Relocated into `relocated/`, then moved to another name in another directory.
         let mut c = new(fi, Kind::Relocate, format!("{base}~relocated"), f.max_parallelism, work.join("moved").join(format!("{base}.moved")));
         c.staging = work.join("relocated").join(&base);
-        c.no_restore = no_restore(&f.case);
-        let rs: Vec<(&'static str, u32)> = match c.no_restore {
-            Some(_) => Vec::new(),
-            None => relocated_backends(&f.case).iter().map(|&b| (b, f.parallelism)).collect(),
-        };
+        c.unaligned_topology = f.case.ends_with("-unaligned");
+        let rs: Vec<(&'static str, u32)> = relocated_backends(&f.case).iter().map(|&b| (b, f.parallelism)).collect();
         push(c, &rs);
         // A chain's checkpoints after the oldest, restored as they are once gc ran, from where
         // Flink wrote them (the chain's copy is placed there), into the RocksDB backend that
@@ -795,7 +784,8 @@ fn run_restores(
     let mut plan = String::new();
     for r in restores {
         let c = &conversions[r.conversion];
-        plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display()));
+        let topology = if c.unaligned_topology { "unaligned" } else { "default" };
+        plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\t{topology}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display()));
     }
     fs::write(&plan_file, plan).map_err(|e| format!("write {}: {e}", plan_file.display()))?;
     let mut cp = vec![classes.to_path_buf()];
@@ -873,7 +863,10 @@ fn sorted(j: &J) -> J {
     }
 }
 
-fn compare(f: &Fixture, r: &Restore, drop_key_group: bool) -> std::result::Result<usize, String> {
+/// Compares a restore with the expected contents: (entries equal, in-flight records replayed —
+/// `Some` for unaligned checkpoints, which must have replayed some).
+fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usize, Option<u64>), String> {
+    let drop_key_group = c.max_parallelism != f.max_parallelism;
     let err_file = PathBuf::from(format!("{}.error", r.out.display()));
     if let Ok(e) = fs::read_to_string(&err_file) {
         let first: Vec<&str> = e.lines().take(3).collect();
@@ -908,7 +901,23 @@ fn compare(f: &Fixture, r: &Restore, drop_key_group: bool) -> std::result::Resul
     if let Some(t) = got_ttl.iter().find(|t| !(lo..=hi).contains(*t)) {
         return Err(format!("restored TTL timestamp {t} outside the job's window {lo}..={hi}"));
     }
-    Ok(got_set.values().sum())
+    // An unaligned checkpoint's in-flight filler records are replayed into the `slow` operator
+    // (they reach no state): none arriving would mean the channel state was not restored.
+    let inflight = if c.unaligned_topology {
+        let p = PathBuf::from(format!("{}.inflight", r.out.display()));
+        let n: u64 = fs::read_to_string(&p).map_err(|e| format!("no {}: {e}", p.display()))?.trim().parse().map_err(|e| format!("{}: {e}", p.display()))?;
+        if n == 0 {
+            return Err("no in-flight record was replayed: the channel state did not come back".into());
+        }
+        // The run sent 600 fillers (Main.FILLERS), some processed before the checkpoint.
+        if n > 600 {
+            return Err(format!("{n} in-flight records replayed, but the run only sent 600"));
+        }
+        Some(n)
+    } else {
+        None
+    };
+    Ok((got_set.values().sum(), inflight))
 }
 
 fn report(version: &str, fixtures: &[Fixture], conversions: &[Conversion], restores: &[Restore], totals: &mut Totals) {
@@ -929,10 +938,11 @@ fn report(version: &str, fixtures: &[Fixture], conversions: &[Conversion], resto
                 totals.failed += 1;
                 println!("   FAIL {what}\n      {e}");
             }
-            _ => match compare(f, r, c.max_parallelism != f.max_parallelism) {
-                Ok(n) => {
+            _ => match compare(f, r, c) {
+                Ok((n, inflight)) => {
                     totals.ok += 1;
-                    println!("   ok   {what}  {n} entries equal");
+                    let replayed = inflight.map(|m| format!(", {m} in-flight records replayed")).unwrap_or_default();
+                    println!("   ok   {what}  {n} entries equal{replayed}");
                 }
                 Err(e) => {
                     totals.failed += 1;
@@ -943,27 +953,8 @@ fn report(version: &str, fixtures: &[Fixture], conversions: &[Conversion], resto
     }
 }
 
-/// Lines that are not restores: gc on the chains, and relocations whose restore is skipped by design.
-fn report_checks(version: &str, conversions: &[Conversion], checks: &[(String, std::result::Result<String, String>)], totals: &mut Totals) {
-    for c in conversions.iter().filter(|c| c.kind == Kind::Relocate) {
-        let Some(reason) = c.no_restore else { continue };
-        let what = format!("{version} {:<62} relocate", c.name);
-        match &c.outcome {
-            Some(Ok(())) => {
-                totals.skipped += 1;
-                println!("   skip {what}  relocated; restore skipped: {reason}");
-            }
-            Some(Err(Outcome::Unsupported(why))) => {
-                totals.skipped += 1;
-                println!("   skip {what}  relocate refuses it: {}", why.lines().next().unwrap_or_default());
-            }
-            Some(Err(Outcome::Failed(e))) => {
-                totals.failed += 1;
-                println!("   FAIL {what}\n      {e}");
-            }
-            None => {}
-        }
-    }
+/// Lines that are not restores: gc on the chains.
+fn report_checks(version: &str, checks: &[(String, std::result::Result<String, String>)], totals: &mut Totals) {
     for (name, r) in checks {
         let what = format!("{version} {name:<62} gc");
         match r {
