@@ -34,14 +34,32 @@ const UPGRADED_FORMAT_VERSION: u32 = 2;
 /// Block trailer: compression type byte and checksum.
 const BLOCK_TRAILER: u64 = 5;
 
+/// Whether the file ends with the legacy table magic number.
+fn has_legacy_magic(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < LEGACY_FOOTER as u64 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-8))?;
+    let mut magic = [0u8; 8];
+    f.read_exact(&mut magic)?;
+    Ok(u64::from_le_bytes(magic) == LEGACY_MAGIC)
+}
+
 /// Upgrades every legacy table of the working directory `dir` (see the module documentation);
 /// nothing happens when there is none.
 pub(super) fn upgrade(dir: &Path, files: &[AssembledFile]) -> Result<()> {
     let mut grown: Vec<(u64, u64)> = Vec::new(); // (table number, new size)
     for f in files.iter().filter(|f| f.local_name.ends_with(".sst")) {
         let path = dir.join(&f.local_name);
+        // Only the last 8 bytes decide: tables of every other release are not read here.
+        if !has_legacy_magic(&path).map_err(|e| Error::io(&f.origin, e))? {
+            continue;
+        }
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&f.origin, e))?;
-        if bytes.len() < LEGACY_FOOTER || u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap()) != LEGACY_MAGIC {
+        if bytes.len() < LEGACY_FOOTER {
             continue;
         }
         let upgraded = upgrade_table(&bytes).map_err(|(at, why)| {
@@ -121,16 +139,20 @@ fn upgrade_table(b: &[u8]) -> std::result::Result<Vec<u8>, Fail> {
     Ok(out)
 }
 
+/// (key, value) pairs of a block.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The (key, value) entries of an uncompressed block.
-fn block_entries(b: &[u8], offset: usize, size: usize) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, Fail> {
+fn block_entries(b: &[u8], offset: usize, size: usize) -> std::result::Result<Entries, Fail> {
     let block = &b[offset..offset + size];
     let fail = |at: usize, why: &str| ((offset + at) as u64, why.to_owned());
     if block.len() < 4 {
         return Err(fail(0, "block too short"));
     }
-    let restarts = u32::from_le_bytes(block[block.len() - 4..].try_into().unwrap()) as usize;
+    let n = block.len();
+    let restarts = u32::from_le_bytes([block[n - 4], block[n - 3], block[n - 2], block[n - 1]]) as usize;
     let end = restarts.checked_mul(4).and_then(|r| block.len().checked_sub(4 + r)).ok_or_else(|| fail(block.len() - 4, "bad restart count"))?;
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut entries: Entries = Vec::new();
     let mut at = 0;
     let mut key = Vec::new();
     while at < end {
@@ -162,7 +184,8 @@ fn check_compression(b: &[u8], meta_offset: usize, meta_size: usize) -> std::res
     let mut at = 0;
     let off = varint(handle, &mut at, meta_offset as u64)? as usize;
     let size = varint(handle, &mut at, meta_offset as u64)? as usize;
-    if off + size + BLOCK_TRAILER as usize > b.len() - LEGACY_FOOTER || b[off + size] != 0 {
+    let end = off.checked_add(size).filter(|&e| e.checked_add(BLOCK_TRAILER as usize).is_some_and(|t| t <= b.len() - LEGACY_FOOTER));
+    if end.is_none_or(|e| b[e] != 0) {
         return Err((off as u64, "properties block out of bounds or compressed".into()));
     }
     let props = block_entries(b, off, size)?;
@@ -206,7 +229,7 @@ fn log_records(b: &[u8]) -> std::result::Result<Vec<(usize, Vec<u8>)>, Fail> {
             continue;
         }
         let data = b.get(at + LOG_HEADER..at + LOG_HEADER + len).ok_or((at as u64, "log record runs past the end".to_owned()))?;
-        let stored = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let stored = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         if unmask(stored) != crc32c(&b[at + 6..at + LOG_HEADER + len]) {
             return Err((at as u64, "log record checksum mismatch".into()));
         }
@@ -214,10 +237,10 @@ fn log_records(b: &[u8]) -> std::result::Result<Vec<(usize, Vec<u8>)>, Fail> {
             (FULL, None) => out.push((at, data.to_vec())),
             (FIRST, None) => partial = Some((at, data.to_vec())),
             (MIDDLE, Some((_, p))) => p.extend_from_slice(data),
-            (LAST, Some(_)) => {
-                let (start, mut p) = partial.take().unwrap();
+            (LAST, Some((start, p))) => {
                 p.extend_from_slice(data);
-                out.push((start, p));
+                out.push((*start, std::mem::take(p)));
+                partial = None;
             }
             _ => return Err((at as u64, format!("unexpected log record type {kind}"))),
         }
