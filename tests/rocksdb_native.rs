@@ -174,7 +174,7 @@ fn damage_is_named(fx: &Fixture) {
 #[test]
 fn damaged_files_of_an_incremental_checkpoint_are_named() {
     // FRocksDB 6.20.3 and 8.10; shared and private files are absolute handles under shared/.
-    for v in ["1.18.1", "2.3.0"] {
+    for v in ["1.13.6", "1.18.1", "2.3.0"] {
         damage_is_named(&fixture(v, "rocksdb-checkpoint-incremental"));
     }
 }
