@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{cache_dir, compile, dir_size, ensure_dist, join_cp, needs_add_opens, repo_root, run_cmd, Result, Tools, ADD_OPENS};
+use super::{cache_dir, compile, dir_size, ensure_dist, java_job, repo_root, run_cmd, Result, Tools};
 
 const DEFAULT_VERSION: &str = "2.3.0";
 const DEFAULT_SIZES: &[u64] = &[25, 100, 250];
@@ -242,21 +242,8 @@ fn generate(tools: &Tools, repo: &Path, base: &Path, version: &str, dist: &super
         fs::create_dir_all(&out).map_err(|e| e.to_string())?;
         // The heap backend keeps every key's state as Java objects (~1 KB a key here).
         let xmx_mib = if r.backend == "hashmap" { 1024 + keys / 400 } else { 1024 };
-        let mut cp = vec![classes.to_path_buf()];
-        cp.extend(dist.classpath.iter().cloned());
-        let mut cmd = Command::new(&tools.java);
-        cmd.arg(format!("-Xmx{xmx_mib}m")).arg("-XX:+UseSerialGC");
-        if needs_add_opens(version) {
-            for o in ADD_OPENS {
-                cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));
-            }
-        }
-        cmd.arg(format!("-Dlog4j.configurationFile={}", repo.join("xtask/flink-job/resources/log4j2.properties").display()))
-            .arg(format!("-Djava.io.tmpdir={}", work.join("tmp").display()))
-            .arg("-cp")
-            .arg(join_cp(&cp))
-            .arg("flinksnap.fixtures.Bench")
-            .args(["--flink-version", version])
+        let mut cmd = java_job(tools, repo, version, xmx_mib, &work.join("tmp"), classes, &dist.classpath, "flinksnap.fixtures.Bench");
+        cmd.args(["--flink-version", version])
             .arg("--out")
             .arg(&out)
             .arg("--work")

@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use serde_json::Value as J;
 
-use crate::{cache_dir, compile_into, ensure_dist, generation, needs_add_opens, repo_root, Result, Tools, ADD_OPENS, DEFAULT_VERSIONS};
+use crate::{cache_dir, compile_into, ensure_dist, generation, java_job, repo_root, Result, Tools, DEFAULT_VERSIONS};
 
 /// Extra conversions and restores beyond "every snapshot into both backends at its own
 /// parallelism": changed max parallelism (keys move to new key groups) restored at another
@@ -788,23 +788,10 @@ fn run_restores(
         plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\t{topology}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display()));
     }
     fs::write(&plan_file, plan).map_err(|e| format!("write {}: {e}", plan_file.display()))?;
-    let mut cp = vec![classes.to_path_buf()];
-    cp.extend(dist_cp.iter().cloned());
     let log_path = work.join("restore.log");
     let log = fs::File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
-    let mut cmd = Command::new(&tools.java);
-    cmd.arg("-Xmx1g").arg("-XX:+UseSerialGC");
-    if needs_add_opens(version) {
-        for o in ADD_OPENS {
-            cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));
-        }
-    }
-    cmd.arg(format!("-Dlog4j.configurationFile={}", repo.join("xtask/flink-job/resources/log4j2.properties").display()))
-        .arg(format!("-Djava.io.tmpdir={}", work.join("tmp").display()))
-        .arg("-cp")
-        .arg(std::env::join_paths(&cp).map_err(|e| e.to_string())?)
-        .arg("flinksnap.fixtures.Restore")
-        .args(["--flink-version", version])
+    let mut cmd = java_job(tools, repo, version, 1024, &work.join("tmp"), classes, dist_cp, "flinksnap.fixtures.Restore");
+    cmd.args(["--flink-version", version])
         .arg("--work")
         .arg(work)
         .arg("--plan")

@@ -570,6 +570,27 @@ print('extracted %d jars' % n)
     Ok(Dist { lib, classpath })
 }
 
+/// A JVM for one of the Flink job's main classes: heap, serial GC, the `--add-opens` older Flink
+/// needs on JDK 17, the job's log4j config, its own tmp dir, the job's classes before Flink's jars.
+#[allow(clippy::too_many_arguments)]
+fn java_job(tools: &Tools, repo: &Path, version: &str, xmx_mib: u64, tmp: &Path, classes: &Path, dist_cp: &[PathBuf], main_class: &str) -> Command {
+    let mut cp = vec![classes.to_path_buf()];
+    cp.extend(dist_cp.iter().cloned());
+    let mut cmd = Command::new(&tools.java);
+    cmd.arg(format!("-Xmx{xmx_mib}m")).arg("-XX:+UseSerialGC");
+    if needs_add_opens(version) {
+        for o in ADD_OPENS {
+            cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));
+        }
+    }
+    cmd.arg(format!("-Dlog4j.configurationFile={}", repo.join("xtask/flink-job/resources/log4j2.properties").display()))
+        .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
+        .arg("-cp")
+        .arg(join_cp(&cp))
+        .arg(main_class);
+    cmd
+}
+
 fn join_cp(parts: &[PathBuf]) -> OsString {
     env::join_paths(parts).expect("classpath entries contain no separator")
 }
@@ -640,24 +661,8 @@ fn run_job(
             fs::remove_dir_all(&d).map_err(|e| format!("remove {}: {e}", d.display()))?;
         }
     }
-    let mut cp = vec![classes.to_path_buf()];
-    cp.extend(dist.classpath.iter().cloned());
-    let mut cmd = Command::new(&tools.java);
-    cmd.arg("-Xmx1g").arg("-XX:+UseSerialGC");
-    if needs_add_opens(version) {
-        for o in ADD_OPENS {
-            cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));
-        }
-    }
-    cmd.arg(format!(
-        "-Dlog4j.configurationFile={}",
-        repo.join("xtask/flink-job/resources/log4j2.properties").display()
-    ))
-    .arg(format!("-Djava.io.tmpdir={}", work.join("tmp").display()))
-    .arg("-cp")
-    .arg(join_cp(&cp))
-    .arg("flinksnap.fixtures.Main")
-    .args(["--flink-version", version])
+    let mut cmd = java_job(tools, repo, version, 1024, &work.join("tmp"), classes, &dist.classpath, "flinksnap.fixtures.Main");
+    cmd.args(["--flink-version", version])
     // The job writes into a staging directory that is deleted afterwards, so the absolute paths
     // that retained checkpoints record exist nowhere: readers must re-base them, on every machine.
     .arg("--out")
