@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod interop;
+mod oracle;
 
 const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
@@ -241,6 +242,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::interop(&args[1..]),
+        Some("oracle") => oracle::oracle(&args[1..]),
         Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
         _ => Err(usage()),
     };
@@ -257,6 +259,7 @@ fn usage() -> String {
     let mut s = String::from(
         "usage: cargo xtask fixtures [--flink VERSION]... [--case NAME]... [--list]\n\
          \x20      cargo xtask interop [--flink VERSION]... [--case NAME]... [--full] (see --help)\n\
+         \x20      cargo xtask oracle [--flink VERSION]... [--case NAME]... (real Flink's dump of the fixtures)\n\
          \n\
          Generates testdata/flink-VERSION/CASE/ with real Flink (downloaded from PyPI).\n\
          Default versions: ",
@@ -561,6 +564,11 @@ print('extracted %d jars' % n)
             classpath.push(p);
         } else if (n.starts_with("log4j-") || n.starts_with("flink-shaded-zookeeper")) && n.ends_with(".jar") {
             // 1.15's flink-dist needs the shaded curator classes of flink-shaded-zookeeper
+            classpath.push(p);
+        } else if ["flink-cep", "flink-scala", "flink-connector-files"].iter().any(|j| n.starts_with(j)) && n.ends_with(".jar") {
+            // Serializers of the distribution outside flink-dist (1.15+; 1.13 and 1.14 carry the
+            // Scala API in flink-dist and have no CEP in lib/): CEP state, the Scala API (1.x;
+            // 2.x's jar is only the Scala library), file source splits.
             classpath.push(p);
         }
     }
