@@ -114,3 +114,40 @@ fn the_oracle_agrees_with_the_jobs_model() {
     }
     assert!(checked >= 90, "only {checked} oracle files");
 }
+
+/// The serializers fixtures (`cargo xtask serializer-fixtures`: Either, enum, Java
+/// serialization, Nullable, Value, Kryo, Scala types in 1.x, async I/O in flight): their only
+/// expected contents are the oracle's.
+#[test]
+fn serializers_fixtures_dump_equals_the_oracle() {
+    let base = crate::util::root().join("testdata").join("serializers");
+    let mut checked = Vec::new();
+    let mut versions: Vec<_> = std::fs::read_dir(&base).unwrap().flatten().map(|e| e.path()).collect();
+    versions.sort();
+    for v in versions {
+        let mut cases: Vec<_> = std::fs::read_dir(&v).unwrap().flatten().map(|e| e.path()).collect();
+        cases.sort();
+        for case_dir in cases {
+            let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
+            for s in case["snapshots"].as_array().unwrap() {
+                let path = case_dir.join(s["path"].as_str().unwrap());
+                let mut args = vec!["dump".to_owned(), path.to_string_lossy().into_owned()];
+                for u in case["uids"].as_object().unwrap().keys() {
+                    args.extend(["--uid".to_owned(), u.clone()]);
+                }
+                let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+                let oracle = std::fs::read_to_string(case_dir.join(s["oracle"].as_str().unwrap())).unwrap();
+                let (ours, theirs) = (entries(&out), entries(&oracle));
+                if let Some(d) = difference(&ours, &theirs) {
+                    panic!("{}: dump differs from the oracle:\n{d}", path.display());
+                }
+                // Every serializer of the job is there (Scala ones in 1.x only).
+                for state in ["either", "enum", "java-serialized", "nullable", "int-value", "copyable-value", "kryo", "_async_wait_operator_state_"] {
+                    assert!(oracle.contains(&format!("\"state\":\"{state}\"")), "{}: no {state} entries", path.display());
+                }
+                checked.push(path);
+            }
+        }
+    }
+    assert!(checked.len() >= 4, "only {} serializers fixtures: {checked:?}", checked.len());
+}

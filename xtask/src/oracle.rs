@@ -84,9 +84,13 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     let copies = work.join("snapshots");
     let _ = fs::remove_dir_all(&copies);
     fs::create_dir_all(&copies).map_err(|e| format!("create {}: {e}", copies.display()))?;
+    // The main fixtures, and the serializers fixtures (`cargo xtask serializer-fixtures`).
     let testdata = repo.join("testdata").join(format!("flink-{v}"));
-    let mut case_dirs: Vec<PathBuf> = fs::read_dir(&testdata)
-        .map_err(|e| format!("read {}: {e}", testdata.display()))?
+    let serializers = repo.join("testdata").join("serializers").join(format!("flink-{v}"));
+    let mut case_dirs: Vec<PathBuf> = [&testdata, &serializers]
+        .iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("case.json").is_file())
         .filter(|p| cases.is_empty() || cases.iter().any(|c| p.file_name().is_some_and(|n| n == c.as_str())))
@@ -106,8 +110,12 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
         let mut job_placed: Option<PathBuf> = None;
         for s in case["snapshots"].as_array().ok_or("case.json without snapshots")? {
             let rel = s["path"].as_str().ok_or("snapshot without path")?;
-            let expected = s["expected"].as_str().ok_or("snapshot without expected")?;
-            let out = dir.join(expected.replacen("expected", "oracle", 1));
+            let out = match (s["oracle"].as_str(), s["expected"].as_str()) {
+                (Some(o), _) => dir.join(o),
+                (None, Some(e)) => dir.join(e.replacen("expected", "oracle", 1)),
+                _ => return Err(format!("{}: a snapshot with neither `oracle` nor `expected`", dir.display())),
+            };
+            let name = format!("{}/{name}", dir.parent().and_then(|p| p.file_name()).unwrap_or_default().to_string_lossy());
             let snapshot = match rel.split_once('/') {
                 // <job id>/chk-N: the job directory at Flink's original location
                 Some((job, chk)) => {
@@ -151,5 +159,57 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     }
     res?;
     println!("== flink {v}: oracle done in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub const FIXTURES_USAGE: &str = "usage: cargo xtask serializer-fixtures [--flink VERSION]...\n\
+\n\
+Runs flink-job/.../SerializersJob (state under Either, enum, Java serialization, Nullable, Value,\n\
+Kryo and Scala (1.x) serializers; async I/O elements in flight) on HashMap and RocksDB and writes one\n\
+canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/\n\
+(versions: 1.15.4 and later; default all of them). Run `cargo xtask oracle` afterwards.";
+
+/// Versions the serializers fixture is generated for (1.15+: savepoints on demand).
+const SERIALIZER_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+
+pub fn serializer_fixtures(args: &[String]) -> Result<()> {
+    let mut versions: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "-h" | "--help" => {
+                println!("{FIXTURES_USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n{FIXTURES_USAGE}")),
+        }
+    }
+    if versions.is_empty() {
+        versions = SERIALIZER_VERSIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let repo = repo_root();
+    let tools = Tools::find()?;
+    let cache = cache_dir()?;
+    let work_root = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target")).join("xtask-serializer-fixtures");
+    for v in &versions {
+        generation(v)?;
+        let dist = ensure_dist(&tools, &cache, v)?;
+        let work = work_root.join(v);
+        let classes = work.join("classes");
+        compile_into(&tools, &repo, v, &dist, &classes)?;
+        for (backend, case) in [("hashmap", "heap-savepoint-canonical"), ("rocksdb", "rocksdb-savepoint-canonical")] {
+            let out = repo.join("testdata").join("serializers").join(format!("flink-{v}")).join(case);
+            let _ = fs::remove_dir_all(&out);
+            let run_work = work.join(case);
+            let _ = fs::remove_dir_all(&run_work);
+            let tmp = run_work.join("tmp");
+            fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+            let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, &dist.classpath, "flinksnap.fixtures.SerializersJob");
+            cmd.args(["--flink-version", v]).arg("--out").arg(&out).arg("--work").arg(&run_work).args(["--backend", backend]);
+            println!("== flink {v}: serializers fixture {case}");
+            run_cmd(&mut cmd, &format!("flink {v} serializers fixture {case}"))?;
+        }
+    }
     Ok(())
 }
