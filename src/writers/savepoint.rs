@@ -807,7 +807,7 @@ mod tests {
     #[test]
     fn regrouping_refuses_keys_whose_hash_is_not_computable_or_disagrees() {
         // Kryo (or POJO, enum) keys: Java's hashCode() is not a function of the value.
-        let kryo = TypeSerializer::new("KryoSerializerSnapshot".into(), 2, SerializerKind::Kryo { type_class: "com.example.Key".into() });
+        let kryo = TypeSerializer::new("KryoSerializerSnapshot".into(), 2, SerializerKind::Kryo { type_class: "com.example.Key".into(), registrations: vec!["com.example.Key".into()] });
         let e = context_test(kryo, Value::Bytes(vec![1]), 0).unwrap_err().to_string();
         assert!(e.contains("com.example.Key") && e.contains("hashCode()"), "{e}");
         // "k" hashes to key group 21 of 128 (release-verified); stored elsewhere, it is refused.

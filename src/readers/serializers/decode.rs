@@ -163,8 +163,19 @@ impl TypeSerializer {
                 Some(t) => decode_simple(t, c)?,
                 None => return Err(undecodable(c, format!("values of {class} (a user Value type) cannot be decoded without the JVM"))),
             },
-            K::Kryo { type_class } => {
-                return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")))
+            K::Kryo { type_class, registrations } => {
+                if tail {
+                    // A framed value: opaque, named by the class in its Kryo header.
+                    let bytes = c.rest().to_vec();
+                    let mut h = Cursor::with_base(&bytes, 0);
+                    return Ok(match super::kryo::value_class(&mut h, registrations) {
+                        Ok(None) if bytes.len() == 1 => Value::Null,
+                        Ok(Some(class)) => Value::Opaque { class, bytes },
+                        // an id outside the known registrations: the declared type names it
+                        _ => Value::Opaque { class: type_class.clone(), bytes },
+                    });
+                }
+                return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")));
             }
             K::Avro(a) => match &a.schema {
                 Ok(schema) => schema.decode(c, d)?,

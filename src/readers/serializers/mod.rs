@@ -20,6 +20,7 @@ mod avro;
 mod consts;
 mod decode;
 mod hash;
+mod kryo;
 mod numbers;
 mod pojo;
 mod snapshot;
@@ -106,10 +107,13 @@ pub enum SerializerKind {
         /// The value class.
         class: String,
     },
-    /// Kryo: values are opaque.
+    /// Kryo: values are opaque, named by the class in their Kryo header (`kryo.rs`).
     Kryo {
         /// The type class Kryo serializes.
         type_class: String,
+        /// The snapshot's registrations in map order (registration ids 85, 86, …): the type
+        /// class, registered types, types with serializers, Avro's `GenericData.Array` dummy.
+        registrations: Vec<String>,
     },
     /// Avro, decoded with the writer schema.
     Avro(Box<AvroSerializer>),
@@ -405,7 +409,7 @@ impl TypeSerializer {
     /// snapshot names one (Kryo, POJO, generic `Value`, Avro), else the snapshot class.
     pub fn opaque_class(&self) -> &str {
         match &self.kind {
-            SerializerKind::Kryo { type_class } => type_class,
+            SerializerKind::Kryo { type_class, .. } => type_class,
             SerializerKind::GenericValue { class } => class,
             SerializerKind::Pojo(p) => &p.class,
             SerializerKind::Avro(a) => &a.runtime_class,
