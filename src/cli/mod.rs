@@ -36,6 +36,7 @@ enum Command {
     Diff(cmd::diff::Args),
     Convert(cmd::convert::Args),
     Export(cmd::export::Args),
+    Offsets(cmd::offsets::Args),
 }
 
 /// What a command found, for the exit code.
@@ -70,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => cmd::diff::run(args, &mut out),
         Command::Convert(args) => cmd::convert::run(args, &mut out),
         Command::Export(args) => cmd::export::run(args, &mut out),
+        Command::Offsets(args) => cmd::offsets::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {

@@ -11,6 +11,7 @@
 //! - [`states`]: which states a snapshot holds, with their serializers, without reading entries.
 
 pub mod changelog;
+pub mod connectors;
 pub mod entries;
 pub mod keyed;
 pub mod meta;

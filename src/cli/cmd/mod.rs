@@ -8,6 +8,7 @@ pub mod gc;
 pub mod export;
 pub mod inspect;
 pub mod latest;
+pub mod offsets;
 mod operators;
 pub mod refs;
 pub mod relocate;

@@ -162,6 +162,11 @@ pub(crate) fn varint(c: &mut Cursor<'_>, what: &'static str) -> R<u32> {
     Err(c.error_at(DecodeErrorKind::Invalid(format!("{what}: varint longer than 5 bytes")), at))
 }
 
+/// Kryo's zig-zag decoding of a varint written with `optimizePositive = false` (int fields).
+pub(crate) fn zigzag(v: u32) -> i32 {
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
 /// `Output.writeString` / `Input.readString`: an ASCII string of 2–64 characters with the high
 /// bit set on its last byte; else a length (UTF-16 units + 1, 0 = null) in the "UTF-8 length"
 /// form (first byte: bit 7 set, bit 6 = more, 6 bits; then 7 bits a byte, bit 7 = more), then

@@ -20,7 +20,7 @@ mod avro;
 mod consts;
 mod decode;
 mod hash;
-mod kryo;
+pub(crate) mod kryo;
 mod numbers;
 mod pojo;
 mod snapshot;
