@@ -9,6 +9,7 @@ mod export;
 mod inspect;
 mod manage;
 mod metadata;
+mod offsets;
 mod oracle;
 mod relocate;
 mod rocksdb_native;

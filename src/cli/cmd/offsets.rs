@@ -27,7 +27,8 @@ TABLE COLUMNS:
   SOURCE     kafka, file, kafka-legacy (FlinkKafkaConsumer), or unknown
   WHAT       kafka: topic/partition; file: the path
   OFFSET     kafka: the next offset to read (or earliest/latest/committed before the first
-             read); legacy: the last offset read; file: reader offset+records to skip
+             read); legacy: the last offset read; file: the reader's offset+records to
+             skip after it (\"N records\" for formats without offsets)
   STOP       kafka: the stopping offset of a bounded split; file: the split's end
 Partitions the Kafka enumerator knows but has not assigned are listed with SUBTASK \"-\".
 Splits are recognised by their serializer's version and format (nothing in a snapshot names
@@ -105,7 +106,12 @@ fn split_row(op: &str, subtask: &str, split: &Split) -> Vec<String> {
             subtask.to_owned(),
             "file".into(),
             f.path.clone().unwrap_or_default(),
-            f.reader_position.map_or_else(|| f.offset.to_string(), |(o, r)| format!("{o}+{r}")),
+            match f.reader_position {
+                None => f.offset.to_string(),
+                // CheckpointedPosition.NO_OFFSET: formats without offsets count records
+                Some((-1, r)) => format!("{r} records"),
+                Some((o, r)) => format!("{o}+{r}"),
+            },
             (f.offset + f.length).to_string(),
         ],
         Split::Unknown { version, hex } => {

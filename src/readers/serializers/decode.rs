@@ -216,6 +216,17 @@ impl TypeSerializer {
         })
     }
 
+    /// The bytes every value takes, when that is the same for all values (what is actually
+    /// written: `VoidNamespace` 1 although it reports 0).
+    pub(crate) fn exact_len(&self) -> Option<usize> {
+        match &self.kind {
+            K::Simple(t) => t.fixed_length().map(|_| t.min_len()),
+            K::Enum { .. } | K::ScalaEnum { .. } => Some(4),
+            K::Tuple { fields, .. } | K::ScalaProduct { fields, .. } => fields.iter().map(TypeSerializer::exact_len).sum(),
+            _ => None,
+        }
+    }
+
     /// Fewest bytes one value takes (for checking counts before allocating).
     pub(crate) fn min_len(&self) -> usize {
         match &self.kind {
@@ -309,7 +320,20 @@ fn positional(c: &mut Cursor<'_>, fields: &[TypeSerializer], d: usize, tail: boo
     for (i, f) in fields.iter().enumerate() {
         let name = format!("{prefix}{}", i + first);
         let last = i + 1 == fields.len();
-        let v = f.decode_at(c, d, tail && last).map_err(|e| e.context(|| format!("field {name}")))?;
+        // An undecodable field followed only by fixed-size fields (`Tuple2<Kryo, Long>`, the
+        // legacy Kafka consumer's state) ends where their bytes begin: it takes the frame but them.
+        let fixed_tail = if tail && !last && f.is_opaque() { fields[i + 1..].iter().map(TypeSerializer::exact_len).sum::<Option<usize>>() } else { None };
+        let v = match fixed_tail {
+            Some(rest) if c.remaining() >= rest => {
+                let mut own = c.sub(c.remaining() - rest, "field")?;
+                f.decode_at(&mut own, d, true).and_then(|v| {
+                    own.expect_end("field")?;
+                    Ok(v)
+                })
+            }
+            _ => f.decode_at(c, d, tail && last),
+        }
+        .map_err(|e| e.context(|| format!("field {name}")))?;
         out.push((name, v));
     }
     Ok(out)

@@ -269,3 +269,36 @@ mod tests {
         assert!(read_string(&mut Cursor::new(&[0x85, b'a']), "s").is_err());
     }
 }
+
+#[cfg(test)]
+mod framing_tests {
+    use crate::readers::serializers::{SerializerKind as K, SimpleType, TypeSerializer};
+    use serde_json::json;
+
+    /// `Tuple2<KafkaTopicPartition (Kryo), Long>`: the Kryo field is not last, but the field after
+    /// it has a fixed size, so it ends 8 bytes before the frame does (bytes of the legacy Kafka
+    /// consumer's state written by 2.3.0: `testdata/serializers/flink-2.3.0/heap-savepoint-sources`).
+    #[test]
+    fn an_undecodable_field_before_fixed_size_fields_takes_the_frame_but_them() {
+        let kryo = TypeSerializer::new(
+            "org.apache.flink.api.java.typeutils.runtime.kryo.KryoSerializerSnapshot".into(),
+            2,
+            K::Kryo { type_class: "org.apache.flink.streaming.connectors.kafka.internals.KafkaTopicPartition".into(), registrations: vec!["org.apache.flink.streaming.connectors.kafka.internals.KafkaTopicPartition".into()] },
+        );
+        let long = TypeSerializer::new("LongSerializerSnapshot".into(), 3, K::Simple(SimpleType::Long));
+        let tuple = TypeSerializer::new(
+            "org.apache.flink.api.java.typeutils.runtime.TupleSerializerSnapshot".into(),
+            3,
+            K::Tuple { class: "org.apache.flink.api.java.tuple.Tuple2".into(), fields: vec![kryo, long.clone()] },
+        );
+        let mut bytes = vec![0x57, 0x01, 0x02, 0x04, 0x01, b'a', b'b' | 0x80];
+        bytes.extend_from_slice(&500i64.to_be_bytes());
+        let v = tuple.decode_framed(&bytes, 0).unwrap().to_json();
+        assert_eq!(v, json!({"f0": {"class": "org.apache.flink.streaming.connectors.kafka.internals.KafkaTopicPartition", "hex": "570102040161e2"}, "f1": 500}));
+        // a variable-size field after it: the whole frame stays opaque, labelled by the tuple
+        let string = TypeSerializer::new("StringSerializerSnapshot".into(), 3, K::Simple(SimpleType::String));
+        let K::Tuple { fields, class } = tuple.kind().clone() else { unreachable!() };
+        let tuple3 = TypeSerializer::new(tuple.class_name().into(), 3, K::Tuple { class, fields: vec![fields[0].clone(), string, long] });
+        assert!(tuple3.decode_framed(&bytes, 0).unwrap().is_opaque());
+    }
+}
