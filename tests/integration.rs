@@ -11,3 +11,5 @@ mod manage;
 mod metadata;
 mod relocate;
 mod rocksdb_native;
+#[cfg(not(feature = "rocksdb"))]
+mod without_rocksdb;

@@ -65,6 +65,15 @@ impl StreamSource {
         }
     }
 
+    /// The file offset of byte `offset` of the stream: streams inline in `_metadata` and segments
+    /// of file-merging checkpoints start somewhere inside their file.
+    pub fn file_offset(&self, offset: u64) -> u64 {
+        match self {
+            StreamSource::Inline { offset: at, .. } => at.saturating_add(offset),
+            StreamSource::File { start, .. } => start.saturating_add(offset),
+        }
+    }
+
     /// What to call the stream in messages: the file, or `_metadata (inline at offset N)`.
     pub fn name(&self) -> String {
         match self {
