@@ -320,6 +320,25 @@ pub enum Error {
         #[source]
         error: std::io::Error,
     },
+    /// A snapshot that contradicts itself, or state that is not what Flink writes, where no byte
+    /// position says more: a handle of the wrong kind at its place, subtasks that disagree, a
+    /// range read past a stream's end. Corruption, as [`Error::Decode`] is.
+    #[error("{file}: {what}")]
+    Corrupt {
+        /// The file (or `_metadata`).
+        file: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// Writing an output file failed in a library that is not plain I/O (Parquet, CSV, JSON).
+    #[error("{file}: {error}")]
+    Write {
+        /// The file being written.
+        file: String,
+        /// The library's error.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// What flinksnap cannot read, in this build or yet (e.g. RocksDB native state without the
     /// `rocksdb` feature, an unknown serializer): not corruption, and never reported as such.
     #[error("{what}")]
@@ -354,6 +373,16 @@ impl Error {
             return Error::Unsupported { what: format!("{file}: {source}"), class };
         }
         Error::Decode { file, error: source }
+    }
+
+    /// State of `file` that is not what Flink writes, with no byte position.
+    pub fn corrupt(file: impl Into<String>, what: impl Into<String>) -> Self {
+        Error::Corrupt { file: file.into(), what: what.into() }
+    }
+
+    /// Writing `file` failed in `error`'s library.
+    pub fn write(file: impl Into<String>, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Write { file: file.into(), error: Box::new(error) }
     }
 
     /// Something flinksnap cannot read (yet, or in this build).

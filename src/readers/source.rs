@@ -121,12 +121,15 @@ pub(crate) fn open_reader<'a>(cx: &OpenContext<'a>, handle: &'a KeyedStateHandle
         KeyedStateHandle::IncrementalRemote(h) => Ok(Box::new(RocksDbSource::open(cx, h)?)),
         // The changelog backend: its materialized handles come back through this dispatch.
         KeyedStateHandle::Changelog(h) if !nested => Ok(Box::new(ChangelogReader::open(cx, h)?)),
-        other => Err(Error::Invalid(format!(
-            "{}: a {} is not {}",
-            cx.what(),
-            other.class_name(),
-            if nested { "the materialized state of a changelog handle" } else { "a subtask's keyed state" }
-        ))),
+        other => Err(Error::corrupt(
+            cx.snapshot.metadata_location.as_str(),
+            format!(
+                "operator {}: a {} is not {}",
+                cx.operator_id,
+                other.class_name(),
+                if nested { "the materialized state of a changelog handle" } else { "a subtask's keyed state" }
+            ),
+        )),
     }
 }
 
@@ -160,7 +163,7 @@ impl<'a> KeyedSource<'a> {
             top: handle,
             states: selection.states.clone(),
         };
-        let reader = open_reader(&cx, handle, false).map_err(|e| in_subtask(e, snapshot, op.operator_id, st.index))?;
+        let reader = open_reader(&cx, handle, false).map_err(|e| in_subtask(e, op.operator_id, st.index))?;
         Ok(Some(KeyedSource {
             reader,
             operator_id: op.operator_id,
@@ -275,11 +278,11 @@ impl Iterator for KeyGroup<'_, '_> {
 
 impl std::iter::FusedIterator for KeyGroup<'_, '_> {}
 
-/// Names the operator and subtask in messages that do not name a file.
-fn in_subtask(e: Error, snapshot: &Snapshot, operator_id: OperatorId, subtask: u32) -> Error {
+/// Names the operator and subtask in messages that do not name them.
+fn in_subtask(e: Error, operator_id: OperatorId, subtask: u32) -> Error {
     match e {
-        Error::Invalid(m) if !m.contains(snapshot.metadata_location.as_str()) => {
-            Error::Invalid(format!("{}: operator {operator_id} subtask {subtask}: {m}", snapshot.metadata_location))
+        Error::Corrupt { file, what } if !what.contains(&operator_id.to_hex()) => {
+            Error::Corrupt { file, what: format!("operator {operator_id} subtask {subtask}: {what}") }
         }
         e => e,
     }

@@ -50,7 +50,7 @@ pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRe
             if !selection.state(&m.name) {
                 continue;
             }
-            let kind = m.kind().ok_or_else(|| Error::Invalid(format!("operator {}: state {:?}: unknown keyed state type", op.operator_id, m.name)))?;
+            let kind = m.kind().ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("operator {}: state {:?}: unknown keyed state type", op.operator_id, m.name)))?;
             out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), meta: m });
         }
     }
@@ -61,7 +61,7 @@ pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRe
             if !selection.state(&m.name) {
                 continue;
             }
-            let kind = m.kind().ok_or_else(|| Error::Invalid(format!("operator {}: state {:?}: unknown operator state type", op.operator_id, m.name)))?;
+            let kind = m.kind().ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("operator {}: state {:?}: unknown operator state type", op.operator_id, m.name)))?;
             out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: None, meta: m });
         }
     }

@@ -58,22 +58,21 @@ impl KeyedLayout {
         };
         for m in metas {
             if m.key_serializer_raw != layout.key_serializer_raw {
-                return Err(Error::Invalid(format!("{}: subtasks disagree on the key serializer", what)));
+                return Err(Error::Corrupt { file: what.to_owned(), what: "subtasks disagree on the key serializer".into() });
             }
             for s in &m.states {
                 if s.backend_type == BackendStateType::KeyValueV2 {
-                    return Err(Error::Invalid(format!(
-                        "{}: state {:?} belongs to the async state API (2.x), which Flink cannot restore from a canonical savepoint",
-                        what,
-                        s.name
-                    )));
+                    return Err(Error::unsupported(
+                        format!("{what}: state {:?} belongs to the async state API (2.x), which Flink cannot restore from a canonical savepoint", s.name),
+                        None,
+                    ));
                 }
                 if s.kind().is_none() {
-                    return Err(Error::Invalid(format!("{}: state {:?} has an unknown keyed state type", what, s.name)));
+                    return Err(Error::Corrupt { file: what.to_owned(), what: format!("state {:?} has an unknown keyed state type", s.name) });
                 }
                 match layout.ids.get(&s.name) {
                     Some(&i) if layout.states[i as usize].raw != s.raw => {
-                        return Err(Error::Invalid(format!("{}: subtasks disagree on the serializers of state {:?}", what, s.name)));
+                        return Err(Error::Corrupt { file: what.to_owned(), what: format!("subtasks disagree on the serializers of state {:?}", s.name) });
                     }
                     Some(_) => {}
                     None => {
@@ -100,8 +99,12 @@ pub(super) struct RecordContext<'a> {
 
 impl RecordContext<'_> {
     fn fail(&self, e: &Entry, msg: impl std::fmt::Display) -> Error {
+        Error::Invalid(self.about(e, msg))
+    }
+
+    fn about(&self, e: &Entry, msg: impl std::fmt::Display) -> String {
         let key = e.key.as_ref().map_or("null".to_owned(), |k| k.to_json().to_string());
-        Error::Invalid(format!("operator {} state {:?} key {key}: {msg}", self.op.operator_id, e.state))
+        format!("operator {} state {:?} key {key}: {msg}", self.op.operator_id, e.state)
     }
 
     /// The record of one entry; `None` for what the canonical stream does not hold (empty lists).
@@ -160,21 +163,27 @@ impl RecordContext<'_> {
         let key = e.key.as_ref().ok_or_else(|| self.fail(e, "keyed entry without a key"))?;
         let ser = &self.layout.key_serializer;
         let hash = java_hash_code(ser, key).ok_or_else(|| {
-            self.fail(
-                e,
-                format!(
-                    "cannot move keys to another max parallelism: the Java hashCode() of keys of {} is not defined by their value \
-                     (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String and \
-                     Tuple/Row of these)",
-                    ser.opaque_class()
+            Error::unsupported(
+                self.about(
+                    e,
+                    format!(
+                        "cannot move keys to another max parallelism: the Java hashCode() of keys of {} is not defined by their value \
+                         (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String and \
+                         Tuple/Row of these)",
+                        ser.opaque_class()
+                    ),
                 ),
+                Some(ser.opaque_class()),
             )
         })?;
         let old = key_group_for_hash(hash, self.source_max_parallelism);
         if old != source_kg {
-            return Err(self.fail(
-                e,
-                format!("the source stores this key in key group {source_kg}, but its hash puts it in {old}: its hashCode() is not the one flinksnap computes"),
+            return Err(Error::unsupported(
+                self.about(
+                    e,
+                    format!("the source stores this key in key group {source_kg}, but its hash puts it in {old}: its hashCode() is not the one flinksnap computes"),
+                ),
+                Some(ser.opaque_class()),
             ));
         }
         Ok(key_group_for_hash(hash, self.max_parallelism))

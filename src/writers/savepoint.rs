@@ -231,23 +231,23 @@ impl Converter<'_> {
             let ctx = || format!("{} subtask {}", self.where_(op), st.index);
             let Some(s) = &st.state else {
                 if has_keyed {
-                    return Err(Error::Invalid(format!(
-                        "{}: finished; a keyed operator with finished subtasks cannot be converted",
-                        ctx()
-                    )));
+                    return Err(Error::unsupported(format!("{}: finished; a keyed operator with finished subtasks cannot be converted", ctx()), None));
                 }
                 subtasks.insert(st.index, st.clone());
                 continue;
             };
             if !s.input_channel_state.is_empty() || !s.result_subpartition_state.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "{}: holds in-flight channel data of an unaligned checkpoint, which a savepoint cannot carry \
-                     (take an aligned checkpoint or a savepoint instead)",
-                    ctx()
-                )));
+                return Err(Error::unsupported(
+                    format!(
+                        "{}: holds in-flight channel data of an unaligned checkpoint, which a savepoint cannot carry \
+                         (take an aligned checkpoint or a savepoint instead)",
+                        ctx()
+                    ),
+                    None,
+                ));
             }
             if s.ref_checkpoint_id.is_some() {
-                return Err(Error::Invalid(format!("{}: refers to the state of an earlier checkpoint (metadata V7)", ctx())));
+                return Err(Error::unsupported(format!("{}: refers to the state of an earlier checkpoint (metadata V7)", ctx()), None));
             }
             let mut t = OperatorSubtaskState::default();
             // An empty file-merging handle holds nothing and is not written.
@@ -298,15 +298,18 @@ impl Converter<'_> {
 
     fn raw_keyed(&self, op: &OperatorState, max_parallelism: u32, h: &KeyedStateHandle) -> Result<KeyedStateHandle> {
         let KeyedStateHandle::KeyGroups(k) = h else {
-            return Err(Error::Invalid(format!("{}: raw keyed state in a {} is not supported", self.where_(op), h.class_name())));
+            return Err(Error::unsupported(format!("{}: raw keyed state in a {} is not supported", self.where_(op), h.class_name()), Some(h.class_name())));
         };
         if max_parallelism != op.max_parallelism {
             // Raw keyed state is operator-defined bytes per key group: flinksnap cannot move its keys.
-            return Err(Error::Invalid(format!(
-                "{}: holds raw keyed state (e.g. heap timers of a RocksDB checkpoint), whose keys cannot be \
-                 moved to other key groups; convert without --max-parallelism",
-                self.where_(op)
-            )));
+            return Err(Error::unsupported(
+                format!(
+                    "{}: holds raw keyed state (e.g. heap timers of a RocksDB checkpoint), whose keys cannot be \
+                     moved to other key groups; convert without --max-parallelism",
+                    self.where_(op)
+                ),
+                None,
+            ));
         }
         let seed = format!("{}/{}/raw-keyed", op.operator_id, k.key_group_range.start);
         let delegate = self.copy_stream(&k.delegate, &seed)?;
@@ -425,7 +428,7 @@ impl Converter<'_> {
         }
         if let Some(r) = records.next() {
             let kg = r?.key_group;
-            return Err(Error::Invalid(format!("{}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", self.where_(op))));
+            return Err(Error::corrupt(self.snapshot.metadata_location.as_str(), format!("operator {}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", op.operator_id)));
         }
         drop(records);
         let _ = std::fs::remove_dir_all(&spill_dir);

@@ -264,7 +264,7 @@ pub(super) struct Verifier<'u> {
 pub(super) fn describe(e: &Error) -> (Option<String>, Option<Position>, String) {
     match e {
         Error::Decode { file, error } => (Some(file.clone()), error.position(), e.to_string()),
-        Error::NotFound { file, .. } | Error::Io { file, .. } => (Some(file.clone()), None, e.to_string()),
+        Error::NotFound { file, .. } | Error::Io { file, .. } | Error::Corrupt { file, .. } => (Some(file.clone()), None, e.to_string()),
         _ => (None, None, e.to_string()),
     }
 }

@@ -70,11 +70,10 @@ impl Log {
                     }
                 }
                 other => {
-                    return Err(Error::Invalid(format!(
-                        "{}: a {} among the state changes of a changelog handle",
-                        cx.what(),
-                        other.class_name()
-                    )))
+                    return Err(Error::corrupt(
+                        cx.snapshot.metadata_location.as_str(),
+                        format!("operator {}: a {} among the state changes of a changelog handle", cx.operator_id, other.class_name()),
+                    ))
                 }
             }
         }

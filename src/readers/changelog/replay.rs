@@ -131,7 +131,10 @@ impl Replay {
             match next {
                 Some(Some(e)) => {
                     let kg = self.kg;
-                    if let Some(e) = self.absorb(cx, e?).map_err(|e| Error::Invalid(format!("materialized state of key group {kg}: {e}")))? {
+                    let e = e?;
+                    let file = cx.log.sources.first().map_or("change log", |s| s.name.as_str()).to_owned();
+                    let absorbed = self.absorb(cx, e).map_err(|e| Error::decode(format!("{file} (replaying on the materialized state)"), e.context(format!("materialized entry of key group {kg}"))))?;
+                    if let Some(e) = absorbed {
                         return Ok(Some(e));
                     }
                 }
