@@ -256,6 +256,7 @@ mod tests {
 
     use super::*;
     use crate::metadata::handles::KeyedStateHandle;
+    use crate::model::StateKind;
     use crate::snapshot::Snapshot;
     use crate::storage::LocalStorage;
 
@@ -345,4 +346,69 @@ mod tests {
         }
         assert!(checked >= 8, "only {checked} handles cut");
     }
+
+    /// Every entry of the uncompressed key-grouped fixtures names the file and the byte offset
+    /// where its stored entry starts, read back from the file: the canonical stream's key
+    /// (after its length, key-group prefix and possibly the run-end bit), the heap checkpoint's
+    /// namespace and key (a map entry: its user key).
+    #[test]
+    fn origins_point_at_the_stored_entries() {
+        use crate::error::Position;
+        use crate::readers::entries::{Selection, SnapshotEntries};
+        let mut files = Vec::new();
+        metadata_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/flink-2.3.0"), &mut files);
+        files.sort();
+        let (mut canonical, mut heap, mut compressed) = (0, 0, 0);
+        for f in files {
+            let snapshot = Snapshot::open(Arc::new(LocalStorage), f.to_str().unwrap()).unwrap();
+            let key_groups = snapshot.metadata.operators.iter().flat_map(|o| &o.subtasks).all(|st| {
+                st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()).is_none_or(|h| matches!(h, KeyedStateHandle::KeyGroups(_)))
+            });
+            if !key_groups {
+                continue;
+            }
+            let mut cache: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+            for e in SnapshotEntries::new(&snapshot, Selection::default()) {
+                let e = e.unwrap();
+                let sub = e.origin.subtask.unwrap_or_else(|| panic!("{}: no subtask in {:?}", f.display(), e.origin));
+                let file = snapshot.entry_file(&e).unwrap_or_else(|| panic!("{}: no file for {e:?}", f.display()));
+                let bytes = cache.entry(file.clone()).or_insert_with(|| std::fs::read(&file).unwrap());
+                let Some(Position::FileOffset { offset }) = e.origin.position else {
+                    assert!(matches!(e.origin.position, Some(Position::DecompressedOffset { .. })), "{}: {:?}", f.display(), e.origin);
+                    compressed += 1;
+                    continue;
+                };
+                let at = &bytes[offset as usize..];
+                if !e.kind.is_keyed() {
+                    continue;
+                }
+                let op = &snapshot.metadata.operators[sub.operator];
+                let Some(KeyedStateHandle::KeyGroups(h)) = op.subtasks[sub.subtask].state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) else { unreachable!() };
+                let timestamp = match e.value {
+                    crate::model::value::Value::Int(t) => (t ^ i64::MIN).to_be_bytes().to_vec(),
+                    _ => Vec::new(),
+                };
+                // In 2.3.0 key-grouped checkpoints are heap checkpoints, savepoints canonical.
+                if h.is_savepoint() {
+                    // The canonical stream: i32 key length, key-group prefix, key, namespace, ...
+                    let prefix = if op.max_parallelism > 128 { 2 } else { 1 };
+                    let key = &at[4..];
+                    let after_prefix = &key[prefix..];
+                    let want = if e.kind == StateKind::Timer { &after_prefix[8..] } else { after_prefix };
+                    assert!(want.starts_with(&e.raw.key), "{} {} {:?}: canonical key at {offset}", f.display(), e.state, e.key);
+                    canonical += 1;
+                } else {
+                    let want: Vec<u8> = match (e.kind, &e.raw.user_key) {
+                        (StateKind::Map, Some(uk)) => uk.clone(),
+                        (StateKind::Timer, _) => [timestamp, e.raw.key.clone()].concat(),
+                        _ => [e.raw.namespace.clone(), e.raw.key.clone()].concat(),
+                    };
+                    assert!(at.starts_with(&want), "{} {} {:?}: heap entry at {offset}", f.display(), e.state, e.key);
+                    heap += 1;
+                }
+            }
+        }
+        assert!(canonical > 100 && heap > 100 && compressed > 100, "checked {canonical} canonical, {heap} heap, {compressed} compressed entries");
+    }
+
 }
