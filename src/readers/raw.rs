@@ -174,3 +174,92 @@ fn one_subtask(state: OperatorSubtaskState, max_parallelism: u32) -> Snapshot {
     };
     Snapshot::in_memory(metadata, NAME)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::error::{Error, Position, ValuePart};
+    use crate::storage::LocalStorage;
+
+    /// The serialization proxy of the first key-groups handle of a 2.3.0 fixture, as stored.
+    fn proxy(case: &str) -> (Vec<u8>, u32) {
+        let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/flink-2.3.0").join(case);
+        let job = std::fs::read_dir(&case).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+        let chk = std::fs::read_dir(&job).unwrap().flatten().map(|e| e.path()).find(|p| p.join("_metadata").exists()).unwrap();
+        let s = Snapshot::open(Arc::new(LocalStorage), chk.to_str().unwrap()).unwrap();
+        for op in &s.metadata.operators {
+            for st in &op.subtasks {
+                if let Some(KeyedStateHandle::KeyGroups(h)) = st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) {
+                    let source = crate::readers::stream::StreamSource::open(&s, &h.delegate).unwrap();
+                    let first = h.offsets.iter().copied().filter(|&o| o > 0).min().unwrap() as u64;
+                    return (source.read_range(0..first).unwrap(), op.max_parallelism);
+                }
+            }
+        }
+        panic!("no key-groups handle in {}", case.display());
+    }
+
+    /// A heap-checkpoint key group 0 whose first state id is 999 (no such state).
+    fn bad_key_group(compressed: bool) -> Vec<u8> {
+        let mut data = 0i32.to_be_bytes().to_vec();
+        let body = 999i16.to_be_bytes();
+        if compressed {
+            let mut w = snap::write::FrameEncoder::new(Vec::new());
+            std::io::Write::write_all(&mut w, &body).unwrap();
+            data.extend(w.into_inner().unwrap());
+        } else {
+            data.extend(body);
+        }
+        data
+    }
+
+    #[test]
+    fn positions_say_what_they_count() {
+        for (case, compressed) in [("heap-checkpoint", false), ("heap-checkpoint-compressed", true)] {
+            let (mut bytes, maxp) = proxy(case);
+            let at = bytes.len() as u64;
+            bytes.extend(bad_key_group(compressed));
+            let e = key_group_stream(&bytes, KeyedStreamFormat::HeapCheckpoint, &[at as i64], maxp).unwrap_err();
+            let Error::Decode { error, .. } = &e else { panic!("{case}: {e}") };
+            // The state id follows the 4-byte key group; compressed, it is the first byte of the
+            // key group's Snappy stream.
+            let want = if compressed { Position::DecompressedOffset { block: at + 4, offset: 0 } } else { Position::file(at + 4) };
+            assert_eq!(error.position(), Some(want), "{case}: {e}");
+        }
+        // A RocksDB key too short for its key-group prefix: an offset inside the stored key.
+        let meta = keyed_backend_meta(&proxy("heap-checkpoint").0).unwrap();
+        let d = crate::readers::keyed::KeyedDecoder::new(OperatorId([0; 16]), 32768, &meta).unwrap();
+        let e = d.decode_kv(0, &[1], &[]).unwrap_err();
+        assert_eq!(e.position(), Some(Position::WithinValue { part: ValuePart::Key, offset: 0 }), "{e}");
+        assert!(e.to_string().contains("offset 0 of the stored key"), "{e}");
+    }
+
+    #[test]
+    fn every_entry_point_survives_garbage() {
+        let (proxy, maxp) = proxy("heap-checkpoint");
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..200 {
+            let mut bytes = proxy.clone();
+            let n = (next() % 64) as usize;
+            bytes.extend((0..n).map(|_| next() as u8));
+            let i = (next() as usize) % bytes.len();
+            bytes[i] ^= 1 << (next() % 8);
+            let at = proxy.len() as i64;
+            let _ = key_group_stream(&bytes, KeyedStreamFormat::HeapCheckpoint, &[at], maxp);
+            let _ = key_group_stream(&bytes, KeyedStreamFormat::Canonical, &[at], maxp);
+            let _ = changelog(&proxy, &[0], &bytes[bytes.len() - n..], &[0], maxp);
+            let _ = operator_state(&bytes, &[("s".into(), DistributionMode::SplitDistribute, vec![round % 7])]);
+            let _ = serializer_values(&bytes);
+            let _ = metadata(&bytes);
+        }
+    }
+}
