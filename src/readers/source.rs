@@ -3,7 +3,7 @@
 //! A managed keyed-state handle is one of a few kinds, each with its own reader: key-grouped
 //! streams (canonical savepoints, heap checkpoints, full checkpoints up to 1.15: [`keyed`]),
 //! RocksDB native snapshots ([`rocksdb`]), the changelog backend (materialized state plus logged
-//! changes: [`changelog`]). [`open_reader`] is the one place that maps a handle kind to its
+//! changes: [`changelog`]). `open_reader` is the one place that maps a handle kind to its
 //! reader; every reader implements [`KeyGroupReader`], so everything above — the snapshot-wide
 //! stream ([`entries`]), the state listing ([`states`]), `verify`, `diff`, `stats`, `convert`,
 //! `export` — reads all of them the same way: the serialization proxy first, then key group by
@@ -59,7 +59,7 @@ impl Selection {
 }
 
 /// The reader of one keyed-state handle, key group by key group. Every keyed format implements
-/// it; [`open_reader`] picks the implementation.
+/// it; `open_reader` (the crate's one dispatch from handle kind to reader) picks the implementation.
 pub trait KeyGroupReader: fmt::Debug + Send {
     /// The handle's serialization proxy: key serializer and states (for a changelog handle
     /// including the states registered after its materialization).

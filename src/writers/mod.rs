@@ -5,7 +5,7 @@
 //!   another max parallelism (the orchestration);
 //! - `keys`: keyed entries encoded as the canonical stream's key/value pairs, the written proxy,
 //!   and moving keys to their key groups for another max parallelism;
-//! - [`relocate`]: a snapshot and every file it references copied into one self-contained,
+//! - [`relocate`](mod@relocate): a snapshot and every file it references copied into one self-contained,
 //!   relocatable directory with a rewritten `_metadata`;
 //! - [`metadata`]: `_metadata` in versions 3–7, the mirror of [`crate::metadata`];
 //! - [`canonical`]: the canonical key-grouped stream of keyed state (type 7 handles);

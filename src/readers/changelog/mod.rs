@@ -10,7 +10,7 @@
 //!   by key group);
 //! - `replay`: a key group's changes applied to its materialized entries;
 //! - `java`: the Java-serialized `StateTtlConfig` a METADATA change holds, skipped;
-//! - this module: [`ChangelogReader`], the keyed-source reader of a changelog handle.
+//! - this module: `ChangelogReader`, the keyed-source reader of a changelog handle.
 //!
 //! Memory: the changes are read once and indexed by key group (they are bounded by design: only
 //! what happened since the last materialization). A key group is then streamed from the
