@@ -13,3 +13,5 @@ mod offsets;
 mod oracle;
 mod relocate;
 mod rocksdb_native;
+#[cfg(not(feature = "rocksdb"))]
+mod without_rocksdb;

@@ -79,10 +79,28 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flinksnap: {e:#}");
+            eprintln!("flinksnap: {}", message(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes in one line, as `{:#}` prints them, leaving out a cause whose text
+/// an error before it already says (flinksnap's errors name their file and include what their
+/// `source()` says, so that a plain `to_string()` is complete).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

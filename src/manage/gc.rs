@@ -43,7 +43,7 @@ pub trait Delete: Storage {
 fn local_path(loc: &Location) -> Result<PathBuf> {
     match loc.scheme() {
         None => Ok(PathBuf::from(loc.as_str())),
-        Some(s) => Err(Error::Invalid(format!("{loc}: the {s}:// file system is not supported yet"))),
+        Some(s) => Err(Error::unsupported(format!("{loc}: the {s}:// file system is not supported yet"), None)),
     }
 }
 

@@ -89,6 +89,38 @@ impl Snapshot {
         Ok(Snapshot { storage, dir, metadata_size: data.len() as u64, metadata_location, metadata })
     }
 
+    /// A snapshot of `metadata` that exists only in memory (no files: every handle must be
+    /// inline), named `name` in messages.
+    pub fn in_memory(metadata: CheckpointMetadata, name: &str) -> Snapshot {
+        let metadata_location = Location::new(name);
+        let dir = metadata_location.parent().unwrap_or_else(|| Location::new("."));
+        Snapshot { storage: Arc::new(crate::storage::NoFiles), dir, metadata_size: 0, metadata_location, metadata }
+    }
+
+    /// The stream an entry was read from, when its origin names one: the subtask's keyed-state
+    /// handle's stream (keyed state) or its operator-state handle's (operator state).
+    pub fn entry_stream(&self, e: &crate::model::Entry) -> Option<&StreamStateHandle> {
+        let sub = e.origin.subtask?;
+        let i = usize::from(e.origin.stream?);
+        let state = self.metadata.operators.get(sub.operator)?.subtasks.get(sub.subtask)?.state.as_ref()?;
+        if e.kind.is_keyed() {
+            state.managed_keyed_state.as_ref()?.streams().get(i).map(|(_, s)| *s)
+        } else {
+            (i == 0).then_some(&state.managed_operator_state.as_ref()?.delegate)
+        }
+    }
+
+    /// Where an entry was read, as messages name files: the resolved file, `_metadata` for inline
+    /// state; `None` when its origin names no stream.
+    pub fn entry_file(&self, e: &crate::model::Entry) -> Option<String> {
+        let h = self.entry_stream(e)?;
+        match self.resolve(h) {
+            Ok(Some(r)) => Some(r.location.to_string()),
+            Ok(None) => Some(self.metadata_location.to_string()),
+            Err(_) => Self::recorded_path(h).map(|(p, _)| p.to_owned()),
+        }
+    }
+
     /// The storage the snapshot is read from.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage

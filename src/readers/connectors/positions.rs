@@ -9,6 +9,7 @@ use super::source::{self, EnumeratorState, Split};
 use crate::error::Result;
 use crate::metadata::handles::StreamStateHandle;
 use crate::model::value::Value;
+use crate::model::SubtaskRef;
 use crate::readers::meta::VALUE_SERIALIZER;
 use crate::readers::operator::{read_operator_meta, read_operator_state};
 use crate::readers::serializers::SerializerKind;
@@ -58,7 +59,7 @@ pub struct SubtaskLegacyOffset {
 /// listed in [`SourcePositions::problems`], never an error: only an unreadable snapshot is.
 pub fn source_positions(snapshot: &Snapshot) -> Result<Vec<SourcePositions>> {
     let mut out = Vec::new();
-    for op in &snapshot.metadata.operators {
+    for (op_index, op) in snapshot.metadata.operators.iter().enumerate() {
         let mut p = SourcePositions {
             operator_id: op.operator_id.to_hex(),
             operator_uid: op.uid.clone(),
@@ -82,7 +83,7 @@ pub fn source_positions(snapshot: &Snapshot) -> Result<Vec<SourcePositions>> {
                 }
             }
         }
-        for st in &op.subtasks {
+        for (sub_index, st) in op.subtasks.iter().enumerate() {
             let Some(handle) = st.state.as_ref().and_then(|s| s.managed_operator_state.as_ref()) else { continue };
             let names: Vec<&str> = handle.states.iter().map(|s| s.name.as_str()).collect();
             let reader = names.contains(&source::READER_STATE);
@@ -91,7 +92,7 @@ pub fn source_positions(snapshot: &Snapshot) -> Result<Vec<SourcePositions>> {
                 continue;
             }
             is_source = true;
-            let entries = match read_operator_state(snapshot, op.operator_id, handle) {
+            let entries = match read_operator_state(snapshot, SubtaskRef { operator: op_index, subtask: sub_index }, handle) {
                 Ok(e) => e,
                 Err(e) => {
                     p.problems.push(format!("subtask {}: {e}", st.index));

@@ -63,8 +63,13 @@ impl TypeSerializer {
     /// field of a tuple or POJO), just the rest of the frame. Corrupt bytes are an error, and so
     /// are bytes left over after a decoded value.
     pub fn decode_framed(&self, bytes: &[u8], base: u64) -> Result<Value, DecodeError> {
-        let mut c = Cursor::with_base(bytes, base);
-        let v = self.decode_at(&mut c, 0, true).map_err(Fail::into_error)?;
+        self.decode_rest(&mut Cursor::with_base(bytes, base))
+    }
+
+    /// [`TypeSerializer::decode_framed`] over everything left in `c` (whose frame says what its
+    /// offsets count).
+    pub fn decode_rest(&self, c: &mut Cursor<'_>) -> Result<Value, DecodeError> {
+        let v = self.decode_at(c, 0, true).map_err(Fail::into_error)?;
         c.expect_end("value")?;
         Ok(v)
     }
