@@ -127,7 +127,7 @@ fn every_fixture_relocates_and_reads_back_the_same() {
         }
         checked += 1;
     }
-    assert_eq!(checked, crate::util::metadata_files().len(), "every fixture snapshot");
+    assert_eq!(checked, crate::util::metadata_files().len() - crate::inspect::unsound_snapshots(), "every fixture snapshot Flink can restore");
     assert!(dumped >= 60, "only {dumped} relocated fixtures dumped");
 }
 
