@@ -396,6 +396,30 @@ mod tests {
     }
 
     #[test]
+    fn roots_of_job_checkpoint_savepoint_and_other_directories() {
+        use crate::storage::LocalStorage;
+        let tmp = tempfile::tempdir().unwrap();
+        let base = Location::new(tmp.path().to_str().unwrap());
+        let ck = base.join("ckpts");
+        let job = ck.join("not-a-job-id-but-has-shared");
+        std::fs::create_dir_all(format!("{job}/shared")).unwrap();
+        std::fs::create_dir_all(format!("{job}/chk-7")).unwrap();
+        let sp = base.join("sp/savepoint-1a2b3c-0123456789ab");
+        std::fs::create_dir_all(sp.as_str()).unwrap();
+        let s = LocalStorage;
+        assert_eq!(root_of(&s, &job).unwrap(), (ck.clone(), RootReason::CheckpointRoot));
+        assert_eq!(root_of(&s, &job.join("chk-7")).unwrap(), (ck.clone(), RootReason::CheckpointRoot));
+        assert_eq!(root_of(&s, &sp).unwrap(), (base.join("sp"), RootReason::Parent));
+        assert_eq!(root_of(&s, &ck).unwrap(), (ck.clone(), RootReason::Directory));
+        // Never the top of the file system.
+        assert_eq!(root_of(&s, &Location::new("/chk-3")).unwrap(), (Location::new("/chk-3"), RootReason::Directory));
+        // --also inside a root adds nothing; relative paths are made absolute.
+        let r = roots(&s, &job, &[job.join("shared").to_string()], &[]).unwrap();
+        assert_eq!(r.iter().map(|r| r.location().clone()).collect::<Vec<_>>(), [ck.clone()]);
+        assert_eq!(absolute(&Location::new("/a/b/../c/./d")), Location::new("/a/c/d"));
+    }
+
+    #[test]
     fn job_ids() {
         assert!(is_job_id("884d27de0abb2ce22241dffc7fbb6ee8"));
         assert!(!is_job_id("884d27de0abb2ce22241dffc7fbb6ee"));

@@ -57,6 +57,9 @@ pub struct Args {
     /// Delete even when a _metadata in the scanned roots does not parse.
     #[arg(long)]
     pub allow_unreadable: bool,
+    /// List every file kept, not only how many and why.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -70,7 +73,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         if args.format == Format::Json {
             write_json(out, "delete", &p)?;
         } else {
-            write_text(&p, out)?;
+            write_text(&p, args.verbose, out)?;
         }
         bail!("{}: nothing removed: {r}", p.snapshot);
     }
@@ -79,7 +82,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     }
     match args.format {
         Format::Json => write_json(out, "delete", &p)?,
-        Format::Table => write_text(&p, out)?,
+        Format::Table => write_text(&p, args.verbose, out)?,
     }
     if !p.failures.is_empty() {
         for f in &p.failures {
@@ -107,7 +110,7 @@ fn word(v: impl serde::Serialize) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(|s| s.replace('_', " "))).unwrap_or_default()
 }
 
-fn write_text(p: &DeletePlan, out: &mut dyn Write) -> std::io::Result<()> {
+fn write_text(p: &DeletePlan, verbose: bool, out: &mut dyn Write) -> std::io::Result<()> {
     write_roots(&p.roots, out)?;
     let verb = if p.deleted { "removed" } else { "would remove" };
     for f in &p.remove {
@@ -116,13 +119,27 @@ fn write_text(p: &DeletePlan, out: &mut dyn Write) -> std::io::Result<()> {
     for d in &p.remove_dirs {
         writeln!(out, "{verb} directory {d}/")?;
     }
-    for f in &p.kept {
-        let why = match (f.kept.map(word), f.referenced_by.is_empty()) {
-            (Some(w), false) => format!("{w}: {}", f.referenced_by.join(", ")),
-            (Some(w), true) => w,
-            (None, _) => String::new(),
-        };
-        writeln!(out, "keep {} ({}, {why})", f.path, human_bytes(f.size))?;
+    let why = |f: &flinksnap::manage::delete::DeleteFile| match (f.kept.map(word), f.referenced_by.is_empty()) {
+        (Some(w), false) => format!("{w}: {}", f.referenced_by.join(", ")),
+        (Some(w), true) => w,
+        (None, _) => String::new(),
+    };
+    if verbose {
+        for f in &p.kept {
+            writeln!(out, "keep {} ({}, {})", f.path, human_bytes(f.size), why(f))?;
+        }
+    } else {
+        // One line per reason and set of referencing snapshots: a checkpoint shares thousands
+        // of SSTs.
+        let mut groups: std::collections::BTreeMap<String, (usize, u64)> = std::collections::BTreeMap::new();
+        for f in &p.kept {
+            let g = groups.entry(why(f)).or_default();
+            g.0 += 1;
+            g.1 += f.size;
+        }
+        for (w, (n, bytes)) in groups {
+            writeln!(out, "keep {n} files ({}): {w}", human_bytes(bytes))?;
+        }
     }
     for m in &p.missing {
         writeln!(out, "missing {m} (referenced, not found)")?;

@@ -43,6 +43,15 @@ fn role(r: impl serde::Serialize) -> String {
     serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "-".into())
 }
 
+/// A path as the tables show it: relative to the root it lies in (the checkpoint directory, for
+/// a job directory), else as it is. JSON keeps full paths.
+fn short(p: &str, roots: &[flinksnap::manage::scope::ScopeRoot]) -> String {
+    roots
+        .iter()
+        .find_map(|r| p.strip_prefix(r.path.as_str()).and_then(|rest| rest.strip_prefix('/')).map(str::to_owned))
+        .unwrap_or_else(|| p.to_owned())
+}
+
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let report = refs(Arc::new(LocalStorage), &args.dir, &args.also)?;
@@ -90,7 +99,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
                 yes_no(f.cross_job).into(),
                 f.referenced_by.to_string(),
                 f.size.to_string(),
-                f.referenced_by_snapshots.join(", "),
+                f.referenced_by_snapshots.iter().map(|x| short(x, &report.roots)).collect::<Vec<_>>().join(", "),
             ]);
         }
         table.write(out, "  ")?;
@@ -100,7 +109,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         writeln!(out, "Referenced from outside ({} files of this directory, by {} snapshots)", t.externally_referenced_files, report.external.len())?;
         let mut table = Table::new(&["SNAPSHOT", "CHECKPOINT ID>", "JOB", "FILES>", "BYTES>"]);
         for e in &report.external {
-            table.row(vec![e.path.clone(), e.checkpoint_id.to_string(), e.job.clone(), e.files.len().to_string(), e.bytes.to_string()]);
+            table.row(vec![short(&e.path, &report.roots), e.checkpoint_id.to_string(), short(&e.job, &report.roots), e.files.len().to_string(), e.bytes.to_string()]);
         }
         table.write(out, "  ")?;
     }
