@@ -415,7 +415,7 @@ mod tests {
         assert_eq!(root_of(&s, &Location::new("/chk-3")).unwrap(), (Location::new("/chk-3"), RootReason::Directory));
         // --also inside a root adds nothing; relative paths are made absolute.
         let r = roots(&s, &job, &[job.join("shared").to_string()], &[]).unwrap();
-        assert_eq!(r.iter().map(|r| r.location().clone()).collect::<Vec<_>>(), [ck.clone()]);
+        assert_eq!(r.iter().map(|r| r.location().clone()).collect::<Vec<_>>(), std::slice::from_ref(&ck));
         assert_eq!(absolute(&Location::new("/a/b/../c/./d")), Location::new("/a/c/d"));
     }
 
