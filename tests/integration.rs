@@ -4,6 +4,7 @@
 mod util;
 
 mod convert;
+mod cross_job;
 mod dump;
 mod export;
 mod inspect;

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod convert;
+pub mod delete;
 pub mod dump;
 pub mod gc;
 pub mod export;
