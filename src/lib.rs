@@ -5,12 +5,12 @@
 //! - [`error`]: errors, with typed positions (file offset, decompressed offset, offset inside a
 //!   stored value) and "unsupported" apart from corruption;
 //! - [`bytes`]: the big-endian cursor every binary reader uses (typed offsets in every error);
-//! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
-//!   configs, `JavaSerializer` values) as an object graph and as values;
 //! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
 //!   trait);
 //! - [`model`]: Flink's identifiers (operator ids, key groups) and the backend-independent
 //!   [`Entry`](model::Entry) every reader produces, with where it was read;
+//! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
+//!   configs, `JavaSerializer` values) as an object graph and as values;
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;

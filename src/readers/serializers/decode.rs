@@ -2,7 +2,7 @@
 //! § Value encodings).
 
 use super::consts::{self, pojo_flags};
-use super::numbers::{big_decimal_text, big_integer_text};
+use crate::model::numbers::{big_decimal_text, big_integer_text, widen};
 use super::{strings, PojoSerializer, SerializerKind as K, SimpleType, TypeSerializer, MAX_DEPTH};
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -416,14 +416,6 @@ fn decode_pojo(c: &mut Cursor<'_>, p: &PojoSerializer, d: usize, tail: bool) -> 
         out.push((name.clone(), v));
     }
     Ok(Value::Struct { fields: out })
-}
-
-/// A `float` as the `f64` of its shortest decimal form (`0.1f` → `0.1`).
-pub(crate) fn widen(f: f32) -> f64 {
-    if !f.is_finite() {
-        return f64::from(f);
-    }
-    f.to_string().parse::<f64>().unwrap_or(f64::from(f))
 }
 
 fn decode_primitive_array(t: SimpleType, c: &mut Cursor<'_>) -> Result<Value, DecodeError> {

@@ -21,7 +21,6 @@ mod consts;
 mod decode;
 mod hash;
 pub(crate) mod kryo;
-mod numbers;
 mod pojo;
 mod snapshot;
 mod strings;
@@ -32,8 +31,6 @@ pub use avro::AvroSchema;
 pub use hash::{java_hash_code, key_group_for_hash};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub use strings::{read_fstr, write_fstr};
-pub(crate) use decode::widen as widen_f32;
-pub(crate) use numbers::{big_decimal_text, big_integer_text};
 
 /// Deepest nesting of serializer snapshots and of decoded values accepted (Flink has no limit;
 /// real types nest a handful of levels). Deeper input is an error, never a stack overflow.

@@ -1,4 +1,4 @@
-//! `java.math.BigInteger` and `BigDecimal` text, from the two's-complement big-endian bytes that
+//! Java numbers as text: `java.math.BigInteger` and `BigDecimal` text, from the two's-complement big-endian bytes that
 //! `BigInteger.toByteArray()` gives (`BigIntSerializer`, `BigDecSerializer`).
 
 /// Magnitudes longer than this many bytes are printed in hex (`0x…`, with a leading `-` when
@@ -119,6 +119,14 @@ pub fn big_decimal_text(unscaled: &str, scale: i32) -> String {
         out.push_str(&adjusted.to_string());
     }
     out
+}
+
+/// A `float` as the `f64` of its shortest decimal form (`0.1f` → `0.1`).
+pub fn widen(f: f32) -> f64 {
+    if !f.is_finite() {
+        return f64::from(f);
+    }
+    f.to_string().parse::<f64>().unwrap_or(f64::from(f))
 }
 
 #[cfg(test)]
