@@ -6,6 +6,8 @@
 //!   trait);
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`model`]: Flink's identifiers (operator ids, key groups), the backend-independent model;
+//! - [`rocksdb_files`]: RocksDB's SST and MANIFEST files read in Rust (the RocksDB and ForSt
+//!   backends' native snapshots), through ranged reads;
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
@@ -15,8 +17,9 @@
 //! - `cli` (binary only): one module per subcommand.
 //!
 //! Cargo features:
-//! - `rocksdb` (default): keyed state of RocksDB native snapshots through the bundled RocksDB
-//!   (a C++ build that needs libclang); without it such state is reported as unreadable.
+//! - `rocksdb` (off by default): RocksDB native state can also be read through the RocksDB C++
+//!   library (a C++ build that needs libclang): the differential test compares both readers,
+//!   `FLINKSNAP_ROCKSDB_READER=librocksdb` makes the CLI use it (benchmarks).
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -28,6 +31,7 @@ pub mod export;
 pub mod metadata;
 pub mod model;
 pub mod readers;
+pub mod rocksdb_files;
 pub mod snapshot;
 pub mod storage;
 pub mod writers;

@@ -674,6 +674,29 @@ impl Verifier<'_> {
             }
         }
         self.totals.key_groups += key_groups.len() as u64;
+        // RocksDB handles: every block of every live table, also those no selected entry lies
+        // in (other column families, key groups outside the handle), must pass its checksum.
+        for (subtask, h) in keyed {
+            let incs: Vec<&crate::metadata::handles::IncrementalRemoteKeyedStateHandle> = match h {
+                KeyedStateHandle::IncrementalRemote(i) => vec![i],
+                KeyedStateHandle::Changelog(c) => c
+                    .materialized
+                    .iter()
+                    .filter_map(|m| match m {
+                        KeyedStateHandle::IncrementalRemote(i) => Some(i),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for inc in incs {
+                let checked = crate::readers::rocksdb::RocksDbHandleReader::open(s, op.operator_id, op.max_parallelism, inc, &[], None)
+                    .and_then(|r| r.verify_blocks());
+                if let Err(e) = checked {
+                    return vec![self.error_finding(s, op, Some(*subtask), &e, None)];
+                }
+            }
+        }
         wrong
             .into_iter()
             .map(|(kg, (n, state, key, want))| {
