@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ::rocksdb::{
-    checkpoint::Checkpoint, BlockBasedIndexType, BlockBasedOptions, ChecksumType, DBCompressionType, DataBlockIndexType, MergeOperands,
+    checkpoint::Checkpoint, BlockBasedIndexType, ColumnFamilyDescriptor, BlockBasedOptions, ChecksumType, DBCompressionType, DataBlockIndexType, MergeOperands,
     Options, SstFileWriter, DB,
 };
 
@@ -98,7 +98,7 @@ fn build(v: &Variant, dir: &Path) -> std::path::PathBuf {
     let o = options(v);
     let path = dir.join("db");
     let cfs = ["default", "list", "value"];
-    let db = DB::open_cf(&o, &path, cfs).unwrap();
+    let db = DB::open_cf_descriptors(&o, &path, cfs.iter().map(|n| ColumnFamilyDescriptor::new(*n, options(v)))).unwrap();
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let (list, value) = (db.cf_handle("list").unwrap(), db.cf_handle("value").unwrap());
     for round in 0..4u64 {
@@ -107,14 +107,28 @@ fn build(v: &Variant, dir: &Path) -> std::path::PathBuf {
             let k = key(i);
             match i % 11 {
                 0 => db.delete_cf(&value, &k).unwrap(),
-                1 => db.single_delete_cf(&value, &k).unwrap(),
+                1 => db.put_cf(&value, &k, b"one").unwrap(),
                 2 | 3 | 4 => db.merge_cf(&list, &k, format!("e{round}-{}", i % 100)).unwrap(),
                 5 => db.put_cf(&list, &k, format!("base{round}")).unwrap(),
                 6 => db.delete_cf(&list, &k).unwrap(),
                 _ => db.put_cf(&value, &k, vec![b'v'; (i % 300) as usize]).unwrap(),
             }
         }
-        if round == 1 {
+        // Single deletes: keys put once (in round 0), single-deleted later (SingleDelete's
+        // contract: never mixed with Delete or a second Put).
+        for j in 0..100u64 {
+            let k = format!("\x05single-{j:03}").into_bytes();
+            match round {
+                0 => db.put_cf(&value, &k, b"once").unwrap(),
+                2 if j % 2 == 0 => {
+                    let mut b = ::rocksdb::WriteBatch::default();
+                    b.single_delete_cf(&value, &k);
+                    db.write(b).unwrap();
+                }
+                _ => {}
+            }
+        }
+        if round == 2 {
             db.delete_range_cf(&value, key(3).as_slice(), key(5).as_slice()).unwrap();
             db.delete_range_cf(&list, vec![2u8].as_slice(), vec![2u8, b'u', b's', b'e', b'r', b'-', b'k', b'e', b'y', b'-', b'0', b'7'].as_slice()).unwrap();
         }
@@ -148,7 +162,7 @@ fn build(v: &Variant, dir: &Path) -> std::path::PathBuf {
 fn librocksdb_entries(v: &Variant, dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let o = options(v);
     let cfs = DB::list_cf(&o, dir).unwrap();
-    let db = DB::open_cf_for_read_only(&o, dir, &cfs, false).unwrap();
+    let db = DB::open_cf_descriptors_read_only(&o, dir, cfs.iter().map(|n| ColumnFamilyDescriptor::new(n, options(v))), false).unwrap();
     let mut out = Vec::new();
     for cf in &cfs {
         let mut it = db.raw_iterator_cf(&db.cf_handle(cf).unwrap());
@@ -241,6 +255,19 @@ fn the_rust_reader_reads_every_table_option_as_librocksdb() {
             }
         }
         assert!(db.verify_all_blocks().unwrap() > 10, "{}", v.name);
+        // The tables are what the variant asks for.
+        let (mut ingested, mut tombstones) = (0, 0);
+        for e in std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "sst")) {
+            let f: Arc<dyn FileSource> = Arc::new(MemoryFile::new("t", std::fs::read(e.path()).unwrap()));
+            let t = super::table::Table::open(f, None, true).unwrap();
+            assert_eq!(t.footer().format_version, v.format_version as u32, "{}", v.name);
+            let two_level = t.properties().index_type() == Ok(super::properties::IndexType::TwoLevel);
+            assert_eq!(two_level, matches!(v.index, BlockBasedIndexType::TwoLevelIndexSearch), "{}", v.name);
+            ingested += usize::from(t.global_sequence().is_some());
+            tombstones += t.range_tombstones().len();
+        }
+        assert_eq!(ingested, 1, "{}", v.name);
+        assert!(tombstones >= 2, "{}", v.name);
     }
 }
 

@@ -148,8 +148,6 @@ pub fn read_meta(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    #[cfg(feature = "rocksdb")]
-    use backend::Backend;
 
     /// Every snapshot directory (holding `_metadata`) below `testdata/`.
     pub(crate) fn all_snapshot_dirs() -> Vec<std::path::PathBuf> {
