@@ -98,7 +98,7 @@ impl LevelIter {
 
     fn next(&mut self) -> Result<()> {
         if let Some(i) = &mut self.iter {
-            i.next()?;
+            i.advance()?;
         }
         self.skip_exhausted()
     }
@@ -142,7 +142,7 @@ impl Child {
     }
     fn next(&mut self) -> Result<()> {
         match self {
-            Child::Table(t) => t.next(),
+            Child::Table(t) => t.advance(),
             Child::Level(l) => l.next(),
         }
     }
@@ -278,7 +278,7 @@ impl CfCursor {
     }
 
     /// Moves to the next live user key.
-    pub fn next(&mut self) -> Result<()> {
+    pub fn advance(&mut self) -> Result<()> {
         self.resolve()
     }
 

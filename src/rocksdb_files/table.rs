@@ -512,7 +512,7 @@ impl TableIter {
     }
 
     /// Moves to the next entry.
-    pub fn next(&mut self) -> Result<()> {
+    pub fn advance(&mut self) -> Result<()> {
         if let Some(d) = &mut self.data {
             d.next(self.table.file.name())?;
         }
@@ -570,7 +570,7 @@ mod tests {
         let mut n = 0;
         while it.valid() {
             n += 1;
-            it.next()?;
+            it.advance()?;
         }
         Ok(n)
     }

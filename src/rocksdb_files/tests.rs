@@ -108,7 +108,7 @@ fn build(v: &Variant, dir: &Path) -> std::path::PathBuf {
             match i % 11 {
                 0 => db.delete_cf(&value, &k).unwrap(),
                 1 => db.put_cf(&value, &k, b"one").unwrap(),
-                2 | 3 | 4 => db.merge_cf(&list, &k, format!("e{round}-{}", i % 100)).unwrap(),
+                2..=4 => db.merge_cf(&list, &k, format!("e{round}-{}", i % 100)).unwrap(),
                 5 => db.put_cf(&list, &k, format!("base{round}")).unwrap(),
                 6 => db.delete_cf(&list, &k).unwrap(),
                 _ => db.put_cf(&value, &k, vec![b'v'; (i % 300) as usize]).unwrap(),
@@ -196,7 +196,7 @@ fn rust_entries(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
         let mut c = db.cursor(&cf, &[], None).unwrap();
         while c.valid() {
             out.push((cf.clone(), c.key().to_vec(), c.value().to_vec()));
-            c.next().unwrap();
+            c.advance().unwrap();
         }
     }
     out
@@ -248,7 +248,7 @@ fn the_rust_reader_reads_every_table_option_as_librocksdb() {
                 let mut n = 0;
                 while c.valid() {
                     n += 1;
-                    c.next().unwrap();
+                    c.advance().unwrap();
                 }
                 let expected = want.iter().filter(|(f, k, _)| f == cf && *k >= lo && hi.as_ref().is_none_or(|h| k < h)).count();
                 assert_eq!(n, expected, "{}: {cf} {lo:?}..{hi:?}", v.name);

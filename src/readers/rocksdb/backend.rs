@@ -13,6 +13,9 @@ use super::files::HandleFile;
 /// What FRocksDB's `StringAppendTESTOperator` puts between list elements.
 pub(super) const LIST_DELIMITER: u8 = b',';
 
+/// What a scan calls for each entry: `false` stops it.
+pub(super) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// A handle's database, open.
 pub(super) trait Backend: Send + fmt::Debug {
     /// The column families, as the MANIFEST lists them.
@@ -27,7 +30,7 @@ pub(super) trait Backend: Send + fmt::Debug {
         lower: &[u8],
         upper: Option<&[u8]>,
         after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()>;
 
     /// Reads and checks every block of every live table (`verify --level full`): the number of
@@ -78,9 +81,18 @@ pub(super) struct RustBackend {
     db: Db,
     column_families: Vec<String>,
     what: String,
-    /// The cursor of the last scan, where it stopped: (column family, upper bound, last key
-    /// visited, cursor past it), so that the next batch continues without seeking again.
-    parked: Option<(String, Option<Vec<u8>>, Vec<u8>, CfCursor)>,
+    /// The cursor of the last scan, where it stopped, so that the next batch continues
+    /// without seeking again.
+    parked: Option<Parked>,
+}
+
+/// A cursor past the last key a scan visited.
+#[derive(Debug)]
+struct Parked {
+    column_family: String,
+    upper: Option<Vec<u8>>,
+    last: Vec<u8>,
+    cursor: CfCursor,
 }
 
 impl RustBackend {
@@ -114,19 +126,19 @@ impl Backend for RustBackend {
         lower: &[u8],
         upper: Option<&[u8]>,
         after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         let what = self.what.clone();
         let err = |e| rocks_error(e, &what);
-        let parked = self.parked.take().filter(|(c, u, last, _)| c == cf && u.as_deref() == upper && Some(last.as_slice()) == after);
+        let parked = self.parked.take().filter(|p| p.column_family == cf && p.upper.as_deref() == upper && Some(p.last.as_slice()) == after);
         let mut cursor = match parked {
-            Some((_, _, _, c)) => c,
+            Some(p) => p.cursor,
             None => {
                 let mut c = self.db.cursor(cf, lower, upper).map_err(err)?;
                 if let Some(a) = after.filter(|a| *a >= lower) {
                     c.seek(a).map_err(err)?;
                     if c.valid() && c.key() == a {
-                        c.next().map_err(err)?;
+                        c.advance().map_err(err)?;
                     }
                 }
                 c
@@ -135,11 +147,11 @@ impl Backend for RustBackend {
         while cursor.valid() {
             if !visit(cursor.key(), cursor.value())? {
                 let last = cursor.key().to_vec();
-                cursor.next().map_err(err)?;
-                self.parked = Some((cf.to_owned(), upper.map(<[u8]>::to_vec), last, cursor));
+                cursor.advance().map_err(err)?;
+                self.parked = Some(Parked { column_family: cf.to_owned(), upper: upper.map(<[u8]>::to_vec), last, cursor });
                 return Ok(());
             }
-            cursor.next().map_err(err)?;
+            cursor.advance().map_err(err)?;
         }
         Ok(())
     }

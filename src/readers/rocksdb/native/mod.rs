@@ -10,7 +10,7 @@ mod materialize;
 use ::rocksdb::{ColumnFamilyDescriptor, MergeOperands, Options, ReadOptions, DB};
 
 use self::materialize::{assemble, WorkingDir};
-use super::backend::{Backend, LIST_DELIMITER};
+use super::backend::{Backend, Visit, LIST_DELIMITER};
 use crate::error::{Error, Result};
 use crate::metadata::handles::IncrementalRemoteKeyedStateHandle;
 use crate::snapshot::Snapshot;
@@ -90,7 +90,7 @@ impl Backend for LibrocksdbBackend {
         lower: &[u8],
         upper: Option<&[u8]>,
         after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         let handle = self
             .db
