@@ -92,7 +92,7 @@ pub enum EntryFormat {
 /// A decoded block: its contents and where the restart array is.
 #[derive(Debug, Clone)]
 pub struct Block {
-    data: Arc<[u8]>,
+    data: Arc<Vec<u8>>,
     /// End of the entries = start of the restart array.
     restarts: usize,
     num_restarts: usize,
@@ -128,7 +128,7 @@ impl Block {
         if num_restarts == 0 && restarts > 0 {
             return Err(bad("entries without a restart point".into()));
         }
-        Ok(Block { data: data.into(), restarts, num_restarts, kind, offset })
+        Ok(Block { data: Arc::new(data), restarts, num_restarts, kind, offset })
     }
 
     /// The block's contents.
@@ -234,18 +234,32 @@ impl BlockIter {
             return Ok(());
         }
         let at = self.next;
-        let mut r = Reader::at(&data[..limit], at);
-        let bad = |b: super::coding::Bad| b.what;
-        let decoded = (|| {
-            let shared = r.varint32("shared key length").map_err(bad)? as usize;
-            let non_shared = r.varint32("key length").map_err(bad)? as usize;
-            let value_len = match self.format {
-                EntryFormat::Standard => Some(r.varint32("value length").map_err(bad)? as usize),
-                EntryFormat::IndexDelta { .. } => None,
-            };
-            let delta = r.bytes(non_shared, "key bytes").map_err(bad)?;
-            Ok::<_, &'static str>((shared, delta, value_len, r.pos()))
-        })();
+        let entries = &data[..limit];
+        // Fast path (as RocksDB's `DecodeEntry`): the lengths fit one byte each.
+        let fast = match self.format {
+            EntryFormat::Standard => entries.get(at..at + 3).filter(|b| (b[0] | b[1] | b[2]) < 128).map(|b| (b[0] as usize, b[1] as usize, Some(b[2] as usize), at + 3)),
+            EntryFormat::IndexDelta { .. } => entries.get(at..at + 2).filter(|b| (b[0] | b[1]) < 128).map(|b| (b[0] as usize, b[1] as usize, None, at + 2)),
+        };
+        let decoded = match fast {
+            Some((shared, non_shared, value_len, p)) => entries
+                .get(p..p + non_shared)
+                .map(|delta| (shared, delta, value_len, p + non_shared))
+                .ok_or("key bytes"),
+            None => {
+                let mut r = Reader::at(entries, at);
+                let bad = |b: super::coding::Bad| b.what;
+                (|| {
+                    let shared = r.varint32("shared key length").map_err(bad)? as usize;
+                    let non_shared = r.varint32("key length").map_err(bad)? as usize;
+                    let value_len = match self.format {
+                        EntryFormat::Standard => Some(r.varint32("value length").map_err(bad)? as usize),
+                        EntryFormat::IndexDelta { .. } => None,
+                    };
+                    let delta = r.bytes(non_shared, "key bytes").map_err(bad)?;
+                    Ok::<_, &'static str>((shared, delta, value_len, r.pos()))
+                })()
+            }
+        };
         let (shared, delta, value_len, value_start) = decoded.map_err(|what| self.error(file, at, format!("entry cut short: {what}")))?;
         if shared > self.key.len() {
             return Err(self.error(file, at, format!("entry shares {shared} bytes with a previous key of {}", self.key.len())));

@@ -305,22 +305,25 @@ impl CfCursor {
             if !self.merged.valid() {
                 return Ok(());
             }
-            let c = self.merged.current();
-            let t = c.table().ok_or_else(|| super::error::Error::Storage(crate::Error::Invalid("merge child without a table".into())))?;
-            let parsed = internal_key::parse(c.key())
-                .ok_or_else(|| corrupt(t.table().name(), t.position(), format!("key of {} bytes, shorter than an internal key", c.key().len())))?;
-            if self.upper.as_deref().is_some_and(|u| parsed.user_key >= u) {
-                return Ok(());
+            {
+                let c = self.merged.current();
+                let user_key = match internal_key::parse(c.key()) {
+                    Some(p) => p.user_key,
+                    None => return Err(self.bad_key()),
+                };
+                if self.upper.as_deref().is_some_and(|u| user_key >= u) {
+                    return Ok(());
+                }
+                self.key.clear();
+                self.key.extend_from_slice(user_key);
             }
-            self.key.clear();
-            self.key.extend_from_slice(parsed.user_key);
             let deleted_below = if self.tombstones.is_empty() { 0 } else { self.tombstones.covering(&self.key) };
             self.operands.clear();
-            // None: undecided; Some(None): deleted; Some(Some(v)): a value.
-            let mut decided: Option<Option<Vec<u8>>> = None;
+            // Undecided, a value (in `self.value`), or deleted.
+            let mut decided: Option<bool> = None;
             while self.merged.valid() {
                 let c = self.merged.current();
-                let Some(p) = internal_key::parse(c.key()) else { break };
+                let Some(p) = internal_key::parse(c.key()) else { return Err(self.bad_key()) };
                 if p.user_key != self.key.as_slice() {
                     break;
                 }
@@ -328,11 +331,22 @@ impl CfCursor {
                     let kind = if p.sequence < deleted_below { ValueType::Deletion } else { p.kind };
                     match kind {
                         ValueType::Value => {
-                            decided = Some(Some(if self.operands.is_empty() { c.value().to_vec() } else { self.merged_value(Some(c.value())) }));
+                            if self.operands.is_empty() {
+                                self.value.clear();
+                                self.value.extend_from_slice(c.value());
+                            } else {
+                                self.value = self.merged_value(Some(c.value()));
+                            }
+                            decided = Some(true);
                         }
                         ValueType::Merge => self.operands.push(c.value().to_vec()),
                         ValueType::Deletion | ValueType::SingleDeletion | ValueType::DeletionWithTimestamp => {
-                            decided = Some(if self.operands.is_empty() { None } else { Some(self.merged_value(None)) });
+                            if self.operands.is_empty() {
+                                decided = Some(false);
+                            } else {
+                                self.value = self.merged_value(None);
+                                decided = Some(true);
+                            }
                         }
                         ValueType::RangeDeletion | ValueType::Other(_) => {
                             let (name, pos) = c.table().map_or((String::new(), super::error::Position::File(0)), |t| (t.table().name().to_owned(), t.position()));
@@ -342,16 +356,23 @@ impl CfCursor {
                 }
                 self.merged.next()?;
             }
-            let result = match decided {
-                Some(r) => r,
-                None if !self.operands.is_empty() => Some(self.merged_value(None)),
-                None => None,
-            };
-            if let Some(v) = result {
-                self.value = v;
+            if decided.is_none() && !self.operands.is_empty() {
+                self.value = self.merged_value(None);
+                decided = Some(true);
+            }
+            if decided == Some(true) {
                 self.valid = true;
                 return Ok(());
             }
+        }
+    }
+
+    /// The error for a key too short to be an internal key, at the current entry.
+    fn bad_key(&self) -> super::error::Error {
+        let c = self.merged.current();
+        match c.table() {
+            Some(t) => corrupt(t.table().name(), t.position(), format!("key of {} bytes, shorter than an internal key", c.key().len())),
+            None => super::error::Error::Storage(crate::Error::Invalid("merge input without a table".into())),
         }
     }
 

@@ -215,6 +215,49 @@ pub(crate) mod tests {
         out
     }
 
+    /// CPU seconds this process used so far (`/proc/self/stat`: utime + stime, 100 ticks a
+    /// second on Linux).
+    #[cfg(feature = "rocksdb")]
+    fn cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<u64> = after.split(' ').skip(11).take(2).map(|x| x.parse().unwrap()).collect();
+        (f[0] + f[1]) as f64 / 100.0
+    }
+
+    /// The raw read (every live key and value of every column family of every RocksDB handle,
+    /// no decoding) of a snapshot by both readers, CPU seconds per run: the per-core comparison
+    /// of the benchmark (`xtask/README.md`). Run it on a large snapshot:
+    /// `FLINKSNAP_BENCH_SNAPSHOT=DIR cargo test --release --lib --features rocksdb -- --ignored raw_read_speed --nocapture`.
+    #[cfg(feature = "rocksdb")]
+    #[test]
+    #[ignore = "a measurement on a snapshot named by FLINKSNAP_BENCH_SNAPSHOT"]
+    fn raw_read_speed() {
+        let dir = std::env::var("FLINKSNAP_BENCH_SNAPSHOT").expect("FLINKSNAP_BENCH_SNAPSHOT=snapshot dir");
+        let s = Snapshot::open(std::sync::Arc::new(crate::storage::LocalStorage), &dir).unwrap();
+        for engine in [Engine::Rust, Engine::Librocksdb, Engine::Rust, Engine::Librocksdb, Engine::Rust, Engine::Librocksdb] {
+            let (t, w) = (cpu_seconds(), std::time::Instant::now());
+            let (mut pairs, mut bytes) = (0u64, 0u64);
+            for (h, _, _) in handles(&s) {
+                let mut b = scan::open_backend_for_test(&s, &h, engine);
+                for cf in b.column_families().to_vec() {
+                    b.scan(&cf, &[], None, None, &mut |k, v| {
+                        pairs += 1;
+                        bytes += (k.len() + v.len()) as u64;
+                        Ok(true)
+                    })
+                    .unwrap();
+                }
+            }
+            eprintln!(
+                "{engine:?}: {pairs} pairs, {:.1} MiB of keys and values, {:.2} CPU s, {:.2} s wall",
+                bytes as f64 / (1 << 20) as f64,
+                cpu_seconds() - t,
+                w.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     /// The differential test: every RocksDB handle of every fixture, read by flinksnap's reader
     /// and by librocksdb, gives the same ordered (column family, key, value) stream.
     #[cfg(feature = "rocksdb")]
