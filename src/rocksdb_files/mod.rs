@@ -42,4 +42,4 @@ mod tests;
 pub use db::{Db, DbOptions};
 pub use error::{Error, FormatError, Position, Problem};
 pub use merge::{CfCursor, MergeOperator, StringAppend};
-pub use source::{FileSource, MemoryFile, StreamFile};
+pub use source::{FileSource, MemoryFile};

@@ -57,30 +57,3 @@ impl FileSource for MemoryFile {
         Ok(self.data[range.start as usize..range.end as usize].to_vec())
     }
 }
-
-/// A stream handle's bytes (a snapshot file, a segment of one, or inline bytes) under the name
-/// messages give it.
-#[derive(Debug)]
-pub struct StreamFile {
-    name: String,
-    source: crate::readers::stream::StreamSource,
-}
-
-impl StreamFile {
-    /// `source`, named `name` in messages.
-    pub fn new(name: String, source: crate::readers::stream::StreamSource) -> StreamFile {
-        StreamFile { name, source }
-    }
-}
-
-impl FileSource for StreamFile {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn size(&self) -> u64 {
-        self.source.size()
-    }
-    fn read(&self, range: Range<u64>) -> crate::Result<Vec<u8>> {
-        self.source.read_range(range)
-    }
-}

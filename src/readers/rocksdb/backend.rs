@@ -11,7 +11,7 @@ use crate::rocksdb_files::{self, CfCursor, Db, DbOptions, StringAppend};
 use super::files::HandleFile;
 
 /// What FRocksDB's `StringAppendTESTOperator` puts between list elements.
-pub(super) const LIST_DELIMITER: u8 = b',';
+pub(super) use crate::consts::LIST_DELIMITER;
 
 /// What a scan calls for each entry: `false` stops it.
 pub(super) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::metadata::handles::{IncrementalRemoteKeyedStateHandle, StreamStateHandle};
 use crate::readers::stream::StreamSource;
-use crate::rocksdb_files::{FileSource, StreamFile};
+use crate::rocksdb_files::FileSource;
 use crate::snapshot::Snapshot;
 
 /// RocksDB's pointer to the live MANIFEST; without it there is no database.
@@ -89,10 +89,30 @@ pub(super) fn sources(files: &[HandleFile]) -> HashMap<String, Arc<dyn FileSourc
         .filter(|f| is_read(&f.local_name))
         .map(|f| {
             let name = if f.origin.ends_with(&f.local_name) { f.origin.clone() } else { format!("{} (RocksDB file {})", f.origin, f.local_name) };
-            let src: Arc<dyn FileSource> = Arc::new(StreamFile::new(name, f.source.clone()));
+            let src: Arc<dyn FileSource> = Arc::new(StreamFile { name, source: f.source.clone() });
             (f.local_name.clone(), src)
         })
         .collect()
+}
+
+/// A stream handle's bytes (a snapshot file, a segment of one, or inline bytes) as the Rust
+/// reader reads them: by byte range, under the name messages give it.
+#[derive(Debug)]
+struct StreamFile {
+    name: String,
+    source: StreamSource,
+}
+
+impl FileSource for StreamFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn size(&self) -> u64 {
+        self.source.size()
+    }
+    fn read(&self, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        self.source.read_range(range)
+    }
 }
 
 #[cfg(test)]

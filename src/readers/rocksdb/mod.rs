@@ -11,6 +11,11 @@
 //! - `scan`: one column family per state of the handle's meta-data file, each scanned in
 //!   key-group order within the handle's key-group range and decoded with
 //!   [`KeyedDecoder`](crate::readers::keyed::KeyedDecoder).
+//!
+//! The keyed source ([`crate::readers::source`]) reaches this module through one narrow entry
+//! point: [`read_meta`] for the serialization proxy, then [`RocksDbHandleReader::open`] over the
+//! handle's key-group range, [`RocksDbHandleReader::key_groups`],
+//! [`RocksDbHandleReader::select_key_group`] and [`RocksDbHandleReader::next_batch`].
 
 mod backend;
 mod files;
@@ -22,8 +27,97 @@ pub use backend::Engine;
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::IncrementalRemoteKeyedStateHandle;
-use crate::model::{Entry, KeyGroupRange, OperatorId};
+use crate::model::{Entry, KeyGroupRange, OperatorId, Origin};
+use crate::readers::meta::KeyedBackendMeta;
+use crate::readers::source::{KeyGroupReader, OpenContext};
 use crate::snapshot::Snapshot;
+
+/// The keyed-source reader of one RocksDB native handle: the serialization proxy from the
+/// meta-data file at once, the database only when key groups are asked for (so listing states
+/// reads no table).
+#[derive(Debug)]
+pub(crate) struct RocksDbSource<'a> {
+    snapshot: &'a Snapshot,
+    handle: &'a IncrementalRemoteKeyedStateHandle,
+    operator_id: OperatorId,
+    max_parallelism: u32,
+    states: Vec<String>,
+    meta: KeyedBackendMeta,
+    origin: Origin,
+    reader: Option<RocksDbHandleReader>,
+    batch: std::vec::IntoIter<Entry>,
+    /// A key group was started and its batches are not all read.
+    reading: bool,
+}
+
+impl<'a> RocksDbSource<'a> {
+    /// Reads the handle's meta-data file; nothing else yet.
+    pub(crate) fn open(cx: &OpenContext<'a>, handle: &'a IncrementalRemoteKeyedStateHandle) -> Result<Self> {
+        let meta = read_meta(cx.snapshot, handle)?;
+        Ok(RocksDbSource {
+            snapshot: cx.snapshot,
+            handle,
+            operator_id: cx.operator_id,
+            max_parallelism: cx.max_parallelism,
+            states: cx.states.clone(),
+            meta,
+            // RocksDB merges its files: which one held an entry is not known.
+            origin: Origin { subtask: Some(cx.subtask), stream: None, position: None },
+            reader: None,
+            batch: Vec::new().into_iter(),
+            reading: false,
+        })
+    }
+
+    fn reader(&mut self) -> Result<&mut RocksDbHandleReader> {
+        let reader = match self.reader.take() {
+            Some(r) => r,
+            None => RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, None)?,
+        };
+        Ok(self.reader.insert(reader))
+    }
+}
+
+impl KeyGroupReader for RocksDbSource<'_> {
+    fn meta(&self) -> &KeyedBackendMeta {
+        &self.meta
+    }
+
+    fn key_groups(&mut self) -> Result<Vec<u32>> {
+        self.reader()?.key_groups()
+    }
+
+    fn start(&mut self, kg: u32) -> Result<()> {
+        self.batch = Vec::new().into_iter();
+        self.reading = false;
+        self.reader()?.select_key_group(kg)?;
+        self.reading = true;
+        Ok(())
+    }
+
+    fn next_entry(&mut self) -> Option<Result<Entry>> {
+        loop {
+            if let Some(mut e) = self.batch.next() {
+                e.origin = self.origin;
+                return Some(Ok(e));
+            }
+            if !self.reading {
+                return None;
+            }
+            match self.reader.as_mut().map(RocksDbHandleReader::next_batch) {
+                Some(Ok(Some(b))) => self.batch = b.into_iter(),
+                Some(Ok(None)) | None => {
+                    self.reading = false;
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.reading = false;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
 
 /// Reads the keyed state of one RocksDB native handle, batch by batch.
 ///
@@ -118,7 +212,7 @@ impl RocksDbHandleReader {
     }
 
     /// The handle's serialization proxy (states and serializers), when anything was selected.
-    pub fn meta(&self) -> Option<&crate::readers::meta::KeyedBackendMeta> {
+    pub fn meta(&self) -> Option<&KeyedBackendMeta> {
         self.scan.as_ref().map(|s| s.meta())
     }
 
@@ -133,15 +227,15 @@ impl RocksDbHandleReader {
     }
 }
 
-/// The handle's serialization proxy, from its meta-data file alone (Flink writes it as it is,
-/// `RocksIncrementalSnapshotStrategy.materializeMetaData`).
-pub fn read_meta(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle) -> Result<crate::readers::meta::KeyedBackendMeta> {
+/// The handle's serialization proxy, from its meta-data file alone (no RocksDB needed: Flink
+/// writes it as it is, `RocksIncrementalSnapshotStrategy.materializeMetaData`).
+pub fn read_meta(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle) -> Result<KeyedBackendMeta> {
     let Some(meta) = &handle.meta_state_handle else {
         return Err(Error::Invalid(format!("{}: RocksDB native state without a meta-data file", snapshot.metadata_location)));
     };
     let source = crate::readers::stream::StreamSource::open(snapshot, meta)?;
     let bytes = source.read_range(0..source.size())?;
-    crate::readers::meta::read_keyed_backend_meta(&mut crate::bytes::Cursor::new(&bytes))
+    crate::readers::meta::read_keyed_backend_meta(&mut crate::bytes::Cursor::with_base(&bytes, source.file_offset(0)))
         .map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
 }
 

@@ -90,7 +90,7 @@ impl HandleScan {
             .ok_or_else(|| Error::Invalid(format!("{metadata}: the RocksDB state of {what} has no meta-data file")))?;
         let meta_source = StreamSource::open(snapshot, meta_handle)?;
         let bytes = meta_source.read_range(0..meta_source.size())?;
-        let meta = read_keyed_backend_meta(&mut Cursor::new(&bytes))
+        let meta = read_keyed_backend_meta(&mut Cursor::with_base(&bytes, meta_source.file_offset(0)))
             .map_err(|e| Error::decode(meta_source.name(), e.context("keyed backend meta data")))?;
         let decoder = KeyedDecoder::new(operator_id, max_parallelism, &meta).map_err(|e| Error::decode(meta_source.name(), e))?;
 
@@ -192,10 +192,10 @@ impl HandleScan {
             let index = scan.index;
             let name = scan.name.clone();
             self.backend.scan(&scan.name, &scan.lower, scan.upper.as_deref(), scan.resume.as_deref(), &mut |key, value| {
-                let entries = decoder.decode_kv(index, key, 0, value, 0).map_err(|e| {
+                let entries = decoder.decode_kv(index, key, value).map_err(|e| {
                     Error::decode(
                         format!("{metadata} (RocksDB state of {what}, column family {name:?})"),
-                        e.context(format!("entry with key 0x{} (offsets count from the start of the key or the value)", hex(key))),
+                        e.context(format!("entry with key 0x{}", hex(key))),
                     )
                 })?;
                 out.extend(entries);
