@@ -240,8 +240,8 @@ pub(super) fn open_backend(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedS
 
 /// [`open_backend`] for tests, with a handle description of their own.
 #[cfg(all(test, feature = "rocksdb"))]
-pub(super) fn open_backend_for_test(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle, engine: Engine) -> Box<dyn Backend> {
-    open_backend(snapshot, handle, "test", engine).unwrap()
+pub(super) fn open_backend_for_test(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle, engine: Engine) -> Result<Box<dyn Backend>> {
+    open_backend(snapshot, handle, "test", engine)
 }
 
 #[cfg(test)]
