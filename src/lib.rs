@@ -2,6 +2,8 @@
 //!
 //! The modules follow the pipeline, each layer using only those before it:
 //! - [`bytes`]: the big-endian cursor every binary reader uses (offsets in every error);
+//! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
+//!   configs, `JavaSerializer` values) as an object graph and as values;
 //! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
 //!   trait);
 //! - [`metadata`]: the `_metadata` file and its state handles;
@@ -25,6 +27,7 @@ pub mod bytes;
 pub mod error;
 pub mod manage;
 pub mod export;
+pub mod java_serialization;
 pub mod metadata;
 pub mod model;
 pub mod readers;

@@ -9,5 +9,6 @@ mod export;
 mod inspect;
 mod manage;
 mod metadata;
+mod oracle;
 mod relocate;
 mod rocksdb_native;

@@ -627,7 +627,7 @@ fn chains(fixtures: &[Fixture]) -> Vec<(String, Vec<usize>)> {
 
 /// A copy of a chain's job directory where Flink wrote it; removed when dropped, with the
 /// directories above it that were created for it (before the lock, a field, is released).
-struct Placed {
+pub(crate) struct Placed {
     dir: PathBuf,
     /// The topmost directory created for the copy.
     created: Option<PathBuf>,
@@ -646,6 +646,21 @@ impl Drop for Placed {
             }
         }
     }
+}
+
+/// A copy of the job directory `src` at `job`, Flink's original location of it (under the fixture
+/// generator's deleted staging area), so the absolute paths its `_metadata` records resolve.
+/// Locked against other runs that place a copy there; removed when dropped.
+pub(crate) fn place_copy(src: &Path, job: &Path) -> std::result::Result<Placed, String> {
+    let parent = job.parent().ok_or("job directory without a parent")?;
+    let l = lock(job)?;
+    let created = parent.ancestors().take_while(|d| !d.exists()).last().map(Path::to_path_buf);
+    fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    // The fixture generator's staging area, deleted after generation: whatever is there is
+    // a leftover (of an interrupted run).
+    let _ = fs::remove_dir_all(job);
+    crate::copy_tree(src, job)?;
+    Ok(Placed { dir: job.to_path_buf(), created, _lock: l })
 }
 
 /// An exclusive lock for a chain's original location, which is the same for every interop run on
@@ -708,18 +723,7 @@ fn gc_chain(bin: &Path, fixtures: &[Fixture], chain: &[usize]) -> (Option<Placed
         return (None, Err(format!("{}: case.json has no generated_case_dir", first.case_dir.display())));
     };
     let src = first.path.parent().unwrap_or(&first.path).to_path_buf();
-    let place = || -> std::result::Result<Placed, String> {
-        let parent = job.parent().ok_or("job directory without a parent")?;
-        let l = lock(&job)?;
-        let created = parent.ancestors().take_while(|d| !d.exists()).last().map(Path::to_path_buf);
-        fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-        // The fixture generator's staging area, deleted after generation: whatever is there is
-        // a leftover (of an interrupted run).
-        let _ = fs::remove_dir_all(&job);
-        crate::copy_tree(&src, &job)?;
-        Ok(Placed { dir: job.clone(), created, _lock: l })
-    };
-    let placed = match place() {
+    let placed = match place_copy(&src, &job) {
         Ok(p) => p,
         Err(e) => return (None, Err(e)),
     };

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod interop;
+mod oracle;
 
 const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
@@ -303,6 +304,8 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::interop(&args[1..]),
+        Some("oracle") => oracle::oracle(&args[1..]),
+        Some("serializer-fixtures") => oracle::serializer_fixtures(&args[1..]),
         Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
         _ => Err(usage()),
     };
@@ -319,6 +322,7 @@ fn usage() -> String {
     let mut s = String::from(
         "usage: cargo xtask fixtures [--flink VERSION]... [--case NAME]... [--list]\n\
          \x20      cargo xtask interop [--flink VERSION]... [--case NAME]... [--full] (see --help)\n\
+         \x20      cargo xtask oracle [--flink VERSION]... [--case NAME]... (real Flink's dump of the fixtures)\n\
          \n\
          Generates testdata/flink-VERSION/CASE/ with real Flink (downloaded from PyPI).\n\
          Default versions: ",
@@ -531,7 +535,10 @@ fn needs_add_opens(version: &str) -> bool {
     let mut p = version.split('.');
     let major: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     let minor: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
-    major == 1 && minor <= 17
+    // 1.18–1.20 run too, but their Kryo (chill's serializers, registered on first use) needs
+    // java.util open as well: every 1.x gets the list.
+    let _ = minor;
+    major == 1
 }
 
 const ADD_OPENS: &[&str] = &[
@@ -568,8 +575,8 @@ fn run_cmd(cmd: &mut Command, what: &str) -> Result<()> {
 struct Dist {
     lib: PathBuf,
     classpath: Vec<PathBuf>,
-    /// The SQL jobs' extra jars (`lib/flink-table-*.jar`, `lib/flink-cep-*.jar` for
-    /// MATCH_RECOGNIZE): only the SQL fixture and restore JVMs load them.
+    /// The SQL jobs' extra jars (`lib/flink-table-*.jar`: API, planner loader, runtime): only the
+    /// SQL fixture, restore and oracle JVMs load them.
     sql_jars: Vec<PathBuf>,
 }
 
@@ -657,7 +664,12 @@ print('extracted %d jars' % n)
         } else if (n.starts_with("log4j-") || n.starts_with("flink-shaded-zookeeper")) && n.ends_with(".jar") {
             // 1.15's flink-dist needs the shaded curator classes of flink-shaded-zookeeper
             classpath.push(p);
-        } else if (n.starts_with("flink-table-") || n.starts_with("flink-cep")) && n.ends_with(".jar") {
+        } else if ["flink-cep", "flink-scala", "flink-connector-files"].iter().any(|j| n.starts_with(j)) && n.ends_with(".jar") {
+            // Serializers of the distribution outside flink-dist (1.15+; 1.13 and 1.14 carry the
+            // Scala API in flink-dist and have no CEP in lib/): CEP state, the Scala API (1.x;
+            // 2.x's jar is only the Scala library), file source splits.
+            classpath.push(p);
+        } else if n.starts_with("flink-table-") && n.ends_with(".jar") {
             sql_jars.push(p);
         }
     }

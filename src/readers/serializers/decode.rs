@@ -181,6 +181,24 @@ impl TypeSerializer {
                 let n = namespace.decode_at(c, d, tail).map_err(|f| f.context(|| "timer namespace".into()))?;
                 Value::Struct { fields: vec![("timestamp".into(), Value::Int(ts)), ("key".into(), k), ("namespace".into(), n)] }
             }
+            K::ScalaTry { element, throwable } => {
+                // TrySerializer: true = Success(element), false = Failure(throwable).
+                if c.bool("try is-success flag")? {
+                    Value::Struct { fields: vec![("success".into(), element.decode_at(c, d, tail)?)] }
+                } else {
+                    Value::Struct { fields: vec![("failure".into(), throwable.decode_at(c, d, tail)?)] }
+                }
+            }
+            K::ScalaEnum { class, constants } => {
+                let at = c.position();
+                let id = c.i32("scala enumeration value id")?;
+                match constants.iter().find(|(_, i)| *i == id) {
+                    Some((name, _)) => Value::Enum(name.clone()),
+                    None => return Err(corrupt(c, at, format!("scala enumeration id {id} is not a value of {class}"))),
+                }
+            }
+            K::JavaSerialized => crate::java_serialization::read_stream(c).map_err(Fail::Corrupt)?.to_value(),
+            K::StreamElement(inner) => decode_stream_element(c, inner, d, tail)?,
             K::Opaque { reason } => {
                 return Err(undecodable(c, format!("serializer {} is not understood ({reason})", self.class_name)))
             }
@@ -198,7 +216,10 @@ impl TypeSerializer {
             }
             K::Row { fields, supports_row_kind } => (fields.len() + if *supports_row_kind { 2 } else { 0 }).div_ceil(8),
             K::Pojo(_) | K::Nullable { .. } | K::Either(..) | K::ScalaEither(..) | K::ScalaOption(_) => 1,
-            K::Kryo { .. } => 1,
+            K::Kryo { .. } | K::ScalaTry { .. } | K::StreamElement(_) => 1,
+            K::ScalaEnum { .. } => 4,
+            // aced 0005 and one tag
+            K::JavaSerialized => 5,
             K::GenericValue { class } => match consts::known_value_class(class) {
                 Some(SimpleType::NullValue) => 1,
                 t => t.map_or(0, SimpleType::min_len),
@@ -208,6 +229,50 @@ impl TypeSerializer {
             K::Avro(_) | K::Opaque { .. } => 0,
         }
     }
+}
+
+/// `StreamElementSerializer`: tag 0 record with `i64` timestamp, 1 record without, 2 watermark
+/// (`i64`), 6 watermark of one subpartition (2.x: `i32` subpartition, `i64`), 3 latency marker
+/// (`i64` marked time, operator id as `i64` lower and upper part, `i32` subtask), 4 watermark
+/// status (`i32`), 5 record attributes (`bool` backlog).
+fn decode_stream_element(c: &mut Cursor<'_>, inner: &TypeSerializer, d: usize, tail: bool) -> F<Value> {
+    let at = c.position();
+    let tag = c.u8("stream element tag")?;
+    let one = |k: &str, v: Value| Value::Struct { fields: vec![(k.to_owned(), v)] };
+    Ok(match tag {
+        0 => {
+            let ts = c.i64("record timestamp")?;
+            let v = inner.decode_at(c, d, tail).map_err(|f| f.context(|| "record".into()))?;
+            Value::Struct { fields: vec![("record".into(), v), ("timestamp".into(), Value::Int(ts))] }
+        }
+        1 => one("record", inner.decode_at(c, d, tail).map_err(|f| f.context(|| "record".into()))?),
+        2 => one("watermark", Value::Int(c.i64("watermark")?)),
+        6 => {
+            let sub = c.i32("watermark subpartition")?;
+            Value::Struct { fields: vec![("watermark".into(), Value::Int(c.i64("watermark")?)), ("subpartition".into(), Value::Int(i64::from(sub)))] }
+        }
+        3 => {
+            let marked = c.i64("latency marker time")?;
+            let lower = c.i64("latency marker operator id (lower)")?;
+            let upper = c.i64("latency marker operator id (upper)")?;
+            let subtask = c.i32("latency marker subtask")?;
+            let mut id = lower.to_be_bytes().to_vec();
+            id.extend_from_slice(&upper.to_be_bytes());
+            one(
+                "latencyMarker",
+                Value::Struct {
+                    fields: vec![
+                        ("markedTime".into(), Value::Int(marked)),
+                        ("operatorId".into(), Value::String(crate::model::value::hex(&id))),
+                        ("subtaskIndex".into(), Value::Int(i64::from(subtask))),
+                    ],
+                },
+            )
+        }
+        4 => one("watermarkStatus", Value::Int(i64::from(c.i32("watermark status")?))),
+        5 => one("recordAttributes", Value::Struct { fields: vec![("backlog".into(), Value::Bool(c.bool("backlog flag")?))] }),
+        t => return Err(corrupt(c, at, format!("unknown stream element tag {t}"))),
+    })
 }
 
 /// `i32 n`, then per element a `bool` flag and the element when present. `true_is_null`: the
@@ -472,7 +537,10 @@ pub(crate) fn decode_simple(t: SimpleType, c: &mut Cursor<'_>) -> Result<Value, 
                 Value::Instant { seconds: millis.div_euclid(1000), nanos: nanos as u32 }
             }
         }
-        S::Void | S::VoidNamespace | S::GlobalWindow => {
+        S::ScalaNothing => {
+            return Err(c.error(DecodeErrorKind::Invalid("Scala's NothingSerializer has no values".into())));
+        }
+        S::Void | S::VoidNamespace | S::GlobalWindow | S::ScalaUnit => {
             c.u8("placeholder byte")?;
             Value::Null
         }

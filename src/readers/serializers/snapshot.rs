@@ -123,6 +123,20 @@ fn read_payload(c: &mut Cursor<'_>, class: String, version: i32, family: Family,
             K::Pojo(Box::new(pojo::read_pojo_snapshot(c, depth)?))
         }
         Family::GenericValue => K::GenericValue { class: c.utf("value class")? },
+        Family::JavaSerialized => {
+            simple_payload(c, &class, version, at)?;
+            K::JavaSerialized
+        }
+        Family::ScalaEnum => {
+            // ScalaEnumSerializerSnapshot: utf Enumeration class, i32 n, n × (utf name, i32 id).
+            let enum_class = c.utf("scala enumeration class")?;
+            let n = c.count("number of scala enumeration values", 6)?;
+            let mut constants = Vec::with_capacity(n);
+            for _ in 0..n {
+                constants.push((c.utf("scala enumeration value name")?, c.i32("scala enumeration value id")?));
+            }
+            K::ScalaEnum { class: enum_class, constants }
+        }
         Family::Kryo => {
             if version != 2 {
                 return Err(unsupported_version(c, at, &class, version));
@@ -231,6 +245,14 @@ fn read_composite(c: &mut Cursor<'_>, class: String, version: i32, family: Famil
         (Family::Ttl, _) => {
             expect(2, c)?;
             K::Ttl { timestamp: next()?, value: next()? }
+        }
+        (Family::ScalaTry, _) => {
+            expect(2, c)?;
+            K::ScalaTry { element: next()?, throwable: next()? }
+        }
+        (Family::StreamElement, _) => {
+            expect(1, c)?;
+            K::StreamElement(next()?)
         }
         (Family::Timer, _) => {
             expect(2, c)?;
