@@ -40,7 +40,7 @@ use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::keyed::KeyedHandleReader;
 use crate::readers::operator::read_operator_state;
 use crate::readers::states::snapshot_states;
-use crate::readers::serializers::{java_hash_code, key_group_for_hash};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code};
 use crate::snapshot::{ResolvedFile, Snapshot, StreamRef, METADATA_FILE};
 use crate::storage::{Location, Storage};
 
@@ -596,7 +596,7 @@ impl Verifier<'_> {
                     for e in &entries {
                         self.totals.opaque_values += e.opaque_count() as u64;
                         let Some(key) = &e.key else { continue };
-                        let Some(hash) = java_hash_code(&key_serializer, key) else { continue };
+                        let Some(hash) = key_hash_code(&key_serializer, key, &e.raw.key) else { continue };
                         let want = key_group_for_hash(hash, op.max_parallelism);
                         if want != kg {
                             wrong += 1;
@@ -661,7 +661,7 @@ impl Verifier<'_> {
                     let Some(kg) = e.key_group else { continue };
                     key_groups.insert(kg);
                     let (Some(ser), Some(key)) = (&key_serializer, &e.key) else { continue };
-                    let Some(hash) = java_hash_code(ser, key) else { continue };
+                    let Some(hash) = key_hash_code(ser, key, &e.raw.key) else { continue };
                     let want = key_group_for_hash(hash, op.max_parallelism);
                     if want != kg {
                         let w = wrong.entry(kg).or_insert_with(|| (0, e.state.clone(), key.to_json().to_string(), want));

@@ -38,7 +38,7 @@ use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::keyed::KeyedHandleReader;
 use crate::readers::meta::{read_keyed_backend_meta, read_operator_backend_meta, BackendStateType, KeyedBackendMeta, StateMetaInfo, NAMESPACE_SERIALIZER};
 use crate::readers::operator::read_operator_state;
-use crate::readers::serializers::{java_hash_code, key_group_for_hash, TypeSerializer};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::Storage;
@@ -591,13 +591,13 @@ impl RecordContext<'_> {
     fn new_key_group(&self, e: &Entry, source_kg: u32) -> Result<u32> {
         let key = e.key.as_ref().ok_or_else(|| self.fail(e, "keyed entry without a key"))?;
         let ser = &self.layout.key_serializer;
-        let hash = java_hash_code(ser, key).ok_or_else(|| {
+        let hash = key_hash_code(ser, key, &e.raw.key).ok_or_else(|| {
             self.fail(
                 e,
                 format!(
                     "cannot move keys to another max parallelism: the Java hashCode() of keys of {} is not defined by their value \
-                     (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String and \
-                     Tuple/Row of these)",
+                     (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String, \
+                     Tuple/Row of these, and SQL's RowData keys)",
                     ser.opaque_class()
                 ),
             )
