@@ -12,3 +12,4 @@ mod metadata;
 mod oracle;
 mod relocate;
 mod rocksdb_native;
+mod sql;
