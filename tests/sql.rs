@@ -21,7 +21,7 @@ fn sql_dump_equals_the_oracle() {
         if let Some(d) = difference(&ours, &theirs) {
             panic!("{}: dump differs from {}:\n{d}", fx.name(), file.display());
         }
-        assert!(theirs.len() > 100, "{}: {} entries prove little", fx.name(), theirs.len());
+        assert!(theirs.len() > 50, "{}: {} entries prove little", fx.name(), theirs.len());
         versions.insert(fx.case["flink_version"].as_str().unwrap().to_owned());
         checked += 1;
     }

@@ -132,6 +132,15 @@ pub(crate) fn decode(t: &T, c: &mut Cursor<'_>, depth: usize, tail: bool) -> F<V
         }
         T::ListView(list) | T::MapView(list) => list.decode_at(c, d, tail)?,
         T::SortedLong => Value::Int(c.i64("sorted long")? ^ i64::MIN),
+        T::RowDataKey(row) => row.decode_at(c, d, tail)?,
+        T::Fields { names, fields } => {
+            let mut out = Vec::with_capacity(fields.len());
+            for (i, (name, f)) in names.iter().zip(fields).enumerate() {
+                let last = i + 1 == fields.len();
+                out.push(((*name).to_owned(), f.decode_at(c, d, tail && last).map_err(|e| e.context(|| format!("field {name}")))?));
+            }
+            Value::Struct { fields: out }
+        }
     })
 }
 
@@ -159,5 +168,7 @@ pub(crate) fn min_len(t: &T) -> usize {
         T::TimeWindow => 16,
         T::CountWindow | T::SortedLong => 8,
         T::GlobalWindow | T::Null => 1,
+        T::RowDataKey(r) => r.min_len(),
+        T::Fields { fields, .. } => fields.iter().fold(0usize, |a, f| a.saturating_add(f.min_len())),
     }
 }

@@ -32,16 +32,3 @@ pub fn binary_row_hash_code(row: &[u8]) -> i32 {
     h1 ^= h1 >> 16;
     h1 as i32
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_row() {
-        // EmptyRowDataKeySelector's key: BinaryRowData(0), 8 bytes of header, all zero. Its
-        // hashCode, from the 2.3.0 jar: new BinaryRowData(0) with an 8-byte zero segment.
-        let h = binary_row_hash_code(&[0u8; 8]);
-        assert_eq!(h, binary_row_hash_code(&[0u8; 8]));
-    }
-}

@@ -133,6 +133,16 @@ pub enum TableSerializer {
     Null,
     /// `SortedLongSerializer` (2.3, sink upsert materializer): a `long`.
     SortedLong,
+    /// `RowDataKeySerializer` (2.3, the sink upsert materializer's sequenced multiset): the row.
+    RowDataKey(Box<TypeSerializer>),
+    /// A `CompositeSerializer` of the 2.3 sequenced multiset (`MetaSqnInfo`, `RowSqnInfo`,
+    /// `Node`): its fields in order, each by its serializer.
+    Fields {
+        /// The fields' names (the Java class's field names).
+        names: &'static [&'static str],
+        /// The fields' serializers.
+        fields: Vec<TypeSerializer>,
+    },
 }
 
 impl TableSerializer {
@@ -173,7 +183,8 @@ impl TableSerializer {
             | TableSerializer::ListView(s)
             | TableSerializer::MapView(s)
             | TableSerializer::LinkedList { element: s, .. } => vec![s],
-            TableSerializer::External { internal, .. } => vec![internal],
+            TableSerializer::External { internal, .. } | TableSerializer::RowDataKey(internal) => vec![internal],
+            TableSerializer::Fields { fields, .. } => fields.iter().collect(),
             TableSerializer::SortedMap { key, value, .. } | TableSerializer::NullAwareMap(key, value) => vec![key, value],
             _ => Vec::new(),
         }
@@ -182,33 +193,6 @@ impl TableSerializer {
     /// Whether this serializer itself (nested ones aside) cannot decode its values.
     pub(crate) fn is_self_opaque(&self) -> bool {
         matches!(self, TableSerializer::BinaryRow { .. })
-    }
-
-    /// Whether values of this serializer can be opaque even though it decodes: a `RowData`,
-    /// array or map field of a `RAW` type flinksnap cannot interpret keeps its bytes.
-    pub(crate) fn may_hold_opaque(&self) -> bool {
-        fn ty_opaque(t: &LogicalType) -> bool {
-            match &t.storage().kind {
-                TypeKind::Raw { serializer, .. } => serializer.is_none(),
-                TypeKind::Variant | TypeKind::Bitmap => true,
-                TypeKind::Array(e) | TypeKind::Multiset(e) => ty_opaque(e),
-                TypeKind::Map(k, v) => ty_opaque(k) || ty_opaque(v),
-                TypeKind::Row(_) | TypeKind::Structured { .. } => t.fields().iter().any(|f| ty_opaque(&f.ty)),
-                _ => false,
-            }
-        }
-        match self {
-            TableSerializer::RowData { types, fields, .. } => types.iter().zip(fields.iter().map(Some).chain(std::iter::repeat(None))).any(|(t, f)| {
-                match &t.storage().kind {
-                    // a top-level raw field decodes with its snapshot's serializer
-                    TypeKind::Raw { .. } => f.is_none_or(|f| f.is_opaque()),
-                    _ => ty_opaque(t),
-                }
-            }),
-            TableSerializer::Array { element } => ty_opaque(element),
-            TableSerializer::Map { key, value } => ty_opaque(key) || ty_opaque(value),
-            _ => false,
-        }
     }
 
     /// Gives a `RowData` serializer its field names (from a compiled plan). Extra or missing

@@ -40,6 +40,10 @@ pub enum TableFamily {
     NullAwareMap,
     Null,
     SortedLong,
+    RowDataKey,
+    MetaSqnInfo,
+    RowSqnInfo,
+    Node,
 }
 
 /// The family of a table runtime snapshot class, or `None`.
@@ -76,6 +80,15 @@ pub(crate) fn family(class: &str) -> Option<TableFamily> {
             "MapViewSerializerSnapshot" => F::MapView,
             "NullAwareMapSerializerSnapshot" => F::NullAwareMap,
             "NullSerializer$NullSerializerSnapshot" => F::Null,
+            _ => return None,
+        });
+    }
+    if let Some(rest) = class.strip_prefix("org.apache.flink.table.runtime.sequencedmultisetstate.linked.") {
+        return Some(match rest {
+            "RowDataKeySerializerSnapshot" => F::RowDataKey,
+            "MetaSqnInfoSerializer$MetaSqnInfoSerializerSnapshot" => F::MetaSqnInfo,
+            "RowSqnInfoSerializer$RowSqnInfoSerializerSnapshot" => F::RowSqnInfo,
+            "NodeSerializer$NodeSerializerSnapshot" => F::Node,
             _ => return None,
         });
     }
@@ -241,6 +254,25 @@ pub(crate) fn read(c: &mut Cursor<'_>, class: String, version: i32, family: Tabl
             let value = Box::new(kv.pop().expect("two nested"));
             let key = Box::new(kv.pop().expect("two nested"));
             T::NullAwareMap(key, value)
+        }
+        F::RowDataKey => {
+            // the generated equaliser and hash function (Java-serialized, length-prefixed), then
+            // the row serializer's snapshot
+            for what in ["row equaliser", "row hash function"] {
+                let n = c.count(what, 1)?;
+                c.skip(n, what)?;
+            }
+            T::RowDataKey(Box::new(read_versioned(c, depth + 1).context_with(|| "row serializer".to_owned())?))
+        }
+        F::MetaSqnInfo | F::RowSqnInfo | F::Node => {
+            composite_header(c, version)?;
+            let names: &'static [&'static str] = match family {
+                F::MetaSqnInfo => &["highSqn", "size"],
+                F::RowSqnInfo => &["firstSqn", "lastSqn"],
+                _ => &["row", "sqn", "prevSqn", "nextSqn", "nextSqnForRecord", "timestamp"],
+            };
+            let fields = nested(c, depth, Some(names.len()), &short)?;
+            T::Fields { names, fields }
         }
         F::TimeWindow | F::CountWindow | F::GlobalWindow | F::Null | F::SortedLong => {
             simple(c, &class, version, at)?;
