@@ -40,3 +40,34 @@ fn sql_keys_lie_in_their_key_groups() {
         assert!(!text.contains("WrongKeyGroup") && !text.contains("wrong_key_group"), "{}: {text}", fx.name());
     }
 }
+
+#[test]
+fn sql_export_has_the_sql_types() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let fx = sql_fixtures()
+        .into_iter()
+        .find(|f| f.case["flink_version"] == "2.3.0" && f.case["case"] == "sql-heap-savepoint-canonical")
+        .expect("the 2.3.0 SQL savepoint");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    flinksnap_ok(&["export", &fx.path(), "--to", dir.to_str().unwrap()]);
+    // the ROW_NUMBER deduplication keeps the whole input row: every column type of the events
+    let file = std::fs::File::open(dir.join("108_deduplicate/deduplicate-state.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = reader.schema().clone();
+    let arrow_schema::DataType::Struct(fields) = schema.field_with_name("value").unwrap().data_type().clone() else { panic!("value is a struct") };
+    let types: Vec<String> = fields.iter().map(|f| format!("{}", f.data_type())).collect();
+    assert_eq!(
+        &types[..19],
+        [
+            "Int64", "Utf8", "Utf8", "Boolean", "Binary", "Binary", "Decimal128(10, 2)", "Decimal128(30, 6)", "Int8", "Int16",
+            "Int32", "Float32", "Float64", "Date32", "Time32(ms)", "Timestamp(ms)", "Timestamp(ns)", "Timestamp(ms, \"UTC\")",
+            "Timestamp(ns, \"UTC\")",
+        ]
+        .map(str::to_owned),
+        "{types:?}"
+    );
+    assert_eq!(fields[fields.len() - 1].name(), "rowKind");
+    let batch = reader.build().unwrap().next().unwrap().unwrap();
+    assert_eq!(batch.num_rows(), 3, "one row per currency");
+}
