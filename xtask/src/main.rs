@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod interop;
+mod sql_interop;
 mod oracle;
 
 const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
