@@ -306,6 +306,7 @@ pub fn interop(args: &[String]) -> Result<()> {
             Ok(t) => {
                 totals.ok += t.ok;
                 totals.failed += t.failed;
+                totals.skipped += t.skipped;
             }
             Err(e) => jvm_errors.push(format!("flink {v} SQL interop: {e}")),
         }
