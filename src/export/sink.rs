@@ -87,8 +87,8 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::io(path.display().to_string(), e)
 }
 
-fn parquet_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{}: writing Parquet: {e}", path.display()))
+fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    Error::write(path.display().to_string(), e)
 }
 
 impl StateFile {
@@ -117,8 +117,8 @@ impl StateFile {
             }
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::new());
-                w.write_record(CSV_COLUMNS).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-                let header = w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+                w.write_record(CSV_COLUMNS).map_err(|e| Error::write(path.display().to_string(), e))?;
+                let header = w.into_inner().map_err(|e| Error::write(path.display().to_string(), e.into_error()))?;
                 out.write_all(&header).map_err(|e| io_err(&temp, e))?;
                 Writer::Text(out)
             }
@@ -146,9 +146,9 @@ impl StateFile {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 128));
                 for e in entries {
-                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::Invalid(format!("{}: {e}", self.path.display())))?;
+                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::write(self.path.display().to_string(), e))?;
                 }
-                Chunk::Text(w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", self.path.display())))?)
+                Chunk::Text(w.into_inner().map_err(|e| Error::write(self.path.display().to_string(), e.into_error()))?)
             }
         })
     }

@@ -16,9 +16,7 @@ impl LocalStorage {
     fn path(&self, loc: &Location) -> Result<PathBuf> {
         match loc.scheme() {
             None => Ok(PathBuf::from(loc.as_str())),
-            Some(s) => Err(Error::Invalid(format!(
-                "{loc}: the {s}:// file system is not supported yet; copy the snapshot to a local directory"
-            ))),
+            Some(s) => Err(Error::unsupported(format!("{loc}: the {s}:// file system is not supported yet; copy the snapshot to a local directory"), None)),
         }
     }
 }

@@ -200,18 +200,60 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
         let work = work_root.join(v);
         let classes = work.join("classes");
         compile_into(&tools, &repo, v, &dist, &classes)?;
-        for (backend, case) in [("hashmap", "heap-savepoint-canonical"), ("rocksdb", "rocksdb-savepoint-canonical")] {
+        // The sources job: the Kafka connector's split and enumerator serializers run only on
+        // 2.x (the one connector jar at hand is built for Flink 2.0).
+        let mut sources_cp = dist.classpath.clone();
+        if generation(v)? == "2x" {
+            sources_cp.extend(kafka_connector_jars(&tools, &cache)?);
+        }
+        let runs = [
+            ("hashmap", "heap-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
+            ("rocksdb", "rocksdb-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
+            ("hashmap", "heap-savepoint-sources", "flinksnap.fixtures.SourcesJob", &sources_cp),
+        ];
+        for (backend, case, main, cp) in runs {
             let out = repo.join("testdata").join("serializers").join(format!("flink-{v}")).join(case);
             let _ = fs::remove_dir_all(&out);
             let run_work = work.join(case);
             let _ = fs::remove_dir_all(&run_work);
             let tmp = run_work.join("tmp");
             fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
-            let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, &dist.classpath, "flinksnap.fixtures.SerializersJob");
+            let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, cp, main);
             cmd.args(["--flink-version", v]).arg("--out").arg(&out).arg("--work").arg(&run_work).args(["--backend", backend]);
-            println!("== flink {v}: serializers fixture {case}");
+            println!("== flink {v}: serializers fixture {case} ({main})");
             run_cmd(&mut cmd, &format!("flink {v} serializers fixture {case}"))?;
         }
     }
     Ok(())
+}
+
+/// The Kafka connector for Flink 2.0 (`flink-connector-kafka` 4.0 and `kafka-clients`), from
+/// PyPI's `shigawire-apache-flink-libraries` (a redistribution for PyFlink; Maven Central is not
+/// reachable here), unpacked into the cache once.
+fn kafka_connector_jars(tools: &Tools, cache: &Path) -> Result<Vec<PathBuf>> {
+    const PACKAGE: &str = "shigawire-apache-flink-libraries==2.0.0.post1";
+    let dir = cache.join("kafka-connector");
+    let jars = ["flink-connector-kafka.jar", "kafka-clients.jar"].map(|j| dir.join(j));
+    if jars.iter().all(|j| j.exists()) {
+        return Ok(jars.to_vec());
+    }
+    let pkg = dir.join("pkg");
+    fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+    println!("== pip download {PACKAGE} (~90 MB, for the Kafka connector's serializers)");
+    let mut cmd = std::process::Command::new(&tools.pip[0]);
+    cmd.args(&tools.pip[1..]).args(["download", "--no-deps", "--quiet", PACKAGE, "-d"]).arg(&pkg);
+    run_cmd(&mut cmd, &format!("pip download {PACKAGE}"))?;
+    let script = r#"
+import glob, os, sys, zipfile
+pkg, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(pkg, '*.whl'))[0]
+with zipfile.ZipFile(whl) as z:
+    for name in ('flink-connector-kafka.jar', 'kafka-clients.jar'):
+        open(os.path.join(dest, name), 'wb').write(z.read('pyflink/lib/' + name))
+"#;
+    let mut cmd = std::process::Command::new(&tools.python);
+    cmd.arg("-c").arg(script).arg(&pkg).arg(&dir);
+    run_cmd(&mut cmd, "unpacking the Kafka connector")?;
+    let _ = fs::remove_dir_all(&pkg);
+    Ok(jars.to_vec())
 }

@@ -2,7 +2,7 @@
 //! § Value encodings).
 
 use super::consts::{self, pojo_flags};
-use super::numbers::{big_decimal_text, big_integer_text};
+use crate::model::numbers::{big_decimal_text, big_integer_text, widen};
 use super::{strings, PojoSerializer, SerializerKind as K, SimpleType, TypeSerializer, MAX_DEPTH};
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -63,8 +63,13 @@ impl TypeSerializer {
     /// field of a tuple or POJO), just the rest of the frame. Corrupt bytes are an error, and so
     /// are bytes left over after a decoded value.
     pub fn decode_framed(&self, bytes: &[u8], base: u64) -> Result<Value, DecodeError> {
-        let mut c = Cursor::with_base(bytes, base);
-        let v = self.decode_at(&mut c, 0, true).map_err(Fail::into_error)?;
+        self.decode_rest(&mut Cursor::with_base(bytes, base))
+    }
+
+    /// [`TypeSerializer::decode_framed`] over everything left in `c` (whose frame says what its
+    /// offsets count).
+    pub fn decode_rest(&self, c: &mut Cursor<'_>) -> Result<Value, DecodeError> {
+        let v = self.decode_at(c, 0, true).map_err(Fail::into_error)?;
         c.expect_end("value")?;
         Ok(v)
     }
@@ -163,8 +168,19 @@ impl TypeSerializer {
                 Some(t) => decode_simple(t, c)?,
                 None => return Err(undecodable(c, format!("values of {class} (a user Value type) cannot be decoded without the JVM"))),
             },
-            K::Kryo { type_class } => {
-                return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")))
+            K::Kryo { type_class, registrations } => {
+                if tail {
+                    // A framed value: opaque, named by the class in its Kryo header.
+                    let bytes = c.rest().to_vec();
+                    let mut h = Cursor::with_base(&bytes, 0);
+                    return Ok(match super::kryo::value_class(&mut h, registrations) {
+                        Ok(None) if bytes.len() == 1 => Value::Null,
+                        Ok(Some(class)) => Value::Opaque { class, bytes },
+                        // an id outside the known registrations: the declared type names it
+                        _ => Value::Opaque { class: type_class.clone(), bytes },
+                    });
+                }
+                return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")));
             }
             K::Avro(a) => match &a.schema {
                 Ok(schema) => schema.decode(c, d)?,
@@ -205,6 +221,17 @@ impl TypeSerializer {
                 return Err(undecodable(c, format!("serializer {} is not understood ({reason})", self.class_name)))
             }
         })
+    }
+
+    /// The bytes every value takes, when that is the same for all values (what is actually
+    /// written: `VoidNamespace` 1 although it reports 0).
+    pub(crate) fn exact_len(&self) -> Option<usize> {
+        match &self.kind {
+            K::Simple(t) => t.fixed_length().map(|_| t.min_len()),
+            K::Enum { .. } | K::ScalaEnum { .. } => Some(4),
+            K::Tuple { fields, .. } | K::ScalaProduct { fields, .. } => fields.iter().map(TypeSerializer::exact_len).sum(),
+            _ => None,
+        }
     }
 
     /// Fewest bytes one value takes (for checking counts before allocating).
@@ -302,7 +329,20 @@ fn positional(c: &mut Cursor<'_>, fields: &[TypeSerializer], d: usize, tail: boo
     for (i, f) in fields.iter().enumerate() {
         let name = format!("{prefix}{}", i + first);
         let last = i + 1 == fields.len();
-        let v = f.decode_at(c, d, tail && last).map_err(|e| e.context(|| format!("field {name}")))?;
+        // An undecodable field followed only by fixed-size fields (`Tuple2<Kryo, Long>`, the
+        // legacy Kafka consumer's state) ends where their bytes begin: it takes the frame but them.
+        let fixed_tail = if tail && !last && f.is_opaque() { fields[i + 1..].iter().map(TypeSerializer::exact_len).sum::<Option<usize>>() } else { None };
+        let v = match fixed_tail {
+            Some(rest) if c.remaining() >= rest => {
+                let mut own = c.sub(c.remaining() - rest, "field")?;
+                f.decode_at(&mut own, d, true).and_then(|v| {
+                    own.expect_end("field")?;
+                    Ok(v)
+                })
+            }
+            _ => f.decode_at(c, d, tail && last),
+        }
+        .map_err(|e| e.context(|| format!("field {name}")))?;
         out.push((name, v));
     }
     Ok(out)
@@ -380,14 +420,6 @@ fn decode_pojo(c: &mut Cursor<'_>, p: &PojoSerializer, d: usize, tail: bool) -> 
         out.push((name.clone(), v));
     }
     Ok(Value::Struct { fields: out })
-}
-
-/// A `float` as the `f64` of its shortest decimal form (`0.1f` → `0.1`).
-pub(crate) fn widen(f: f32) -> f64 {
-    if !f.is_finite() {
-        return f64::from(f);
-    }
-    f.to_string().parse::<f64>().unwrap_or(f64::from(f))
 }
 
 fn decode_primitive_array(t: SimpleType, c: &mut Cursor<'_>) -> Result<Value, DecodeError> {

@@ -21,7 +21,7 @@ pub mod cep;
 mod consts;
 mod decode;
 mod hash;
-mod numbers;
+pub(crate) mod kryo;
 mod pojo;
 mod snapshot;
 mod strings;
@@ -33,8 +33,6 @@ pub use avro::AvroSchema;
 pub use hash::{java_hash_code, key_group_for_hash, key_hash_code};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub use strings::{read_fstr, write_fstr};
-pub(crate) use decode::widen as widen_f32;
-pub(crate) use numbers::{big_decimal_text, big_integer_text};
 
 /// Deepest nesting of serializer snapshots and of decoded values accepted (Flink has no limit;
 /// real types nest a handful of levels). Deeper input is an error, never a stack overflow.
@@ -108,10 +106,13 @@ pub enum SerializerKind {
         /// The value class.
         class: String,
     },
-    /// Kryo: values are opaque.
+    /// Kryo: values are opaque, named by the class in their Kryo header (`kryo.rs`).
     Kryo {
         /// The type class Kryo serializes.
         type_class: String,
+        /// The snapshot's registrations in map order (registration ids 85, 86, …): the type
+        /// class, registered types, types with serializers, Avro's `GenericData.Array` dummy.
+        registrations: Vec<String>,
     },
     /// Avro, decoded with the writer schema.
     Avro(Box<AvroSerializer>),
@@ -417,7 +418,7 @@ impl TypeSerializer {
     /// snapshot names one (Kryo, POJO, generic `Value`, Avro), else the snapshot class.
     pub fn opaque_class(&self) -> &str {
         match &self.kind {
-            SerializerKind::Kryo { type_class } => type_class,
+            SerializerKind::Kryo { type_class, .. } => type_class,
             SerializerKind::GenericValue { class } => class,
             SerializerKind::Pojo(p) => &p.class,
             SerializerKind::Avro(a) => &a.runtime_class,

@@ -297,10 +297,11 @@ fn magic(c: &mut Cursor<'_>, expected: u32, what: &'static str) -> R<()> {
 /// default serializer instances, default serializer classes) whose frames are skipped.
 fn read_kryo(c: &mut Cursor<'_>) -> R<K> {
     let type_class = c.utf("kryo type class")?;
-    for what in ["kryo registrations", "kryo default serializers", "kryo default serializer classes"] {
+    let registrations = pojo::read_optional_map(c, "kryo registrations")?.into_iter().map(|e| e.name).collect();
+    for what in ["kryo default serializers", "kryo default serializer classes"] {
         pojo::read_optional_map(c, what)?;
     }
-    Ok(K::Kryo { type_class })
+    Ok(K::Kryo { type_class, registrations })
 }
 
 /// `AvroSerializerSnapshot`: v1 `utf` schema; v2 `utf` runtime class, `utf` schema; v3 the same

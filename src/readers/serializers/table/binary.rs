@@ -127,7 +127,7 @@ fn slot_value(s: Section<'_>, slot: usize, ty: &LogicalType, field_ser: Option<&
         TypeKind::SmallInt => Value::Int(i64::from(s.i16(slot, "smallint")?)),
         TypeKind::Integer | TypeKind::IntervalYearMonth { .. } => Value::Int(i64::from(s.i32(slot, "int")?)),
         TypeKind::BigInt | TypeKind::IntervalDayTime { .. } => Value::Int(s.i64(slot, "bigint")?),
-        TypeKind::Float => Value::Float(crate::readers::serializers::widen_f32(f32::from_bits(s.i32(slot, "float")? as u32))),
+        TypeKind::Float => Value::Float(crate::model::numbers::widen(f32::from_bits(s.i32(slot, "float")? as u32))),
         TypeKind::Double => Value::Float(f64::from_bits(s.i64(slot, "double")? as u64)),
         TypeKind::Date => date(s.i32(slot, "date")?).map_err(|m| s.err(slot, m))?,
         TypeKind::Time(_) => time(s.i32(slot, "time")?).map_err(|m| s.err(slot, m))?,
@@ -267,7 +267,7 @@ fn narrow_element(s: Section<'_>, at: usize, elem: &LogicalType) -> R<Value> {
         TypeKind::TinyInt => Value::Int(i64::from(s.u8(at, "tinyint")? as i8)),
         TypeKind::SmallInt => Value::Int(i64::from(s.i16(at, "smallint")?)),
         TypeKind::Integer | TypeKind::IntervalYearMonth { .. } => Value::Int(i64::from(s.i32(at, "int")?)),
-        TypeKind::Float => Value::Float(crate::readers::serializers::widen_f32(f32::from_bits(s.i32(at, "float")? as u32))),
+        TypeKind::Float => Value::Float(crate::model::numbers::widen(f32::from_bits(s.i32(at, "float")? as u32))),
         TypeKind::Date => date(s.i32(at, "date")?).map_err(|m| s.err(at, m))?,
         TypeKind::Time(_) => time(s.i32(at, "time")?).map_err(|m| s.err(at, m))?,
         _ => return Err(s.err(at, format!("type {} is not a narrow array element", elem.summary()))),
@@ -370,7 +370,7 @@ pub fn decimal_text_bytes(b: &[u8], scale: u32) -> String {
         }
         return decimal_text_i128(v, scale);
     }
-    let text = crate::readers::serializers::big_integer_text(b);
+    let text = crate::model::numbers::big_integer_text(b);
     match text.strip_prefix('-') {
         Some(mag) => plain(mag, true, scale),
         None => plain(&text, false, scale),
