@@ -11,3 +11,4 @@ mod manage;
 mod metadata;
 mod relocate;
 mod rocksdb_native;
+mod stores;

@@ -1,11 +1,9 @@
 //! `flinksnap inspect`: what a snapshot is and what it holds, from its `_metadata`.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::snapshot::{HandleSummary, Snapshot, Summary};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
 use crate::cli::Outcome;
@@ -34,7 +32,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
     let summary = Summary::build(&snapshot, &args.uids)?;
     match args.format {
         Format::Json => write_json(out, "inspect", &summary)?,
