@@ -202,7 +202,65 @@ fn same_output(store: &Store, local: &Path, args_before: &[&str], args_after: &[
     b.extend(args_after);
     let got = stdout(&store.run(&b), code, &format!("{b:?} ({})", store.name));
     let got = got.replace(&format!("{}/", store.url_root), "");
-    assert_eq!(got, want, "{} {b:?}: output differs from the local copy's", store.name);
+    if got == want {
+        return;
+    }
+    // JSON output names resolved files. On a machine where the fixtures were made, the
+    // absolute paths their `_metadata` records still exist, and the local copy reads them there
+    // (rule 2 of formats/layout.md) while the bucket copy reads its own; compared by their place
+    // in the job's layout, and with `rebased` and the notes about it left out.
+    let (Ok(mut g), Ok(mut w)) = (serde_json::from_str::<serde_json::Value>(&got), serde_json::from_str::<serde_json::Value>(&want)) else {
+        panic!("{} {b:?}: output differs from the local copy's\n--- local\n{want}\n--- {}\n{got}", store.name, store.name);
+    };
+    normalise(&mut g);
+    normalise(&mut w);
+    if let Some(d) = first_difference(&w, &g, String::new()) {
+        panic!("{} {b:?}: output differs from the local copy's at {d}", store.name);
+    }
+}
+
+fn normalise(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            m.remove("rebased");
+            m.remove("notes");
+            // An upload is a new object: its time is the upload's.
+            m.remove("modified_ms");
+            m.values_mut().for_each(normalise);
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalise),
+        Value::String(s) if s.contains('/') => {
+            let comps: Vec<&str> = s.split('/').collect();
+            let anchor = comps.iter().rposition(|c| matches!(*c, "shared" | "taskowned" | "dstl") || c.starts_with("chk-") || c.starts_with("savepoint-"));
+            if let Some(i) = anchor {
+                *s = comps[i..].join("/");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) => {
+                        if let Some(d) = first_difference(v, w, format!("{at}/{k}")) {
+                            return Some(d);
+                        }
+                    }
+                    None => return Some(format!("{at}/{k}: only in the local output")),
+                }
+            }
+            y.keys().find(|k| !x.contains_key(*k)).map(|k| format!("{at}/{k}: only in the URL's output"))
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x.iter().zip(y).enumerate().find_map(|(i, (v, w))| first_difference(v, w, format!("{at}/{i}"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}: local {a}, URL {b}")),
+    }
 }
 
 /// Snapshots the store tests read: every fixture of the oldest and newest Flink, plus every
@@ -280,7 +338,7 @@ fn wrong_credentials_fail_clearly_without_the_secret() {
     let out = store.command(&["latest", &dir]).env("AWS_SECRET_ACCESS_KEY", secret).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&dir) && err.contains("LIST") && err.contains("403"), "{err}");
+    assert!(err.contains(&dir) && err.contains("failed with HTTP status 403"), "{err}");
     assert!(!err.contains(secret) && !String::from_utf8_lossy(&out.stdout).contains(secret), "{err}");
     // The same through --storage-option.
     let out = store.run(&["--storage-option", &format!("secret_access_key={secret}"), "inspect", &dir]);
