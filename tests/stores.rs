@@ -346,3 +346,195 @@ fn wrong_credentials_fail_clearly_without_the_secret() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(!err.contains(secret), "{err}");
 }
+
+/// The entries of a dump as a sorted list of lines (converted state may come in another order),
+/// without operator uids (a converted savepoint is metadata V3, which stores none).
+fn sorted_lines(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .lines()
+        .map(|l| {
+            let mut j: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+            j.as_object_mut().unwrap().remove("operator_uid");
+            j.to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn ok(out: Output, what: &str) -> String {
+    stdout(&out, 0, what)
+}
+
+/// The incremental RocksDB checkpoint of Flink 2.3.0 (shared SSTs recorded as absolute paths),
+/// repository-relative.
+fn incremental_checkpoint() -> PathBuf {
+    chosen_snapshots(false)
+        .into_iter()
+        .filter(|d| d.starts_with("testdata/flink-2.3.0/rocksdb-checkpoint-incremental"))
+        .next_back()
+        .expect("the 2.3.0 incremental checkpoint")
+}
+
+fn writers_on(store: &Store) {
+    let storage = store.storage();
+    let src_rel = incremental_checkpoint();
+    let src = store.url(&src_rel);
+    let want = sorted_lines(&crate::util::flinksnap_ok(&["dump", src_rel.to_str().unwrap()]));
+    assert!(want.len() > 10);
+    let out = format!("{}/out", store.url_root);
+
+    // convert: bucket → bucket; the savepoint reads back as the source, and is relocatable.
+    let converted = format!("{out}/converted");
+    ok(store.run(&["convert", &src, &converted, "--inline-threshold", "0"]), "convert to the bucket");
+    assert_eq!(sorted_lines(&ok(store.run(&["dump", &converted]), "dump converted")), want);
+    let inspect = ok(store.run(&["inspect", &converted, "--format", "json"]), "inspect converted");
+    assert!(inspect.contains("\"relocatable\": true") && inspect.contains("\"self_contained\": true"), "{inspect}");
+    // An existing savepoint is never replaced without --force; with it, it is.
+    let again = store.run(&["convert", &src, &converted]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists (use --force"), "{}", String::from_utf8_lossy(&again.stderr));
+    ok(store.run(&["convert", &src, &converted, "--force", "--compression", "snappy"]), "convert --force");
+    assert_eq!(sorted_lines(&ok(store.run(&["dump", &converted]), "dump converted again")), want);
+    // The target may not lie inside the source.
+    let inside = store.run(&["convert", &src, &format!("{src}/x")]);
+    assert_eq!(inside.status.code(), Some(2));
+
+    // relocate: within the bucket (server-side copies), to a local directory, and back up.
+    let relocated = format!("{out}/relocated");
+    ok(store.run(&["relocate", &src, &relocated]), "relocate within the bucket");
+    assert_eq!(sorted_lines(&ok(store.run(&["dump", &relocated]), "dump relocated")), want);
+    let inspect = ok(store.run(&["inspect", &relocated, "--format", "json"]), "inspect relocated");
+    assert!(inspect.contains("\"relocatable\": true"), "{inspect}");
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("down");
+    ok(store.run(&["relocate", &relocated, local.to_str().unwrap()]), "relocate to a local directory");
+    assert_eq!(sorted_lines(&crate::util::flinksnap_ok(&["dump", local.to_str().unwrap()])), want);
+    let up = format!("{out}/up");
+    ok(store.run(&["relocate", local.to_str().unwrap(), &up]), "relocate a local directory to the bucket");
+    assert_eq!(sorted_lines(&ok(store.run(&["dump", &up]), "dump uploaded")), want);
+
+    // export: to the bucket, the same rows as a local export; the manifest comes last.
+    for format in ["parquet", "jsonl"] {
+        let local_dir = tmp.path().join(format!("export-{format}"));
+        crate::util::flinksnap_ok(&["export", src_rel.to_str().unwrap(), "--to", local_dir.to_str().unwrap(), "--format", format]);
+        let local_manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(local_dir.join("manifest.json")).unwrap()).unwrap();
+        let remote = format!("{out}/export-{format}");
+        ok(store.run(&["export", &src, "--to", &remote, "--format", format]), "export to the bucket");
+        let m: serde_json::Value = serde_json::from_slice(&storage.read(&Location::new(&format!("{remote}/manifest.json"))).unwrap()).unwrap();
+        let rows = |m: &serde_json::Value| -> Vec<(String, u64)> {
+            m["states"].as_array().unwrap().iter().map(|s| (s["file"].as_str().unwrap().to_owned(), s["rows"].as_u64().unwrap())).collect()
+        };
+        assert_eq!(rows(&m), rows(&local_manifest), "{format}");
+        for s in m["states"].as_array().unwrap() {
+            let f = Location::new(&format!("{remote}/{}", s["file"].as_str().unwrap()));
+            assert_eq!(storage.head(&f).unwrap().size, s["bytes"].as_u64().unwrap(), "{f}");
+        }
+        if format == "jsonl" {
+            // Byte for byte what the local export wrote.
+            for s in m["states"].as_array().unwrap() {
+                let file = s["file"].as_str().unwrap();
+                assert_eq!(storage.read(&Location::new(&format!("{remote}/{file}"))).unwrap(), std::fs::read(local_dir.join(file)).unwrap(), "{file}");
+            }
+        }
+        // Again without --force: refused; with it: fine.
+        assert_eq!(store.run(&["export", &src, "--to", &remote, "--format", format]).status.code(), Some(2));
+        ok(store.run(&["export", &src, "--to", &remote, "--format", format, "--force"]), "export --force");
+    }
+}
+
+#[test]
+fn s3_convert_relocate_export_write_to_buckets() {
+    let Some(store) = s3() else { return };
+    writers_on(store);
+}
+
+#[test]
+fn azure_convert_relocate_export_write_to_containers() {
+    let Some(store) = azure() else { return };
+    writers_on(store);
+}
+
+/// A copy of the S3 store seen through a fault-injecting proxy, with short retries.
+fn through(store: &Store, proxy: &crate::util::proxy::Proxy, retries: &[(&str, &str)]) -> Store {
+    let mut env = store.env.clone();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT");
+    env.push(("AWS_ENDPOINT".into(), proxy.url()));
+    let mut options = store.options.clone();
+    options.retain(|(k, _)| k != "endpoint");
+    options.push(("endpoint".into(), proxy.url()));
+    let mut s = Store { name: "s3 via proxy", url_root: store.url_root.clone(), env, options };
+    for (k, v) in retries {
+        s.options.push(((*k).into(), (*v).into()));
+    }
+    s
+}
+
+fn with_options<'a>(store: &Store, args: &[&'a str]) -> Vec<String> {
+    let mut v = Vec::new();
+    for (k, val) in &store.options {
+        if ["max_retries", "retry_timeout", "backoff_initial", "backoff_max"].contains(&k.as_str()) {
+            v.extend(["--storage-option".to_owned(), format!("{k}={val}")]);
+        }
+    }
+    v.extend(args.iter().map(|s| (*s).to_owned()));
+    v
+}
+
+#[test]
+fn throttling_is_retried_and_the_command_succeeds() {
+    let Some(store) = s3() else { return };
+    let proxy = crate::util::proxy::Proxy::start(&var("FLINKSNAP_TEST_S3_ENDPOINT").unwrap());
+    let s = through(store, &proxy, &[("backoff_initial", "10ms"), ("backoff_max", "200ms")]);
+    // The first three requests and every fourth after that: 503 Slow Down.
+    proxy.faults.throttle_next.store(3, std::sync::atomic::Ordering::SeqCst);
+    proxy.faults.throttle_every.store(4, std::sync::atomic::Ordering::SeqCst);
+    let src_rel = incremental_checkpoint();
+    let want = crate::util::flinksnap_ok(&["dump", src_rel.to_str().unwrap()]);
+    let args = with_options(&s, &["dump", &s.url(&src_rel)]);
+    let got = ok(s.command(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap(), "dump through throttling");
+    assert_eq!(got, want);
+    let throttled = proxy.faults.throttled.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(throttled >= 5, "only {throttled} requests were throttled");
+    // A write path too: convert into the bucket through the throttling proxy.
+    let dst = format!("{}/out/throttled-convert", s.url_root);
+    let args = with_options(&s, &["convert", &s.url(&src_rel), &dst, "--inline-threshold", "0"]);
+    ok(s.command(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap(), "convert through throttling");
+    assert_eq!(sorted_lines(&ok(store.run(&["dump", &dst]), "dump")), sorted_lines(&want));
+}
+
+#[test]
+fn a_server_that_goes_away_gives_a_clear_error_and_no_partial_metadata() {
+    let Some(store) = s3() else { return };
+    let src_rel = incremental_checkpoint();
+    let short = [("max_retries", "2"), ("retry_timeout", "3s"), ("backoff_initial", "10ms"), ("backoff_max", "100ms")];
+
+    // dump: the server stops after a few requests.
+    let proxy = crate::util::proxy::Proxy::start(&var("FLINKSNAP_TEST_S3_ENDPOINT").unwrap());
+    proxy.faults.stop_after.store(12, std::sync::atomic::Ordering::SeqCst);
+    let s = through(store, &proxy, &short);
+    let args = with_options(&s, &["dump", &s.url(&src_rel)]);
+    let out = s.command(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&s.url_root) && err.contains("failed"), "{err}");
+    assert!(err.lines().count() <= 3, "one clear message, not a flood: {err}");
+
+    // convert into the bucket: the server stops while state files are uploaded.
+    for stop_after in [25, 40] {
+        let proxy = crate::util::proxy::Proxy::start(&var("FLINKSNAP_TEST_S3_ENDPOINT").unwrap());
+        proxy.faults.stop_after.store(stop_after, std::sync::atomic::Ordering::SeqCst);
+        let s = through(store, &proxy, &short);
+        let dst = format!("{}/out/interrupted-{stop_after}", s.url_root);
+        let args = with_options(&s, &["convert", &s.url(&src_rel), &dst, "--inline-threshold", "0"]);
+        let out = s.command(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stop after {stop_after}: {err}");
+        assert!(err.contains("failed"), "{err}");
+        // Seen directly: no _metadata, so no snapshot.
+        let direct = store.storage();
+        assert!(!direct.exists(&Location::new(&format!("{dst}/_metadata"))).unwrap(), "a _metadata was left at {dst}");
+        let latest = store.run(&["latest", &dst]);
+        assert_ne!(latest.status.code(), Some(0), "latest found a snapshot in an interrupted convert");
+    }
+}

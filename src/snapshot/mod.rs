@@ -160,8 +160,11 @@ impl Snapshot {
             // Recorded on another file system or cluster (a copy from HDFS to S3, a local copy
             // of an S3 checkpoint): the copy beside the snapshot first, so a store that cannot
             // be reached from here (or needs other credentials) is not asked when it need not be.
-            if let Some(c) = candidate.as_ref().filter(|c| self.storage.exists(c).unwrap_or(false)) {
-                return Ok(Some(mk(c.clone(), true)));
+            // The snapshot's own store failing is an error, not a missing file.
+            if let Some(c) = candidate.as_ref() {
+                if self.storage.exists(c)? {
+                    return Ok(Some(mk(c.clone(), true)));
+                }
             }
             return match self.storage.exists(&original) {
                 Ok(true) => Ok(Some(mk(original, false))),
