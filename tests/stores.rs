@@ -538,3 +538,19 @@ fn a_server_that_goes_away_gives_a_clear_error_and_no_partial_metadata() {
         assert_ne!(latest.status.code(), Some(0), "latest found a snapshot in an interrupted convert");
     }
 }
+
+#[test]
+fn gc_dry_run_on_a_bucket_plans_what_it_plans_locally() {
+    let Some(store) = s3() else { return };
+    // A job directory of an incremental chain: shared SSTs referenced across checkpoints.
+    for case in ["testdata/flink-2.3.0/rocksdb-checkpoint-incremental", "testdata/flink-1.20.5/heap-checkpoint-file-merging"] {
+        let dir = std::fs::read_dir(root().join(case)).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+        let rel = dir.strip_prefix(root()).unwrap().to_path_buf();
+        same_output(store, &rel, &["gc"], &["--older-than", "0s", "--format", "json"], 0);
+        // --delete waits for the cross-job gc on object stores: refused, nothing deleted.
+        let before = ok(store.run(&["refs", &store.url(&rel), "--format", "json"]), "refs before");
+        let out = store.run(&["gc", &store.url(&rel), "--older-than", "0s", "--delete"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(ok(store.run(&["refs", &store.url(&rel), "--format", "json"]), "refs after"), before);
+    }
+}
