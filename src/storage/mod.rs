@@ -269,6 +269,7 @@ fn read_only(loc: &Location) -> Error {
 /// Copies `from` to `to` through the client: a ranged read and a streamed (multipart) write,
 /// in pieces of `chunk` bytes, `progress` told the bytes written so far. What a copy between two
 /// stores is, and the fallback when a server-side copy cannot be made.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_through(from_storage: &dyn Storage, from: &Location, start: u64, len: u64, to_storage: &dyn Storage, to: &Location, chunk: u64, progress: &mut dyn FnMut(u64)) -> Result<u64> {
     let mut out = to_storage.create(to)?;
     let mut at = 0;

@@ -778,6 +778,77 @@ impl Drop for ObjectWriter {
 mod tests {
     use super::*;
 
+    /// An in-memory store with tiny blocks, so reads cross block boundaries.
+    fn memory(block_size: u64) -> ObjectStorage {
+        let mut s = ObjectStorage::from_store(Arc::new(object_store::memory::InMemory::new()), "s3://b");
+        Arc::get_mut(&mut s.inner).unwrap().block_size = block_size;
+        s
+    }
+
+    fn loc(s: &str) -> Location {
+        Location::new(&format!("s3://b/{s}"))
+    }
+
+    #[test]
+    fn ranged_reads_across_blocks_and_streams() {
+        let s = memory(1000);
+        let data: Vec<u8> = (0..25_000u32).map(|i| (i % 251) as u8).collect();
+        s.put(&loc("job/chk-1/x"), &data, PutMode::Overwrite).unwrap();
+        for (a, b) in [(0, 1), (999, 1001), (0, 25_000), (24_999, 25_000), (1500, 4500), (7, 7)] {
+            assert_eq!(s.read_range(&loc("job/chk-1/x"), a..b).unwrap(), &data[a as usize..b as usize], "{a}..{b}");
+        }
+        assert!(s.read_range(&loc("job/chk-1/x"), 24_000..25_001).is_err());
+        let mut all = Vec::new();
+        s.open(&loc("job/chk-1/x")).unwrap().read_to_end(&mut all).unwrap();
+        assert_eq!(all, data);
+        assert!(matches!(s.read(&loc("job/chk-1/missing")), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn directories_listings_and_deletes() {
+        let s = memory(1 << 20);
+        for k in ["job/chk-1/_metadata", "job/chk-1/a", "job/shared/s1", "job/shared/s2", "jobx/y"] {
+            s.put(&loc(k), k.as_bytes(), PutMode::Overwrite).unwrap();
+        }
+        assert!(s.head(&loc("job")).unwrap().is_dir);
+        assert!(!s.head(&loc("job/chk-1/a")).unwrap().is_dir);
+        assert!(matches!(s.head(&loc("jo")), Err(Error::NotFound { .. })));
+        let names: Vec<String> = s.list(&loc("job")).unwrap().iter().map(|m| format!("{}{}", m.location, if m.is_dir { "/" } else { "" })).collect();
+        assert_eq!(names, ["s3://b/job/chk-1/", "s3://b/job/shared/"]);
+        let mut files = Vec::new();
+        s.list_files(&loc("job"), &mut |p| {
+            files.extend(p.into_iter().map(|m| m.location.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        files.sort();
+        assert_eq!(files.len(), 4, "{files:?}");
+        assert!(matches!(s.put(&loc("job/chk-1/_metadata"), b"x", PutMode::Create), Err(Error::AlreadyExists { .. })));
+        let failed = s.delete_many(&[loc("job/shared/s1"), loc("job/shared/s2"), loc("job/shared/never")]).unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(!s.exists(&loc("job/shared/s1")).unwrap());
+        s.copy(&loc("job/chk-1/a"), &loc("job/chk-2/a")).unwrap();
+        assert_eq!(s.read(&loc("job/chk-2/a")).unwrap(), b"job/chk-1/a");
+    }
+
+    #[test]
+    fn large_files_stream_out_as_multipart_uploads() {
+        let s = memory(1 << 20);
+        let data: Vec<u8> = (0..(PART_SIZE * 2 + 12345)).map(|i| (i * 7 % 256) as u8).collect();
+        let mut w = s.create(&loc("big")).unwrap();
+        for chunk in data.chunks(300_001) {
+            w.write_all(chunk).unwrap();
+        }
+        assert!(!s.exists(&loc("big")).unwrap(), "visible before it was finished");
+        assert_eq!(w.finish().unwrap(), data.len() as u64);
+        assert_eq!(s.read(&loc("big")).unwrap(), data);
+        // Dropped unfinished: nothing appears.
+        let mut w = s.create(&loc("abandoned")).unwrap();
+        w.write_all(&data).unwrap();
+        drop(w);
+        assert!(!s.exists(&loc("abandoned")).unwrap());
+    }
+
     #[test]
     fn durations_and_statuses() {
         assert_eq!(duration("k", "30s").unwrap(), Duration::from_secs(30));
