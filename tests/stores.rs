@@ -371,8 +371,7 @@ fn ok(out: Output, what: &str) -> String {
 fn incremental_checkpoint() -> PathBuf {
     chosen_snapshots(false)
         .into_iter()
-        .filter(|d| d.starts_with("testdata/flink-2.3.0/rocksdb-checkpoint-incremental"))
-        .next_back()
+        .rfind(|d| d.starts_with("testdata/flink-2.3.0/rocksdb-checkpoint-incremental"))
         .expect("the 2.3.0 incremental checkpoint")
 }
 
@@ -470,7 +469,7 @@ fn through(store: &Store, proxy: &crate::util::proxy::Proxy, retries: &[(&str, &
     s
 }
 
-fn with_options<'a>(store: &Store, args: &[&'a str]) -> Vec<String> {
+fn with_options(store: &Store, args: &[&str]) -> Vec<String> {
     let mut v = Vec::new();
     for (k, val) in &store.options {
         if ["max_retries", "retry_timeout", "backoff_initial", "backoff_max"].contains(&k.as_str()) {

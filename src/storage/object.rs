@@ -178,7 +178,7 @@ fn aws_profile() -> Vec<(String, String)> {
         out
     };
     let mut out = Vec::new();
-    for (k, v) in section(file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), &[profile.clone()]) {
+    for (k, v) in section(file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), std::slice::from_ref(&profile)) {
         match k.as_str() {
             "aws_access_key_id" | "aws_secret_access_key" | "aws_session_token" => out.push((k, v)),
             _ => {}

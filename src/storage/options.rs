@@ -214,7 +214,7 @@ mod tests {
         o.push_option("region=eu-west-1").unwrap();
         let get = |u: &str| o.for_url(&url::parse(&Location::new(u)).unwrap());
         assert_eq!(get("s3://b/x"), [("max_retries", "3"), ("endpoint", "http://one"), ("region", "eu-west-1")].map(|(a, b)| (a.to_owned(), b.to_owned())));
-        assert_eq!(get("s3://b/deep/chk-1").iter().filter(|(k, _)| k == "endpoint").next_back().unwrap().1, "http://two");
+        assert_eq!(get("s3://b/deep/chk-1").iter().rfind(|(k, _)| k == "endpoint").unwrap().1, "http://two");
         assert!(!get("s3://b/x").iter().any(|(k, v)| k == "region" && v == "x"));
         assert_eq!(get("oss://any/x")[1].1, "http://oss");
         assert!(o.push_option("novalue").is_err());
