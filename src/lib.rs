@@ -2,8 +2,8 @@
 //!
 //! The modules follow the pipeline, each layer using only those before it:
 //! - [`bytes`]: the big-endian cursor every binary reader uses (offsets in every error);
-//! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
-//!   trait);
+//! - [`storage`]: where snapshot files live: local files, object stores (S3, GCS, Azure,
+//!   S3-compatible) and HDFS behind one trait, read and written;
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`model`]: Flink's identifiers (operator ids, key groups), the backend-independent model;
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
@@ -17,6 +17,9 @@
 //! Cargo features:
 //! - `rocksdb` (default): keyed state of RocksDB native snapshots through the bundled RocksDB
 //!   (a C++ build that needs libclang); without it such state is reported as unreadable.
+//! - `cloud` (default): `s3://`, `gs://`, `abfss://`, `wasbs://`, `oss://` and the other object
+//!   store URLs, through `object_store` (ring TLS, no C beyond ring's).
+//! - `hdfs`: `hdfs://` and `viewfs://` through `hdfs-native-object-store` (pure Rust).
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
