@@ -1,10 +1,133 @@
 //! Errors.
 //!
 //! Two layers, as gimli does it: [`DecodeError`] is what a byte reader knows (what was expected,
-//! at which absolute byte offset, inside which logical structure); [`Error`] adds the file it came
-//! from. Every decode error a user sees therefore names file, offset and what was expected.
+//! at which [`Position`], inside which logical structure); [`Error`] adds the file it came from.
+//! Every decode error a user sees therefore names file, offset and what was expected — and what
+//! the offset counts: a byte of the file, a byte of a decompressed block, or a byte inside one
+//! stored key or value whose place in a file is not known (RocksDB tables).
+//!
+//! [`Error::Unsupported`] is distinct from corruption: what flinksnap cannot read (in this build,
+//! or yet) is never reported as a broken snapshot.
 
 use std::fmt;
+
+use serde::Serialize;
+
+/// Where in the bytes something is. An offset means nothing without saying what it counts; the
+/// variant says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Position {
+    /// A byte offset in the file (for state inline in `_metadata`: in `_metadata`; for a segment
+    /// of a file-merging checkpoint: in the segment's file).
+    FileOffset {
+        /// The offset.
+        offset: u64,
+    },
+    /// An offset in the bytes decompressed from a compressed block: one Snappy stream (Flink
+    /// compresses each key group, each run of operator-state elements and each state-change
+    /// file as a stream of its own).
+    DecompressedOffset {
+        /// Byte offset in the file where the compressed block starts.
+        block: u64,
+        /// Offset in the block's decompressed bytes.
+        offset: u64,
+    },
+    /// An offset inside one stored item whose place in a file is not known: a key or a value
+    /// read from RocksDB tables, a state change held inline in `_metadata`.
+    WithinValue {
+        /// Which item.
+        part: ValuePart,
+        /// Offset from its first byte.
+        offset: u64,
+    },
+}
+
+/// The stored item a [`Position::WithinValue`] counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValuePart {
+    /// A RocksDB key (key-group prefix, key, namespace, user key).
+    Key,
+    /// A RocksDB value.
+    Value,
+    /// One logged state change (changelog backend).
+    Change,
+}
+
+impl Position {
+    /// A byte offset in the file.
+    pub fn file(offset: u64) -> Position {
+        Position::FileOffset { offset }
+    }
+
+    /// The offset, whatever it counts.
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Position::FileOffset { offset } | Position::DecompressedOffset { offset, .. } | Position::WithinValue { offset, .. } => offset,
+        }
+    }
+
+    /// The nearest byte offset in the file: exact for a file offset, the start of the
+    /// compressed block for a decompressed offset, unknown inside a stored value.
+    pub fn file_offset(&self) -> Option<u64> {
+        match *self {
+            Position::FileOffset { offset } => Some(offset),
+            Position::DecompressedOffset { block, .. } => Some(block),
+            Position::WithinValue { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Position::FileOffset { offset } => write!(f, "byte offset {offset} (0x{offset:x})"),
+            Position::DecompressedOffset { block, offset } => {
+                write!(f, "offset {offset} of the bytes decompressed from the Snappy stream at byte offset {block}")
+            }
+            Position::WithinValue { part, offset } => {
+                let what = match part {
+                    ValuePart::Key => "the stored key",
+                    ValuePart::Value => "the stored value",
+                    ValuePart::Change => "the state change",
+                };
+                write!(f, "offset {offset} of {what}")
+            }
+        }
+    }
+}
+
+/// What the offsets of a byte reader count ([`crate::bytes::Cursor`]): the frame turns a raw
+/// offset into a [`Position`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Frame {
+    /// Nothing: the error is about what the bytes mean as a whole (e.g. a state registered
+    /// without a value serializer), not about one place in them.
+    #[default]
+    Unplaced,
+    /// Bytes of the file.
+    File,
+    /// Bytes decompressed from the compressed block at this file offset.
+    Decompressed {
+        /// Where the compressed block starts in the file.
+        block: u64,
+    },
+    /// Bytes of one stored item.
+    Within(ValuePart),
+}
+
+impl Frame {
+    /// The position of raw offset `offset` in this frame.
+    pub fn position(self, offset: u64) -> Option<Position> {
+        match self {
+            Frame::Unplaced => None,
+            Frame::File => Some(Position::FileOffset { offset }),
+            Frame::Decompressed { block } => Some(Position::DecompressedOffset { block, offset }),
+            Frame::Within(part) => Some(Position::WithinValue { part, offset }),
+        }
+    }
+}
 
 /// What was wrong with the bytes, without saying where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +188,16 @@ pub enum DecodeErrorKind {
         /// The field.
         what: &'static str,
     },
+    /// Something flinksnap cannot interpret (yet, or in this build), not corruption: an unknown
+    /// serializer, a change that needs the job's code to replay. [`Error::decode`] turns it into
+    /// [`Error::Unsupported`].
+    #[error("{what}")]
+    Unsupported {
+        /// What cannot be read, and why.
+        what: String,
+        /// The Flink class concerned, when there is one.
+        class: Option<String>,
+    },
     /// Bytes left over where a structure must end exactly.
     #[error("{count} unexpected trailing bytes after {what}")]
     TrailingBytes {
@@ -84,16 +217,43 @@ pub enum DecodeErrorKind {
 pub struct DecodeError {
     /// What was wrong.
     pub kind: DecodeErrorKind,
-    /// Absolute byte offset in the file where the failing field starts.
+    /// Offset where the failing field starts, counted as `frame` says.
     pub offset: u64,
+    /// What `offset` counts.
+    pub frame: Frame,
     /// Logical path, outermost first.
     pub context: Vec<String>,
 }
 
 impl DecodeError {
-    /// A new error at `offset`.
+    /// A new error at byte offset `offset` of the file.
     pub fn new(kind: DecodeErrorKind, offset: u64) -> Self {
-        DecodeError { kind, offset, context: Vec::new() }
+        DecodeError { kind, offset, frame: Frame::File, context: Vec::new() }
+    }
+
+    /// A new error at `offset` counted in `frame`.
+    pub fn in_frame(kind: DecodeErrorKind, frame: Frame, offset: u64) -> Self {
+        DecodeError { kind, offset, frame, context: Vec::new() }
+    }
+
+    /// A new error at `position`.
+    pub fn at(kind: DecodeErrorKind, position: Position) -> Self {
+        let frame = match position {
+            Position::FileOffset { .. } => Frame::File,
+            Position::DecompressedOffset { block, .. } => Frame::Decompressed { block },
+            Position::WithinValue { part, .. } => Frame::Within(part),
+        };
+        DecodeError { kind, offset: position.offset(), frame, context: Vec::new() }
+    }
+
+    /// A new error about the bytes as a whole, at no particular place.
+    pub fn unplaced(kind: DecodeErrorKind) -> Self {
+        DecodeError { kind, offset: 0, frame: Frame::Unplaced, context: Vec::new() }
+    }
+
+    /// Where the error is; `None` when it is about no particular place.
+    pub fn position(&self) -> Option<Position> {
+        self.frame.position(self.offset)
     }
 
     /// Adds an enclosing structure to the logical path (called on the way out).
@@ -105,7 +265,10 @@ impl DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte offset {} (0x{:x})", self.kind, self.offset, self.offset)?;
+        write!(f, "{}", self.kind)?;
+        if let Some(p) = self.position() {
+            write!(f, " at {p}")?;
+        }
         if !self.context.is_empty() {
             write!(f, " in {}", self.context.join(" / "))?;
         }
@@ -137,6 +300,7 @@ pub enum Error {
         /// The file.
         file: String,
         /// What, where.
+        #[source]
         error: DecodeError,
     },
     /// A file or directory does not exist.
@@ -153,7 +317,36 @@ pub enum Error {
         /// The file.
         file: String,
         /// The underlying error.
+        #[source]
         error: std::io::Error,
+    },
+    /// A snapshot that contradicts itself, or state that is not what Flink writes, where no byte
+    /// position says more: a handle of the wrong kind at its place, subtasks that disagree, a
+    /// range read past a stream's end. Corruption, as [`Error::Decode`] is.
+    #[error("{file}: {what}")]
+    Corrupt {
+        /// The file (or `_metadata`).
+        file: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// Writing an output file failed in a library that is not plain I/O (Parquet, CSV, JSON).
+    #[error("{file}: {error}")]
+    Write {
+        /// The file being written.
+        file: String,
+        /// The library's error.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// What flinksnap cannot read, in this build or yet (e.g. RocksDB native state without the
+    /// `rocksdb` feature, an unknown serializer): not corruption, and never reported as such.
+    #[error("{what}")]
+    Unsupported {
+        /// What cannot be read, and why; names the file or snapshot.
+        what: String,
+        /// The Flink class concerned (a state handle, a serializer snapshot), when there is one.
+        class: Option<String>,
     },
     /// The input is not something flinksnap can work on (e.g. a directory without `_metadata`).
     #[error("{0}")]
@@ -190,9 +383,43 @@ impl Error {
         }
     }
 
-    /// A decode error in `file`.
+    /// A decode error in `file`; one of kind [`DecodeErrorKind::Unsupported`] becomes
+    /// [`Error::Unsupported`] (naming the file and where).
     pub fn decode(file: impl Into<String>, source: DecodeError) -> Self {
-        Error::Decode { file: file.into(), error: source }
+        let file = file.into();
+        if let DecodeErrorKind::Unsupported { class, .. } = &source.kind {
+            let class = class.clone();
+            return Error::Unsupported { what: format!("{file}: {source}"), class };
+        }
+        Error::Decode { file, error: source }
+    }
+
+    /// State of `file` that is not what Flink writes, with no byte position.
+    pub fn corrupt(file: impl Into<String>, what: impl Into<String>) -> Self {
+        Error::Corrupt { file: file.into(), what: what.into() }
+    }
+
+    /// Writing `file` failed in `error`'s library.
+    pub fn write(file: impl Into<String>, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Write { file: file.into(), error: Box::new(error) }
+    }
+
+    /// Something flinksnap cannot read (yet, or in this build).
+    pub fn unsupported(what: impl Into<String>, class: Option<&str>) -> Self {
+        Error::Unsupported { what: what.into(), class: class.map(str::to_owned) }
+    }
+
+    /// Whether this is [`Error::Unsupported`]: flinksnap's limit, not the snapshot's fault.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported { .. })
+    }
+
+    /// Where a decode error is, when it is one.
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            Error::Decode { error, .. } => error.position(),
+            _ => None,
+        }
     }
 }
 

@@ -1,14 +1,21 @@
 //! flinksnap opens Apache Flink state snapshots (checkpoints and savepoints) without a JVM.
 //!
-//! The modules follow the pipeline, each layer using only those before it:
-//! - [`bytes`]: the big-endian cursor every binary reader uses (offsets in every error);
+//! The modules follow the pipeline, each layer using only those before it (a test checks it):
+//! - [`consts`]: Flink's format constants more than one layer needs;
+//! - [`error`]: errors, with typed positions (file offset, decompressed offset, offset inside a
+//!   stored value) and "unsupported" apart from corruption;
+//! - [`bytes`]: the big-endian cursor every binary reader uses (typed offsets in every error);
+//! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
+//!   configs, `JavaSerializer` values) as an object graph and as values;
 //! - [`storage`]: where snapshot files live: local files, object stores (S3, GCS, Azure,
 //!   S3-compatible) and HDFS behind one trait, read and written;
+//! - [`model`]: Flink's identifiers (operator ids, key groups) and the backend-independent
+//!   [`Entry`](model::Entry) every reader produces, with where it was read;
 //! - [`metadata`]: the `_metadata` file and its state handles;
-//! - [`model`]: Flink's identifiers (operator ids, key groups), the backend-independent model;
-//! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
+//! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
+//!   keyed state of every kind through one [`KeyedSource`](readers::source::KeyedSource);
 //! - [`manage`]: verify, latest, refs, gc, stats and diff over snapshots and their directories;
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
@@ -25,9 +32,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod bytes;
+pub mod consts;
 pub mod error;
-pub mod manage;
 pub mod export;
+pub mod java_serialization;
+pub mod manage;
 pub mod metadata;
 pub mod model;
 pub mod readers;
@@ -36,3 +45,93 @@ pub mod storage;
 pub mod writers;
 
 pub use error::{Error, Result};
+
+/// The module order the crate documentation gives is the one the code keeps.
+#[cfg(test)]
+mod layering {
+    use std::path::{Path, PathBuf};
+
+    /// The top-level modules in the order the crate documentation lists them (`- [`name`]` or
+    /// `` - `name` `` items of the module list).
+    fn documented_order() -> Vec<String> {
+        let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+        lib.lines()
+            .take_while(|l| l.starts_with("//!"))
+            .skip_while(|l| !l.contains("The modules follow the pipeline"))
+            .take_while(|l| l.trim_end() != "//!")
+            .filter_map(|l| l.strip_prefix("//! - "))
+            .filter_map(|l| {
+                let name = l.trim_start_matches(['[', '`']);
+                let end = name.find(['`', ']'])?;
+                Some(name[..end].to_owned())
+            })
+            .collect()
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// Every `crate::X` (and in the binary `flinksnap::X`) a file names.
+    fn uses(text: &str, prefix: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let after = &rest[i + prefix.len()..];
+            let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            // `crate::Result` and `crate::Error` are re-exports of `error`.
+            out.push(if name == "Result" || name == "Error" { "error".to_owned() } else { name });
+            rest = after;
+        }
+        out
+    }
+
+    #[test]
+    fn each_layer_uses_only_the_layers_before_it() {
+        let order = documented_order();
+        for m in ["consts", "error", "bytes", "storage", "model", "metadata", "snapshot", "readers", "manage", "writers", "export", "cli"] {
+            assert!(order.iter().any(|o| o == m), "lib.rs does not document module {m}: {order:?}");
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for (i, module) in order.iter().enumerate() {
+            let mut files = Vec::new();
+            let dir = src.join(module);
+            if dir.is_dir() {
+                rust_files(&dir, &mut files);
+            }
+            let file = src.join(format!("{module}.rs"));
+            if file.is_file() {
+                files.push(file);
+            }
+            assert!(!files.is_empty(), "no source for module {module}");
+            let later = &order[i + 1..];
+            for f in files {
+                // Code only: documentation may mention any module.
+                let text: String = std::fs::read_to_string(&f)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let prefix = if module == "cli" { "flinksnap::" } else { "crate::" };
+                for used in uses(&text, prefix) {
+                    assert!(
+                        !later.contains(&used),
+                        "{} (layer {module}) uses crate::{used}, a later layer: lib.rs documents the order {order:?}",
+                        f.strip_prefix(&src).unwrap().display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 200, "only {checked} uses found: is the parsing right?");
+    }
+}

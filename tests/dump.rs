@@ -173,7 +173,10 @@ fn damage_file(rng: &mut crate::util::Rng, name: &str, file: &std::path::Path, s
         let (code, stderr) = dump();
         assert!(matches!(code, Some(0) | Some(2)), "{stderr}");
         if code == Some(2) {
-            assert!(stderr.contains("byte offset") || stderr.contains("snappy"), "{name}: {stderr}");
+            // A typed position: a byte of the file, of a decompressed Snappy stream, or of one
+            // stored RocksDB key or value.
+            let placed = ["byte offset", "snappy", " of the stored key", " of the stored value"].iter().any(|p| stderr.contains(p));
+            assert!(placed, "{name}: {stderr}");
         }
     }
     std::fs::write(file, &orig).unwrap();
@@ -212,4 +215,42 @@ fn changelog_files_damaged() {
         }
     }
     assert!(checked >= 16, "only {checked} cuts checked");
+}
+
+/// `--origin` names where each entry was read: a state file of the snapshot (or `_metadata`)
+/// with a typed position; for the changelog replay, the state-change file of the last change;
+/// nothing for RocksDB tables.
+#[test]
+fn origin_names_file_and_position() {
+    let find = |case: &str| fixtures().into_iter().find(|f| f.case["case"] == case && f.case["flink_version"] == "2.3.0").unwrap();
+    let lines = |fx: &Fixture| -> Vec<J> {
+        let mut args = dump_args(fx, &fx.path());
+        args.push("--origin".into());
+        flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    // Heap checkpoint, compressed: keyed entries in decompressed key groups, files in chk-N.
+    let heap = lines(&find("heap-checkpoint-compressed"));
+    assert!(heap.len() > 100);
+    for j in &heap {
+        let file = j["origin"]["file"].as_str().unwrap_or_else(|| panic!("{j}"));
+        assert!(std::path::Path::new(file).exists(), "{j}");
+        let kind = j["origin"]["position"]["kind"].as_str().unwrap();
+        if j["key_group"].is_null() {
+            assert!(matches!(kind, "file_offset" | "decompressed_offset"), "{j}");
+        } else {
+            assert_eq!(kind, "decompressed_offset", "{j}");
+            assert!(j["origin"]["position"]["block"].as_u64().unwrap() > 0, "{j}");
+        }
+    }
+    // RocksDB native: the tables are RocksDB's business.
+    let native = lines(&find("rocksdb-savepoint-native"));
+    assert!(native.iter().filter(|j| !j["key_group"].is_null()).all(|j| j["origin"]["file"].is_null() && j["origin"]["position"].is_null()));
+    // Changelog: the replay's results point into the state-change log.
+    let changelog = lines(&find("heap-changelog-checkpoint"));
+    let from_log = changelog.iter().filter(|j| j["origin"]["file"].as_str().is_some_and(|f| f.contains("/dstl/"))).count();
+    assert!(from_log > 0, "no entry points into the state-change log");
+    // Other formats have no place for it.
+    let fx = find("heap-checkpoint");
+    let out = flinksnap(&["dump", &fx.path(), "--origin", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(2));
 }

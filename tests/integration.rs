@@ -4,11 +4,16 @@
 mod util;
 
 mod convert;
+mod cross_job;
 mod dump;
 mod export;
 mod inspect;
 mod manage;
 mod metadata;
+mod offsets;
+mod oracle;
 mod relocate;
 mod rocksdb_native;
 mod stores;
+#[cfg(not(feature = "rocksdb"))]
+mod without_rocksdb;

@@ -127,7 +127,10 @@ fn every_fixture_relocates_and_reads_back_the_same() {
         }
         checked += 1;
     }
-    assert_eq!(checked, crate::util::metadata_files().len(), "every fixture snapshot");
+    // The fixture job's snapshots (testdata/flink-*) that Flink can restore; testdata/serializers
+    // has its own job and checks (tests/oracle.rs).
+    let job_snapshots = crate::util::metadata_files().iter().filter(|p| p.starts_with("testdata") && p.iter().nth(1).is_some_and(|c| c.to_string_lossy().starts_with("flink-"))).count();
+    assert_eq!(checked, job_snapshots - crate::inspect::unsound_snapshots(), "every fixture snapshot Flink can restore");
     assert!(dumped >= 60, "only {dumped} relocated fixtures dumped");
 }
 

@@ -1,16 +1,19 @@
 //! A zero-copy big-endian reader over a byte slice that always knows its absolute file offset.
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::error::{DecodeError, DecodeErrorKind, Frame, ValuePart};
 
 /// Reads Java `DataInput` encodings from a slice. Every error carries the absolute offset of the
-/// field that failed, and every length is checked against what remains before anything is
-/// allocated.
+/// field that failed, typed by what the offsets count (the cursor's [`Frame`]: file bytes,
+/// decompressed bytes, or the bytes of one stored item), and every length is checked against what
+/// remains before anything is allocated.
 #[derive(Debug, Clone)]
 pub struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
-    /// Absolute offset of `data[0]` in the file.
+    /// Absolute offset of `data[0]` (in the frame).
     base: u64,
+    /// What the offsets count.
+    frame: Frame,
 }
 
 type R<T> = Result<T, DecodeError>;
@@ -18,12 +21,34 @@ type R<T> = Result<T, DecodeError>;
 impl<'a> Cursor<'a> {
     /// A cursor over a whole file.
     pub fn new(data: &'a [u8]) -> Self {
-        Cursor { data, pos: 0, base: 0 }
+        Cursor { data, pos: 0, base: 0, frame: Frame::File }
     }
 
     /// A cursor over a part of a file that starts at absolute offset `base`.
     pub fn with_base(data: &'a [u8], base: u64) -> Self {
-        Cursor { data, pos: 0, base }
+        Cursor { data, pos: 0, base, frame: Frame::File }
+    }
+
+    /// A cursor over bytes decompressed from the compressed block at file offset `block`;
+    /// `data[0]` is decompressed byte `base`.
+    pub fn decompressed(data: &'a [u8], block: u64, base: u64) -> Self {
+        Cursor { data, pos: 0, base, frame: Frame::Decompressed { block } }
+    }
+
+    /// A cursor over one stored item (a RocksDB key or value, an inline state change) whose place
+    /// in a file is not known: offsets count from its first byte.
+    pub fn within(data: &'a [u8], part: ValuePart) -> Self {
+        Cursor { data, pos: 0, base: 0, frame: Frame::Within(part) }
+    }
+
+    /// A cursor over `data` counted in `frame`, `data[0]` at `base`.
+    pub fn in_frame(data: &'a [u8], frame: Frame, base: u64) -> Self {
+        Cursor { data, pos: 0, base, frame }
+    }
+
+    /// What the offsets count.
+    pub fn frame(&self) -> Frame {
+        self.frame
     }
 
     /// Absolute offset of the next byte.
@@ -43,12 +68,12 @@ impl<'a> Cursor<'a> {
 
     /// An error of `kind` at the current position.
     pub fn error(&self, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError::new(kind, self.position())
+        DecodeError::in_frame(kind, self.frame, self.position())
     }
 
-    /// An error of `kind` at absolute offset `offset`.
+    /// An error of `kind` at absolute offset `offset` (of this cursor's frame).
     pub fn error_at(&self, kind: DecodeErrorKind, offset: u64) -> DecodeError {
-        DecodeError::new(kind, offset)
+        DecodeError::in_frame(kind, self.frame, offset)
     }
 
     /// The next `n` bytes, borrowed.
@@ -81,7 +106,7 @@ impl<'a> Cursor<'a> {
     pub fn sub(&mut self, n: usize, what: &'static str) -> R<Cursor<'a>> {
         let base = self.position();
         let data = self.bytes(n, what)?;
-        Ok(Cursor::with_base(data, base))
+        Ok(Cursor { data, pos: 0, base, frame: self.frame })
     }
 
     /// Everything that is left, borrowed.

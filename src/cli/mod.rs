@@ -86,11 +86,13 @@ enum Command {
     Latest(cmd::latest::Args),
     Refs(cmd::refs::Args),
     Gc(cmd::gc::Args),
+    Delete(cmd::delete::Args),
     Relocate(cmd::relocate::Args),
     Stats(cmd::stats::Args),
     Diff(cmd::diff::Args),
     Convert(cmd::convert::Args),
     Export(cmd::export::Args),
+    Offsets(cmd::offsets::Args),
 }
 
 /// What a command found, for the exit code.
@@ -124,11 +126,13 @@ pub fn main() -> ExitCode {
         Command::Latest(args) => cmd::latest::run(args, &mut out),
         Command::Refs(args) => cmd::refs::run(args, &mut out),
         Command::Gc(args) => cmd::gc::run(args, &mut out),
+        Command::Delete(args) => cmd::delete::run(args, &mut out),
         Command::Relocate(args) => cmd::relocate::run(args, &mut out),
         Command::Stats(args) => cmd::stats::run(args, &mut out),
         Command::Diff(args) => cmd::diff::run(args, &mut out),
         Command::Convert(args) => cmd::convert::run(args, &mut out),
         Command::Export(args) => cmd::export::run(args, &mut out),
+        Command::Offsets(args) => cmd::offsets::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));
     match result {
@@ -136,10 +140,28 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flinksnap: {e:#}");
+            eprintln!("flinksnap: {}", message(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes in one line, as `{:#}` prints them, leaving out a cause whose text
+/// an error before it already says (flinksnap's errors name their file and include what their
+/// `source()` says, so that a plain `to_string()` is complete).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -94,8 +94,8 @@ fn io_err(path: &Location, e: std::io::Error) -> Error {
     }
 }
 
-fn parquet_err(path: &Location, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{path}: writing Parquet: {e}"))
+fn parquet_err(path: &Location, e: parquet::errors::ParquetError) -> Error {
+    Error::write(path.to_string(), e)
 }
 
 impl StateFile {
@@ -125,8 +125,8 @@ impl StateFile {
             }
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::new());
-                w.write_record(CSV_COLUMNS).map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
-                let header = w.into_inner().map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+                w.write_record(CSV_COLUMNS).map_err(|e| Error::write(path.to_string(), e))?;
+                let header = w.into_inner().map_err(|e| Error::write(path.to_string(), e.into_error()))?;
                 out.write_all(&header).map_err(|e| io_err(&temp, e))?;
                 Writer::Text(out)
             }
@@ -154,9 +154,9 @@ impl StateFile {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 128));
                 for e in entries {
-                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::Invalid(format!("{}: {e}", self.path)))?;
+                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::write(self.path.to_string(), e))?;
                 }
-                Chunk::Text(w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", self.path)))?)
+                Chunk::Text(w.into_inner().map_err(|e| Error::write(self.path.to_string(), e.into_error()))?)
             }
         })
     }

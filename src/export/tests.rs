@@ -159,7 +159,7 @@ fn structs() {
 
 #[test]
 fn opaque_and_json() {
-    let kryo = ser(K::Kryo { type_class: "com.example.Blob".into() });
+    let kryo = ser(K::Kryo { type_class: "com.example.Blob".into(), registrations: Vec::new() });
     let b = check(&kryo, "Binary", &[Value::Opaque { class: "com.example.Blob".into(), bytes: vec![1, 2] }, Value::Null]);
     let m = b.schema().field(0).metadata().clone();
     assert_eq!(m.get(META_OPAQUE_CLASS).map(String::as_str), Some("com.example.Blob"));

@@ -1,13 +1,16 @@
 //! `diff`: entries added, removed and changed between two snapshots, per operator and state.
 //!
-//! Approach (memory): operators are compared one at a time. Keyed state of key-grouped handles
-//! (heap checkpoints, canonical savepoints) is compared **one key group at a time**: both sides
-//! open their handles' readers and read key group `k` from whichever subtask holds it, whatever
-//! the parallelism, so memory holds one key group of one operator per side. This needs the same
-//! max parallelism on both sides (otherwise a key lies in different key groups); when it differs,
-//! or for handles read through the snapshot-wide entry iterator (RocksDB native, once its reader
-//! lands), the operator's keyed entries are compared as one unit held in memory. Operator
-//! (non-keyed) state is small by design and compared per operator.
+//! Approach (memory): operators are compared one at a time. Keyed state — every handle kind,
+//! through each subtask's [`KeyedSource`] — is compared **one key group at a time**: both sides
+//! read key group `k` from whichever subtask holds it, whatever the parallelism, so memory holds
+//! one key group of one operator per side. Each side opens a subtask's source when its key groups
+//! come up and closes it once they are past, so one RocksDB database per side is open at a time.
+//!
+//! Flink puts a key in key group `murmur(hashCode) % max parallelism`. With another max
+//! parallelism on the other side, a key's key groups agree modulo the greatest common divisor `g`
+//! of the two: the unit compared is then the key groups `≡ r (mod g)` of each side, for each `r`
+//! (for 128 and 256: one key group of A with two of B). Only coprime max parallelisms make that
+//! the whole operator. Operator (non-keyed) state is small by design and compared per operator.
 //!
 //! Entries match on their identity, by decoded value so that snapshots of different formats
 //! (heap, canonical, RocksDB) compare equal when their contents are:
@@ -25,12 +28,10 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use crate::error::Result;
-use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
-use crate::metadata::OperatorState;
-use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
-use crate::readers::entries::{Selection, SnapshotEntries};
-use crate::readers::keyed::KeyedHandleReader;
+use crate::metadata::handles::DistributionMode;
+use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
 use crate::readers::operator::read_operator_state;
+use crate::readers::source::{KeyedSource, Selection};
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
 
@@ -189,8 +190,9 @@ pub fn diff(
         if od.only_in.is_some() || od.parallelism.0 != od.parallelism.1 || od.max_parallelism.0 != od.max_parallelism.1 {
             operators.push(od);
         }
-        d.operator_state(&sa, oa, &sb, ob, uid.as_deref())?;
-        d.keyed_state(&sa, oa, &sb, ob, uid.as_deref())?;
+        let (ia, ib) = (operator_index(&sa, &id), operator_index(&sb, &id));
+        d.operator_state(&sa, ia, &sb, ib, uid.as_deref())?;
+        d.keyed_state(&sa, ia, &sb, ib, uid.as_deref())?;
     }
     let mut totals = DiffTotals::default();
     let mut states = Vec::new();
@@ -217,46 +219,101 @@ struct Differ<'o, 's> {
     sink: &'s mut dyn FnMut(&EntryDiff) -> Result<()>,
 }
 
-/// Every managed keyed handle of an operator, by subtask.
-fn keyed_handles(op: Option<&OperatorState>) -> Vec<&KeyedStateHandle> {
-    op.map(|o| o.subtasks.iter().filter_map(|st| st.state.as_ref()?.managed_keyed_state.as_ref()).collect()).unwrap_or_default()
+fn operator_index(s: &Snapshot, id: &OperatorId) -> Option<usize> {
+    s.metadata.operators.iter().position(|o| &o.operator_id == id)
 }
 
-fn opened(s: &Snapshot, op: Option<&OperatorState>) -> Result<Vec<(KeyGroupRange, KeyedHandleReader)>> {
-    let Some(op) = op else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for h in keyed_handles(Some(op)) {
-        if let KeyedStateHandle::KeyGroups(k) = h {
-            out.push((k.key_group_range, KeyedHandleReader::open(s, op.operator_id, op.max_parallelism, k)?));
+/// One side's keyed state of one operator, read key group by key group: each subtask's source
+/// opened when one of its key groups is first read, closed once its key groups are past.
+struct KeyedSide<'a> {
+    snapshot: &'a Snapshot,
+    max_parallelism: u32,
+    /// The subtasks with managed keyed state: their key groups and where they are.
+    subtasks: Vec<(KeyGroupRange, SubtaskRef)>,
+    /// Open sources by index into `subtasks`, with the key groups that may hold entries.
+    open: BTreeMap<usize, (KeyedSource<'a>, std::collections::BTreeSet<u32>)>,
+}
+
+impl<'a> KeyedSide<'a> {
+    fn new(snapshot: &'a Snapshot, op: Option<usize>) -> KeyedSide<'a> {
+        let mut subtasks = Vec::new();
+        let mut max_parallelism = 0;
+        if let Some(i) = op {
+            let o = &snapshot.metadata.operators[i];
+            max_parallelism = o.max_parallelism;
+            for (j, st) in o.subtasks.iter().enumerate() {
+                if let Some(h) = st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) {
+                    subtasks.push((h.key_group_range(), SubtaskRef { operator: i, subtask: j }));
+                }
+            }
         }
+        KeyedSide { snapshot, max_parallelism, subtasks, open: BTreeMap::new() }
     }
-    Ok(out)
-}
 
-fn read_kg(readers: &[(KeyGroupRange, KeyedHandleReader)], kg: u32) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for (r, reader) in readers {
-        if r.contains(kg) {
-            out.extend(reader.read_key_group(kg)?);
+    fn is_empty(&self) -> bool {
+        self.subtasks.is_empty()
+    }
+
+    /// The entries of key group `kg`, from every subtask whose range holds it.
+    fn read(&mut self, kg: u32, out: &mut Vec<Entry>) -> Result<()> {
+        for i in 0..self.subtasks.len() {
+            let (range, sub) = self.subtasks[i];
+            if !range.contains(kg) {
+                continue;
+            }
+            if !self.open.contains_key(&i) {
+                let Some(mut source) = KeyedSource::open(self.snapshot, sub, &Selection::default())? else { continue };
+                let kgs = source.key_groups()?.into_iter().collect();
+                self.open.insert(i, (source, kgs));
+            }
+            let Some((source, kgs)) = self.open.get_mut(&i) else { continue };
+            if kgs.contains(&kg) {
+                for e in source.read_key_group(kg)? {
+                    out.push(e?);
+                }
+            }
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// The entries of key groups `r`, `r + g`, `r + 2g`, … (`g` divides the max parallelism).
+    fn read_unit(&mut self, r: u32, g: u32) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        if self.is_empty() {
+            return Ok(out);
+        }
+        let mut kg = r;
+        while kg < self.max_parallelism {
+            self.read(kg, &mut out)?;
+            kg += g;
+        }
+        // One key group per unit: the units go up, what is past stays past.
+        if self.max_parallelism == g {
+            self.close_before(r + 1);
+        }
+        Ok(out)
+    }
+
+    /// Closes the sources whose key groups all lie before `kg`.
+    fn close_before(&mut self, kg: u32) {
+        let subtasks = &self.subtasks;
+        self.open.retain(|&i, _| subtasks[i].0.end_inclusive().is_some_and(|end| end >= kg));
+    }
 }
 
-fn all_keyed(s: &Snapshot, op: Option<&OperatorState>) -> Result<Vec<Entry>> {
-    let Some(op) = op else { return Ok(Vec::new()) };
-    if keyed_handles(Some(op)).is_empty() {
-        return Ok(Vec::new());
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
-    let sel = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, op.max_parallelism)) };
-    SnapshotEntries::new(s, sel).collect()
 }
 
-fn operator_entries(s: &Snapshot, op: Option<&OperatorState>) -> Result<Vec<Entry>> {
-    let Some(op) = op else { return Ok(Vec::new()) };
+fn operator_entries(s: &Snapshot, op: Option<usize>) -> Result<Vec<Entry>> {
+    let Some(i) = op else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let mut broadcast_seen = std::collections::BTreeSet::new();
-    for st in &op.subtasks {
+    for (j, st) in s.metadata.operators[i].subtasks.iter().enumerate() {
         let Some(h) = st.state.as_ref().and_then(|x| x.managed_operator_state.as_ref()) else { continue };
         // Every subtask stores its own copy of broadcast state; the first copy is the state.
         let first: std::collections::BTreeSet<&str> = h
@@ -265,41 +322,36 @@ fn operator_entries(s: &Snapshot, op: Option<&OperatorState>) -> Result<Vec<Entr
             .filter(|m| m.mode == DistributionMode::Broadcast && broadcast_seen.insert(m.name.clone()))
             .map(|m| m.name.as_str())
             .collect();
-        out.extend(read_operator_state(s, op.operator_id, h)?.into_iter().filter(|e| e.kind != StateKind::Broadcast || first.contains(e.state.as_str())));
+        let entries = read_operator_state(s, SubtaskRef { operator: i, subtask: j }, h)?;
+        out.extend(entries.into_iter().filter(|e| e.kind != StateKind::Broadcast || first.contains(e.state.as_str())));
     }
     Ok(out)
 }
 
 impl Differ<'_, '_> {
-    fn operator_state(&mut self, sa: &Snapshot, oa: Option<&OperatorState>, sb: &Snapshot, ob: Option<&OperatorState>, uid: Option<&str>) -> Result<()> {
+    fn operator_state(&mut self, sa: &Snapshot, oa: Option<usize>, sb: &Snapshot, ob: Option<usize>, uid: Option<&str>) -> Result<()> {
         let (ea, eb) = (operator_entries(sa, oa)?, operator_entries(sb, ob)?);
         self.compare(ea, eb, uid)
     }
 
-    fn keyed_state(&mut self, sa: &Snapshot, oa: Option<&OperatorState>, sb: &Snapshot, ob: Option<&OperatorState>, uid: Option<&str>) -> Result<()> {
-        let (ha, hb) = (keyed_handles(oa), keyed_handles(ob));
-        if ha.is_empty() && hb.is_empty() {
+    /// Keyed state, one unit of key groups at a time (module documentation).
+    fn keyed_state(&mut self, sa: &Snapshot, oa: Option<usize>, sb: &Snapshot, ob: Option<usize>, uid: Option<&str>) -> Result<()> {
+        let (a, b) = (KeyedSide::new(sa, oa), KeyedSide::new(sb, ob));
+        if a.is_empty() && b.is_empty() {
             return Ok(());
         }
-        let key_grouped = ha.iter().chain(&hb).all(|h| matches!(h, KeyedStateHandle::KeyGroups(_)));
-        let max = |o: Option<&OperatorState>| o.map(|o| o.max_parallelism);
-        let same_max = match (max(oa), max(ob)) {
-            (Some(x), Some(y)) => x == y,
-            _ => true,
-        };
-        if key_grouped && same_max {
-            let (ra, rb) = (opened(sa, oa)?, opened(sb, ob)?);
-            let max_parallelism = max(oa).or(max(ob)).unwrap_or(0);
-            for kg in 0..max_parallelism {
-                let (ea, eb) = (read_kg(&ra, kg)?, read_kg(&rb, kg)?);
-                if !ea.is_empty() || !eb.is_empty() {
-                    self.compare(ea, eb, uid)?;
-                }
+        // A side without keyed state has nothing in any key group: the other side decides.
+        let (ma, mb) = (if a.is_empty() { 0 } else { a.max_parallelism }, if b.is_empty() { 0 } else { b.max_parallelism });
+        let g = gcd(ma, mb);
+        let (mut a, mut b) = (a, b);
+        for r in 0..g {
+            let ea = a.read_unit(r, g)?;
+            let eb = b.read_unit(r, g)?;
+            if !ea.is_empty() || !eb.is_empty() {
+                self.compare(ea, eb, uid)?;
             }
-            return Ok(());
         }
-        let (ea, eb) = (all_keyed(sa, oa)?, all_keyed(sb, ob)?);
-        self.compare(ea, eb, uid)
+        Ok(())
     }
 
     /// (identity, value) of an entry, as compact JSON strings.

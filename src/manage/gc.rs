@@ -1,9 +1,11 @@
 //! `gc`: remove the files in a directory of snapshots that no complete snapshot references.
 //!
 //! Conservative by construction; a file is removed only when all of these hold:
-//! 1. no complete snapshot in the directory (nor one named by `--keep`) references it, where a
-//!    reference counts both as recorded and re-based, and any file of the same (UUID) name counts
-//!    as referenced (`refs`);
+//! 1. no complete snapshot of the *scope* references it: every snapshot under the roots of
+//!    `super::scope` — for a job directory the whole checkpoint directory around it (its sibling
+//!    job directories: a job restored in CLAIM or LEGACY mode references the old job's
+//!    `shared/`), plus `--also` and `--keep` directories. A reference counts both as recorded
+//!    and re-based, and any file of the same (UUID) name counts as referenced (`refs`);
 //! 2. its role in Flink's layout is known (`shared/`, `taskowned/`, a snapshot directory): files
 //!    of unknown role are never removed, nor is any `_metadata`;
 //! 3. it is older than `older_than` (a checkpoint in flight writes shared files no `_metadata`
@@ -12,11 +14,11 @@
 //! 4. it does not lie in a snapshot directory whose `_metadata` does not parse;
 //! 5. it does not lie under a path given with `--keep`.
 //!
-//! And the whole run is refused (nothing removed) when a `_metadata` in the directory does not
-//! parse (its references are unknown; `allow_unreadable` overrides), or when the directory holds
+//! And the whole run is refused (nothing removed) when a `_metadata` anywhere in the scope does
+//! not parse (its references are unknown; `allow_unreadable` overrides), or when the scope holds
 //! no complete snapshot at all (everything would go: likely the wrong directory;
-//! `allow_no_snapshots` overrides). Before removing, the directory is scanned again: a snapshot
-//! that completed meanwhile aborts the run.
+//! `allow_no_snapshots` overrides). Before removing, the roots are scanned again: the references
+//! of a snapshot that completed meanwhile are kept too (one that does not parse aborts the run).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -25,10 +27,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::layout::{DirScan, FileRole};
+use super::layout::FileRole;
 use super::refs::Analysis;
+use super::scope::{absolute, roots, Scope, ScopeRoot};
 use crate::error::{Error, Result};
-use crate::snapshot::METADATA_FILE;
 use crate::storage::{LocalStorage, Location, Storage};
 
 /// Removing files: kept apart from [`Storage`], which only reads, so that nothing but `gc`
@@ -43,7 +45,7 @@ pub trait Delete: Storage {
 fn local_path(loc: &Location) -> Result<PathBuf> {
     match loc.scheme() {
         None => Ok(PathBuf::from(loc.as_str())),
-        Some(s) => Err(Error::Invalid(format!("{loc}: the {s}:// file system is not supported yet"))),
+        Some(s) => Err(Error::unsupported(format!("{loc}: the {s}:// file system is not supported yet"), None)),
     }
 }
 
@@ -65,6 +67,9 @@ pub struct GcOptions {
     /// Snapshots (or directories of snapshots) whose references are kept too, and paths under
     /// the directory never to remove.
     pub keep: Vec<String>,
+    /// More roots whose snapshots' references are kept (savepoint directories, other checkpoint
+    /// directories).
+    pub also: Vec<String>,
     /// Go on when a `_metadata` does not parse (its snapshot directory is still left alone).
     pub allow_unreadable: bool,
     /// Go on when the directory holds no complete snapshot.
@@ -78,6 +83,7 @@ impl Default for GcOptions {
         GcOptions {
             older_than: Duration::from_secs(3600),
             keep: Vec::new(),
+            also: Vec::new(),
             allow_unreadable: false,
             allow_no_snapshots: false,
             now: SystemTime::now(),
@@ -117,6 +123,8 @@ pub enum KeptReason {
     Keep,
     /// Its modification time is unknown.
     NoTime,
+    /// A snapshot that completed while gc was planning references it.
+    CompletedMeanwhile,
 }
 
 /// A file to remove.
@@ -157,11 +165,28 @@ pub struct Failure {
     pub error: String,
 }
 
+/// A file of the directory that a snapshot outside it references: it stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferencedFromOutside {
+    /// Relative to the directory.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// The snapshots outside the directory that reference it (absolute).
+    pub by: Vec<String>,
+}
+
 /// Totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GcTotals {
-    /// Complete snapshots whose references are kept.
+    /// Complete snapshots whose references are kept (in every root).
     pub snapshots: usize,
+    /// Of which inside the directory.
+    pub own_snapshots: usize,
+    /// Files of the directory referenced by snapshots outside it (kept).
+    pub referenced_from_outside_files: usize,
+    /// Their bytes.
+    pub referenced_from_outside_bytes: u64,
     /// Files to remove (or removed).
     pub remove_files: usize,
     /// Their bytes.
@@ -179,6 +204,9 @@ pub struct GcTotals {
 pub struct GcPlan {
     /// The directory.
     pub root: String,
+    /// The directories whose snapshots' references are kept: a reference from a snapshot
+    /// outside all of them cannot be seen.
+    pub roots: Vec<ScopeRoot>,
     /// Whether files were actually removed.
     pub deleted: bool,
     /// Why nothing may be removed, if so.
@@ -189,62 +217,65 @@ pub struct GcPlan {
     pub remove_dirs: Vec<String>,
     /// Unreferenced files kept, and why.
     pub kept: Vec<Kept>,
-    /// Snapshot directories whose `_metadata` does not parse.
+    /// Snapshot directories (in any root) whose `_metadata` does not parse.
     pub unreadable: Vec<String>,
+    /// Files of the directory that snapshots outside it reference (they stay).
+    pub referenced_from_outside: Vec<ReferencedFromOutside>,
     /// Removals that failed (with `--delete`).
     pub failures: Vec<Failure>,
     /// Totals.
     pub totals: GcTotals,
     #[serde(skip)]
-    complete: BTreeSet<Location>,
+    scope: Option<Scope>,
     #[serde(skip)]
     dir_locations: Vec<Location>,
 }
 
 /// Plans a collection of `dir`: nothing is removed.
 pub fn plan(storage: Arc<dyn Storage>, dir: &str, opts: &GcOptions) -> Result<GcPlan> {
-    let root = Location::new(dir);
-    let a = Analysis::new(storage.clone(), &root)?;
-    let mut referenced: BTreeSet<Location> = a.referenced.keys().cloned().collect();
-    let mut referenced_names = a.referenced_names.clone();
+    let root = absolute(&Location::new(dir));
+    let roots = roots(storage.as_ref(), &root, &opts.also, &opts.keep)?;
+    let a = Analysis::new(storage.clone(), &root, roots)?;
+    let sc = &a.scope;
     let mut keep_prefixes: Vec<Location> = Vec::new();
-    let mut refusals = Vec::new();
     for k in &opts.keep {
-        let loc = Location::new(k);
-        let head = storage.head(&loc).map_err(|e| Error::Invalid(format!("--keep {k}: {e}")))?;
-        keep_prefixes.push(loc.clone());
-        let snapshots_at = if head.is_dir { loc.clone() } else if loc.file_name() == METADATA_FILE { loc.parent().unwrap_or(loc.clone()) } else { continue };
-        let other = Analysis::new(storage.clone(), &snapshots_at)?;
-        for (i, e) in &other.unreadable {
-            refusals.push(format!("--keep {}: {e}", other.scan.snapshots[*i].dir));
-        }
-        referenced.extend(other.referenced.keys().cloned());
-        referenced_names.extend(other.referenced_names.iter().cloned());
+        keep_prefixes.push(absolute(&Location::new(k)));
     }
+    let mut refusals = Vec::new();
     let unreadable_dirs: BTreeSet<usize> = a.unreadable.iter().map(|(i, _)| *i).collect();
     let mut p = GcPlan {
         root: root.to_string(),
+        roots: sc.roots.clone(),
         deleted: false,
         refused: None,
         remove: Vec::new(),
         remove_dirs: Vec::new(),
         kept: Vec::new(),
-        unreadable: a.unreadable.iter().map(|(i, e)| format!("{}: {e}", a.scan.snapshots[*i].rel)).collect(),
+        unreadable: sc.unreadable.iter().map(|u| format!("{}: {}", a.display(&u.dir), u.error)).collect(),
+        referenced_from_outside: Vec::new(),
         failures: Vec::new(),
-        totals: GcTotals { snapshots: a.snapshots.len(), ..Default::default() },
-        complete: a.scan.snapshots.iter().filter(|s| s.is_complete()).map(|s| s.dir.clone()).collect(),
+        totals: GcTotals { snapshots: sc.snapshots.len(), own_snapshots: a.own.len(), ..Default::default() },
+        scope: None,
         dir_locations: Vec::new(),
     };
-    if !a.unreadable.is_empty() && !opts.allow_unreadable {
+    if !sc.unreadable.is_empty() && !opts.allow_unreadable {
+        let outside = sc.unreadable.iter().filter(|u| a.scan.rel(&u.dir).is_none()).count();
         refusals.push(format!(
-            "{} snapshot(s) have a _metadata that does not parse, so what they reference is unknown: {} (pass --allow-unreadable to collect anyway; their directories are left alone)",
-            a.unreadable.len(),
+            "{} snapshot(s){} have a _metadata that does not parse, so what they reference is unknown: {} (pass --allow-unreadable to collect anyway; their directories are left alone)",
+            sc.unreadable.len(),
+            if outside > 0 { format!(" ({outside} in other directories of the scanned roots)") } else { String::new() },
             p.unreadable.join("; ")
         ));
     }
     let old = |t: Option<SystemTime>| -> Option<bool> { t.map(|t| opts.now.duration_since(t).is_ok_and(|age| age >= opts.older_than)) };
+    let inside = |d: &Location| *d == a.scan.root || d.strip_prefix(&a.scan.root).is_some();
     for f in &a.scan.files {
-        if referenced.contains(&f.location) || referenced_names.contains(f.location.file_name()) {
+        let by = sc.referencing(&f.location);
+        if !by.is_empty() {
+            let outside: Vec<String> = by.iter().filter(|&&j| !inside(&sc.snapshots[j].dir)).map(|&j| sc.snapshots[j].dir.to_string()).collect();
+            if !outside.is_empty() && f.role != FileRole::Metadata {
+                p.referenced_from_outside.push(ReferencedFromOutside { path: f.rel.clone(), size: f.size, by: outside });
+            }
             continue;
         }
         let sd = f.snapshot.map(|i| (i, &a.scan.snapshots[i]));
@@ -314,35 +345,51 @@ pub fn plan(storage: Arc<dyn Storage>, dir: &str, opts: &GcOptions) -> Result<Gc
             p.dir_locations.push(d.location.clone());
         }
     }
-    if a.snapshots.is_empty() && a.unreadable.is_empty() && !opts.allow_no_snapshots && !(p.remove.is_empty() && p.remove_dirs.is_empty()) {
-        refusals.push(
-            "no complete snapshot in this directory: nothing references anything, so everything would go (wrong directory?); pass --allow-no-snapshots to collect anyway"
-                .to_owned(),
-        );
+    if sc.snapshots.is_empty() && sc.unreadable.is_empty() && !opts.allow_no_snapshots && !(p.remove.is_empty() && p.remove_dirs.is_empty()) {
+        refusals.push(format!(
+            "no complete snapshot in this directory (nor in {}): nothing references anything, so everything would go (wrong directory?); pass --allow-no-snapshots to collect anyway",
+            sc.roots.iter().map(|r| r.path.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     if !refusals.is_empty() {
         p.refused = Some(refusals.join("\n"));
     }
+    p.totals.referenced_from_outside_files = p.referenced_from_outside.len();
+    p.totals.referenced_from_outside_bytes = p.referenced_from_outside.iter().map(|r| r.size).sum();
+    p.scope = Some(a.scope);
+    totals(&mut p);
+    Ok(p)
+}
+
+fn totals(p: &mut GcPlan) {
     p.totals.remove_files = p.remove.len();
     p.totals.remove_bytes = p.remove.iter().map(|r| r.size).sum();
     p.totals.remove_dirs = p.remove_dirs.len();
     p.totals.kept_files = p.kept.len();
     p.totals.kept_bytes = p.kept.iter().map(|k| k.size).sum();
-    Ok(p)
 }
 
-/// Carries out a plan: removes its files, then its empty directories. Refuses a refused plan and
-/// a directory in which a snapshot completed since planning. Each failure is recorded and the
-/// rest goes on.
-pub fn execute<D: Delete>(storage: &D, plan: &mut GcPlan, opts: &GcOptions) -> Result<()> {
+/// Carries out a plan: removes its files, then its empty directories. Refuses a refused plan.
+/// The roots are scanned again first: a snapshot that completed since planning keeps what it
+/// references (one whose `_metadata` does not parse aborts the run). Each failure is recorded
+/// and the rest goes on.
+pub fn execute<D: Delete + Clone + 'static>(storage: &D, plan: &mut GcPlan, opts: &GcOptions) -> Result<()> {
     if let Some(r) = &plan.refused {
         return Err(Error::Invalid(format!("{}: not collecting: {r}", plan.root)));
     }
-    let root = Location::new(&plan.root);
-    let now_complete: BTreeSet<Location> =
-        DirScan::snapshots(storage, &root)?.snapshots.into_iter().filter(|s| s.is_complete()).map(|s| s.dir).collect();
-    if let Some(new) = now_complete.difference(&plan.complete).next() {
-        return Err(Error::Invalid(format!("{}: {new} completed while gc was planning; nothing removed, run gc again", plan.root)));
+    let Some(mut scope) = plan.scope.take() else {
+        return Err(Error::Invalid(format!("{}: this plan was carried out already", plan.root)));
+    };
+    let known = scope.complete();
+    let new = scope.newly_complete(Arc::new(storage.clone()), &known)?;
+    if !new.is_empty() {
+        scope.extend(new);
+        let (stay, go): (Vec<Removal>, Vec<Removal>) = std::mem::take(&mut plan.remove).into_iter().partition(|r| scope.is_referenced(&r.location));
+        for r in stay {
+            plan.kept.push(Kept { path: r.path, role: r.role, size: r.size, reason: KeptReason::CompletedMeanwhile });
+        }
+        plan.remove = go;
+        // A directory still holding a kept file is not removed: `remove_empty_dir` fails on it.
     }
     let mut done = Vec::new();
     for r in std::mem::take(&mut plan.remove) {
@@ -378,10 +425,6 @@ pub fn execute<D: Delete>(storage: &D, plan: &mut GcPlan, opts: &GcOptions) -> R
     }
     plan.remove_dirs = dirs_done;
     plan.deleted = true;
-    plan.totals.remove_files = plan.remove.len();
-    plan.totals.remove_bytes = plan.remove.iter().map(|r| r.size).sum();
-    plan.totals.remove_dirs = plan.remove_dirs.len();
-    plan.totals.kept_files = plan.kept.len();
-    plan.totals.kept_bytes = plan.kept.iter().map(|k| k.size).sum();
+    totals(plan);
     Ok(())
 }

@@ -7,17 +7,23 @@
 //!   full level also every handle, key group and entry decodes and key groups are covered once);
 //! - [`latest`]: the newest complete, shallowly sound snapshot under a directory;
 //! - [`refs`]: which files each retained snapshot references, and which files nothing does;
+//! - [`scope`]: the roots whose snapshots `refs`, `gc` and `delete` respect (references cross
+//!   job directories);
 //! - [`gc`]: removing what nothing references, conservatively;
+//! - [`delete`]: FLIP-47's DELETE of one snapshot: its `_metadata` first, then the files no other
+//!   snapshot references;
 //! - [`stats`]: bytes and entries per operator, state and key group, skew, heaviest keys;
 //! - [`diff`]: entries added, removed and changed between two snapshots.
 //!
 //! Spec of the JSON each command prints: `formats/cli-json.md`.
 
+pub mod delete;
 pub mod diff;
 pub mod gc;
 pub mod latest;
 pub mod layout;
 pub mod refs;
+pub mod scope;
 pub mod stats;
 pub mod verify;
 

@@ -3,8 +3,8 @@
 //!
 //! Two kinds of bytes:
 //! - *stored* bytes, from `_metadata`: what each subtask's handles take in files and inline
-//!   (per subtask), and per key group the span between its offset and the next (key-grouped
-//!   handles only: heap checkpoints, canonical savepoints);
+//!   (per subtask), and per key group what the keyed source records for it (key-grouped
+//!   handles — heap checkpoints, canonical savepoints — record where each key group starts);
 //! - *entry* bytes, from the entries: the serialized key, namespace, user key and value of each
 //!   entry as Flink's canonical layout writes them, uncompressed. This is the logical size and
 //!   the same for every backend.
@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::metadata::handles::KeyedStateHandle;
+use crate::error::Result;
 use crate::metadata::OperatorState;
-use crate::model::{Entry, OperatorId, StateKind};
+use crate::model::{Entry, OperatorId, StateKind, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::source::KeyedSource;
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
 
@@ -209,25 +209,6 @@ impl TopKeys {
     }
 }
 
-/// Stored bytes per key group of a key-grouped handle: from each key group's offset to the next
-/// one (or the end of the stream).
-fn stored_key_group_bytes(h: &KeyedStateHandle, out: &mut BTreeMap<u32, u64>) {
-    let KeyedStateHandle::KeyGroups(k) = h else { return };
-    let mut by_offset: Vec<(u64, u32)> = k
-        .offsets
-        .iter()
-        .enumerate()
-        .filter(|(_, &o)| o > 0)
-        .map(|(i, &o)| (o as u64, k.key_group_range.start + i as u32))
-        .collect();
-    by_offset.sort_unstable();
-    let end = k.delegate.size();
-    for (i, &(o, kg)) in by_offset.iter().enumerate() {
-        let next = by_offset[i + 1..].iter().map(|&(n, _)| n).find(|&n| n > o).unwrap_or(end);
-        *out.entry(kg).or_default() += next.saturating_sub(o);
-    }
-}
-
 /// Computes the statistics of the snapshot at `path`; `top` bounds the heaviest lists.
 pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String]) -> Result<StatsReport> {
     let s = Snapshot::open(storage, path)?;
@@ -240,7 +221,7 @@ pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String])
                 *per_subtask.entry(st).or_default() += r.handle.size();
             }
         }
-        let o = operator_stats(&s, op, per_subtask, top, uids)?;
+        let o = operator_stats(&s, i, op, per_subtask, top, uids)?;
         if o.bytes > 0 || o.entries > 0 || !o.entries_complete {
             operators.push(o);
         }
@@ -255,13 +236,23 @@ pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String])
     })
 }
 
-fn operator_stats(s: &Snapshot, op: &OperatorState, per_subtask: BTreeMap<u32, u64>, top: usize, uids: &[String]) -> Result<OperatorStats> {
+fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: BTreeMap<u32, u64>, top: usize, uids: &[String]) -> Result<OperatorStats> {
     let mut stored: BTreeMap<u32, u64> = BTreeMap::new();
     let mut keyed = false;
-    for st in &op.subtasks {
-        if let Some(h) = st.state.as_ref().and_then(|x| x.managed_keyed_state.as_ref()) {
+    let mut note = None;
+    for (j, st) in op.subtasks.iter().enumerate() {
+        if st.state.as_ref().is_some_and(|x| x.managed_keyed_state.is_some()) {
             keyed = true;
-            stored_key_group_bytes(h, &mut stored);
+            // The proxy only: what each key group takes is in the handle's offsets.
+            match KeyedSource::open(s, SubtaskRef { operator: index, subtask: j }, &Selection::default()) {
+                Ok(source) => {
+                    for (kg, bytes) in source.and_then(|s| s.stored_bytes()).unwrap_or_default() {
+                        *stored.entry(kg).or_default() += bytes;
+                    }
+                }
+                Err(e) if e.is_unsupported() => note = Some(format!("entries incomplete: {e}")),
+                Err(e) => return Err(e),
+            }
         }
     }
     let mut states: BTreeMap<String, StateStats> = BTreeMap::new();
@@ -269,13 +260,12 @@ fn operator_stats(s: &Snapshot, op: &OperatorState, per_subtask: BTreeMap<u32, u
     let mut kgs: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     let mut top_keys = TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None };
     let (mut entries, mut entry_bytes_total) = (0u64, 0u64);
-    let mut note = None;
     let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
     for e in SnapshotEntries::new(s, selection) {
         let e = match e {
             Ok(e) => e,
-            Err(Error::Invalid(m)) if m.contains("not readable yet") => {
-                note = Some(format!("entries incomplete: {m}"));
+            Err(e) if e.is_unsupported() => {
+                note = Some(format!("entries incomplete: {e}"));
                 break;
             }
             Err(e) => return Err(e),

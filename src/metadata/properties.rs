@@ -1,30 +1,15 @@
-//! The Java-serialized `CheckpointProperties` that metadata V4+ appends after the operator states.
-//!
-//! The object graph is fixed and small (one `CheckpointProperties` with seven booleans and a
-//! `CheckpointType` or `SavepointType` holding a string and enums), so this is a minimal reader of
-//! the Java serialization protocol for exactly what it contains: class descriptors, objects,
-//! strings, enums, null and back-references. It never fails the metadata: the caller keeps the
-//! error as a note.
+//! The Java-serialized `CheckpointProperties` that metadata V4+ appends after the operator states,
+//! read with the generic Java serialization reader ([`crate::java_serialization`]): one
+//! `CheckpointProperties` with seven booleans and a `CheckpointType` or `SavepointType` holding a
+//! string and enums. It never fails the metadata: the caller keeps the error as a note.
 
 use serde::Serialize;
 
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind};
+use crate::java_serialization::{read_stream, JavaGraph, JavaValue};
 
 type R<T> = Result<T, DecodeError>;
-
-const STREAM_MAGIC: u16 = 0xACED;
-const STREAM_VERSION: u16 = 5;
-const TC_NULL: u8 = 0x70;
-const TC_REFERENCE: u8 = 0x71;
-const TC_CLASSDESC: u8 = 0x72;
-const TC_OBJECT: u8 = 0x73;
-const TC_STRING: u8 = 0x74;
-const TC_ENDBLOCKDATA: u8 = 0x78;
-const TC_ENUM: u8 = 0x7E;
-const BASE_HANDLE: u32 = 0x7E_0000;
-const SC_WRITE_METHOD: u8 = 0x01;
-const MAX_DEPTH: u32 = 16;
 
 /// What Flink recorded about the snapshot it took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,202 +42,43 @@ pub struct CheckpointProperties {
     pub discard_suspended: bool,
 }
 
-#[derive(Debug, Clone)]
-struct ClassDesc {
-    name: String,
-    flags: u8,
-    fields: Vec<(u8, String)>,
-    super_class: Option<Box<ClassDesc>>,
+fn flag(g: &JavaGraph, obj: &JavaValue, name: &str) -> bool {
+    matches!(g.field(obj, name), Some(JavaValue::Bool(true)))
 }
 
-#[derive(Debug, Clone)]
-enum Value {
-    Null,
-    Bool(bool),
-    Number(#[allow(dead_code)] i64),
-    Str(String),
-    Enum(String),
-    Object { class: String, fields: Vec<(String, Value)> },
-}
-
-#[derive(Debug, Clone)]
-enum Handle {
-    Class(ClassDesc),
-    Value(Value),
-}
-
-struct Parser<'a, 'b> {
-    c: &'b mut Cursor<'a>,
-    handles: Vec<Handle>,
-}
-
-impl Parser<'_, '_> {
-    fn invalid(&self, msg: &str) -> DecodeError {
-        self.c.error(DecodeErrorKind::Invalid(format!("checkpoint properties: {msg}")))
-    }
-
-    fn reference(&mut self) -> R<Handle> {
-        let at = self.c.position();
-        let h = self.c.u32("handle")?;
-        h.checked_sub(BASE_HANDLE)
-            .and_then(|i| self.handles.get(i as usize))
-            .cloned()
-            .ok_or_else(|| self.c.error_at(DecodeErrorKind::InvalidValue { what: "java serialization handle", value: h.into() }, at))
-    }
-
-    fn class_desc(&mut self, depth: u32) -> R<Option<ClassDesc>> {
-        if depth > MAX_DEPTH {
-            return Err(self.invalid("nested too deeply"));
-        }
-        match self.c.u8("class descriptor tag")? {
-            TC_NULL => Ok(None),
-            TC_REFERENCE => match self.reference()? {
-                Handle::Class(d) => Ok(Some(d)),
-                Handle::Value(_) => Err(self.invalid("reference is not a class descriptor")),
-            },
-            TC_CLASSDESC => {
-                let name = self.c.utf("class name")?;
-                self.c.i64("serialVersionUID")?;
-                let slot = self.handles.len();
-                self.handles.push(Handle::Value(Value::Null));
-                let flags = self.c.u8("class flags")?;
-                let n = self.c.u16("field count")? as usize;
-                let mut fields = Vec::new();
-                for _ in 0..n {
-                    let code = self.c.u8("field type code")?;
-                    let fname = self.c.utf("field name")?;
-                    if code == b'L' || code == b'[' {
-                        // The field's class name, itself a string object.
-                        self.content(depth + 1)?;
-                    }
-                    fields.push((code, fname));
-                }
-                if self.c.u8("class annotation end")? != TC_ENDBLOCKDATA {
-                    return Err(self.invalid("class annotations are not supported"));
-                }
-                let super_class = self.class_desc(depth + 1)?.map(Box::new);
-                let d = ClassDesc { name, flags, fields, super_class };
-                self.handles[slot] = Handle::Class(d.clone());
-                Ok(Some(d))
-            }
-            t => Err(self.invalid(&format!("unexpected class descriptor tag 0x{t:02x}"))),
-        }
-    }
-
-    fn content(&mut self, depth: u32) -> R<Value> {
-        if depth > MAX_DEPTH {
-            return Err(self.invalid("nested too deeply"));
-        }
-        match self.c.u8("object tag")? {
-            TC_NULL => Ok(Value::Null),
-            TC_REFERENCE => match self.reference()? {
-                Handle::Value(v) => Ok(v),
-                Handle::Class(_) => Err(self.invalid("reference is not an object")),
-            },
-            TC_STRING => {
-                let s = self.c.utf("string")?;
-                self.handles.push(Handle::Value(Value::Str(s.clone())));
-                Ok(Value::Str(s))
-            }
-            TC_ENUM => {
-                self.class_desc(depth + 1)?;
-                let slot = self.handles.len();
-                self.handles.push(Handle::Value(Value::Null));
-                let constant = match self.content(depth + 1)? {
-                    Value::Str(s) => s,
-                    _ => return Err(self.invalid("enum constant is not a string")),
-                };
-                let v = Value::Enum(constant);
-                self.handles[slot] = Handle::Value(v.clone());
-                Ok(v)
-            }
-            TC_OBJECT => {
-                let desc = self.class_desc(depth + 1)?.ok_or_else(|| self.invalid("object without class"))?;
-                let slot = self.handles.len();
-                self.handles.push(Handle::Value(Value::Null));
-                // Class data goes from the topmost superclass down.
-                let mut chain = vec![&desc];
-                while let Some(s) = &chain[chain.len() - 1].super_class {
-                    chain.push(s);
-                }
-                let mut fields = Vec::new();
-                for d in chain.iter().rev() {
-                    if d.flags & SC_WRITE_METHOD != 0 {
-                        return Err(self.invalid("custom writeObject data is not supported"));
-                    }
-                    for (code, name) in &d.fields {
-                        let v = match code {
-                            b'Z' => Value::Bool(self.c.bool("boolean field")?),
-                            b'B' => Value::Number(self.c.u8("byte field")? as i8 as i64),
-                            b'C' | b'S' => Value::Number(self.c.i16("short field")? as i64),
-                            b'I' => Value::Number(self.c.i32("int field")? as i64),
-                            b'F' => Value::Number(self.c.i32("float field")? as i64),
-                            b'J' | b'D' => Value::Number(self.c.i64("long field")?),
-                            b'L' | b'[' => self.content(depth + 1)?,
-                            _ => return Err(self.invalid("unknown field type code")),
-                        };
-                        fields.push((name.clone(), v));
-                    }
-                }
-                let v = Value::Object { class: desc.name.clone(), fields };
-                self.handles[slot] = Handle::Value(v.clone());
-                Ok(v)
-            }
-            t => Err(self.invalid(&format!("unsupported object tag 0x{t:02x}"))),
-        }
-    }
-}
-
-fn field<'v>(fields: &'v [(String, Value)], name: &str) -> Option<&'v Value> {
-    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-}
-
-fn flag(fields: &[(String, Value)], name: &str) -> bool {
-    matches!(field(fields, name), Some(Value::Bool(true)))
-}
-
-fn text(fields: &[(String, Value)], name: &str) -> Option<String> {
-    match field(fields, name) {
-        Some(Value::Str(s)) | Some(Value::Enum(s)) => Some(s.clone()),
-        _ => None,
-    }
+fn text(g: &JavaGraph, obj: &JavaValue, name: &str) -> Option<String> {
+    g.text(g.field(obj, name)?).map(str::to_owned)
 }
 
 /// Reads the properties stream; `Ok(None)` when Flink wrote a null object.
 pub fn read_properties(c: &mut Cursor<'_>) -> R<Option<CheckpointProperties>> {
     let at = c.position();
-    if c.u16("java serialization magic")? != STREAM_MAGIC || c.u16("java serialization version")? != STREAM_VERSION {
-        return Err(c.error_at(DecodeErrorKind::Invalid("checkpoint properties: not a Java serialization stream".into()), at));
+    let g = read_stream(c).map_err(|e| e.context("checkpoint properties"))?;
+    let invalid = |msg: String| c.error_at(DecodeErrorKind::Invalid(format!("checkpoint properties: {msg}")), at);
+    let root = &g.root;
+    if *root == JavaValue::Null {
+        return Ok(None);
     }
-    let mut p = Parser { c, handles: Vec::new() };
-    let (class, fields) = match p.content(0)? {
-        Value::Null => return Ok(None),
-        Value::Object { class, fields } => (class, fields),
-        _ => return Err(p.invalid("not an object")),
-    };
-    if !class.ends_with(".CheckpointProperties") {
-        return Err(p.invalid(&format!("unexpected class {class}")));
+    match g.class_of(root) {
+        Some(class) if class.ends_with(".CheckpointProperties") => {}
+        other => return Err(invalid(format!("unexpected class {}", other.unwrap_or("(not an object)")))),
     }
-    let (ty_class, ty_fields) = match field(&fields, "checkpointType") {
-        Some(Value::Object { class, fields }) => (class.clone(), fields.clone()),
-        _ => return Err(p.invalid("no checkpointType")),
-    };
-    let is_savepoint = ty_class.ends_with(".SavepointType");
-    let sharing_files_strategy =
-        text(&ty_fields, "sharingFilesStrategy").or_else(|| is_savepoint.then(|| "NO_SHARING".to_owned()));
+    let ty = g.field(root, "checkpointType").filter(|t| g.class_of(t).is_some()).ok_or_else(|| invalid("no checkpointType".into()))?;
+    let is_savepoint = g.class_of(ty).is_some_and(|c| c.ends_with(".SavepointType"));
+    let sharing_files_strategy = text(&g, ty, "sharingFilesStrategy").or_else(|| is_savepoint.then(|| "NO_SHARING".to_owned()));
     Ok(Some(CheckpointProperties {
         is_savepoint,
-        type_name: text(&ty_fields, "name").unwrap_or_default(),
+        type_name: text(&g, ty, "name").unwrap_or_default(),
         sharing_files_strategy,
-        format_type: text(&ty_fields, "formatType"),
-        post_checkpoint_action: text(&ty_fields, "postCheckpointAction"),
-        forced: flag(&fields, "forced"),
-        unclaimed: flag(&fields, "unclaimed"),
-        discard_subsumed: flag(&fields, "discardSubsumed"),
-        discard_finished: flag(&fields, "discardFinished"),
-        discard_cancelled: flag(&fields, "discardCancelled"),
-        discard_failed: flag(&fields, "discardFailed"),
-        discard_suspended: flag(&fields, "discardSuspended"),
+        format_type: text(&g, ty, "formatType"),
+        post_checkpoint_action: text(&g, ty, "postCheckpointAction"),
+        forced: flag(&g, root, "forced"),
+        unclaimed: flag(&g, root, "unclaimed"),
+        discard_subsumed: flag(&g, root, "discardSubsumed"),
+        discard_finished: flag(&g, root, "discardFinished"),
+        discard_cancelled: flag(&g, root, "discardCancelled"),
+        discard_failed: flag(&g, root, "discardFailed"),
+        discard_suspended: flag(&g, root, "discardSuspended"),
     }))
 }
 

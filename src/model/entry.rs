@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::value::Value;
 use super::OperatorId;
+use crate::error::Position;
 
 /// What kind of state an entry belongs to (the `kind` of `flinksnap dump`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -68,6 +69,32 @@ pub struct RawEntry {
     pub value: Vec<u8>,
 }
 
+/// One subtask of one operator, by place in the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SubtaskRef {
+    /// Index of the operator in the metadata's operator list.
+    pub operator: usize,
+    /// Index into that operator's subtask list (file order, normally the subtask index).
+    pub subtask: usize,
+}
+
+/// Where an entry was read: which subtask, which stream of its state handle, where in it. Plain
+/// data filled in as the readers go (no allocation per entry); what is not known stays `None`.
+/// [`Snapshot::entry_stream`](crate::snapshot::Snapshot::entry_stream) names the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Origin {
+    /// The subtask whose state holds the entry.
+    pub subtask: Option<SubtaskRef>,
+    /// The stream (file, file segment or inline bytes): its index in the subtask's managed
+    /// keyed-state handle's `streams()` (keyed state), or 0 for the operator-state handle's
+    /// stream. `None` when not known: entries of RocksDB tables (RocksDB merges its files),
+    /// state changes held inline in `_metadata`.
+    pub stream: Option<u16>,
+    /// Where the stored entry starts: a file offset, or an offset in a decompressed block. For an
+    /// entry the changelog replay changed: where the last change applied to it starts.
+    pub position: Option<Position>,
+}
+
 /// One logical entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -91,6 +118,8 @@ pub struct Entry {
     pub ttl_timestamp: Option<i64>,
     /// The bytes as stored.
     pub raw: RawEntry,
+    /// Where it was read.
+    pub origin: Origin,
 }
 
 impl Entry {

@@ -1,9 +1,9 @@
-//! The backend-independent model: identifiers Flink uses for operators and key groups.
-//! (Keyed-state entries and state descriptors join here as the readers grow.)
+//! The backend-independent model: identifiers Flink uses for operators and key groups, and the
+//! [`Entry`] every reader produces and every writer consumes.
 
 mod entry;
 mod ids;
 pub mod value;
 
-pub use entry::{Entry, RawEntry, StateKind};
+pub use entry::{Entry, Origin, RawEntry, StateKind, SubtaskRef};
 pub use ids::{KeyGroupRange, OperatorId};

@@ -1,61 +1,31 @@
-//! Every entry of a snapshot, streamed: handle by handle, and for keyed state key group by key
-//! group, entry by entry, so memory holds one key group's bytes (or one operator-state handle)
-//! at a time.
+//! Every entry of a snapshot, streamed: subtask by subtask, keyed state through its
+//! [`KeyedSource`] key group by key group, entry by entry, so memory holds one key group's window
+//! of bytes (or one operator-state handle) at a time.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-use crate::error::{Error, Result};
-use crate::metadata::handles::{DistributionMode, KeyedStateHandle};
-use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
-use crate::readers::changelog::{ChangelogHandleReader, ChangelogKeyGroupEntries};
-use crate::readers::keyed::{KeyGroupEntries, KeyedHandleReader};
+use crate::error::Result;
+use crate::metadata::handles::DistributionMode;
+use crate::model::{Entry, StateKind};
 use crate::readers::operator::read_operator_state;
-use crate::readers::rocksdb::RocksDbHandleReader;
+use crate::readers::source::KeyedSource;
 use crate::snapshot::Snapshot;
 
-/// Which entries to read.
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    /// Only these operators (all when empty).
-    pub operators: Vec<OperatorId>,
-    /// Only states with these names (all when empty).
-    pub states: Vec<String>,
-    /// Only keyed state in these key groups (operator state is not keyed and is left out).
-    pub key_groups: Option<KeyGroupRange>,
-}
-
-impl Selection {
-    pub(crate) fn operator(&self, id: &OperatorId) -> bool {
-        self.operators.is_empty() || self.operators.contains(id)
-    }
-
-    pub(crate) fn state(&self, name: &str) -> bool {
-        self.states.is_empty() || self.states.iter().any(|s| s == name)
-    }
-}
+pub use crate::model::SubtaskRef;
+pub use crate::readers::source::Selection;
 
 #[derive(Debug)]
 enum Work {
-    Operator { operator: usize, subtask: usize },
-    Keyed { operator: usize, subtask: usize },
+    Operator(SubtaskRef),
+    Keyed(SubtaskRef),
 }
 
 impl Work {
     fn subtask_ref(&self) -> SubtaskRef {
         match *self {
-            Work::Operator { operator, subtask } | Work::Keyed { operator, subtask } => SubtaskRef { operator, subtask },
+            Work::Operator(s) | Work::Keyed(s) => s,
         }
     }
-}
-
-/// One subtask of one operator: its keyed and operator state handles. Subtasks are read
-/// independently of each other ([`SnapshotEntries::for_subtask`]), e.g. on separate threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SubtaskRef {
-    /// Index of the operator in the metadata's operator list.
-    pub operator: usize,
-    /// Index into that operator's subtask list (file order, normally the subtask index).
-    pub subtask: usize,
 }
 
 /// Streams the selected entries of a snapshot.
@@ -64,41 +34,39 @@ pub struct SnapshotEntries<'a> {
     snapshot: &'a Snapshot,
     selection: Selection,
     work: VecDeque<Work>,
-    keyed: Option<(KeyedHandleReader, VecDeque<u32>)>,
-    /// The changelog handle being read, and its key groups still to read.
-    changelog: Option<(ChangelogHandleReader, VecDeque<u32>)>,
-    /// The key group being read.
-    key_group: Option<KeyGroupIter>,
-    /// The RocksDB handle being read; dropping it removes its working directory.
-    rocksdb: Option<RocksDbHandleReader>,
+    /// The keyed source being read, and its key groups still to read.
+    keyed: Option<(KeyedSource<'a>, VecDeque<u32>)>,
+    /// A key group of `keyed` was started and not read to its end.
+    in_key_group: bool,
     buffer: std::vec::IntoIter<Entry>,
     failed: bool,
     /// (operator, broadcast state) -> the subtask whose copy is read. Every subtask stores a
     /// full copy and Flink restores each subtask from one of them, so only the first copy (in
     /// subtask order, over the whole snapshot) is an entry of its own. Decided up front so a
     /// read of one subtask ([`SnapshotEntries::for_subtask`]) agrees with a read of all.
-    broadcast_owner: std::collections::BTreeMap<(usize, String), usize>,
+    broadcast_owner: BTreeMap<(usize, String), usize>,
 }
 
 impl<'a> SnapshotEntries<'a> {
     /// Plans the read; nothing is read until iteration.
     pub fn new(snapshot: &'a Snapshot, selection: Selection) -> Self {
         let mut work = VecDeque::new();
-        let mut broadcast_owner = std::collections::BTreeMap::new();
+        let mut broadcast_owner = BTreeMap::new();
         for (i, op) in snapshot.metadata.operators.iter().enumerate() {
             if !selection.operator(&op.operator_id) {
                 continue;
             }
             for (j, st) in op.subtasks.iter().enumerate() {
                 let Some(s) = &st.state else { continue };
+                let sub = SubtaskRef { operator: i, subtask: j };
                 if let Some(h) = s.managed_operator_state.as_ref().filter(|_| selection.key_groups.is_none()) {
-                    work.push_back(Work::Operator { operator: i, subtask: j });
+                    work.push_back(Work::Operator(sub));
                     for m in h.states.iter().filter(|m| m.mode == DistributionMode::Broadcast) {
                         broadcast_owner.entry((i, m.name.clone())).or_insert(j);
                     }
                 }
                 if s.managed_keyed_state.is_some() {
-                    work.push_back(Work::Keyed { operator: i, subtask: j });
+                    work.push_back(Work::Keyed(sub));
                 }
             }
         }
@@ -107,9 +75,7 @@ impl<'a> SnapshotEntries<'a> {
             selection,
             work,
             keyed: None,
-            changelog: None,
-            key_group: None,
-            rocksdb: None,
+            in_key_group: false,
             buffer: Vec::new().into_iter(),
             failed: false,
             broadcast_owner,
@@ -124,7 +90,7 @@ impl<'a> SnapshotEntries<'a> {
         out
     }
 
-    /// Plans the read of one subtask's selected entries (keyed state, then operator state, as
+    /// Plans the read of one subtask's selected entries (operator state, then keyed state, as
     /// [`SnapshotEntries::new`] orders them). Reading every subtask this way gives exactly the
     /// entries of one [`SnapshotEntries::new`] read.
     pub fn for_subtask(snapshot: &'a Snapshot, selection: Selection, subtask: SubtaskRef) -> Self {
@@ -133,82 +99,47 @@ impl<'a> SnapshotEntries<'a> {
         all
     }
 
+    /// Moves on: the next key group of the keyed source, or the next unit of work. `false` when
+    /// everything was read.
     fn step(&mut self) -> Result<bool> {
-        if let Some((reader, kgs)) = &mut self.keyed {
+        if let Some((source, kgs)) = &mut self.keyed {
             if let Some(kg) = kgs.pop_front() {
-                self.key_group = Some(KeyGroupIter::Plain(reader.key_group_entries(kg)?));
+                source.start(kg)?;
+                self.in_key_group = true;
                 return Ok(true);
             }
             self.keyed = None;
         }
-        if let Some((reader, kgs)) = &mut self.changelog {
-            if let Some(kg) = kgs.pop_front() {
-                self.key_group = Some(KeyGroupIter::Changelog(reader.key_group_entries(kg)?));
-                return Ok(true);
-            }
-            self.changelog = None;
-        }
-        if let Some(reader) = &mut self.rocksdb {
-            // The reader selects states and key groups itself.
-            if let Some(entries) = reader.next_batch()? {
-                self.buffer = entries.into_iter();
-                return Ok(true);
-            }
-            self.rocksdb = None;
-        }
         let Some(w) = self.work.pop_front() else { return Ok(false) };
         match w {
-            Work::Operator { operator, subtask } => {
-                let op = &self.snapshot.metadata.operators[operator];
-                let s = op.subtasks[subtask].state.as_ref();
-                let h = s.and_then(|s| s.managed_operator_state.as_ref());
-                if let Some(h) = h {
-                    let mut entries = read_operator_state(self.snapshot, op.operator_id, h)?;
+            Work::Operator(sub) => {
+                let op = &self.snapshot.metadata.operators[sub.operator];
+                let s = op.subtasks[sub.subtask].state.as_ref();
+                if let Some(h) = s.and_then(|s| s.managed_operator_state.as_ref()) {
+                    let mut entries = read_operator_state(self.snapshot, sub, h)?;
                     entries.retain(|e| self.selection.state(&e.state));
                     let owner = &self.broadcast_owner;
-                    entries.retain(|e| e.kind != StateKind::Broadcast || owner.get(&(operator, e.state.clone())) == Some(&subtask));
+                    entries.retain(|e| e.kind != StateKind::Broadcast || owner.get(&(sub.operator, e.state.clone())) == Some(&sub.subtask));
                     self.buffer = entries.into_iter();
                 }
             }
-            Work::Keyed { operator, subtask } => {
-                let op = &self.snapshot.metadata.operators[operator];
-                let st = &op.subtasks[subtask];
-                match st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) {
-                    Some(KeyedStateHandle::KeyGroups(h)) => {
-                        let reader = KeyedHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h)?;
-                        let kgs = reader
-                            .key_groups()
-                            .filter(|kg| self.selection.key_groups.is_none_or(|r| r.contains(*kg)))
-                            .collect();
-                        self.keyed = Some((reader, kgs));
-                    }
-                    Some(KeyedStateHandle::IncrementalRemote(h)) => {
-                        let states = &self.selection.states;
-                        let reader = RocksDbHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h, states, self.selection.key_groups)?;
-                        self.rocksdb = Some(reader);
-                    }
-                    Some(KeyedStateHandle::Changelog(h)) => {
-                        let reader = ChangelogHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, h)?;
-                        let kgs = reader
-                            .key_groups()
-                            .filter(|kg| self.selection.key_groups.is_none_or(|r| r.contains(*kg)))
-                            .collect();
-                        self.changelog = Some((reader, kgs));
-                    }
-                    Some(other) => {
-                        return Err(Error::Invalid(format!(
-                            "{}: operator {} subtask {}: a {} is not a subtask's keyed state",
-                            self.snapshot.metadata_location,
-                            op.operator_id,
-                            st.index,
-                            other.class_name()
-                        )))
-                    }
-                    None => {}
+            Work::Keyed(sub) => {
+                if let Some(mut source) = KeyedSource::open(self.snapshot, sub, &self.selection)? {
+                    let kgs = source.key_groups()?.into();
+                    self.keyed = Some((source, kgs));
                 }
             }
         }
         Ok(true)
+    }
+
+    fn fail(&mut self) {
+        // Stop after the first error: later entries could be misattributed.
+        self.failed = true;
+        self.work.clear();
+        self.keyed = None;
+        self.in_key_group = false;
+        self.buffer = Vec::new().into_iter();
     }
 }
 
@@ -220,22 +151,14 @@ impl Iterator for SnapshotEntries<'_> {
             if let Some(e) = self.buffer.next() {
                 return Some(Ok(e));
             }
-            if let Some(kg) = &mut self.key_group {
-                match kg.next() {
-                    Some(Ok(e)) if self.selection.state(&e.state) => return Some(Ok(e)),
-                    Some(Ok(_)) => continue,
+            if self.in_key_group {
+                match self.keyed.as_mut().and_then(|(s, _)| s.next_entry()) {
+                    Some(Ok(e)) => return Some(Ok(e)),
                     Some(Err(e)) => {
-                        self.failed = true;
-                        self.work.clear();
-                        self.keyed = None;
-                        self.changelog = None;
-                        self.key_group = None;
+                        self.fail();
                         return Some(Err(e));
                     }
-                    None => {
-                        self.key_group = None;
-                        continue;
-                    }
+                    None => self.in_key_group = false,
                 }
             }
             if self.failed {
@@ -245,13 +168,7 @@ impl Iterator for SnapshotEntries<'_> {
                 Ok(true) => continue,
                 Ok(false) => return None,
                 Err(e) => {
-                    // Stop after the first error: later entries could be misattributed.
-                    self.failed = true;
-                    self.work.clear();
-                    self.keyed = None;
-                    self.changelog = None;
-                    self.key_group = None;
-                    self.rocksdb = None;
+                    self.fail();
                     return Some(Err(e));
                 }
             }
@@ -260,22 +177,3 @@ impl Iterator for SnapshotEntries<'_> {
 }
 
 impl std::iter::FusedIterator for SnapshotEntries<'_> {}
-
-/// The entries of one key group: of a key-groups handle, or of a changelog handle (materialized
-/// entries with the logged changes applied).
-#[derive(Debug)]
-enum KeyGroupIter {
-    Plain(KeyGroupEntries),
-    Changelog(ChangelogKeyGroupEntries),
-}
-
-impl Iterator for KeyGroupIter {
-    type Item = Result<Entry>;
-
-    fn next(&mut self) -> Option<Result<Entry>> {
-        match self {
-            KeyGroupIter::Plain(e) => e.next(),
-            KeyGroupIter::Changelog(e) => e.next(),
-        }
-    }
-}

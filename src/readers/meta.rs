@@ -4,7 +4,7 @@
 //! Spec: `formats/state-meta.md`.
 
 use crate::bytes::Cursor;
-use crate::error::{DecodeError, DecodeErrorKind, ResultExt};
+use crate::error::{DecodeError, DecodeErrorKind, Position, ResultExt};
 use crate::model::StateKind;
 use crate::readers::serializers::{read_proxy_snapshot, TypeSerializer};
 
@@ -52,6 +52,8 @@ pub struct StateMetaInfo {
     /// The exact bytes of this `StateMetaInfoSnapshot` as stored (name to last serializer), so a
     /// writer can copy serializer snapshots it need not understand.
     pub raw: Vec<u8>,
+    /// Where it is stored (errors about the state as a whole point here).
+    pub position: Option<Position>,
 }
 
 impl StateMetaInfo {
@@ -93,6 +95,7 @@ pub fn read_state_meta_info(c: &mut Cursor<'_>) -> R<StateMetaInfo> {
     let name = c.utf("state name")?;
     let mut info = read_state_meta_body(c, name.clone()).context_with(|| format!("state {name:?}"))?;
     info.raw = c.consumed_since(start).to_vec();
+    info.position = c.frame().position(start);
     Ok(info)
 }
 
@@ -119,7 +122,7 @@ fn read_state_meta_body(c: &mut Cursor<'_>, name: String) -> R<StateMetaInfo> {
         let s = read_proxy_snapshot(c).context_with(|| format!("serializer {key}"))?;
         serializers.push((key, s));
     }
-    Ok(StateMetaInfo { name, backend_type, options, serializers, raw: Vec::new() })
+    Ok(StateMetaInfo { name, backend_type, options, serializers, raw: Vec::new(), position: None })
 }
 
 /// The `KeyedBackendSerializationProxy` at the start of every keyed state file.

@@ -3,19 +3,28 @@
 //! - [`serializers`]: Flink's `TypeSerializerSnapshot`s and the value encodings they describe;
 //! - [`meta`]: the serialization proxies opening every state file (states and serializers);
 //! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
+//! - [`decode`]: value-level decoding every reader shares (spans, TTL, lists, timers);
+//! - [`source`]: [`KeyedSource`](source::KeyedSource), one way to open a subtask's keyed state
+//!   whatever wrote it, and the one dispatch from state-handle kind to reader;
 //! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
-//! - [`operator`]: operator list, union and broadcast state;
-//! - [`changelog`]: keyed state of the changelog backend (materialized state plus logged changes);
 //! - [`rocksdb`]: keyed state of RocksDB native snapshots (SST files, cargo feature `rocksdb`);
+//! - [`changelog`]: keyed state of the changelog backend (materialized state plus logged changes);
+//! - [`operator`]: operator list, union and broadcast state;
+//! - [`connectors`]: source state in operator and coordinator state (Kafka and file splits, enumerators);
 //! - [`entries`]: every entry of a snapshot, streamed;
-//! - [`states`]: which states a snapshot holds, with their serializers, without reading entries.
+//! - [`states`]: which states a snapshot holds, with their serializers, without reading entries;
+//! - [`raw`]: the decoders from plain bytes, without a snapshot (fuzzing, tools).
 
 pub mod changelog;
+pub mod connectors;
+pub mod decode;
 pub mod entries;
 pub mod keyed;
 pub mod meta;
 pub mod operator;
+pub mod raw;
 pub mod rocksdb;
 pub mod serializers;
+pub mod source;
 pub mod states;
 pub mod stream;

@@ -4,12 +4,11 @@
 //! no entry at all.
 
 use crate::error::{Error, Result};
-use crate::metadata::handles::KeyedStateHandle;
 use crate::model::{OperatorId, StateKind};
 use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
-use crate::readers::keyed::KeyedHandleReader;
-use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo};
+use crate::readers::meta::StateMetaInfo;
 use crate::readers::operator::read_operator_meta;
+use crate::readers::source::KeyedSource;
 use crate::readers::serializers::TypeSerializer;
 use crate::snapshot::Snapshot;
 
@@ -44,16 +43,14 @@ pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRe
     if !selection.operator(&op.operator_id) {
         return Ok(out);
     }
-    if let Some(h) = &s.managed_keyed_state {
-        let meta = keyed_backend_meta(snapshot, h).map_err(|e| match e {
-            Error::Invalid(m) => Error::Invalid(format!("{}: operator {} subtask {}: {m}", snapshot.metadata_location, op.operator_id, st.index)),
-            e => e,
-        })?;
+    // The proxy only: a RocksDB handle's comes from its meta-data file, no database opened.
+    if let Some(source) = KeyedSource::open(snapshot, sub, selection)? {
+        let meta = source.meta().clone();
         for m in meta.states {
             if !selection.state(&m.name) {
                 continue;
             }
-            let kind = m.kind().ok_or_else(|| Error::Invalid(format!("operator {}: state {:?}: unknown keyed state type", op.operator_id, m.name)))?;
+            let kind = m.kind().ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("operator {}: state {:?}: unknown keyed state type", op.operator_id, m.name)))?;
             out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), meta: m });
         }
     }
@@ -64,24 +61,11 @@ pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRe
             if !selection.state(&m.name) {
                 continue;
             }
-            let kind = m.kind().ok_or_else(|| Error::Invalid(format!("operator {}: state {:?}: unknown operator state type", op.operator_id, m.name)))?;
+            let kind = m.kind().ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("operator {}: state {:?}: unknown operator state type", op.operator_id, m.name)))?;
             out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: None, meta: m });
         }
     }
     Ok(out)
-}
-
-/// The serialization proxy of a keyed-state handle. Each handle type the entry reader
-/// understands needs its arm here too.
-fn keyed_backend_meta(snapshot: &Snapshot, handle: &KeyedStateHandle) -> Result<KeyedBackendMeta> {
-    match handle {
-        KeyedStateHandle::KeyGroups(h) => KeyedHandleReader::read_meta(snapshot, h),
-        // RocksDB native snapshots keep the proxy in a meta-data file of its own, written as it
-        // is (`RocksIncrementalSnapshotStrategy.materializeMetaData`): no RocksDB needed here.
-        KeyedStateHandle::IncrementalRemote(h) => crate::readers::rocksdb::read_meta(snapshot, h),
-        KeyedStateHandle::Changelog(h) => crate::readers::changelog::read_meta(snapshot, h),
-        other => Err(Error::Invalid(format!("a {} is not a subtask's keyed state", other.class_name()))),
-    }
 }
 
 /// Every selected state of the snapshot: [`subtask_states`] over

@@ -47,7 +47,7 @@ impl StreamSource {
         }
         let resolved = snapshot
             .resolve(handle)?
-            .ok_or_else(|| Error::Invalid(format!("{}: a {} has no data", snapshot.metadata_location, handle.class_name())))?;
+            .ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("a {} has no data", handle.class_name())))?;
         let storage = snapshot.storage().clone();
         let (start, size) = match handle {
             StreamStateHandle::SegmentFile { start, size, .. } => (*start, *size),
@@ -65,6 +65,15 @@ impl StreamSource {
         }
     }
 
+    /// The file offset of byte `offset` of the stream: streams inline in `_metadata` and segments
+    /// of file-merging checkpoints start somewhere inside their file.
+    pub fn file_offset(&self, offset: u64) -> u64 {
+        match self {
+            StreamSource::Inline { offset: at, .. } => at.saturating_add(offset),
+            StreamSource::File { start, .. } => start.saturating_add(offset),
+        }
+    }
+
     /// What to call the stream in messages: the file, or `_metadata (inline at offset N)`.
     pub fn name(&self) -> String {
         match self {
@@ -77,13 +86,10 @@ impl StreamSource {
     /// Bytes `range` of the stream.
     pub fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>> {
         if range.end > self.size() || range.start > range.end {
-            return Err(Error::Invalid(format!(
-                "{}: cannot read bytes {}..{} of a {}-byte stream",
+            return Err(Error::corrupt(
                 self.name(),
-                range.start,
-                range.end,
-                self.size()
-            )));
+                format!("cannot read bytes {}..{} of a {}-byte stream", range.start, range.end, self.size()),
+            ));
         }
         match self {
             StreamSource::Inline { data, .. } => Ok(data[range.start as usize..range.end as usize].to_vec()),

@@ -7,6 +7,10 @@
 //! 3. An absolute path that no longer exists was recorded where the checkpoint lived before it was
 //!    copied or moved: it is re-based onto the job directory the snapshot is in now, keeping the
 //!    part from the last `shared`, `taskowned`, `dstl`, `chk-N` or `savepoint-*` component on.
+//!    Failing that, the directory tree around the snapshot moved with it: a file of a sibling job
+//!    directory (a job restored in CLAIM or LEGACY mode references the old job's `shared/`) or of
+//!    a savepoint beside the checkpoint directory is looked for under the ancestor of the
+//!    snapshot that has the name the recorded path has there (`Snapshot::rebase_candidates`).
 //! 4. A referenced file that cannot be found either way is an error naming the recorded path,
 //!    the re-based candidate and the `_metadata` that references it.
 
@@ -17,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use kind::{Flip47Properties, SnapshotFormat, SnapshotType};
-pub use summary::{FileTotals, HandleSummary, OperatorSummary, Summary};
+pub use summary::{ExternalReferences, FileTotals, HandleSummary, OperatorSummary, Summary};
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::{StreamRole, StreamStateHandle};
@@ -27,6 +31,12 @@ use crate::storage::{Location, Storage};
 
 /// Name of the metadata file in a snapshot directory.
 pub const METADATA_FILE: &str = "_metadata";
+
+/// How many levels above a snapshot's job directory (the parent of its directory) re-basing looks
+/// for the directory tree that moved with it (`Snapshot::rebase_candidates`): the checkpoint
+/// directory holding sibling job directories, and two more (a savepoint directory beside it, in a
+/// common parent).
+pub const MOVED_TREE_LEVELS: usize = 3;
 
 /// A stream handle somewhere in the metadata, with who owns it.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +97,38 @@ impl Snapshot {
         let metadata = CheckpointMetadata::parse(&data).map_err(|e| Error::decode(metadata_location.as_str(), e))?;
         let dir = metadata_location.parent().unwrap_or_else(|| Location::new("."));
         Ok(Snapshot { storage, dir, metadata_size: data.len() as u64, metadata_location, metadata })
+    }
+
+    /// A snapshot of `metadata` that exists only in memory (no files: every handle must be
+    /// inline), named `name` in messages.
+    pub fn in_memory(metadata: CheckpointMetadata, name: &str) -> Snapshot {
+        let metadata_location = Location::new(name);
+        let dir = metadata_location.parent().unwrap_or_else(|| Location::new("."));
+        Snapshot { storage: Arc::new(crate::storage::NoFiles), dir, metadata_size: 0, metadata_location, metadata }
+    }
+
+    /// The stream an entry was read from, when its origin names one: the subtask's keyed-state
+    /// handle's stream (keyed state) or its operator-state handle's (operator state).
+    pub fn entry_stream(&self, e: &crate::model::Entry) -> Option<&StreamStateHandle> {
+        let sub = e.origin.subtask?;
+        let i = usize::from(e.origin.stream?);
+        let state = self.metadata.operators.get(sub.operator)?.subtasks.get(sub.subtask)?.state.as_ref()?;
+        if e.kind.is_keyed() {
+            state.managed_keyed_state.as_ref()?.streams().get(i).map(|(_, s)| *s)
+        } else {
+            (i == 0).then_some(&state.managed_operator_state.as_ref()?.delegate)
+        }
+    }
+
+    /// Where an entry was read, as messages name files: the resolved file, `_metadata` for inline
+    /// state; `None` when its origin names no stream.
+    pub fn entry_file(&self, e: &crate::model::Entry) -> Option<String> {
+        let h = self.entry_stream(e)?;
+        match self.resolve(h) {
+            Ok(Some(r)) => Some(r.location.to_string()),
+            Ok(None) => Some(self.metadata_location.to_string()),
+            Err(_) => Self::recorded_path(h).map(|(p, _)| p.to_owned()),
+        }
     }
 
     /// The storage the snapshot is read from.
@@ -155,17 +197,18 @@ impl Snapshot {
             return Ok(Some(mk(loc, false)));
         }
         let original = Location::new(recorded);
-        let candidate = self.rebase(&original);
         if !same_store(&original, &self.dir) {
+            let candidates = self.rebase_candidates(&original);
             // Recorded on another file system or cluster (a copy from HDFS to S3, a local copy
             // of an S3 checkpoint): the copy beside the snapshot first, so a store that cannot
             // be reached from here (or needs other credentials) is not asked when it need not be.
             // The snapshot's own store failing is an error, not a missing file.
-            if let Some(c) = candidate.as_ref() {
+            for c in &candidates {
                 if self.storage.exists(c)? {
                     return Ok(Some(mk(c.clone(), true)));
                 }
             }
+            let candidate = candidates.first().cloned();
             return match self.storage.exists(&original) {
                 Ok(true) => Ok(Some(mk(original, false))),
                 Ok(false) => Err(match candidate {
@@ -181,8 +224,13 @@ impl Snapshot {
         if self.storage.exists(&original)? {
             return Ok(Some(mk(original, false)));
         }
-        match candidate {
-            Some(candidate) if self.storage.exists(&candidate)? => Ok(Some(mk(candidate, true))),
+        let candidates = self.rebase_candidates(&original);
+        for candidate in &candidates {
+            if self.storage.exists(candidate)? {
+                return Ok(Some(mk(candidate.clone(), true)));
+            }
+        }
+        match candidates.first() {
             Some(candidate) => Err(Error::NotFound {
                 file: format!("{recorded} (also looked for it at {candidate})"),
                 referenced_by: Some(self.metadata_location.to_string()),
@@ -235,6 +283,32 @@ impl Snapshot {
         Some(self.dir.parent()?.join(&rest))
     }
 
+    /// Every place an absolute path recorded before the snapshot moved could be now, most likely
+    /// first, whether or not anything is there: [`Snapshot::rebase`], then, for each of the
+    /// snapshot's ancestors up to [`MOVED_TREE_LEVELS`] levels above its job directory, the
+    /// ancestor joined with what follows the last component of the recorded path that has the
+    /// ancestor's name. The whole tree around the snapshot moved: `/old/ckpts/<job A>/shared/x`,
+    /// referenced by `/new/ckpts/<job B>/chk-5`, is `/new/ckpts/<job A>/shared/x` (the ancestor
+    /// `ckpts`), and `/old/sp/savepoint-1/x` is `/new/sp/savepoint-1/x` when `sp` lies beside `ckpts`.
+    pub fn rebase_candidates(&self, original: &Location) -> Vec<Location> {
+        let mut out: Vec<Location> = self.rebase(original).into_iter().collect();
+        let comps = original.components();
+        let mut ancestor = self.dir.parent();
+        for _ in 0..=MOVED_TREE_LEVELS {
+            let Some(a) = ancestor else { break };
+            let name = a.file_name();
+            // The last component with the ancestor's name, not the file name itself.
+            if let Some(i) = comps[..comps.len().saturating_sub(1)].iter().rposition(|c| *c == name && !name.is_empty()) {
+                let candidate = a.join(&comps[i + 1..].join("/"));
+                if candidate != *original && !out.contains(&candidate) {
+                    out.push(candidate);
+                }
+            }
+            ancestor = a.parent();
+        }
+        out
+    }
+
     /// Every referenced file, resolved, with the operator and subtask that reference it, in file
     /// order. Fails on the first file that cannot be found.
     pub fn files(&self) -> Result<Vec<(StreamRef<'_>, ResolvedFile)>> {
@@ -275,6 +349,21 @@ fn same_store(a: &Location, b: &Location) -> bool {
         },
         _ => false,
     }
+}
+
+/// Where a snapshot directory or a referenced file belongs: the job directory of a checkpoint
+/// (`<job>/chk-N`) or of a file under `<job>/chk-N/`, `shared/`, `taskowned/` or `dstl/`; the
+/// savepoint directory (`savepoint-*`) of a savepoint or its files. `None` outside Flink's layout.
+pub fn home_dir(loc: &Location) -> Option<Location> {
+    let comps = loc.components();
+    let i = comps.iter().rposition(|c| *c == "shared" || *c == "taskowned" || *c == "dstl" || is_checkpoint_dir_name(c) || c.starts_with("savepoint-"))?;
+    let keep = if comps[i].starts_with("savepoint-") { i + 1 } else { i };
+    // Walk up the string itself, so a scheme or a leading `/` stays as it was.
+    let mut l = loc.clone();
+    for _ in keep..comps.len() {
+        l = l.parent()?;
+    }
+    Some(l)
 }
 
 /// `chk-<digits>`, Flink's exclusive checkpoint directory name.

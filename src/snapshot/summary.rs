@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::kind::{flip47, is_inline, snapshot_format, snapshot_type};
-use super::{Flip47Properties, ResolvedFile, Snapshot, SnapshotFormat, SnapshotType, StreamRef};
+use super::{home_dir, Flip47Properties, ResolvedFile, Snapshot, SnapshotFormat, SnapshotType, StreamRef};
 use crate::error::Result;
 use crate::metadata::consts::written_by;
 use crate::metadata::handles::{DistributionMode, KeyedStateHandle, OperatorStateHandle, StreamRole, StreamStateHandle};
@@ -125,6 +125,20 @@ pub struct OperatorSummary {
     pub totals: FileTotals,
 }
 
+/// Files a snapshot references outside its own job directory (for a savepoint or another
+/// snapshot directory: outside that directory), grouped by where they lie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalReferences {
+    /// The directory they belong to: another job directory (a checkpoint of a job restored in
+    /// CLAIM or LEGACY mode references the old job's `shared/`), a savepoint directory, or the
+    /// directory holding them when they lie outside Flink's layout.
+    pub directory: String,
+    /// How many files.
+    pub files: usize,
+    /// Their bytes (as recorded).
+    pub bytes: u64,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -154,6 +168,10 @@ pub struct Summary {
     pub operators: Vec<OperatorSummary>,
     /// Totals over all operators (files counted once).
     pub totals: FileTotals,
+    /// Files outside the snapshot's job directory (its own directory for savepoints), by the
+    /// directory they lie in. Omitted when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_references: Vec<ExternalReferences>,
     /// Anything worth knowing that is not an error.
     pub notes: Vec<String>,
 }
@@ -260,6 +278,7 @@ impl Summary {
                     .to_owned(),
             );
         }
+        let external_references = external_references(s, &files);
         Ok(Summary {
             path: s.dir.to_string(),
             metadata_version: s.metadata.version,
@@ -274,9 +293,29 @@ impl Summary {
             master_states: s.metadata.master_states.len(),
             operators,
             totals: totals(&all_files, inline_total),
+            external_references,
             notes,
         })
     }
+}
+
+/// Files outside the snapshot's job directory, grouped by the job or savepoint directory (else
+/// the directory) they lie in, in path order.
+fn external_references(s: &Snapshot, files: &[(StreamRef<'_>, ResolvedFile)]) -> Vec<ExternalReferences> {
+    let own_home = home_dir(&s.dir).unwrap_or_else(|| s.dir.clone());
+    let mut groups: BTreeMap<String, (BTreeSet<crate::storage::Location>, u64)> = BTreeMap::new();
+    for (r, f) in files {
+        if f.location.strip_prefix(&own_home).is_some() {
+            continue;
+        }
+        let dir = home_dir(&f.location).or_else(|| f.location.parent()).map_or_else(|| f.location.to_string(), |d| d.to_string());
+        let g = groups.entry(dir).or_default();
+        let segment = matches!(r.handle, StreamStateHandle::SegmentFile { .. });
+        if g.0.insert(f.location.clone()) || segment {
+            g.1 += r.handle.size();
+        }
+    }
+    groups.into_iter().map(|(directory, (f, bytes))| ExternalReferences { directory, files: f.len(), bytes }).collect()
 }
 
 fn totals(files: &[&(StreamRef<'_>, ResolvedFile)], inline_bytes: u64) -> FileTotals {

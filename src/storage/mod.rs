@@ -283,6 +283,34 @@ pub fn copy_through(from_storage: &dyn Storage, from: &Location, start: u64, len
     out.finish()
 }
 
+/// A storage that holds no files: for snapshots whose state is all inline in `_metadata` (and
+/// for decoding bytes that never were files, [`crate::readers::raw`]). Every location is not
+/// found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFiles;
+
+impl Storage for NoFiles {
+    fn head(&self, loc: &Location) -> Result<FileMeta> {
+        Err(crate::Error::NotFound { file: loc.to_string(), referenced_by: None })
+    }
+
+    fn read(&self, loc: &Location) -> Result<Vec<u8>> {
+        self.head(loc).map(|_| Vec::new())
+    }
+
+    fn read_range(&self, loc: &Location, _range: Range<u64>) -> Result<Vec<u8>> {
+        self.head(loc).map(|_| Vec::new())
+    }
+
+    fn open(&self, loc: &Location) -> Result<Box<dyn Read + Send>> {
+        Err(crate::Error::NotFound { file: loc.to_string(), referenced_by: None })
+    }
+
+    fn list(&self, loc: &Location) -> Result<Vec<FileMeta>> {
+        self.head(loc).map(|_| Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

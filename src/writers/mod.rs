@@ -2,8 +2,10 @@
 //! state backend of Flink 1.13–2.3 restores (spec: `formats/canonical-savepoint-writer.md`).
 //!
 //! - [`savepoint`]: [`convert`] — any readable snapshot into a canonical savepoint, optionally for
-//!   another max parallelism;
-//! - [`relocate`]: a snapshot and every file it references copied into one self-contained,
+//!   another max parallelism (the orchestration);
+//! - `keys`: keyed entries encoded as the canonical stream's key/value pairs, the written proxy,
+//!   and moving keys to their key groups for another max parallelism;
+//! - [`relocate`](mod@relocate): a snapshot and every file it references copied into one self-contained,
 //!   relocatable directory with a rewritten `_metadata`;
 //! - [`metadata`]: `_metadata` in versions 3–7, the mirror of [`crate::metadata`];
 //! - [`canonical`]: the canonical key-grouped stream of keyed state (type 7 handles);
@@ -12,6 +14,7 @@
 //! - [`stream`]: state streams inline or in files (Flink's inline threshold), Snappy framing.
 
 pub mod canonical;
+mod keys;
 pub mod metadata;
 pub mod operator;
 pub mod relocate;

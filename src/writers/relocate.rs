@@ -20,7 +20,7 @@
 //! version the source has (V2 becomes V3, the oldest version written).
 //!
 //! The source is only read; the target is written under a temporary name, checked by reading it
-//! back, and renamed into place (see [`super::target`]).
+//! back, and renamed into place (see `super::target`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -27,30 +27,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::bytes::Cursor;
+use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::error::{Error, Result};
-use crate::metadata::handles::{
-    DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle,
-};
+use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
-use crate::model::value::Value;
-use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind};
+use crate::model::{Entry, KeyGroupRange, OperatorId, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
-use crate::readers::keyed::KeyedHandleReader;
-use crate::readers::meta::{read_keyed_backend_meta, read_operator_backend_meta, BackendStateType, KeyedBackendMeta, StateMetaInfo, NAMESPACE_SERIALIZER};
+use crate::readers::meta::read_operator_backend_meta;
 use crate::readers::operator::read_operator_state;
-use crate::readers::serializers::{java_hash_code, key_group_for_hash, TypeSerializer};
+use crate::readers::source::KeyedSource;
 use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
 use crate::writers::canonical::{KeyGroupStreamWriter, Record};
+use crate::writers::keys::{KeyGroupBatches, KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
 use crate::writers::spill::ExternalSorter;
 use crate::writers::stream::{uuid_name, StateStreamWriter, DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
 use crate::writers::target::TargetDir;
-
-/// Flink's upper bound for max parallelism (`Transformation.UPPER_BOUND_MAX_PARALLELISM`).
-pub const UPPER_BOUND_MAX_PARALLELISM: u32 = 1 << 15;
 
 /// Default memory for regrouping keyed entries before spilling sorted runs to disk.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
@@ -197,37 +192,12 @@ struct Converter<'a> {
     report: &'a mut ConvertReport,
 }
 
-/// The states of a keyed operator as written: the proxy, and per state what its entries need.
-struct KeyedLayout {
-    proxy_version: i32,
-    key_serializer: TypeSerializer,
-    key_serializer_raw: Vec<u8>,
-    states: Vec<StateMetaInfo>,
-    ids: HashMap<String, u16>,
-}
-
-impl KeyedLayout {
-    fn proxy(&self, compressed: bool) -> Result<Vec<u8>> {
-        use crate::bytes::DataOutput;
-        let mut p = Vec::new();
-        p.put_i32(self.proxy_version);
-        p.put_bool(compressed);
-        p.extend_from_slice(&self.key_serializer_raw);
-        let n = i16::try_from(self.states.len()).map_err(|_| Error::Invalid(format!("{} states do not fit a serialization proxy", self.states.len())))?;
-        p.put_i16(n);
-        for s in &self.states {
-            p.extend_from_slice(&s.raw);
-        }
-        Ok(p)
-    }
-}
-
 impl Converter<'_> {
     fn run(mut self) -> Result<CheckpointMetadata> {
         let src = &self.snapshot.metadata;
         let mut operators = Vec::with_capacity(src.operators.len());
-        for op in &src.operators {
-            operators.push(self.operator(op)?);
+        for (i, op) in src.operators.iter().enumerate() {
+            operators.push(self.operator(i, op)?);
         }
         Ok(CheckpointMetadata {
             version: super::metadata::WRITTEN_VERSION,
@@ -244,7 +214,7 @@ impl Converter<'_> {
         format!("{}: operator {}", self.snapshot.metadata_location, op.operator_id)
     }
 
-    fn operator(&mut self, op: &OperatorState) -> Result<OperatorState> {
+    fn operator(&mut self, index: usize, op: &OperatorState) -> Result<OperatorState> {
         let max_parallelism = self.opts.max_parallelism.unwrap_or(op.max_parallelism);
         if max_parallelism < op.parallelism {
             return Err(Error::Invalid(format!(
@@ -268,32 +238,32 @@ impl Converter<'_> {
         }
         let mut subtasks: BTreeMap<u32, SubtaskState> = BTreeMap::new();
         let has_keyed = op.subtasks.iter().any(|s| s.state.as_ref().is_some_and(|s| s.managed_keyed_state.is_some()));
-        for st in &op.subtasks {
+        for (j, st) in op.subtasks.iter().enumerate() {
             let ctx = || format!("{} subtask {}", self.where_(op), st.index);
             let Some(s) = &st.state else {
                 if has_keyed {
-                    return Err(Error::Invalid(format!(
-                        "{}: finished; a keyed operator with finished subtasks cannot be converted",
-                        ctx()
-                    )));
+                    return Err(Error::unsupported(format!("{}: finished; a keyed operator with finished subtasks cannot be converted", ctx()), None));
                 }
                 subtasks.insert(st.index, st.clone());
                 continue;
             };
             if !s.input_channel_state.is_empty() || !s.result_subpartition_state.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "{}: holds in-flight channel data of an unaligned checkpoint, which a savepoint cannot carry \
-                     (take an aligned checkpoint or a savepoint instead)",
-                    ctx()
-                )));
+                return Err(Error::unsupported(
+                    format!(
+                        "{}: holds in-flight channel data of an unaligned checkpoint, which a savepoint cannot carry \
+                         (take an aligned checkpoint or a savepoint instead)",
+                        ctx()
+                    ),
+                    None,
+                ));
             }
             if s.ref_checkpoint_id.is_some() {
-                return Err(Error::Invalid(format!("{}: refers to the state of an earlier checkpoint (metadata V7)", ctx())));
+                return Err(Error::unsupported(format!("{}: refers to the state of an earlier checkpoint (metadata V7)", ctx()), None));
             }
             let mut t = OperatorSubtaskState::default();
             // An empty file-merging handle holds nothing and is not written.
             if let Some(h) = s.managed_operator_state.as_ref().filter(|h| !h.is_empty()) {
-                t.managed_operator_state = Some(self.operator_state(op, st.index, h)?);
+                t.managed_operator_state = Some(self.operator_state(op, SubtaskRef { operator: index, subtask: j }, st.index, h)?);
             }
             if let Some(h) = &s.raw_operator_state {
                 let delegate = self.copy_stream(&h.delegate, &format!("{}/{}/raw-operator", op.operator_id, st.index))?;
@@ -306,7 +276,7 @@ impl Converter<'_> {
         }
         if has_keyed {
             self.report.keyed_operators += 1;
-            for (index, handle) in self.keyed(op, max_parallelism)? {
+            for (index, handle) in self.keyed(index, op, max_parallelism)? {
                 let st = subtasks.entry(index).or_insert_with(|| SubtaskState { index, finished: false, state: Some(OperatorSubtaskState::default()) });
                 if let Some(s) = st.state.as_mut() {
                     s.managed_keyed_state = Some(KeyedStateHandle::KeyGroups(handle));
@@ -341,15 +311,18 @@ impl Converter<'_> {
 
     fn raw_keyed(&self, op: &OperatorState, max_parallelism: u32, h: &KeyedStateHandle) -> Result<KeyedStateHandle> {
         let KeyedStateHandle::KeyGroups(k) = h else {
-            return Err(Error::Invalid(format!("{}: raw keyed state in a {} is not supported", self.where_(op), h.class_name())));
+            return Err(Error::unsupported(format!("{}: raw keyed state in a {} is not supported", self.where_(op), h.class_name()), Some(h.class_name())));
         };
         if max_parallelism != op.max_parallelism {
             // Raw keyed state is operator-defined bytes per key group: flinksnap cannot move its keys.
-            return Err(Error::Invalid(format!(
-                "{}: holds raw keyed state (e.g. heap timers of a RocksDB checkpoint), whose keys cannot be \
-                 moved to other key groups; convert without --max-parallelism",
-                self.where_(op)
-            )));
+            return Err(Error::unsupported(
+                format!(
+                    "{}: holds raw keyed state (e.g. heap timers of a RocksDB checkpoint), whose keys cannot be \
+                     moved to other key groups; convert without --max-parallelism",
+                    self.where_(op)
+                ),
+                None,
+            ));
         }
         let seed = format!("{}/{}/raw-keyed", op.operator_id, k.key_group_range.start);
         let delegate = self.copy_stream(&k.delegate, &seed)?;
@@ -361,11 +334,12 @@ impl Converter<'_> {
     }
 
     /// Rewrites one subtask's operator state.
-    fn operator_state(&mut self, op: &OperatorState, subtask: u32, h: &OperatorStateHandle) -> Result<OperatorStateHandle> {
+    fn operator_state(&mut self, op: &OperatorState, sub: SubtaskRef, subtask: u32, h: &OperatorStateHandle) -> Result<OperatorStateHandle> {
         let source = StreamSource::open(self.snapshot, &h.delegate)?;
         let first = h.states.iter().flat_map(|s| s.offsets.iter().copied()).min().unwrap_or(source.size()).min(source.size());
         let head = source.read_range(0..first)?;
-        let meta = read_operator_backend_meta(&mut Cursor::new(&head)).map_err(|e| Error::decode(source.name(), e.context("operator backend meta data")))?;
+        let meta = read_operator_backend_meta(&mut Cursor::with_base(&head, source.file_offset(0)))
+            .map_err(|e| Error::decode(source.name(), e.context("operator backend meta data")))?;
         let mut proxy = meta.raw.clone();
         // Proxy version 6 (1.18+) carries the compression flag right after the version; version 5
         // has none and is read uncompressed by the releases that write it.
@@ -378,7 +352,7 @@ impl Converter<'_> {
                 self.report.notes.push(note);
             }
         }
-        let entries = read_operator_state(self.snapshot, op.operator_id, h)?;
+        let entries = read_operator_state(self.snapshot, sub, h)?;
         let mut by_state: HashMap<&str, Vec<&Entry>> = HashMap::new();
         for e in &entries {
             by_state.entry(e.state.as_str()).or_default().push(e);
@@ -399,86 +373,28 @@ impl Converter<'_> {
         write_operator_state(out, &name, &proxy, compressed, &states)
     }
 
-    /// The serialization proxy of one source keyed handle.
-    fn keyed_meta(&self, op: &OperatorState, h: &KeyedStateHandle) -> Result<KeyedBackendMeta> {
-        match h {
-            KeyedStateHandle::KeyGroups(k) => Ok(KeyedHandleReader::open(self.snapshot, op.operator_id, op.max_parallelism, k)?.meta().clone()),
-            // RocksDB native snapshots: the meta file holds the same proxy (uncompressed flag).
-            KeyedStateHandle::IncrementalRemote(inc) => {
-                let m = inc.meta_state_handle.as_ref().ok_or_else(|| Error::Invalid(format!("{}: an incremental handle without its meta file", self.where_(op))))?;
-                let source = StreamSource::open(self.snapshot, m)?;
-                let bytes = source.read_range(0..source.size())?;
-                read_keyed_backend_meta(&mut Cursor::new(&bytes)).map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
-            }
-            // Changelog checkpoints: the materialized proxy plus the states registered since.
-            KeyedStateHandle::Changelog(h) => crate::readers::changelog::read_meta(self.snapshot, h),
-            other => Err(Error::Invalid(format!("{}: keyed state in a {} cannot be converted", self.where_(op), other.class_name()))),
-        }
-    }
-
-    /// The union of the states the source subtasks registered (a subtask that never saw a
-    /// key registers nothing), first seen first; each keeps its exact serializer snapshot bytes.
-    fn layout(&self, op: &OperatorState, metas: &[KeyedBackendMeta]) -> Result<KeyedLayout> {
-        let first = metas.first().ok_or_else(|| Error::Invalid(format!("{}: no keyed state", self.where_(op))))?;
-        let mut layout = KeyedLayout {
-            proxy_version: first.version,
-            key_serializer: first.key_serializer.clone(),
-            key_serializer_raw: first.key_serializer_raw.clone(),
-            states: Vec::new(),
-            ids: HashMap::new(),
-        };
-        for m in metas {
-            if m.key_serializer_raw != layout.key_serializer_raw {
-                return Err(Error::Invalid(format!("{}: subtasks disagree on the key serializer", self.where_(op))));
-            }
-            for s in &m.states {
-                if s.backend_type == BackendStateType::KeyValueV2 {
-                    return Err(Error::Invalid(format!(
-                        "{}: state {:?} belongs to the async state API (2.x), which Flink cannot restore from a canonical savepoint",
-                        self.where_(op),
-                        s.name
-                    )));
-                }
-                if s.kind().is_none() {
-                    return Err(Error::Invalid(format!("{}: state {:?} has an unknown keyed state type", self.where_(op), s.name)));
-                }
-                match layout.ids.get(&s.name) {
-                    Some(&i) if layout.states[i as usize].raw != s.raw => {
-                        return Err(Error::Invalid(format!("{}: subtasks disagree on the serializers of state {:?}", self.where_(op), s.name)));
-                    }
-                    Some(_) => {}
-                    None => {
-                        let id = u16::try_from(layout.states.len()).ok().filter(|&i| i < i16::MAX as u16).ok_or_else(|| Error::Invalid(format!("{}: too many states", self.where_(op))))?;
-                        layout.ids.insert(s.name.clone(), id);
-                        layout.states.push(s.clone());
-                    }
-                }
-            }
-        }
-        Ok(layout)
-    }
-
     /// Writes the keyed state of `op` for `max_parallelism`: one handle per subtask.
-    fn keyed(&mut self, op: &OperatorState, max_parallelism: u32) -> Result<Vec<(u32, KeyGroupsStateHandle)>> {
-        let handles: Vec<(u32, &KeyedStateHandle)> = op
-            .subtasks
-            .iter()
-            .filter_map(|st| st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()).map(|h| (st.index, h)))
-            .collect();
-        let metas = handles.iter().map(|(_, h)| self.keyed_meta(op, h)).collect::<Result<Vec<_>>>()?;
-        let layout = self.layout(op, &metas)?;
+    fn keyed(&mut self, index: usize, op: &OperatorState, max_parallelism: u32) -> Result<Vec<(u32, KeyGroupsStateHandle)>> {
+        let mut metas = Vec::new();
+        let mut ranges = Vec::new();
+        for j in 0..op.subtasks.len() {
+            // The proxies only (a RocksDB handle's from its meta-data file; a changelog handle's
+            // with the states registered since its materialization).
+            let Some(source) = KeyedSource::open(self.snapshot, SubtaskRef { operator: index, subtask: j }, &Selection::default())? else { continue };
+            metas.push(source.meta().clone());
+            ranges.push(source.key_group_range());
+        }
+        let layout = KeyedLayout::union(&self.where_(op), &metas)?;
         let regroup = max_parallelism != op.max_parallelism;
-        // Key-grouped handles are read key group by key group, ascending, so with an unchanged max
-        // parallelism their entries can stream straight through. Anything else is sorted first.
+        // Every keyed source yields key group by key group, ascending, so with an unchanged max
+        // parallelism and subtasks in key-group order the entries stream straight through.
+        // Anything else is sorted first.
         let mut last_end: Option<u32> = None;
         let ordered = !regroup
-            && handles.iter().all(|(_, h)| match h {
-                KeyedStateHandle::KeyGroups(k) => {
-                    let ok = last_end.is_none_or(|e| k.key_group_range.start > e) && k.key_group_range.end_inclusive().is_none_or(|e| e < max_parallelism);
-                    last_end = k.key_group_range.end_inclusive().or(last_end);
-                    ok
-                }
-                _ => false,
+            && ranges.iter().all(|r| {
+                let ok = last_end.is_none_or(|e| r.start > e) && r.end_inclusive().is_none_or(|e| e < max_parallelism);
+                last_end = r.end_inclusive().or(last_end);
+                ok
             });
         if regroup {
             self.report.regrouped_operators += 1;
@@ -525,186 +441,11 @@ impl Converter<'_> {
         }
         if let Some(r) = records.next() {
             let kg = r?.key_group;
-            return Err(Error::Invalid(format!("{}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", self.where_(op))));
+            return Err(Error::corrupt(self.snapshot.metadata_location.as_str(), format!("operator {}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", op.operator_id)));
         }
         drop(records);
         let _ = std::fs::remove_dir_all(&spill_dir);
         Ok(out)
-    }
-}
-
-/// Turns entries of one keyed operator into records for the written stream.
-#[derive(Clone, Copy)]
-struct RecordContext<'a> {
-    op: &'a OperatorState,
-    layout: &'a KeyedLayout,
-    source_max_parallelism: u32,
-    max_parallelism: u32,
-    regroup: bool,
-}
-
-impl RecordContext<'_> {
-    fn fail(&self, e: &Entry, msg: impl std::fmt::Display) -> Error {
-        let key = e.key.as_ref().map_or("null".to_owned(), |k| k.to_json().to_string());
-        Error::Invalid(format!("operator {} state {:?} key {key}: {msg}", self.op.operator_id, e.state))
-    }
-
-    /// The record of one entry; `None` for what the canonical stream does not hold (empty lists).
-    fn record(&self, e: &Entry) -> Result<Option<Record>> {
-        if !e.kind.is_keyed() {
-            return Ok(None);
-        }
-        let &state = self.layout.ids.get(&e.state).ok_or_else(|| self.fail(e, "state is not in the serialization proxy"))?;
-        let meta = &self.layout.states[state as usize];
-        let source_kg = e.key_group.ok_or_else(|| self.fail(e, "keyed entry without a key group"))?;
-        let key_group = if self.regroup { self.new_key_group(e, source_kg)? } else { source_kg };
-        if key_group >= self.max_parallelism {
-            return Err(self.fail(e, format!("key group {key_group} is beyond max parallelism {}", self.max_parallelism)));
-        }
-        let raw = &e.raw;
-        let (key, value) = match e.kind {
-            StateKind::Timer => {
-                // TimerSerializer: sign-flipped timestamp (so byte order is numeric order), key,
-                // namespace; the value is empty.
-                let Value::Int(ts) = e.value else { return Err(self.fail(e, "timer without a timestamp")) };
-                let mut k = Vec::with_capacity(8 + raw.key.len() + raw.namespace.len());
-                k.extend_from_slice(&(ts ^ i64::MIN).to_be_bytes());
-                k.extend_from_slice(&raw.key);
-                k.extend_from_slice(&raw.namespace);
-                (k, Vec::new())
-            }
-            // An empty list is no entry in the canonical stream (RocksDB never stores one).
-            StateKind::List if raw.value.is_empty() => return Ok(None),
-            kind => {
-                let ns = meta.serializer(NAMESPACE_SERIALIZER).ok_or_else(|| self.fail(e, "state has no namespace serializer"))?;
-                // CompositeKeySerializationUtils: length suffixes only when both key and namespace
-                // are of variable length.
-                let ambiguous = self.layout.key_serializer.fixed_length().is_none() && ns.fixed_length().is_none();
-                let mut k = Vec::with_capacity(raw.key.len() + raw.namespace.len() + 8);
-                k.extend_from_slice(&raw.key);
-                if ambiguous {
-                    push_length_suffix(&mut k, raw.key.len());
-                }
-                k.extend_from_slice(&raw.namespace);
-                if ambiguous {
-                    push_length_suffix(&mut k, raw.namespace.len());
-                }
-                if kind == StateKind::Map {
-                    k.extend_from_slice(raw.user_key.as_deref().ok_or_else(|| self.fail(e, "map entry without a user key"))?);
-                }
-                (k, raw.value.clone())
-            }
-        };
-        Ok(Some(Record { key_group, state, key, value }))
-    }
-
-    /// The key group of the entry's key for the new max parallelism: Flink's murmur of the
-    /// key's Java `hashCode()`. Checked against the key group the source stored it in, so a key
-    /// whose hash flinksnap gets wrong is refused instead of silently lost.
-    fn new_key_group(&self, e: &Entry, source_kg: u32) -> Result<u32> {
-        let key = e.key.as_ref().ok_or_else(|| self.fail(e, "keyed entry without a key"))?;
-        let ser = &self.layout.key_serializer;
-        let hash = java_hash_code(ser, key).ok_or_else(|| {
-            self.fail(
-                e,
-                format!(
-                    "cannot move keys to another max parallelism: the Java hashCode() of keys of {} is not defined by their value \
-                     (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String and \
-                     Tuple/Row of these)",
-                    ser.opaque_class()
-                ),
-            )
-        })?;
-        let old = key_group_for_hash(hash, self.source_max_parallelism);
-        if old != source_kg {
-            return Err(self.fail(
-                e,
-                format!("the source stores this key in key group {source_kg}, but its hash puts it in {old}: its hashCode() is not the one flinksnap computes"),
-            ));
-        }
-        Ok(key_group_for_hash(hash, self.max_parallelism))
-    }
-}
-
-/// `CompositeKeySerializationUtils.writeLengthFrom`: the length little-endian in as few bytes
-/// as it needs (at least one), no continuation bits.
-fn push_length_suffix(out: &mut Vec<u8>, len: usize) {
-    let mut v = len;
-    loop {
-        out.push(v as u8);
-        v >>= 8;
-        if v == 0 {
-            break;
-        }
-    }
-}
-
-/// Records in key-group order as a reader yields them, sorted by state id within each key group
-/// (one key group in memory); an entry out of key-group order is an error.
-struct KeyGroupBatches<I> {
-    inner: I,
-    batch: std::vec::IntoIter<Record>,
-    next: Option<Record>,
-    last: Option<u32>,
-    done: bool,
-}
-
-impl<I: Iterator<Item = Result<Record>>> KeyGroupBatches<I> {
-    fn new(inner: I) -> Self {
-        KeyGroupBatches { inner, batch: Vec::new().into_iter(), next: None, last: None, done: false }
-    }
-
-    fn fill(&mut self) -> Result<bool> {
-        let first = match self.next.take() {
-            Some(r) => r,
-            None => match self.inner.next() {
-                Some(r) => r?,
-                None => return Ok(false),
-            },
-        };
-        let kg = first.key_group;
-        if self.last.is_some_and(|l| kg <= l) {
-            return Err(Error::Invalid(format!("entries of key group {kg} arrived after key group {}", self.last.unwrap_or(0))));
-        }
-        self.last = Some(kg);
-        let mut batch = vec![first];
-        for r in self.inner.by_ref() {
-            let r = r?;
-            if r.key_group != kg {
-                self.next = Some(r);
-                break;
-            }
-            batch.push(r);
-        }
-        batch.sort_by_key(|r| r.state);
-        self.batch = batch.into_iter();
-        Ok(true)
-    }
-}
-
-impl<I: Iterator<Item = Result<Record>>> Iterator for KeyGroupBatches<I> {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Result<Record>> {
-        loop {
-            if let Some(r) = self.batch.next() {
-                return Some(Ok(r));
-            }
-            if self.done {
-                return None;
-            }
-            match self.fill() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
     }
 }
 
@@ -719,116 +460,3 @@ pub fn keyed_operators(snapshot: &Snapshot) -> Vec<OperatorId> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::RawEntry;
-    use crate::readers::serializers::{SerializerKind, SimpleType};
-
-    #[test]
-    fn length_suffix_is_little_endian_minimal() {
-        let mut v = Vec::new();
-        push_length_suffix(&mut v, 0);
-        push_length_suffix(&mut v, 5);
-        push_length_suffix(&mut v, 0x1234);
-        assert_eq!(v, [0, 5, 0x34, 0x12]);
-    }
-
-    #[test]
-    fn batches_sort_states_within_a_key_group_and_refuse_disorder() {
-        let r = |kg, st| Ok(Record { key_group: kg, state: st, key: vec![], value: vec![] });
-        let got: Vec<(u32, u16)> =
-            KeyGroupBatches::new(vec![r(1, 2), r(1, 0), r(3, 1), r(3, 0)].into_iter()).map(|x| x.map(|r| (r.key_group, r.state)).unwrap()).collect();
-        assert_eq!(got, [(1, 0), (1, 2), (3, 0), (3, 1)]);
-        let bad: Vec<_> = KeyGroupBatches::new(vec![r(3, 0), r(1, 0)].into_iter()).collect();
-        assert!(bad.last().unwrap().is_err());
-    }
-
-    fn context_test(key_serializer: TypeSerializer, key: Value, source_kg: u32) -> Result<Option<Record>> {
-        let ns = TypeSerializer::new("VoidNamespaceSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::VoidNamespace));
-        context_with(key_serializer, ns, key, source_kg, (vec![1], vec![0]))
-    }
-
-    fn context_with(key_serializer: TypeSerializer, ns: TypeSerializer, key: Value, source_kg: u32, raw: (Vec<u8>, Vec<u8>)) -> Result<Option<Record>> {
-        let value = TypeSerializer::new("LongSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::Long));
-        let meta = StateMetaInfo {
-            name: "s".into(),
-            backend_type: BackendStateType::KeyValue,
-            options: vec![("KEYED_STATE_TYPE".into(), "VALUE".into())],
-            serializers: vec![("VALUE_SERIALIZER".into(), value), (NAMESPACE_SERIALIZER.into(), ns)],
-            raw: Vec::new(),
-        };
-        let layout = KeyedLayout { proxy_version: 6, key_serializer, key_serializer_raw: Vec::new(), states: vec![meta], ids: [("s".to_owned(), 0u16)].into() };
-        let op = OperatorState {
-            operator_id: OperatorId([0; 16]),
-            name: None,
-            uid: None,
-            parallelism: 1,
-            max_parallelism: 128,
-            coordinator_state: None,
-            fully_finished: false,
-            subtasks: Vec::new(),
-        };
-        let ctx = RecordContext { op: &op, layout: &layout, source_max_parallelism: 128, max_parallelism: 256, regroup: true };
-        let e = Entry {
-            operator_id: op.operator_id,
-            state: "s".into(),
-            kind: StateKind::Value,
-            key_group: Some(source_kg),
-            key: Some(key),
-            namespace: Some(Value::Null),
-            user_key: None,
-            value: Value::Int(1),
-            ttl_timestamp: None,
-            raw: RawEntry { key: raw.0, namespace: raw.1, user_key: None, value: vec![0; 8] },
-        };
-        ctx.record(&e)
-    }
-
-    #[test]
-    fn variable_length_key_and_namespace_get_length_suffixes() {
-        // String key "k" (02 6B) and String namespace "n" (02 6E): both variable-length, so
-        // CompositeKeySerializationUtils appends each one's byte count (formats reference §4.4).
-        let string = || TypeSerializer::new("StringSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::String));
-        let r = context_with(string(), string(), Value::String("k".into()), 21, (vec![2, 0x6b], vec![2, 0x6e])).unwrap().unwrap();
-        assert_eq!(r.key, [2, 0x6b, 2, 2, 0x6e, 2]);
-        // And the reader's decoder (shared with the RocksDB column-family readers) agrees.
-        let meta = crate::readers::meta::KeyedBackendMeta {
-            version: 6,
-            compressed: false,
-            key_serializer: string(),
-            states: vec![StateMetaInfo {
-                name: "s".into(),
-                backend_type: BackendStateType::KeyValue,
-                options: vec![("KEYED_STATE_TYPE".into(), "VALUE".into())],
-                serializers: vec![
-                    ("VALUE_SERIALIZER".into(), TypeSerializer::new("LongSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::Long))),
-                    (NAMESPACE_SERIALIZER.into(), string()),
-                ],
-                raw: Vec::new(),
-            }],
-            key_serializer_raw: Vec::new(),
-            raw: Vec::new(),
-        };
-        let dec = crate::readers::keyed::KeyedDecoder::new(OperatorId([0; 16]), 128, &meta).unwrap();
-        let mut key = vec![21u8];
-        key.extend(&r.key);
-        let e = dec.decode_kv(0, &key, 0, &r.value, 0).unwrap();
-        assert_eq!((e[0].key.clone(), e[0].namespace.clone()), (Some(Value::String("k".into())), Some(Value::String("n".into()))));
-    }
-
-    #[test]
-    fn regrouping_refuses_keys_whose_hash_is_not_computable_or_disagrees() {
-        // Kryo (or POJO, enum) keys: Java's hashCode() is not a function of the value.
-        let kryo = TypeSerializer::new("KryoSerializerSnapshot".into(), 2, SerializerKind::Kryo { type_class: "com.example.Key".into() });
-        let e = context_test(kryo, Value::Bytes(vec![1]), 0).unwrap_err().to_string();
-        assert!(e.contains("com.example.Key") && e.contains("hashCode()"), "{e}");
-        // "k" hashes to key group 21 of 128 (release-verified); stored elsewhere, it is refused.
-        let string = || TypeSerializer::new("StringSerializerSnapshot".into(), 3, SerializerKind::Simple(SimpleType::String));
-        let e = context_test(string(), Value::String("k".into()), 20).unwrap_err().to_string();
-        assert!(e.contains("key group 20") && e.contains("puts it in 21"), "{e}");
-        let r = context_test(string(), Value::String("k".into()), 21).unwrap().unwrap();
-        assert_eq!(r.key_group, key_group_for_hash(107, 256));
-        assert_eq!(r.key, [1, 0], "key and namespace bytes, no length suffixes (VoidNamespace is fixed-length)");
-    }
-}

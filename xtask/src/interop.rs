@@ -42,6 +42,8 @@ use serde_json::Value as J;
 
 use crate::{cache_dir, compile_into, ensure_dist, generation, java_job, repo_root, Result, Tools, DEFAULT_VERSIONS};
 
+mod cross_job;
+
 /// Extra conversions and restores beyond "every snapshot into both backends at its own
 /// parallelism": changed max parallelism (keys move to new key groups) restored at another
 /// parallelism, and compression.
@@ -91,6 +93,13 @@ struct Fixture {
     chain_len: usize,
     /// Its place in the case's snapshots (0: the oldest).
     chain_pos: usize,
+    /// Its case is a restore case (issue 20: a job restored from the case's first job, `restore`
+    /// in case.json).
+    restore_case: bool,
+    /// It is a checkpoint of the restored job.
+    restored_job: bool,
+    /// Flink cannot restore it as it is (`unsound` in case.json: FLINK-39964).
+    unsound: bool,
 }
 
 impl Fixture {
@@ -109,7 +118,8 @@ enum Kind {
     /// `flinksnap relocate`, then the copy renamed.
     Relocate,
     /// A checkpoint of a chain, restored as it is after the oldest one was deleted and
-    /// `flinksnap gc --delete` ran.
+    /// `flinksnap gc --delete` ran; or of a restore case's restored job, after gc and delete
+    /// on the job it was restored from.
     AfterGc,
 }
 
@@ -264,7 +274,7 @@ pub fn interop(args: &[String]) -> Result<()> {
         // Checkpoint chains: place a copy where Flink wrote it, delete the oldest checkpoint, gc.
         let mut checks = Vec::new();
         let mut placed = Vec::new();
-        for (case, idxs) in chains(&fixtures).into_iter().filter(|_| s3.is_none()) {
+        for (case, idxs) in chains(&fixtures, false).into_iter().filter(|_| s3.is_none()) {
             let (p, check) = gc_chain(&bin, &fixtures, &idxs);
             let name = format!("{case}~gc-after-deleting-{}", fixtures[idxs[0]].label);
             for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc && idxs.contains(&c.fixture)) {
@@ -275,6 +285,21 @@ pub fn interop(args: &[String]) -> Result<()> {
                 });
             }
             checks.push((name, check));
+            placed.extend(p);
+        }
+        // Restore cases (issue 20): gc and delete across job directories, at Flink's location.
+        for (_, idxs) in chains(&fixtures, true) {
+            let (p, lines) = cross_job::check_case(&bin, &fixtures, &idxs, &work);
+            // The scratch copy's checks do not touch what is restored.
+            let failed = lines.iter().filter(|(n, _)| !n.ends_with("~delete-every-snapshot")).find_map(|(_, r)| r.as_ref().err().cloned());
+            for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc && idxs.contains(&c.fixture)) {
+                c.outcome = Some(match (&p, &failed) {
+                    (Some(_), None) => Ok(()),
+                    (_, Some(e)) => Err(Outcome::Failed(format!("not restored, a gc/delete check failed: {e}"))),
+                    (None, None) => Err(Outcome::Failed("no copy of the case to restore".into())),
+                });
+            }
+            checks.extend(lines);
             placed.extend(p);
         }
         let runnable: Vec<usize> = (0..restores.len()).filter(|&i| matches!(conversions[restores[i].conversion].outcome, Some(Ok(())))).collect();
@@ -411,12 +436,13 @@ fn discover(repo: &Path, version: &str, only: &[String]) -> Result<Vec<Fixture>>
         }
         let snaps = case["snapshots"].as_array().cloned().unwrap_or_default();
         let window = &case["ttl_window_ms"];
+        let restored_job = case["restore"]["job"].as_str().map(|j| format!("{j}/"));
         for (i, s) in snaps.iter().enumerate() {
             let rel = s["path"].as_str().ok_or_else(|| format!("{}: snapshot without a path", case_dir.display()))?;
             let path = case_dir.join(rel);
             out.push(Fixture {
                 case: name.clone(),
-                label: if snaps.len() > 1 { path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() } else { String::new() },
+                label: if snaps.len() > 1 || case["restore"].is_object() { path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() } else { String::new() },
                 path,
                 expected: case_dir.join(s["expected"].as_str().unwrap_or("expected.jsonl")),
                 parallelism: case["parallelism"].as_u64().unwrap_or(1) as u32,
@@ -429,6 +455,9 @@ fn discover(repo: &Path, version: &str, only: &[String]) -> Result<Vec<Fixture>>
                 generated_case_dir: case["generated_case_dir"].as_str().map(PathBuf::from),
                 chain_len: snaps.len(),
                 chain_pos: i,
+                restore_case: case["restore"].is_object(),
+                restored_job: restored_job.as_ref().is_some_and(|j| rel.starts_with(j.as_str())),
+                unsound: s["unsound"].is_string(),
             });
         }
     }
@@ -476,6 +505,19 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
             base.push('@');
             base.push_str(&f.label);
         }
+        if f.restore_case {
+            // The restored job's checkpoints, restored as they are after gc and delete ran on
+            // the job they were restored from (`cross_job`), from where Flink wrote them.
+            if f.restored_job {
+                let dir = f.generated_case_dir.as_ref().map(|g| g.join(f.path.strip_prefix(&f.case_dir).unwrap_or(&f.path))).unwrap_or_default();
+                push(new(fi, Kind::AfterGc, format!("{base}~after-gc-and-delete"), f.max_parallelism, dir), &[("rocksdb", f.parallelism)]);
+            }
+            // Converted and relocated: only what the other cases do not cover, the restored
+            // job's checkpoints (references into another job directory), when Flink can read them.
+            if !f.restored_job || f.unsound {
+                continue;
+            }
+        }
         // Every snapshot converted, into both backends at its own parallelism, compressed like
         // the source; variants on the last snapshot of some cases.
         let compression = if f.compressed { "snappy" } else { "none" };
@@ -505,7 +547,7 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         // A chain's checkpoints after the oldest, restored as they are once gc ran, from where
         // Flink wrote them (the chain's copy is placed there), into the RocksDB backend that
         // wrote them.
-        if f.chain_len > 1 && f.chain_pos > 0 {
+        if f.chain_len > 1 && f.chain_pos > 0 && !f.restore_case {
             let dir = f.original_job_dir().map(|j| j.join(&f.label)).unwrap_or_default();
             let c = new(fi, Kind::AfterGc, format!("{base}~after-gc"), f.max_parallelism, dir);
             push(c, &[("rocksdb", f.parallelism)]);
@@ -723,9 +765,10 @@ fn inline_handle_names(j: &J) -> Vec<String> {
 }
 
 /// The checkpoint chains (cases with several snapshots): case name and its fixtures, oldest first.
-fn chains(fixtures: &[Fixture]) -> Vec<(String, Vec<usize>)> {
+/// With `restore`, the restore cases instead (their snapshots span two jobs).
+fn chains(fixtures: &[Fixture], restore: bool) -> Vec<(String, Vec<usize>)> {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, f) in fixtures.iter().enumerate().filter(|(_, f)| f.chain_len > 1) {
+    for (i, f) in fixtures.iter().enumerate().filter(|(_, f)| if restore { f.restore_case } else { f.chain_len > 1 && !f.restore_case }) {
         match out.iter_mut().find(|(c, _)| *c == f.case) {
             Some((_, v)) => v.push(i),
             None => out.push((f.case.clone(), vec![i])),
@@ -739,7 +782,7 @@ fn chains(fixtures: &[Fixture]) -> Vec<(String, Vec<usize>)> {
 
 /// A copy of a chain's job directory where Flink wrote it; removed when dropped, with the
 /// directories above it that were created for it (before the lock, a field, is released).
-struct Placed {
+pub(crate) struct Placed {
     dir: PathBuf,
     /// The topmost directory created for the copy.
     created: Option<PathBuf>,
@@ -758,6 +801,21 @@ impl Drop for Placed {
             }
         }
     }
+}
+
+/// A copy of the job directory `src` at `job`, Flink's original location of it (under the fixture
+/// generator's deleted staging area), so the absolute paths its `_metadata` records resolve.
+/// Locked against other runs that place a copy there; removed when dropped.
+pub(crate) fn place_copy(src: &Path, job: &Path) -> std::result::Result<Placed, String> {
+    let parent = job.parent().ok_or("job directory without a parent")?;
+    let l = lock(job)?;
+    let created = parent.ancestors().take_while(|d| !d.exists()).last().map(Path::to_path_buf);
+    fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    // The fixture generator's staging area, deleted after generation: whatever is there is
+    // a leftover (of an interrupted run).
+    let _ = fs::remove_dir_all(job);
+    crate::copy_tree(src, job)?;
+    Ok(Placed { dir: job.to_path_buf(), created, _lock: l })
 }
 
 /// An exclusive lock for a chain's original location, which is the same for every interop run on
@@ -820,18 +878,7 @@ fn gc_chain(bin: &Path, fixtures: &[Fixture], chain: &[usize]) -> (Option<Placed
         return (None, Err(format!("{}: case.json has no generated_case_dir", first.case_dir.display())));
     };
     let src = first.path.parent().unwrap_or(&first.path).to_path_buf();
-    let place = || -> std::result::Result<Placed, String> {
-        let parent = job.parent().ok_or("job directory without a parent")?;
-        let l = lock(&job)?;
-        let created = parent.ancestors().take_while(|d| !d.exists()).last().map(Path::to_path_buf);
-        fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-        // The fixture generator's staging area, deleted after generation: whatever is there is
-        // a leftover (of an interrupted run).
-        let _ = fs::remove_dir_all(&job);
-        crate::copy_tree(&src, &job)?;
-        Ok(Placed { dir: job.clone(), created, _lock: l })
-    };
-    let placed = match place() {
+    let placed = match place_copy(&src, &job) {
         Ok(p) => p,
         Err(e) => return (None, Err(e)),
     };

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::writers::savepoint::{DEFAULT_MEMORY_BUDGET, UPPER_BOUND_MAX_PARALLELISM};
+use flinksnap::consts::UPPER_BOUND_MAX_PARALLELISM;
+use flinksnap::writers::savepoint::DEFAULT_MEMORY_BUDGET;
 use flinksnap::writers::stream::{DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
 use flinksnap::writers::{convert, Compression, ConvertOptions};
 

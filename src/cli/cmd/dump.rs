@@ -1,9 +1,10 @@
 //! `flinksnap dump`: every logical state entry of a snapshot, decoded.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::model::{Entry, KeyGroupRange};
+use flinksnap::model::{Entry, KeyGroupRange, SubtaskRef};
 use flinksnap::readers::entries::{Selection, SnapshotEntries};
 use flinksnap::snapshot::Snapshot;
 
@@ -29,6 +30,7 @@ pub enum DumpFormat {
   flinksnap dump savepoint-1a2b3c-4d5e6f7a8b9c > state.jsonl
   flinksnap dump chk-42 --operator orders-dedup --state seen --format table
   flinksnap dump chk-42 --key-group 0..=9 --uid sessionizer | jq .value
+  flinksnap dump chk-42 --origin | jq 'select(.key == \"k42\") | .origin'
 
 OUTPUT (jsonl), one object per entry:
   {\"operator_id\", \"operator_uid\", \"state\", \"kind\", \"key_group\", \"key\", \"namespace\",
@@ -56,6 +58,11 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Jsonl)]
     pub format: DumpFormat,
+    /// Add where each entry was read (jsonl only): `"origin": {"file", "position"}`, the file
+    /// (or `_metadata` for inline state; `null` for RocksDB tables) and the typed position of
+    /// the stored entry (formats/dump.md).
+    #[arg(long)]
+    pub origin: bool,
 }
 
 fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
@@ -97,13 +104,26 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let uid_of = |e: &Entry| uids.get(&e.operator_id).map(String::as_str);
     let mut opaque = 0usize;
     let mut count = 0usize;
+    if args.origin && args.format != DumpFormat::Jsonl {
+        anyhow::bail!("--origin is printed by --format jsonl only");
+    }
+    // The file of each (subtask, stream), resolved once.
+    let mut files: HashMap<(Option<SubtaskRef>, Option<u16>, bool), Option<String>> = HashMap::new();
     match args.format {
         DumpFormat::Jsonl => {
             for e in entries {
                 let e = e?;
                 opaque += e.opaque_count();
                 count += 1;
-                serde_json::to_writer(&mut *out, &e.to_json(uid_of(&e))).map_err(json_io)?;
+                let mut j = e.to_json(uid_of(&e));
+                if args.origin {
+                    let file = files.entry((e.origin.subtask, e.origin.stream, e.kind.is_keyed())).or_insert_with(|| snapshot.entry_file(&e)).clone();
+                    let position = e.origin.position.map_or(serde_json::Value::Null, |p| serde_json::to_value(p).unwrap_or_default());
+                    if let serde_json::Value::Object(m) = &mut j {
+                        m.insert("origin".into(), serde_json::json!({ "file": file, "position": position }));
+                    }
+                }
+                serde_json::to_writer(&mut *out, &j).map_err(json_io)?;
                 out.write_all(b"\n")?;
             }
         }

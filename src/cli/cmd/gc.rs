@@ -16,17 +16,26 @@ use crate::cli::Outcome;
 #[command(after_help = "EXAMPLES:
   flinksnap gc /checkpoints/7f3c...                      # what would go (dry run)
   flinksnap gc /checkpoints/7f3c... --delete
-  flinksnap gc /checkpoints/7f3c... --delete --older-than 1d --keep /checkpoints/9a1b...
+  flinksnap gc /checkpoints --delete --older-than 1d     # every job directory at once
+  flinksnap gc /savepoints --also /checkpoints --delete  # jobs restored from savepoints
+
+WHAT COUNTS AS REFERENCED:
+  every complete snapshot of the scanned roots, not only DIR's: references cross job
+  directories (a job restored in CLAIM or LEGACY mode gets a new job directory whose
+  checkpoints reference the old job's shared/ files; one restored from a native savepoint in
+  CLAIM mode names the savepoint's files). The roots: for a job directory, the checkpoint
+  directory around it (all its sibling jobs); for a savepoint or other snapshot, the directory
+  holding it; otherwise DIR itself; plus every --also and --keep directory. A snapshot outside
+  them cannot be seen: gc prints the roots it scanned.
 
 NEVER REMOVED:
-  a file any complete snapshot in DIR (or under a --keep path) references, as recorded or
-  re-based; a file younger than --older-than (default 1h: a checkpoint in flight writes
+  a file any complete snapshot of the roots references, as recorded or re-based, or by its
+  (UUID) name; a file younger than --older-than (default 1h: a checkpoint in flight writes
   shared files nothing references yet); a chk-N without _metadata whose newest file is younger
   than --older-than; any _metadata; files outside Flink's layout (shared/, taskowned/, chk-N/,
-  savepoint-*/); anything in a snapshot whose _metadata does not parse.
-  If a _metadata in DIR does not parse, gc refuses to delete (exit 2) unless
-  --allow-unreadable. A job restored from DIR's checkpoints in CLAIM or LEGACY mode may
-  reference DIR's shared files from its own job directory: name it with --keep.
+  savepoint-*/); anything in a snapshot whose _metadata does not parse; anything under --keep.
+  If a _metadata anywhere in the roots does not parse, gc refuses to delete (exit 2) unless
+  --allow-unreadable. A snapshot that completes while gc runs keeps what it references.
 
 EXIT STATUS:
   0  done (or dry run)
@@ -47,6 +56,10 @@ pub struct Args {
     /// from DIR), or a path under DIR never to remove (repeatable).
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub keep: Vec<String>,
+    /// Another directory whose snapshots' references are kept too: a savepoint directory, another
+    /// checkpoint directory (repeatable).
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub also: Vec<String>,
     /// Collect even when a `_metadata` in DIR does not parse (its directory is still kept).
     #[arg(long)]
     pub allow_unreadable: bool,
@@ -104,6 +117,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let opts = GcOptions {
         older_than: args.older_than,
         keep: args.keep.clone(),
+        also: args.also.clone(),
         allow_unreadable: args.allow_unreadable,
         allow_no_snapshots: args.allow_no_snapshots,
         now: SystemTime::now(),
@@ -136,6 +150,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
 }
 
 fn write_text(p: &GcPlan, verbose: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    crate::cli::cmd::delete::write_roots(&p.roots, out)?;
     let verb = if p.deleted { "removed" } else { "would remove" };
     for r in &p.remove {
         writeln!(out, "{verb} {} ({}, {})", r.path, human_bytes(r.size), word(r.reason))?;
@@ -147,17 +162,35 @@ fn write_text(p: &GcPlan, verbose: bool, out: &mut dyn Write) -> std::io::Result
         for k in &p.kept {
             writeln!(out, "keep {} ({}, {})", k.path, human_bytes(k.size), word(k.reason))?;
         }
+        for r in &p.referenced_from_outside {
+            writeln!(out, "keep {} ({}, referenced by {})", r.path, human_bytes(r.size), r.by.join(", "))?;
+        }
     }
     let t = &p.totals;
+    if t.referenced_from_outside_files > 0 {
+        let mut by: Vec<&str> = p.referenced_from_outside.iter().flat_map(|r| r.by.iter().map(String::as_str)).collect();
+        by.sort_unstable();
+        by.dedup();
+        writeln!(
+            out,
+            "{} files ({}) are referenced by {} snapshots outside {}: kept ({})",
+            t.referenced_from_outside_files,
+            human_bytes(t.referenced_from_outside_bytes),
+            by.len(),
+            p.root,
+            by.join(", ")
+        )?;
+    }
     writeln!(
         out,
-        "{}: {verb} {} files ({}, {} bytes) and {} directories; {} complete snapshots referenced; {} unreferenced files kept ({}){}",
+        "{}: {verb} {} files ({}, {} bytes) and {} directories; {} complete snapshots referenced ({} in this directory); {} unreferenced files kept ({}){}",
         p.root,
         t.remove_files,
         human_bytes(t.remove_bytes),
         t.remove_bytes,
         t.remove_dirs,
         t.snapshots,
+        t.own_snapshots,
         t.kept_files,
         human_bytes(t.kept_bytes),
         if p.deleted { "" } else { "; dry run, pass --delete to remove" }

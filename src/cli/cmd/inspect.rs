@@ -88,6 +88,11 @@ fn write_table(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         human_bytes(t.shared_bytes),
         human_bytes(t.inline_bytes)
     )?;
+    // A checkpoint of a job restored in CLAIM or LEGACY mode references the old job's files
+    // (FLIP-47: not self-contained); say where.
+    for e in &s.external_references {
+        writeln!(out, "Outside     {} files ({}) outside its job directory, in {}", e.files, human_bytes(e.bytes), e.directory)?;
+    }
     if s.master_states > 0 {
         writeln!(out, "Masters     {} master states", s.master_states)?;
     }

@@ -3,11 +3,13 @@
 
 pub mod diff;
 pub mod convert;
+pub mod delete;
 pub mod dump;
 pub mod gc;
 pub mod export;
 pub mod inspect;
 pub mod latest;
+pub mod offsets;
 mod operators;
 pub mod refs;
 pub mod relocate;

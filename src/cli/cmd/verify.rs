@@ -29,8 +29,10 @@ pub enum VerifyFormat {
   flinksnap verify savepoint-1a2b3c-4d5e6f7a8b9c --level full
   flinksnap verify chk-42 --level full --format junit > verify.xml
 
-Every problem names the operator, subtask, file and byte offset where they are known. State
-flinksnap cannot decode yet (RocksDB native and changelog handles) is reported as
+Every problem names the operator, subtask, file and position where they are known: a byte
+offset in the file, an offset in a decompressed Snappy stream, or an offset inside a stored
+RocksDB key or value. State flinksnap cannot read in this build or yet (RocksDB native state
+without the `rocksdb` feature, an unknown serializer) is reported as
 \"not checked (unsupported)\", which does not make the snapshot unsound.
 
 EXIT STATUS:
@@ -99,8 +101,10 @@ fn location(f: &Finding) -> String {
     if let Some(file) = &f.file {
         parts.push(format!("file {file}"));
     }
-    if let Some(o) = f.offset {
-        parts.push(format!("byte offset {o}"));
+    match (&f.position, f.offset) {
+        (Some(p), _) => parts.push(p.to_string()),
+        (None, Some(o)) => parts.push(format!("byte offset {o}")),
+        _ => {}
     }
     parts.join(", ")
 }

@@ -157,10 +157,16 @@ fn block_entries(b: &[u8], offset: usize, size: usize) -> std::result::Result<En
     let mut key = Vec::new();
     while at < end {
         let entry = at;
-        let shared = varint(block, &mut at, offset as u64)? as usize;
-        let non_shared = varint(block, &mut at, offset as u64)? as usize;
-        let value_len = varint(block, &mut at, offset as u64)? as usize;
-        if shared > key.len() || at + non_shared + value_len > end {
+        let shared = varint(block, &mut at, offset as u64)?;
+        let non_shared = varint(block, &mut at, offset as u64)?;
+        let value_len = varint(block, &mut at, offset as u64)?;
+        // Lengths read from the file: checked before any arithmetic (a corrupt varint can be
+        // near 2^64).
+        let fits = |n: u64| usize::try_from(n).ok();
+        let (Some(shared), Some(non_shared), Some(value_len)) = (fits(shared), fits(non_shared), fits(value_len)) else {
+            return Err(fail(entry, "block entry out of bounds"));
+        };
+        if shared > key.len() || at.checked_add(non_shared).and_then(|x| x.checked_add(value_len)).is_none_or(|x| x > end) {
             return Err(fail(entry, "block entry out of bounds"));
         }
         key.truncate(shared);
@@ -182,8 +188,9 @@ fn check_compression(b: &[u8], meta_offset: usize, meta_size: usize) -> std::res
         return Err((meta_offset as u64, "no rocksdb.properties block, so its compression is unknown".into()));
     };
     let mut at = 0;
-    let off = varint(handle, &mut at, meta_offset as u64)? as usize;
-    let size = varint(handle, &mut at, meta_offset as u64)? as usize;
+    let fits = |n: u64| usize::try_from(n).map_err(|_| (meta_offset as u64, "properties block handle out of range".to_owned()));
+    let off = fits(varint(handle, &mut at, meta_offset as u64)?)?;
+    let size = fits(varint(handle, &mut at, meta_offset as u64)?)?;
     let end = off.checked_add(size).filter(|&e| e.checked_add(BLOCK_TRAILER as usize).is_some_and(|t| t <= b.len() - LEGACY_FOOTER));
     if end.is_none_or(|e| b[e] != 0) {
         return Err((off as u64, "properties block out of bounds or compressed".into()));
@@ -298,12 +305,15 @@ fn patch_edit(r: &[u8], grown: &[(u64, u64)]) -> std::result::Result<Vec<u8>, Fa
     let mut out = Vec::with_capacity(r.len() + 8);
     let mut at = 0;
     let slice = |at: &mut usize| -> std::result::Result<(), Fail> {
-        let n = varint(r, at, 0)? as usize;
-        if *at + n > r.len() {
-            return Err((*at as u64, "length-prefixed field runs past the record".into()));
+        let n = varint(r, at, 0)?;
+        // A corrupt length can be near 2^64: compare before adding.
+        match usize::try_from(n).ok().and_then(|n| at.checked_add(n)).filter(|&end| end <= r.len()) {
+            Some(end) => {
+                *at = end;
+                Ok(())
+            }
+            None => Err((*at as u64, "length-prefixed field runs past the record".into())),
         }
-        *at += n;
-        Ok(())
     };
     while at < r.len() {
         let tag_at = at;
@@ -401,6 +411,37 @@ mod tests {
         let log = write_log(&records);
         let back: Vec<Vec<u8>> = log_records(&log).unwrap().into_iter().map(|(_, r)| r).collect();
         assert_eq!(back, records);
+    }
+
+    #[test]
+    fn huge_lengths_are_refused_not_added() {
+        // A block entry whose lengths are near 2^64: no overflow, an error.
+        let mut block = vec![0];
+        put_varint(&mut block, u64::MAX - 1);
+        put_varint(&mut block, 5);
+        block.extend_from_slice(&0u32.to_le_bytes()); // no restarts
+        let e = block_entries(&block, 0, block.len()).unwrap_err();
+        assert!(e.1.contains("out of bounds"), "{e:?}");
+        // A VersionEdit field whose length is near 2^64.
+        let mut r = vec![1];
+        put_varint(&mut r, u64::MAX);
+        let e = patch_edit(&r, &[]).unwrap_err();
+        assert!(e.1.contains("runs past the record"), "{e:?}");
+        // Every truncation and every corrupted length byte of a small table is an error or
+        // passes, never a panic.
+        let mut t = vec![0u8; 64];
+        for (i, b) in t.iter_mut().enumerate() {
+            *b = (i * 37) as u8;
+        }
+        t.extend_from_slice(&LEGACY_MAGIC.to_le_bytes());
+        for cut in LEGACY_FOOTER..t.len() {
+            let _ = upgrade_table(&t[..cut.max(LEGACY_FOOTER)]);
+        }
+        for i in 0..t.len() {
+            let mut c = t.clone();
+            c[i] = 0xff;
+            let _ = upgrade_table(&c);
+        }
     }
 
     #[test]

@@ -13,7 +13,14 @@
 //!   handle's key-group range and decoded with [`KeyedDecoder`](crate::readers::keyed::KeyedDecoder).
 //!
 //! RocksDB is a C++ library behind the cargo feature `rocksdb` (on by default). Built without
-//! it, [`RocksDbHandleReader::open`] fails with an error that says so.
+//! it, [`RocksDbHandleReader::open`] fails with [`Error::Unsupported`] saying so; the handle's
+//! states and serializers are still read (they are in the meta-data file, not in RocksDB).
+//!
+//! The keyed source ([`crate::readers::source`]) reaches this module through one narrow entry
+//! point: [`read_meta`] for the serialization proxy, then [`RocksDbHandleReader::open`] over the
+//! handle's key-group range, [`RocksDbHandleReader::key_groups`],
+//! [`RocksDbHandleReader::select_key_group`] and [`RocksDbHandleReader::next_batch`]. Whatever
+//! reads the tables behind it (today the RocksDB library) is local to this module.
 
 #[cfg(feature = "rocksdb")]
 mod legacy;
@@ -24,8 +31,97 @@ mod scan;
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::IncrementalRemoteKeyedStateHandle;
-use crate::model::{Entry, KeyGroupRange, OperatorId};
+use crate::model::{Entry, KeyGroupRange, OperatorId, Origin};
+use crate::readers::meta::KeyedBackendMeta;
+use crate::readers::source::{KeyGroupReader, OpenContext};
 use crate::snapshot::Snapshot;
+
+/// The keyed-source reader of one RocksDB native handle: the serialization proxy from the
+/// meta-data file at once, the database only when key groups are asked for (so listing states
+/// needs no RocksDB, and a build without it still knows what the handle holds).
+#[derive(Debug)]
+pub(crate) struct RocksDbSource<'a> {
+    snapshot: &'a Snapshot,
+    handle: &'a IncrementalRemoteKeyedStateHandle,
+    operator_id: OperatorId,
+    max_parallelism: u32,
+    states: Vec<String>,
+    meta: KeyedBackendMeta,
+    origin: Origin,
+    reader: Option<RocksDbHandleReader>,
+    batch: std::vec::IntoIter<Entry>,
+    /// A key group was started and its batches are not all read.
+    reading: bool,
+}
+
+impl<'a> RocksDbSource<'a> {
+    /// Reads the handle's meta-data file; nothing else yet.
+    pub(crate) fn open(cx: &OpenContext<'a>, handle: &'a IncrementalRemoteKeyedStateHandle) -> Result<Self> {
+        let meta = read_meta(cx.snapshot, handle)?;
+        Ok(RocksDbSource {
+            snapshot: cx.snapshot,
+            handle,
+            operator_id: cx.operator_id,
+            max_parallelism: cx.max_parallelism,
+            states: cx.states.clone(),
+            meta,
+            // RocksDB merges its files: which one held an entry is not known.
+            origin: Origin { subtask: Some(cx.subtask), stream: None, position: None },
+            reader: None,
+            batch: Vec::new().into_iter(),
+            reading: false,
+        })
+    }
+
+    fn reader(&mut self) -> Result<&mut RocksDbHandleReader> {
+        let reader = match self.reader.take() {
+            Some(r) => r,
+            None => RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, None)?,
+        };
+        Ok(self.reader.insert(reader))
+    }
+}
+
+impl KeyGroupReader for RocksDbSource<'_> {
+    fn meta(&self) -> &KeyedBackendMeta {
+        &self.meta
+    }
+
+    fn key_groups(&mut self) -> Result<Vec<u32>> {
+        self.reader()?.key_groups()
+    }
+
+    fn start(&mut self, kg: u32) -> Result<()> {
+        self.batch = Vec::new().into_iter();
+        self.reading = false;
+        self.reader()?.select_key_group(kg)?;
+        self.reading = true;
+        Ok(())
+    }
+
+    fn next_entry(&mut self) -> Option<Result<Entry>> {
+        loop {
+            if let Some(mut e) = self.batch.next() {
+                e.origin = self.origin;
+                return Some(Ok(e));
+            }
+            if !self.reading {
+                return None;
+            }
+            match self.reader.as_mut().map(RocksDbHandleReader::next_batch) {
+                Some(Ok(Some(b))) => self.batch = b.into_iter(),
+                Some(Ok(None)) | None => {
+                    self.reading = false;
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.reading = false;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
 
 /// Reads the keyed state of one RocksDB native handle, batch by batch.
 ///
@@ -130,7 +226,7 @@ impl RocksDbHandleReader {
     }
 
     /// The handle's serialization proxy (states and serializers), when anything was selected.
-    pub fn meta(&self) -> Option<&crate::readers::meta::KeyedBackendMeta> {
+    pub fn meta(&self) -> Option<&KeyedBackendMeta> {
         #[cfg(feature = "rocksdb")]
         {
             self.scan.as_ref().map(|s| s.meta())
@@ -144,13 +240,13 @@ impl RocksDbHandleReader {
 
 /// The handle's serialization proxy, from its meta-data file alone (no RocksDB needed: Flink
 /// writes it as it is, `RocksIncrementalSnapshotStrategy.materializeMetaData`).
-pub fn read_meta(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle) -> Result<crate::readers::meta::KeyedBackendMeta> {
+pub fn read_meta(snapshot: &Snapshot, handle: &IncrementalRemoteKeyedStateHandle) -> Result<KeyedBackendMeta> {
     let Some(meta) = &handle.meta_state_handle else {
         return Err(Error::Invalid(format!("{}: RocksDB native state without a meta-data file", snapshot.metadata_location)));
     };
     let source = crate::readers::stream::StreamSource::open(snapshot, meta)?;
     let bytes = source.read_range(0..source.size())?;
-    crate::readers::meta::read_keyed_backend_meta(&mut crate::bytes::Cursor::new(&bytes))
+    crate::readers::meta::read_keyed_backend_meta(&mut crate::bytes::Cursor::with_base(&bytes, source.file_offset(0)))
         .map_err(|e| Error::decode(source.name(), e.context("keyed backend meta data")))
 }
 
@@ -179,11 +275,14 @@ fn open_impl(
     _states: &[String],
     _bounds: Option<(u32, u32)>,
 ) -> Result<RocksDbHandleReader> {
-    Err(Error::Invalid(format!(
-        "{}: operator {operator_id} keeps its keyed state in RocksDB's native format (IncrementalRemoteKeyedStateHandle), \
-         and this flinksnap was built without RocksDB support (cargo feature `rocksdb`); rebuild it with default features",
-        snapshot.metadata_location
-    )))
+    Err(Error::unsupported(
+        format!(
+            "{}: operator {operator_id} keeps its keyed state in RocksDB's native format (IncrementalRemoteKeyedStateHandle), \
+             and this flinksnap was built without RocksDB support (cargo feature `rocksdb`); rebuild it with default features",
+            snapshot.metadata_location
+        ),
+        Some("IncrementalRemoteKeyedStateHandle"),
+    ))
 }
 
 #[cfg(all(test, not(feature = "rocksdb")))]
@@ -206,7 +305,9 @@ mod tests {
                 })
             })
             .unwrap();
-        let err = RocksDbHandleReader::open(&s, op.operator_id, op.max_parallelism, h, &[], None).unwrap_err().to_string();
+        let err = RocksDbHandleReader::open(&s, op.operator_id, op.max_parallelism, h, &[], None).unwrap_err();
+        assert!(err.is_unsupported(), "{err}");
+        let err = err.to_string();
         assert!(err.contains("built without RocksDB support") && err.contains("_metadata"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ use crate::bytes::Cursor;
 use crate::error::{Error, Result};
 use crate::metadata::handles::IncrementalRemoteKeyedStateHandle;
 use crate::model::value::hex;
+use crate::consts::LIST_DELIMITER;
 use crate::model::{Entry, OperatorId};
 use crate::readers::keyed::KeyedDecoder;
 use crate::readers::meta::{read_keyed_backend_meta, KeyedBackendMeta};
@@ -23,8 +24,6 @@ use crate::snapshot::Snapshot;
 /// without an operator, and checks nothing but that one is set, so the name is for the record.
 pub(super) const MERGE_OPERATOR_NAME: &str = "stringappendtest";
 
-/// What FRocksDB's `StringAppendTESTOperator` puts between list elements.
-const LIST_DELIMITER: u8 = b',';
 
 /// A batch ends after this many key/value pairs or bytes, whichever comes first: memory holds
 /// one batch, never a whole column family.
@@ -306,10 +305,10 @@ impl HandleScan {
             let (mut pairs, mut bytes) = (0usize, 0usize);
             let mut stopped_at = None;
             while let Some((key, value)) = it.item() {
-                let entries = self.decoder.decode_kv(scan.index, key, 0, value, 0).map_err(|e| {
+                let entries = self.decoder.decode_kv(scan.index, key, value).map_err(|e| {
                     Error::decode(
                         format!("{} (RocksDB state of {}, column family {:?})", self.metadata, self.what, scan.name),
-                        e.context(format!("entry with key 0x{} (offsets count from the start of the key or the value)", hex(key))),
+                        e.context(format!("entry with key 0x{}", hex(key))),
                     )
                 })?;
                 out.extend(entries);

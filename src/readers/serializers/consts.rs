@@ -81,6 +81,16 @@ pub enum Family {
     ScalaProduct,
     /// `TraversableSerializerSnapshot`.
     ScalaTraversable,
+    /// `ScalaTrySerializerSnapshot`: `[element, throwable]`.
+    ScalaTry,
+    /// `ScalaEnumSerializerSnapshot` (an `Enumeration`'s values by id).
+    ScalaEnum,
+    /// `org.apache.flink.runtime.state.JavaSerializer$JavaSerializerSnapshot`: Java object
+    /// serialization, one stream per value.
+    JavaSerialized,
+    /// `StreamElementSerializer$StreamElementSerializerSnapshot` (async I/O's in-flight
+    /// elements): `[contained]`.
+    StreamElement,
 }
 
 /// The family of a snapshot class, or `None` for a class flinksnap does not know.
@@ -143,7 +153,8 @@ pub fn family(class: &str) -> Option<Family> {
             "RowSerializer$RowSerializerSnapshot" => Some(F::Row),
             "PojoSerializerSnapshot" => Some(F::Pojo),
             "NullableSerializer$NullableSerializerSnapshot" => Some(F::Nullable),
-            "JavaEitherSerializerSnapshot" => Some(F::Either),
+            // EitherSerializerSnapshot: the pre-1.8 class, version 2 (no outer part) still read by 1.x.
+            "JavaEitherSerializerSnapshot" | "EitherSerializerSnapshot" => Some(F::Either),
             "ValueSerializer$ValueSerializerSnapshot" | "CopyableValueSerializer$CopyableValueSerializerSnapshot" => {
                 Some(F::GenericValue)
             }
@@ -157,6 +168,10 @@ pub fn family(class: &str) -> Option<Family> {
             "ScalaEitherSerializerSnapshot" => Some(F::ScalaEither),
             "ScalaCaseClassSerializerSnapshot" | "Tuple2CaseClassSerializerSnapshot" => Some(F::ScalaProduct),
             "TraversableSerializerSnapshot" => Some(F::ScalaTraversable),
+            "ScalaTrySerializerSnapshot" => Some(F::ScalaTry),
+            "ScalaEnumSerializerSnapshot" => Some(F::ScalaEnum),
+            "UnitSerializer$UnitSerializerSnapshot" => Some(F::Simple(S::ScalaUnit)),
+            "NothingSerializerSnapshot" => Some(F::Simple(S::ScalaNothing)),
             _ => None,
         };
     }
@@ -175,6 +190,8 @@ pub fn family(class: &str) -> Option<Family> {
         | "org.apache.flink.runtime.state.v2.ttl.TtlStateFactory$TtlSerializerSnapshot" => Some(F::Ttl),
         "org.apache.flink.streaming.api.operators.TimerSerializerSnapshot" => Some(F::Timer),
         "org.apache.flink.formats.avro.typeutils.AvroSerializerSnapshot" => Some(F::Avro),
+        "org.apache.flink.runtime.state.JavaSerializer$JavaSerializerSnapshot" => Some(F::JavaSerialized),
+        "org.apache.flink.streaming.runtime.streamrecord.StreamElementSerializer$StreamElementSerializerSnapshot" => Some(F::StreamElement),
         _ => None,
     }
 }

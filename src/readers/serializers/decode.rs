@@ -63,8 +63,13 @@ impl TypeSerializer {
     /// field of a tuple or POJO), just the rest of the frame. Corrupt bytes are an error, and so
     /// are bytes left over after a decoded value.
     pub fn decode_framed(&self, bytes: &[u8], base: u64) -> Result<Value, DecodeError> {
-        let mut c = Cursor::with_base(bytes, base);
-        let v = self.decode_at(&mut c, 0, true).map_err(Fail::into_error)?;
+        self.decode_rest(&mut Cursor::with_base(bytes, base))
+    }
+
+    /// [`TypeSerializer::decode_framed`] over everything left in `c` (whose frame says what its
+    /// offsets count).
+    pub fn decode_rest(&self, c: &mut Cursor<'_>) -> Result<Value, DecodeError> {
+        let v = self.decode_at(c, 0, true).map_err(Fail::into_error)?;
         c.expect_end("value")?;
         Ok(v)
     }
@@ -163,8 +168,19 @@ impl TypeSerializer {
                 Some(t) => decode_simple(t, c)?,
                 None => return Err(undecodable(c, format!("values of {class} (a user Value type) cannot be decoded without the JVM"))),
             },
-            K::Kryo { type_class } => {
-                return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")))
+            K::Kryo { type_class, registrations } => {
+                if tail {
+                    // A framed value: opaque, named by the class in its Kryo header.
+                    let bytes = c.rest().to_vec();
+                    let mut h = Cursor::with_base(&bytes, 0);
+                    return Ok(match super::kryo::value_class(&mut h, registrations) {
+                        Ok(None) if bytes.len() == 1 => Value::Null,
+                        Ok(Some(class)) => Value::Opaque { class, bytes },
+                        // an id outside the known registrations: the declared type names it
+                        _ => Value::Opaque { class: type_class.clone(), bytes },
+                    });
+                }
+                return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")));
             }
             K::Avro(a) => match &a.schema {
                 Ok(schema) => schema.decode(c, d)?,
@@ -181,10 +197,39 @@ impl TypeSerializer {
                 let n = namespace.decode_at(c, d, tail).map_err(|f| f.context(|| "timer namespace".into()))?;
                 Value::Struct { fields: vec![("timestamp".into(), Value::Int(ts)), ("key".into(), k), ("namespace".into(), n)] }
             }
+            K::ScalaTry { element, throwable } => {
+                // TrySerializer: true = Success(element), false = Failure(throwable).
+                if c.bool("try is-success flag")? {
+                    Value::Struct { fields: vec![("success".into(), element.decode_at(c, d, tail)?)] }
+                } else {
+                    Value::Struct { fields: vec![("failure".into(), throwable.decode_at(c, d, tail)?)] }
+                }
+            }
+            K::ScalaEnum { class, constants } => {
+                let at = c.position();
+                let id = c.i32("scala enumeration value id")?;
+                match constants.iter().find(|(_, i)| *i == id) {
+                    Some((name, _)) => Value::Enum(name.clone()),
+                    None => return Err(corrupt(c, at, format!("scala enumeration id {id} is not a value of {class}"))),
+                }
+            }
+            K::JavaSerialized => crate::java_serialization::read_stream(c).map_err(Fail::Corrupt)?.to_value(),
+            K::StreamElement(inner) => decode_stream_element(c, inner, d, tail)?,
             K::Opaque { reason } => {
                 return Err(undecodable(c, format!("serializer {} is not understood ({reason})", self.class_name)))
             }
         })
+    }
+
+    /// The bytes every value takes, when that is the same for all values (what is actually
+    /// written: `VoidNamespace` 1 although it reports 0).
+    pub(crate) fn exact_len(&self) -> Option<usize> {
+        match &self.kind {
+            K::Simple(t) => t.fixed_length().map(|_| t.min_len()),
+            K::Enum { .. } | K::ScalaEnum { .. } => Some(4),
+            K::Tuple { fields, .. } | K::ScalaProduct { fields, .. } => fields.iter().map(TypeSerializer::exact_len).sum(),
+            _ => None,
+        }
     }
 
     /// Fewest bytes one value takes (for checking counts before allocating).
@@ -198,7 +243,10 @@ impl TypeSerializer {
             }
             K::Row { fields, supports_row_kind } => (fields.len() + if *supports_row_kind { 2 } else { 0 }).div_ceil(8),
             K::Pojo(_) | K::Nullable { .. } | K::Either(..) | K::ScalaEither(..) | K::ScalaOption(_) => 1,
-            K::Kryo { .. } => 1,
+            K::Kryo { .. } | K::ScalaTry { .. } | K::StreamElement(_) => 1,
+            K::ScalaEnum { .. } => 4,
+            // aced 0005 and one tag
+            K::JavaSerialized => 5,
             K::GenericValue { class } => match consts::known_value_class(class) {
                 Some(SimpleType::NullValue) => 1,
                 t => t.map_or(0, SimpleType::min_len),
@@ -208,6 +256,50 @@ impl TypeSerializer {
             K::Avro(_) | K::Opaque { .. } => 0,
         }
     }
+}
+
+/// `StreamElementSerializer`: tag 0 record with `i64` timestamp, 1 record without, 2 watermark
+/// (`i64`), 6 watermark of one subpartition (2.x: `i32` subpartition, `i64`), 3 latency marker
+/// (`i64` marked time, operator id as `i64` lower and upper part, `i32` subtask), 4 watermark
+/// status (`i32`), 5 record attributes (`bool` backlog).
+fn decode_stream_element(c: &mut Cursor<'_>, inner: &TypeSerializer, d: usize, tail: bool) -> F<Value> {
+    let at = c.position();
+    let tag = c.u8("stream element tag")?;
+    let one = |k: &str, v: Value| Value::Struct { fields: vec![(k.to_owned(), v)] };
+    Ok(match tag {
+        0 => {
+            let ts = c.i64("record timestamp")?;
+            let v = inner.decode_at(c, d, tail).map_err(|f| f.context(|| "record".into()))?;
+            Value::Struct { fields: vec![("record".into(), v), ("timestamp".into(), Value::Int(ts))] }
+        }
+        1 => one("record", inner.decode_at(c, d, tail).map_err(|f| f.context(|| "record".into()))?),
+        2 => one("watermark", Value::Int(c.i64("watermark")?)),
+        6 => {
+            let sub = c.i32("watermark subpartition")?;
+            Value::Struct { fields: vec![("watermark".into(), Value::Int(c.i64("watermark")?)), ("subpartition".into(), Value::Int(i64::from(sub)))] }
+        }
+        3 => {
+            let marked = c.i64("latency marker time")?;
+            let lower = c.i64("latency marker operator id (lower)")?;
+            let upper = c.i64("latency marker operator id (upper)")?;
+            let subtask = c.i32("latency marker subtask")?;
+            let mut id = lower.to_be_bytes().to_vec();
+            id.extend_from_slice(&upper.to_be_bytes());
+            one(
+                "latencyMarker",
+                Value::Struct {
+                    fields: vec![
+                        ("markedTime".into(), Value::Int(marked)),
+                        ("operatorId".into(), Value::String(crate::model::value::hex(&id))),
+                        ("subtaskIndex".into(), Value::Int(i64::from(subtask))),
+                    ],
+                },
+            )
+        }
+        4 => one("watermarkStatus", Value::Int(i64::from(c.i32("watermark status")?))),
+        5 => one("recordAttributes", Value::Struct { fields: vec![("backlog".into(), Value::Bool(c.bool("backlog flag")?))] }),
+        t => return Err(corrupt(c, at, format!("unknown stream element tag {t}"))),
+    })
 }
 
 /// `i32 n`, then per element a `bool` flag and the element when present. `true_is_null`: the
@@ -233,7 +325,20 @@ fn positional(c: &mut Cursor<'_>, fields: &[TypeSerializer], d: usize, tail: boo
     for (i, f) in fields.iter().enumerate() {
         let name = format!("{prefix}{}", i + first);
         let last = i + 1 == fields.len();
-        let v = f.decode_at(c, d, tail && last).map_err(|e| e.context(|| format!("field {name}")))?;
+        // An undecodable field followed only by fixed-size fields (`Tuple2<Kryo, Long>`, the
+        // legacy Kafka consumer's state) ends where their bytes begin: it takes the frame but them.
+        let fixed_tail = if tail && !last && f.is_opaque() { fields[i + 1..].iter().map(TypeSerializer::exact_len).sum::<Option<usize>>() } else { None };
+        let v = match fixed_tail {
+            Some(rest) if c.remaining() >= rest => {
+                let mut own = c.sub(c.remaining() - rest, "field")?;
+                f.decode_at(&mut own, d, true).and_then(|v| {
+                    own.expect_end("field")?;
+                    Ok(v)
+                })
+            }
+            _ => f.decode_at(c, d, tail && last),
+        }
+        .map_err(|e| e.context(|| format!("field {name}")))?;
         out.push((name, v));
     }
     Ok(out)
@@ -472,7 +577,10 @@ pub(crate) fn decode_simple(t: SimpleType, c: &mut Cursor<'_>) -> Result<Value, 
                 Value::Instant { seconds: millis.div_euclid(1000), nanos: nanos as u32 }
             }
         }
-        S::Void | S::VoidNamespace | S::GlobalWindow => {
+        S::ScalaNothing => {
+            return Err(c.error(DecodeErrorKind::Invalid("Scala's NothingSerializer has no values".into())));
+        }
+        S::Void | S::VoidNamespace | S::GlobalWindow | S::ScalaUnit => {
             c.u8("placeholder byte")?;
             Value::Null
         }

@@ -20,6 +20,7 @@ mod avro;
 mod consts;
 mod decode;
 mod hash;
+pub(crate) mod kryo;
 mod numbers;
 mod pojo;
 mod snapshot;
@@ -31,6 +32,8 @@ pub use avro::AvroSchema;
 pub use hash::{java_hash_code, key_group_for_hash};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub use strings::{read_fstr, write_fstr};
+pub(crate) use decode::widen as widen_f32;
+pub(crate) use numbers::{big_decimal_text, big_integer_text};
 
 /// Deepest nesting of serializer snapshots and of decoded values accepted (Flink has no limit;
 /// real types nest a handful of levels). Deeper input is an error, never a stack overflow.
@@ -104,10 +107,13 @@ pub enum SerializerKind {
         /// The value class.
         class: String,
     },
-    /// Kryo: values are opaque.
+    /// Kryo: values are opaque, named by the class in their Kryo header (`kryo.rs`).
     Kryo {
         /// The type class Kryo serializes.
         type_class: String,
+        /// The snapshot's registrations in map order (registration ids 85, 86, …): the type
+        /// class, registered types, types with serializers, Avro's `GenericData.Array` dummy.
+        registrations: Vec<String>,
     },
     /// Avro, decoded with the writer schema.
     Avro(Box<AvroSerializer>),
@@ -143,6 +149,27 @@ pub enum SerializerKind {
         /// The element serializer.
         element: Box<TypeSerializer>,
     },
+    /// Scala `Try`: `bool isSuccess`, then the element or the throwable (Kryo).
+    ScalaTry {
+        /// The element serializer.
+        element: Box<TypeSerializer>,
+        /// The throwable serializer (Kryo).
+        throwable: Box<TypeSerializer>,
+    },
+    /// Scala `Enumeration` values: `i32` id.
+    ScalaEnum {
+        /// The `Enumeration` object's class.
+        class: String,
+        /// Value names and ids, in snapshot order.
+        constants: Vec<(String, i32)>,
+    },
+    /// Java object serialization (`JavaSerializer`): one stream (`aced0005` and an object) per
+    /// value, read by [`crate::java_serialization`].
+    JavaSerialized,
+    /// `StreamElementSerializer`: a tag byte, then a record (with or without timestamp) of the
+    /// contained serializer, a watermark, a watermark status, a latency marker or record
+    /// attributes.
+    StreamElement(Box<TypeSerializer>),
     /// A serializer flinksnap cannot interpret; only length-framed values can be kept, opaque.
     Opaque {
         /// Why.
@@ -222,6 +249,10 @@ pub enum SimpleType {
     StringValue,
     /// `NullValueSerializer` (writes nothing).
     NullValue,
+    /// Scala `UnitSerializer`: one zero byte.
+    ScalaUnit,
+    /// Scala `NothingSerializer`: has no values.
+    ScalaNothing,
 }
 
 impl SimpleType {
@@ -229,7 +260,7 @@ impl SimpleType {
     pub fn fixed_length(self) -> Option<usize> {
         use SimpleType::*;
         Some(match self {
-            Boolean | Byte | BooleanValue | ByteValue | Void | Tuple0 | GlobalWindow => 1,
+            Boolean | Byte | BooleanValue | ByteValue | Void | Tuple0 | GlobalWindow | ScalaUnit => 1,
             Short | Char | ShortValue | CharValue => 2,
             Int | Float | IntValue | FloatValue => 4,
             Long | Double | LongValue | DoubleValue | Date | SqlDate | SqlTime => 8,
@@ -242,6 +273,7 @@ impl SimpleType {
             // 16 from 1.15; 1.13 and 1.14 report 0. Either way non-negative.
             TimeWindow => 16,
             NullValue => 0,
+            ScalaNothing => return None,
             String | BigInteger | BigDecimal | StringValue => return None,
         })
     }
@@ -362,7 +394,8 @@ impl TypeSerializer {
         match &self.kind {
             K::List(e) | K::Set(e) | K::ScalaOption(e) => vec![e],
             K::GenericArray { element, .. } | K::ScalaTraversable { element, .. } => vec![element],
-            K::Nullable { inner, .. } => vec![inner],
+            K::Nullable { inner, .. } | K::StreamElement(inner) => vec![inner],
+            K::ScalaTry { element, throwable } => vec![element, throwable],
             K::Map(a, b) | K::Either(a, b) | K::ScalaEither(a, b) => vec![a, b],
             K::Ttl { timestamp, value } => vec![timestamp, value],
             K::Timer { key, namespace } => vec![key, namespace],
@@ -376,7 +409,7 @@ impl TypeSerializer {
     /// snapshot names one (Kryo, POJO, generic `Value`, Avro), else the snapshot class.
     pub fn opaque_class(&self) -> &str {
         match &self.kind {
-            SerializerKind::Kryo { type_class } => type_class,
+            SerializerKind::Kryo { type_class, .. } => type_class,
             SerializerKind::GenericValue { class } => class,
             SerializerKind::Pojo(p) => &p.class,
             SerializerKind::Avro(a) => &a.runtime_class,

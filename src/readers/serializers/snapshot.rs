@@ -123,6 +123,20 @@ fn read_payload(c: &mut Cursor<'_>, class: String, version: i32, family: Family,
             K::Pojo(Box::new(pojo::read_pojo_snapshot(c, depth)?))
         }
         Family::GenericValue => K::GenericValue { class: c.utf("value class")? },
+        Family::JavaSerialized => {
+            simple_payload(c, &class, version, at)?;
+            K::JavaSerialized
+        }
+        Family::ScalaEnum => {
+            // ScalaEnumSerializerSnapshot: utf Enumeration class, i32 n, n × (utf name, i32 id).
+            let enum_class = c.utf("scala enumeration class")?;
+            let n = c.count("number of scala enumeration values", 6)?;
+            let mut constants = Vec::with_capacity(n);
+            for _ in 0..n {
+                constants.push((c.utf("scala enumeration value name")?, c.i32("scala enumeration value id")?));
+            }
+            K::ScalaEnum { class: enum_class, constants }
+        }
         Family::Kryo => {
             if version != 2 {
                 return Err(unsupported_version(c, at, &class, version));
@@ -232,6 +246,14 @@ fn read_composite(c: &mut Cursor<'_>, class: String, version: i32, family: Famil
             expect(2, c)?;
             K::Ttl { timestamp: next()?, value: next()? }
         }
+        (Family::ScalaTry, _) => {
+            expect(2, c)?;
+            K::ScalaTry { element: next()?, throwable: next()? }
+        }
+        (Family::StreamElement, _) => {
+            expect(1, c)?;
+            K::StreamElement(next()?)
+        }
         (Family::Timer, _) => {
             expect(2, c)?;
             K::Timer { key: next()?, namespace: next()? }
@@ -273,10 +295,11 @@ fn magic(c: &mut Cursor<'_>, expected: u32, what: &'static str) -> R<()> {
 /// default serializer instances, default serializer classes) whose frames are skipped.
 fn read_kryo(c: &mut Cursor<'_>) -> R<K> {
     let type_class = c.utf("kryo type class")?;
-    for what in ["kryo registrations", "kryo default serializers", "kryo default serializer classes"] {
+    let registrations = pojo::read_optional_map(c, "kryo registrations")?.into_iter().map(|e| e.name).collect();
+    for what in ["kryo default serializers", "kryo default serializer classes"] {
         pojo::read_optional_map(c, what)?;
     }
-    Ok(K::Kryo { type_class })
+    Ok(K::Kryo { type_class, registrations })
 }
 
 /// `AvroSerializerSnapshot`: v1 `utf` schema; v2 `utf` runtime class, `utf` schema; v3 the same

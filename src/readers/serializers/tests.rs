@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::golden::{Golden, FLINK_1_20_5, FLINK_2_3_0, POJO_2_3_0, SCALA_1_20_5};
+use super::golden::{Golden, FLINK_1_20_5, FLINK_2_3_0, ISSUE11_1_20_5, POJO_2_3_0, SCALA_1_20_5};
 use super::testutil::{unhex, Out};
 use super::*;
 use crate::bytes::Cursor;
@@ -84,6 +84,14 @@ fn expected(name: &str) -> Option<Vec<Json>> {
         "valueserlong" => vec![json!(9)],
         "scalaoption" => vec![json!(5), json!(null)],
         "scalatuple2" => vec![json!({"_1": "k", "_2": 7})],
+        "java-serialized" => vec![json!([1, "two"]), json!([{"key": "k", "value": 1}]), json!("plain")],
+        "stream-element" => vec![
+            json!({"record": 42, "timestamp": 1000}),
+            json!({"record": 7}),
+            json!({"watermark": 5000}),
+            json!({"latencyMarker": {"markedTime": 123, "operatorId": "00000000000000010000000000000002", "subtaskIndex": 3}}),
+        ],
+        "scala-unit" => vec![json!(null)],
         "pojosub" => vec![json!({"a": 1, "b": "s"}), json!({"a": 2, "c": 3})],
         // Opaque: checked separately.
         "kryo" | "valueser" | "pojogeneric" => return None,
@@ -131,6 +139,39 @@ fn golden_vectors_flink_1_20_5() {
 }
 
 #[test]
+fn golden_vectors_of_issue_11() {
+    let (try_, rest): (Vec<&Golden>, Vec<&Golden>) = ISSUE11_1_20_5.iter().partition(|g| g.name == "scala-try");
+    check_golden(&rest.into_iter().map(|g| Golden { name: g.name, len: g.len, snap: g.snap, values: g.values }).collect::<Vec<_>>());
+    // Try[String]: Success decodes; Failure's throwable is Kryo, opaque at the end of a frame.
+    let g = try_[0];
+    let ser = snapshot(&unhex(g.snap));
+    assert_eq!(ser.fixed_length(), None);
+    assert_eq!(decode(&ser, &unhex(g.values[0])), json!({"success": "ok"}));
+    let failure = unhex(g.values[1]);
+    let v = ser.decode_framed(&failure, 0).unwrap().to_json();
+    // the Kryo header names the throwable's class (written by name: not registered)
+    assert_eq!(v["failure"]["class"], "java.lang.IllegalStateException");
+    assert_eq!(v["failure"]["hex"].as_str().unwrap().len(), 2 * (failure.len() - 1));
+}
+
+#[test]
+fn legacy_either_snapshot_and_scala_enumeration() {
+    // EitherSerializerSnapshot v2 (pre-1.8 class, still readable by 1.x): the nested
+    // serializers with no outer part.
+    let string = unhex(FLINK_2_3_0.iter().find(|g| g.name == "string").unwrap().snap);
+    let int = unhex(FLINK_2_3_0.iter().find(|g| g.name == "int").unwrap().snap);
+    let o = Out::new().utf("org.apache.flink.api.java.typeutils.runtime.EitherSerializerSnapshot").i32(2).i32(1_333_245).i32(1).i32(2).raw(&string).raw(&int);
+    let ser = snapshot(&o.0);
+    assert_eq!(decode(&ser, &unhex("01026b")), json!({"left": "k"}));
+    assert_eq!(decode(&ser, &unhex("0000000007")), json!({"right": 7}));
+    // ScalaEnumSerializerSnapshot: utf class, i32 n, n × (utf name, i32 id); values by id.
+    let o = Out::new().utf("org.apache.flink.api.scala.typeutils.ScalaEnumSerializerSnapshot").i32(3).utf("Colors$").i32(2).utf("Red").i32(0).utf("Blue").i32(5);
+    let ser = snapshot(&o.0);
+    assert_eq!(decode(&ser, &unhex("00000005")), json!("Blue"));
+    assert!(ser.decode(&mut Cursor::new(&unhex("00000001"))).unwrap_err().to_string().contains("not a value of Colors$"));
+}
+
+#[test]
 fn golden_pojo_subclasses_and_generic_fields() {
     let sub = &POJO_2_3_0[0];
     check_golden(std::slice::from_ref(sub));
@@ -147,7 +188,8 @@ fn golden_pojo_subclasses_and_generic_fields() {
     assert!(s.decode(&mut Cursor::new(&v)).is_err());
     assert_eq!(
         s.decode_framed(&v, 0).unwrap().to_json(),
-        json!({"id": 5, "zzz": {"class": "java.lang.Object", "hex": "030168e9"}})
+        // a field of type Object holding a String: Kryo registration 1 names it
+        json!({"id": 5, "zzz": {"class": "java.lang.String", "hex": "030168e9"}})
     );
 }
 
@@ -161,7 +203,7 @@ fn golden_snapshot_details() {
     assert_eq!(names, ["count", "maybe", "name"]);
     assert_eq!(pojo.version(), 2);
     let kryo = find("kryo");
-    assert!(matches!(kryo.kind(), SerializerKind::Kryo { type_class } if type_class == "Gen$Opaque"));
+    assert!(matches!(kryo.kind(), SerializerKind::Kryo { type_class, .. } if type_class == "Gen$Opaque"));
     let en = find("enum");
     let SerializerKind::Enum { class, constants } = en.kind() else { panic!() };
     assert_eq!(class, "java.util.concurrent.TimeUnit");

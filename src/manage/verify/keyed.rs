@@ -1,0 +1,171 @@
+//! Invariants 3 and 4 of `verify`: each keyed operator's key-group ranges cover its key groups
+//! exactly once; every subtask's keyed state — whatever the handle kind, through one
+//! [`KeyedSource`] — opens, every key group and entry decodes, and every key whose Java hash is
+//! computable lies in the key group that holds it.
+
+use std::collections::BTreeMap;
+
+use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
+use crate::metadata::handles::KeyedStateHandle;
+use crate::metadata::OperatorState;
+use crate::model::{KeyGroupRange, SubtaskRef};
+use crate::readers::serializers::{java_hash_code, key_group_for_hash};
+use crate::readers::source::{KeyedSource, Selection};
+use crate::snapshot::Snapshot;
+
+use super::{FindingKind, Finding, Severity, Verifier};
+
+/// The first entry of a key group whose key hashes to another key group.
+struct Misplaced {
+    state: String,
+    key: String,
+    belongs_in: u32,
+    file: Option<String>,
+    position: Option<crate::error::Position>,
+}
+
+impl Verifier<'_> {
+    /// Invariant 3.
+    pub(super) fn coverage(&self, s: &Snapshot, op: &OperatorState, keyed: &[(u32, &KeyedStateHandle)], without_keyed: &[u32]) -> Vec<Finding> {
+        let max = op.max_parallelism;
+        let mut out = Vec::new();
+        if max == 0 || max > UPPER_BOUND_MAX_PARALLELISM {
+            let mut f = self.finding(s, Some(op), None, Severity::Error, FindingKind::KeyGroupOutOfRange);
+            f.file = Some(s.metadata_location.to_string());
+            f.message = format!("max parallelism {max} is outside Flink's 1..={UPPER_BOUND_MAX_PARALLELISM}");
+            return vec![f];
+        }
+        let mut owner: Vec<Option<u32>> = vec![None; max as usize];
+        let mut overlaps: BTreeMap<(u32, u32), (u32, u32)> = BTreeMap::new();
+        for &(subtask, h) in keyed {
+            let r = h.key_group_range();
+            let end = r.start as u64 + r.len as u64;
+            if end > max as u64 {
+                let mut f = self.finding(s, Some(op), Some(subtask), Severity::Error, FindingKind::KeyGroupOutOfRange);
+                f.file = Some(s.metadata_location.to_string());
+                f.message = format!("subtask {subtask} holds key groups {r}, beyond max parallelism {max}");
+                out.push(f);
+            }
+            for kg in r.start..(end.min(max as u64) as u32) {
+                match owner[kg as usize] {
+                    Some(other) => {
+                        let e = overlaps.entry((other, subtask)).or_insert((kg, kg));
+                        e.1 = kg;
+                    }
+                    None => owner[kg as usize] = Some(subtask),
+                }
+            }
+        }
+        for ((a, b), (first, last)) in overlaps {
+            let mut f = self.finding(s, Some(op), Some(b), Severity::Error, FindingKind::KeyGroupOverlap);
+            f.file = Some(s.metadata_location.to_string());
+            f.message = format!("subtasks {a} and {b} both hold key groups {first}..={last}");
+            out.push(f);
+        }
+        let mut kg = 0u32;
+        while kg < max {
+            if owner[kg as usize].is_some() {
+                kg += 1;
+                continue;
+            }
+            let start = kg;
+            while kg < max && owner[kg as usize].is_none() {
+                kg += 1;
+            }
+            let expected = (0..op.parallelism.max(1)).find(|&i| KeyGroupRange::for_subtask(max, op.parallelism.max(1), i).contains(start));
+            // A subtask whose backend had no state registered writes no keyed handle at all
+            // (and a finished one writes nothing): its key groups are empty, not lost.
+            let explained = expected.is_some_and(|i| without_keyed.contains(&i) || !op.subtasks.iter().any(|st| st.index == i));
+            let mut f = self.finding(
+                s,
+                Some(op),
+                expected,
+                if explained { Severity::Warning } else { Severity::Error },
+                FindingKind::KeyGroupGap,
+            );
+            f.file = Some(s.metadata_location.to_string());
+            f.message = match (expected, explained) {
+                (Some(i), true) => format!("key groups {start}..={} are in no keyed state handle: subtask {i} stored no keyed state (no state registered, or finished)", kg - 1),
+                (Some(i), false) => format!("key groups {start}..={} are in no keyed state handle (Flink assigns them to subtask {i})", kg - 1),
+                (None, _) => format!("key groups {start}..={} are in no keyed state handle", kg - 1),
+            };
+            out.push(f);
+        }
+        out
+    }
+
+    /// Invariant 4 for one subtask's managed keyed state: the proxy, every key group, every
+    /// entry, key hashing. A key group that fails to decode is reported and the next one read.
+    pub(super) fn keyed(&mut self, s: &Snapshot, op: &OperatorState, sub: SubtaskRef, subtask: u32) -> Vec<Finding> {
+        let mut source = match KeyedSource::open(s, sub, &Selection::default()) {
+            Ok(Some(source)) => source,
+            Ok(None) => return Vec::new(),
+            Err(e) => return vec![self.error_finding(s, op, Some(subtask), &e)],
+        };
+        let key_groups = match source.key_groups() {
+            Ok(kgs) => kgs,
+            Err(e) => return vec![self.error_finding(s, op, Some(subtask), &e)],
+        };
+        let key_serializer = source.key_serializer().clone();
+        let mut out = Vec::new();
+        for kg in key_groups {
+            let (mut entries, mut wrong) = (0u64, 0u64);
+            let mut example: Option<Misplaced> = None;
+            let mut failed = None;
+            match source.read_key_group(kg) {
+                Err(e) => failed = Some(e),
+                Ok(it) => {
+                    for e in it {
+                        let e = match e {
+                            Ok(e) => e,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        };
+                        entries += 1;
+                        self.totals.opaque_values += e.opaque_count() as u64;
+                        let Some(key) = &e.key else { continue };
+                        let Some(hash) = java_hash_code(&key_serializer, key) else { continue };
+                        let want = key_group_for_hash(hash, op.max_parallelism);
+                        if want != kg {
+                            wrong += 1;
+                            example.get_or_insert_with(|| Misplaced {
+                                state: e.state.clone(),
+                                key: key.to_json().to_string(),
+                                belongs_in: want,
+                                file: s.entry_file(&e),
+                                position: e.origin.position,
+                            });
+                        }
+                    }
+                }
+            }
+            self.totals.entries += entries;
+            if let Some(e) = failed {
+                let mut f = self.error_finding(s, op, Some(subtask), &e);
+                if !f.message.contains(&format!("key group {kg}")) {
+                    f.message = format!("key group {kg}: {}", f.message);
+                }
+                out.push(f);
+                continue;
+            }
+            self.totals.key_groups += 1;
+            if let Some(m) = example {
+                let mut f = self.finding(s, Some(op), Some(subtask), Severity::Error, FindingKind::WrongKeyGroup);
+                let at = m.position.map(|p| format!(" (the first at {p})")).unwrap_or_default();
+                f.message = format!(
+                    "{}key group {kg} holds {wrong} entries whose key hashes to another key group{at}, e.g. state {:?} key {} belongs in key group {}: a corrupted key",
+                    m.file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
+                    m.state,
+                    m.key,
+                    m.belongs_in
+                );
+                f.file = m.file;
+                f.set_position(m.position);
+                out.push(f);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,98 @@
+//! The decoders of one keyed backend's states, prepared once per handle from its serialization
+//! proxy: what the per-format decoders ([`super::kv`], [`super::heap`]) share.
+
+use std::sync::Arc;
+
+use crate::consts::ONE_BYTE_KEY_GROUP_PREFIX_MAX;
+use crate::error::DecodeError;
+use crate::model::value::Value;
+use crate::model::{Entry, OperatorId, Origin, RawEntry, StateKind};
+use crate::readers::decode::at_state;
+use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo, KEYED_STATE_TYPE, NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
+use crate::readers::serializers::TypeSerializer;
+
+type R<T> = std::result::Result<T, DecodeError>;
+
+/// How one state's entries are decoded.
+#[derive(Debug, Clone)]
+pub(super) struct StateDecoder {
+    pub name: Arc<str>,
+    pub kind: StateKind,
+    pub namespace: Option<TypeSerializer>,
+    pub value: TypeSerializer,
+}
+
+impl StateDecoder {
+    fn new(meta: &StateMetaInfo) -> R<StateDecoder> {
+        // Flink's state types are a closed set (`StateDescriptor.Type`): another name is damage.
+        let kind = meta.kind().ok_or_else(|| {
+            let ty = meta.option(KEYED_STATE_TYPE).unwrap_or("none");
+            at_state(meta, format!("state {:?} has keyed state type {ty:?}, which Flink does not write", meta.name))
+        })?;
+        let value = meta.serializer(VALUE_SERIALIZER).cloned().ok_or_else(|| at_state(meta, format!("state {:?} has no value serializer", meta.name)))?;
+        let namespace = meta.serializer(NAMESPACE_SERIALIZER).cloned();
+        // Every key/value state has a namespace; timers carry theirs in the timer serializer.
+        if namespace.is_none() && kind != StateKind::Timer {
+            return Err(at_state(meta, format!("state {:?} has no namespace serializer", meta.name)));
+        }
+        Ok(StateDecoder { name: meta.name.as_str().into(), kind, namespace, value })
+    }
+}
+
+/// Decodes keyed-state entries of one backend's states: the RocksDB key/value layout (canonical
+/// stream, RocksDB column families: [`KeyedDecoder::decode_kv`]) and the heap checkpoint's
+/// triples.
+#[derive(Debug, Clone)]
+pub struct KeyedDecoder {
+    pub(super) operator_id: OperatorId,
+    pub(super) key_serializer: TypeSerializer,
+    pub(super) decoders: Vec<StateDecoder>,
+    pub(super) key_group_prefix: usize,
+}
+
+impl KeyedDecoder {
+    /// A decoder for the states of `meta`, for an operator with `max_parallelism` key groups.
+    pub fn new(operator_id: OperatorId, max_parallelism: u32, meta: &KeyedBackendMeta) -> R<KeyedDecoder> {
+        Ok(KeyedDecoder {
+            operator_id,
+            key_serializer: meta.key_serializer.clone(),
+            decoders: meta.states.iter().map(StateDecoder::new).collect::<R<Vec<_>>>()?,
+            key_group_prefix: if max_parallelism > ONE_BYTE_KEY_GROUP_PREFIX_MAX { 2 } else { 1 },
+        })
+    }
+
+    /// Bytes of the key-group prefix of every key (1 up to max parallelism 128, else 2).
+    pub fn key_group_prefix_len(&self) -> usize {
+        self.key_group_prefix
+    }
+
+    /// The key group a RocksDB-layout key belongs to.
+    pub fn key_group_of(&self, key: &[u8]) -> Option<u32> {
+        match self.key_group_prefix {
+            2 => key.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as u32),
+            _ => key.first().map(|&b| b as u32),
+        }
+    }
+
+    /// The states, in proxy order.
+    pub(super) fn states(&self) -> usize {
+        self.decoders.len()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn entry(&self, d: &StateDecoder, kg: u32, key: Value, namespace: Value, user_key: Option<Value>, value: Value, ttl_timestamp: Option<i64>, raw: RawEntry) -> Entry {
+        Entry {
+            operator_id: self.operator_id,
+            state: d.name.to_string(),
+            kind: d.kind,
+            key_group: Some(kg),
+            key: Some(key),
+            namespace: Some(namespace),
+            user_key,
+            value,
+            ttl_timestamp,
+            raw,
+            origin: Origin::default(),
+        }
+    }
+}

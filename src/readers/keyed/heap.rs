@@ -1,0 +1,81 @@
+//! The heap backend's checkpoint format of one stored entry: (namespace, key, value) as the
+//! state's serializers write them, a map state's whole map per key, a list state's whole list
+//! (`StateTableByKeyGroupReaders`, `CopyOnWriteStateMapSnapshot`). Spec:
+//! `formats/heap-checkpoint.md`.
+
+use crate::bytes::Cursor;
+use crate::consts::LIST_DELIMITER;
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::model::value::Value;
+use crate::model::{Entry, RawEntry, StateKind};
+use crate::readers::decode::{decode_span, decode_timer, decode_value};
+
+use super::decoder::{KeyedDecoder, StateDecoder};
+
+type R<T> = std::result::Result<T, DecodeError>;
+
+impl KeyedDecoder {
+    /// Decodes one stored entry of the heap checkpoint format: one entry, or one per map entry
+    /// (each with the position of its user key).
+    pub(super) fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> R<Vec<Entry>> {
+        if d.kind == StateKind::Timer {
+            let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, c)?;
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new() })]);
+        }
+        let ns_ser = d.namespace.as_ref().ok_or_else(|| c.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
+        let (ns_value, ns_bytes) = decode_span(ns_ser, c)?;
+        let (key_value, key_bytes) = decode_span(&self.key_serializer, c)?;
+        match d.kind {
+            StateKind::Map => {
+                let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| c.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
+                let n = c.count("map size", 1)?;
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let at = c.position();
+                    let (uk, uk_bytes) = decode_span(uk_ser, c)?;
+                    let null_at = c.position();
+                    let is_null = c.bool("map value null flag")?;
+                    let (value, ttl) = if is_null { (Value::Null, None) } else { decode_value(uv_ser, c)? };
+                    let value_bytes = c.consumed_since(null_at).to_vec();
+                    let mut e = self.entry(
+                        d,
+                        kg,
+                        key_value.clone(),
+                        ns_value.clone(),
+                        Some(uk),
+                        value,
+                        ttl,
+                        RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: Some(uk_bytes), value: value_bytes },
+                    );
+                    e.origin.position = c.frame().position(at);
+                    out.push(e);
+                }
+                Ok(out)
+            }
+            StateKind::List => {
+                let elem = d.value.list_element().ok_or_else(|| c.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
+                let n = c.count("list size", 1)?;
+                let mut items = Vec::with_capacity(n);
+                let mut raw = Vec::new();
+                let mut ttl = None;
+                for i in 0..n {
+                    let at = c.position();
+                    let (item, t) = decode_value(elem, c)?;
+                    if i > 0 {
+                        raw.push(LIST_DELIMITER);
+                    }
+                    raw.extend_from_slice(c.consumed_since(at));
+                    ttl = ttl.max(t);
+                    items.push(item);
+                }
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw })])
+            }
+            _ => {
+                let at = c.position();
+                let (value, ttl) = decode_value(&d.value, c)?;
+                let raw = c.consumed_since(at).to_vec();
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw })])
+            }
+        }
+    }
+}

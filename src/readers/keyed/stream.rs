@@ -1,0 +1,297 @@
+//! One key group of a key-grouped stream, decoded one stored entry at a time from a window of
+//! its bytes (read, and decompressed, as decoding goes): how the canonical stream and the heap
+//! checkpoint format frame their stored entries within a key group, and the windowed reading.
+//!
+//! Memory holds the window ([`WINDOW`], or one stored entry when larger) and the entries of one
+//! stored entry (one key's map in the heap format), never a whole key group.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::bytes::Cursor;
+use crate::consts::{END_OF_KEY_GROUP, META_DATA_FOLLOWS};
+use crate::error::{DecodeError, DecodeErrorKind, Error, Frame, Result, ResultExt};
+use crate::model::{Entry, Origin};
+use crate::readers::stream::StreamSource;
+
+use super::decoder::{KeyedDecoder, StateDecoder};
+
+type R<T> = std::result::Result<T, DecodeError>;
+
+/// Bytes a key group is read in (more when one stored entry is larger).
+pub const WINDOW: usize = 256 * 1024;
+
+/// A byte range of a stream, as `Read`, fetched through the storage range by range.
+pub(super) struct RangeRead {
+    pub source: StreamSource,
+    pub pos: u64,
+    pub end: u64,
+}
+
+impl Read for RangeRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.end - self.pos);
+        if n == 0 {
+            return Ok(0);
+        }
+        // the storage's error travels inside the io::Error and is unwrapped by `KeyGroupEntries`
+        let bytes = self.source.read_range(self.pos..self.pos + n).map_err(std::io::Error::other)?;
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        self.pos += bytes.len() as u64;
+        Ok(bytes.len())
+    }
+}
+
+/// Where decoding a key group stands.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Progress {
+    /// Canonical stream, before the first state id.
+    CanonicalStart,
+    /// Canonical stream: the next key/value pair belongs to `state_id` (read at `at`).
+    Canonical { state_id: i16, at: u64 },
+    /// Heap checkpoint format: the next state's header, `states_left` to go.
+    Heap { states_left: usize },
+    /// Heap checkpoint format: entry `i` of `n` of state index `state`.
+    HeapEntries { state: usize, i: usize, n: usize, states_left: usize },
+    /// The key group ended (and was checked to end where its bytes do).
+    Done,
+}
+
+/// The entries of one key group, decoded lazily ([`super::KeyGroupsReader::key_group_entries`]):
+/// memory holds a window of the key group's bytes, never all of them. Stops after the first
+/// error.
+pub struct KeyGroupEntries {
+    pub(super) decoder: Arc<KeyedDecoder>,
+    pub(super) kg: u32,
+    /// Bytes to read at least per refill.
+    pub(super) window: usize,
+    /// The key group's bytes (decompressed when compressed), from where `data` ends.
+    pub(super) input: Option<Box<dyn Read + Send>>,
+    /// `input` has nothing more.
+    pub(super) eof: bool,
+    /// The window: bytes read and not yet dropped.
+    pub(super) data: Vec<u8>,
+    /// Offset of `data[0]` in `frame` (file bytes, or decompressed bytes of the key group).
+    pub(super) base: u64,
+    /// What the offsets count.
+    pub(super) frame: Frame,
+    /// Next byte of `data` to decode.
+    pub(super) pos: usize,
+    pub(super) progress: Progress,
+    pub(super) file: String,
+    /// Subtask and stream of every entry; the position is set per stored entry.
+    pub(super) origin: Origin,
+    /// Entries of the stored entry decoded last (several for a heap map).
+    pub(super) pending: std::vec::IntoIter<Entry>,
+}
+
+impl std::fmt::Debug for KeyGroupEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGroupEntries")
+            .field("kg", &self.kg)
+            .field("file", &self.file)
+            .field("offset", &(self.base + self.pos as u64))
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyGroupEntries {
+    /// The key group.
+    pub fn key_group(&self) -> u32 {
+        self.kg
+    }
+
+    /// Reads in windows of `bytes` instead of [`WINDOW`] (tests: tiny windows make every
+    /// stored entry straddle a window boundary).
+    #[cfg(test)]
+    pub(crate) fn with_window(mut self, bytes: usize) -> Self {
+        self.window = bytes.max(1);
+        self
+    }
+
+    fn error(&self, e: DecodeError) -> Error {
+        Error::decode(&self.file, e.context(format!("key group {}", self.kg)))
+    }
+
+    /// Drops the decoded bytes and reads at least a window more (twice what is held when a
+    /// stored entry outgrows the window), or up to the end.
+    fn refill(&mut self) -> Result<()> {
+        if self.pos > 0 {
+            self.data.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        let Some(input) = self.input.as_mut() else {
+            self.eof = true;
+            return Ok(());
+        };
+        let filled = self.data.len();
+        self.data.resize(filled + filled.max(self.window), 0);
+        let mut at = filled;
+        while at < self.data.len() {
+            match input.read(&mut self.data[at..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.input = None;
+                    break;
+                }
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.data.truncate(at);
+                    return Err(self.read_error(e));
+                }
+            }
+        }
+        self.data.truncate(at);
+        Ok(())
+    }
+
+    fn read_error(&self, e: std::io::Error) -> Error {
+        let e = match e.downcast::<Error>() {
+            Ok(storage) => return storage,
+            Err(e) => e,
+        };
+        match self.frame {
+            // The decompressor failed: the compressed block is bad, wherever in it.
+            Frame::Decompressed { block } => Error::decode(
+                &self.file,
+                DecodeError::new(DecodeErrorKind::Invalid(format!("key group {}: bad snappy stream: {e}", self.kg)), block),
+            ),
+            _ => Error::io(&self.file, e),
+        }
+    }
+}
+
+impl Iterator for KeyGroupEntries {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        loop {
+            if let Some(e) = self.pending.next() {
+                return Some(Ok(e));
+            }
+            if matches!(self.progress, Progress::Done) && self.input.is_none() {
+                return None;
+            }
+            // A step that ran out of window (or ended the key group before everything was read)
+            // is retried, from where it started, on a larger window: steps only read.
+            let progress = self.progress;
+            let start = self.base + self.pos as u64;
+            let mut c = Cursor::in_frame(&self.data[self.pos..], self.frame, start);
+            let step = self.decoder.step(&mut c, self.kg, &mut self.progress);
+            let consumed = (c.position() - start) as usize;
+            let short = match &step {
+                Err(e) => matches!(e.kind, DecodeErrorKind::Truncated { .. } | DecodeErrorKind::LengthTooLarge { .. }),
+                Ok(_) => matches!(self.progress, Progress::Done),
+            };
+            if short && !self.eof {
+                self.progress = progress;
+                if let Err(e) = self.refill() {
+                    self.progress = Progress::Done;
+                    self.input = None;
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            self.pos += consumed;
+            match step {
+                Ok(Some((at, mut entries))) => {
+                    let position = self.frame.position(at);
+                    for e in &mut entries {
+                        e.origin = Origin { position: e.origin.position.or(position), ..self.origin };
+                    }
+                    self.pending = entries.into_iter();
+                }
+                Ok(None) => {
+                    self.input = None;
+                    self.data = Vec::new();
+                    return None;
+                }
+                Err(e) => {
+                    self.progress = Progress::Done;
+                    self.input = None;
+                    return Some(Err(self.error(e)));
+                }
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for KeyGroupEntries {}
+
+impl KeyedDecoder {
+    fn decoder(&self, c: &Cursor<'_>, id: i16, at: u64) -> R<&StateDecoder> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.decoders.get(i))
+            .ok_or_else(|| c.error_at(DecodeErrorKind::InvalidValue { what: "kv state id", value: id.into() }, at))
+    }
+
+    /// Decodes the next stored entry of a key group from `c` (which starts where the previous
+    /// step stopped): where it starts and its entries (one; a heap map state's key gives one per
+    /// map entry), or `None` once the key group has ended, checked to end with `c`'s bytes.
+    pub(super) fn step(&self, c: &mut Cursor<'_>, kg: u32, p: &mut Progress) -> R<Option<(u64, Vec<Entry>)>> {
+        loop {
+            match *p {
+                Progress::Done => return Ok(None),
+                Progress::CanonicalStart => {
+                    let at = c.position();
+                    let state_id = c.i16("kv state id")?;
+                    *p = Progress::Canonical { state_id, at };
+                }
+                Progress::Canonical { state_id, at } => {
+                    let d = self.decoder(c, state_id, at)?;
+                    let key_at = c.position();
+                    let key = c.len_prefixed("key")?;
+                    let value_at = c.position();
+                    let value = c.len_prefixed("value")?;
+                    let Some(&first) = key.first() else {
+                        return Err(c.error_at(DecodeErrorKind::Invalid("empty key".into()), key_at));
+                    };
+                    let last_of_run = first & META_DATA_FOLLOWS != 0;
+                    let mut key = key.to_vec();
+                    key[0] = first & !META_DATA_FOLLOWS;
+                    let k = Cursor::in_frame(&key, c.frame(), key_at + 4);
+                    let v = Cursor::in_frame(value, c.frame(), value_at + 4);
+                    let e = self.decode_pair(d, kg, k, v).context_with(|| format!("state {:?}", d.name))?;
+                    if last_of_run {
+                        let next_at = c.position();
+                        let next = c.i16("next kv state id")?;
+                        if next == END_OF_KEY_GROUP {
+                            c.expect_end("key group")?;
+                            *p = Progress::Done;
+                        } else {
+                            *p = Progress::Canonical { state_id: next, at: next_at };
+                        }
+                    }
+                    return Ok(Some((key_at, e)));
+                }
+                Progress::Heap { states_left: 0 } => {
+                    c.expect_end("key group")?;
+                    *p = Progress::Done;
+                }
+                Progress::Heap { states_left } => {
+                    let at = c.position();
+                    let id = c.i16("kv state id")?;
+                    let d = self.decoder(c, id, at)?;
+                    // Each entry takes at least one byte.
+                    let n = c.count("number of entries", 1).context_with(|| format!("state {:?}", d.name))?;
+                    *p = Progress::HeapEntries { state: id as usize, i: 0, n, states_left: states_left - 1 };
+                }
+                Progress::HeapEntries { state, i, n, states_left } => {
+                    if i == n {
+                        *p = Progress::Heap { states_left };
+                        continue;
+                    }
+                    let d = &self.decoders[state];
+                    let at = c.position();
+                    let e = self.heap_entry(d, kg, c).context_with(|| format!("state {:?} entry {i}", d.name))?;
+                    *p = Progress::HeapEntries { state, i: i + 1, n, states_left };
+                    return Ok(Some((at, e)));
+                }
+            }
+        }
+    }
+}

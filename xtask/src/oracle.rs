@@ -1,0 +1,257 @@
+//! `cargo xtask oracle`: what real Flink decodes from every fixture snapshot, in `flinksnap
+//! dump`'s format, written next to the fixture's `expected*.jsonl` as `oracle*.jsonl`
+//! (`xtask/ORACLE.md`). The Java side is `flink-job/.../DumpOracle.java`: Flink restores each
+//! snapshot into stand-in operators (same operator ids) with serializers restored from the
+//! snapshot's serializer snapshots, and they print every entry.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value as J;
+
+use crate::interop::place_copy;
+use crate::{cache_dir, compile_into, copy_tree, ensure_dist, generation, java_job, repo_root, run_cmd, Result, Tools, DEFAULT_VERSIONS};
+
+pub const USAGE: &str = "usage: cargo xtask oracle [--flink VERSION]... [--case NAME]... [--work DIR]\n\
+\n\
+Runs the dump oracle (real Flink, xtask/ORACLE.md) on every fixture snapshot of testdata/flink-VERSION/\n\
+(all default versions unless --flink is given; only the cases named with --case) and writes\n\
+oracle.jsonl / oracle-chk-N.jsonl beside each expected*.jsonl. --work: where classes, copies and\n\
+logs go (default: <cargo target dir>/xtask-oracle).";
+
+/// One snapshot of a fixture case, planned for the oracle.
+struct Planned {
+    name: String,
+    /// The copy the oracle restores from.
+    snapshot: PathBuf,
+    backend: String,
+    out: PathBuf,
+    uids: String,
+}
+
+pub fn oracle(args: &[String]) -> Result<()> {
+    let mut versions: Vec<String> = Vec::new();
+    let mut cases: Vec<String> = Vec::new();
+    let mut work: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "--case" => cases.push(it.next().ok_or("--case needs a name")?.clone()),
+            "--work" => work = Some(PathBuf::from(it.next().ok_or("--work needs a directory")?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if versions.is_empty() {
+        versions = DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect();
+    }
+    for v in &versions {
+        generation(v)?;
+    }
+    let repo = repo_root();
+    let work = match work {
+        Some(w) => w,
+        None => std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target")).join("xtask-oracle"),
+    };
+    let tools = Tools::find()?;
+    let cache = cache_dir()?;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for v in &versions {
+        if let Err(e) = version(&tools, &repo, &cache, &work.join(v), v, &cases) {
+            eprintln!("xtask oracle: flink {v}: {e}");
+            failures.push(v.clone());
+        }
+    }
+    println!("== oracle: done in {:.0} s", started.elapsed().as_secs_f64());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the oracle failed for Flink {}", failures.join(", ")))
+    }
+}
+
+fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases: &[String]) -> Result<()> {
+    let t = Instant::now();
+    let dist = ensure_dist(tools, cache, v)?;
+    let classes = work.join("classes");
+    compile_into(tools, repo, v, &dist, &classes)?;
+    let copies = work.join("snapshots");
+    let _ = fs::remove_dir_all(&copies);
+    fs::create_dir_all(&copies).map_err(|e| format!("create {}: {e}", copies.display()))?;
+    // The main fixtures, and the serializers fixtures (`cargo xtask serializer-fixtures`).
+    let testdata = repo.join("testdata").join(format!("flink-{v}"));
+    let serializers = repo.join("testdata").join("serializers").join(format!("flink-{v}"));
+    let mut case_dirs: Vec<PathBuf> = [&testdata, &serializers]
+        .iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("case.json").is_file())
+        .filter(|p| cases.is_empty() || cases.iter().any(|c| p.file_name().is_some_and(|n| n == c.as_str())))
+        .collect();
+    case_dirs.sort();
+    let mut plan = Vec::new();
+    // Retained checkpoints record absolute paths into the generator's deleted staging area:
+    // a copy of their job directory goes there for the run (and is removed afterwards).
+    let mut placed = Vec::new();
+    for dir in &case_dirs {
+        let case: J = serde_json::from_str(&fs::read_to_string(dir.join("case.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", dir.join("case.json").display()))?;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let backend = case["backend"].as_str().ok_or("case.json without backend")?.to_owned();
+        let uids: Vec<String> = case["uids"].as_object().map(|m| m.iter().filter_map(|(u, id)| Some(format!("{u}={}", id.as_str()?))).collect()).unwrap_or_default();
+        let uids = if uids.is_empty() { "-".to_owned() } else { uids.join(",") };
+        let mut job_placed: Option<PathBuf> = None;
+        for s in case["snapshots"].as_array().ok_or("case.json without snapshots")? {
+            let rel = s["path"].as_str().ok_or("snapshot without path")?;
+            let out = match (s["oracle"].as_str(), s["expected"].as_str()) {
+                (Some(o), _) => dir.join(o),
+                (None, Some(e)) => dir.join(e.replacen("expected", "oracle", 1)),
+                _ => return Err(format!("{}: a snapshot with neither `oracle` nor `expected`", dir.display())),
+            };
+            let name = format!("{}/{name}", dir.parent().and_then(|p| p.file_name()).unwrap_or_default().to_string_lossy());
+            let snapshot = match rel.split_once('/') {
+                // <job id>/chk-N: the job directory at Flink's original location
+                Some((job, chk)) => {
+                    let generated = case["generated_case_dir"].as_str().ok_or("case.json without generated_case_dir")?;
+                    let original = Path::new(generated).join(job);
+                    if job_placed.as_deref() != Some(original.as_path()) {
+                        placed.push(place_copy(&dir.join(job), &original)?);
+                        job_placed = Some(original.clone());
+                    }
+                    original.join(chk)
+                }
+                None => {
+                    let copy = copies.join(&name).join(rel);
+                    copy_tree(&dir.join(rel), &copy)?;
+                    copy
+                }
+            };
+            plan.push(Planned { name: format!("{name}/{rel}"), snapshot, backend: backend.clone(), out, uids: uids.clone() });
+        }
+    }
+    if plan.is_empty() {
+        return Err(format!("no fixture case under {}", testdata.display()));
+    }
+    let lines: Vec<String> = plan
+        .iter()
+        .map(|p| format!("{}\t{}\t{}\t{}\t{}", p.name, p.snapshot.display(), p.backend, p.out.display(), p.uids))
+        .collect();
+    let plan_file = work.join("plan.tsv");
+    fs::write(&plan_file, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let tmp = work.join("tmp");
+    fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    println!("== flink {v}: oracle on {} snapshots", plan.len());
+    let mut cmd = java_job(tools, repo, v, 1024, &tmp, &classes, &dist.classpath, "flinksnap.fixtures.DumpOracle");
+    cmd.args(["--flink-version", v]).arg("--work").arg(work).arg("--plan").arg(&plan_file);
+    let res = run_cmd(&mut cmd, &format!("flink {v} dump oracle"));
+    drop(placed);
+    let _ = fs::remove_dir_all(&copies);
+    let failed: Vec<String> = plan.iter().filter(|p| p.out.with_extension("jsonl.error").exists()).map(|p| p.name.clone()).collect();
+    if !failed.is_empty() {
+        return Err(format!("failed on {} (see the .error files beside their oracle*.jsonl)", failed.join(", ")));
+    }
+    res?;
+    println!("== flink {v}: oracle done in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub const FIXTURES_USAGE: &str = "usage: cargo xtask serializer-fixtures [--flink VERSION]...\n\
+\n\
+Runs flink-job/.../SerializersJob (state under Either, enum, Java serialization, Nullable, Value,\n\
+Kryo and Scala (1.x) serializers; async I/O elements in flight) on HashMap and RocksDB and writes one\n\
+canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/\n\
+(versions: 1.15.4 and later; default all of them). Run `cargo xtask oracle` afterwards.";
+
+/// Versions the serializers fixture is generated for (1.15+: savepoints on demand).
+const SERIALIZER_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+
+pub fn serializer_fixtures(args: &[String]) -> Result<()> {
+    let mut versions: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "-h" | "--help" => {
+                println!("{FIXTURES_USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n{FIXTURES_USAGE}")),
+        }
+    }
+    if versions.is_empty() {
+        versions = SERIALIZER_VERSIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let repo = repo_root();
+    let tools = Tools::find()?;
+    let cache = cache_dir()?;
+    let work_root = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target")).join("xtask-serializer-fixtures");
+    for v in &versions {
+        generation(v)?;
+        let dist = ensure_dist(&tools, &cache, v)?;
+        let work = work_root.join(v);
+        let classes = work.join("classes");
+        compile_into(&tools, &repo, v, &dist, &classes)?;
+        // The sources job: the Kafka connector's split and enumerator serializers run only on
+        // 2.x (the one connector jar at hand is built for Flink 2.0).
+        let mut sources_cp = dist.classpath.clone();
+        if generation(v)? == "2x" {
+            sources_cp.extend(kafka_connector_jars(&tools, &cache)?);
+        }
+        let runs = [
+            ("hashmap", "heap-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
+            ("rocksdb", "rocksdb-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
+            ("hashmap", "heap-savepoint-sources", "flinksnap.fixtures.SourcesJob", &sources_cp),
+        ];
+        for (backend, case, main, cp) in runs {
+            let out = repo.join("testdata").join("serializers").join(format!("flink-{v}")).join(case);
+            let _ = fs::remove_dir_all(&out);
+            let run_work = work.join(case);
+            let _ = fs::remove_dir_all(&run_work);
+            let tmp = run_work.join("tmp");
+            fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+            let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, cp, main);
+            cmd.args(["--flink-version", v]).arg("--out").arg(&out).arg("--work").arg(&run_work).args(["--backend", backend]);
+            println!("== flink {v}: serializers fixture {case} ({main})");
+            run_cmd(&mut cmd, &format!("flink {v} serializers fixture {case}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The Kafka connector for Flink 2.0 (`flink-connector-kafka` 4.0 and `kafka-clients`), from
+/// PyPI's `shigawire-apache-flink-libraries` (a redistribution for PyFlink; Maven Central is not
+/// reachable here), unpacked into the cache once.
+fn kafka_connector_jars(tools: &Tools, cache: &Path) -> Result<Vec<PathBuf>> {
+    const PACKAGE: &str = "shigawire-apache-flink-libraries==2.0.0.post1";
+    let dir = cache.join("kafka-connector");
+    let jars = ["flink-connector-kafka.jar", "kafka-clients.jar"].map(|j| dir.join(j));
+    if jars.iter().all(|j| j.exists()) {
+        return Ok(jars.to_vec());
+    }
+    let pkg = dir.join("pkg");
+    fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+    println!("== pip download {PACKAGE} (~90 MB, for the Kafka connector's serializers)");
+    let mut cmd = std::process::Command::new(&tools.pip[0]);
+    cmd.args(&tools.pip[1..]).args(["download", "--no-deps", "--quiet", PACKAGE, "-d"]).arg(&pkg);
+    run_cmd(&mut cmd, &format!("pip download {PACKAGE}"))?;
+    let script = r#"
+import glob, os, sys, zipfile
+pkg, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(pkg, '*.whl'))[0]
+with zipfile.ZipFile(whl) as z:
+    for name in ('flink-connector-kafka.jar', 'kafka-clients.jar'):
+        open(os.path.join(dest, name), 'wb').write(z.read('pyflink/lib/' + name))
+"#;
+    let mut cmd = std::process::Command::new(&tools.python);
+    cmd.arg("-c").arg(script).arg(&pkg).arg(&dir);
+    run_cmd(&mut cmd, "unpacking the Kafka connector")?;
+    let _ = fs::remove_dir_all(&pkg);
+    Ok(jars.to_vec())
+}
