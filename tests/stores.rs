@@ -539,17 +539,59 @@ fn a_server_that_goes_away_gives_a_clear_error_and_no_partial_metadata() {
 }
 
 #[test]
-fn gc_dry_run_on_a_bucket_plans_what_it_plans_locally() {
+fn gc_on_a_bucket_plans_and_removes_what_it_does_locally() {
     let Some(store) = s3() else { return };
     // A job directory of an incremental chain: shared SSTs referenced across checkpoints.
     for case in ["testdata/flink-2.3.0/rocksdb-checkpoint-incremental", "testdata/flink-1.20.5/heap-checkpoint-file-merging"] {
         let dir = std::fs::read_dir(root().join(case)).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
         let rel = dir.strip_prefix(root()).unwrap().to_path_buf();
         same_output(store, &rel, &["gc"], &["--older-than", "0s", "--format", "json"], 0);
-        // --delete waits for the cross-job gc on object stores: refused, nothing deleted.
-        let before = ok(store.run(&["refs", &store.url(&rel), "--format", "json"]), "refs before");
-        let out = store.run(&["gc", &store.url(&rel), "--older-than", "0s", "--delete"]);
-        assert_eq!(out.status.code(), Some(2));
-        assert_eq!(ok(store.run(&["refs", &store.url(&rel), "--format", "json"]), "refs after"), before);
+
+        // --delete on copies of their own: the bucket's and a local one lose the same files.
+        let tmp = tempfile::tempdir().unwrap();
+        let local = tmp.path().join(dir.file_name().unwrap());
+        let mut files = Vec::new();
+        walk(&dir, &mut files);
+        let storage = store.storage();
+        let url = format!("{}/gc/{}", store.url_root, rel.display());
+        for f in &files {
+            let r = f.strip_prefix(&dir).unwrap();
+            std::fs::create_dir_all(local.join(r).parent().unwrap()).unwrap();
+            std::fs::copy(f, local.join(r)).unwrap();
+            storage.put(&Location::new(&format!("{url}/{}", r.display())), &std::fs::read(f).unwrap(), PutMode::Overwrite).unwrap();
+        }
+        let args = ["--older-than", "0s", "--delete", "--format", "json"];
+        let mut a = vec!["gc", local.to_str().unwrap()];
+        a.extend(args);
+        let want: serde_json::Value = serde_json::from_str(&crate::util::flinksnap_ok(&a)).unwrap();
+        let mut b = vec!["gc", url.as_str()];
+        b.extend(args);
+        let got: serde_json::Value = serde_json::from_str(&ok(store.run(&b), "gc --delete on the bucket")).unwrap();
+        let removed = |j: &serde_json::Value| -> Vec<String> {
+            let mut v: Vec<String> = j["data"]["remove"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap().to_owned()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(removed(&got), removed(&want), "{case}: gc --delete removed other files from the bucket");
+        assert!(got["data"]["failures"].as_array().is_none_or(|f| f.is_empty()), "{got}");
+        // What is left is the same, and every remaining checkpoint still reads the same.
+        let mut left_local = Vec::new();
+        walk(&local, &mut left_local);
+        let mut left_local: Vec<String> = left_local.iter().map(|f| f.strip_prefix(&local).unwrap().display().to_string()).collect();
+        left_local.sort();
+        let mut left_bucket = Vec::new();
+        storage
+            .list_files(&Location::new(&url), &mut |p| {
+                left_bucket.extend(p.into_iter().map(|m| m.location.strip_prefix(&Location::new(&url)).unwrap().to_owned()));
+                Ok(())
+            })
+            .unwrap();
+        left_bucket.sort();
+        assert_eq!(left_bucket, left_local, "{case}");
+        for chk in left_local.iter().filter(|f| f.ends_with("/_metadata")) {
+            let d = chk.trim_end_matches("/_metadata");
+            let want = crate::util::flinksnap_ok(&["dump", local.join(d).to_str().unwrap()]);
+            assert_eq!(ok(store.run(&["dump", &format!("{url}/{d}")]), "dump after gc"), want, "{case} {d}");
+        }
     }
 }

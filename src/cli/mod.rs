@@ -58,11 +58,16 @@ WHERE SNAPSHOTS MAY BE:
 
 Run `flinksnap <command> --help` for examples.";
 
-static STORAGE: OnceLock<Arc<dyn Storage>> = OnceLock::new();
+static STORAGE: OnceLock<Storages> = OnceLock::new();
 
 /// Where every command reads and writes: local files and object stores.
 pub fn storage() -> Arc<dyn Storage> {
-    STORAGE.get_or_init(|| Storages::shared(StorageOptions::new())).clone()
+    Arc::new(storages())
+}
+
+/// The same, as the concrete type (gc and delete remove files through it).
+pub fn storages() -> Storages {
+    STORAGE.get_or_init(|| Storages::new(StorageOptions::new())).clone()
 }
 
 fn init_storage(cli: &Cli) -> anyhow::Result<()> {
@@ -74,7 +79,7 @@ fn init_storage(cli: &Cli) -> anyhow::Result<()> {
     for kv in &cli.storage_options {
         options.push_option(kv)?;
     }
-    let _ = STORAGE.set(Storages::shared(options));
+    let _ = STORAGE.set(Storages::new(options));
     Ok(())
 }
 

@@ -12,12 +12,12 @@ use super::url::{self, StoreUrl};
 use super::{FileMeta, FileWriter, LocalStorage, Location, PutMode, Storage, StorageOptions};
 use crate::error::{Error, Result};
 
-/// Local files and every object store a run touches.
-#[derive(Debug)]
+/// Local files and every object store a run touches. Clones share the clients.
+#[derive(Debug, Clone)]
 pub struct Storages {
     local: LocalStorage,
     options: StorageOptions,
-    stores: Mutex<HashMap<String, Arc<dyn Storage>>>,
+    stores: Arc<Mutex<HashMap<String, Arc<dyn Storage>>>>,
 }
 
 impl Default for Storages {
@@ -29,7 +29,7 @@ impl Default for Storages {
 impl Storages {
     /// Local files, and object stores configured by their environment and `options`.
     pub fn new(options: StorageOptions) -> Storages {
-        Storages { local: LocalStorage, options, stores: Mutex::new(HashMap::new()) }
+        Storages { local: LocalStorage, options, stores: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     /// The same, shared.

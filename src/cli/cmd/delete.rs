@@ -6,7 +6,6 @@ use std::time::SystemTime;
 use anyhow::{bail, Result};
 use flinksnap::manage::delete::{execute, plan, DeleteOptions, DeletePlan};
 use flinksnap::manage::scope::ScopeRoot;
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -77,11 +76,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         bail!("{}: nothing removed: {r}", p.snapshot);
     }
     if !args.dry_run {
-        if !flinksnap::storage::Location::new(&args.snapshot).is_local() {
-            // Deleting on object stores (bulk deletes, listing checks) comes with gc's.
-            bail!("{}: delete on object stores is not available yet (--dry-run shows what it would remove)", args.snapshot);
-        }
-        execute(&LocalStorage, &mut p)?;
+        execute(&crate::cli::storages(), &mut p)?;
     }
     match args.format {
         Format::Json => write_json(out, "delete", &p)?,

@@ -130,11 +130,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         bail!("{}: nothing removed: {r}", p.root);
     }
     if args.delete {
-        if !flinksnap::storage::Location::new(&args.dir).is_local() {
-            // Deleting on object stores goes with the cross-job gc (bulk deletes, listing checks).
-            bail!("{}: gc --delete on object stores is not available yet (without --delete, gc shows what it would remove)", args.dir);
-        }
-        execute(&flinksnap::storage::LocalStorage, &mut p, &opts)?;
+        execute(&crate::cli::storages(), &mut p, &opts)?;
     }
     match args.format {
         Format::Json => write_json(out, "gc", &p)?,
