@@ -5,12 +5,14 @@
 //! - [`error`]: errors, with typed positions (file offset, decompressed offset, offset inside a
 //!   stored value) and "unsupported" apart from corruption;
 //! - [`bytes`]: the big-endian cursor every binary reader uses (typed offsets in every error);
-//! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
-//!   configs, `JavaSerializer` values) as an object graph and as values;
 //! - [`storage`]: where snapshot files live: local files, object stores (S3, GCS, Azure,
 //!   S3-compatible) and HDFS behind one trait, read and written;
+//! - [`rocksdb_files`]: RocksDB's SST and MANIFEST files read in Rust (the RocksDB and ForSt
+//!   backends' native snapshots), through ranged reads of any [`FileSource`](rocksdb_files::FileSource);
 //! - [`model`]: Flink's identifiers (operator ids, key groups) and the backend-independent
 //!   [`Entry`](model::Entry) every reader produces, with where it was read;
+//! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
+//!   configs, `JavaSerializer` values) as an object graph and as values;
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
@@ -22,11 +24,12 @@
 //! - `cli` (binary only): one module per subcommand.
 //!
 //! Cargo features:
-//! - `rocksdb` (default): keyed state of RocksDB native snapshots through the bundled RocksDB
-//!   (a C++ build that needs libclang); without it such state is reported as unreadable.
 //! - `cloud` (default): `s3://`, `gs://`, `abfss://`, `wasbs://`, `oss://` and the other object
 //!   store URLs, through `object_store` (ring TLS, no C beyond ring's).
 //! - `hdfs`: `hdfs://` and `viewfs://` through `hdfs-native-object-store` (pure Rust).
+//! - `rocksdb` (off by default): RocksDB native state can also be read through the RocksDB C++
+//!   library (a C++ build that needs libclang): the differential test compares both readers,
+//!   `FLINKSNAP_ROCKSDB_READER=librocksdb` makes the CLI use it (benchmarks).
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -40,6 +43,7 @@ pub mod manage;
 pub mod metadata;
 pub mod model;
 pub mod readers;
+pub mod rocksdb_files;
 pub mod snapshot;
 pub mod storage;
 pub mod writers;

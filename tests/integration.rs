@@ -14,6 +14,5 @@ mod offsets;
 mod oracle;
 mod relocate;
 mod rocksdb_native;
+mod sql;
 mod stores;
-#[cfg(not(feature = "rocksdb"))]
-mod without_rocksdb;

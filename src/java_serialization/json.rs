@@ -4,7 +4,7 @@
 
 use super::{Annotation, JavaGraph, JavaNode, JavaValue};
 use crate::model::value::Value;
-use crate::readers::serializers::{big_decimal_text, big_integer_text};
+use crate::model::numbers::{big_decimal_text, big_integer_text, widen};
 
 /// Deepest nesting rendered; deeper parts (and cycles) become a `{"@ref": n}` marker.
 const MAX_RENDER_DEPTH: usize = 64;
@@ -44,7 +44,7 @@ impl JavaGraph {
             JavaValue::Int(x) => Value::Int(i64::from(*x)),
             JavaValue::Long(x) => Value::Int(*x),
             JavaValue::Char(c) => Value::Char(*c),
-            JavaValue::Float(f) => Value::Float(crate::readers::serializers::widen_f32(*f)),
+            JavaValue::Float(f) => Value::Float(widen(*f)),
             JavaValue::Double(d) => Value::Float(*d),
             JavaValue::String(s) => Value::String(s.clone()),
             JavaValue::Node(i) => {

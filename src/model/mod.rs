@@ -3,6 +3,7 @@
 
 mod entry;
 mod ids;
+pub mod numbers;
 pub mod value;
 
 pub use entry::{Entry, Origin, RawEntry, StateKind, SubtaskRef};

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::decode::widen;
+use crate::model::numbers::widen;
 use super::MAX_DEPTH;
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind};
