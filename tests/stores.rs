@@ -611,3 +611,110 @@ fn gc_on_a_bucket_plans_and_removes_what_it_does_locally() {
         }
     }
 }
+
+/// Uploads the files of local directory `dir` to `url` (same relative names).
+fn upload_dir(storage: &Storages, dir: &Path, url: &str) {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    for f in &files {
+        let r = f.strip_prefix(dir).unwrap();
+        storage.put(&Location::new(&format!("{url}/{}", r.display())), &std::fs::read(f).unwrap(), PutMode::Overwrite).unwrap();
+    }
+}
+
+fn listed(storage: &Storages, url: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    storage
+        .list_files(&Location::new(url), &mut |p| {
+            v.extend(p.into_iter().map(|m| m.location.strip_prefix(&Location::new(url)).unwrap().to_owned()));
+            Ok(())
+        })
+        .unwrap();
+    v.sort();
+    v
+}
+
+#[test]
+fn gc_interrupted_by_a_server_that_goes_away_deletes_nothing_it_must_keep() {
+    let Some(store) = s3() else { return };
+    let case = "testdata/flink-2.3.0/rocksdb-checkpoint-incremental";
+    let job = std::fs::read_dir(root().join(case)).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+    let args = ["--older-than", "0s", "--delete", "--format", "json"];
+
+    // The job directory with what Flink leaves behind: shared SSTs no checkpoint references
+    // (FLINK-24852) and an abandoned checkpoint without `_metadata`.
+    let staged = tempfile::tempdir().unwrap();
+    let dir = staged.path().join(job.file_name().unwrap());
+    let mut files = Vec::new();
+    walk(&job, &mut files);
+    for f in &files {
+        let r = f.strip_prefix(&job).unwrap();
+        std::fs::create_dir_all(dir.join(r).parent().unwrap()).unwrap();
+        std::fs::copy(f, dir.join(r)).unwrap();
+    }
+    let sst = files.iter().find(|f| f.parent().is_some_and(|p| p.ends_with("shared"))).unwrap();
+    for orphan in ["shared/5f1c7a8e-0d3b-4c2a-9e61-7b2f4d8a9c01", "shared/a93e04b2-6c71-4f8d-b5e0-2d1c9f7e3a45", "chk-1/c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"] {
+        std::fs::create_dir_all(dir.join(orphan).parent().unwrap()).unwrap();
+        std::fs::copy(sst, dir.join(orphan)).unwrap();
+    }
+
+    // What gc keeps on a local copy: every file of it must survive an interrupted gc.
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join(dir.file_name().unwrap());
+    let mut files = Vec::new();
+    walk(&dir, &mut files);
+    for f in &files {
+        let r = f.strip_prefix(&dir).unwrap();
+        std::fs::create_dir_all(local.join(r).parent().unwrap()).unwrap();
+        std::fs::copy(f, local.join(r)).unwrap();
+    }
+    let mut a = vec!["gc", local.to_str().unwrap()];
+    a.extend(args);
+    crate::util::flinksnap_ok(&a);
+    let mut keep = Vec::new();
+    walk(&local, &mut keep);
+    let mut keep: Vec<String> = keep.iter().map(|f| f.strip_prefix(&local).unwrap().display().to_string()).collect();
+    keep.sort();
+    assert!(keep.len() < files.len(), "{case}: the local gc removed nothing, so the test could not fail");
+
+    // How many requests a whole gc --delete makes through the proxy.
+    let storage = store.storage();
+    let short = [("max_retries", "1"), ("retry_timeout", "2s"), ("backoff_initial", "10ms"), ("backoff_max", "50ms")];
+    let proxy = crate::util::proxy::Proxy::start(&var("FLINKSNAP_TEST_S3_ENDPOINT").unwrap());
+    let s = through(store, &proxy, &short);
+    let url = format!("{}/gc-fault/all", store.url_root);
+    upload_dir(&storage, &dir, &url);
+    let mut b = vec!["gc".to_owned(), url.clone()];
+    b.extend(args.iter().map(|s| (*s).to_owned()));
+    let b = with_options(&s, &b.iter().map(String::as_str).collect::<Vec<_>>());
+    let before = proxy.faults.requests.load(std::sync::atomic::Ordering::SeqCst);
+    ok(s.command(&b.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap(), "gc --delete through the proxy");
+    let total = proxy.faults.requests.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(listed(&storage, &url), keep, "an uninterrupted gc --delete keeps what it keeps locally");
+    assert!(total >= 4, "{total} requests");
+
+    // The server stops after a quarter, half, three quarters of them, and before the last.
+    for stop_after in [total / 4, total / 2, total * 3 / 4, total - 1] {
+        let url = format!("{}/gc-fault/stop-{stop_after}", store.url_root);
+        upload_dir(&storage, &dir, &url);
+        let proxy = crate::util::proxy::Proxy::start(&var("FLINKSNAP_TEST_S3_ENDPOINT").unwrap());
+        proxy.faults.stop_after.store(stop_after, std::sync::atomic::Ordering::SeqCst);
+        let s = through(store, &proxy, &short);
+        let mut b = vec!["gc".to_owned(), url.clone()];
+        b.extend(args.iter().map(|s| (*s).to_owned()));
+        let b = with_options(&s, &b.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = s.command(&b.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stop after {stop_after} of {total} requests: {err}");
+        assert!(err.contains(&store.url_root), "the error names the URL: {err}");
+        // Seen directly: every file the complete gc keeps is still there, and reads the same.
+        let left = listed(&storage, &url);
+        let lost: Vec<&String> = keep.iter().filter(|k| !left.contains(k)).collect();
+        assert!(lost.is_empty(), "stop after {stop_after}: an interrupted gc deleted files it must keep: {lost:?}");
+        for chk in keep.iter().filter(|f| f.ends_with("/_metadata")) {
+            let d = chk.trim_end_matches("/_metadata");
+            let want = crate::util::flinksnap_ok(&["dump", local.join(d).to_str().unwrap()]);
+            assert_eq!(ok(store.run(&["dump", &format!("{url}/{d}")]), "dump after an interrupted gc"), want, "stop after {stop_after}: {d}");
+        }
+    }
+}
