@@ -8,6 +8,8 @@
 //! - [`TypeSerializer::decode`] (`decode.rs`): one value, as that serializer wrote it, into a
 //!   [`Value`](crate::model::value::Value); Avro values (`avro.rs`) follow Flink's
 //!   `DataOutputEncoder`, not Avro's binary encoding;
+//! - [`TypeSerializer::encode`] (`encode.rs`): the inverse, a value back into the bytes its
+//!   serializer writes;
 //! - [`java_hash_code`] / [`key_group_for_hash`] (`hash.rs`): key → key group;
 //! - [`read_fstr`] / [`write_fstr`] (`strings.rs`): `StringSerializer`'s char-varint strings.
 //!
@@ -19,6 +21,7 @@
 mod avro;
 mod consts;
 mod decode;
+mod encode;
 mod hash;
 pub(crate) mod kryo;
 mod pojo;
@@ -28,6 +31,7 @@ mod strings;
 mod testutil;
 
 pub use avro::AvroSchema;
+pub use encode::{encode_delimited_list, EncodeError};
 pub use hash::{java_hash_code, key_group_for_hash};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub use strings::{read_fstr, write_fstr};
