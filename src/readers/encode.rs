@@ -124,3 +124,102 @@ pub fn encode_entry<'a>(meta: &StateMetaInfo, kind: StateKind, key_serializer: O
         }
     }
 }
+
+/// The decoded parts of one entry, owned (what [`values_from_json`] gives).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedEntryValues {
+    /// The key (keyed state).
+    pub key: Option<Value>,
+    /// The namespace (keyed state).
+    pub namespace: Option<Value>,
+    /// The map key (map and broadcast state).
+    pub user_key: Option<Value>,
+    /// The value.
+    pub value: Value,
+    /// The last-access timestamp of a TTL state's value.
+    pub ttl_timestamp: Option<i64>,
+}
+
+impl OwnedEntryValues {
+    /// Borrowed, for [`encode_entry`].
+    pub fn as_values(&self) -> EntryValues<'_> {
+        EntryValues { key: self.key.as_ref(), namespace: self.namespace.as_ref(), user_key: self.user_key.as_ref(), value: &self.value, ttl_timestamp: self.ttl_timestamp }
+    }
+}
+
+/// The serializers of an entry's parts for a state: (key, namespace, user key, value), the value
+/// serializer without its TTL wrapper; a list state's is its element serializer.
+pub fn part_serializers<'m>(meta: &'m StateMetaInfo, kind: StateKind, key_serializer: Option<&'m TypeSerializer>) -> Result<PartSerializers<'m>, EncodeError> {
+    let value_ser = meta.serializer(VALUE_SERIALIZER).ok_or_else(|| bad(format!("state {:?} has no value serializer", meta.name)))?;
+    let unwrap = |s: &'m TypeSerializer| s.ttl_inner().unwrap_or(s);
+    let ns = || meta.serializer(crate::readers::meta::NAMESPACE_SERIALIZER).ok_or_else(|| bad(format!("state {:?} has no namespace serializer", meta.name)));
+    let key = || key_serializer.ok_or_else(|| bad("keyed state without the backend's key serializer".into()));
+    Ok(match kind {
+        StateKind::OperatorList | StateKind::OperatorUnion => PartSerializers { key: None, namespace: None, user_key: None, value: Some(value_ser) },
+        StateKind::Broadcast => PartSerializers { key: None, namespace: None, user_key: meta.serializer(KEY_SERIALIZER), value: Some(value_ser) },
+        StateKind::Timer => {
+            let (k, n) = value_ser.timer_key_namespace().ok_or_else(|| bad(format!("timer state {:?} without a timer serializer", meta.name)))?;
+            PartSerializers { key: Some(k), namespace: Some(n), user_key: None, value: None }
+        }
+        StateKind::Map => {
+            let (uk, uv) = value_ser.map_key_value().ok_or_else(|| bad(format!("map state {:?} without a map serializer", meta.name)))?;
+            PartSerializers { key: Some(key()?), namespace: Some(ns()?), user_key: Some(uk), value: Some(unwrap(uv)) }
+        }
+        StateKind::List => {
+            let e = value_ser.list_element().ok_or_else(|| bad(format!("list state {:?} without a list serializer", meta.name)))?;
+            PartSerializers { key: Some(key()?), namespace: Some(ns()?), user_key: None, value: Some(unwrap(e)) }
+        }
+        StateKind::Value | StateKind::Reducing | StateKind::Aggregating => PartSerializers { key: Some(key()?), namespace: Some(ns()?), user_key: None, value: Some(unwrap(value_ser)) },
+    })
+}
+
+/// See [`part_serializers`]. `value` is `None` for timers (the timestamp).
+#[derive(Debug, Clone, Copy)]
+pub struct PartSerializers<'m> {
+    /// The key's.
+    pub key: Option<&'m TypeSerializer>,
+    /// The namespace's.
+    pub namespace: Option<&'m TypeSerializer>,
+    /// The map key's (map state: the map's key serializer; broadcast: `KEY_SERIALIZER`).
+    pub user_key: Option<&'m TypeSerializer>,
+    /// The value's, without TTL wrapper; a list state's element serializer.
+    pub value: Option<&'m TypeSerializer>,
+}
+
+/// The parts of one entry from their dump JSON (`formats/dump.md`): `key`, `namespace`,
+/// `user_key`, `value` (a list state's an array, a timer's its timestamp) and `ttl_timestamp`.
+pub fn values_from_json(
+    meta: &StateMetaInfo,
+    kind: StateKind,
+    key_serializer: Option<&TypeSerializer>,
+    key: Option<&serde_json::Value>,
+    namespace: Option<&serde_json::Value>,
+    user_key: Option<&serde_json::Value>,
+    value: &serde_json::Value,
+    ttl_timestamp: Option<i64>,
+) -> Result<OwnedEntryValues, EncodeError> {
+    let s = part_serializers(meta, kind, key_serializer)?;
+    let part = |ser: Option<&TypeSerializer>, j: Option<&serde_json::Value>, what: &str| -> E<Option<Value>> {
+        match ser {
+            None => Ok(None),
+            Some(ser) => {
+                let j = j.ok_or_else(|| bad(format!("a {} entry needs a {what}", kind.as_str())))?;
+                ser.value_from_json(j).map(Some).map_err(|e| within(what, e))
+            }
+        }
+    };
+    let key = part(s.key, key, "key")?;
+    let namespace = part(s.namespace, namespace, "namespace")?;
+    let user_key = part(s.user_key, user_key, "user_key")?;
+    let value = match (kind, s.value) {
+        (StateKind::Timer, _) => Value::Int(value.as_i64().ok_or_else(|| bad("a timer's value is its timestamp, an integer".into()))?),
+        (StateKind::List, Some(e)) => {
+            let items = value.as_array().ok_or_else(|| bad("a list state's value is an array".into()))?;
+            Value::List(items.iter().enumerate().map(|(i, x)| e.value_from_json(x).map_err(|err| within(&format!("value / list element {i}"), err))).collect::<E<_>>()?)
+        }
+        (StateKind::Map, _) if value.is_null() => Value::Null,
+        (_, Some(ser)) => ser.value_from_json(value).map_err(|e| within("value", e))?,
+        (_, None) => return Err(bad("no value serializer".into())),
+    };
+    Ok(OwnedEntryValues { key, namespace, user_key, value, ttl_timestamp })
+}

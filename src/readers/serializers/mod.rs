@@ -10,6 +10,8 @@
 //!   `DataOutputEncoder`, not Avro's binary encoding;
 //! - [`TypeSerializer::encode`] (`encode.rs`): the inverse, a value back into the bytes its
 //!   serializer writes;
+//! - [`TypeSerializer::value_from_json`] (`from_json.rs`): the dump's JSON form of a value back
+//!   into a value, guided by the serializer;
 //! - [`java_hash_code`] / [`key_group_for_hash`] (`hash.rs`): key → key group;
 //! - [`read_fstr`] / [`write_fstr`] (`strings.rs`): `StringSerializer`'s char-varint strings.
 //!
@@ -22,6 +24,7 @@ mod avro;
 mod consts;
 mod decode;
 mod encode;
+mod from_json;
 mod hash;
 pub(crate) mod kryo;
 mod pojo;
