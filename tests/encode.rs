@@ -28,7 +28,10 @@ fn every_fixture_value_encodes_to_the_bytes_flink_wrote() {
     let mut snapshots = 0;
     let mut json_ok = 0usize;
     let mut json_wrong: Vec<String> = Vec::new();
+    // SQL state (the table runtime's RowData family) is read, not written yet: refused as such.
+    let mut sql_refused = 0usize;
     for m in metadata_files() {
+        let sql = m.components().any(|c| c.as_os_str().to_str().is_some_and(|c| c.starts_with("sql-")));
         let path = root().join(&m);
         let Ok(snapshot) = Snapshot::open(Arc::new(LocalStorage), path.to_str().unwrap()) else { continue };
         let Ok(states) = snapshot_states(&snapshot, &Selection::default()) else { continue };
@@ -77,6 +80,7 @@ fn every_fixture_value_encodes_to_the_bytes_flink_wrote() {
                         wrong.push(String::new());
                     }
                 }
+                Err(err) if err.unsupported && sql && err.to_string().contains("read-only") => sql_refused += 1,
                 Err(err) if err.unsupported => *unsupported.entry(err.to_string()).or_default() += 1,
                 Err(err) => wrong.push(format!("{} {} {:?}: {err} ({})", m.display(), e.operator_id, e.state, e.to_json(None))),
             }
@@ -87,9 +91,9 @@ fn every_fixture_value_encodes_to_the_bytes_flink_wrote() {
     assert!(wrong.is_empty(), "{} of {total} entries encode to other bytes than Flink's:\n{}", wrong.len(), wrong.iter().filter(|w| !w.is_empty()).cloned().collect::<Vec<_>>().join("\n"));
     assert!(json_wrong.is_empty(), "{} of {total} entries read back from their dump JSON encode differently:\n{}", json_wrong.len(), json_wrong.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
     // Only the serializers fixtures hold values flinksnap cannot write (Java serialization, Avro).
-    assert!(n_unsupported * 100 < total, "{n_unsupported} unsupported: {unsupported:#?}");
+    assert!(n_unsupported * 100 < total - sql_refused, "{n_unsupported} unsupported: {unsupported:#?}");
     for k in unsupported.keys() {
         assert!(k.contains("JavaSerializer") || k.contains("Avro") || k.contains("Kryo"), "unexpectedly unsupported: {k}");
     }
- eprintln!("{total} entries of {snapshots} snapshots re-encoded exactly ({json_ok} also from their dump JSON); {n_unsupported} refused as unsupported: {unsupported:?}");
+    eprintln!("{total} entries of {snapshots} snapshots re-encoded exactly ({json_ok} also from their dump JSON); {n_unsupported} refused as unsupported: {unsupported:?}; {sql_refused} SQL entries refused (read-only)");
 }

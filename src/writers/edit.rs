@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::metadata::OperatorState;
 use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
-use crate::readers::serializers::{java_hash_code, key_group_for_hash, TypeSerializer};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::readers::source::KeyedSource;
 use crate::readers::states::snapshot_states;
 use crate::snapshot::Snapshot;
@@ -331,14 +331,15 @@ fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, ke
     if matches!(value, crate::model::value::Value::Null) {
         return Err((true, Error::Invalid(format!("{}: a key cannot be null", what()))));
     }
-    let hash = java_hash_code(ser, &value).ok_or_else(|| {
+    let bytes = ser.encode_to_vec(&value).map_err(|e| (false, Error::Invalid(format!("{}: key {}: {e}", what(), key.shown()))))?;
+    let hash = key_hash_code(ser, &value, &bytes).ok_or_else(|| {
         (
             false,
             Error::unsupported(
                 format!(
                     "{}: cannot forget key {}: the Java hashCode() of keys of {} is not defined by their value, so their key group is \
-                     not known (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String and \
-                     Tuple/Row of these)",
+                     not known (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String, \
+                     Tuple/Row of these and SQL's BinaryRowData)",
                     what(),
                     key.shown(),
                     ser.opaque_class()
@@ -347,7 +348,6 @@ fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, ke
             ),
         )
     })?;
-    let bytes = ser.encode_to_vec(&value).map_err(|e| (false, Error::Invalid(format!("{}: key {}: {e}", what(), key.shown()))))?;
     Ok((bytes, key_group_for_hash(hash, op.max_parallelism), value.to_json()))
 }
 

@@ -250,6 +250,8 @@ impl TypeSerializer {
             }
             K::JavaSerialized => Err(unsupported("values of a JavaSerializer cannot be written by flinksnap (Java object serialization)".into())),
             K::StreamElement(inner) => encode_stream_element(inner, v, out, d),
+            // The table runtime's RowData family and CEP's NFA state are read, not yet written.
+            K::Table(_) | K::Cep(_) => Err(unsupported(format!("values of {} cannot be written by flinksnap yet (SQL and CEP state: read-only)", self.class_name))),
             K::Opaque { reason } => Err(unsupported(format!("serializer {} is not understood ({reason}): its values can only be written as the opaque bytes they were read as", self.class_name))),
         }
     }

@@ -196,6 +196,7 @@ impl TypeSerializer {
             },
             K::Avro(a) => return Err(only_opaque(&format!("Avro values ({})", a.runtime_class), j)),
             K::JavaSerialized => return Err(only_opaque("values of a JavaSerializer", j)),
+            K::Table(_) | K::Cep(_) => return Err(only_opaque(&format!("values of {} (SQL and CEP state: read-only)", self.class_name), j)),
             K::Opaque { .. } => return Err(only_opaque(&format!("values of {}", self.class_name), j)),
             K::Ttl { timestamp, value } => {
                 let m = object(j, "{\"lastAccessTimestamp\", \"userValue\"}")?;
