@@ -115,3 +115,29 @@ fn inspect_plan_says_which_sql_node_holds_how_much_state() {
         }
     }
 }
+
+#[test]
+fn dump_with_the_plan_names_1_18_and_1_20_operators_as_2x_stores_them() {
+    // 2.0.2's metadata stores the uids of the same SQL job; 1.18/1.20 store none, and `--plan`
+    // derives them from the compiled plan: every entry gets the uid 2.x would store.
+    let uids_of = |fx: &crate::inspect::Fixture, plan: Option<&str>| -> std::collections::BTreeSet<String> {
+        let mut args = vec!["dump".to_owned(), fx.path()];
+        if let Some(p) = plan {
+            args.extend(["--plan".to_owned(), p.to_owned()]);
+        }
+        let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["operator_uid"].as_str().map(str::to_owned).unwrap_or_default())
+            .collect()
+    };
+    let fixtures = sql_fixtures();
+    let case = |v: &str| fixtures.iter().find(|f| f.case["flink_version"] == v && f.case["case"] == "sql-heap-savepoint-canonical").unwrap();
+    let stored = uids_of(case("2.0.2"), None);
+    assert!(stored.len() >= 20 && !stored.contains(""), "{stored:?}");
+    for v in ["1.18.1", "1.20.5"] {
+        let fx = case(v);
+        assert_eq!(uids_of(fx, None), [String::new()].into(), "{v} stores no uids");
+        let plan = fx.case_dir.join(fx.case["plan"].as_str().unwrap());
+        assert_eq!(uids_of(fx, Some(plan.to_str().unwrap())), stored, "{v}");
+    }
+}

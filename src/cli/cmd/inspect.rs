@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use flinksnap::plan::{MatchedBy, Plan, PlanFormat, PlanView};
+use anyhow::Result;
+use flinksnap::plan::{PlanFormat, PlanView};
 use flinksnap::snapshot::{HandleSummary, Snapshot, Summary};
 use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
+use super::operators::{plan_uids, read_plan};
 use crate::cli::Outcome;
 
 /// Show what a checkpoint or savepoint is: metadata version, kind and format, FLIP-47
@@ -53,20 +54,8 @@ struct InspectJson<'a> {
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    let plan = match &args.plan {
-        Some(p) => Some(Plan::parse(&std::fs::read(p).with_context(|| format!("{p}: cannot read the plan"))?, p)?),
-        None => None,
-    };
-    let mut uids = args.uids.clone();
-    if let Some(plan) = &plan {
-        // Planner uids the plan implies name the operators of snapshots that store none.
-        let stored: Vec<_> = Summary::build(&snapshot, &[])?.operators.iter().map(|o| (o.operator_id, o.uid.clone())).collect();
-        for m in plan.match_operators(stored.iter().map(|(id, uid)| (*id, uid.as_deref()))) {
-            if m.matched_by == MatchedBy::DerivedUid {
-                uids.extend(m.uid);
-            }
-        }
-    }
+    let plan = read_plan(args.plan.as_deref())?;
+    let uids = [args.uids.clone(), plan_uids(&snapshot, plan.as_ref())].concat();
     let mut summary = Summary::build(&snapshot, &uids)?;
     for o in &mut summary.operators {
         if o.uid_source == Some("argument") && !o.uid.as_ref().is_some_and(|u| args.uids.contains(u)) {
