@@ -6,6 +6,8 @@ mod util;
 mod convert;
 mod cross_job;
 mod dump;
+mod edit;
+mod encode;
 mod export;
 mod inspect;
 mod manage;

@@ -96,6 +96,7 @@ enum Command {
     Stats(cmd::stats::Args),
     Diff(cmd::diff::Args),
     Convert(cmd::convert::Args),
+    Edit(cmd::edit::Args),
     Export(cmd::export::Args),
     Offsets(cmd::offsets::Args),
 }
@@ -136,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => cmd::stats::run(args, &mut out),
         Command::Diff(args) => cmd::diff::run(args, &mut out),
         Command::Convert(args) => cmd::convert::run(args, &mut out),
+        Command::Edit(args) => cmd::edit::run(args, &mut out),
         Command::Export(args) => cmd::export::run(args, &mut out),
         Command::Offsets(args) => cmd::offsets::run(args, &mut out),
     };

@@ -43,6 +43,7 @@ use serde_json::Value as J;
 use crate::{cache_dir, compile_into, ensure_dist, generation, java_job, repo_root, Result, Tools, DEFAULT_VERSIONS};
 
 mod cross_job;
+mod edit;
 
 /// Extra conversions and restores beyond "every snapshot into both backends at its own
 /// parallelism": changed max parallelism (keys move to new key groups) restored at another
@@ -121,6 +122,8 @@ enum Kind {
     /// `flinksnap gc --delete` ran; or of a restore case's restored job, after gc and delete
     /// on the job it was restored from.
     AfterGc,
+    /// `flinksnap edit` (`edit.rs`).
+    Edit,
 }
 
 /// One snapshot prepared for restoring (shared by the restores of it).
@@ -135,9 +138,17 @@ struct Conversion {
     dir: PathBuf,
     /// Relocate only: where `relocate` writes, before the rename to `dir`.
     staging: PathBuf,
-    /// The restore job needs the unaligned run's extra branch (`filter-filler` → `slow`): the
-    /// in-flight data of an unaligned checkpoint belongs to its channels.
-    unaligned_topology: bool,
+    /// The restore job's topology (`Restore.java`): `default`; `unaligned`, the unaligned run's
+    /// extra branch (`filter-filler` → `slow`), whose channels the in-flight data of an unaligned
+    /// checkpoint belongs to; `nouids`, the job without uids; `nobroadcast`, without its
+    /// broadcast operator (the last two for `edit.rs`).
+    topology: &'static str,
+    /// Edit only: what is edited (`None`: the fixture; else an earlier edit's output).
+    edit_source: Option<PathBuf>,
+    /// Rows of the fixture's expected contents the edit removed.
+    removed: Vec<edit::Rows>,
+    /// Flink must refuse to restore it (state it cannot map, allowNonRestoredState=false).
+    refused: bool,
     /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
@@ -255,16 +266,42 @@ pub fn interop(args: &[String]) -> Result<()> {
             let keep: Vec<bool> = conversions.iter().map(|c| c.kind != Kind::AfterGc).collect();
             restores.retain(|r| keep[r.conversion]);
         }
+        // The edit checks (issue 19) need the ids Flink generates for the job without uids: the
+        // job is compiled first. (Not through the bucket: edit writes as convert does.)
+        let classes = work.join("classes");
+        let mut classpath = Vec::new();
+        let mut compiled = false;
+        let mut edit_seconds = 0.0;
+        if s3.is_none() && edit::EDIT_VERSIONS.contains(&v.as_str()) {
+            if let Some(f) = fixtures.iter().find(|f| f.case == "heap-savepoint-canonical") {
+                let dist = ensure_dist(&tools, &cache, v)?;
+                compile_into(&tools, &repo, v, &dist, &classes)?;
+                classpath = dist.classpath;
+                compiled = true;
+                let t = Instant::now();
+                let ids = edit::generated_ids(&tools, &repo, v, &classpath, &classes, &work, f.parallelism, f.max_parallelism)?;
+                edit_seconds += t.elapsed().as_secs_f64();
+                edit::plan(&fixtures, &work, &ids, &mut conversions, &mut restores);
+            }
+        }
         // Before any chain copy is placed where Flink wrote it: convert and relocate read the
         // fixtures only (absolute paths re-based onto testdata/).
-        for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc) {
+        for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc && c.outcome.is_none()) {
             let f = &fixtures[c.fixture];
+            let t = Instant::now();
             c.outcome = Some(match (c.kind, &s3) {
                 (Kind::Convert, None) => convert(&bin, f, c),
                 (Kind::Relocate, None) => relocate(&bin, f, c),
+                (Kind::Edit, None) => edit::edit(&bin, f, c),
                 (_, Some(s3)) => via_s3(&bin, s3, &repo, v, f, c),
                 (Kind::AfterGc, None) => unreachable!("filtered out"),
             });
+            if c.kind == Kind::Edit || !c.removed.is_empty() || c.refused {
+                edit_seconds += t.elapsed().as_secs_f64();
+            }
+        }
+        if conversions.iter().any(|c| c.kind == Kind::Edit) {
+            println!("== interop {v}: edit checks prepared (generated ids, edits) in {edit_seconds:.1} s");
         }
         if s3.is_some() {
             for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc) {
@@ -303,11 +340,9 @@ pub fn interop(args: &[String]) -> Result<()> {
             placed.extend(p);
         }
         let runnable: Vec<usize> = (0..restores.len()).filter(|&i| matches!(conversions[restores[i].conversion].outcome, Some(Ok(())))).collect();
-        let mut classpath = Vec::new();
         // Inside the work directory: neither `cargo xtask fixtures` nor another interop run (own
         // --work) can recompile it under this run's JVM.
-        let classes = work.join("classes");
-        if !runnable.is_empty() {
+        if !runnable.is_empty() && !compiled {
             let dist = ensure_dist(&tools, &cache, v)?;
             compile_into(&tools, &repo, v, &dist, &classes)?;
             classpath = dist.classpath;
@@ -518,7 +553,10 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         max_parallelism,
         dir,
         staging: PathBuf::new(),
-        unaligned_topology: false,
+        topology: "default",
+        edit_source: None,
+        removed: Vec::new(),
+        refused: false,
         outcome: None,
     };
     for (fi, f) in fixtures.iter().enumerate() {
@@ -563,7 +601,9 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         // Relocated into `relocated/`, then moved to another name in another directory.
         let mut c = new(fi, Kind::Relocate, format!("{base}~relocated"), f.max_parallelism, work.join("moved").join(format!("{base}.moved")));
         c.staging = work.join("relocated").join(&base);
-        c.unaligned_topology = f.case.ends_with("-unaligned");
+        if f.case.ends_with("-unaligned") {
+            c.topology = "unaligned";
+        }
         let rs: Vec<(&'static str, u32)> = relocated_backends(&f.case).iter().map(|&b| (b, f.parallelism)).collect();
         push(c, &rs);
         // A chain's checkpoints after the oldest, restored as they are once gc ran, from where
@@ -966,8 +1006,7 @@ fn run_restores(
     let mut plan = String::new();
     for r in restores {
         let c = &conversions[r.conversion];
-        let topology = if c.unaligned_topology { "unaligned" } else { "default" };
-        plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\t{topology}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display()));
+        plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display(), c.topology));
     }
     fs::write(&plan_file, plan).map_err(|e| format!("write {}: {e}", plan_file.display()))?;
     let log_path = work.join("restore.log");
@@ -1059,7 +1098,15 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
         return Err(format!("expected every keyed operator on {want_class}, the job reported: {lines:?}"));
     }
     let got = fs::read_to_string(&r.out).map_err(|e| format!("no restored output {}: {e}", r.out.display()))?;
-    let want = fs::read_to_string(&f.expected).map_err(|e| format!("read {}: {e}", f.expected.display()))?;
+    let mut want = fs::read_to_string(&f.expected).map_err(|e| format!("read {}: {e}", f.expected.display()))?;
+    // An edit: the expected contents without what it removed (which must be something).
+    if !c.removed.is_empty() {
+        let (kept, gone) = edit::without(&want, &c.removed)?;
+        if gone == 0 {
+            return Err(format!("the edited rows {:?} are not in {}: the check would prove nothing", c.removed, f.expected.display()));
+        }
+        want = kept;
+    }
     let (got_set, got_ttl) = normalise(&got, drop_key_group)?;
     let (want_set, want_ttl) = normalise(&want, drop_key_group)?;
     if got_set != want_set {
@@ -1076,7 +1123,7 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
     }
     // An unaligned checkpoint's in-flight filler records are replayed into the `slow` operator
     // (they reach no state): none arriving would mean the channel state was not restored.
-    let inflight = if c.unaligned_topology {
+    let inflight = if c.topology == "unaligned" {
         let p = PathBuf::from(format!("{}.inflight", r.out.display()));
         let n: u64 = fs::read_to_string(&p).map_err(|e| format!("no {}: {e}", p.display()))?.trim().parse().map_err(|e| format!("{}: {e}", p.display()))?;
         if n == 0 {
@@ -1111,6 +1158,16 @@ fn report(version: &str, fixtures: &[Fixture], conversions: &[Conversion], resto
                 totals.failed += 1;
                 println!("   FAIL {what}\n      {e}");
             }
+            _ if c.refused => match edit::refusal(r) {
+                Ok(m) => {
+                    totals.ok += 1;
+                    println!("   ok   {what}  refused as it must be: {m}");
+                }
+                Err(e) => {
+                    totals.failed += 1;
+                    println!("   FAIL {what}\n      {e}");
+                }
+            },
             _ => match compare(f, r, c) {
                 Ok((n, inflight)) => {
                     totals.ok += 1;

@@ -69,7 +69,7 @@ pub struct Args {
     pub origin: bool,
 }
 
-fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
+pub(crate) fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
     let num = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("not a key group: {t:?}"));
     let (start, end_incl) = if let Some((a, b)) = s.split_once("..=") {
         (num(a)?, num(b)?)

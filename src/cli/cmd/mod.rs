@@ -5,6 +5,7 @@ pub mod diff;
 pub mod convert;
 pub mod delete;
 pub mod dump;
+pub mod edit;
 pub mod gc;
 pub mod export;
 pub mod inspect;
