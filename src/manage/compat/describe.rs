@@ -495,14 +495,16 @@ fn backend_of(h: &KeyedStateHandle) -> Option<&'static str> {
     }
 }
 
-/// The release line a metadata version was written by.
+/// The releases that write a metadata version (a range where several do: the rules that
+/// differ inside it, such as TTL migration from 2.1/2.2, stay undecided without
+/// `--flink-version`).
 pub fn flink_line(metadata_version: i32) -> Option<&'static str> {
     match metadata_version {
-        2 => Some("1.10"),
-        3 => Some("1.15"),
-        4 => Some("1.20"),
+        2 => Some("1.3–1.10"),
+        3 => Some("1.11–1.15"),
+        4 => Some("1.16–1.20"),
         5 => Some("2.0"),
-        6 => Some("2.3"),
+        6 => Some("2.1–2.3"),
         7 => Some("2.4"),
         _ => None,
     }

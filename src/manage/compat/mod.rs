@@ -205,6 +205,11 @@ pub struct FlinkVersion {
 impl std::str::FromStr for FlinkVersion {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
+        // A range (`2.1–2.3`): the major version when both ends share it, the minor unknown.
+        if let Some((a, b)) = s.split_once(['–', '-']) {
+            let (a, b): (FlinkVersion, FlinkVersion) = (a.parse()?, b.parse()?);
+            return if a.major == b.major { Ok(FlinkVersion { major: a.major, minor: if a.minor == b.minor { a.minor } else { None } }) } else { Err(format!("a range across major versions: {s:?}")) };
+        }
         let mut parts = s.trim().split('.');
         let major = parts.next().and_then(|m| m.parse().ok()).ok_or_else(|| format!("not a Flink version: {s:?} (e.g. 1.20, 2.3.0, 2.x)"))?;
         let minor = match parts.next() {
@@ -272,10 +277,13 @@ pub struct Counts {
 
 /// Compares the snapshot's description `old` with the new job's `new`.
 pub fn compat(old: &JobDescription, new: &Target, opts: &CompatOptions) -> CompatReport {
-    let version = opts
-        .flink_version
-        .or_else(|| new.description.flink_version.as_deref().and_then(|v| v.parse().ok()))
-        .or_else(|| old.flink_version.as_deref().and_then(|v| v.parse().ok()));
+    // The release that restores: given, else the target's (not the snapshot's when the target
+    // names one, even one this build cannot parse), else the snapshot's.
+    let version = match (opts.flink_version, &new.description.flink_version) {
+        (Some(v), _) => Some(v),
+        (None, Some(t)) => t.parse().ok(),
+        (None, None) => old.flink_version.as_deref().and_then(|v| v.parse().ok()),
+    };
     let backend = opts.backend.clone().or_else(|| new.description.backend.clone());
     let ctx = RuleContext { ttl_migration: ttl_migration(version, backend.as_deref()) };
     let mut findings = Vec::new();
@@ -346,6 +354,8 @@ mod tests {
         assert_eq!("2.x".parse::<FlinkVersion>(), Ok(FlinkVersion { major: 2, minor: None }));
         assert_eq!("1.20.5".parse::<FlinkVersion>(), Ok(FlinkVersion { major: 1, minor: Some(20) }));
         assert!("two".parse::<FlinkVersion>().is_err());
+        assert_eq!("2.1–2.3".parse::<FlinkVersion>(), Ok(FlinkVersion { major: 2, minor: None }));
+        assert_eq!("1.16–1.20".parse::<FlinkVersion>(), Ok(FlinkVersion { major: 1, minor: None }));
     }
 
     #[test]
