@@ -127,7 +127,7 @@ fn write_text(r: &CompatReport, all: bool, out: &mut dyn Write) -> std::io::Resu
         writeln!(out, "rules of  Flink {v}")?;
     }
     let mut findings: Vec<_> = r.findings.iter().filter(|f| all || f.severity != Severity::Ok).collect();
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     if !findings.is_empty() {
         writeln!(out)?;
     }

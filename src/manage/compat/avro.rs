@@ -56,7 +56,7 @@ impl<'a> Names<'a> {
     fn resolve(&self, s: &'a Json) -> &'a Json {
         match s {
             Json::String(n) if !is_primitive(n) => self.0.get(n.as_str()).copied().or_else(|| self.0.iter().find(|(k, _)| k.rsplit('.').next() == Some(n.as_str())).map(|(_, v)| *v)).unwrap_or(s),
-            Json::Object(o) if o.get("type").and_then(Json::as_str).is_some_and(|t| is_primitive(t)) && !o.contains_key("fields") => o.get("type").unwrap_or(s),
+            Json::Object(o) if o.get("type").and_then(Json::as_str).is_some_and(is_primitive) && !o.contains_key("fields") => o.get("type").unwrap_or(s),
             _ => s,
         }
     }
