@@ -279,6 +279,13 @@ fn compiled_sql_plans() {
     let (code, r) = compat(&[&sp120, "--against", plan120.to_str().unwrap()]);
     assert_eq!(code, 2, "{r:#}");
     assert_eq!(r["counts"]["incompatible"], 0, "{r:#}");
+    // Before 1.18 a plan gives operators no uids: nothing about operators is decided.
+    let sp115 = savepoint("flink-1.15.4/sql-heap-savepoint-canonical");
+    let plan115 = root().join("testdata/flink-1.15.4/sql-plans/sql.plan.json");
+    let (code, r) = compat(&[&sp115, "--against", plan115.to_str().unwrap()]);
+    assert_eq!(code, 2, "{r:#}");
+    assert!(findings(&r, "operator_dropped", "incompatible").is_empty(), "{r:#}");
+    assert!(findings(&r, "coverage", "undecided").iter().any(|f| f["message"].as_str().unwrap().contains("1.18")), "{r:#}");
     // A changed query renumbers nodes: the group aggregate's state would be dropped.
     let mut p: J = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     for n in p["nodes"].as_array_mut().unwrap() {

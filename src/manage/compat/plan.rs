@@ -1,7 +1,9 @@
 //! A compiled SQL plan (`COMPILE PLAN` JSON) as a partial job description.
 //!
-//! The planner gives every operator the uid `<node id>_<transformation name>` (the default of
-//! `table.exec.uid.format`, 1.15+), e.g. `4_group-aggregate`, and Flink derives the operator id
+//! The planner of Flink 1.18+ gives every operator of a compiled plan the uid
+//! `<node id>_<transformation name>` (`ExecNodeBase#createTransformationUid`), e.g.
+//! `4_group-aggregate`; before 1.18 operator ids come from the graph and a plan cannot name
+//! them (then nothing about operators is decided), and Flink derives the operator id
 //! from it. So a plan tells which stateful operators the new job has — a changed query that
 //! renumbers or removes a stateful node drops its state — and each node's state TTL. It does not
 //! tell the state serializers (a changed column type), nor the max parallelism: those stay
@@ -97,6 +99,11 @@ pub(super) fn describe_plan(source: &str, plan: &Json) -> Result<(JobDescription
         coverage.push(format!("exec nodes whose operator uids flinksnap does not know: {}", unknown.join(", ")));
     }
     let flink_version = plan.get("flinkVersion").and_then(Json::as_str).map(str::to_owned);
+    let before_uids = flink_version.as_deref().and_then(|v| v.parse::<super::FlinkVersion>().ok()).is_some_and(|v| v.major == 1 && v.minor.is_some_and(|m| m < 18));
+    if before_uids {
+        operators.clear();
+        coverage.push(format!("a plan of Flink {} gives operators no uids (1.18+ does): which operators the new job keeps is not decided", flink_version.as_deref().unwrap_or("?")));
+    }
     Ok((
         JobDescription { format: FORMAT.to_owned(), version: VERSION, source: Some(source.to_owned()), flink_version, backend: None, operators },
         coverage,
