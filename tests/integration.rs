@@ -16,3 +16,4 @@ mod oracle;
 mod relocate;
 mod rocksdb_native;
 mod sql;
+mod stores;
