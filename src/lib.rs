@@ -20,7 +20,8 @@
 //!   operators: which SQL node holds which state;
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //!   keyed state of every kind through one [`KeyedSource`](readers::source::KeyedSource);
-//! - [`manage`]: verify, latest, refs, gc, stats and diff over snapshots and their directories;
+//! - [`manage`]: verify, latest, refs, gc, stats, diff and compat over snapshots and their
+//!   directories;
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
 //! - `cli` (binary only): one module per subcommand.

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod compat;
 mod convert;
 mod cross_job;
 mod dump;

@@ -95,6 +95,7 @@ enum Command {
     Relocate(cmd::relocate::Args),
     Stats(cmd::stats::Args),
     Diff(cmd::diff::Args),
+    Compat(cmd::compat::Args),
     Convert(cmd::convert::Args),
     Edit(cmd::edit::Args),
     Export(cmd::export::Args),
@@ -108,6 +109,8 @@ pub enum Outcome {
     Ok,
     /// Ran, and found problems.
     Problems,
+    /// Ran, and could not decide (`compat`): exit 2.
+    Undecided,
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -136,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Relocate(args) => cmd::relocate::run(args, &mut out),
         Command::Stats(args) => cmd::stats::run(args, &mut out),
         Command::Diff(args) => cmd::diff::run(args, &mut out),
+        Command::Compat(args) => cmd::compat::run(args, &mut out),
         Command::Convert(args) => cmd::convert::run(args, &mut out),
         Command::Edit(args) => cmd::edit::run(args, &mut out),
         Command::Export(args) => cmd::export::run(args, &mut out),
@@ -145,6 +149,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(Outcome::Undecided) => ExitCode::from(2),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flinksnap: {}", message(&e));

@@ -440,7 +440,7 @@ struct Totals {
 }
 
 /// Builds flinksnap (a no-op after `cargo test` built it) and returns the binary's path.
-fn build_flinksnap(repo: &Path, release: bool, features: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn build_flinksnap(repo: &Path, release: bool, features: Option<&str>) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo).args(["build", "--quiet", "--locked", "--package", "flinksnap", "--bin", "flinksnap", "--message-format=json-render-diagnostics"]);

@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench;
+mod compat_interop;
 mod interop;
 mod sql_interop;
 mod oracle;
@@ -399,6 +400,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::interop(&args[1..]),
+        Some("compat-interop") => compat_interop::compat_interop(&args[1..]),
         Some("oracle") => oracle::oracle(&args[1..]),
         Some("serializer-fixtures") => oracle::serializer_fixtures(&args[1..]),
         Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus `operators`: the `--operator` / `--uid` lookup that `dump`
 //! and `export` share.
 
+pub mod compat;
 pub mod diff;
 pub mod convert;
 pub mod delete;
