@@ -7,6 +7,7 @@ mod convert;
 mod cross_job;
 mod dump;
 mod export;
+mod fuzz_regressions;
 mod inspect;
 mod manage;
 mod metadata;
