@@ -10,6 +10,7 @@ mod dump;
 mod edit;
 mod encode;
 mod export;
+mod fuzz_regressions;
 mod inspect;
 mod manage;
 mod metadata;
