@@ -218,6 +218,9 @@ pub struct ManifestRun {
 /// nothing is left under a final name except what an earlier export wrote.
 pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress) -> Result<Manifest> {
     let started = Instant::now();
+    if cfg!(not(feature = "parquet")) && opts.format == ExportFormat::Parquet {
+        return Err(sink::parquet_unsupported());
+    }
     let earlier = prepare_dir(&opts.dir, opts.force)?;
     let uid_names: Vec<String> = opts.uids.values().cloned().collect();
     let summary = Summary::build(snapshot, &uid_names)?;

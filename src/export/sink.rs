@@ -2,6 +2,10 @@
 //! Files are written under a temporary name in their final directory and renamed once
 //! complete, so a file under its final name is always whole.
 
+// Without the `parquet` feature the row-group bounds and their accounting have no writer to
+// serve; CSV and JSONL files are written the same either way.
+#![cfg_attr(not(feature = "parquet"), allow(dead_code, unused_variables))]
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -9,9 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
+#[cfg(feature = "parquet")]
 use parquet::arrow::ArrowWriter;
+#[cfg(feature = "parquet")]
 use parquet::basic::{Compression, ZstdLevel};
+#[cfg(feature = "parquet")]
 use parquet::file::metadata::KeyValue;
+#[cfg(feature = "parquet")]
 use parquet::file::properties::WriterProperties;
 
 use super::state::{csv_cells, StateLayout, CSV_COLUMNS};
@@ -44,6 +52,7 @@ pub enum Chunk {
 
 #[derive(Debug)]
 enum Writer {
+    #[cfg(feature = "parquet")]
     Parquet(Box<ArrowWriter<BufWriter<File>>>),
     Text(BufWriter<File>),
 }
@@ -87,6 +96,7 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::io(path.display().to_string(), e)
 }
 
+#[cfg(feature = "parquet")]
 fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
     Error::write(path.display().to_string(), e)
 }
@@ -103,6 +113,12 @@ impl StateFile {
         let file = File::create(&temp).map_err(|e| io_err(&temp, e))?;
         let mut out = BufWriter::with_capacity(256 * 1024, file);
         let writer = match format {
+            #[cfg(not(feature = "parquet"))]
+            ExportFormat::Parquet => {
+                let _ = (&layout, file_meta);
+                return Err(parquet_unsupported());
+            }
+            #[cfg(feature = "parquet")]
             ExportFormat::Parquet => {
                 let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet_err(&path, e))?;
                 let kv = file_meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
@@ -159,6 +175,7 @@ impl StateFile {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
         let open = &mut *open;
         match (open.writer.as_mut(), chunk) {
+            #[cfg(feature = "parquet")]
             (Some(Writer::Parquet(w)), Chunk::Batch(b)) => {
                 w.write(&b).map_err(|e| parquet_err(&self.path, e))?;
                 let now = w.memory_size();
@@ -181,6 +198,7 @@ impl StateFile {
     pub fn subtask_done(&self, buffered_total: &AtomicUsize) -> Result<()> {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
         let open = &mut *open;
+        #[cfg(feature = "parquet")]
         if let Some(Writer::Parquet(w)) = open.writer.as_mut() {
             if w.memory_size() > IDLE_ROW_GROUP_BYTES {
                 w.flush().map_err(|e| parquet_err(&self.path, e))?;
@@ -195,6 +213,7 @@ impl StateFile {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
         let row_groups = match open.writer.take() {
             // Writes the footer and flushes the buffered writer into the file.
+            #[cfg(feature = "parquet")]
             Some(Writer::Parquet(w)) => Some(w.close().map_err(|e| parquet_err(&self.path, e))?.num_row_groups()),
             Some(Writer::Text(w)) => {
                 w.into_inner().map_err(|e| io_err(&self.temp, e.into_error()))?;
@@ -241,4 +260,9 @@ fn account(total: &AtomicUsize, mine: &mut usize, now: usize) -> usize {
     } else {
         total.fetch_sub(before - now, Ordering::Relaxed).saturating_sub(before - now)
     }
+}
+
+/// Parquet files need the `parquet` cargo feature.
+pub(crate) fn parquet_unsupported() -> Error {
+    Error::unsupported("writing Parquet: this flinksnap was built without the `parquet` cargo feature", None)
 }
