@@ -14,5 +14,3 @@ mod offsets;
 mod oracle;
 mod relocate;
 mod rocksdb_native;
-#[cfg(not(feature = "rocksdb"))]
-mod without_rocksdb;

@@ -456,6 +456,8 @@ fn relocated_backends(case: &str) -> &'static [&'static str] {
         &["hashmap", "rocksdb"]
     } else if case.starts_with("heap-") {
         &["hashmap"]
+    } else if case.starts_with("forst-") {
+        &["forst"]
     } else {
         &["rocksdb"]
     }
@@ -533,7 +535,8 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         if f.chain_len > 1 && f.chain_pos > 0 && !f.restore_case {
             let dir = f.original_job_dir().map(|j| j.join(&f.label)).unwrap_or_default();
             let c = new(fi, Kind::AfterGc, format!("{base}~after-gc"), f.max_parallelism, dir);
-            push(c, &[("rocksdb", f.parallelism)]);
+            let backend = if f.case.starts_with("forst-") { "forst" } else { "rocksdb" };
+            push(c, &[(backend, f.parallelism)]);
         }
     }
     (conversions, restores)
@@ -910,7 +913,11 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
     // ran on the one asked for.
     let backends_file = PathBuf::from(format!("{}.backends", r.out.display()));
     let backends = fs::read_to_string(&backends_file).map_err(|e| format!("no {}: {e}", backends_file.display()))?;
-    let want_class = if r.backend == "rocksdb" { "RocksDBKeyedStateBackend" } else { "HeapKeyedStateBackend" };
+    let want_class = match r.backend {
+        "rocksdb" => "RocksDBKeyedStateBackend",
+        "forst" => "ForStSyncKeyedStateBackend",
+        _ => "HeapKeyedStateBackend",
+    };
     let lines: Vec<&str> = backends.lines().filter(|l| !l.trim().is_empty()).collect();
     // A changelog checkpoint restored as it is (relocated, not converted) into a job without the
     // changelog backend goes through Flink's migration path (FLINK-23252): the operator gets

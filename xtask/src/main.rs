@@ -30,7 +30,7 @@ struct Snap {
 /// One job configuration = one JVM run.
 struct Run {
     name: &'static str,
-    backend: &'static str, // hashmap | rocksdb
+    backend: &'static str, // hashmap | rocksdb | forst
     parallelism: u32,
     max_parallelism: u32,
     compression: bool,
@@ -139,6 +139,39 @@ const RUNS: &[Run] = &[
         // a single checkpoint: a chain at p=2 would double the (already covered) chain's size
         snaps: &[snap(3, "checkpoint", "rocksdb-checkpoint-incremental-p2-maxp32768")],
         only_versions: EXTREMES,
+    },
+    // ForSt (Flink 2.x, in flink-dist since 2.0): the RocksDB fork of the disaggregated state
+    // backend, with the same job and the chain and native savepoint of the RocksDB run.
+    Run {
+        name: "forst-incremental",
+        backend: "forst",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(1, "checkpoint", "forst-checkpoint-incremental"),
+            snap(2, "checkpoint", "forst-checkpoint-incremental"),
+            snap(3, "checkpoint", "forst-checkpoint-incremental"),
+            snap(3, "native", "forst-savepoint-native"),
+        ],
+        only_versions: FORST_VERSIONS,
+    },
+    Run {
+        name: "forst-in-place",
+        backend: "forst",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(1, "checkpoint", "forst-checkpoint-in-place"),
+            snap(2, "checkpoint", "forst-checkpoint-in-place"),
+            snap(3, "checkpoint", "forst-checkpoint-in-place"),
+        ],
+        only_versions: FORST_VERSIONS,
     },
     // The runs below switch on a state-handle feature (see RUN_FEATURES): one retained
     // checkpoint each, 1.20+ only (file merging is new in 1.20; the changelog backend and
@@ -257,6 +290,8 @@ const RUNS: &[Run] = &[
 ];
 
 const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// The versions with ForSt in flink-dist (2.0 on) among the fixture versions.
+const FORST_VERSIONS: &[&str] = &["2.0.2", "2.3.0"];
 /// Unaligned checkpoints exist in every version; 1.13.6 and 1.14.6 add the oldest channel-state
 /// handles (metadata V3).
 const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.20.5", "2.3.0"];
@@ -280,6 +315,7 @@ const RUN_FEATURES: &[(&str, &[&str])] = &[
     ("heap-file-merging", &["--file-merging", "true"]),
     ("rocksdb-file-merging", &["--file-merging", "true"]),
     ("heap-unaligned", &["--unaligned", "true"]),
+    ("forst-in-place", &["--forst-in-place", "true"]),
     ("rocksdb-incremental-claim", &["--restore-mode", "CLAIM"]),
     ("rocksdb-incremental-legacy", &["--restore-mode", "LEGACY"]),
     ("rocksdb-savepoint-native-claim", &["--restore-mode", "CLAIM"]),

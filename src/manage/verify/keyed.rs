@@ -166,6 +166,27 @@ impl Verifier<'_> {
                 out.push(f);
             }
         }
+        // RocksDB and ForSt handles: every block of every live table, also those no entry read
+        // lies in (other column families, key groups outside the handle), must pass its checksum.
+        let handle = op.subtasks.get(sub.subtask).and_then(|st| st.state.as_ref()).and_then(|x| x.managed_keyed_state.as_ref());
+        let incs: Vec<&crate::metadata::handles::IncrementalRemoteKeyedStateHandle> = match handle {
+            Some(KeyedStateHandle::IncrementalRemote(i)) => vec![i],
+            Some(KeyedStateHandle::Changelog(c)) => c
+                .materialized
+                .iter()
+                .filter_map(|m| match m {
+                    KeyedStateHandle::IncrementalRemote(i) => Some(i),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for inc in incs {
+            let checked = crate::readers::rocksdb::RocksDbHandleReader::open(s, op.operator_id, op.max_parallelism, inc, &[], None).and_then(|r| r.verify_blocks());
+            if let Err(e) = checked {
+                out.push(self.error_finding(s, op, Some(subtask), &e));
+            }
+        }
         out
     }
 }
