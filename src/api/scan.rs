@@ -32,12 +32,21 @@ pub struct ScanBuilder {
     states: Vec<String>,
     key_groups: Option<KeyGroupRange>,
     kind: Option<bool>,
+    typed: bool,
     batch_rows: usize,
 }
 
 impl ScanBuilder {
     pub(crate) fn new(snapshot: Snapshot) -> ScanBuilder {
-        ScanBuilder { snapshot, operators: Vec::new(), states: Vec::new(), key_groups: None, kind: None, batch_rows: DEFAULT_BATCH_ROWS }
+        ScanBuilder {
+            snapshot,
+            operators: Vec::new(),
+            states: Vec::new(),
+            key_groups: None,
+            kind: None,
+            typed: true,
+            batch_rows: DEFAULT_BATCH_ROWS,
+        }
     }
 
     /// Only this operator, by uid or 32-digit hex id (repeatable: each call adds one).
@@ -78,6 +87,14 @@ impl ScanBuilder {
         self
     }
 
+    /// `false`: the dump form even when the scan names one state. A consumer that fixed its
+    /// schema before it knew the selection (a Spark data source pushing a state filter down)
+    /// keeps one schema for any selection.
+    pub fn typed(mut self, typed: bool) -> Self {
+        self.typed = typed;
+        self
+    }
+
     /// Rows per record batch (at most; a batch also closes at 8 MiB of stored bytes).
     pub fn batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
@@ -103,7 +120,7 @@ impl ScanBuilder {
             uids: snap.uids.iter().map(|(id, u)| (id.to_hex(), u.clone())).collect(),
         };
         let mut scan = Scan { snapshot: self.snapshot.clone(), selection: selection.clone(), spec, layout: None, schema: dump_schema() };
-        if self.states.len() != 1 {
+        if self.states.len() != 1 || !self.typed {
             return Ok(scan);
         }
         let name = &self.states[0];

@@ -46,6 +46,22 @@ fn a_typed_scan_reads_the_entries_of_its_state() {
 }
 
 #[test]
+fn an_untyped_scan_of_one_state_has_the_dump_form() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let typed = snap.scan().operator("keyed-string").state("v-pojo").build().unwrap();
+    let dump = snap.scan().operator("keyed-string").state("v-pojo").typed(false).build().unwrap();
+    assert!(!dump.is_typed());
+    assert_eq!(dump.schema(), snap.scan().build().unwrap().schema());
+    let rows = |s: &crate::Scan| s.batches().unwrap().map(|b| b.unwrap().num_rows()).sum::<usize>();
+    assert_eq!(rows(&dump), rows(&typed));
+    // Its partitions carry the form.
+    let parts = dump.plan(&crate::PlanOptions::default()).unwrap();
+    for p in parts {
+        assert_eq!(p.execute().unwrap().schema(), dump.schema());
+    }
+}
+
+#[test]
 fn unknown_and_ambiguous_names_are_errors() {
     let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
     let e = snap.scan().state("no-such-state").build().unwrap_err().to_string();
