@@ -14,3 +14,4 @@ mod offsets;
 mod oracle;
 mod relocate;
 mod rocksdb_native;
+mod sql;

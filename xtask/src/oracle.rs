@@ -152,7 +152,9 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     let tmp = work.join("tmp");
     fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     println!("== flink {v}: oracle on {} snapshots", plan.len());
-    let mut cmd = java_job(tools, repo, v, 1024, &tmp, &classes, &dist.classpath, "flinksnap.fixtures.DumpOracle");
+    // The table jars for SQL state (RowDataSerializer & co. and their renderer, 1.15+).
+    let cp = if crate::has_sql(v) { dist.sql_classpath() } else { dist.classpath.clone() };
+    let mut cmd = java_job(tools, repo, v, 1536, &tmp, &classes, &cp, "flinksnap.fixtures.DumpOracle");
     cmd.args(["--flink-version", v]).arg("--work").arg(work).arg("--plan").arg(&plan_file);
     let res = run_cmd(&mut cmd, &format!("flink {v} dump oracle"));
     drop(placed);

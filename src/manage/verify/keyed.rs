@@ -9,7 +9,7 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::metadata::handles::KeyedStateHandle;
 use crate::metadata::OperatorState;
 use crate::model::{KeyGroupRange, SubtaskRef};
-use crate::readers::serializers::{java_hash_code, key_group_for_hash};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code};
 use crate::readers::source::{KeyedSource, Selection};
 use crate::snapshot::Snapshot;
 
@@ -126,7 +126,7 @@ impl Verifier<'_> {
                         entries += 1;
                         self.totals.opaque_values += e.opaque_count() as u64;
                         let Some(key) = &e.key else { continue };
-                        let Some(hash) = java_hash_code(&key_serializer, key) else { continue };
+                        let Some(hash) = key_hash_code(&key_serializer, key, &e.raw.key) else { continue };
                         let want = key_group_for_hash(hash, op.max_parallelism);
                         if want != kg {
                             wrong += 1;

@@ -144,6 +144,8 @@ fn read_payload(c: &mut Cursor<'_>, class: String, version: i32, family: Family,
             read_kryo(c)?
         }
         Family::Avro => read_avro(c, &class, version, at)?,
+        Family::Table(t) => return super::table::read_snapshot(c, class, version, t, depth),
+        Family::Cep(t) => return super::cep::read(c, class, version, t, depth),
         _ => return read_composite(c, class, version, family, depth),
     };
     Ok(TypeSerializer::new(class, version, kind))
