@@ -41,7 +41,7 @@ def snapshots(bench: Path):
         for line in manifest.read_text().splitlines():
             f = line.split("\t")
             if len(f) >= 5:
-                yield manifest.parent / f[3], int(f[4]), manifest.parent.parent.name
+                yield manifest.parent / f[3], int(f[4]), manifest.parent.parent.name, f[0]
 
 
 def main(argv: list) -> int:
@@ -54,7 +54,7 @@ def main(argv: list) -> int:
     bench = Path(rest[0]) if rest else cache / "bench"
     bad = 0
     found = False
-    for path, entries, size in snapshots(bench):
+    for path, entries, size, case in snapshots(bench):
         found = True
         stored = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True)
@@ -63,14 +63,14 @@ def main(argv: list) -> int:
             bad += 1
             continue
         r = json.loads(out.stdout)
-        r.update(snapshot=str(path), size=size, stored_mib=round(stored / 2**20, 1), expected_rows=entries)
+        r.update(snapshot=str(path), case=case, size=size, stored_mib=round(stored / 2**20, 1), expected_rows=entries)
         if r["rows"] != entries:
             bad += 1
         if as_json:
             print(json.dumps(r))
         else:
             print(
-                f"{size:>6} {path.parent.name:<28} stored {r['stored_mib']:>7} MiB  rows {r['rows']:>9}"
+                f"{size:>6} {case:<28} stored {r['stored_mib']:>7} MiB  rows {r['rows']:>9}"
                 f"{'' if r['rows'] == entries else ' (expected ' + str(entries) + ')'}  {r['seconds']:>7} s"
                 f"  peak RSS {r['peak_rss_mib']:>6} MiB"
             )
