@@ -44,6 +44,8 @@
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
+//! - [`plan`]: a job's plan (compiled SQL plan or REST job plan) tied to a snapshot's
+//!   operators: which SQL node holds which state;
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //!   keyed state of every kind through one [`KeyedSource`](readers::source::KeyedSource);
 //! - [`manage`]: verify, latest, refs, gc, stats and diff over snapshots and their directories;
@@ -78,6 +80,7 @@ pub mod java_serialization;
 pub mod manage;
 pub mod metadata;
 pub mod model;
+pub mod plan;
 pub mod readers;
 pub mod rocksdb_files;
 pub mod snapshot;

@@ -10,7 +10,7 @@ use flinksnap::readers::entries::{Selection, SnapshotEntries};
 use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
 
-use super::operators::NamedOperators;
+use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::output::Table;
 use crate::cli::Outcome;
 
@@ -57,6 +57,10 @@ pub struct Args {
     /// no uids (Flink before 2.0).
     #[arg(long = "uid", value_name = "NAME")]
     pub uids: Vec<String>,
+    /// The job's compiled SQL plan: names operators by the planner uids it implies
+    /// (`<node id>_<transformation>`) where the metadata stores none (Flink 1.18, 1.20).
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Jsonl)]
     pub format: DumpFormat,
@@ -93,7 +97,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let out: &mut dyn Write = &mut out;
     let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    let named = NamedOperators::resolve(&snapshot, &args.operators, &args.uids)?;
+    let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
     // Uids stored in the metadata (2.x) win over those given.
     let mut uids = named.uids;
     for op in &snapshot.metadata.operators {
