@@ -33,8 +33,8 @@
 //! - [`error`]: errors, with typed positions (file offset, decompressed offset, offset inside a
 //!   stored value) and "unsupported" apart from corruption;
 //! - [`bytes`]: the big-endian cursor every binary reader uses (typed offsets in every error);
-//! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
-//!   trait);
+//! - [`storage`]: where snapshot files live: local files, object stores (S3, GCS, Azure,
+//!   S3-compatible) and HDFS behind one trait, read and written;
 //! - [`rocksdb_files`]: RocksDB's SST and MANIFEST files read in Rust (the RocksDB and ForSt
 //!   backends' native snapshots), through ranged reads of any [`FileSource`](rocksdb_files::FileSource);
 //! - [`model`]: Flink's identifiers (operator ids, key groups) and the backend-independent
@@ -62,11 +62,15 @@
 //!   library user turns default features off and gets none of these.
 //! - `parquet` (default): [`export::export`] writing Parquet files (the parquet crate). Arrow
 //!   record batches ([`Scan::batches`]) need only arrow-array and arrow-schema, always built.
+//! - `cloud` (default): `s3://`, `gs://`, `abfss://`, `wasbs://`, `oss://` and the other object
+//!   store URLs, through `object_store` (ring TLS, no C beyond ring's).
+//! - `hdfs`: `hdfs://` and `viewfs://` through `hdfs-native-object-store` (pure Rust).
 //! - `rocksdb` (off by default): RocksDB native state can also be read through the RocksDB C++
 //!   library (a C++ build that needs libclang): the differential test compares both readers,
 //!   `FLINKSNAP_ROCKSDB_READER=librocksdb` makes the CLI use it (benchmarks).
 //!
-//! A lean library build: `flinksnap = { version = "0.1", default-features = false }`.
+//! A lean library build (local files only, no Parquet writer): `flinksnap = { version = "0.1",
+//! default-features = false }`; add `features = ["cloud"]` to read object store URLs.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -15,3 +15,4 @@ mod oracle;
 mod relocate;
 mod rocksdb_native;
 mod sql;
+mod stores;

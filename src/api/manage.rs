@@ -7,7 +7,7 @@ pub use crate::manage::gc::{GcOptions, GcPlan};
 pub use crate::manage::latest::LatestReport;
 pub use crate::manage::refs::RefsReport;
 pub use crate::manage::verify::{Level as VerifyLevel, VerifyReport};
-use crate::storage::LocalStorage;
+use crate::storage::Storages;
 
 /// Checks the snapshot at `location` (`flinksnap verify`): shallow, `_metadata` parses and every
 /// referenced file exists with its recorded size; full, also every handle, key group and entry
@@ -48,9 +48,11 @@ pub fn refs(dir: &str, also: &[String]) -> Result<RefsReport> {
 /// tells what was (or would be) removed and what was kept and why. A refused run
 /// ([`GcPlan::refused`]) removes nothing.
 pub fn gc(dir: &str, opts: &GcOptions, delete: bool) -> Result<GcPlan> {
-    let mut plan = crate::manage::gc::plan(default_storage(), dir, opts)?;
+    // One set of store clients for the plan and the deletes.
+    let storage = Storages::default();
+    let mut plan = crate::manage::gc::plan(std::sync::Arc::new(storage.clone()), dir, opts)?;
     if delete && plan.refused.is_none() {
-        crate::manage::gc::execute(&LocalStorage, &mut plan, opts)?;
+        crate::manage::gc::execute(&storage, &mut plan, opts)?;
     }
     Ok(plan)
 }

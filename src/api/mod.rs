@@ -65,11 +65,14 @@ use crate::model::{OperatorId, StateKind};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::states::subtask_states;
 use crate::snapshot::Summary;
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::{Storage, Storages};
 
-/// The storage locations are read from when none is given: local files.
+/// The storage locations are read from when none is given: local paths from the local file
+/// system, URLs (`s3://`, `gs://`, `abfss://`, … with the `cloud` feature) from their object
+/// store, configured by its environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Other options (an
+/// endpoint, credentials): [`Snapshot::open_with`] a [`Storages`] made with them.
 pub fn default_storage() -> Arc<dyn Storage> {
-    Arc::new(LocalStorage)
+    Arc::new(Storages::default())
 }
 
 /// A checkpoint or savepoint, opened: its `_metadata` parsed, ready to list and scan. Cheap to

@@ -23,7 +23,7 @@
 //! the end.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::bytes::Cursor;
@@ -38,14 +38,14 @@ use crate::readers::operator::read_operator_state;
 use crate::readers::source::KeyedSource;
 use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
-use crate::storage::Storage;
+use crate::storage::{Location, Storage};
 use crate::writers::canonical::{KeyGroupStreamWriter, Record};
 use crate::writers::keys::{KeyGroupBatches, KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
 use crate::writers::spill::ExternalSorter;
 use crate::writers::stream::{uuid_name, StateStreamWriter, DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
-use crate::writers::target::{write_file_synced, TargetDir};
+use crate::writers::target::TargetDir;
 
 /// Default memory for regrouping keyed entries before spilling sorted runs to disk.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
@@ -120,9 +120,10 @@ pub struct ConvertReport {
     pub notes: Vec<String>,
 }
 
-/// Converts the snapshot at `src` into a canonical savepoint directory `dst`.
-pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
-    let snapshot = Snapshot::open(storage, src)?;
+/// Converts the snapshot at `src` into a canonical savepoint directory `dst` (a local path or
+/// an object-store URL).
+pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &str, opts: &ConvertOptions) -> Result<ConvertReport> {
+    let snapshot = Snapshot::open(storage.clone(), src)?;
     if let Some(n) = opts.max_parallelism {
         if n == 0 || n > UPPER_BOUND_MAX_PARALLELISM {
             return Err(Error::Invalid(format!("max parallelism {n} is outside Flink's range 1..={UPPER_BOUND_MAX_PARALLELISM}")));
@@ -134,13 +135,21 @@ pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &ConvertO
             opts.inline_threshold
         )));
     }
-    let target = TargetDir::prepare(&snapshot, dst, opts.force)?;
-    let mut report = ConvertReport { source: snapshot.metadata_location.to_string(), target: dst.display().to_string(), ..Default::default() };
-    let metadata = Converter { snapshot: &snapshot, dir: &target.tmp, opts, report: &mut report }.run()?;
-    let bytes = write_metadata_v3(&metadata).map_err(|e| Error::Invalid(format!("{}: {e}", dst.display())))?;
+    let target = TargetDir::prepare(&snapshot, storage, dst, opts.force)?;
+    let mut report = ConvertReport { source: snapshot.metadata_location.to_string(), target: target.dst.to_string(), ..Default::default() };
+    // Sorted runs spill to a local disk: beside the target when it is local, else the temp dir.
+    let spill_tmp = if target.is_remote() {
+        Some(tempfile::Builder::new().prefix("flinksnap-spill-").tempdir().map_err(|e| Error::io(std::env::temp_dir().display().to_string(), e))?)
+    } else {
+        None
+    };
+    let spill_base = spill_tmp.as_ref().map_or_else(|| PathBuf::from(target.tmp.as_str()), |t| t.path().to_path_buf());
+    let metadata = Converter { snapshot: &snapshot, target: &target, spill_base, opts, report: &mut report }.run()?;
+    let bytes = write_metadata_v3(&metadata).map_err(|e| Error::Invalid(format!("{}: {e}", target.dst)))?;
     // What was written must read back as what was meant (a writer bug must never reach Flink).
-    CheckpointMetadata::parse(&bytes).map_err(|e| Error::decode(format!("{} (as written)", dst.join(METADATA_FILE).display()), e))?;
-    write_file_synced(&target.tmp.join(METADATA_FILE), &bytes)?;
+    CheckpointMetadata::parse(&bytes).map_err(|e| Error::decode(format!("{} (as written)", target.dst.join(METADATA_FILE)), e))?;
+    // Last: on object stores the directory becomes a snapshot only now.
+    target.put_metadata(&bytes)?;
     report.metadata_bytes = bytes.len() as u64;
     count_streams(&metadata, &mut report);
     report.checkpoint_id = metadata.checkpoint_id;
@@ -176,7 +185,9 @@ fn count_streams(m: &CheckpointMetadata, r: &mut ConvertReport) {
 
 struct Converter<'a> {
     snapshot: &'a Snapshot,
-    dir: &'a Path,
+    target: &'a TargetDir,
+    /// Local directory for sorted runs.
+    spill_base: PathBuf,
     opts: &'a ConvertOptions,
     report: &'a mut ConvertReport,
 }
@@ -282,7 +293,9 @@ impl Converter<'_> {
 
     fn new_stream(&self, seed: &str) -> (StateStreamWriter, String) {
         let name = uuid_name(&format!("{}/{}", self.snapshot.metadata.checkpoint_id, seed));
-        (StateStreamWriter::new(self.dir, name.clone(), self.opts.inline_threshold), self.dir.join(&name).display().to_string())
+        let dir: Location = self.target.tmp.clone();
+        let shown = self.target.dst.join(&name).to_string();
+        (StateStreamWriter::in_storage(self.target.storage().clone(), dir, name, self.opts.inline_threshold), shown)
     }
 
     /// Copies a stream byte for byte into a new stream of the target.
@@ -394,7 +407,7 @@ impl Converter<'_> {
         let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
         let entries = SnapshotEntries::new(self.snapshot, selection);
         let ctx = RecordContext { op, layout: &layout, source_max_parallelism: op.max_parallelism, max_parallelism, regroup };
-        let spill_dir = self.dir.join(format!(".spill-{}", op.operator_id));
+        let spill_dir = self.spill_base.join(format!(".spill-{}", op.operator_id));
         let records: Box<dyn Iterator<Item = Result<Record>> + '_> = if ordered {
             let records = entries.filter_map(move |e| e.and_then(|e| ctx.record(&e)).transpose());
             Box::new(KeyGroupBatches::new(records))

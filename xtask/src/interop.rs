@@ -167,6 +167,8 @@ struct Options {
     cases: Vec<String>,
     /// Work directory root (`<root>/<version>`); default `$FLINKSNAP_CACHE/flink/<version>/work/interop`.
     work: Option<PathBuf>,
+    /// Convert and relocate from and into the S3 test server, restore what is downloaded.
+    via_s3: bool,
 }
 
 fn usage() -> String {
@@ -199,6 +201,7 @@ pub fn interop(args: &[String]) -> Result<()> {
         features: None,
         cases: Vec::new(),
         work: std::env::var_os("FLINKSNAP_INTEROP_WORK").filter(|w| !w.is_empty()).map(PathBuf::from),
+        via_s3: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -210,6 +213,7 @@ pub fn interop(args: &[String]) -> Result<()> {
             "--release" => o.release = true,
             "--features" => o.features = Some(it.next().ok_or("--features needs a list")?.clone()),
             "--work" => o.work = Some(PathBuf::from(it.next().ok_or("--work needs a directory")?)),
+            "--via-s3" => o.via_s3 = true,
             "-h" | "--help" => {
                 print!("{}", usage());
                 return Ok(());
@@ -228,6 +232,7 @@ pub fn interop(args: &[String]) -> Result<()> {
     let tools = Tools::find()?;
     let bin = build_flinksnap(&repo, o.release, o.features.as_deref())?;
     let cache = cache_dir()?;
+    let s3 = if o.via_s3 { Some(S3::from_env()?) } else { None };
 
     // Converting is quick and downloads (pip) are best one at a time: done first, in order.
     let mut runs = Vec::new();
@@ -243,21 +248,33 @@ pub fn interop(args: &[String]) -> Result<()> {
         };
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(work.join("savepoints")).map_err(|e| format!("create {}: {e}", work.display()))?;
-        let (mut conversions, restores) = plan(&fixtures, &work, o.full);
+        let (mut conversions, mut restores) = plan(&fixtures, &work, o.full);
+        if s3.is_some() {
+            // Through the bucket: convert and relocate only (gc on object stores is tested in
+            // tests/stores.rs).
+            let keep: Vec<bool> = conversions.iter().map(|c| c.kind != Kind::AfterGc).collect();
+            restores.retain(|r| keep[r.conversion]);
+        }
         // Before any chain copy is placed where Flink wrote it: convert and relocate read the
         // fixtures only (absolute paths re-based onto testdata/).
         for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc) {
             let f = &fixtures[c.fixture];
-            c.outcome = Some(match c.kind {
-                Kind::Convert => convert(&bin, f, c),
-                Kind::Relocate => relocate(&bin, f, c),
-                Kind::AfterGc => unreachable!("filtered out"),
+            c.outcome = Some(match (c.kind, &s3) {
+                (Kind::Convert, None) => convert(&bin, f, c),
+                (Kind::Relocate, None) => relocate(&bin, f, c),
+                (_, Some(s3)) => via_s3(&bin, s3, &repo, v, f, c),
+                (Kind::AfterGc, None) => unreachable!("filtered out"),
             });
+        }
+        if s3.is_some() {
+            for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc) {
+                c.outcome = Some(Err(Outcome::Unsupported("gc is not checked through the bucket".into())));
+            }
         }
         // Checkpoint chains: place a copy where Flink wrote it, delete the oldest checkpoint, gc.
         let mut checks = Vec::new();
         let mut placed = Vec::new();
-        for (case, idxs) in chains(&fixtures, false) {
+        for (case, idxs) in chains(&fixtures, false).into_iter().filter(|_| s3.is_none()) {
             let (p, check) = gc_chain(&bin, &fixtures, &idxs);
             let name = format!("{case}~gc-after-deleting-{}", fixtures[idxs[0]].label);
             for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc && idxs.contains(&c.fixture)) {
@@ -586,6 +603,101 @@ fn convert(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), O
         return Err(Outcome::Unsupported(stderr));
     }
     Err(Outcome::Failed(format!("flinksnap convert failed ({}): {stderr}", out.status)))
+}
+
+/// The S3 test server of `.ci/stores`, through flinksnap's own storage layer.
+struct S3 {
+    storage: flinksnap::storage::Storages,
+    env: Vec<(&'static str, String)>,
+    root: String,
+}
+
+impl S3 {
+    fn from_env() -> Result<S3> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty()).ok_or_else(|| format!("--via-s3: {n} is not set (run under `bash .ci/stores run ...`)"));
+        let endpoint = var("FLINKSNAP_TEST_S3_ENDPOINT")?;
+        let (key, secret) = (var("FLINKSNAP_TEST_S3_KEY")?, var("FLINKSNAP_TEST_S3_SECRET")?);
+        let mut o = flinksnap::storage::StorageOptions::new();
+        for (k, v) in [("endpoint", &endpoint), ("allow_http", &"true".to_owned()), ("access_key_id", &key), ("secret_access_key", &secret), ("region", &"us-east-1".to_owned())] {
+            o.set(k, v);
+        }
+        let bucket = std::env::var("FLINKSNAP_TEST_S3_BUCKET").unwrap_or_else(|_| "flink".into());
+        Ok(S3 {
+            storage: flinksnap::storage::Storages::new(o),
+            env: vec![("AWS_ENDPOINT", endpoint), ("AWS_ALLOW_HTTP", "true".into()), ("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret), ("AWS_REGION", "us-east-1".into())],
+            root: format!("s3://{bucket}/interop-{}", std::process::id()),
+        })
+    }
+
+    /// Uploads every file under `dir` to `url`.
+    fn upload(&self, dir: &Path, url: &str) -> std::result::Result<(), String> {
+        use flinksnap::storage::{Location, PutMode, Storage};
+        for (rel, _) in listing(dir)? {
+            let bytes = fs::read(dir.join(&rel)).map_err(|e| format!("read {rel}: {e}"))?;
+            self.storage.put(&Location::new(&format!("{url}/{rel}")), &bytes, PutMode::Overwrite).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Downloads every object under `url` into `dir`, byte for byte.
+    fn download(&self, url: &str, dir: &Path) -> std::result::Result<(), String> {
+        use flinksnap::storage::{Location, Storage};
+        let base = Location::new(url);
+        let mut files = Vec::new();
+        self.storage.list_files(&base, &mut |page| {
+            files.extend(page);
+            Ok(())
+        }).map_err(|e| e.to_string())?;
+        if files.is_empty() {
+            return Err(format!("nothing under {url}"));
+        }
+        for f in files {
+            let rel = f.location.strip_prefix(&base).ok_or_else(|| format!("{} is not under {url}", f.location))?.to_owned();
+            let to = dir.join(&rel);
+            if let Some(p) = to.parent() {
+                fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()))?;
+            }
+            fs::write(&to, self.storage.read(&f.location).map_err(|e| e.to_string())?).map_err(|e| format!("write {}: {e}", to.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The fixture uploaded to the bucket (its whole case directory, so shared files are there
+/// too), converted or relocated bucket to bucket by flinksnap, and the result downloaded to
+/// where the local run would have written it: Flink restores what the bucket holds.
+fn via_s3(bin: &Path, s3: &S3, repo: &Path, version: &str, f: &Fixture, c: &Conversion) -> std::result::Result<(), Outcome> {
+    let failed = Outcome::Failed;
+    let case_rel = f.case_dir.strip_prefix(repo).unwrap_or(&f.case_dir).to_string_lossy().into_owned();
+    let case_url = format!("{}/{version}/src/{case_rel}", s3.root);
+    let uploaded = format!("{case_url}/_uploaded");
+    {
+        use flinksnap::storage::{Location, PutMode, Storage};
+        if !s3.storage.exists(&Location::new(&uploaded)).map_err(|e| failed(e.to_string()))? {
+            s3.upload(&f.case_dir, &case_url).map_err(failed)?;
+            s3.storage.put(&Location::new(&uploaded), b"", PutMode::Overwrite).map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    let snap_rel = f.path.strip_prefix(&f.case_dir).map_err(|_| failed(format!("{} is not in its case directory", f.path.display())))?;
+    let src = format!("{case_url}/{}", snap_rel.display());
+    let out_url = format!("{}/{version}/out/{}", s3.root, c.name.replace(['@', '~'], "_"));
+    let mut cmd = Command::new(bin);
+    cmd.envs(s3.env.iter().map(|(k, v)| (k, v)));
+    match c.kind {
+        Kind::Convert => cmd.arg("convert").arg(&src).arg(&out_url).arg("--force").args(&c.args),
+        _ => cmd.arg("relocate").arg(&src).arg(&out_url).arg("--force"),
+    };
+    let out = cmd.output().map_err(|e| failed(format!("cannot run {}: {e}", bin.display())))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if c.kind == Kind::Convert && (stderr.contains("is not readable yet") || stderr.contains("in-flight channel data of an unaligned checkpoint")) {
+            return Err(Outcome::Unsupported(stderr));
+        }
+        return Err(failed(format!("flinksnap {} via S3 failed ({}): {stderr}", if c.kind == Kind::Convert { "convert" } else { "relocate" }, out.status)));
+    }
+    let _ = fs::remove_dir_all(&c.dir);
+    s3.download(&out_url, &c.dir).map_err(|e| failed(format!("download {out_url}: {e}")))?;
+    Ok(())
 }
 
 /// Every file under `dir`: relative path -> (size, modification time).

@@ -391,6 +391,7 @@ fn run_features(run: &str) -> &'static [&'static str] {
 type Result<T> = std::result::Result<T, String>;
 
 mod bench_export;
+mod bench_stores;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -401,6 +402,7 @@ fn main() -> ExitCode {
         Some("oracle") => oracle::oracle(&args[1..]),
         Some("serializer-fixtures") => oracle::serializer_fixtures(&args[1..]),
         Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
+        Some("bench-stores") => cache_dir().and_then(|c| bench_stores::bench_stores(&args[1..], &repo_root(), &c)),
         _ => Err(usage()),
     };
     match res {
@@ -431,6 +433,9 @@ fn usage() -> String {
     s.push_str("\n       cargo xtask bench --help   (large-state snapshots: speed and peak RSS of flinksnap)\n");
     s.push('\n');
     s.push_str(bench_export::USAGE);
+    s.push('\n');
+    s.push('\n');
+    s.push_str(bench_stores::USAGE);
     s.push('\n');
     s
 }

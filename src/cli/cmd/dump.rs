@@ -2,13 +2,11 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::model::{Entry, KeyGroupRange, SubtaskRef};
 use flinksnap::readers::entries::{Selection, SnapshotEntries};
 use flinksnap::snapshot::Snapshot;
-use flinksnap::storage::LocalStorage;
 
 use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::output::Table;
@@ -96,7 +94,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     // `cargo xtask bench`: 36 s -> 17 s through a pipe on a 100 MiB savepoint).
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let out: &mut dyn Write = &mut out;
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
     let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
     // Uids stored in the metadata (2.x) win over those given.
     let mut uids = named.uids;

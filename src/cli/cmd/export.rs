@@ -2,14 +2,12 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use flinksnap::export::{export, ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
 use flinksnap::readers::entries::Selection;
 use flinksnap::snapshot::Snapshot;
-use flinksnap::storage::LocalStorage;
 
 use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::Outcome;
@@ -97,9 +95,10 @@ impl Progress for Bar {
 
 /// Runs the command.
 pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
     let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
     let mut opts = ExportOptions::new(&args.to);
+    opts.storage = crate::cli::storage();
     opts.format = match args.format {
         Format::Parquet => ExportFormat::Parquet,
         Format::Csv => ExportFormat::Csv,

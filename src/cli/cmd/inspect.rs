@@ -1,12 +1,10 @@
 //! `flinksnap inspect`: what a snapshot is and what it holds, from its `_metadata`.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::plan::{PlanFormat, PlanView};
 use flinksnap::snapshot::{HandleSummary, Snapshot, Summary};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
 use super::operators::{plan_uids, read_plan};
@@ -53,7 +51,7 @@ struct InspectJson<'a> {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
     let plan = read_plan(args.plan.as_deref())?;
     let uids = [args.uids.clone(), plan_uids(&snapshot, plan.as_ref())].concat();
     let mut summary = Summary::build(&snapshot, &uids)?;
