@@ -355,6 +355,7 @@ fn has_raw_keyed_state(op: &OperatorState) -> bool {
 
 /// The bytes and key group of `key` for operator `op` with key serializer `ser`; `Err(None)` when
 /// the key does not fit the key type (given as `*`), `Err(Some(e))` for a hard error.
+#[allow(clippy::result_large_err)]
 fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, key: &KeyInput) -> std::result::Result<(Vec<u8>, u32, serde_json::Value), (bool, Error)> {
     let what = || format!("{}: operator {}", snapshot.metadata_location, op.operator_id);
     let value = match key {

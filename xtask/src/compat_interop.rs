@@ -179,7 +179,7 @@ pub fn compat_interop(args: &[String]) -> Result<()> {
                 .collect();
             let verdict = if flink_ok {
                 if code == 0 {
-                    Ok(format!("Flink restored; compat: compatible"))
+                    Ok("Flink restored; compat: compatible".to_owned())
                 } else {
                     Err(format!("Flink restored, compat exit {code}: {incompatible:?}"))
                 }

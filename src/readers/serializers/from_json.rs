@@ -72,6 +72,7 @@ impl TypeSerializer {
         self.from_json_at(j, 0)
     }
 
+    #[allow(clippy::wrong_self_convention)]
     fn from_json_at(&self, j: &Json, depth: usize) -> E<Value> {
         if depth > MAX_DEPTH {
             return Err(bad(format!("values nested deeper than {MAX_DEPTH} levels")));

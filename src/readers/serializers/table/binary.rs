@@ -48,15 +48,15 @@ impl<'a> Section<'a> {
     }
 
     fn i16(&self, at: usize, what: &str) -> R<i16> {
-        Ok(i16::from_le_bytes(self.get(at, 2, what)?.try_into().expect("2 bytes")))
+        Ok(i16::from_le_bytes(self.get(at, 2, what)?.try_into().unwrap_or([0; 2])))
     }
 
     fn i32(&self, at: usize, what: &str) -> R<i32> {
-        Ok(i32::from_le_bytes(self.get(at, 4, what)?.try_into().expect("4 bytes")))
+        Ok(i32::from_le_bytes(self.get(at, 4, what)?.try_into().unwrap_or([0; 4])))
     }
 
     fn i64(&self, at: usize, what: &str) -> R<i64> {
-        Ok(i64::from_le_bytes(self.get(at, 8, what)?.try_into().expect("8 bytes")))
+        Ok(i64::from_le_bytes(self.get(at, 8, what)?.try_into().unwrap_or([0; 8])))
     }
 
     /// A sub-section at `offset` of `size` bytes (nested rows, arrays, maps, long strings).

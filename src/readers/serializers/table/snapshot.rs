@@ -232,8 +232,9 @@ pub(crate) fn read(c: &mut Cursor<'_>, class: String, version: i32, family: Tabl
             let g = java(c, "sorted map comparator")?;
             let comparator = g.class_of(&g.root).map(str::to_owned).ok_or_else(|| invalid(c, cat, "sorted map comparator is not an object".into()))?;
             let mut kv = nested(c, depth, Some(2), &short)?;
-            let value = Box::new(kv.pop().expect("two nested"));
-            let key = Box::new(kv.pop().expect("two nested"));
+            // `nested(.., Some(2), ..)` gave exactly two.
+            let (Some(value), Some(key)) = (kv.pop(), kv.pop()) else { return Err(invalid(c, c.position(), "two nested serializers expected".into())) };
+            let (value, key) = (Box::new(value), Box::new(key));
             T::SortedMap { key, value, comparator }
         }
         F::WindowKey => {
@@ -251,8 +252,9 @@ pub(crate) fn read(c: &mut Cursor<'_>, class: String, version: i32, family: Tabl
         F::NullAwareMap => {
             composite_header(c, version)?;
             let mut kv = nested(c, depth, Some(2), &short)?;
-            let value = Box::new(kv.pop().expect("two nested"));
-            let key = Box::new(kv.pop().expect("two nested"));
+            // `nested(.., Some(2), ..)` gave exactly two.
+            let (Some(value), Some(key)) = (kv.pop(), kv.pop()) else { return Err(invalid(c, c.position(), "two nested serializers expected".into())) };
+            let (value, key) = (Box::new(value), Box::new(key));
             T::NullAwareMap(key, value)
         }
         F::RowDataKey => {
