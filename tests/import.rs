@@ -271,3 +271,41 @@ fn a_new_state_needs_like_and_then_holds_the_rows() {
     }
     assert_eq!(multiset(want), multiset(got));
 }
+
+#[test]
+fn operator_union_state_imports_with_an_added_element() {
+    let fx = canonical_2_3();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    flinksnap_ok(&["export", &fx.path(), "--to", dir.to_str().unwrap(), "--operator", "op-state", "--state", "op-union"]);
+    let file = dir.join("op-state/op-union.parquet");
+    let b = read(&file);
+    let n = b.num_rows();
+    let mut rows: Vec<usize> = (0..n).collect();
+    rows.push(0);
+    let cols: Vec<ArrayRef> = b
+        .schema()
+        .fields()
+        .iter()
+        .zip(b.columns())
+        .map(|(f, c)| -> ArrayRef {
+            if f.name() == "value" {
+                let v = c.as_primitive::<Int64Type>();
+                Arc::new(Int64Array::from_iter_values(rows.iter().enumerate().map(|(j, &i)| if j == n { 777 } else { v.value(i) })))
+            } else {
+                arrow_select_take(c, &rows)
+            }
+        })
+        .collect();
+    write(&file, &RecordBatch::try_new(b.schema(), cols).unwrap());
+    let dst = tmp.path().join("out");
+    let out: J = serde_json::from_str(&flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--format", "json"])).unwrap();
+    let s = &out["data"]["states"][0];
+    assert_eq!((s["rows"].as_u64(), s["replaced"].as_u64()), (Some(n as u64 + 1), Some(n as u64)), "{out}");
+    let source = dump(&fx, &fx.path());
+    let mut want = source.clone();
+    let mut added = source.iter().find(|j| j["state"] == "op-union").unwrap().clone();
+    added["value"] = 777.into();
+    want.push(added);
+    assert_eq!(multiset(want), multiset(dump(&fx, dst.to_str().unwrap())));
+}
