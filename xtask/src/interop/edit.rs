@@ -65,6 +65,7 @@ pub(super) fn without(expected: &str, removed: &[Rows]) -> std::result::Result<(
 
 /// Flink's generated ids of the job without uids, by the uid the operator has in the job with
 /// them (the stateful operators, whose names are their uids).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn generated_ids(tools: &Tools, repo: &Path, version: &str, classpath: &[PathBuf], classes: &Path, work: &Path, parallelism: u32, max_parallelism: u32) -> Result<BTreeMap<String, String>> {
     let tmp = work.join("tmp");
     fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
