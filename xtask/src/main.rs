@@ -979,6 +979,18 @@ fn run_sql_job(
     Ok(())
 }
 
+/// The text of a fixture file that case.json names (`expected*.jsonl.gz`, `oracle*.jsonl.gz`,
+/// `metadata*.json.gz`): gunzipped when its name ends in `.gz` (testdata/README.md, "Size rule").
+fn read_fixture_text(p: &Path) -> Result<String> {
+    let bytes = fs::read(p).map_err(|e| format!("read {}: {e}", p.display()))?;
+    if p.extension().is_none_or(|e| e != "gz") {
+        return String::from_utf8(bytes).map_err(|e| format!("{}: {e}", p.display()));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).map_err(|e| format!("gunzip {}: {e}", p.display()))?;
+    Ok(text)
+}
+
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).map_err(|e| format!("create {}: {e}", to.display()))?;
     for e in fs::read_dir(from).map_err(|e| format!("read {}: {e}", from.display()))? {
