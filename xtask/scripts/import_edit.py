@@ -11,6 +11,7 @@ row of the same key in expected.jsonl, where Flink put it; in the Parquet it is 
 must recompute it). Prints what it changed; fails when an edit found nothing to change.
 """
 
+import gzip
 import json
 import sys
 
@@ -37,7 +38,8 @@ def main():
     export_dir, expected_in, expected_out = sys.argv[1:4]
     manifest = json.load(open(f"{export_dir}/manifest.json"))
     files = {(s["operator_uid"], s["state"]): f"{export_dir}/{s['file']}" for s in manifest["states"]}
-    lines = [json.loads(l) for l in open(expected_in, encoding="utf-8") if l.strip()]
+    opener = gzip.open if expected_in.endswith(".gz") else open  # fixtures' expected files are gzip
+    lines = [json.loads(l) for l in opener(expected_in, "rt", encoding="utf-8") if l.strip()]
     kg = {}
     for j in lines:
         if j.get("key") is not None and j["operator_uid"] in ("keyed-long", "keyed-string"):

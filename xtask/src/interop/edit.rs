@@ -165,7 +165,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 push(imported, &["hashmap", "rocksdb"], p);
             }
             "rocksdb-savepoint-native" => {
-                let expected = fs::read_to_string(&f.expected).unwrap_or_default();
+                let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
                 let (Some(lk), Some(sk)) = (common_key(&expected, &["keyed-long"]), common_key(&expected, &["keyed-string", "window"])) else {
                     let mut c = new(fi, f, Kind::Edit, "edit-forgotten-keys".into(), None, Vec::new(), "default");
                     c.outcome = Some(Err(Outcome::Failed(format!("{}: no key in both keyed-string and window, or none in keyed-long", f.expected.display()))));
