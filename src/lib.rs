@@ -53,6 +53,8 @@
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
 //!   the Arrow schema and record batches of each state;
+//! - `import`: an export's Parquet files back into a snapshot's states, written as a canonical
+//!   savepoint (with the `parquet` feature);
 //! - [`api`]: the public front door: [`Snapshot`] → [`Scan`] → Arrow batches or entries,
 //!   [`Partition`]s, and the management functions (re-exported here);
 //! - `cli` (binary only, feature `cli`): one module per subcommand.
@@ -81,6 +83,8 @@ pub mod bytes;
 pub mod consts;
 pub mod error;
 pub mod export;
+#[cfg(feature = "parquet")]
+pub mod import;
 pub mod java_serialization;
 pub mod manage;
 pub mod metadata;

@@ -11,6 +11,7 @@ mod edit;
 mod encode;
 mod export;
 mod fuzz_regressions;
+mod import;
 mod inspect;
 mod manage;
 mod metadata;

@@ -99,6 +99,7 @@ enum Command {
     Convert(cmd::convert::Args),
     Edit(cmd::edit::Args),
     Export(cmd::export::Args),
+    Import(cmd::import::Args),
     Offsets(cmd::offsets::Args),
 }
 
@@ -143,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Convert(args) => cmd::convert::run(args, &mut out),
         Command::Edit(args) => cmd::edit::run(args, &mut out),
         Command::Export(args) => cmd::export::run(args, &mut out),
+        Command::Import(args) => cmd::import::run(args, &mut out),
         Command::Offsets(args) => cmd::offsets::run(args, &mut out),
     };
     let result = result.and_then(|o| out.flush().map(|_| o).map_err(anyhow::Error::from));

@@ -192,11 +192,30 @@ pub(crate) struct OperatorEdit {
     forget_key_groups: HashSet<u32>,
 }
 
+/// Entries that replace all entries of one state of the source (`flinksnap import`): read
+/// when the savepoint writer reaches the operator, each with its key group for the source's max
+/// parallelism and its bytes as the state's serializers write them.
+pub trait ImportedState: std::fmt::Debug + Send + Sync {
+    /// The state's name.
+    fn state(&self) -> &str;
+    /// Its kind.
+    fn kind(&self) -> StateKind;
+    /// The entries, read anew on every call.
+    fn entries(&self) -> Result<Box<dyn Iterator<Item = Result<Entry>> + '_>>;
+    /// For a keyed state the source's operator does not declare: its registration (name,
+    /// serializer snapshots), added to the written serialization proxy.
+    fn new_registration(&self) -> Option<&crate::readers::meta::StateMetaInfo> {
+        None
+    }
+}
+
 /// Every edit, resolved against a snapshot; what the savepoint writer consults.
 #[derive(Debug, Default)]
 pub(crate) struct Edits {
     pub(crate) operators: HashMap<OperatorId, OperatorEdit>,
     pub(crate) key_groups: Option<KeyGroupRange>,
+    /// Per operator (source id): states whose entries are replaced by imported ones.
+    pub(crate) imports: HashMap<OperatorId, Vec<Arc<dyn ImportedState>>>,
 }
 
 /// Counts of what [`Edits::keep`] left out.
@@ -206,6 +225,10 @@ pub(crate) struct Counts {
     per_state: BTreeMap<(OperatorId, String), (StateKind, u64, u64)>,
     /// Per forgotten key (index into the report's list).
     per_key: HashMap<usize, u64>,
+    /// (operator, state) → entries of the source replaced by an import.
+    pub(crate) replaced: BTreeMap<(OperatorId, String), u64>,
+    /// (operator, state) → imported entries written.
+    pub(crate) imported: BTreeMap<(OperatorId, String), u64>,
 }
 
 impl Edits {
@@ -232,8 +255,23 @@ impl Edits {
         }
     }
 
+    /// The imports replacing states of operator `id`.
+    pub(crate) fn imports(&self, id: &OperatorId) -> &[Arc<dyn ImportedState>] {
+        self.imports.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the state of entry `e` is replaced by an import (a keyed and an operator state
+    /// may have the same name: separate namespaces in Flink).
+    pub(crate) fn replaces(&self, e: &Entry) -> bool {
+        self.imports(&e.operator_id).iter().any(|i| i.state() == e.state && i.kind().is_keyed() == e.kind.is_keyed())
+    }
+
     /// Whether an entry goes into the savepoint; what is left out is counted.
     pub(crate) fn keep(&self, e: &Entry, counts: &mut Counts) -> bool {
+        if self.replaces(e) {
+            *counts.replaced.entry((e.operator_id, e.state.clone())).or_default() += 1;
+            return false;
+        }
         if !e.kind.is_keyed() {
             return !self.drops_state(&e.operator_id, &e.state);
         }
@@ -315,12 +353,12 @@ fn has_raw_keyed_state(op: &OperatorState) -> bool {
     op.subtasks.iter().any(|s| s.state.as_ref().is_some_and(|s| s.raw_keyed_state.is_some()))
 }
 
-/// The bytes and key group of `key` for operator `op` with key serializer `ser`; `Err((true, e))`
-/// when the key does not fit the key type (skipped for operator `*`), `Err((false, e))` for a
-/// hard error.
 /// Why a key was not resolved: whether it does not fit the key type (skipped for `*`), and why.
 type KeyMiss = (bool, Box<Error>);
 
+/// The bytes and key group of `key` for operator `op` with key serializer `ser`; `Err((true, e))`
+/// when the key does not fit the key type (skipped for operator `*`), `Err((false, e))` for a
+/// hard error.
 fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, key: &KeyInput) -> std::result::Result<(Vec<u8>, u32, serde_json::Value), KeyMiss> {
     let what = || format!("{}: operator {}", snapshot.metadata_location, op.operator_id);
     let value = match key {
@@ -358,7 +396,7 @@ impl Edits {
     /// Resolves `opts` against `snapshot`: every operator and state named must exist, renames
     /// must not collide, keys must fit their operator's key type and have a computable hash.
     pub(crate) fn resolve(snapshot: &Snapshot, opts: &EditOptions, report: &mut EditReport) -> Result<Edits> {
-        let mut edits = Edits { operators: HashMap::new(), key_groups: opts.key_groups };
+        let mut edits = Edits { operators: HashMap::new(), key_groups: opts.key_groups, imports: HashMap::new() };
         let ops = &snapshot.metadata.operators;
         let where_ = snapshot.metadata_location.as_str();
         let declared = if opts.drop_states.is_empty() && opts.drop_operators.is_empty() { HashMap::new() } else { declared_states(snapshot)? };
@@ -514,9 +552,11 @@ impl Edits {
     }
 
     /// Counts what [`Edits::keep`] would leave out, reading only the operators it concerns.
-    fn dry_run(&self, snapshot: &Snapshot) -> Result<Counts> {
+    pub(crate) fn dry_run(&self, snapshot: &Snapshot) -> Result<Counts> {
         let mut counts = Counts::default();
         let mut operators: Vec<OperatorId> = self.operators.iter().filter(|(_, e)| !e.drop && (!e.forget.is_empty() || !e.drop_states.is_empty())).map(|(id, _)| *id).collect();
+        let imported: Vec<OperatorId> = self.imports.keys().filter(|id| !self.drops_operator(id) && !operators.contains(id)).copied().collect();
+        operators.extend(imported);
         if self.key_groups.is_some() {
             operators = crate::writers::savepoint::keyed_operators(snapshot).into_iter().filter(|id| !self.drops_operator(id)).collect();
         }

@@ -44,6 +44,17 @@ impl KeyedLayout {
         self.ids = self.states.iter().enumerate().map(|(i, s)| (s.name.clone(), i as u16)).collect();
     }
 
+    /// Adds a state the source does not declare (an imported one, registered like another).
+    pub(super) fn add_state(&mut self, what: &str, meta: StateMetaInfo) -> Result<()> {
+        if self.ids.contains_key(&meta.name) {
+            return Err(Error::Invalid(format!("{what}: state {:?} is already registered", meta.name)));
+        }
+        let id = u16::try_from(self.states.len()).ok().filter(|&i| i < i16::MAX as u16).ok_or_else(|| Error::Invalid(format!("{what}: too many states")))?;
+        self.ids.insert(meta.name.clone(), id);
+        self.states.push(meta);
+        Ok(())
+    }
+
     /// The union of the states the source subtasks registered (a subtask that never saw a
     /// key registers nothing), first seen first; each keeps its exact serializer snapshot bytes.
     pub(super) fn union(what: &str, metas: &[KeyedBackendMeta]) -> Result<KeyedLayout> {

@@ -26,6 +26,6 @@ pub mod spill;
 pub mod stream;
 mod target;
 
-pub use edit::{edit, EditOptions, EditReport, ForgetKey, KeyInput};
+pub use edit::{edit, EditOptions, EditReport, ForgetKey, ImportedState, KeyInput};
 pub use relocate::{relocate, RelocateOptions, RelocateReport, Relocation};
 pub use savepoint::{convert, Compression, ConvertOptions, ConvertReport};

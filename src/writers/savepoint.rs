@@ -392,8 +392,32 @@ impl Converter<'_> {
             by_state.entry(e.state.as_str()).or_default().push(e);
         }
         let mut states = Vec::with_capacity(h.states.len());
+        // Imported operator state: list elements all go to the first subtask (Flink spreads
+        // them over the subtasks when it restores with another parallelism); union and
+        // broadcast state to every subtask, as Flink stores them.
+        let mut imported: HashMap<String, Vec<Entry>> = HashMap::new();
+        for i in self.edits.imports(&op.operator_id).iter().filter(|i| !i.kind().is_keyed()) {
+            let Some(mode) = h.states.iter().find(|s| s.name == i.state()).map(|s| s.mode) else { continue };
+            if mode == DistributionMode::SplitDistribute && subtask != first_subtask(op) {
+                imported.insert(i.state().to_owned(), Vec::new());
+                continue;
+            }
+            let es = i.entries()?.collect::<Result<Vec<Entry>>>()?;
+            if subtask == first_subtask(op) {
+                *self.counts.imported.entry((op.operator_id, i.state().to_owned())).or_default() += es.len() as u64;
+            }
+            imported.insert(i.state().to_owned(), es);
+        }
+        for e in &entries {
+            if self.edits.replaces(e) && subtask == first_subtask(op) {
+                *self.counts.replaced.entry((op.operator_id, e.state.clone())).or_default() += 1;
+            }
+        }
         for s in h.states.iter().filter(|s| !dropped(&s.name)) {
-            let es = by_state.remove(s.name.as_str()).unwrap_or_default();
+            let es = match imported.get(&s.name) {
+                Some(es) => es.iter().collect(),
+                None => by_state.remove(s.name.as_str()).unwrap_or_default(),
+            };
             self.report.operator_entries += es.len() as u64;
             let data = match s.mode {
                 DistributionMode::Broadcast => OperatorStateData::Broadcast(
@@ -420,6 +444,9 @@ impl Converter<'_> {
         }
         let mut layout = KeyedLayout::union(&self.where_(op), &metas)?;
         layout.retain_states(|name| !self.edits.drops_state(&op.operator_id, name));
+        for meta in self.edits.imports(&op.operator_id).iter().filter_map(|i| i.new_registration()) {
+            layout.add_state(&self.where_(op), meta.clone())?;
+        }
         let regroup = max_parallelism != op.max_parallelism;
         // Every keyed source yields key group by key group, ascending, so with an unchanged max
         // parallelism and subtasks in key-group order the entries stream straight through.
@@ -431,6 +458,9 @@ impl Converter<'_> {
                 last_end = r.end_inclusive().or(last_end);
                 ok
             });
+        // Imported entries come in any key-group order: sorted with the source's.
+        let imports = self.edits.imports(&op.operator_id);
+        let ordered = ordered && imports.is_empty();
         if regroup {
             self.report.regrouped_operators += 1;
         }
@@ -454,6 +484,16 @@ impl Converter<'_> {
                 if let Some(r) = ctx.record(&e?)? {
                     sorter.push(r)?;
                 }
+            }
+            for import in imports.iter().filter(|i| i.kind().is_keyed()) {
+                let mut n = 0u64;
+                for e in import.entries()? {
+                    if let Some(r) = ctx.record(&e?)? {
+                        sorter.push(r)?;
+                    }
+                    n += 1;
+                }
+                *counts.borrow_mut().imported.entry((op.operator_id, import.state().to_owned())).or_default() += n;
             }
             self.report.spilled_runs += sorter.spilled_runs();
             Box::new(sorter.finish()?)
@@ -489,6 +529,11 @@ impl Converter<'_> {
         let _ = std::fs::remove_dir_all(&spill_dir);
         Ok(out)
     }
+}
+
+/// The index of the first subtask of `op` that holds state.
+fn first_subtask(op: &OperatorState) -> u32 {
+    op.subtasks.iter().filter(|s| s.state.is_some()).map(|s| s.index).min().unwrap_or(0)
 }
 
 /// The operator ids of a snapshot that hold keyed state (for callers choosing what to check).

@@ -124,6 +124,8 @@ enum Kind {
     AfterGc,
     /// `flinksnap edit` (`edit.rs`).
     Edit,
+    /// `flinksnap export`, the Parquet edited with pyarrow, `flinksnap import` (`edit.rs`).
+    Import,
 }
 
 /// One snapshot prepared for restoring (shared by the restores of it).
@@ -149,6 +151,9 @@ struct Conversion {
     removed: Vec<edit::Rows>,
     /// Flink must refuse to restore it (state it cannot map, allowNonRestoredState=false).
     refused: bool,
+    /// Import only: the contents Flink must restore instead of the fixture's (written when the
+    /// Parquet is edited).
+    expected: Option<PathBuf>,
     /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
@@ -293,15 +298,16 @@ pub fn interop(args: &[String]) -> Result<()> {
                 (Kind::Convert, None) => convert(&bin, f, c),
                 (Kind::Relocate, None) => relocate(&bin, f, c),
                 (Kind::Edit, None) => edit::edit(&bin, f, c),
+                (Kind::Import, None) => edit::import(&bin, &cache, f, c),
                 (_, Some(s3)) => via_s3(&bin, s3, &repo, v, f, c),
                 (Kind::AfterGc, None) => unreachable!("filtered out"),
             });
-            if c.kind == Kind::Edit || !c.removed.is_empty() || c.refused {
+            if matches!(c.kind, Kind::Edit | Kind::Import) || !c.removed.is_empty() || c.refused {
                 edit_seconds += t.elapsed().as_secs_f64();
             }
         }
         if conversions.iter().any(|c| c.kind == Kind::Edit) {
-            println!("== interop {v}: edit checks prepared (generated ids, edits) in {edit_seconds:.1} s");
+            println!("== interop {v}: edit checks prepared (generated ids, edits, export + edited Parquet + import) in {edit_seconds:.1} s");
         }
         if s3.is_some() {
             for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc) {
@@ -556,6 +562,7 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         topology: "default",
         edit_source: None,
         removed: Vec::new(),
+        expected: None,
         refused: false,
         outcome: None,
     };
@@ -1098,7 +1105,8 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
         return Err(format!("expected every keyed operator on {want_class}, the job reported: {lines:?}"));
     }
     let got = fs::read_to_string(&r.out).map_err(|e| format!("no restored output {}: {e}", r.out.display()))?;
-    let mut want = crate::read_fixture_text(&f.expected)?;
+    let expected = c.expected.as_ref().unwrap_or(&f.expected);
+    let mut want = crate::read_fixture_text(expected)?;
     // An edit: the expected contents without what it removed (which must be something).
     if !c.removed.is_empty() {
         let (kept, gone) = edit::without(&want, &c.removed)?;
@@ -1112,7 +1120,7 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
     if got_set != want_set {
         let missing: Vec<&String> = want_set.keys().filter(|k| got_set.get(*k) != want_set.get(*k)).take(4).collect();
         let extra: Vec<&String> = got_set.keys().filter(|k| got_set.get(*k) != want_set.get(*k)).take(4).collect();
-        return Err(format!("restored state differs from {}:\n      expected, not restored: {missing:?}\n      restored, not expected: {extra:?}", f.expected.display()));
+        return Err(format!("restored state differs from {}:\n      expected, not restored: {missing:?}\n      restored, not expected: {extra:?}", expected.display()));
     }
     if got_ttl.len() != want_ttl.len() {
         return Err(format!("{} TTL timestamps restored, {} expected", got_ttl.len(), want_ttl.len()));

@@ -9,6 +9,7 @@ pub mod dump;
 pub mod edit;
 pub mod gc;
 pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod latest;
 pub mod offsets;

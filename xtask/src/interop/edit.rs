@@ -127,6 +127,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
         topology,
         edit_source: source,
         removed: Vec::new(),
+        expected: None,
         refused: false,
         outcome: None,
     };
@@ -158,6 +159,10 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let mut undropped = new(fi, f, Kind::Convert, "converted-into-job-without-broadcast".into(), None, vec!["--compression".into(), "none".into()], "nobroadcast");
                 undropped.refused = true;
                 push(undropped, &["hashmap"], p);
+                // export → Parquet edited with pyarrow → import: restores with the edited content.
+                let mut imported = new(fi, f, Kind::Import, "import-edited-parquet".into(), None, Vec::new(), "default");
+                imported.expected = Some(work.join("edited").join(format!("{}~import-edited-parquet.expected.jsonl", f.case)));
+                push(imported, &["hashmap", "rocksdb"], p);
             }
             "rocksdb-savepoint-native" => {
                 let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
@@ -200,6 +205,40 @@ pub(super) fn edit(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Resu
         return Ok(());
     }
     Err(Outcome::Failed(format!("flinksnap edit {} failed ({}): {}", c.args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())))
+}
+
+/// The states the import check exports, edits and imports (`scripts/import_edit.py`).
+const IMPORTED: &[&str] = &["v-long", "v-string", "map"];
+
+/// `flinksnap export` of the fixture's edited states, the Parquet edited by
+/// `xtask/scripts/import_edit.py` (pyarrow, which also writes the contents Flink must restore),
+/// then `flinksnap import DIR --into FIXTURE DST --force`.
+pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), Outcome> {
+    let failed = |m: String| Outcome::Failed(m);
+    let export_dir = PathBuf::from(format!("{}.parquet", c.dir.display()));
+    let _ = fs::remove_dir_all(&export_dir);
+    if let Some(parent) = c.dir.parent() {
+        fs::create_dir_all(parent).map_err(|e| failed(format!("create {}: {e}", parent.display())))?;
+    }
+    let run = |cmd: &mut Command, what: &str| -> std::result::Result<String, Outcome> {
+        let out = cmd.output().map_err(|e| failed(format!("cannot run {what}: {e}")))?;
+        if !out.status.success() {
+            return Err(failed(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let mut export = Command::new(bin);
+    export.arg("export").arg(&f.path).arg("--to").arg(&export_dir).args(["--operator", "keyed-long", "--operator", "keyed-string"]);
+    for s in IMPORTED {
+        export.args(["--state", s]);
+    }
+    run(&mut export, "flinksnap export")?;
+    let python = cache.join("venv-pyarrow/bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/import_edit.py");
+    let expected = c.expected.as_ref().ok_or_else(|| failed("no expected file for the import".into()))?;
+    run(Command::new(&python).arg(&script).arg(&export_dir).arg(&f.expected).arg(expected), &format!("{} (pyarrow, installed by .ci/run)", script.display()))?;
+    run(Command::new(bin).arg("import").arg(&export_dir).arg("--into").arg(&f.path).arg(&c.dir).arg("--force"), "flinksnap import")?;
+    Ok(())
 }
 
 /// A restore that must fail: Flink refused the savepoint for state it cannot map to the job.

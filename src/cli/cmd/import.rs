@@ -1,0 +1,125 @@
+//! `flinksnap import`: the Parquet files of an export (edited with any tool) written back into
+//! a snapshot's states, as a canonical savepoint (spec: `formats/import.md`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use flinksnap::import::{import, ImportOptions, ImportReport};
+use flinksnap::writers::savepoint::DEFAULT_MEMORY_BUDGET;
+use flinksnap::writers::stream::{DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
+use flinksnap::writers::{Compression, ConvertOptions};
+
+use super::convert::{parse_size, CompressionArg};
+use crate::cli::output::{human_bytes, write_json, Format, Table};
+use crate::cli::Outcome;
+
+/// Write state from an export's Parquet files (edited with any tool) into a snapshot, as a
+/// canonical savepoint (the State Processor API's bootstrapping, without a JVM).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+  # export, edit the Parquet with any tool, import into the same snapshot
+  flinksnap export sp --to state --operator orders-dedup --state last-seen
+  python -c 'import pyarrow.parquet as pq, pyarrow.compute as pc; \\
+      t = pq.read_table(\"state/orders-dedup/last-seen.parquet\"); \\
+      pq.write_table(t.filter(pc.field(\"key\") != \"user-4711\"), \"state/orders-dedup/last-seen.parquet\")'
+  flinksnap import state --into sp sp-fixed --dry-run
+  flinksnap import state --into sp sp-fixed
+  # a state the snapshot does not have yet: registered like an existing one of the same types
+  flinksnap import state --into sp sp-new --like orders-dedup/last-seen
+
+Every file the export's manifest.json lists replaces ALL entries of its state in the snapshot
+--into (a file with no rows empties the state); states without a file are kept as they are.
+The manifest says each file's operator (uid or id), state and kind; rows are read with the
+serializers the snapshot registered for the state, and the `key_group` column is ignored: key
+groups are computed from the keys (Flink's murmur hash of the key's hashCode(); keys whose
+hash flinksnap cannot compute, e.g. POJO, enum or Kryo keys, are refused by name). Errors name
+the Parquet file, the row (counting from 0) and the column.
+
+DST is written as `convert` writes it: a canonical savepoint any state backend restores,
+relative paths only, under a temporary name renamed at the end (on object stores `_metadata`
+last). The snapshot --into and PARQUET_DIR are only read.")]
+pub struct Args {
+    /// A directory `flinksnap export --format parquet` wrote (with its manifest.json).
+    pub parquet_dir: PathBuf,
+    /// The snapshot whose states are replaced (a checkpoint or savepoint directory, or its
+    /// `_metadata` file; local or an object-store URL).
+    #[arg(long = "into", value_name = "SRC")]
+    pub into: String,
+    /// The savepoint directory to write (not needed with --dry-run).
+    #[arg(required_unless_present = "dry_run")]
+    pub dst: Option<String>,
+    /// A state new to the snapshot takes its serializer snapshots from this existing state
+    /// (same kind, same key type) (repeatable).
+    #[arg(long, value_name = "OPERATOR/STATE")]
+    pub like: Vec<String>,
+    /// Read and check every file, report what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write every operator with this max parallelism, moving keys to their key groups.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=flinksnap::consts::UPPER_BOUND_MAX_PARALLELISM as i64))]
+    pub max_parallelism: Option<u32>,
+    /// Compression of the written state.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    pub compression: CompressionArg,
+    /// Replace DST if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// State streams up to this many bytes are stored inside `_metadata` (at most 1 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_INLINE_THRESHOLD, value_parser = clap::value_parser!(u64).range(0..=MAX_INLINE_THRESHOLD))]
+    pub inline_threshold: u64,
+    /// Memory for sorting keyed entries before sorted runs spill to disk.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub memory: usize,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Runs the command.
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
+    let opts = ImportOptions {
+        convert: ConvertOptions {
+            max_parallelism: args.max_parallelism,
+            compression: match args.compression {
+                CompressionArg::None => Compression::None,
+                CompressionArg::Snappy => Compression::Snappy,
+            },
+            inline_threshold: args.inline_threshold,
+            memory_budget: if args.memory == 0 { DEFAULT_MEMORY_BUDGET } else { args.memory },
+            force: args.force,
+        },
+        like: args.like.clone(),
+        dry_run: args.dry_run,
+    };
+    let r = import(crate::cli::storage(), &args.parquet_dir, &args.into, args.dst.as_deref(), &opts)?;
+    if let Some(w) = &r.written {
+        for n in &w.notes {
+            eprintln!("flinksnap: note: {n}");
+        }
+    }
+    match args.format {
+        Format::Json => write_json(out, "import", &r)?,
+        Format::Table => print_table(&r, &args.into, out)?,
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_table(r: &ImportReport, into: &str, out: &mut dyn Write) -> Result<()> {
+    match &r.written {
+        Some(w) => writeln!(out, "Wrote savepoint {}\n  from {} with the states of {}", w.target, w.source, r.from)?,
+        None => writeln!(out, "Dry run: nothing written; importing {} into {into} would replace", r.from)?,
+    }
+    let mut t = Table::new(&["operator", "state", "kind", "file", "rows>", "replaced>", "new (like)"]);
+    for s in &r.states {
+        let op = s.operator_uid.clone().unwrap_or_else(|| s.operator_id.to_hex());
+        t.row(vec![op, s.state.clone(), s.kind.to_owned(), s.file.clone(), s.rows.to_string(), s.replaced.to_string(), s.like.clone().unwrap_or_default()]);
+    }
+    t.write(out, "  ")?;
+    if let Some(w) = &r.written {
+        writeln!(out, "  operators       {} ({} keyed)", w.operators, w.keyed_operators)?;
+        writeln!(out, "  entries         {} keyed, {} operator/broadcast", w.keyed_entries, w.operator_entries)?;
+        writeln!(out, "  state           {} in {} files and {} inline streams; _metadata {}", human_bytes(w.state_bytes), w.files, w.inline_streams, human_bytes(w.metadata_bytes))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Arrow cells back into the dump's JSON form of a value (`formats/dump.md`), the inverse of the
+//! export's column mapping (`formats/parquet-export.md`, "value read back as"): the serializers
+//! then read that JSON ([`crate::readers::serializers::TypeSerializer::value_from_json`]).
+//! The field is the export's own for the state (its metadata says how a `Utf8` or `Binary`
+//! column maps back), so a file rewritten by a tool that dropped field metadata still imports.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type};
+use arrow_array::Array;
+use arrow_schema::{DataType, Field};
+use serde_json::{json, Value as Json};
+
+/// Field metadata keys the export writes (`export::schema`).
+const ENCODING: &str = "flinksnap.encoding";
+const OPAQUE_CLASS: &str = "flinksnap.opaque_class";
+
+fn float(f: f64) -> Json {
+    match serde_json::Number::from_f64(f) {
+        Some(n) => Json::Number(n),
+        None if f.is_nan() => Json::String("NaN".into()),
+        None if f > 0.0 => Json::String("Infinity".into()),
+        None => Json::String("-Infinity".into()),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The dump JSON of row `row` of `array`, a column (or nested child) shaped as `field` says.
+pub(crate) fn cell(field: &Field, array: &dyn Array, row: usize) -> Result<Json, String> {
+    if array.is_null(row) {
+        return Ok(Json::Null);
+    }
+    let encoding = field.metadata().get(ENCODING).map(String::as_str);
+    Ok(match array.data_type() {
+        DataType::Null => Json::Null,
+        DataType::Boolean => Json::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => json!(array.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => json!(array.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => json!(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(row)),
+        // A Java float is exactly an f32: widened here, narrowed again by its serializer.
+        DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(row))),
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = match array.data_type() {
+                DataType::Utf8 => array.as_string::<i32>().value(row),
+                DataType::LargeUtf8 => array.as_string::<i64>().value(row),
+                _ => array.as_string_view().value(row),
+            };
+            if encoding == Some("json") {
+                serde_json::from_str(text).map_err(|e| format!("not the JSON text this column holds: {e}"))?
+            } else {
+                Json::String(text.to_owned())
+            }
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            let b = match array.data_type() {
+                DataType::Binary => array.as_binary::<i32>().value(row),
+                DataType::LargeBinary => array.as_binary::<i64>().value(row),
+                _ => array.as_binary_view().value(row),
+            };
+            match (encoding, field.metadata().get(OPAQUE_CLASS)) {
+                (Some("opaque"), Some(class)) => json!({"class": class, "hex": hex(b)}),
+                _ => json!({"hex": hex(b)}),
+            }
+        }
+        DataType::Struct(_) => {
+            let s = array.as_struct();
+            let DataType::Struct(fields) = field.data_type() else { return Err(format!("expected {}, found a struct", field.data_type())) };
+            let child = |name: &str| -> Result<Json, String> {
+                let (i, f) = fields.find(name).ok_or_else(|| format!("no field {name}"))?;
+                cell(f, s.column(i).as_ref(), row).map_err(|e| format!("{name}: {e}"))
+            };
+            if encoding == Some("either") {
+                return Ok(match child("is_left")? {
+                    Json::Bool(true) => json!({"left": child("left")?}),
+                    _ => json!({"right": child("right")?}),
+                });
+            }
+            let mut m = serde_json::Map::new();
+            for f in fields.iter() {
+                let v = child(f.name())?;
+                // A row's kind is printed only when not an insertion.
+                if encoding == Some("row") && f.name() == "rowKind" && (v == "+I" || v.is_null()) {
+                    continue;
+                }
+                m.insert(f.name().clone(), v);
+            }
+            Json::Object(m)
+        }
+        DataType::List(_) | DataType::LargeList(_) => {
+            let (values, range) = match array.data_type() {
+                DataType::List(_) => {
+                    let l = array.as_list::<i32>();
+                    let o = l.value_offsets();
+                    (l.values().clone(), o[row] as usize..o[row + 1] as usize)
+                }
+                _ => {
+                    let l = array.as_list::<i64>();
+                    let o = l.value_offsets();
+                    (l.values().clone(), o[row] as usize..o[row + 1] as usize)
+                }
+            };
+            let item = match field.data_type() {
+                DataType::List(f) | DataType::LargeList(f) => f.clone(),
+                other => return Err(format!("expected {other}, found a list")),
+            };
+            Json::Array(range.enumerate().map(|(i, r)| cell(&item, values.as_ref(), r).map_err(|e| format!("element {i}: {e}"))).collect::<Result<_, _>>()?)
+        }
+        DataType::Map(_, _) => {
+            let m = array.as_map();
+            let DataType::Map(entries, _) = field.data_type() else { return Err(format!("expected {}, found a map", field.data_type())) };
+            let DataType::Struct(kv) = entries.data_type() else { return Err("map entries are not a struct".into()) };
+            let (kf, vf) = (&kv[0], &kv[1]);
+            let o = m.value_offsets();
+            let (keys, values) = (m.keys(), m.values());
+            let mut out = Vec::new();
+            for (i, r) in (o[row] as usize..o[row + 1] as usize).enumerate() {
+                let k = cell(kf, keys.as_ref(), r).map_err(|e| format!("map key {i}: {e}"))?;
+                let v = cell(vf, values.as_ref(), r).map_err(|e| format!("map value {i}: {e}"))?;
+                out.push(json!({"key": k, "value": v}));
+            }
+            Json::Array(out)
+        }
+        other => return Err(format!("values of Arrow type {other} cannot be imported yet (flinksnap imports Null, Boolean, integers, floats, Utf8, Binary, Struct, List and Map columns)")),
+    })
+}

@@ -1,0 +1,289 @@
+//! `flinksnap import`: state from files in the layout `flinksnap export` writes (Parquet with
+//! its `manifest.json`) written into a canonical savepoint, with the guarantees of `convert`
+//! and `edit`. Spec: `formats/import.md`.
+//!
+//! - the manifest names each file's operator, state and kind; each file's entries replace all
+//!   entries of that state in the snapshot `--into` (states not in the directory are kept);
+//! - each row is read with the serializers the snapshot registered for that state (or, for a
+//!   state the snapshot lacks, those of the state `--like` names), encoded to Flink's bytes
+//!   ([`rows`], [`cells`]), its key group computed from the key;
+//! - the savepoint writer ([`crate::writers::savepoint`]) streams the snapshot's other entries
+//!   and the imported ones through its external sort into the canonical stream.
+
+mod cells;
+mod rows;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::export::MANIFEST;
+use crate::model::{Entry, OperatorId, StateKind};
+use crate::readers::entries::Selection;
+use crate::readers::states::{snapshot_states, StateInfo};
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+use crate::writers::savepoint::{write_savepoint, ConvertOptions, ConvertReport};
+use crate::writers::ImportedState;
+use rows::StateFile;
+
+/// What to import and how to write.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// How to write the savepoint (as `convert`).
+    pub convert: ConvertOptions,
+    /// `OPERATOR/STATE` of the snapshot whose registration (serializer snapshots) a state new to
+    /// the snapshot takes: one of the same kind, in an operator with the same key serializer.
+    pub like: Vec<String>,
+    /// Only report what would change; write nothing (every file is still read and checked).
+    pub dry_run: bool,
+}
+
+/// One state imported.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedStateReport {
+    /// The operator (source id).
+    pub operator_id: OperatorId,
+    /// Its uid, when known.
+    pub operator_uid: Option<String>,
+    /// The state.
+    pub state: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The file, as the manifest names it.
+    pub file: String,
+    /// Entries imported (rows of the file).
+    pub rows: u64,
+    /// Entries of the snapshot's state that the rows replace.
+    pub replaced: u64,
+    /// The state was not in the snapshot: registered like this `OPERATOR/STATE`.
+    pub like: Option<String>,
+}
+
+/// What an import changed (or, in a dry run, would change).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// The export directory.
+    pub from: String,
+    /// Per imported state.
+    pub states: Vec<ImportedStateReport>,
+    /// What was written (`None` in a dry run).
+    pub written: Option<ConvertReport>,
+}
+
+/// A manifest's state, as far as import needs it.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct ManifestEntry {
+    operator_id: String,
+    operator_uid: Option<String>,
+    state: String,
+    kind: String,
+    file: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ManifestFile {
+    format: String,
+    states: Vec<ManifestEntry>,
+}
+
+fn read_manifest(dir: &Path) -> Result<Vec<ManifestEntry>> {
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Invalid(format!(
+                "{}: not found: the directory to import is one `flinksnap export --format parquet` wrote, with its manifest",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+    };
+    let m: ManifestFile = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not an export manifest: {e}", path.display())))?;
+    if m.format != "parquet" {
+        return Err(Error::Invalid(format!("{}: an export in {}; import reads Parquet exports", path.display(), m.format)));
+    }
+    Ok(m.states)
+}
+
+/// One state's file, resolved: what the savepoint writer reads.
+#[derive(Debug)]
+struct Import {
+    file: StateFile,
+    new_registration: Option<crate::readers::meta::StateMetaInfo>,
+}
+
+impl ImportedState for Import {
+    fn state(&self) -> &str {
+        self.file.info.name()
+    }
+    fn kind(&self) -> StateKind {
+        self.file.info.kind
+    }
+    fn entries(&self) -> Result<Box<dyn Iterator<Item = Result<Entry>> + '_>> {
+        Ok(Box::new(self.file.entries()?))
+    }
+    fn new_registration(&self) -> Option<&crate::readers::meta::StateMetaInfo> {
+        self.new_registration.as_ref()
+    }
+}
+
+/// `OPERATOR` (uid or 32-digit hex id) → operator index.
+fn find_operator(snapshot: &Snapshot, name: &str) -> Option<usize> {
+    let ops = &snapshot.metadata.operators;
+    if let Ok(id) = name.parse::<OperatorId>() {
+        if let Some(i) = ops.iter().position(|o| o.operator_id == id) {
+            return Some(i);
+        }
+    }
+    let id = OperatorId::from_uid(name);
+    ops.iter().position(|o| o.operator_id == id || o.uid.as_deref() == Some(name))
+}
+
+/// A registration renamed: the meta info's bytes start with the name (`writeUTF`).
+fn renamed(meta: &crate::readers::meta::StateMetaInfo, name: &str) -> Result<crate::readers::meta::StateMetaInfo> {
+    use crate::bytes::DataOutput;
+    let mut c = crate::bytes::Cursor::new(&meta.raw);
+    c.utf("state name").map_err(|e| Error::decode("state meta info", e))?;
+    let rest = &meta.raw[c.position() as usize..];
+    let mut raw = Vec::new();
+    raw.put_utf(name).map_err(|e| Error::Invalid(format!("state name {name:?}: {e}")))?;
+    raw.extend_from_slice(rest);
+    Ok(crate::readers::meta::StateMetaInfo { name: name.to_owned(), raw, position: None, ..meta.clone() })
+}
+
+/// Imports the export directory `from` into the snapshot at `into`, writing `dst` (in a dry
+/// run, only reading and checking every file).
+pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+    let manifest = read_manifest(from)?;
+    let snapshot = Snapshot::open(storage.clone(), into)?;
+    let where_ = snapshot.metadata_location.to_string();
+    // The states every operator declares, with their serializers.
+    let mut declared: HashMap<usize, Vec<StateInfo>> = HashMap::new();
+    for (sub, infos) in snapshot_states(&snapshot, &Selection::default())? {
+        let d = declared.entry(sub.operator).or_default();
+        for i in infos {
+            if !d.iter().any(|x| x.name() == i.name() && x.kind.is_keyed() == i.kind.is_keyed()) {
+                d.push(i);
+            }
+        }
+    }
+    let mut likes: Vec<(usize, StateInfo, String)> = Vec::new();
+    for spec in &opts.like {
+        let found = spec.match_indices('/').find_map(|(i, _)| {
+            let op = find_operator(&snapshot, &spec[..i])?;
+            let info = declared.get(&op)?.iter().find(|s| s.name() == &spec[i + 1..])?;
+            Some((op, info.clone()))
+        });
+        let (op, info) = found.ok_or_else(|| Error::Invalid(format!("{where_}: --like {spec}: no such OPERATOR/STATE in this snapshot (`flinksnap inspect` lists them)")))?;
+        likes.push((op, info, spec.clone()));
+    }
+    let mut imports: HashMap<OperatorId, Vec<Arc<dyn ImportedState>>> = HashMap::new();
+    let mut report = ImportReport { dry_run: opts.dry_run, from: from.display().to_string(), states: Vec::new(), written: None };
+    let mut seen: BTreeMap<(OperatorId, String, bool), String> = BTreeMap::new();
+    for m in &manifest {
+        let path: PathBuf = from.join(&m.file);
+        let in_file = || format!("{} ({} in the manifest)", path.display(), m.file);
+        let kind = [StateKind::Value, StateKind::List, StateKind::Map, StateKind::Reducing, StateKind::Aggregating, StateKind::Timer, StateKind::OperatorList, StateKind::OperatorUnion, StateKind::Broadcast]
+            .into_iter()
+            .find(|k| k.as_str() == m.kind)
+            .ok_or_else(|| Error::Invalid(format!("{}: unknown state kind {:?}", in_file(), m.kind)))?;
+        let op_index = find_operator(&snapshot, &m.operator_id).or_else(|| m.operator_uid.as_deref().and_then(|u| find_operator(&snapshot, u)));
+        let Some(op_index) = op_index else {
+            return Err(Error::unsupported(
+                format!(
+                    "{}: operator {}{} is not in {where_}: import adds states to the snapshot's operators, not new operators (give the job's \
+                     operator by its uid in the export, or add the operator to the snapshot first)",
+                    in_file(),
+                    m.operator_id,
+                    m.operator_uid.as_ref().map(|u| format!(" (uid {u})")).unwrap_or_default()
+                ),
+                None,
+            ));
+        };
+        let op = &snapshot.metadata.operators[op_index];
+        if seen.insert((op.operator_id, m.state.clone(), kind.is_keyed()), m.file.clone()).is_some() {
+            return Err(Error::Invalid(format!("{}: state {:?} of operator {} is imported twice", in_file(), m.state, op.operator_id)));
+        }
+        let existing = declared.get(&op_index).and_then(|d| d.iter().find(|s| s.name() == m.state && s.kind.is_keyed() == kind.is_keyed()));
+        let (info, like, new_registration) = match existing {
+            Some(info) if info.kind != kind => {
+                return Err(Error::Invalid(format!("{}: state {:?} is {} state in {where_}, the manifest says {}", in_file(), m.state, info.kind.as_str(), m.kind)))
+            }
+            Some(info) => (info.clone(), None, None),
+            None => {
+                if !kind.is_keyed() || kind == StateKind::Timer {
+                    return Err(Error::unsupported(
+                        format!("{}: operator {} has no {} state {:?}; import adds new keyed value, list, map, reducing and aggregating states only", in_file(), op.operator_id, m.kind, m.state),
+                        None,
+                    ));
+                }
+                let target_key = declared.get(&op_index).and_then(|d| d.iter().find_map(|s| s.key_serializer.clone()));
+                let Some(target_key) = target_key else {
+                    return Err(Error::unsupported(format!("{}: operator {} has no keyed state, so state {:?} cannot be added to it", in_file(), op.operator_id, m.state), None));
+                };
+                let like = likes.iter().find(|(_, l, _)| l.kind == kind && l.key_serializer.as_ref().is_some_and(|k| k.class_name() == target_key.class_name()));
+                let Some((_, like, spec)) = like else {
+                    return Err(Error::Invalid(format!(
+                        "{}: operator {} has no state {:?}: a new state needs its serializer snapshots; give --like OPERATOR/STATE, an existing {} state of the same types (keyed by {})",
+                        in_file(),
+                        op.operator_id,
+                        m.state,
+                        m.kind,
+                        target_key.class_name()
+                    )));
+                };
+                let meta = renamed(&like.meta, &m.state)?;
+                let info = StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(target_key), meta: meta.clone() };
+                (info, Some(spec.clone()), Some(meta))
+            }
+        };
+        let file = StateFile::open(path, info, op.operator_id, op.max_parallelism)?;
+        report.states.push(ImportedStateReport {
+            operator_id: op.operator_id,
+            operator_uid: op.uid.clone().filter(|u| !u.is_empty()).or_else(|| m.operator_uid.clone()),
+            state: m.state.clone(),
+            kind: kind.as_str(),
+            file: m.file.clone(),
+            rows: 0,
+            replaced: 0,
+            like,
+        });
+        imports.entry(op.operator_id).or_default().push(Arc::new(Import { file, new_registration }));
+    }
+    let edits = crate::writers::edit::Edits { imports, ..Default::default() };
+    let counts = if opts.dry_run {
+        // Every row read and encoded: a dry run finds what the import would refuse.
+        for (id, list) in &edits.imports {
+            for i in list {
+                let mut n = 0u64;
+                for e in i.entries()? {
+                    e?;
+                    n += 1;
+                }
+                if let Some(r) = report.states.iter_mut().find(|r| r.operator_id == *id && r.state == i.state() && r.kind == i.kind().as_str()) {
+                    r.rows = n;
+                }
+            }
+        }
+        edits.dry_run(&snapshot)?
+    } else {
+        let dst = dst.ok_or_else(|| Error::Invalid("import: a target directory is needed (or --dry-run)".into()))?;
+        let (written, counts) = write_savepoint(&snapshot, storage, dst, &opts.convert, &edits)?;
+        report.written = Some(written);
+        counts
+    };
+    for r in &mut report.states {
+        let k = (r.operator_id, r.state.clone());
+        r.replaced = counts.replaced.get(&k).copied().unwrap_or(0);
+        if !opts.dry_run {
+            r.rows = counts.imported.get(&k).copied().unwrap_or(0);
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,311 @@
+//! `flinksnap import` on real-Flink fixtures: export → Parquet edited (here with the parquet
+//! crate; in `cargo xtask interop` with pyarrow, then restored in real Flink) → import gives a
+//! savepoint whose dump is the source's with exactly the edits: changed values, deleted rows,
+//! added keys in the key groups Flink assigns them, every other state untouched. And the
+//! refusals: no manifest, a column of the wrong type, a bad cell (file, row and column named),
+//! a state or operator the snapshot does not have without `--like`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use serde_json::Value as J;
+
+use crate::inspect::{fixtures, Fixture};
+use crate::util::{flinksnap, flinksnap_ok};
+
+/// Fixtures of the DataStream job at two versions, every backend and format readable.
+fn imported_fixtures() -> Vec<Fixture> {
+    fixtures()
+        .into_iter()
+        .filter(|f| ["1.20.5", "2.3.0"].iter().any(|v| f.case["flink_version"] == *v))
+        .filter(|f| f.case["unaligned"] != true && f.case["restore"].is_null())
+        .filter(|f| ["heap-savepoint-canonical", "rocksdb-savepoint-native", "heap-checkpoint"].iter().any(|c| f.case["case"] == *c))
+        .collect()
+}
+
+fn dump(fx: &Fixture, path: &str) -> Vec<J> {
+    let mut args = vec!["dump".to_owned(), path.to_owned()];
+    for u in fx.uids() {
+        args.extend(["--uid".to_owned(), u]);
+    }
+    flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn multiset(entries: impl IntoIterator<Item = J>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in entries {
+        *m.entry(e.to_string()).or_default() += 1;
+    }
+    m
+}
+
+fn read(path: &Path) -> RecordBatch {
+    let r = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = r.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    arrow_select_concat(&schema, &batches)
+}
+
+/// The batches as one (the files here are small: one batch each).
+fn arrow_select_concat(schema: &Arc<Schema>, batches: &[RecordBatch]) -> RecordBatch {
+    assert_eq!(batches.len(), 1, "one record batch expected");
+    RecordBatch::try_new(schema.clone(), batches[0].columns().to_vec()).unwrap()
+}
+
+fn write(path: &Path, batch: &RecordBatch) {
+    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+/// `keyed-long/v-long` (Long key, VoidNamespace, Long value) edited: key 1's value → 1301, key
+/// 4's row deleted, key 5 added with value 5005 (key group 0 in the file: import recomputes it).
+fn edit_v_long(path: &Path) {
+    let b = read(path);
+    let col = |n: &str| b.column(b.schema().index_of(n).unwrap()).clone();
+    let keys = col("key");
+    let keys = keys.as_primitive::<Int64Type>();
+    let values = col("value");
+    let values = values.as_primitive::<Int64Type>();
+    let mut rows: Vec<usize> = (0..b.num_rows()).filter(|&i| keys.value(i) != 4).collect();
+    assert!(rows.len() < b.num_rows(), "key 4 is in the fixture's v-long");
+    rows.push(0);
+    let n = rows.len();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        let taken: ArrayRef = match f.name().as_str() {
+            "key" => Arc::new(Int64Array::from_iter_values(rows.iter().enumerate().map(|(j, &i)| if j == n - 1 { 5 } else { keys.value(i) }))),
+            "value" => Arc::new(Int64Array::from_iter_values(rows.iter().enumerate().map(|(j, &i)| match (j == n - 1, keys.value(i)) {
+                (true, _) => 5005,
+                (false, 1) => 1301,
+                _ => values.value(i),
+            }))),
+            "key_group" => {
+                let kg = c.as_primitive::<Int32Type>();
+                Arc::new(Int32Array::from_iter_values(rows.iter().enumerate().map(|(j, &i)| if j == n - 1 { 0 } else { kg.value(i) })))
+            }
+            _ => arrow_select_take(c, &rows),
+        };
+        cols.push(taken);
+    }
+    write(path, &RecordBatch::try_new(b.schema(), cols).unwrap());
+}
+
+/// Rows `rows` of a column (Utf8 and Null columns: the others are built above).
+fn arrow_select_take(c: &ArrayRef, rows: &[usize]) -> ArrayRef {
+    match c.data_type() {
+        DataType::Utf8 => {
+            let s = c.as_string::<i32>();
+            Arc::new(rows.iter().map(|&i| (!s.is_null(i)).then(|| s.value(i))).collect::<StringArray>())
+        }
+        DataType::Null => Arc::new(arrow_array::NullArray::new(rows.len())),
+        other => panic!("column of type {other} not expected"),
+    }
+}
+
+/// The source's dump with the same edit: what the imported savepoint must hold.
+fn edited_expectation(source: &[J]) -> Vec<J> {
+    let v_long = |j: &J| j["operator_uid"] == "keyed-long" && j["state"] == "v-long";
+    let mut out: Vec<J> = source
+        .iter()
+        .filter(|j| !(v_long(j) && j["key"] == 4))
+        .map(|j| {
+            let mut j = j.clone();
+            if v_long(&j) && j["key"] == 1 {
+                j["value"] = 1301.into();
+            }
+            j
+        })
+        .collect();
+    // Key 5's key group as Flink assigned it (its list state row).
+    let kg = source.iter().find(|j| j["operator_uid"] == "keyed-long" && j["key"] == 5).expect("key 5 in keyed-long")["key_group"].clone();
+    let mut added = source.iter().find(|j| v_long(j)).unwrap().clone();
+    added["key"] = 5.into();
+    added["value"] = 5005.into();
+    added["key_group"] = kg;
+    out.push(added);
+    out
+}
+
+fn export(fx: &Fixture, to: &Path) {
+    let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), to.display().to_string(), "--operator".into(), "keyed-long".into(), "--state".into(), "v-long".into()];
+    for u in fx.uids() {
+        args.extend(["--uid".to_owned(), u]);
+    }
+    flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_edited_export_imports_as_exactly_the_edited_state() {
+    let fxs = imported_fixtures();
+    assert!(fxs.len() >= 6, "fixtures of 1.20.5 and 2.3.0: {}", fxs.len());
+    for fx in &fxs {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("export");
+        export(fx, &dir);
+        edit_v_long(&dir.join("keyed-long/v-long.parquet"));
+        let dst = tmp.path().join("imported");
+        let dry: J = serde_json::from_str(&flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run", "--format", "json"])).unwrap();
+        assert!(!dst.exists());
+        let out: J = serde_json::from_str(&flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--format", "json"])).unwrap();
+        let source = dump(fx, &fx.path());
+        let want = edited_expectation(&source);
+        let got = dump(fx, dst.to_str().unwrap());
+        let (want_m, got_m) = (multiset(want.clone()), multiset(got));
+        let missing: Vec<_> = want_m.keys().filter(|k| want_m.get(*k) != got_m.get(*k)).take(5).collect();
+        let extra: Vec<_> = got_m.keys().filter(|k| want_m.get(*k) != got_m.get(*k)).take(5).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{}:\nexpected, not imported: {missing:#?}\nimported, not expected: {extra:#?}", fx.name());
+        let n_src = source.iter().filter(|j| j["operator_uid"] == "keyed-long" && j["state"] == "v-long").count() as u64;
+        for r in [&dry["data"], &out["data"]] {
+            let s = &r["states"][0];
+            assert_eq!((s["state"].as_str(), s["rows"].as_u64(), s["replaced"].as_u64()), (Some("v-long"), Some(n_src), Some(n_src)), "{}: {r}", fx.name());
+        }
+        assert_eq!(out["data"]["written"]["keyed_entries"].as_u64().map(|_| ()), Some(()));
+    }
+}
+
+fn setup(fx: &Fixture) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    export(fx, &dir);
+    (tmp, dir)
+}
+
+fn import_err(args: &[&str]) -> String {
+    let out = flinksnap(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?} must fail: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn canonical_2_3() -> Fixture {
+    fixtures().into_iter().find(|f| f.case["flink_version"] == "2.3.0" && f.case["case"] == "heap-savepoint-canonical").unwrap()
+}
+
+#[test]
+fn a_directory_without_manifest_is_refused() {
+    let fx = canonical_2_3();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = import_err(&["import", tmp.path().to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
+    assert!(e.contains("manifest.json: not found") && e.contains("flinksnap export"), "{e}");
+}
+
+#[test]
+fn a_column_of_the_wrong_type_is_refused_naming_file_and_column() {
+    let fx = canonical_2_3();
+    let (tmp, dir) = setup(&fx);
+    let file = dir.join("keyed-long/v-long.parquet");
+    let b = read(&file);
+    let i = b.schema().index_of("value").unwrap();
+    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[i] = Field::new("value", DataType::Utf8, false);
+    let mut cols = b.columns().to_vec();
+    cols[i] = Arc::new(StringArray::from_iter_values((0..b.num_rows()).map(|r| format!("v{r}"))));
+    write(&file, &RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap());
+    let dst = tmp.path().join("out");
+    let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap()]);
+    assert!(e.contains("v-long.parquet") && e.contains("column \"value\" is Utf8") && e.contains("Int64"), "{e}");
+    assert!(!dst.exists(), "nothing written");
+}
+
+#[test]
+fn a_bad_cell_is_refused_naming_file_row_and_column() {
+    let fx = canonical_2_3();
+    let (tmp, dir) = setup(&fx);
+    let file = dir.join("keyed-long/v-long.parquet");
+    let b = read(&file);
+    let i = b.schema().index_of("key").unwrap();
+    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[i] = Field::new("key", DataType::Int64, true);
+    let keys = b.column(i).as_primitive::<Int64Type>().clone();
+    let mut cols = b.columns().to_vec();
+    cols[i] = Arc::new((0..b.num_rows()).map(|r| (r != 2).then(|| keys.value(r))).collect::<Int64Array>());
+    write(&file, &RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap());
+    let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), tmp.path().join("out").to_str().unwrap()]);
+    assert!(e.contains("v-long.parquet: row 2, column \"key\""), "{e}");
+}
+
+fn edit_manifest(dir: &Path, f: impl Fn(&mut J)) {
+    let p = dir.join("manifest.json");
+    let mut m: J = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut m["states"][0]);
+    std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn an_unknown_operator_is_refused() {
+    let fx = canonical_2_3();
+    let (_tmp, dir) = setup(&fx);
+    edit_manifest(&dir, |s| {
+        s["operator_id"] = "0123456789abcdef0123456789abcdef".into();
+        s["operator_uid"] = "no-such-operator".into();
+    });
+    let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
+    assert!(e.contains("operator 0123456789abcdef0123456789abcdef (uid no-such-operator) is not in"), "{e}");
+}
+
+#[test]
+fn a_new_state_needs_like_and_then_holds_the_rows() {
+    let fx = canonical_2_3();
+    let (tmp, dir) = setup(&fx);
+    edit_manifest(&dir, |s| s["state"] = "v-long-copy".into());
+    let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
+    assert!(e.contains("has no state \"v-long-copy\"") && e.contains("--like"), "{e}");
+    let dst = tmp.path().join("out");
+    flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--like", "keyed-long/v-long"]);
+    let source = dump(&fx, &fx.path());
+    let got = dump(&fx, dst.to_str().unwrap());
+    // Every source entry kept, plus v-long's entries again under the new name.
+    let mut want = source.clone();
+    for j in source.iter().filter(|j| j["operator_uid"] == "keyed-long" && j["state"] == "v-long") {
+        let mut c = j.clone();
+        c["state"] = "v-long-copy".into();
+        want.push(c);
+    }
+    assert_eq!(multiset(want), multiset(got));
+}
+
+#[test]
+fn operator_union_state_imports_with_an_added_element() {
+    let fx = canonical_2_3();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    flinksnap_ok(&["export", &fx.path(), "--to", dir.to_str().unwrap(), "--operator", "op-state", "--state", "op-union"]);
+    let file = dir.join("op-state/op-union.parquet");
+    let b = read(&file);
+    let n = b.num_rows();
+    let mut rows: Vec<usize> = (0..n).collect();
+    rows.push(0);
+    let cols: Vec<ArrayRef> = b
+        .schema()
+        .fields()
+        .iter()
+        .zip(b.columns())
+        .map(|(f, c)| -> ArrayRef {
+            if f.name() == "value" {
+                let v = c.as_primitive::<Int64Type>();
+                Arc::new(Int64Array::from_iter_values(rows.iter().enumerate().map(|(j, &i)| if j == n { 777 } else { v.value(i) })))
+            } else {
+                arrow_select_take(c, &rows)
+            }
+        })
+        .collect();
+    write(&file, &RecordBatch::try_new(b.schema(), cols).unwrap());
+    let dst = tmp.path().join("out");
+    let out: J = serde_json::from_str(&flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--format", "json"])).unwrap();
+    let s = &out["data"]["states"][0];
+    assert_eq!((s["rows"].as_u64(), s["replaced"].as_u64()), (Some(n as u64 + 1), Some(n as u64)), "{out}");
+    let source = dump(&fx, &fx.path());
+    let mut want = source.clone();
+    let mut added = source.iter().find(|j| j["state"] == "op-union").unwrap().clone();
+    added["value"] = 777.into();
+    want.push(added);
+    assert_eq!(multiset(want), multiset(dump(&fx, dst.to_str().unwrap())));
+}
