@@ -198,6 +198,20 @@ pub enum DecodeErrorKind {
         /// The Flink class concerned, when there is one.
         class: Option<String>,
     },
+    /// A serializer snapshot flinksnap cannot interpret (an unknown class, or an unknown version of
+    /// a known one), whose payload carries no length. The error's offset is where the snapshot
+    /// starts (its class name); `payload` is where its class-specific payload starts: the place
+    /// a reader re-synchronising after it (`readers::serializers::resync`) needs. Not corruption:
+    /// [`Error::decode`] turns it into [`Error::Unsupported`].
+    #[error("{what}")]
+    UnknownSerializer {
+        /// What, and why it cannot be skipped here.
+        what: String,
+        /// The snapshot class.
+        class: String,
+        /// Where its payload starts (same frame as the error's offset).
+        payload: u64,
+    },
     /// Bytes left over where a structure must end exactly.
     #[error("{count} unexpected trailing bytes after {what}")]
     TrailingBytes {
@@ -368,9 +382,16 @@ impl Error {
     /// [`Error::Unsupported`] (naming the file and where).
     pub fn decode(file: impl Into<String>, source: DecodeError) -> Self {
         let file = file.into();
-        if let DecodeErrorKind::Unsupported { class, .. } = &source.kind {
-            let class = class.clone();
-            return Error::Unsupported { what: format!("{file}: {source}"), class };
+        match &source.kind {
+            DecodeErrorKind::Unsupported { class, .. } => {
+                let class = class.clone();
+                return Error::Unsupported { what: format!("{file}: {source}"), class };
+            }
+            DecodeErrorKind::UnknownSerializer { class, .. } => {
+                let class = Some(class.clone());
+                return Error::Unsupported { what: format!("{file}: {source}"), class };
+            }
+            _ => {}
         }
         Error::Decode { file, error: source }
     }

@@ -365,6 +365,7 @@ mod tests {
             }],
             key_serializer_raw: Vec::new(),
             raw: Vec::new(),
+            unreadable: None,
         };
         let dec = crate::readers::keyed::KeyedDecoder::new(OperatorId([0; 16]), 128, &meta).unwrap();
         let mut key = vec![21u8];
