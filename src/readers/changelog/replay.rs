@@ -164,6 +164,17 @@ impl Replay {
             element.extend_from_slice(&e.raw.namespace);
             return Ok(if cx.log.timers.contains_key(&(state, element)) { None } else { Some(e) });
         }
+        if e.raw.stored_key.is_some() {
+            // Key and namespace not split (an unknown key or namespace serializer): a change to
+            // this state cannot be matched to the entry.
+            if self.touched.iter().any(|s| s.0 == state) {
+                return Err(DecodeError::unplaced(DecodeErrorKind::Unsupported {
+                    what: format!("changes to state {:?}, whose key or namespace serializer flinksnap cannot interpret, cannot be applied", e.state),
+                    class: None,
+                }));
+            }
+            return Ok(Some(e));
+        }
         let slot = (state, e.raw.key.clone(), e.raw.namespace.clone());
         if !self.touched.contains(&slot) {
             return Ok(Some(e));
@@ -228,7 +239,7 @@ impl Replay {
                     let mut c = Cursor::within(&v, ValuePart::Value);
                     let (value, ttl) = decode_value(s.value()?, &mut c)?;
                     c.expect_end("value")?;
-                    out.push(entry(None, value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: v }, origin));
+                    out.push(entry(None, value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: v, stored_key: None }, origin));
                 }
                 Held::List(items, origin) => {
                     if items.is_empty() {
@@ -249,7 +260,7 @@ impl Replay {
                         }
                         raw.extend_from_slice(item);
                     }
-                    out.push(entry(None, Value::List(values), ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: raw }, origin));
+                    out.push(entry(None, Value::List(values), ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: raw, stored_key: None }, origin));
                 }
                 Held::Map(m) => {
                     let (uk_ser, uv_ser) = s.value()?.map_key_value().ok_or_else(|| at_state(&s.meta, "map state without a map serializer".into()))?;
@@ -258,7 +269,7 @@ impl Replay {
                         let mut c = Cursor::within(&v, ValuePart::Value);
                         let (value, ttl) = if c.bool("map value null flag")? { (Value::Null, None) } else { decode_value(uv_ser, &mut c)? };
                         c.expect_end("map value")?;
-                        out.push(entry(Some(user_key), value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: Some(uk), value: v }, origin));
+                        out.push(entry(Some(user_key), value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: Some(uk), value: v, stored_key: None }, origin));
                     }
                 }
             }
@@ -277,7 +288,7 @@ impl Replay {
                 user_key: None,
                 value: Value::Int(timestamp),
                 ttl_timestamp: None,
-                raw: RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new() },
+                raw: RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new(), stored_key: None },
                 origin: cx.origin,
             });
         }
