@@ -11,6 +11,7 @@ use crate::metadata::OperatorState;
 use crate::model::{KeyGroupRange, SubtaskRef};
 use crate::readers::serializers::{java_hash_code, key_group_for_hash};
 use crate::readers::source::{KeyedSource, Selection};
+use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
 
 use super::{FindingKind, Finding, Severity, Verifier};
@@ -108,6 +109,8 @@ impl Verifier<'_> {
         };
         let key_serializer = source.key_serializer().clone();
         let mut out = Vec::new();
+        // The proxy's own records (states whose registration could not be read).
+        self.take_undecodable(s, op, subtask, &mut source, &mut out);
         for kg in key_groups {
             let (mut entries, mut wrong) = (0u64, 0u64);
             let mut example: Option<Misplaced> = None;
@@ -142,6 +145,7 @@ impl Verifier<'_> {
                 }
             }
             self.totals.entries += entries;
+            self.take_undecodable(s, op, subtask, &mut source, &mut out);
             if let Some(e) = failed {
                 let mut f = self.error_finding(s, op, Some(subtask), &e);
                 if !f.message.contains(&format!("key group {kg}")) {
@@ -167,5 +171,26 @@ impl Verifier<'_> {
             }
         }
         out
+    }
+
+    /// What the source could not decode since the last call: kept for the report (merged per
+    /// subtask and state) and a "not checked" finding for the first record of each.
+    fn take_undecodable(&mut self, s: &Snapshot, op: &OperatorState, subtask: u32, source: &mut KeyedSource<'_>, out: &mut Vec<Finding>) {
+        for u in source.take_undecodable() {
+            let known = self.undecodable.iter().any(|x| x.operator_id == u.operator_id && x.subtask == u.subtask && x.state == u.state && x.state_index == u.state_index && x.kind == u.kind);
+            if !known {
+                let mut f = self.finding(s, Some(op), Some(subtask), Severity::Info, FindingKind::Unsupported);
+                f.message = format!(
+                    "not checked (unsupported serializer{}): state {}: {}",
+                    u.class.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
+                    u.state_label(),
+                    u.reason
+                );
+                f.file = u.file.clone();
+                f.set_position(u.position);
+                out.push(f);
+            }
+            Undecodable::merge_into(&mut self.undecodable, u);
+        }
     }
 }
