@@ -5,6 +5,7 @@ mod util;
 
 mod convert;
 mod cross_job;
+mod custom_serializer;
 mod dump;
 mod export;
 mod inspect;
