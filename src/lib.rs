@@ -7,6 +7,8 @@
 //! - [`bytes`]: the big-endian cursor every binary reader uses (typed offsets in every error);
 //! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
 //!   trait);
+//! - [`rocksdb_files`]: RocksDB's SST and MANIFEST files read in Rust (the RocksDB and ForSt
+//!   backends' native snapshots), through ranged reads of any [`FileSource`](rocksdb_files::FileSource);
 //! - [`model`]: Flink's identifiers (operator ids, key groups) and the backend-independent
 //!   [`Entry`](model::Entry) every reader produces, with where it was read;
 //! - [`java_serialization`]: Java object serialization streams (checkpoint properties, TTL
@@ -22,8 +24,9 @@
 //! - `cli` (binary only): one module per subcommand.
 //!
 //! Cargo features:
-//! - `rocksdb` (default): keyed state of RocksDB native snapshots through the bundled RocksDB
-//!   (a C++ build that needs libclang); without it such state is reported as unreadable.
+//! - `rocksdb` (off by default): RocksDB native state can also be read through the RocksDB C++
+//!   library (a C++ build that needs libclang): the differential test compares both readers,
+//!   `FLINKSNAP_ROCKSDB_READER=librocksdb` makes the CLI use it (benchmarks).
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -37,6 +40,7 @@ pub mod manage;
 pub mod metadata;
 pub mod model;
 pub mod readers;
+pub mod rocksdb_files;
 pub mod snapshot;
 pub mod storage;
 pub mod writers;

@@ -61,6 +61,17 @@ pub fn unsound_snapshots() -> usize {
 
 /// Every snapshot of every case under `testdata/flink-*/` (and a restore case's savepoint).
 pub fn fixtures() -> Vec<Fixture> {
+    // The fixture job's snapshots: each with its expected contents and metadata oracle. The
+    // SQL cases have neither (their state has no model): `sql_fixtures()`.
+    all_fixtures().into_iter().filter(|f| f.snapshot.get("expected").is_some()).collect()
+}
+
+/// The SQL fixtures (`xtask/flink-job/src-sql`): no model, real Flink's dump (`oracle`) instead.
+pub fn sql_fixtures() -> Vec<Fixture> {
+    all_fixtures().into_iter().filter(|f| f.case.get("job").is_some_and(|j| j.as_str().is_some_and(|j| j.starts_with("sql")))).collect()
+}
+
+fn all_fixtures() -> Vec<Fixture> {
     let mut out = Vec::new();
     let mut versions: Vec<_> = std::fs::read_dir(root().join("testdata")).unwrap().flatten().map(|e| e.path()).collect();
     versions.sort();

@@ -15,5 +15,4 @@ mod offsets;
 mod oracle;
 mod relocate;
 mod rocksdb_native;
-#[cfg(not(feature = "rocksdb"))]
-mod without_rocksdb;
+mod sql;

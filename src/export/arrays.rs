@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
-    ListArray, MapArray, NullArray, StringArray, StructArray, Time64NanosecondArray, TimestampMillisecondArray,
+    Date32Array, Decimal128Array, DurationMillisecondArray, ListArray, MapArray, NullArray, StringArray, StructArray,
+    Time32MillisecondArray, Time64NanosecondArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray,
 };
+use arrow_schema::TimeUnit;
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Fields};
 
@@ -136,6 +139,46 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
                 Ok(secs * 1_000_000_000 + i64::from(*nano))
             },
         )?),
+        Shape::Decimal128 { precision, scale } => Arc::new(
+            scalars!(Decimal128Array, vals, "a decimal", Value::BigDecimal(s) => unscaled(s, *scale))?
+                .with_precision_and_scale(*precision, *scale)
+                .map_err(|e| e.to_string())?,
+        ),
+        Shape::Timestamp { unit, utc } => {
+            let per_second: i64 = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let values: Vec<Option<i64>> = vals
+                .iter()
+                .map(|v| match present(*v) {
+                    None => Ok(None),
+                    Some(v) => epoch(v, *utc)
+                        .and_then(|(s, n)| s.checked_mul(per_second)?.checked_add(i64::from(n) / (1_000_000_000 / per_second)))
+                        .map(Some)
+                        .ok_or_else(|| mismatch(if *utc { "an instant in range" } else { "a local date-time in range" }, v)),
+                })
+                .collect::<R<_>>()?;
+            let tz = utc.then_some("UTC");
+            match unit {
+                TimeUnit::Second => Arc::new(TimestampSecondArray::from(values).with_timezone_opt(tz)),
+                TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz)),
+                TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz)),
+                TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(values).with_timezone_opt(tz)),
+            }
+        }
+        Shape::Date32 => Arc::new(scalars!(Date32Array, vals, "a local date",
+            Value::LocalDate { year, month, day } => i32::try_from(days_from_civil(i64::from(*year), *month, *day))
+                .map_err(|_| format!("date {year}-{month}-{day} does not fit Date32")),
+        )?),
+        Shape::TimeMillis => Arc::new(scalars!(Time32MillisecondArray, vals, "a local time",
+            Value::LocalTime { hour, minute, second, nano } => {
+                Ok((i32::from(*hour) * 3600 + i32::from(*minute) * 60 + i32::from(*second)) * 1000 + (*nano / 1_000_000) as i32)
+            },
+        )?),
+        Shape::DurationMillis => Arc::new(scalars!(DurationMillisecondArray, vals, "milliseconds", Value::Int(i) => Ok(*i))?),
         Shape::TimeWindow => {
             let mut valid = Vec::with_capacity(vals.len());
             let mut start = Vec::with_capacity(vals.len());
@@ -289,4 +332,48 @@ fn field<'a>(fields: &'a [(String, Value)], i: usize, name: &str) -> R<Option<&'
 /// A list offset: Arrow's `List` counts elements in `i32`.
 fn offset(n: usize) -> R<i32> {
     i32::try_from(n).map_err(|_| format!("more than {} list elements in one batch", i32::MAX))
+}
+
+/// The unscaled value of a plain decimal text (`"-6.85"`) at `scale`.
+fn unscaled(text: &str, scale: i8) -> R<i128> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = usize::try_from(scale).map_err(|_| format!("negative scale {scale}"))?;
+    if frac.len() > scale || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text} is not a decimal of scale {scale}"));
+    }
+    let all = format!("{int}{frac}{}", "0".repeat(scale - frac.len()));
+    let v: i128 = all.parse().map_err(|_| format!("{text} does not fit Decimal128"))?;
+    Ok(if neg { -v } else { v })
+}
+
+/// Seconds and nanoseconds since the epoch of an instant (`utc`) or a local date-time (taken as
+/// UTC, as Arrow's zone-less timestamps are).
+fn epoch(v: &Value, utc: bool) -> Option<(i64, u32)> {
+    match (v, utc) {
+        (Value::Instant { seconds, nanos }, true) => Some((*seconds, *nanos)),
+        (Value::LocalDateTime { date, time }, false) => {
+            let (Value::LocalDate { year, month, day }, Value::LocalTime { hour, minute, second, nano }) = (date.as_ref(), time.as_ref()) else {
+                return None;
+            };
+            let days = days_from_civil(i64::from(*year), *month, *day);
+            let secs = days.checked_mul(86_400)?.checked_add(i64::from(*hour) * 3600 + i64::from(*minute) * 60 + i64::from(*second))?;
+            Some((secs, *nano))
+        }
+        _ => None,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }

@@ -19,6 +19,7 @@
 
 mod arrays;
 pub mod schema;
+mod sql;
 pub mod sink;
 pub mod state;
 #[cfg(test)]

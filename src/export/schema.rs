@@ -69,6 +69,27 @@ pub enum Shape {
     TimestampMillis,
     /// `Time64(ns)` from `Value::LocalTime`: exact for every value.
     TimeNanos,
+    /// `Decimal128(precision, scale)` from `Value::BigDecimal` (SQL `DECIMAL`).
+    Decimal128 {
+        /// Precision, 1..=38.
+        precision: u8,
+        /// Scale.
+        scale: i8,
+    },
+    /// `Timestamp(unit)` from `Value::LocalDateTime` (SQL `TIMESTAMP(p)`), or
+    /// `Timestamp(unit, "UTC")` from `Value::Instant` (SQL `TIMESTAMP_LTZ(p)`).
+    Timestamp {
+        /// The unit of the precision.
+        unit: TimeUnit,
+        /// With the UTC zone (an instant).
+        utc: bool,
+    },
+    /// `Date32` from `Value::LocalDate` (SQL `DATE`).
+    Date32,
+    /// `Time32(ms)` from `Value::LocalTime` (SQL `TIME`, milliseconds of the day).
+    TimeMillis,
+    /// `Duration(ms)` from `Value::Int` milliseconds (SQL `INTERVAL DAY TO SECOND`).
+    DurationMillis,
     /// `Struct{start, end}` (Int64 epoch millis) from `Value::TimeWindow`.
     TimeWindow,
     /// `Struct` from `Value::Struct` (POJO, Java and Scala tuples, TTL wrapper, timer),
@@ -206,6 +227,7 @@ fn shape_of(ser: &TypeSerializer, meta: &mut HashMap<String, String>) -> Shape {
         K::Ttl { timestamp, value } => {
             Shape::Struct(vec![column("lastAccessTimestamp", timestamp, false), column("userValue", value, false)])
         }
+        K::Table(t) => super::sql::table_shape(t, meta),
         K::Timer { key, namespace } => Shape::Struct(vec![
             plain("timestamp", Shape::Int64, false),
             column("key", key, false),
@@ -318,6 +340,11 @@ pub fn data_type(shape: &Shape) -> DataType {
         Shape::Binary | Shape::Opaque => DataType::Binary,
         Shape::TimestampMillis => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
         Shape::TimeNanos => DataType::Time64(TimeUnit::Nanosecond),
+        Shape::Decimal128 { precision, scale } => DataType::Decimal128(*precision, *scale),
+        Shape::Timestamp { unit, utc } => DataType::Timestamp(*unit, utc.then(|| "UTC".into())),
+        Shape::Date32 => DataType::Date32,
+        Shape::TimeMillis => DataType::Time32(TimeUnit::Millisecond),
+        Shape::DurationMillis => DataType::Duration(TimeUnit::Millisecond),
         Shape::TimeWindow => DataType::Struct(time_window_fields()),
         Shape::Struct(fields) => DataType::Struct(fields.iter().map(|c| c.field.clone()).collect()),
         Shape::Row { fields, row_kind } => DataType::Struct(row_fields(fields, *row_kind)),
@@ -365,6 +392,8 @@ pub fn type_summary(t: &DataType) -> String {
         },
         DataType::Timestamp(unit, tz) => format!("Timestamp({}{})", unit_text(unit), tz.as_ref().map(|z| format!(", {z}")).unwrap_or_default()),
         DataType::Time64(unit) => format!("Time64({})", unit_text(unit)),
+        DataType::Time32(unit) => format!("Time32({})", unit_text(unit)),
+        DataType::Duration(unit) => format!("Duration({})", unit_text(unit)),
         other => format!("{other:?}"),
     }
 }

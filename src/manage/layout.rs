@@ -5,6 +5,9 @@
 //! <checkpoint dir>/<job id>/chk-<N>/_metadata     FileRole::Metadata
 //! <checkpoint dir>/<job id>/chk-<N>/<uuid>        FileRole::ExclusiveState
 //! <checkpoint dir>/<job id>/shared/<uuid>         FileRole::SharedState
+//! <checkpoint dir>/<job id>/shared/op_<…>/db/<uuid>  FileRole::SharedState (ForSt's working DB:
+//!                                                  SSTs checkpoints reference in place)
+//! <checkpoint dir>/<job id>/shared/op_<…>/db/<other> FileRole::Unknown (ForSt's live DB files)
 //! <checkpoint dir>/<job id>/taskowned/…           FileRole::TaskOwned
 //! <savepoint dir>/savepoint-<6 hex>-<12 hex>/…    FileRole::Metadata / ExclusiveState
 //! anything else                                   FileRole::Unknown (reported, never removed)
@@ -59,6 +62,11 @@ impl FileRole {
                 return if depth == parents.len() && *name == METADATA_FILE { FileRole::Metadata } else { FileRole::ExclusiveState };
             }
             match here {
+                // ForSt with its primary directory in the checkpoint directory keeps its working
+                // DB in `shared/op_<operator>_<id>__<subtask>_<parallelism>__attempt_<n>/db/`, SSTs
+                // under UUID names that checkpoints reference in place; anything else there
+                // belongs to the running DB and is never collected.
+                Some("shared") if is_forst_db_file(&parents[depth..], name) && !is_uuid(name) => return FileRole::Unknown,
                 Some("shared") => return FileRole::SharedState,
                 Some("taskowned") => return FileRole::TaskOwned,
                 _ => {}
@@ -66,6 +74,17 @@ impl FileRole {
         }
         FileRole::Unknown
     }
+}
+
+/// Whether `dirs/name` (below `shared/`) lies in a ForSt working DB directory: `op_…/db/name`.
+fn is_forst_db_file(dirs: &[&str], _name: &str) -> bool {
+    matches!(dirs, [op, "db"] if op.starts_with("op_"))
+}
+
+/// A UUID in its 36-character text form (Flink's and ForSt's file names).
+fn is_uuid(name: &str) -> bool {
+    name.len() == 36
+        && name.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
 }
 
 /// `chk-<N>` or `savepoint-*`.
@@ -306,5 +325,12 @@ mod tests {
         assert_eq!(FileRole::classify("my-savepoint/x", &named), FileRole::ExclusiveState);
         let root: BTreeSet<String> = [String::new()].into();
         assert_eq!(FileRole::classify("_metadata", &root), FileRole::Metadata);
+        // ForSt's working DB in the checkpoint directory (testdata/flink-2.3.0/forst-checkpoint-in-place):
+        // its SSTs are shared state referenced in place; its own files are left alone.
+        let db = "job/shared/op_KeyedProcessOperator_9ffc9079ae46c8da2062fcba248ae73c__1_1__attempt_0/db";
+        assert_eq!(c(&format!("{db}/80b99bee-b323-4572-93ff-9e71b0accfbf")), FileRole::SharedState);
+        assert_eq!(c(&format!("{db}/MANIFEST-000005")), FileRole::Unknown);
+        assert_eq!(c(&format!("{db}/CURRENT")), FileRole::Unknown);
+        assert_eq!(c("job/shared/db/CURRENT"), FileRole::SharedState);
     }
 }

@@ -11,7 +11,7 @@ use crate::metadata::OperatorState;
 use crate::model::value::Value;
 use crate::model::{Entry, StateKind};
 use crate::readers::meta::{BackendStateType, KeyedBackendMeta, StateMetaInfo, NAMESPACE_SERIALIZER};
-use crate::readers::serializers::{java_hash_code, key_group_for_hash, TypeSerializer};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::writers::canonical::Record;
 
 /// The states of a keyed operator as written: the proxy, and per state what its entries need.
@@ -170,7 +170,7 @@ impl RecordContext<'_> {
     fn new_key_group(&self, e: &Entry, source_kg: u32) -> Result<u32> {
         let key = e.key.as_ref().ok_or_else(|| self.fail(e, "keyed entry without a key"))?;
         let ser = &self.layout.key_serializer;
-        let hash = java_hash_code(ser, key).ok_or_else(|| {
+        let hash = key_hash_code(ser, key, &e.raw.key).ok_or_else(|| {
             Error::unsupported(
                 self.about(
                     e,

@@ -204,7 +204,11 @@ impl Converter<'_> {
     }
 
     fn operator(&mut self, index: usize, op: &OperatorState) -> Result<OperatorState> {
-        let max_parallelism = self.opts.max_parallelism.unwrap_or(op.max_parallelism);
+        // A max parallelism of 1 is always set by the program (Flink's default is at least 128):
+        // the SQL planner's singleton operators (global aggregates, their sinks), a job's
+        // setMaxParallelism(1). The restoring program sets it again, and Flink refuses a
+        // snapshot whose max parallelism differs for such an operator: it keeps 1.
+        let max_parallelism = if op.max_parallelism == 1 { 1 } else { self.opts.max_parallelism.unwrap_or(op.max_parallelism) };
         if max_parallelism < op.parallelism {
             return Err(Error::Invalid(format!(
                 "{}: max parallelism {max_parallelism} is below the operator's parallelism {}",

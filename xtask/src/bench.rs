@@ -3,7 +3,8 @@
 //! 1. Generates (once, cached outside the repository) snapshots of a large-state job with real
 //!    Flink: `flink-job/.../Bench.java` writes one element per key into `BenchFn` (ValueState,
 //!    MapState, ListState, timers), then takes a heap canonical savepoint, a heap retained
-//!    checkpoint and (second run) a RocksDB canonical savepoint. One cache directory per size:
+//!    checkpoint and (second run) a RocksDB canonical and a RocksDB native savepoint (`--librocksdb`
+//!    also dumps the native one through librocksdb, to compare the readers). One cache directory per size:
 //!    `$FLINKSNAP_CACHE/bench/<flink version>/<size>mb/{heap,rocksdb}/`.
 //! 2. Builds flinksnap in release mode and runs `flinksnap inspect` and `flinksnap dump` on every
 //!    snapshot with stdout to /dev/null, measuring wall time, CPU time and peak RSS
@@ -27,7 +28,7 @@ const MAX_PARALLELISM: u32 = 128;
 
 fn usage() -> String {
     format!(
-        "usage: cargo xtask bench [--flink VERSION] [--sizes MIB,...] [--regenerate] [--runs N] [--verify] [--generate-only]\n\
+        "usage: cargo xtask bench [--flink VERSION] [--sizes MIB,...] [--regenerate] [--runs N] [--verify] [--generate-only] [--librocksdb]\n\
          \n\
          Generates large-state snapshots with real Flink (cached in $FLINKSNAP_CACHE/bench/, default\n\
          ~/.cache/flinksnap/bench/; --regenerate rebuilds them), then times `flinksnap inspect` and\n\
@@ -35,6 +36,10 @@ fn usage() -> String {
          A size is the nominal canonical-savepoint size in MiB ({KEYS_PER_MIB} keys per MiB).\n\
          Timed runs write to /dev/null; --verify first dumps each snapshot through a pipe (untimed)\n\
          and checks the line count against the entries the generator wrote.\n\
+         --librocksdb also dumps the RocksDB native snapshots with FLINKSNAP_ROCKSDB_READER=librocksdb\n\
+         through a `--features rocksdb` release build (target dir $FLINKSNAP_ROCKSDB_TARGET_DIR, default\n\
+         $FLINKSNAP_CACHE/target-rocksdb; RocksDB's C++ takes ~15 min cold): the Rust reader against\n\
+         the RocksDB library, CPU seconds per run.\n\
          Results: a table on stdout and <target dir>/bench/results.json.\n",
         DEFAULT_SIZES.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
     )
@@ -47,6 +52,8 @@ struct Opts {
     runs: u32,
     generate_only: bool,
     verify: bool,
+    /// Also dump RocksDB native snapshots through librocksdb (a `--features rocksdb` build).
+    librocksdb: bool,
 }
 
 fn parse(args: &[String]) -> Result<Option<Opts>> {
@@ -57,6 +64,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
         runs: 1,
         generate_only: false,
         verify: false,
+        librocksdb: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -72,6 +80,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
             "--regenerate" => o.regenerate = true,
             "--generate-only" => o.generate_only = true,
             "--verify" => o.verify = true,
+            "--librocksdb" => o.librocksdb = true,
             "--runs" => {
                 let n = it.next().ok_or("--runs needs a number")?;
                 o.runs = n.parse().ok().filter(|&n| n > 0).ok_or(format!("bad --runs {n:?}"))?;
@@ -111,7 +120,11 @@ const GEN_RUNS: &[GenRun] = &[
         backend: "hashmap",
         snaps: &["canonical:heap-savepoint-canonical", "checkpoint:heap-checkpoint"],
     },
-    GenRun { dir: "rocksdb", backend: "rocksdb", snaps: &["canonical:rocksdb-savepoint-canonical"] },
+    GenRun {
+        dir: "rocksdb",
+        backend: "rocksdb",
+        snaps: &["canonical:rocksdb-savepoint-canonical", "native:rocksdb-savepoint-native"],
+    },
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -159,18 +172,38 @@ pub fn run(args: &[String]) -> Result<()> {
     if !bin.exists() {
         return Err(format!("no binary at {}", bin.display()));
     }
-    let floor = measure(&bin, &["--version".to_string()], None, false)?;
+    let floor = measure(&bin, &["--version".to_string()], None, false, &[])?;
+    let librocksdb_bin = if o.librocksdb {
+        let dir = std::env::var_os("FLINKSNAP_ROCKSDB_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| cache.join("target-rocksdb"));
+        println!("== cargo build --release --features rocksdb --bin flinksnap (target dir {})", dir.display());
+        run_cmd(
+            Command::new(env_cargo())
+                .current_dir(&repo)
+                .env("CARGO_TARGET_DIR", &dir)
+                .args(["build", "--release", "--quiet", "--package", "flinksnap", "--bin", "flinksnap", "--features", "rocksdb"]),
+            "cargo build --release --features rocksdb",
+        )?;
+        Some(dir.join("release").join("flinksnap"))
+    } else {
+        None
+    };
 
     let mut rows = Vec::new();
     for (size, snaps, gen_s) in &sizes {
         for sn in snaps {
-            for cmd in ["inspect", "dump"] {
+            let native = sn.name.starts_with("rocksdb-") && !sn.name.contains("canonical");
+            let commands: &[&'static str] = if native && librocksdb_bin.is_some() { &["inspect", "dump", "dump-librocksdb"] } else { &["inspect", "dump"] };
+            for &cmd in commands {
                 let mut best: Option<Measure> = None;
-                let args = [cmd.to_string(), sn.path.display().to_string()];
+                let (bin, env): (&Path, &[(&str, &str)]) = match (&librocksdb_bin, cmd) {
+                    (Some(b), "dump-librocksdb") => (b.as_path(), &[("FLINKSNAP_ROCKSDB_READER", "librocksdb")]),
+                    _ => (bin.as_path(), &[]),
+                };
+                let args = [if cmd == "inspect" { "inspect" } else { "dump" }.to_string(), sn.path.display().to_string()];
                 let mut verified = None;
-                if cmd == "dump" && o.verify {
+                if cmd.starts_with("dump") && o.verify {
                     // untimed: stdout through a pipe, every line counted
-                    let m = measure(&bin, &args, Some(sn), true)?;
+                    let m = measure(bin, &args, Some(sn), true, env)?;
                     if m.lines != sn.entries {
                         return Err(format!(
                             "flinksnap dump {} printed {} entries, the generator wrote {}",
@@ -184,7 +217,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 }
                 for _ in 0..o.runs {
                     // timed: stdout to /dev/null, as in `flinksnap dump PATH > /dev/null`
-                    let m = measure(&bin, &args, Some(sn), false)?;
+                    let m = measure(bin, &args, Some(sn), false, env)?;
                     best = Some(match best {
                         Some(b) if b.wall_s <= m.wall_s => Measure { max_rss_kib: b.max_rss_kib.max(m.max_rss_kib), ..b },
                         Some(b) => Measure { max_rss_kib: b.max_rss_kib.max(m.max_rss_kib), ..m },
@@ -205,6 +238,19 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("process floor (`flinksnap --version`): peak RSS {:.1} MiB", floor.max_rss_kib as f64 / 1024.0);
     println!();
     print!("{}", table(&rows));
+    for r in rows.iter().filter(|r| r.command == "dump-librocksdb") {
+        if let Some(rust) = rows.iter().find(|x| x.command == "dump" && x.size_mib == r.size_mib && x.snapshot.name == r.snapshot.name) {
+            let (a, b) = (rust.m.user_s + rust.m.sys_s, r.m.user_s + r.m.sys_s);
+            println!(
+                "{} MiB {}: Rust reader {a:.2} CPU s, librocksdb {b:.2} CPU s ({:.2}x per core); peak RSS {:.1} vs {:.1} MiB",
+                r.size_mib,
+                r.snapshot.name,
+                b / a.max(1e-9),
+                rust.m.max_rss_kib as f64 / 1024.0,
+                r.m.max_rss_kib as f64 / 1024.0
+            );
+        }
+    }
     let out = target.join("bench");
     fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
     let json = out.join("results.json");
@@ -308,7 +354,7 @@ struct Measure {
 /// Runs `bin args` with stdout to /dev/null (or, with `count`, read and its lines counted),
 /// and returns its wall time
 /// and the kernel's resource usage of the child: `ru_maxrss` is the peak resident set size.
-fn measure(bin: &Path, args: &[String], what: Option<&Snapshot>, count: bool) -> Result<Measure> {
+fn measure(bin: &Path, args: &[String], what: Option<&Snapshot>, count: bool, env: &[(&str, &str)]) -> Result<Measure> {
     let label = || format!("{} {}", bin.display(), args.join(" "));
     let t = Instant::now();
     let stdout = if count {
@@ -318,6 +364,7 @@ fn measure(bin: &Path, args: &[String], what: Option<&Snapshot>, count: bool) ->
     };
     let mut child = Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::inherit())
@@ -418,7 +465,7 @@ impl Row {
     }
 
     fn mib_per_s_text(&self) -> String {
-        if self.command == "dump" {
+        if self.command.starts_with("dump") {
             format!("{:.1}", self.mib_per_s())
         } else {
             "-".into()
@@ -443,8 +490,8 @@ fn table(rows: &[Row]) -> String {
         "| snapshot | size | keys | entries | command | seconds | CPU s | MiB/s | entries/s | peak RSS |\n|---|--:|--:|--:|---|--:|--:|--:|--:|--:|\n",
     );
     for r in rows {
-        let entries = if r.command == "dump" { r.snapshot.entries.to_string() } else { "-".into() };
-        let eps = if r.command == "dump" { format!("{:.0}", r.snapshot.entries as f64 / r.m.wall_s.max(1e-9)) } else { "-".into() };
+        let entries = if r.command.starts_with("dump") { r.snapshot.entries.to_string() } else { "-".into() };
+        let eps = if r.command.starts_with("dump") { format!("{:.0}", r.snapshot.entries as f64 / r.m.wall_s.max(1e-9)) } else { "-".into() };
         s.push_str(&format!(
             "| {} | {:.1} MiB | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} MiB |\n",
             r.snapshot.name,

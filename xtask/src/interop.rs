@@ -234,7 +234,7 @@ pub fn interop(args: &[String]) -> Result<()> {
     for v in &o.versions {
         let fixtures = discover(&repo, v, &o.cases)?;
         if fixtures.is_empty() {
-            println!("== interop {v}: no fixtures");
+            println!("== interop {v}: no DataStream fixtures");
             continue;
         }
         let work = match &o.work {
@@ -320,6 +320,22 @@ pub fn interop(args: &[String]) -> Result<()> {
 
     let mut totals = Totals::default();
     let mut jvm_errors = Vec::new();
+    // SQL: the SQL fixtures, converted, restored by the same SQL job from its compiled plan
+    // (`sql_interop.rs`), one JVM per version after the others.
+    for v in o.versions.iter().filter(|v| crate::has_sql(v)) {
+        let work = match &o.work {
+            Some(w) => std::path::absolute(w).map_err(|e| format!("--work {}: {e}", w.display()))?.join(v),
+            None => cache.join("flink").join(v).join("work").join("interop"),
+        };
+        match crate::sql_interop::run(&tools, &repo, &cache, &bin, v, &work, &o.cases) {
+            Ok(t) => {
+                totals.ok += t.ok;
+                totals.failed += t.failed;
+                totals.skipped += t.skipped;
+            }
+            Err(e) => jvm_errors.push(format!("flink {v} SQL interop: {e}")),
+        }
+    }
     for run in &runs {
         println!("== interop {}: results (restores took {:.0} s)", run.version, run.seconds);
         if let Some(Err(e)) = &run.result {
@@ -413,6 +429,10 @@ fn discover(repo: &Path, version: &str, only: &[String]) -> Result<Vec<Fixture>>
     let mut out = Vec::new();
     for case_dir in cases {
         let case = read_json(&case_dir.join("case.json"))?;
+        // the SQL fixtures restore into their own job (`sql_interop.rs`)
+        if case.get("job").is_some() {
+            continue;
+        }
         let name = case["case"].as_str().unwrap_or_default().to_owned();
         if !only.is_empty() && !only.contains(&name) {
             continue;
@@ -456,6 +476,8 @@ fn relocated_backends(case: &str) -> &'static [&'static str] {
         &["hashmap", "rocksdb"]
     } else if case.starts_with("heap-") {
         &["hashmap"]
+    } else if case.starts_with("forst-") {
+        &["forst"]
     } else {
         &["rocksdb"]
     }
@@ -533,7 +555,8 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         if f.chain_len > 1 && f.chain_pos > 0 && !f.restore_case {
             let dir = f.original_job_dir().map(|j| j.join(&f.label)).unwrap_or_default();
             let c = new(fi, Kind::AfterGc, format!("{base}~after-gc"), f.max_parallelism, dir);
-            push(c, &[("rocksdb", f.parallelism)]);
+            let backend = if f.case.starts_with("forst-") { "forst" } else { "rocksdb" };
+            push(c, &[(backend, f.parallelism)]);
         }
     }
     (conversions, restores)
@@ -910,7 +933,11 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
     // ran on the one asked for.
     let backends_file = PathBuf::from(format!("{}.backends", r.out.display()));
     let backends = fs::read_to_string(&backends_file).map_err(|e| format!("no {}: {e}", backends_file.display()))?;
-    let want_class = if r.backend == "rocksdb" { "RocksDBKeyedStateBackend" } else { "HeapKeyedStateBackend" };
+    let want_class = match r.backend {
+        "rocksdb" => "RocksDBKeyedStateBackend",
+        "forst" => "ForStSyncKeyedStateBackend",
+        _ => "HeapKeyedStateBackend",
+    };
     let lines: Vec<&str> = backends.lines().filter(|l| !l.trim().is_empty()).collect();
     // A changelog checkpoint restored as it is (relocated, not converted) into a job without the
     // changelog backend goes through Flink's migration path (FLINK-23252): the operator gets

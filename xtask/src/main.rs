@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod interop;
+mod sql_interop;
 mod oracle;
 
 const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
@@ -30,7 +31,7 @@ struct Snap {
 /// One job configuration = one JVM run.
 struct Run {
     name: &'static str,
-    backend: &'static str, // hashmap | rocksdb
+    backend: &'static str, // hashmap | rocksdb | forst
     parallelism: u32,
     max_parallelism: u32,
     compression: bool,
@@ -139,6 +140,39 @@ const RUNS: &[Run] = &[
         // a single checkpoint: a chain at p=2 would double the (already covered) chain's size
         snaps: &[snap(3, "checkpoint", "rocksdb-checkpoint-incremental-p2-maxp32768")],
         only_versions: EXTREMES,
+    },
+    // ForSt (Flink 2.x, in flink-dist since 2.0): the RocksDB fork of the disaggregated state
+    // backend, with the same job and the chain and native savepoint of the RocksDB run.
+    Run {
+        name: "forst-incremental",
+        backend: "forst",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(1, "checkpoint", "forst-checkpoint-incremental"),
+            snap(2, "checkpoint", "forst-checkpoint-incremental"),
+            snap(3, "checkpoint", "forst-checkpoint-incremental"),
+            snap(3, "native", "forst-savepoint-native"),
+        ],
+        only_versions: FORST_VERSIONS,
+    },
+    Run {
+        name: "forst-in-place",
+        backend: "forst",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: true,
+        inline_threshold: Some(0),
+        snaps: &[
+            snap(1, "checkpoint", "forst-checkpoint-in-place"),
+            snap(2, "checkpoint", "forst-checkpoint-in-place"),
+            snap(3, "checkpoint", "forst-checkpoint-in-place"),
+        ],
+        only_versions: FORST_VERSIONS,
     },
     // The runs below switch on a state-handle feature (see RUN_FEATURES): one retained
     // checkpoint each, 1.20+ only (file merging is new in 1.20; the changelog backend and
@@ -256,7 +290,71 @@ const RUNS: &[Run] = &[
     },
 ];
 
+/// A snapshot of the SQL jobs (`flink-job/src-sql/`), taken after phase 2 (the last phase the
+/// fixtures feed; the third one is fed after a restore, by `interop`).
+#[derive(Clone, Copy)]
+struct SqlSnap {
+    kind: &'static str, // checkpoint | canonical | native
+    /// Case suffix: the cases are `sql-<suffix>` and `sql-minibatch-<suffix>`.
+    case: &'static str,
+    /// Also a snapshot of the `sql-minibatch` job.
+    minibatch: bool,
+    /// Versions that take it (empty: every SQL version).
+    only_versions: &'static [&'static str],
+}
+
+/// One SQL configuration = one JVM run of both SQL jobs.
+struct SqlRun {
+    name: &'static str,
+    backend: &'static str,
+    incremental: bool,
+    snaps: &'static [SqlSnap],
+}
+
+/// Every snapshot kind in 2.3.0; the other versions take a canonical savepoint and a retained
+/// incremental RocksDB checkpoint (the two read paths: key-grouped streams and RocksDB tables;
+/// the other kinds only change the files around the same serialized state). SQL state is large
+/// for its few keys (every state carries its Java-serialized row types, every RocksDB instance
+/// its ~20 KB OPTIONS file), so this is the matrix testdata/ can carry.
+const SQL_FULL: &[&str] = &["2.3.0"];
+
+const SQL_RUNS: &[SqlRun] = &[
+    SqlRun {
+        name: "sql-heap",
+        backend: "hashmap",
+        incremental: false,
+        snaps: &[
+            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", minibatch: true, only_versions: &[] },
+            SqlSnap { kind: "checkpoint", case: "heap-checkpoint", minibatch: false, only_versions: SQL_FULL },
+            SqlSnap { kind: "native", case: "heap-savepoint-native", minibatch: false, only_versions: SQL_FULL },
+        ],
+    },
+    SqlRun {
+        name: "sql-rocksdb",
+        backend: "rocksdb",
+        incremental: true,
+        snaps: &[
+            SqlSnap { kind: "checkpoint", case: "rocksdb-checkpoint-incremental", minibatch: true, only_versions: &[] },
+            SqlSnap { kind: "native", case: "rocksdb-savepoint-native", minibatch: false, only_versions: SQL_FULL },
+            SqlSnap { kind: "canonical", case: "rocksdb-savepoint-canonical", minibatch: false, only_versions: SQL_FULL },
+        ],
+    },
+];
+
+/// The SQL jobs, as `flink-job/.../SqlJob.java` names them.
+const SQL_JOBS: &[&str] = &["sql", "sql-minibatch"];
+
+fn sql_cases(snap: &SqlSnap) -> Vec<String> {
+    let mut v = vec![format!("sql-{}", snap.case)];
+    if snap.minibatch {
+        v.push(format!("sql-minibatch-{}", snap.case));
+    }
+    v
+}
+
 const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// The versions with ForSt in flink-dist (2.0 on) among the fixture versions.
+const FORST_VERSIONS: &[&str] = &["2.0.2", "2.3.0"];
 /// Unaligned checkpoints exist in every version; 1.13.6 and 1.14.6 add the oldest channel-state
 /// handles (metadata V3).
 const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.20.5", "2.3.0"];
@@ -280,6 +378,7 @@ const RUN_FEATURES: &[(&str, &[&str])] = &[
     ("heap-file-merging", &["--file-merging", "true"]),
     ("rocksdb-file-merging", &["--file-merging", "true"]),
     ("heap-unaligned", &["--unaligned", "true"]),
+    ("forst-in-place", &["--forst-in-place", "true"]),
     ("rocksdb-incremental-claim", &["--restore-mode", "CLAIM"]),
     ("rocksdb-incremental-legacy", &["--restore-mode", "LEGACY"]),
     ("rocksdb-savepoint-native-claim", &["--restore-mode", "CLAIM"]),
@@ -326,7 +425,7 @@ fn usage() -> String {
     s.push_str("\nCases:\n");
     for case in all_cases() {
         s.push_str("  ");
-        s.push_str(case);
+        s.push_str(&case);
         s.push('\n');
     }
     s.push_str("\n       cargo xtask bench --help   (large-state snapshots: speed and peak RSS of flinksnap)\n");
@@ -336,9 +435,14 @@ fn usage() -> String {
     s
 }
 
-fn all_cases() -> Vec<&'static str> {
-    let mut v: Vec<&str> = RUNS.iter().flat_map(|r| r.snaps.iter().map(|s| s.case)).collect();
+fn all_cases() -> Vec<String> {
+    let mut v: Vec<String> = RUNS.iter().flat_map(|r| r.snaps.iter().map(|s| s.case.to_string())).collect();
     v.dedup();
+    for r in SQL_RUNS {
+        for s in r.snaps {
+            v.extend(sql_cases(s));
+        }
+    }
     v
 }
 
@@ -366,7 +470,7 @@ fn fixtures(args: &[String]) -> Result<()> {
     }
     let known = all_cases();
     for c in &cases {
-        if !known.contains(&c.as_str()) {
+        if !known.contains(c) {
             return Err(format!("unknown case {c:?}\n{}", usage()));
         }
     }
@@ -399,6 +503,21 @@ fn fixtures(args: &[String]) -> Result<()> {
                 continue;
             }
             run_job(&tools, &repo, &cache, v, &dist, &classes, run, &snaps, &out)?;
+        }
+        if has_sql(v) {
+            for run in SQL_RUNS {
+                let snaps: Vec<SqlSnap> = run
+                    .snaps
+                    .iter()
+                    .copied()
+                    .filter(|s| s.only_versions.is_empty() || s.only_versions.contains(&v.as_str()))
+                    .filter(|s| cases.is_empty() || sql_cases(s).iter().any(|c| cases.contains(c)))
+                    .collect();
+                if snaps.is_empty() {
+                    continue;
+                }
+                run_sql_job(&tools, &repo, &cache, v, &dist, &classes, run, &snaps, &out)?;
+            }
         }
         println!(
             "== flink {v}: done in {:.0} s, testdata/flink-{v} is {}",
@@ -550,6 +669,18 @@ fn run_cmd(cmd: &mut Command, what: &str) -> Result<()> {
 struct Dist {
     lib: PathBuf,
     classpath: Vec<PathBuf>,
+    /// The SQL jobs' extra jars (`lib/flink-table-*.jar`: API, planner loader, runtime): only the
+    /// SQL fixture, restore and oracle JVMs load them.
+    sql_jars: Vec<PathBuf>,
+}
+
+impl Dist {
+    /// The classpath of the SQL jobs: the DataStream job's and the table planner, runtime and CEP.
+    fn sql_classpath(&self) -> Vec<PathBuf> {
+        let mut cp = self.classpath.clone();
+        cp.extend(self.sql_jars.iter().cloned());
+        cp
+    }
 }
 
 fn ensure_dist(tools: &Tools, cache: &Path, version: &str) -> Result<Dist> {
@@ -612,6 +743,7 @@ print('extracted %d jars' % n)
         fs::write(&unpacked, b"").map_err(|e| e.to_string())?;
     }
     let mut classpath = Vec::new();
+    let mut sql_jars = Vec::new();
     let mut has_dist = false;
     let mut entries: Vec<PathBuf> = fs::read_dir(&lib)
         .map_err(|e| e.to_string())?
@@ -631,12 +763,14 @@ print('extracted %d jars' % n)
             // Scala API in flink-dist and have no CEP in lib/): CEP state, the Scala API (1.x;
             // 2.x's jar is only the Scala library), file source splits.
             classpath.push(p);
+        } else if n.starts_with("flink-table-") && n.ends_with(".jar") {
+            sql_jars.push(p);
         }
     }
     if !has_dist {
         return Err(format!("no flink-dist jar in {}", lib.display()));
     }
-    Ok(Dist { lib, classpath })
+    Ok(Dist { lib, classpath, sql_jars })
 }
 
 /// A JVM for one of the Flink job's main classes: heap, serial GC, the `--add-opens` older Flink
@@ -694,15 +828,30 @@ fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes:
     for dir in shim_dirs(version)? {
         java_sources(&job.join(dir), &mut sources)?;
     }
+    let sql = has_sql(version);
+    if sql {
+        java_sources(&job.join("src-sql"), &mut sources)?;
+        java_sources(&job.join(format!("src-sql-{}", generation(version)?)), &mut sources)?;
+    }
     sources.sort();
     println!("== flink {version}: javac {} sources against {}", sources.len(), dist.lib.display());
     let mut cmd = Command::new(&tools.javac);
     cmd.args(["-nowarn", "-encoding", "UTF-8", "-source", "11", "-target", "11", "-d"])
         .arg(classes)
         .arg("-cp")
-        .arg(join_cp(&dist.classpath))
+        .arg(join_cp(&if sql { dist.sql_classpath() } else { dist.classpath.clone() }))
         .args(&sources);
-    run_cmd(&mut cmd, "javac")
+    run_cmd(&mut cmd, "javac")?;
+    if sql {
+        // the SQL connector's SPI registration (compiled plans name the connector)
+        copy_tree(&job.join("resources-sql"), classes)?;
+    }
+    Ok(())
+}
+
+/// The SQL fixtures need compiled plans (`COMPILE PLAN`, FLIP-190): Flink 1.15 and newer.
+fn has_sql(version: &str) -> bool {
+    has_native_savepoints(version)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -758,6 +907,59 @@ fn run_job(
         copy_tree(&staging.join(c), &out.join(c))?;
     }
     println!("== flink {version}: run {} took {:.1} s", run.name, t.elapsed().as_secs_f64());
+    let _ = fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Runs both SQL jobs of one configuration (`SqlMain`) and copies their cases and plans into
+/// `out` (`testdata/flink-V/`).
+#[allow(clippy::too_many_arguments)]
+fn run_sql_job(
+    tools: &Tools,
+    repo: &Path,
+    cache: &Path,
+    version: &str,
+    dist: &Dist,
+    classes: &Path,
+    run: &SqlRun,
+    snaps: &[SqlSnap],
+    out: &Path,
+) -> Result<()> {
+    let work = cache.join("flink").join(version).join("work").join(run.name);
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(work.join("tmp")).map_err(|e| e.to_string())?;
+    let staging = work.join("out");
+    fs::create_dir_all(&staging).map_err(|e| e.to_string())?;
+    let cases: Vec<String> = snaps.iter().flat_map(sql_cases).collect();
+    for c in &cases {
+        let d = out.join(c);
+        if d.exists() {
+            fs::remove_dir_all(&d).map_err(|e| format!("remove {}: {e}", d.display()))?;
+        }
+    }
+    let cp = dist.sql_classpath();
+    let mut cmd = java_job(tools, repo, version, 1536, &work.join("tmp"), classes, &cp, "flinksnap.fixtures.SqlMain");
+    cmd.args(["--flink-version", version])
+        .arg("--out")
+        .arg(&staging)
+        .arg("--work")
+        .arg(&work)
+        .args(["--backend", run.backend])
+        .args(["--incremental", &run.incremental.to_string()])
+        .args(["--jobs", &SQL_JOBS.join(",")]);
+    for s in snaps {
+        let jobs = if s.minibatch { SQL_JOBS.join(",") } else { SQL_JOBS[0].to_string() };
+        cmd.arg("--snap").arg(format!("2:{}:{}:{jobs}", s.kind, s.case));
+    }
+    println!("== flink {version}: sql run {} -> {}", run.name, cases.join(", "));
+    let t = Instant::now();
+    run_cmd(&mut cmd, &format!("flink {version} sql run {}", run.name))?;
+    for c in &cases {
+        copy_tree(&staging.join(c), &out.join(c))?;
+    }
+    // the plans are the same in every run of a version (same statements, same options)
+    copy_tree(&staging.join("sql-plans"), &out.join("sql-plans"))?;
+    println!("== flink {version}: sql run {} took {:.1} s", run.name, t.elapsed().as_secs_f64());
     let _ = fs::remove_dir_all(&work);
     Ok(())
 }

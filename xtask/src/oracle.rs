@@ -108,7 +108,11 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
         let uids: Vec<String> = case["uids"].as_object().map(|m| m.iter().filter_map(|(u, id)| Some(format!("{u}={}", id.as_str()?))).collect()).unwrap_or_default();
         let uids = if uids.is_empty() { "-".to_owned() } else { uids.join(",") };
         let mut job_placed: Option<PathBuf> = None;
-        for s in case["snapshots"].as_array().ok_or("case.json without snapshots")? {
+        // A restore case's savepoint is a fixture snapshot too; checkpoints Flink itself cannot
+        // restore (`unsound`, FLINK-39964) have no oracle.
+        let listed = case["snapshots"].as_array().ok_or("case.json without snapshots")?;
+        let snapshots = listed.iter().filter(|s| s["unsound"].is_null()).chain(case["restore"].get("savepoint"));
+        for s in snapshots {
             let rel = s["path"].as_str().ok_or("snapshot without path")?;
             let out = match (s["oracle"].as_str(), s["expected"].as_str()) {
                 (Some(o), _) => dir.join(o),
@@ -148,7 +152,9 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     let tmp = work.join("tmp");
     fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     println!("== flink {v}: oracle on {} snapshots", plan.len());
-    let mut cmd = java_job(tools, repo, v, 1024, &tmp, &classes, &dist.classpath, "flinksnap.fixtures.DumpOracle");
+    // The table jars for SQL state (RowDataSerializer & co. and their renderer, 1.15+).
+    let cp = if crate::has_sql(v) { dist.sql_classpath() } else { dist.classpath.clone() };
+    let mut cmd = java_job(tools, repo, v, 1536, &tmp, &classes, &cp, "flinksnap.fixtures.DumpOracle");
     cmd.args(["--flink-version", v]).arg("--work").arg(work).arg("--plan").arg(&plan_file);
     let res = run_cmd(&mut cmd, &format!("flink {v} dump oracle"));
     drop(placed);

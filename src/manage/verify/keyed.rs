@@ -9,7 +9,7 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::metadata::handles::KeyedStateHandle;
 use crate::metadata::OperatorState;
 use crate::model::{KeyGroupRange, SubtaskRef};
-use crate::readers::serializers::{java_hash_code, key_group_for_hash};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code};
 use crate::readers::source::{KeyedSource, Selection};
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
@@ -129,7 +129,7 @@ impl Verifier<'_> {
                         entries += 1;
                         self.totals.opaque_values += e.opaque_count() as u64;
                         let Some(key) = &e.key else { continue };
-                        let Some(hash) = java_hash_code(&key_serializer, key) else { continue };
+                        let Some(hash) = key_hash_code(&key_serializer, key, &e.raw.key) else { continue };
                         let want = key_group_for_hash(hash, op.max_parallelism);
                         if want != kg {
                             wrong += 1;
@@ -168,6 +168,27 @@ impl Verifier<'_> {
                 f.file = m.file;
                 f.set_position(m.position);
                 out.push(f);
+            }
+        }
+        // RocksDB and ForSt handles: every block of every live table, also those no entry read
+        // lies in (other column families, key groups outside the handle), must pass its checksum.
+        let handle = op.subtasks.get(sub.subtask).and_then(|st| st.state.as_ref()).and_then(|x| x.managed_keyed_state.as_ref());
+        let incs: Vec<&crate::metadata::handles::IncrementalRemoteKeyedStateHandle> = match handle {
+            Some(KeyedStateHandle::IncrementalRemote(i)) => vec![i],
+            Some(KeyedStateHandle::Changelog(c)) => c
+                .materialized
+                .iter()
+                .filter_map(|m| match m {
+                    KeyedStateHandle::IncrementalRemote(i) => Some(i),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for inc in incs {
+            let checked = crate::readers::rocksdb::RocksDbHandleReader::open(s, op.operator_id, op.max_parallelism, inc, &[], None).and_then(|r| r.verify_blocks());
+            if let Err(e) = checked {
+                out.push(self.error_finding(s, op, Some(subtask), &e));
             }
         }
         out

@@ -205,11 +205,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
         let mut checked = 0;
         for version in ["1.20.5", "2.3.0"] {
-            let mut cases = vec!["heap-changelog-checkpoint", "heap-changelog-memory-checkpoint"];
-            if cfg!(feature = "rocksdb") {
-                cases.push("rocksdb-changelog-checkpoint");
-            }
-            for case in cases {
+            for case in ["heap-changelog-checkpoint", "heap-changelog-memory-checkpoint", "rocksdb-changelog-checkpoint"] {
                 let dir = root.join(format!("flink-{version}")).join(case);
                 let job = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
                 let chk = std::fs::read_dir(&job).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("chk-")).unwrap();
@@ -256,7 +252,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, if cfg!(feature = "rocksdb") { 6 } else { 4 });
+        assert_eq!(checked, 6);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::consts::LIST_DELIMITER;
 use crate::error::Frame;
 use crate::model::value::Value;
 use crate::model::{Entry, RawEntry, StateKind};
-use crate::readers::serializers::{java_hash_code, key_group_for_hash, SerializerKind, SimpleType, TypeSerializer};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code, SerializerKind, SimpleType, TypeSerializer};
 
 use super::decoder::KeyedDecoder;
 use super::stream::Progress;
@@ -284,8 +284,10 @@ impl<'a> Parser<'a> {
             return false;
         }
         if !key_ser.is_opaque() {
+            let key_at = c.position() as usize;
             let Ok(key) = key_ser.decode(&mut c) else { return false };
-            if let Some(h) = java_hash_code(key_ser, &key) {
+            let raw = &self.data[key_at..c.position() as usize];
+            if let Some(h) = key_hash_code(key_ser, &key, raw) {
                 if key_group_for_hash(h, self.dec.max_parallelism) != self.kg {
                     return false;
                 }
@@ -339,7 +341,7 @@ impl<'a> Parser<'a> {
             let Ok(ts) = c.i64("timer timestamp") else { return Ok(out) };
             let ts = ts ^ i64::MIN;
             for (kend, key, kb) in self.parts(pos + 8, key_ser, &mut |_, _| true)? {
-                if !self.key_in_group(&key) {
+                if !self.key_in_group(&key, &kb) {
                     continue;
                 }
                 let ends = |p: &mut Self, from: usize| p.ends_after_entry(state, i, n, left, from);
@@ -356,7 +358,7 @@ impl<'a> Parser<'a> {
         let key_may_follow = |p: &mut Self, e: usize| key_ser.is_opaque() || key_ser.decode(&mut p.cursor(e)).is_ok();
         for (nend, ns, nb) in self.parts(pos, &ns_ser, &mut { key_may_follow })? {
             for (kend, key, kb) in self.parts(nend, &key_ser, &mut |_, _| true)? {
-                if !self.key_in_group(&key) {
+                if !self.key_in_group(&key, &kb) {
                     continue;
                 }
                 match d.kind {
@@ -411,8 +413,8 @@ impl<'a> Parser<'a> {
         cap(out)
     }
 
-    fn key_in_group(&self, key: &Value) -> bool {
-        java_hash_code(&self.dec.key_serializer, key).is_none_or(|h| key_group_for_hash(h, self.dec.max_parallelism) == self.kg)
+    fn key_in_group(&self, key: &Value, raw: &[u8]) -> bool {
+        key_hash_code(&self.dec.key_serializer, key, raw).is_none_or(|h| key_group_for_hash(h, self.dec.max_parallelism) == self.kg)
     }
 
     /// `m` map entries (user key, null flag, value) from `pos`, the last ending where the entry

@@ -91,12 +91,22 @@ pub enum Family {
     /// `StreamElementSerializer$StreamElementSerializerSnapshot` (async I/O's in-flight
     /// elements): `[contained]`.
     StreamElement,
+    /// A table runtime serializer (`table/snapshot.rs`).
+    Table(super::table::snapshot_family::TableFamily),
+    /// A CEP serializer (`cep.rs`).
+    Cep(super::cep::CepFamily),
 }
 
 /// The family of a snapshot class, or `None` for a class flinksnap does not know.
 pub fn family(class: &str) -> Option<Family> {
     use super::SimpleType as S;
     use Family as F;
+    if let Some(t) = super::table::family(class) {
+        return Some(F::Table(t));
+    }
+    if let Some(t) = super::cep::family(class) {
+        return Some(F::Cep(t));
+    }
     if let Some(rest) = class.strip_prefix(BASE) {
         // `<Name>$<Name>Snapshot`.
         let simple = |name: &str| rest.split_once('$').is_some_and(|(o, i)| o == name && i.strip_suffix("Snapshot") == Some(name));

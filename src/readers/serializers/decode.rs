@@ -30,7 +30,7 @@ impl Fail {
         }
     }
 
-    fn context(self, what: impl FnOnce() -> String) -> Self {
+    pub(crate) fn context(self, what: impl FnOnce() -> String) -> Self {
         match self {
             Fail::Corrupt(e) => Fail::Corrupt(e.context(what())),
             Fail::Undecodable(e) => Fail::Undecodable(e.context(what())),
@@ -225,6 +225,8 @@ impl TypeSerializer {
             }
             K::JavaSerialized => crate::java_serialization::read_stream(c).map_err(Fail::Corrupt)?.to_value(),
             K::StreamElement(inner) => decode_stream_element(c, inner, d, tail)?,
+            K::Table(t) => super::table::decode_value(t, c, depth, tail)?,
+            K::Cep(t) => t.decode(c, depth, tail)?,
             K::Opaque { reason } => {
                 return Err(undecodable(c, format!("serializer {} is not understood ({reason})", self.class_name)))
             }
@@ -263,6 +265,8 @@ impl TypeSerializer {
             },
             K::Ttl { timestamp, value } => timestamp.min_len().saturating_add(value.min_len()),
             K::Timer { key, namespace } => 8usize.saturating_add(key.min_len()).saturating_add(namespace.min_len()),
+            K::Table(t) => super::table::min_len(t),
+            K::Cep(t) => t.min_len(),
             K::Avro(_) | K::Opaque { .. } => 0,
         }
     }

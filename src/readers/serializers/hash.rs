@@ -75,6 +75,22 @@ fn simple_hash(t: S, v: &Value) -> Option<i32> {
     })
 }
 
+/// The `hashCode()` of a key that `ser` decoded to `key` from the serialized bytes `raw`: for
+/// SQL keys (`RowData`, `BinaryRowData`: always a `BinaryRowData` at runtime) the hash of the row
+/// bytes that follow the serializer's length prefix (`table::binary_row_hash_code`), for every
+/// other key [`java_hash_code`] of the value.
+pub fn key_hash_code(ser: &TypeSerializer, key: &Value, raw: &[u8]) -> Option<i32> {
+    use super::table::TableSerializer as T;
+    match ser.table() {
+        Some(T::RowData { .. } | T::BinaryRow { .. }) => {
+            let (len, row) = raw.split_first_chunk::<4>()?;
+            (i32::from_be_bytes(*len) as usize == row.len()).then(|| super::table::binary_row_hash_code(row))
+        }
+        Some(T::External { internal, .. }) => key_hash_code(internal, key, raw),
+        _ => java_hash_code(ser, key),
+    }
+}
+
 /// `MathUtils.murmurHash(code)`: one murmur3 round and fmix32, made non-negative.
 pub(crate) fn murmur_hash(code: i32) -> i32 {
     let mut c = code as u32;

@@ -17,6 +17,7 @@
 //! ([`TypeSerializer::decode_framed`]).
 
 mod avro;
+pub mod cep;
 mod consts;
 mod decode;
 mod hash;
@@ -25,11 +26,12 @@ mod pojo;
 pub(crate) mod resync;
 mod snapshot;
 mod strings;
+pub mod table;
 #[cfg(test)]
 pub(crate) mod testutil;
 
 pub use avro::AvroSchema;
-pub use hash::{java_hash_code, key_group_for_hash};
+pub use hash::{java_hash_code, key_group_for_hash, key_hash_code};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub(crate) use snapshot::read_proxy;
 pub use strings::{read_fstr, write_fstr};
@@ -169,6 +171,11 @@ pub enum SerializerKind {
     /// contained serializer, a watermark, a watermark status, a latency marker or record
     /// attributes.
     StreamElement(Box<TypeSerializer>),
+    /// A serializer of Flink's table runtime (SQL state: `RowData` and its parts, data views,
+    /// table windows), `formats/sql-serializers.md`.
+    Table(Box<table::TableSerializer>),
+    /// A serializer of Flink CEP's operator (`MATCH_RECOGNIZE`): NFA state, shared buffer.
+    Cep(Box<cep::CepSerializer>),
     /// A serializer flinksnap cannot interpret; only length-framed values can be kept, opaque.
     Opaque {
         /// Why.
@@ -361,6 +368,8 @@ impl TypeSerializer {
                     t => t.fixed_length(),
                 }
             }
+            SerializerKind::Table(t) => t.fixed_length(),
+            SerializerKind::Cep(t) => t.fixed_length(),
             _ => None,
         }
     }
@@ -383,6 +392,7 @@ impl TypeSerializer {
             SerializerKind::GenericValue { class } => consts::known_value_class(class).is_none(),
             SerializerKind::Avro(a) => a.schema.is_err(),
             SerializerKind::Pojo(p) => p.fields.iter().any(|(_, s)| s.is_none()),
+            SerializerKind::Table(t) => t.is_self_opaque(),
             _ => false,
         }
     }
@@ -400,6 +410,8 @@ impl TypeSerializer {
             K::Timer { key, namespace } => vec![key, namespace],
             K::Tuple { fields, .. } | K::Row { fields, .. } | K::ScalaProduct { fields, .. } => fields.iter().collect(),
             K::Pojo(p) => p.fields.iter().filter_map(|(_, s)| s.as_ref()).collect(),
+            K::Table(t) => t.nested(),
+            K::Cep(t) => t.nested(),
             _ => Vec::new(),
         }
     }

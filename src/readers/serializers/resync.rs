@@ -61,6 +61,11 @@ impl Ctx<'static> {
     pub(crate) fn top() -> Ctx<'static> {
         Ctx { depth: 0, skips: Skips::none() }
     }
+
+    /// At `depth`, with no assumption (readers that count depth themselves: table, CEP).
+    pub(crate) fn at_depth(depth: usize) -> Ctx<'static> {
+        Ctx { depth, skips: Skips::none() }
+    }
 }
 
 impl<'s> Ctx<'s> {

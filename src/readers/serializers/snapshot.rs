@@ -198,6 +198,9 @@ fn read_payload(c: &mut Cursor<'_>, class: String, version: i32, family: Family,
             read_kryo(c)?
         }
         Family::Avro => read_avro(c, &class, version, at)?,
+        // The table runtime's and CEP's snapshots nest others below this depth.
+        Family::Table(t) => return super::table::read_snapshot(c, class, version, t, cx.depth),
+        Family::Cep(t) => return super::cep::read(c, class, version, t, cx.depth),
         _ => return read_composite(c, class, version, family, cx),
     };
     Ok(TypeSerializer::new(class, version, kind))

@@ -1,0 +1,173 @@
+//! `cargo xtask interop`, SQL part: every SQL fixture snapshot (`testdata/flink-V/sql-*`) is
+//! converted with flinksnap and restored by the same SQL job (from its compiled plan,
+//! `SqlRestore`) into HashMap and RocksDB; the incremental RocksDB checkpoint also with max
+//! parallelism 128 → 256. Each restored job is fed the third input phase and the end of input,
+//! and what its sinks then hold must equal what the job holds when restored from the unconverted
+//! canonical HashMap savepoint (the reference), and the job must have run on the backend asked for.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value as J;
+
+use crate::{compile_into, ensure_dist, java_job, run_cmd, Result, Tools};
+
+/// One restore: a snapshot (unconverted or converted) into a backend at a max parallelism.
+struct Task {
+    name: String,
+    snapshot: PathBuf,
+    backend: &'static str,
+    max_parallelism: u32,
+    job: String,
+    plan: PathBuf,
+    out: PathBuf,
+}
+
+/// Outcome counts for the interop summary.
+#[derive(Default)]
+pub struct SqlTotals {
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// Whether a compiled plan has two source scans of one table.
+fn plan_scans_a_table_twice(plan: &Path) -> bool {
+    let Ok(j) = fs::read_to_string(plan).map_err(|_| ()).and_then(|t| serde_json::from_str::<J>(&t).map_err(|_| ())) else { return false };
+    let mut seen = std::collections::BTreeSet::new();
+    j["nodes"].as_array().into_iter().flatten().filter(|n| n["type"].as_str().is_some_and(|t| t.starts_with("stream-exec-table-source-scan"))).any(|n| {
+        !seen.insert(n["scanTableSource"]["table"]["identifier"].to_string())
+    })
+}
+
+/// The SQL fixtures of a version: (case dir, case.json), sorted.
+fn sql_cases(repo: &Path, v: &str) -> Vec<(PathBuf, J)> {
+    let dir = repo.join("testdata").join(format!("flink-{v}"));
+    let mut out: Vec<(PathBuf, J)> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter_map(|p| {
+            let case: J = serde_json::from_str(&fs::read_to_string(p.join("case.json")).ok()?).ok()?;
+            case["job"].as_str().is_some_and(|j| j.starts_with("sql")).then_some((p, case))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn convert(bin: &Path, src: &Path, dst: &Path, extra: &[&str]) -> std::result::Result<(), String> {
+    let out = Command::new(bin).arg("convert").arg(src).arg(dst).arg("--force").args(extra).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("flinksnap convert {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Runs the SQL interop of one version; `work` is the version's interop work directory.
+pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: &Path, only: &[String]) -> Result<SqlTotals> {
+    let cases: Vec<(PathBuf, J)> = sql_cases(repo, v).into_iter().filter(|(_, c)| only.is_empty() || only.iter().any(|o| c["case"] == *o.as_str())).collect();
+    let mut totals = SqlTotals::default();
+    if cases.is_empty() {
+        return Ok(totals);
+    }
+    // 1.15's planner scans `events` twice (two source tasks draining one queue): the fixtures
+    // are real Flink state, but a restored job's input would be split between the two sources,
+    // and its output could not be compared. Such plans are skipped until the connector gives
+    // every scan of a table the whole input.
+    if let Some((dir, case)) = cases.iter().find(|(d, c)| plan_scans_a_table_twice(&d.join(c["plan"].as_str().unwrap_or_default()))) {
+        println!("skipped {v} SQL: the compiled plan ({}) scans a table twice", dir.join(case["plan"].as_str().unwrap_or_default()).display());
+        totals.skipped += 1;
+        return Ok(totals);
+    }
+    let work = work.join("sql");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for (dir, case) in &cases {
+        let name = case["case"].as_str().unwrap_or_default().to_owned();
+        let job = case["job"].as_str().unwrap_or_default().to_owned();
+        let plan = dir.join(case["plan"].as_str().unwrap_or_default());
+        let snap = dir.join(case["snapshots"][0]["path"].as_str().unwrap_or_default());
+        let reference = case["backend"] == "hashmap" && case["format"] == "canonical";
+        if reference {
+            tasks.push(Task { name: format!("{name}~reference"), snapshot: snap.clone(), backend: "hashmap", max_parallelism: 128, job: job.clone(), plan: plan.clone(), out: work.join(format!("{job}.reference.txt")) });
+        }
+        let mut variants: Vec<(String, Vec<&str>, u32)> = vec![(String::new(), vec![], 128)];
+        if case["format"] == "incremental" {
+            variants.push(("~maxp256".into(), vec!["--max-parallelism", "256"], 256));
+        }
+        for (suffix, args, maxp) in variants {
+            let conv = work.join("savepoints").join(format!("{name}{suffix}"));
+            if let Err(e) = convert(bin, &snap, &conv, &args) {
+                failures.push(format!("{name}{suffix}: {e}"));
+                continue;
+            }
+            for backend in ["hashmap", "rocksdb"] {
+                tasks.push(Task {
+                    name: format!("{name}{suffix}~{backend}"),
+                    snapshot: conv.clone(),
+                    backend,
+                    max_parallelism: maxp,
+                    job: job.clone(),
+                    plan: plan.clone(),
+                    out: work.join(format!("{name}{suffix}~{backend}.txt")),
+                });
+            }
+        }
+    }
+    let lines: Vec<String> = tasks
+        .iter()
+        .map(|t| format!("{}\t{}\t{}\t{}\t{}\t{}\t{}", t.name, t.snapshot.display(), t.backend, t.max_parallelism, t.job, t.plan.display(), t.out.display()))
+        .collect();
+    let tasks_file = work.join("tasks.tsv");
+    fs::write(&tasks_file, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let dist = ensure_dist(tools, cache, v)?;
+    let classes = work.join("classes");
+    compile_into(tools, repo, v, &dist, &classes)?;
+    let tmp = work.join("tmp");
+    fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    println!("== interop {v}: SQL, {} restores of {} SQL snapshots", tasks.len(), cases.len());
+    let mut cmd = java_job(tools, repo, v, 1536, &tmp, &classes, &dist.sql_classpath(), "flinksnap.fixtures.SqlRestore");
+    cmd.args(["--flink-version", v]).arg("--work").arg(work.join("jvm")).arg("--tasks").arg(&tasks_file);
+    run_cmd(&mut cmd, &format!("flink {v} SQL restores"))?;
+    let want_backend = |b: &str| if b == "hashmap" { "HashMapStateBackend" } else { "EmbeddedRocksDBStateBackend" };
+    for t in tasks.iter().filter(|t| !t.name.ends_with("~reference")) {
+        let reference = work.join(format!("{}.reference.txt", t.job));
+        let verdict = (|| -> std::result::Result<(), String> {
+            let got = fs::read_to_string(&t.out).map_err(|_| {
+                fs::read_to_string(t.out.with_extension("txt.error")).unwrap_or_else(|_| "no output".into()).lines().take(3).collect::<Vec<_>>().join(" / ")
+            })?;
+            let want = fs::read_to_string(&reference).map_err(|_| format!("no reference output {}", reference.display()))?;
+            let (first, body) = got.split_once('\n').unwrap_or((&got, ""));
+            if first != format!("# backend: {}", want_backend(t.backend)) {
+                return Err(format!("ran on {first:?}, not {}", t.backend));
+            }
+            let want_body = want.split_once('\n').map_or("", |(_, b)| b);
+            if body != want_body {
+                let diff: Vec<&str> = body.lines().filter(|l| !want_body.lines().any(|w| w == *l)).take(3).collect();
+                return Err(format!("the job's output differs from the unconverted restore's, e.g. {diff:?}"));
+            }
+            Ok(())
+        })();
+        match verdict {
+            Ok(()) => {
+                totals.ok += 1;
+                println!("ok      {v} {}", t.name);
+            }
+            Err(e) => {
+                totals.failed += 1;
+                println!("FAILED  {v} {}: {e}", t.name);
+            }
+        }
+    }
+    for f in failures {
+        totals.failed += 1;
+        println!("FAILED  {v} {f}");
+    }
+    Ok(totals)
+}
