@@ -168,10 +168,15 @@ impl Replay {
             // Key and namespace not split (an unknown key or namespace serializer): a change to
             // this state cannot be matched to the entry.
             if self.touched.iter().any(|s| s.0 == state) {
-                return Err(DecodeError::unplaced(DecodeErrorKind::Unsupported {
+                let kind = DecodeErrorKind::Unsupported {
                     what: format!("changes to state {:?}, whose key or namespace serializer flinksnap cannot interpret, cannot be applied", e.state),
                     class: None,
-                }));
+                };
+                // Placed at the materialized entry, where it was read.
+                return Err(match e.origin.position {
+                    Some(p) => DecodeError::at(kind, p),
+                    None => DecodeError::unplaced(kind),
+                });
             }
             return Ok(Some(e));
         }
