@@ -365,6 +365,25 @@ pub enum Error {
     /// The input is not something flinksnap can work on (e.g. a directory without `_metadata`).
     #[error("{0}")]
     Invalid(String),
+    /// A request to a remote store (S3, GCS, Azure, HDFS) failed for good: after retries, or
+    /// with an answer that retrying cannot change (denied, bad credentials). Never holds a secret.
+    #[error("{url}: {operation} failed{}: {message}", status.map(|s| format!(" with HTTP status {s}")).unwrap_or_default())]
+    Storage {
+        /// The object or directory URL.
+        url: String,
+        /// What was done: `GET`, `HEAD`, `PUT`, `LIST`, `DELETE`, `COPY`, ...
+        operation: &'static str,
+        /// The HTTP status of the last answer, when there was one.
+        status: Option<u16>,
+        /// What the store said (credentials and signatures removed).
+        message: String,
+    },
+    /// A file that must not be overwritten already exists (a snapshot's `_metadata`).
+    #[error("{file}: already exists")]
+    AlreadyExists {
+        /// The file.
+        file: String,
+    },
 }
 
 impl Error {

@@ -5,8 +5,8 @@
 //! - [`error`]: errors, with typed positions (file offset, decompressed offset, offset inside a
 //!   stored value) and "unsupported" apart from corruption;
 //! - [`bytes`]: the big-endian cursor every binary reader uses (typed offsets in every error);
-//! - [`storage`]: where snapshot files live (local files now; object stores fit behind the same
-//!   trait);
+//! - [`storage`]: where snapshot files live: local files, object stores (S3, GCS, Azure,
+//!   S3-compatible) and HDFS behind one trait, read and written;
 //! - [`rocksdb_files`]: RocksDB's SST and MANIFEST files read in Rust (the RocksDB and ForSt
 //!   backends' native snapshots), through ranged reads of any [`FileSource`](rocksdb_files::FileSource);
 //! - [`model`]: Flink's identifiers (operator ids, key groups) and the backend-independent
@@ -16,14 +16,20 @@
 //! - [`metadata`]: the `_metadata` file and its state handles;
 //! - [`snapshot`]: a snapshot opened from storage: metadata plus resolved file references,
 //!   its kind and FLIP-47 properties;
+//! - [`plan`]: a job's plan (compiled SQL plan or REST job plan) tied to a snapshot's
+//!   operators: which SQL node holds which state;
 //! - [`readers`]: state files (serializer snapshots, keyed and operator state) into the model;
 //!   keyed state of every kind through one [`KeyedSource`](readers::source::KeyedSource);
-//! - [`manage`]: verify, latest, refs, gc, stats and diff over snapshots and their directories;
+//! - [`manage`]: verify, latest, refs, gc, stats, diff and compat over snapshots and their
+//!   directories;
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
 //! - `cli` (binary only): one module per subcommand.
 //!
 //! Cargo features:
+//! - `cloud` (default): `s3://`, `gs://`, `abfss://`, `wasbs://`, `oss://` and the other object
+//!   store URLs, through `object_store` (ring TLS, no C beyond ring's).
+//! - `hdfs`: `hdfs://` and `viewfs://` through `hdfs-native-object-store` (pure Rust).
 //! - `rocksdb` (off by default): RocksDB native state can also be read through the RocksDB C++
 //!   library (a C++ build that needs libclang): the differential test compares both readers,
 //!   `FLINKSNAP_ROCKSDB_READER=librocksdb` makes the CLI use it (benchmarks).
@@ -39,6 +45,7 @@ pub mod java_serialization;
 pub mod manage;
 pub mod metadata;
 pub mod model;
+pub mod plan;
 pub mod readers;
 pub mod rocksdb_files;
 pub mod snapshot;

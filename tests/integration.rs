@@ -3,10 +3,13 @@
 
 mod util;
 
+mod compat;
 mod convert;
 mod cross_job;
 mod custom_serializer;
 mod dump;
+mod edit;
+mod encode;
 mod export;
 mod inspect;
 mod manage;
@@ -16,3 +19,4 @@ mod oracle;
 mod relocate;
 mod rocksdb_native;
 mod sql;
+mod stores;

@@ -71,3 +71,73 @@ fn sql_export_has_the_sql_types() {
     let batch = reader.build().unwrap().next().unwrap().unwrap();
     assert_eq!(batch.num_rows(), 3, "one row per currency");
 }
+
+#[test]
+fn inspect_plan_says_which_sql_node_holds_how_much_state() {
+    // Every version's SQL checkpoint with its compiled plan (1.15: the REST job plan, since a
+    // 1.15 job sets no uids): the keyed operators are named by their SQL nodes, and the bytes
+    // per node are the bytes inspect reports for those operators.
+    for fx in sql_fixtures().iter().filter(|f| f.case["case"] == "sql-rocksdb-checkpoint-incremental") {
+        let version = fx.case["flink_version"].as_str().unwrap();
+        let key = if version == "1.15.4" { "rest_plan" } else { "plan" };
+        let plan = fx.case_dir.join(fx.case[key].as_str().unwrap());
+        let out = flinksnap_ok(&["inspect", &fx.path(), "--plan", plan.to_str().unwrap(), "--format", "json"]);
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let data = &j["data"];
+        let bytes: std::collections::BTreeMap<String, u64> = data["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["operator_id"].as_str().unwrap().to_owned(), o["totals"]["total_bytes"].as_u64().unwrap()))
+            .collect();
+        let nodes = data["plan"]["nodes"].as_array().unwrap();
+        let mut previous = u64::MAX;
+        for n in nodes {
+            let sum: u64 = n["operators"].as_array().unwrap().iter().map(|m| bytes[m["operator_id"].as_str().unwrap()]).sum();
+            assert_eq!(n["state_bytes"].as_u64().unwrap(), sum, "{version}: node {}", n["node"]);
+            assert!(sum <= previous, "{version}: largest first");
+            previous = sum;
+        }
+        let holders: Vec<&str> = nodes.iter().filter(|n| n["state_bytes"].as_u64().unwrap() > 0).map(|n| n["node_type"].as_str().unwrap()).collect();
+        let joins = holders.iter().filter(|t| t.contains("join") || t.contains("Join")).count();
+        assert!(joins >= 3, "{version}: joins among {holders:?}");
+        // Keyed operators are all tied to nodes: nothing keyed is "not in the plan" (1.15's
+        // REST plan ties chain heads only, and SQL's keyed operators head their chains).
+        for op in data["plan"]["unmapped_operators"].as_array().unwrap() {
+            let o = data["operators"].as_array().unwrap().iter().find(|o| o["operator_id"] == *op).unwrap();
+            assert!(o["keyed_state"].as_array().unwrap().is_empty(), "{version}: keyed operator {op} not tied to a node");
+        }
+        // The table names the operators by their plan uid where the metadata stores none.
+        let table = flinksnap_ok(&["inspect", &fx.path(), "--plan", plan.to_str().unwrap()]);
+        assert!(table.contains("State by plan node"), "{table}");
+        if key == "plan" && version.starts_with('1') {
+            assert!(table.contains("_group-aggregate (plan)"), "{table}");
+        }
+    }
+}
+
+#[test]
+fn dump_with_the_plan_names_1_18_and_1_20_operators_as_2x_stores_them() {
+    // 2.0.2's metadata stores the uids of the same SQL job; 1.18/1.20 store none, and `--plan`
+    // derives them from the compiled plan: every entry gets the uid 2.x would store.
+    let uids_of = |fx: &crate::inspect::Fixture, plan: Option<&str>| -> std::collections::BTreeSet<String> {
+        let mut args = vec!["dump".to_owned(), fx.path()];
+        if let Some(p) = plan {
+            args.extend(["--plan".to_owned(), p.to_owned()]);
+        }
+        let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["operator_uid"].as_str().map(str::to_owned).unwrap_or_default())
+            .collect()
+    };
+    let fixtures = sql_fixtures();
+    let case = |v: &str| fixtures.iter().find(|f| f.case["flink_version"] == v && f.case["case"] == "sql-heap-savepoint-canonical").unwrap();
+    let stored = uids_of(case("2.0.2"), None);
+    assert!(stored.len() >= 20 && !stored.contains(""), "{stored:?}");
+    for v in ["1.18.1", "1.20.5"] {
+        let fx = case(v);
+        assert_eq!(uids_of(fx, None), [String::new()].into(), "{v} stores no uids");
+        let plan = fx.case_dir.join(fx.case["plan"].as_str().unwrap());
+        assert_eq!(uids_of(fx, Some(plan.to_str().unwrap())), stored, "{v}");
+    }
+}

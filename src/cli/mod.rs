@@ -7,8 +7,10 @@ mod output;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use clap::{Parser, Subcommand};
+use flinksnap::storage::{Storage, StorageOptions, Storages};
 
 /// Open Apache Flink checkpoints and savepoints without a JVM.
 #[derive(Debug, Parser)]
@@ -16,11 +18,69 @@ use clap::{Parser, Subcommand};
     name = "flinksnap",
     version,
     about,
-    after_help = "EXIT STATUS:\n  0  success\n  1  the command ran and found problems\n  2  usage error, unreadable or corrupt input\n\nRun `flinksnap <command> --help` for examples."
+    after_help = STORAGE_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// An object store option, KEY=VALUE (repeatable; for every store, over the config file):
+    /// endpoint, region, allow_http, access_key_id, max_retries, retry_timeout, ...
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", global = true)]
+    storage_options: Vec<String>,
+    /// Object store options per URL prefix (default: $FLINKSNAP_STORAGE_CONFIG, else
+    /// ~/.config/flinksnap/storage.conf when it exists).
+    #[arg(long = "storage-config", value_name = "FILE", global = true)]
+    storage_config: Option<std::path::PathBuf>,
+}
+
+const STORAGE_HELP: &str = "\
+EXIT STATUS:
+  0  success
+  1  the command ran and found problems
+  2  usage error, unreadable or corrupt input, a storage request that failed
+
+WHERE SNAPSHOTS MAY BE:
+  local paths, and URLs as Flink writes them: s3:// s3a:// s3n:// s3p:// (S3), gs:// (GCS),
+  abfs:// abfss:// wasb:// wasbs:// az:// (Azure Blob / ADLS Gen2), oss:// cos:// obs://
+  (S3-compatible, with an endpoint), hdfs:// viewfs:// (with the `hdfs` build feature).
+
+  Credentials and endpoints are found as each cloud's tools find them: AWS_ACCESS_KEY_ID,
+  AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT, AWS_PROFILE (~/.aws),
+  instance/container/web identity; AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY,
+  AZURE_STORAGE_SAS_TOKEN, AZURE_CLIENT_ID/SECRET/TENANT_ID, managed and workload identity;
+  GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_SERVICE_ACCOUNT, application default credentials;
+  HADOOP_CONF_DIR for HDFS. --storage-option KEY=VALUE and the config file override them.
+  Secrets are never printed.
+
+  flinksnap latest s3://flink/checkpoints/7f3c...
+  flinksnap --storage-option endpoint=http://127.0.0.1:9000 --storage-option allow_http=true \\
+      dump s3://flink/checkpoints/7f3c.../chk-42
+
+Run `flinksnap <command> --help` for examples.";
+
+static STORAGE: OnceLock<Storages> = OnceLock::new();
+
+/// Where every command reads and writes: local files and object stores.
+pub fn storage() -> Arc<dyn Storage> {
+    Arc::new(storages())
+}
+
+/// The same, as the concrete type (gc and delete remove files through it).
+pub fn storages() -> Storages {
+    STORAGE.get_or_init(|| Storages::new(StorageOptions::new())).clone()
+}
+
+fn init_storage(cli: &Cli) -> anyhow::Result<()> {
+    let mut options = StorageOptions::new();
+    match &cli.storage_config {
+        Some(f) => options.load_file(f)?,
+        None => options.load_default_file()?,
+    }
+    for kv in &cli.storage_options {
+        options.push_option(kv)?;
+    }
+    let _ = STORAGE.set(Storages::new(options));
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,7 +95,9 @@ enum Command {
     Relocate(cmd::relocate::Args),
     Stats(cmd::stats::Args),
     Diff(cmd::diff::Args),
+    Compat(cmd::compat::Args),
     Convert(cmd::convert::Args),
+    Edit(cmd::edit::Args),
     Export(cmd::export::Args),
     Offsets(cmd::offsets::Args),
 }
@@ -47,6 +109,8 @@ pub enum Outcome {
     Ok,
     /// Ran, and found problems.
     Problems,
+    /// Ran, and could not decide (`compat`): exit 2.
+    Undecided,
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -58,6 +122,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Err(e) = init_storage(&cli) {
+        eprintln!("flinksnap: {e:#}");
+        return ExitCode::from(2);
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {
@@ -71,7 +139,9 @@ pub fn main() -> ExitCode {
         Command::Relocate(args) => cmd::relocate::run(args, &mut out),
         Command::Stats(args) => cmd::stats::run(args, &mut out),
         Command::Diff(args) => cmd::diff::run(args, &mut out),
+        Command::Compat(args) => cmd::compat::run(args, &mut out),
         Command::Convert(args) => cmd::convert::run(args, &mut out),
+        Command::Edit(args) => cmd::edit::run(args, &mut out),
         Command::Export(args) => cmd::export::run(args, &mut out),
         Command::Offsets(args) => cmd::offsets::run(args, &mut out),
     };
@@ -79,6 +149,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(Outcome::Undecided) => ExitCode::from(2),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flinksnap: {}", message(&e));

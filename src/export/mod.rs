@@ -28,7 +28,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -38,6 +38,7 @@ use crate::model::{Entry, OperatorId};
 use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
 use crate::readers::states::subtask_states;
 use crate::snapshot::{Snapshot, Summary};
+use crate::storage::{LocalStorage, Location, PutMode, Storage};
 use sink::{Finished, StateFile};
 use state::{keys, ColumnSummary, StateLayout};
 
@@ -70,8 +71,10 @@ impl ExportFormat {
 /// What to export, where, how.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// The export directory.
+    /// The export directory: a local path, or a URL (`s3://bucket/exports/x`) of [`Self::storage`].
     pub dir: PathBuf,
+    /// Where the files are written (local files by default).
+    pub storage: Arc<dyn Storage>,
     /// Output format.
     pub format: ExportFormat,
     /// Which operators and states.
@@ -91,6 +94,7 @@ impl ExportOptions {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         ExportOptions {
             dir: dir.into(),
+            storage: Arc::new(LocalStorage),
             format: ExportFormat::Parquet,
             selection: Selection::default(),
             uids: BTreeMap::new(),
@@ -219,7 +223,9 @@ pub struct ManifestRun {
 /// nothing is left under a final name except what an earlier export wrote.
 pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress) -> Result<Manifest> {
     let started = Instant::now();
-    let earlier = prepare_dir(&opts.dir, opts.force)?;
+    let dir = Location::new(&opts.dir.to_string_lossy());
+    let storage = opts.storage.as_ref();
+    let earlier = prepare_dir(storage, &dir, opts.force)?;
     let uid_names: Vec<String> = opts.uids.values().cloned().collect();
     let summary = Summary::build(snapshot, &uid_names)?;
     let uid_of = |op: &crate::metadata::OperatorState| op.uid.clone().or_else(|| opts.uids.get(&op.operator_id).cloned());
@@ -259,7 +265,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
                     continue;
                 }
                 let relative = names.file(sub.operator, &op.operator_id, uid.as_deref(), info.name(), info.kind.is_keyed(), opts.format);
-                files.push(StateFile::create(layout, &opts.dir, relative, opts.format, &file_meta)?);
+                files.push(StateFile::create(layout, opts.storage.clone(), &dir, relative, opts.format, &file_meta)?);
                 index.insert(key, files.len() - 1);
             }
         }
@@ -368,7 +374,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     // Files of an earlier export that this one did not rewrite are stale: remove them.
     let written: BTreeSet<&str> = states.iter().map(|s| s.file.as_str()).collect();
     for old in earlier.iter().filter(|f| !written.contains(f.as_str())) {
-        remove_stale(&opts.dir, old);
+        remove_stale(storage, &dir, old);
     }
 
     let seconds = started.elapsed().as_secs_f64();
@@ -400,7 +406,8 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
             peak_rss_bytes: peak_rss_bytes(),
         },
     };
-    write_manifest(&opts.dir, &manifest)?;
+    // Last: the manifest says the export is complete.
+    write_manifest(storage, &dir, &manifest)?;
     Ok(manifest)
 }
 
@@ -572,53 +579,54 @@ pub fn path_segment(name: &str) -> String {
 /// Checks the export directory: missing or empty is fine; non-empty needs `force`, and then
 /// returns the files an earlier export's manifest lists (to remove those this one does not
 /// rewrite).
-fn prepare_dir(dir: &Path, force: bool) -> Result<Vec<String>> {
-    let show = || dir.display().to_string();
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(show(), e))?;
-            Ok(Vec::new())
+fn prepare_dir(storage: &dyn Storage, dir: &Location, force: bool) -> Result<Vec<String>> {
+    let entries = match storage.list(dir) {
+        Err(Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+        Ok(entries) => entries,
+    };
+    if entries.is_empty() {
+        if !storage.is_object_store(dir) {
+            std::fs::create_dir_all(dir.as_str()).map_err(|e| Error::io(dir.as_str(), e))?;
         }
-        Err(e) => Err(Error::io(show(), e)),
-        Ok(mut entries) => {
-            if entries.next().is_none() {
-                return Ok(Vec::new());
-            }
-            if !force {
-                return Err(Error::Invalid(format!("{}: the export directory is not empty (--force writes into it, replacing an earlier export)", show())));
-            }
-            let earlier = std::fs::read(dir.join(MANIFEST)).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            Ok(earlier
-                .as_ref()
-                .and_then(|m| m["states"].as_array())
-                .map(|a| a.iter().filter_map(|s| s["file"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default())
-        }
+        return Ok(Vec::new());
     }
+    if !force {
+        return Err(Error::Invalid(format!("{dir}: the export directory is not empty (--force writes into it, replacing an earlier export)")));
+    }
+    let earlier = storage.read(&dir.join(MANIFEST)).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    Ok(earlier
+        .as_ref()
+        .and_then(|m| m["states"].as_array())
+        .map(|a| a.iter().filter_map(|s| s["file"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default())
 }
 
 /// Removes a file an earlier export wrote, and its directory once empty. Only plain relative
 /// paths are followed: a manifest is input, and must not make flinksnap delete elsewhere.
-fn remove_stale(dir: &Path, relative: &str) {
+fn remove_stale(storage: &dyn Storage, dir: &Location, relative: &str) {
     let p = Path::new(relative);
     if p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return;
     }
-    let path = dir.join(p);
-    let _ = std::fs::remove_file(&path);
-    if let Some(parent) = path.parent().filter(|d| *d != dir) {
+    let path = dir.join(relative);
+    let _ = storage.delete(&path);
+    if let Some(parent) = path.parent().filter(|d| d != dir) {
         // Fails (and is meant to) while the directory still holds files.
-        let _ = std::fs::remove_dir(parent);
+        let _ = storage.delete_empty_dir(&parent);
     }
 }
 
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+fn write_manifest(storage: &dyn Storage, dir: &Location, manifest: &Manifest) -> Result<()> {
     let path = dir.join(MANIFEST);
-    let temp = dir.join(format!(".{MANIFEST}.flinksnap-tmp"));
-    let mut text = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let mut text = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
     text.push(b'\n');
-    std::fs::write(&temp, &text).map_err(|e| Error::io(temp.display().to_string(), e))?;
-    std::fs::rename(&temp, &path).map_err(|e| Error::io(path.display().to_string(), e))
+    if storage.is_object_store(&path) {
+        return storage.put(&path, &text, PutMode::Overwrite);
+    }
+    let temp = dir.join(&format!(".{MANIFEST}.flinksnap-tmp"));
+    storage.put(&temp, &text, PutMode::Overwrite)?;
+    storage.rename(&temp, &path)
 }
 
 /// The process's peak resident set size (`VmHWM`), where the OS reports it.

@@ -1,12 +1,12 @@
-//! One output file per state: Parquet through arrow-rs's `ArrowWriter`, or CSV / JSONL text.
-//! Files are written under a temporary name in their final directory and renamed once
-//! complete, so a file under its final name is always whole.
+//! One output file per state: Parquet through arrow-rs's `ArrowWriter`, or CSV / JSONL text,
+//! written through the [`Storage`]. Local files are written under a temporary name in their
+//! final directory and renamed once complete; on object stores a file is a multipart upload that
+//! appears under its final name only when complete. Either way a file under its final name is
+//! always whole.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -18,6 +18,7 @@ use super::state::{csv_cells, StateLayout, CSV_COLUMNS};
 use super::ExportFormat;
 use crate::error::{Error, Result};
 use crate::model::Entry;
+use crate::storage::{FileWriter, Location, Storage};
 
 /// zstd level 3: zstd's own default, a good ratio at several hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
@@ -44,8 +45,8 @@ pub enum Chunk {
 
 #[derive(Debug)]
 enum Writer {
-    Parquet(Box<ArrowWriter<BufWriter<File>>>),
-    Text(BufWriter<File>),
+    Parquet(Box<ArrowWriter<Box<dyn FileWriter>>>),
+    Text(Box<dyn FileWriter>),
 }
 
 #[derive(Debug)]
@@ -77,31 +78,38 @@ pub struct StateFile {
     pub layout: StateLayout,
     /// Path relative to the export directory, `/`-separated.
     pub relative: String,
-    path: PathBuf,
-    temp: PathBuf,
+    storage: Arc<dyn Storage>,
+    path: Location,
+    /// Where it is written meanwhile (`path` itself on object stores).
+    temp: Location,
     format: ExportFormat,
     open: Mutex<Open>,
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::io(path.display().to_string(), e)
+fn io_err(path: &Location, e: std::io::Error) -> Error {
+    // A storage error travels inside the io::Error: unwrap it so it keeps its URL and status.
+    match e.downcast::<Error>() {
+        Ok(inner) => inner,
+        Err(e) => Error::io(path.as_str(), e),
+    }
 }
 
-fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
-    Error::write(path.display().to_string(), e)
+fn parquet_err(path: &Location, e: parquet::errors::ParquetError) -> Error {
+    Error::write(path.to_string(), e)
 }
 
 impl StateFile {
     /// Creates the file (under its temporary name) with its header or schema.
-    pub fn create(layout: StateLayout, dir: &Path, relative: String, format: ExportFormat, file_meta: &[(String, String)]) -> Result<StateFile> {
+    pub fn create(layout: StateLayout, storage: Arc<dyn Storage>, dir: &Location, relative: String, format: ExportFormat, file_meta: &[(String, String)]) -> Result<StateFile> {
         let path = dir.join(&relative);
-        let parent = path.parent().unwrap_or(dir).to_path_buf();
-        std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        // A dot file in the same directory: invisible to `*.parquet` globs, renamed in place.
-        let temp = parent.join(format!(".{file_name}.flinksnap-tmp"));
-        let file = File::create(&temp).map_err(|e| io_err(&temp, e))?;
-        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        let temp = if storage.is_object_store(&path) {
+            path.clone()
+        } else {
+            // A dot file in the same directory: invisible to `*.parquet` globs, renamed in place.
+            let parent = path.parent().unwrap_or_else(|| dir.clone());
+            parent.join(&format!(".{}.flinksnap-tmp", path.file_name()))
+        };
+        let mut out = storage.create(&temp)?;
         let writer = match format {
             ExportFormat::Parquet => {
                 let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet_err(&path, e))?;
@@ -117,14 +125,14 @@ impl StateFile {
             }
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::new());
-                w.write_record(CSV_COLUMNS).map_err(|e| Error::write(path.display().to_string(), e))?;
-                let header = w.into_inner().map_err(|e| Error::write(path.display().to_string(), e.into_error()))?;
+                w.write_record(CSV_COLUMNS).map_err(|e| Error::write(path.to_string(), e))?;
+                let header = w.into_inner().map_err(|e| Error::write(path.to_string(), e.into_error()))?;
                 out.write_all(&header).map_err(|e| io_err(&temp, e))?;
                 Writer::Text(out)
             }
             ExportFormat::Jsonl => Writer::Text(out),
         };
-        Ok(StateFile { layout, relative, path, temp, format, open: Mutex::new(Open { writer: Some(writer), rows: 0, opaque: 0, buffered: 0 }) })
+        Ok(StateFile { layout, relative, storage, path, temp, format, open: Mutex::new(Open { writer: Some(writer), rows: 0, opaque: 0, buffered: 0 }) })
     }
 
     /// Encodes entries of this state (any thread, no lock held).
@@ -146,9 +154,9 @@ impl StateFile {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 128));
                 for e in entries {
-                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::write(self.path.display().to_string(), e))?;
+                    w.write_record(csv_cells(e, uid)).map_err(|e| Error::write(self.path.to_string(), e))?;
                 }
-                Chunk::Text(w.into_inner().map_err(|e| Error::write(self.path.display().to_string(), e.into_error()))?)
+                Chunk::Text(w.into_inner().map_err(|e| Error::write(self.path.to_string(), e.into_error()))?)
             }
         })
     }
@@ -169,7 +177,7 @@ impl StateFile {
                 }
             }
             (Some(Writer::Text(w)), Chunk::Text(t)) => w.write_all(&t).map_err(|e| io_err(&self.temp, e))?,
-            _ => return Err(Error::Invalid(format!("{}: written after it was closed", self.path.display()))),
+            _ => return Err(Error::Invalid(format!("{}: written after it was closed", self.path))),
         }
         open.rows += rows;
         open.opaque += opaque;
@@ -193,42 +201,46 @@ impl StateFile {
     /// Completes the file (Parquet footer) and gives it its final name.
     pub fn finish(&self) -> Result<Finished> {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
-        let row_groups = match open.writer.take() {
-            // Writes the footer and flushes the buffered writer into the file.
-            Some(Writer::Parquet(w)) => Some(w.close().map_err(|e| parquet_err(&self.path, e))?.num_row_groups()),
-            Some(Writer::Text(w)) => {
-                w.into_inner().map_err(|e| io_err(&self.temp, e.into_error()))?;
-                None
+        let (out, row_groups) = match open.writer.take() {
+            Some(Writer::Parquet(mut w)) => {
+                w.flush().map_err(|e| parquet_err(&self.path, e))?;
+                let groups = w.flushed_row_groups().len();
+                // Writes the footer and hands back the file.
+                (w.into_inner().map_err(|e| parquet_err(&self.path, e))?, Some(groups))
             }
-            None => return Err(Error::Invalid(format!("{}: finished twice", self.path.display()))),
+            Some(Writer::Text(w)) => (w, None),
+            None => return Err(Error::Invalid(format!("{}: finished twice", self.path))),
         };
-        let bytes = std::fs::metadata(&self.temp).map_err(|e| io_err(&self.temp, e))?.len();
-        std::fs::rename(&self.temp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        let bytes = out.finish()?;
+        if self.temp != self.path {
+            self.storage.rename(&self.temp, &self.path)?;
+        }
         Ok(Finished { rows: open.rows, opaque: open.opaque, bytes, row_groups })
     }
 
     /// Drops the file after a failure: nothing is left under its final name.
     pub fn abandon(&self) {
         if let Ok(mut open) = self.open.lock() {
+            // Dropping an unfinished writer removes its file (aborts its upload).
             open.writer = None;
         }
-        let _ = std::fs::remove_file(&self.temp);
+        let _ = self.storage.delete(&self.temp);
         // The operator directory, when this export created it and nothing else is in it.
         if let Some(dir) = self.temp.parent() {
-            let _ = std::fs::remove_dir(dir);
+            let _ = self.storage.delete_empty_dir(&dir);
         }
     }
 
     /// Removes the finished file (another file of the same export failed).
     pub fn remove(&self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.storage.delete(&self.path);
         if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir(dir);
+            let _ = self.storage.delete_empty_dir(&dir);
         }
     }
 
     fn poisoned(&self) -> Error {
-        Error::Invalid(format!("{}: a writer thread failed", self.path.display()))
+        Error::Invalid(format!("{}: a writer thread failed", self.path))
     }
 }
 

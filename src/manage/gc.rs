@@ -40,6 +40,44 @@ pub trait Delete: Storage {
     fn remove_file(&self, loc: &Location) -> Result<()>;
     /// Removes a directory if it is empty; fails otherwise.
     fn remove_empty_dir(&self, loc: &Location) -> Result<()>;
+    /// Removes files, in bulk where the store can (S3: 1,000 keys a request); returns those that
+    /// could not be removed, with why.
+    fn remove_files(&self, locs: &[Location]) -> Vec<(Location, Error)> {
+        locs.iter().filter_map(|l| self.remove_file(l).err().map(|e| (l.clone(), e))).collect()
+    }
+}
+
+/// Local files and object stores: files go with the stores' bulk deletes; an object store has
+/// no directories, so one "is removed" when nothing lies under it any more.
+impl Delete for crate::storage::Storages {
+    fn remove_file(&self, loc: &Location) -> Result<()> {
+        if loc.is_local() {
+            return LocalStorage.remove_file(loc);
+        }
+        Storage::delete(self, loc)
+    }
+
+    fn remove_empty_dir(&self, loc: &Location) -> Result<()> {
+        if loc.is_local() {
+            return LocalStorage.remove_empty_dir(loc);
+        }
+        match self.list(loc) {
+            Err(Error::NotFound { .. }) => Ok(()),
+            Ok(v) if v.is_empty() => Ok(()),
+            Ok(_) => Err(Error::Invalid(format!("{loc}: not empty"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_files(&self, locs: &[Location]) -> Vec<(Location, Error)> {
+        match self.delete_many(locs) {
+            Ok(failed) => failed,
+            Err(e) => {
+                let msg = e.to_string();
+                locs.iter().map(|l| (l.clone(), Error::Invalid(msg.clone()))).collect()
+            }
+        }
+    }
 }
 
 fn local_path(loc: &Location) -> Result<PathBuf> {
@@ -391,10 +429,12 @@ pub fn execute<D: Delete + Clone + 'static>(storage: &D, plan: &mut GcPlan, opts
         plan.remove = go;
         // A directory still holding a kept file is not removed: `remove_empty_dir` fails on it.
     }
-    let mut done = Vec::new();
-    for r in std::mem::take(&mut plan.remove) {
-        // The file may have changed since the scan: only an unchanged, still old file goes.
-        match storage.head(&r.location) {
+    // The files may have changed since the scan: only an unchanged, still old file goes.
+    let candidates = std::mem::take(&mut plan.remove);
+    let heads = storage.head_many(&candidates.iter().map(|r| r.location.clone()).collect::<Vec<_>>());
+    let mut going = Vec::new();
+    for (r, head) in candidates.into_iter().zip(heads) {
+        match head {
             Ok(m) if m.is_dir => {
                 plan.failures.push(Failure { path: r.path.clone(), error: "became a directory; left alone".into() });
                 continue;
@@ -410,9 +450,18 @@ pub fn execute<D: Delete + Clone + 'static>(storage: &D, plan: &mut GcPlan, opts
                 continue;
             }
         }
-        match storage.remove_file(&r.location) {
-            Ok(()) => done.push(r),
-            Err(e) => plan.failures.push(Failure { path: r.path.clone(), error: e.to_string() }),
+        going.push(r);
+    }
+    // In bulk: S3 takes 1,000 keys a request, Azure batches of 256.
+    let mut done = Vec::new();
+    for batch in going.chunks(1000) {
+        let locs: Vec<Location> = batch.iter().map(|r| r.location.clone()).collect();
+        let failed: std::collections::HashMap<Location, Error> = storage.remove_files(&locs).into_iter().collect();
+        for r in batch {
+            match failed.get(&r.location) {
+                None => done.push(r.clone()),
+                Some(e) => plan.failures.push(Failure { path: r.path.clone(), error: e.to_string() }),
+            }
         }
     }
     plan.remove = done;

@@ -13,7 +13,9 @@
 //! - [`delete`]: FLIP-47's DELETE of one snapshot: its `_metadata` first, then the files no other
 //!   snapshot references;
 //! - [`stats`]: bytes and entries per operator, state and key group, skew, heaviest keys;
-//! - [`diff`]: entries added, removed and changed between two snapshots.
+//! - [`diff`]: entries added, removed and changed between two snapshots;
+//! - [`compat`]: will a snapshot restore into a new job version (or a newer Flink)? Flink's
+//!   restore rules without a JVM.
 //!
 //! Spec of the JSON each command prints: `formats/cli-json.md`.
 
@@ -21,6 +23,7 @@ pub mod delete;
 pub mod diff;
 pub mod gc;
 pub mod latest;
+pub mod compat;
 pub mod layout;
 pub mod refs;
 pub mod scope;

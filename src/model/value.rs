@@ -303,6 +303,103 @@ fn time_text(h: u8, m: u8, s: u8, nano: u32) -> String {
     out
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, the inverse of
+/// `civil_from_days`).
+fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+/// `java.time` date text (`2024-01-31`, `+12345-01-01`, `-0005-01-01`): year, month, day.
+fn parse_date(s: &str) -> Option<(i64, u8, u8)> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => (1, s),
+    };
+    let mut parts = rest.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() < 4 || m.len() != 2 || d.len() != 2 || !y.bytes().chain(m.bytes()).chain(d.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year = sign * y.parse::<i64>().ok()?;
+    let (month, day): (u8, u8) = (m.parse().ok()?, d.parse().ok()?);
+    let days_in_month = match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    (1..=days_in_month).contains(&day).then_some((year, month, day))
+}
+
+/// `HH:MM[:SS[.fraction]]`: hour, minute, second, nanoseconds.
+fn parse_time(s: &str) -> Option<(u8, u8, u8, u32)> {
+    let (hms, frac) = match s.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (s, None),
+    };
+    let mut parts = hms.split(':');
+    let h: u8 = parts.next().filter(|p| p.len() == 2)?.parse().ok()?;
+    let m: u8 = parts.next().filter(|p| p.len() == 2)?.parse().ok()?;
+    let sec: u8 = match parts.next() {
+        Some(p) if p.len() == 2 => p.parse().ok()?,
+        None if frac.is_none() => 0,
+        _ => return None,
+    };
+    if parts.next().is_some() || h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let nano = match frac {
+        None => 0,
+        Some(f) if (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()) => f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32),
+        Some(_) => return None,
+    };
+    Some((h, m, sec, nano))
+}
+
+impl Value {
+    /// Parses what [`Value::iso8601`] prints for a point in time (`2024-01-31T12:00:00.5Z`):
+    /// a [`Value::Instant`].
+    pub fn parse_instant(s: &str) -> Option<Value> {
+        let body = s.strip_suffix('Z')?;
+        let (date, time) = body.split_once('T')?;
+        let (y, m, d) = parse_date(date)?;
+        let (h, mi, sec, nanos) = parse_time(time)?;
+        let days = days_from_civil(y, m, d);
+        let seconds = days.checked_mul(86_400)?.checked_add(i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec))?;
+        Some(Value::Instant { seconds, nanos })
+    }
+
+    /// Parses a `java.time.LocalDate` text: a [`Value::LocalDate`].
+    pub fn parse_local_date(s: &str) -> Option<Value> {
+        let (y, month, day) = parse_date(s)?;
+        Some(Value::LocalDate { year: i32::try_from(y).ok()?, month, day })
+    }
+
+    /// Parses a `java.time.LocalTime` text: a [`Value::LocalTime`].
+    pub fn parse_local_time(s: &str) -> Option<Value> {
+        let (hour, minute, second, nano) = parse_time(s)?;
+        Some(Value::LocalTime { hour, minute, second, nano })
+    }
+
+    /// Parses a `java.time.LocalDateTime` text: a [`Value::LocalDateTime`].
+    pub fn parse_local_date_time(s: &str) -> Option<Value> {
+        let (date, time) = s.split_once('T')?;
+        Some(Value::LocalDateTime { date: Box::new(Value::parse_local_date(date)?), time: Box::new(Value::parse_local_time(time)?) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,5 +461,27 @@ mod tests {
         // Extreme values render without overflow.
         assert!(Value::Instant { seconds: i64::MAX, nanos: 0 }.iso8601().is_some());
         assert!(Value::Instant { seconds: i64::MIN, nanos: 0 }.iso8601().is_some());
+    }
+
+    #[test]
+    fn iso8601_parses_back() {
+        let values = [
+            Value::Instant { seconds: 0, nanos: 0 },
+            Value::Instant { seconds: 1_700_000_000, nanos: 5_000_000 },
+            Value::Instant { seconds: -1, nanos: 1000 },
+            Value::Instant { seconds: -62_135_596_800 - 86_400 * 400, nanos: 123_456_789 },
+            Value::Instant { seconds: 400_000_000_000, nanos: 0 },
+        ];
+        for v in values {
+            assert_eq!(Value::parse_instant(&v.iso8601().unwrap()), Some(v.clone()), "{v:?}");
+        }
+        for v in [Value::LocalDate { year: 2024, month: 2, day: 29 }, Value::LocalDate { year: -5, month: 1, day: 1 }, Value::LocalDate { year: 12345, month: 12, day: 31 }] {
+            assert_eq!(Value::parse_local_date(&v.iso8601().unwrap()), Some(v.clone()));
+        }
+        let t = Value::LocalTime { hour: 7, minute: 8, second: 9, nano: 120_000_000 };
+        assert_eq!(Value::parse_local_time(&t.iso8601().unwrap()), Some(t));
+        assert_eq!(Value::parse_local_time("07:08"), Some(Value::LocalTime { hour: 7, minute: 8, second: 0, nano: 0 }));
+        assert_eq!(Value::parse_local_date("2023-02-29"), None);
+        assert_eq!(Value::parse_instant("2024-01-01T00:00:00"), None);
     }
 }

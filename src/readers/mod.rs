@@ -4,6 +4,7 @@
 //! - [`meta`]: the serialization proxies opening every state file (states and serializers);
 //! - [`stream`]: a stream handle's bytes, inline or from a file, and Snappy framing;
 //! - [`decode`]: value-level decoding every reader shares (spans, TTL, lists, timers);
+//! - [`encode`]: its inverse: an entry's values back into the bytes its state stores;
 //! - [`source`]: [`KeyedSource`](source::KeyedSource), one way to open a subtask's keyed state
 //!   whatever wrote it, and the one dispatch from state-handle kind to reader;
 //! - [`keyed`]: key-grouped keyed state (canonical stream, heap checkpoint format);
@@ -19,6 +20,7 @@
 pub mod changelog;
 pub mod connectors;
 pub mod decode;
+pub mod encode;
 pub mod entries;
 pub mod keyed;
 pub mod meta;

@@ -197,6 +197,30 @@ impl Snapshot {
             return Ok(Some(mk(loc, false)));
         }
         let original = Location::new(recorded);
+        if !same_store(&original, &self.dir) {
+            let candidates = self.rebase_candidates(&original);
+            // Recorded on another file system or cluster (a copy from HDFS to S3, a local copy
+            // of an S3 checkpoint): the copy beside the snapshot first, so a store that cannot
+            // be reached from here (or needs other credentials) is not asked when it need not be.
+            // The snapshot's own store failing is an error, not a missing file.
+            for c in &candidates {
+                if self.storage.exists(c)? {
+                    return Ok(Some(mk(c.clone(), true)));
+                }
+            }
+            let candidate = candidates.first().cloned();
+            return match self.storage.exists(&original) {
+                Ok(true) => Ok(Some(mk(original, false))),
+                Ok(false) => Err(match candidate {
+                    Some(c) => Error::NotFound { file: format!("{recorded} (also looked for it at {c})"), referenced_by: Some(self.metadata_location.to_string()) },
+                    None => self.missing(&original, recorded),
+                }),
+                Err(e) => Err(Error::NotFound {
+                    file: format!("{recorded} ({}could not look there: {e})", candidate.map(|c| format!("not at {c}; ")).unwrap_or_default()),
+                    referenced_by: Some(self.metadata_location.to_string()),
+                }),
+            };
+        }
         if self.storage.exists(&original)? {
             return Ok(Some(mk(original, false)));
         }
@@ -212,6 +236,21 @@ impl Snapshot {
                 referenced_by: Some(self.metadata_location.to_string()),
             }),
             None => Err(self.missing(&original, recorded)),
+        }
+    }
+
+    /// Where a referenced file most likely is, without asking the storage: what
+    /// [`Snapshot::files`] looks up all at once on object stores before resolving one by one.
+    fn likely_location(&self, handle: &StreamStateHandle) -> Option<Location> {
+        let (recorded, relative) = Self::recorded_path(handle)?;
+        if relative {
+            return Some(self.dir.join(recorded));
+        }
+        let original = Location::new(recorded);
+        if same_store(&original, &self.dir) {
+            Some(original)
+        } else {
+            self.rebase(&original)
         }
     }
 
@@ -275,7 +314,15 @@ impl Snapshot {
     pub fn files(&self) -> Result<Vec<(StreamRef<'_>, ResolvedFile)>> {
         let mut cache: BTreeMap<String, ResolvedFile> = BTreeMap::new();
         let mut out = Vec::new();
-        for s in self.streams() {
+        let streams = self.streams();
+        if self.storage.is_object_store(&self.dir) {
+            // One request per file, many in flight: the store remembers the answers.
+            let mut likely: Vec<Location> = streams.iter().filter_map(|s| self.likely_location(s.handle)).collect();
+            likely.sort();
+            likely.dedup();
+            let _ = self.storage.head_many(&likely);
+        }
+        for s in streams {
             let Some((recorded, _)) = Self::recorded_path(s.handle) else { continue };
             let resolved = match cache.get(recorded) {
                 Some(r) => r.clone(),
@@ -288,6 +335,19 @@ impl Snapshot {
             out.push((s, resolved));
         }
         Ok(out)
+    }
+}
+
+/// Whether two locations are on the same store: both local, or both in one bucket, container or
+/// name node.
+fn same_store(a: &Location, b: &Location) -> bool {
+    match (a.is_local(), b.is_local()) {
+        (true, true) => true,
+        (false, false) => match (crate::storage::url::parse(a), crate::storage::url::parse(b)) {
+            (Ok(x), Ok(y)) => x.identity == y.identity,
+            _ => a.scheme() == b.scheme(),
+        },
+        _ => false,
     }
 }
 

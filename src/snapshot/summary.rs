@@ -97,7 +97,7 @@ pub struct OperatorSummary {
     pub operator_id: OperatorId,
     /// Uid, from the metadata (2.x) or from `--uid`.
     pub uid: Option<String>,
-    /// Where the uid came from: `metadata` or `argument`.
+    /// Where the uid came from: `metadata`, `argument` or `plan` (derived from `--plan`).
     pub uid_source: Option<&'static str>,
     /// Name (2.x metadata).
     pub name: Option<String>,

@@ -1,20 +1,31 @@
-//! Where snapshot files live. Every reader goes through [`Storage`], so an object store (S3, GCS,
-//! Azure) fits in later as one more implementation without touching the readers.
+//! Where snapshot files live. Every reader and writer goes through [`Storage`]: local files
+//! ([`LocalStorage`]) and object stores (S3, GCS, Azure Blob/ADLS, S3-compatible stores, HDFS:
+//! `ObjectStorage` with the `cloud` feature) behind one trait, and [`Storages`] routes each
+//! location to the store it lives in (one store per bucket, container or name node).
 //!
-//! A [`Location`] is a local path or a URI. Flink records local files as `file:/path` (or
-//! `file:///path`); those become plain local paths.
+//! A [`Location`] is a local path or a URL. Flink records local files as `file:/path` (or
+//! `file:///path`); those become plain local paths. URL schemes are Flink's own (`s3a://`,
+//! `wasbs://`, ...): [`url`] says how each maps onto a store.
 
 mod local;
+#[cfg(feature = "cloud")]
+mod object;
+pub mod options;
+mod router;
+pub mod url;
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::ops::Range;
 use std::time::SystemTime;
 
 pub use local::LocalStorage;
+#[cfg(feature = "cloud")]
+pub use object::ObjectStorage;
+pub use options::StorageOptions;
+pub use router::Storages;
 
-use crate::error::Result;
-
+use crate::error::{Error, Result};
 /// A file or directory: a local path, or a URI with a scheme such as `s3://bucket/key`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location(String);
@@ -126,12 +137,39 @@ pub struct FileMeta {
     pub is_dir: bool,
 }
 
-/// Read access to the files of snapshots. Implementations are synchronous; an async object
-/// store bridges behind this trait. "Not found" is always reported as
+/// How [`Storage::put`] treats a file that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Replace it.
+    Overwrite,
+    /// Fail with [`Error::AlreadyExists`] and leave it as it is (a conditional put on object
+    /// stores: `If-None-Match: *`). How a snapshot's `_metadata` is written: never over another.
+    Create,
+}
+
+/// A file being written, byte by byte: on object stores a multipart upload whose parts go out
+/// while the caller writes (the object appears whole at [`FileWriter::finish`], or never), on
+/// local disks a file. Dropped unfinished, it leaves nothing behind.
+pub trait FileWriter: Write + Send + fmt::Debug {
+    /// Completes the file and returns its size.
+    fn finish(self: Box<Self>) -> Result<u64>;
+}
+
+/// Read and write access to the files of snapshots. Implementations are synchronous; object
+/// stores bridge their async clients behind this trait. "Not found" is always reported as
 /// [`crate::Error::NotFound`], every other failure names the location.
+///
+/// Object stores have no directories: a directory is a prefix that objects lie under, listed as
+/// one by [`Storage::list`], and [`Storage::head`] reports it with `is_dir` when objects lie
+/// under it.
 pub trait Storage: fmt::Debug + Send + Sync {
     /// What is at `loc`; `Error::NotFound` when nothing is.
     fn head(&self, loc: &Location) -> Result<FileMeta>;
+
+    /// What is at each of `locs`, in their order: object stores ask concurrently.
+    fn head_many(&self, locs: &[Location]) -> Vec<Result<FileMeta>> {
+        locs.iter().map(|l| self.head(l)).collect()
+    }
 
     /// Whether anything is at `loc`.
     fn exists(&self, loc: &Location) -> Result<bool> {
@@ -145,7 +183,8 @@ pub trait Storage: fmt::Debug + Send + Sync {
     /// The whole file.
     fn read(&self, loc: &Location) -> Result<Vec<u8>>;
 
-    /// Bytes `range` of the file; fails if the file is shorter.
+    /// Bytes `range` of the file; fails if the file is shorter. Object stores answer it from
+    /// blocks fetched with ranged GETs and read ahead while the caller reads on sequentially.
     fn read_range(&self, loc: &Location, range: Range<u64>) -> Result<Vec<u8>>;
 
     /// A sequential reader over the file, for streams too large to hold.
@@ -153,6 +192,95 @@ pub trait Storage: fmt::Debug + Send + Sync {
 
     /// The direct children of directory `dir`, sorted by location.
     fn list(&self, dir: &Location) -> Result<Vec<FileMeta>>;
+
+    /// Every file below `dir` (recursively, no directories), a page at a time: object stores
+    /// list with their paged APIs, so directories of 100,000s of objects never sit in memory
+    /// twice. An error ends the listing: the caller must not act on a partial one.
+    fn list_files(&self, dir: &Location, page: &mut dyn FnMut(Vec<FileMeta>) -> Result<()>) -> Result<()> {
+        let mut pending = vec![dir.clone()];
+        while let Some(d) = pending.pop() {
+            let mut files = Vec::new();
+            for e in self.list(&d)? {
+                if e.is_dir {
+                    pending.push(e.location);
+                } else {
+                    files.push(e);
+                }
+            }
+            if !files.is_empty() {
+                page(files)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `loc` lies in an object store (no directories, no rename; a file appears whole
+    /// when its upload completes) rather than on a local file system.
+    fn is_object_store(&self, loc: &Location) -> bool {
+        !loc.is_local()
+    }
+
+    /// Starts writing file `loc` (parent directories are created where there are any).
+    fn create(&self, loc: &Location) -> Result<Box<dyn FileWriter>> {
+        Err(read_only(loc))
+    }
+
+    /// Writes a whole (small) file in one request.
+    fn put(&self, loc: &Location, bytes: &[u8], mode: PutMode) -> Result<()> {
+        let _ = (bytes, mode);
+        Err(read_only(loc))
+    }
+
+    /// Copies file `from` to `to` (both in this storage), server-side where the store can.
+    fn copy(&self, from: &Location, to: &Location) -> Result<()> {
+        let _ = to;
+        Err(read_only(from))
+    }
+
+    /// Renames file `from` to `to` (local files: atomically; object stores: a copy and a delete).
+    fn rename(&self, from: &Location, to: &Location) -> Result<()> {
+        self.copy(from, to)?;
+        self.delete(from)
+    }
+
+    /// Removes file `loc`; a file that is already gone is no error.
+    fn delete(&self, loc: &Location) -> Result<()> {
+        Err(read_only(loc))
+    }
+
+    /// Removes files, in bulk where the store can (S3: 1,000 keys a request, Azure: batches of
+    /// 256). Returns the files that could not be removed, with why; `Err` when the store
+    /// could not be asked at all.
+    fn delete_many(&self, locs: &[Location]) -> Result<Vec<(Location, Error)>> {
+        Ok(locs.iter().filter_map(|l| self.delete(l).err().map(|e| (l.clone(), e))).collect())
+    }
+
+    /// Removes directory `loc` if it is empty (object stores have no directories: nothing to do).
+    fn delete_empty_dir(&self, loc: &Location) -> Result<()> {
+        let _ = loc;
+        Ok(())
+    }
+}
+
+fn read_only(loc: &Location) -> Error {
+    Error::Invalid(format!("{loc}: this storage is read-only"))
+}
+
+/// Copies `from` to `to` through the client: a ranged read and a streamed (multipart) write,
+/// in pieces of `chunk` bytes, `progress` told the bytes written so far. What a copy between two
+/// stores is, and the fallback when a server-side copy cannot be made.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_through(from_storage: &dyn Storage, from: &Location, start: u64, len: u64, to_storage: &dyn Storage, to: &Location, chunk: u64, progress: &mut dyn FnMut(u64)) -> Result<u64> {
+    let mut out = to_storage.create(to)?;
+    let mut at = 0;
+    while at < len {
+        let n = chunk.min(len - at);
+        let bytes = from_storage.read_range(from, start + at..start + at + n)?;
+        out.write_all(&bytes).map_err(|e| Error::io(to.as_str(), e))?;
+        at += n;
+        progress(n);
+    }
+    out.finish()
 }
 
 /// A storage that holds no files: for snapshots whose state is all inline in `_metadata` (and

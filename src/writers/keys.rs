@@ -38,6 +38,12 @@ impl KeyedLayout {
         Ok(p)
     }
 
+    /// Keeps only the states `keep` says yes to (ids renumbered in proxy order).
+    pub(super) fn retain_states(&mut self, keep: impl Fn(&str) -> bool) {
+        self.states.retain(|s| keep(&s.name));
+        self.ids = self.states.iter().enumerate().map(|(i, s)| (s.name.clone(), i as u16)).collect();
+    }
+
     /// The union of the states the source subtasks registered (a subtask that never saw a
     /// key registers nothing), first seen first; each keeps its exact serializer snapshot bytes.
     pub(super) fn union(what: &str, metas: &[KeyedBackendMeta]) -> Result<KeyedLayout> {

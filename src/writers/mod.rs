@@ -3,6 +3,8 @@
 //!
 //! - [`savepoint`]: [`convert`] — any readable snapshot into a canonical savepoint, optionally for
 //!   another max parallelism (the orchestration);
+//! - [`edit`](mod@edit): [`edit()`] — the same with operators renamed or dropped, states dropped, keys
+//!   forgotten, key groups filtered on the way;
 //! - `keys`: keyed entries encoded as the canonical stream's key/value pairs, the written proxy,
 //!   and moving keys to their key groups for another max parallelism;
 //! - [`relocate`](mod@relocate): a snapshot and every file it references copied into one self-contained,
@@ -14,6 +16,7 @@
 //! - [`stream`]: state streams inline or in files (Flink's inline threshold), Snappy framing.
 
 pub mod canonical;
+pub mod edit;
 mod keys;
 pub mod metadata;
 pub mod operator;
@@ -23,5 +26,6 @@ pub mod spill;
 pub mod stream;
 mod target;
 
+pub use edit::{edit, EditOptions, EditReport, ForgetKey, KeyInput};
 pub use relocate::{relocate, RelocateOptions, RelocateReport, Relocation};
 pub use savepoint::{convert, Compression, ConvertOptions, ConvertReport};

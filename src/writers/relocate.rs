@@ -23,8 +23,6 @@
 //! back, and renamed into place (see `super::target`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -36,7 +34,7 @@ use crate::metadata::CheckpointMetadata;
 use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
 use crate::writers::metadata::{write_metadata, WRITABLE_VERSIONS};
-use crate::writers::target::{write_file_synced, TargetDir};
+use crate::writers::target::TargetDir;
 
 /// Bytes copied per read: large enough for sequential throughput, small enough for memory.
 const COPY_CHUNK: u64 = 8 << 20;
@@ -109,12 +107,12 @@ impl Relocation {
     /// Opens `src`, resolves every file it references and rewrites its `_metadata` for `dst`.
     /// Fails, before anything is copied, on a referenced file that cannot be found and on a
     /// `dst` that lies inside the source or contains what the source references.
-    pub fn plan(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &RelocateOptions) -> Result<Relocation> {
-        let snapshot = Snapshot::open(storage, src)?;
-        let target = TargetDir::prepare(&snapshot, dst, opts.force)?;
+    pub fn plan(storage: Arc<dyn Storage>, src: &str, dst: &str, opts: &RelocateOptions) -> Result<Relocation> {
+        let snapshot = Snapshot::open(storage.clone(), src)?;
+        let target = TargetDir::prepare(&snapshot, storage, dst, opts.force)?;
         let mut report = RelocateReport {
             source: snapshot.dir.to_string(),
-            target: target.dst.display().to_string(),
+            target: target.dst.to_string(),
             checkpoint_id: snapshot.metadata.checkpoint_id,
             source_metadata_version: snapshot.metadata.version,
             metadata_version: snapshot.metadata.version.max(*WRITABLE_VERSIONS.start()),
@@ -143,45 +141,55 @@ impl Relocation {
     /// `progress` is called with the bytes copied so far.
     pub fn execute(mut self, progress: &dyn Fn(u64)) -> Result<RelocateReport> {
         let storage = self.snapshot.storage().clone();
+        let out = self.target.storage().clone();
         let mut copied = 0u64;
         for f in &self.report.files {
             let from = Location::new(&f.source);
-            let start = f.segment.map_or(0, |(s, _)| s);
             let to = self.target.tmp.join(&f.target);
-            if let Some(dir) = to.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+            match f.segment {
+                // Whole files within one store: a server-side copy where the store has one.
+                None if same_store(&from, &to) => {
+                    out.copy(&from, &to)?;
+                    copied += f.bytes;
+                    progress(copied);
+                }
+                _ => {
+                    let start = f.segment.map_or(0, |(s, _)| s);
+                    crate::storage::copy_through(storage.as_ref(), &from, start, f.bytes, out.as_ref(), &to, COPY_CHUNK, &mut |n| {
+                        copied += n;
+                        progress(copied);
+                    })?;
+                }
             }
-            let name = to.display().to_string();
-            let mut out = std::fs::File::create(&to).map_err(|e| Error::io(&name, e))?;
-            let mut at = 0;
-            while at < f.bytes {
-                let n = COPY_CHUNK.min(f.bytes - at);
-                let chunk = storage.read_range(&from, start + at..start + at + n)?;
-                out.write_all(&chunk).map_err(|e| Error::io(&name, e))?;
-                at += n;
-                copied += n;
-                progress(copied);
-            }
-            out.sync_all().map_err(|e| Error::io(&name, e))?;
         }
         let bytes = write_metadata(&self.metadata, self.report.metadata_version)?;
-        write_file_synced(&self.target.tmp.join(METADATA_FILE), &bytes)?;
+        // Last: on object stores the directory becomes a snapshot only now.
+        self.target.put_metadata(&bytes)?;
         self.report.metadata_bytes = bytes.len() as u64;
-        check_written(&self.target.tmp, &self.report)?;
+        check_written(out, &self.target.tmp, &self.report)?;
         self.target.commit()?;
         Ok(self.report)
     }
 }
 
+/// Whether a server-side copy can go from `a` to `b`: both local, or both in one bucket.
+fn same_store(a: &Location, b: &Location) -> bool {
+    match (a.is_local(), b.is_local()) {
+        (true, true) => true,
+        (false, false) => matches!((crate::storage::url::parse(a), crate::storage::url::parse(b)), (Ok(x), Ok(y)) if x.identity == y.identity),
+        _ => false,
+    }
+}
+
 /// Relocates `src` to `dst` in one call.
-pub fn relocate(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &RelocateOptions) -> Result<RelocateReport> {
+pub fn relocate(storage: Arc<dyn Storage>, src: &str, dst: &str, opts: &RelocateOptions) -> Result<RelocateReport> {
     Relocation::plan(storage, src, dst, opts)?.execute(&|_| {})
 }
 
 /// Reads the written directory back as flinksnap would read any snapshot: `_metadata` parses, and
 /// every file it references is relative, inside the directory, and as long as what was copied.
-fn check_written(dir: &Path, report: &RelocateReport) -> Result<()> {
-    let written = Snapshot::open(Arc::new(crate::storage::LocalStorage), &dir.display().to_string())?;
+fn check_written(storage: Arc<dyn Storage>, dir: &Location, report: &RelocateReport) -> Result<()> {
+    let written = Snapshot::open(storage, dir.as_str())?;
     let lengths: HashMap<&str, u64> = report.files.iter().map(|f| (f.target.as_str(), f.bytes)).collect();
     for (s, f) in written.files()? {
         let bad = |why: String| Error::Invalid(format!("relocated {}: {} {why} (a flinksnap bug)", written.metadata_location, f.recorded));

@@ -23,7 +23,7 @@
 //! the end.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::bytes::Cursor;
@@ -38,14 +38,15 @@ use crate::readers::operator::read_operator_state;
 use crate::readers::source::KeyedSource;
 use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
-use crate::storage::Storage;
+use crate::storage::{Location, Storage};
 use crate::writers::canonical::{KeyGroupStreamWriter, Record};
+use crate::writers::edit::{Counts, Edits};
 use crate::writers::keys::{KeyGroupBatches, KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
 use crate::writers::spill::ExternalSorter;
 use crate::writers::stream::{uuid_name, StateStreamWriter, DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
-use crate::writers::target::{write_file_synced, TargetDir};
+use crate::writers::target::TargetDir;
 
 /// Default memory for regrouping keyed entries before spilling sorted runs to disk.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
@@ -120,9 +121,23 @@ pub struct ConvertReport {
     pub notes: Vec<String>,
 }
 
-/// Converts the snapshot at `src` into a canonical savepoint directory `dst`.
-pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
-    let snapshot = Snapshot::open(storage, src)?;
+/// Converts the snapshot at `src` into a canonical savepoint directory `dst` (a local path or
+/// an object-store URL).
+pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &str, opts: &ConvertOptions) -> Result<ConvertReport> {
+    let snapshot = Snapshot::open(storage.clone(), src)?;
+    Ok(write_savepoint(&snapshot, storage, dst, opts, &Edits::default())?.0)
+}
+
+/// Writes `snapshot` as a canonical savepoint directory `dst` (a local path or an object-store
+/// URL), with `edits` applied on the way (`convert`: none). Returns what was written and what
+/// the edits left out.
+pub(crate) fn write_savepoint(
+    snapshot: &Snapshot,
+    storage: Arc<dyn Storage>,
+    dst: &str,
+    opts: &ConvertOptions,
+    edits: &Edits,
+) -> Result<(ConvertReport, Counts)> {
     if let Some(n) = opts.max_parallelism {
         if n == 0 || n > UPPER_BOUND_MAX_PARALLELISM {
             return Err(Error::Invalid(format!("max parallelism {n} is outside Flink's range 1..={UPPER_BOUND_MAX_PARALLELISM}")));
@@ -134,19 +149,29 @@ pub fn convert(storage: Arc<dyn Storage>, src: &str, dst: &Path, opts: &ConvertO
             opts.inline_threshold
         )));
     }
-    let target = TargetDir::prepare(&snapshot, dst, opts.force)?;
-    let mut report = ConvertReport { source: snapshot.metadata_location.to_string(), target: dst.display().to_string(), ..Default::default() };
-    let metadata = Converter { snapshot: &snapshot, dir: &target.tmp, opts, report: &mut report }.run()?;
-    let bytes = write_metadata_v3(&metadata).map_err(|e| Error::Invalid(format!("{}: {e}", dst.display())))?;
+    let target = TargetDir::prepare(snapshot, storage, dst, opts.force)?;
+    let mut report = ConvertReport { source: snapshot.metadata_location.to_string(), target: target.dst.to_string(), ..Default::default() };
+    // Sorted runs spill to a local disk: beside the target when it is local, else the temp dir.
+    let spill_tmp = if target.is_remote() {
+        Some(tempfile::Builder::new().prefix("flinksnap-spill-").tempdir().map_err(|e| Error::io(std::env::temp_dir().display().to_string(), e))?)
+    } else {
+        None
+    };
+    let spill_base = spill_tmp.as_ref().map_or_else(|| PathBuf::from(target.tmp.as_str()), |t| t.path().to_path_buf());
+    let mut counts = Counts::default();
+    let metadata =
+        Converter { snapshot, target: &target, spill_base, opts, report: &mut report, edits, counts: &mut counts }.run()?;
+    let bytes = write_metadata_v3(&metadata).map_err(|e| Error::Invalid(format!("{}: {e}", target.dst)))?;
     // What was written must read back as what was meant (a writer bug must never reach Flink).
-    CheckpointMetadata::parse(&bytes).map_err(|e| Error::decode(format!("{} (as written)", dst.join(METADATA_FILE).display()), e))?;
-    write_file_synced(&target.tmp.join(METADATA_FILE), &bytes)?;
+    CheckpointMetadata::parse(&bytes).map_err(|e| Error::decode(format!("{} (as written)", target.dst.join(METADATA_FILE)), e))?;
+    // Last: on object stores the directory becomes a snapshot only now.
+    target.put_metadata(&bytes)?;
     report.metadata_bytes = bytes.len() as u64;
     count_streams(&metadata, &mut report);
     report.checkpoint_id = metadata.checkpoint_id;
     report.operators = metadata.operators.len();
     target.commit()?;
-    Ok(report)
+    Ok((report, counts))
 }
 
 fn count_streams(m: &CheckpointMetadata, r: &mut ConvertReport) {
@@ -176,9 +201,13 @@ fn count_streams(m: &CheckpointMetadata, r: &mut ConvertReport) {
 
 struct Converter<'a> {
     snapshot: &'a Snapshot,
-    dir: &'a Path,
+    target: &'a TargetDir,
+    /// Local directory for sorted runs.
+    spill_base: PathBuf,
     opts: &'a ConvertOptions,
     report: &'a mut ConvertReport,
+    edits: &'a Edits,
+    counts: &'a mut Counts,
 }
 
 impl Converter<'_> {
@@ -186,6 +215,9 @@ impl Converter<'_> {
         let src = &self.snapshot.metadata;
         let mut operators = Vec::with_capacity(src.operators.len());
         for (i, op) in src.operators.iter().enumerate() {
+            if self.edits.drops_operator(&op.operator_id) {
+                continue;
+            }
             operators.push(self.operator(i, op)?);
         }
         Ok(CheckpointMetadata {
@@ -216,10 +248,11 @@ impl Converter<'_> {
                 op.parallelism
             )));
         }
+        let (operator_id, uid) = self.edits.target(op);
         let mut out = OperatorState {
-            operator_id: op.operator_id,
+            operator_id,
             name: op.name.clone(),
-            uid: op.uid.clone(),
+            uid,
             parallelism: op.parallelism,
             max_parallelism,
             coordinator_state: op.coordinator_state.clone(),
@@ -256,7 +289,10 @@ impl Converter<'_> {
             let mut t = OperatorSubtaskState::default();
             // An empty file-merging handle holds nothing and is not written.
             if let Some(h) = s.managed_operator_state.as_ref().filter(|h| !h.is_empty()) {
-                t.managed_operator_state = Some(self.operator_state(op, SubtaskRef { operator: index, subtask: j }, st.index, h)?);
+                // Every state dropped: no operator state at all.
+                if h.states.iter().any(|m| !self.edits.drops_state(&op.operator_id, &m.name)) || h.states.is_empty() {
+                    t.managed_operator_state = Some(self.operator_state(op, SubtaskRef { operator: index, subtask: j }, st.index, h)?);
+                }
             }
             if let Some(h) = &s.raw_operator_state {
                 let delegate = self.copy_stream(&h.delegate, &format!("{}/{}/raw-operator", op.operator_id, st.index))?;
@@ -282,7 +318,9 @@ impl Converter<'_> {
 
     fn new_stream(&self, seed: &str) -> (StateStreamWriter, String) {
         let name = uuid_name(&format!("{}/{}", self.snapshot.metadata.checkpoint_id, seed));
-        (StateStreamWriter::new(self.dir, name.clone(), self.opts.inline_threshold), self.dir.join(&name).display().to_string())
+        let dir: Location = self.target.tmp.clone();
+        let shown = self.target.dst.join(&name).to_string();
+        (StateStreamWriter::in_storage(self.target.storage().clone(), dir, name, self.opts.inline_threshold), shown)
     }
 
     /// Copies a stream byte for byte into a new stream of the target.
@@ -331,7 +369,12 @@ impl Converter<'_> {
         let head = source.read_range(0..first)?;
         let meta = read_operator_backend_meta(&mut Cursor::with_base(&head, source.file_offset(0)))
             .map_err(|e| Error::decode(source.name(), e.context("operator backend meta data")))?;
-        let mut proxy = meta.raw.clone();
+        let dropped = |name: &str| self.edits.drops_state(&op.operator_id, name);
+        let mut proxy = if meta.operator_states.iter().chain(&meta.broadcast_states).any(|s| dropped(&s.name)) {
+            operator_proxy_without(&meta, &dropped)?
+        } else {
+            meta.raw.clone()
+        };
         // Proxy version 6 (1.18+) carries the compression flag right after the version; version 5
         // has none and is read uncompressed by the releases that write it.
         let compressed = self.opts.compression == Compression::Snappy && meta.version >= 6;
@@ -349,7 +392,7 @@ impl Converter<'_> {
             by_state.entry(e.state.as_str()).or_default().push(e);
         }
         let mut states = Vec::with_capacity(h.states.len());
-        for s in &h.states {
+        for s in h.states.iter().filter(|s| !dropped(&s.name)) {
             let es = by_state.remove(s.name.as_str()).unwrap_or_default();
             self.report.operator_entries += es.len() as u64;
             let data = match s.mode {
@@ -375,7 +418,8 @@ impl Converter<'_> {
             metas.push(source.meta().clone());
             ranges.push(source.key_group_range());
         }
-        let layout = KeyedLayout::union(&self.where_(op), &metas)?;
+        let mut layout = KeyedLayout::union(&self.where_(op), &metas)?;
+        layout.retain_states(|name| !self.edits.drops_state(&op.operator_id, name));
         let regroup = max_parallelism != op.max_parallelism;
         // Every keyed source yields key group by key group, ascending, so with an unchanged max
         // parallelism and subtasks in key-group order the entries stream straight through.
@@ -392,9 +436,15 @@ impl Converter<'_> {
         }
         // Only keyed entries of this operator: a key-group selection leaves operator state out.
         let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
-        let entries = SnapshotEntries::new(self.snapshot, selection);
+        // Counted while the records stream (which borrows the counts until the end).
+        let counts = std::cell::RefCell::new(std::mem::take(&mut *self.counts));
+        let edits = self.edits;
+        let entries = SnapshotEntries::new(self.snapshot, selection).filter(|e| match e {
+            Ok(e) => edits.keep(e, &mut counts.borrow_mut()),
+            Err(_) => true,
+        });
         let ctx = RecordContext { op, layout: &layout, source_max_parallelism: op.max_parallelism, max_parallelism, regroup };
-        let spill_dir = self.dir.join(format!(".spill-{}", op.operator_id));
+        let spill_dir = self.spill_base.join(format!(".spill-{}", op.operator_id));
         let records: Box<dyn Iterator<Item = Result<Record>> + '_> = if ordered {
             let records = entries.filter_map(move |e| e.and_then(|e| ctx.record(&e)).transpose());
             Box::new(KeyGroupBatches::new(records))
@@ -435,6 +485,7 @@ impl Converter<'_> {
             return Err(Error::corrupt(self.snapshot.metadata_location.as_str(), format!("operator {}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", op.operator_id)));
         }
         drop(records);
+        *self.counts = counts.into_inner();
         let _ = std::fs::remove_dir_all(&spill_dir);
         Ok(out)
     }
@@ -451,3 +502,21 @@ pub fn keyed_operators(snapshot: &Snapshot) -> Vec<OperatorId> {
         .collect()
 }
 
+/// An `OperatorBackendSerializationProxy` without the states `dropped` names: version, the
+/// compression flag (version 6), then the operator and broadcast states' meta infos as stored.
+fn operator_proxy_without(meta: &crate::readers::meta::OperatorBackendMeta, dropped: &dyn Fn(&str) -> bool) -> Result<Vec<u8>> {
+    use crate::bytes::DataOutput;
+    let mut p = Vec::new();
+    p.put_i32(meta.version);
+    if meta.version >= 6 {
+        p.put_bool(meta.compressed);
+    }
+    for list in [&meta.operator_states, &meta.broadcast_states] {
+        let kept: Vec<_> = list.iter().filter(|s| !dropped(&s.name)).collect();
+        p.put_i16(i16::try_from(kept.len()).map_err(|_| Error::Invalid("too many operator states".into()))?);
+        for s in kept {
+            p.extend_from_slice(&s.raw);
+        }
+    }
+    Ok(p)
+}

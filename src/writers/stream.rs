@@ -7,12 +7,13 @@
 //! Also Flink's Snappy framing for writing (`SnappyStreamCompressionDecorator`): the standard
 //! framing format, produced by `snap::write::FrameEncoder`.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metadata::handles::StreamStateHandle;
+use crate::storage::{FileWriter, LocalStorage, Location, Storage};
 
 /// Flink's default inline threshold (`state.storage.fs.memory-threshold`, 2.x
 /// `execution.checkpointing.data-inline-threshold`): 20 KiB.
@@ -26,18 +27,25 @@ pub const SNAPPY_STREAM_IDENTIFIER: [u8; 10] = [0xff, 0x06, 0x00, 0x00, 0x73, 0x
 /// A state stream being written: inline until it outgrows the threshold, then a file.
 #[derive(Debug)]
 pub struct StateStreamWriter {
-    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    dir: Location,
     name: String,
     threshold: u64,
     buf: Vec<u8>,
-    file: Option<BufWriter<File>>,
+    file: Option<Box<dyn FileWriter>>,
     pos: u64,
 }
 
 impl StateStreamWriter {
-    /// A stream that will be file `dir/name` if it grows beyond `threshold` bytes.
+    /// A stream that will be local file `dir/name` if it grows beyond `threshold` bytes.
     pub fn new(dir: &Path, name: String, threshold: u64) -> Self {
-        StateStreamWriter { dir: dir.to_path_buf(), name, threshold, buf: Vec::new(), file: None, pos: 0 }
+        Self::in_storage(Arc::new(LocalStorage), Location::new(&dir.display().to_string()), name, threshold)
+    }
+
+    /// A stream that will be file `dir/name` of `storage` (an object when `dir` is a URL) if it
+    /// grows beyond `threshold` bytes.
+    pub fn in_storage(storage: Arc<dyn Storage>, dir: Location, name: String, threshold: u64) -> Self {
+        StateStreamWriter { storage, dir, name, threshold, buf: Vec::new(), file: None, pos: 0 }
     }
 
     /// Bytes written so far: the position the next byte will have in the stream.
@@ -45,21 +53,15 @@ impl StateStreamWriter {
         self.pos
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.join(&self.name)
-    }
-
-    /// Ends the stream: an inline handle, or the file flushed and closed as a relative handle.
+    /// Ends the stream: an inline handle, or the file completed as a relative handle.
     pub fn finish(self) -> Result<StreamStateHandle> {
-        let path = self.path();
         match self.file {
             None => {
                 let size = self.buf.len() as u64;
                 Ok(StreamStateHandle::ByteStream { name: self.name, offset: 0, data: self.buf, size })
             }
             Some(f) => {
-                let f = f.into_inner().map_err(|e| Error::io(path.display().to_string(), e.into_error()))?;
-                f.sync_all().map_err(|e| Error::io(path.display().to_string(), e))?;
+                f.finish()?;
                 Ok(StreamStateHandle::RelativeFile { relative_path: self.name, size: self.pos })
             }
         }
@@ -72,7 +74,7 @@ impl Write for StateStreamWriter {
             f.write_all(data)?;
         } else if self.buf.len() as u64 + data.len() as u64 > self.threshold {
             // Outgrew the threshold: from now on this stream is a file (Flink's flushToFile).
-            let mut f = BufWriter::with_capacity(256 * 1024, File::create(self.path())?);
+            let mut f = self.storage.create(&self.dir.join(&self.name)).map_err(io::Error::other)?;
             f.write_all(&self.buf)?;
             f.write_all(data)?;
             self.buf = Vec::new();

@@ -132,7 +132,7 @@ pub fn bench_export(args: &[String], root: &Path, cache: &Path) -> Result<()> {
 }
 
 /// Snapshot directories (holding `_metadata`) below `dir`.
-fn find_snapshots(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+pub(crate) fn find_snapshots(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if dir.join("_metadata").is_file() {
         out.push(dir.to_path_buf());
         return;

@@ -43,6 +43,7 @@ use serde_json::Value as J;
 use crate::{cache_dir, compile_into, ensure_dist, generation, java_job, repo_root, Result, Tools, DEFAULT_VERSIONS};
 
 mod cross_job;
+mod edit;
 
 /// Extra conversions and restores beyond "every snapshot into both backends at its own
 /// parallelism": changed max parallelism (keys move to new key groups) restored at another
@@ -121,6 +122,8 @@ enum Kind {
     /// `flinksnap gc --delete` ran; or of a restore case's restored job, after gc and delete
     /// on the job it was restored from.
     AfterGc,
+    /// `flinksnap edit` (`edit.rs`).
+    Edit,
 }
 
 /// One snapshot prepared for restoring (shared by the restores of it).
@@ -135,9 +138,17 @@ struct Conversion {
     dir: PathBuf,
     /// Relocate only: where `relocate` writes, before the rename to `dir`.
     staging: PathBuf,
-    /// The restore job needs the unaligned run's extra branch (`filter-filler` → `slow`): the
-    /// in-flight data of an unaligned checkpoint belongs to its channels.
-    unaligned_topology: bool,
+    /// The restore job's topology (`Restore.java`): `default`; `unaligned`, the unaligned run's
+    /// extra branch (`filter-filler` → `slow`), whose channels the in-flight data of an unaligned
+    /// checkpoint belongs to; `nouids`, the job without uids; `nobroadcast`, without its
+    /// broadcast operator (the last two for `edit.rs`).
+    topology: &'static str,
+    /// Edit only: what is edited (`None`: the fixture; else an earlier edit's output).
+    edit_source: Option<PathBuf>,
+    /// Rows of the fixture's expected contents the edit removed.
+    removed: Vec<edit::Rows>,
+    /// Flink must refuse to restore it (state it cannot map, allowNonRestoredState=false).
+    refused: bool,
     /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
@@ -167,6 +178,8 @@ struct Options {
     cases: Vec<String>,
     /// Work directory root (`<root>/<version>`); default `$FLINKSNAP_CACHE/flink/<version>/work/interop`.
     work: Option<PathBuf>,
+    /// Convert and relocate from and into the S3 test server, restore what is downloaded.
+    via_s3: bool,
 }
 
 fn usage() -> String {
@@ -199,6 +212,7 @@ pub fn interop(args: &[String]) -> Result<()> {
         features: None,
         cases: Vec::new(),
         work: std::env::var_os("FLINKSNAP_INTEROP_WORK").filter(|w| !w.is_empty()).map(PathBuf::from),
+        via_s3: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -210,6 +224,7 @@ pub fn interop(args: &[String]) -> Result<()> {
             "--release" => o.release = true,
             "--features" => o.features = Some(it.next().ok_or("--features needs a list")?.clone()),
             "--work" => o.work = Some(PathBuf::from(it.next().ok_or("--work needs a directory")?)),
+            "--via-s3" => o.via_s3 = true,
             "-h" | "--help" => {
                 print!("{}", usage());
                 return Ok(());
@@ -228,6 +243,7 @@ pub fn interop(args: &[String]) -> Result<()> {
     let tools = Tools::find()?;
     let bin = build_flinksnap(&repo, o.release, o.features.as_deref())?;
     let cache = cache_dir()?;
+    let s3 = if o.via_s3 { Some(S3::from_env()?) } else { None };
 
     // Converting is quick and downloads (pip) are best one at a time: done first, in order.
     let mut runs = Vec::new();
@@ -243,21 +259,59 @@ pub fn interop(args: &[String]) -> Result<()> {
         };
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(work.join("savepoints")).map_err(|e| format!("create {}: {e}", work.display()))?;
-        let (mut conversions, restores) = plan(&fixtures, &work, o.full);
+        let (mut conversions, mut restores) = plan(&fixtures, &work, o.full);
+        if s3.is_some() {
+            // Through the bucket: convert and relocate only (gc on object stores is tested in
+            // tests/stores.rs).
+            let keep: Vec<bool> = conversions.iter().map(|c| c.kind != Kind::AfterGc).collect();
+            restores.retain(|r| keep[r.conversion]);
+        }
+        // The edit checks (issue 19) need the ids Flink generates for the job without uids: the
+        // job is compiled first. (Not through the bucket: edit writes as convert does.)
+        let classes = work.join("classes");
+        let mut classpath = Vec::new();
+        let mut compiled = false;
+        let mut edit_seconds = 0.0;
+        if s3.is_none() && edit::EDIT_VERSIONS.contains(&v.as_str()) {
+            if let Some(f) = fixtures.iter().find(|f| f.case == "heap-savepoint-canonical") {
+                let dist = ensure_dist(&tools, &cache, v)?;
+                compile_into(&tools, &repo, v, &dist, &classes)?;
+                classpath = dist.classpath;
+                compiled = true;
+                let t = Instant::now();
+                let ids = edit::generated_ids(&tools, &repo, v, &classpath, &classes, &work, f.parallelism, f.max_parallelism)?;
+                edit_seconds += t.elapsed().as_secs_f64();
+                edit::plan(&fixtures, &work, &ids, &mut conversions, &mut restores);
+            }
+        }
         // Before any chain copy is placed where Flink wrote it: convert and relocate read the
         // fixtures only (absolute paths re-based onto testdata/).
-        for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc) {
+        for c in conversions.iter_mut().filter(|c| c.kind != Kind::AfterGc && c.outcome.is_none()) {
             let f = &fixtures[c.fixture];
-            c.outcome = Some(match c.kind {
-                Kind::Convert => convert(&bin, f, c),
-                Kind::Relocate => relocate(&bin, f, c),
-                Kind::AfterGc => unreachable!("filtered out"),
+            let t = Instant::now();
+            c.outcome = Some(match (c.kind, &s3) {
+                (Kind::Convert, None) => convert(&bin, f, c),
+                (Kind::Relocate, None) => relocate(&bin, f, c),
+                (Kind::Edit, None) => edit::edit(&bin, f, c),
+                (_, Some(s3)) => via_s3(&bin, s3, &repo, v, f, c),
+                (Kind::AfterGc, None) => unreachable!("filtered out"),
             });
+            if c.kind == Kind::Edit || !c.removed.is_empty() || c.refused {
+                edit_seconds += t.elapsed().as_secs_f64();
+            }
+        }
+        if conversions.iter().any(|c| c.kind == Kind::Edit) {
+            println!("== interop {v}: edit checks prepared (generated ids, edits) in {edit_seconds:.1} s");
+        }
+        if s3.is_some() {
+            for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc) {
+                c.outcome = Some(Err(Outcome::Unsupported("gc is not checked through the bucket".into())));
+            }
         }
         // Checkpoint chains: place a copy where Flink wrote it, delete the oldest checkpoint, gc.
         let mut checks = Vec::new();
         let mut placed = Vec::new();
-        for (case, idxs) in chains(&fixtures, false) {
+        for (case, idxs) in chains(&fixtures, false).into_iter().filter(|_| s3.is_none()) {
             let (p, check) = gc_chain(&bin, &fixtures, &idxs);
             let name = format!("{case}~gc-after-deleting-{}", fixtures[idxs[0]].label);
             for c in conversions.iter_mut().filter(|c| c.kind == Kind::AfterGc && idxs.contains(&c.fixture)) {
@@ -286,11 +340,9 @@ pub fn interop(args: &[String]) -> Result<()> {
             placed.extend(p);
         }
         let runnable: Vec<usize> = (0..restores.len()).filter(|&i| matches!(conversions[restores[i].conversion].outcome, Some(Ok(())))).collect();
-        let mut classpath = Vec::new();
         // Inside the work directory: neither `cargo xtask fixtures` nor another interop run (own
         // --work) can recompile it under this run's JVM.
-        let classes = work.join("classes");
-        if !runnable.is_empty() {
+        if !runnable.is_empty() && !compiled {
             let dist = ensure_dist(&tools, &cache, v)?;
             compile_into(&tools, &repo, v, &dist, &classes)?;
             classpath = dist.classpath;
@@ -388,7 +440,7 @@ struct Totals {
 }
 
 /// Builds flinksnap (a no-op after `cargo test` built it) and returns the binary's path.
-fn build_flinksnap(repo: &Path, release: bool, features: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn build_flinksnap(repo: &Path, release: bool, features: Option<&str>) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo).args(["build", "--quiet", "--locked", "--package", "flinksnap", "--bin", "flinksnap", "--message-format=json-render-diagnostics"]);
@@ -501,7 +553,10 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         max_parallelism,
         dir,
         staging: PathBuf::new(),
-        unaligned_topology: false,
+        topology: "default",
+        edit_source: None,
+        removed: Vec::new(),
+        refused: false,
         outcome: None,
     };
     for (fi, f) in fixtures.iter().enumerate() {
@@ -546,7 +601,9 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         // Relocated into `relocated/`, then moved to another name in another directory.
         let mut c = new(fi, Kind::Relocate, format!("{base}~relocated"), f.max_parallelism, work.join("moved").join(format!("{base}.moved")));
         c.staging = work.join("relocated").join(&base);
-        c.unaligned_topology = f.case.ends_with("-unaligned");
+        if f.case.ends_with("-unaligned") {
+            c.topology = "unaligned";
+        }
         let rs: Vec<(&'static str, u32)> = relocated_backends(&f.case).iter().map(|&b| (b, f.parallelism)).collect();
         push(c, &rs);
         // A chain's checkpoints after the oldest, restored as they are once gc ran, from where
@@ -586,6 +643,101 @@ fn convert(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), O
         return Err(Outcome::Unsupported(stderr));
     }
     Err(Outcome::Failed(format!("flinksnap convert failed ({}): {stderr}", out.status)))
+}
+
+/// The S3 test server of `.ci/stores`, through flinksnap's own storage layer.
+struct S3 {
+    storage: flinksnap::storage::Storages,
+    env: Vec<(&'static str, String)>,
+    root: String,
+}
+
+impl S3 {
+    fn from_env() -> Result<S3> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty()).ok_or_else(|| format!("--via-s3: {n} is not set (run under `bash .ci/stores run ...`)"));
+        let endpoint = var("FLINKSNAP_TEST_S3_ENDPOINT")?;
+        let (key, secret) = (var("FLINKSNAP_TEST_S3_KEY")?, var("FLINKSNAP_TEST_S3_SECRET")?);
+        let mut o = flinksnap::storage::StorageOptions::new();
+        for (k, v) in [("endpoint", &endpoint), ("allow_http", &"true".to_owned()), ("access_key_id", &key), ("secret_access_key", &secret), ("region", &"us-east-1".to_owned())] {
+            o.set(k, v);
+        }
+        let bucket = std::env::var("FLINKSNAP_TEST_S3_BUCKET").unwrap_or_else(|_| "flink".into());
+        Ok(S3 {
+            storage: flinksnap::storage::Storages::new(o),
+            env: vec![("AWS_ENDPOINT", endpoint), ("AWS_ALLOW_HTTP", "true".into()), ("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret), ("AWS_REGION", "us-east-1".into())],
+            root: format!("s3://{bucket}/interop-{}", std::process::id()),
+        })
+    }
+
+    /// Uploads every file under `dir` to `url`.
+    fn upload(&self, dir: &Path, url: &str) -> std::result::Result<(), String> {
+        use flinksnap::storage::{Location, PutMode, Storage};
+        for (rel, _) in listing(dir)? {
+            let bytes = fs::read(dir.join(&rel)).map_err(|e| format!("read {rel}: {e}"))?;
+            self.storage.put(&Location::new(&format!("{url}/{rel}")), &bytes, PutMode::Overwrite).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Downloads every object under `url` into `dir`, byte for byte.
+    fn download(&self, url: &str, dir: &Path) -> std::result::Result<(), String> {
+        use flinksnap::storage::{Location, Storage};
+        let base = Location::new(url);
+        let mut files = Vec::new();
+        self.storage.list_files(&base, &mut |page| {
+            files.extend(page);
+            Ok(())
+        }).map_err(|e| e.to_string())?;
+        if files.is_empty() {
+            return Err(format!("nothing under {url}"));
+        }
+        for f in files {
+            let rel = f.location.strip_prefix(&base).ok_or_else(|| format!("{} is not under {url}", f.location))?.to_owned();
+            let to = dir.join(&rel);
+            if let Some(p) = to.parent() {
+                fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()))?;
+            }
+            fs::write(&to, self.storage.read(&f.location).map_err(|e| e.to_string())?).map_err(|e| format!("write {}: {e}", to.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The fixture uploaded to the bucket (its whole case directory, so shared files are there
+/// too), converted or relocated bucket to bucket by flinksnap, and the result downloaded to
+/// where the local run would have written it: Flink restores what the bucket holds.
+fn via_s3(bin: &Path, s3: &S3, repo: &Path, version: &str, f: &Fixture, c: &Conversion) -> std::result::Result<(), Outcome> {
+    let failed = Outcome::Failed;
+    let case_rel = f.case_dir.strip_prefix(repo).unwrap_or(&f.case_dir).to_string_lossy().into_owned();
+    let case_url = format!("{}/{version}/src/{case_rel}", s3.root);
+    let uploaded = format!("{case_url}/_uploaded");
+    {
+        use flinksnap::storage::{Location, PutMode, Storage};
+        if !s3.storage.exists(&Location::new(&uploaded)).map_err(|e| failed(e.to_string()))? {
+            s3.upload(&f.case_dir, &case_url).map_err(failed)?;
+            s3.storage.put(&Location::new(&uploaded), b"", PutMode::Overwrite).map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    let snap_rel = f.path.strip_prefix(&f.case_dir).map_err(|_| failed(format!("{} is not in its case directory", f.path.display())))?;
+    let src = format!("{case_url}/{}", snap_rel.display());
+    let out_url = format!("{}/{version}/out/{}", s3.root, c.name.replace(['@', '~'], "_"));
+    let mut cmd = Command::new(bin);
+    cmd.envs(s3.env.iter().map(|(k, v)| (k, v)));
+    match c.kind {
+        Kind::Convert => cmd.arg("convert").arg(&src).arg(&out_url).arg("--force").args(&c.args),
+        _ => cmd.arg("relocate").arg(&src).arg(&out_url).arg("--force"),
+    };
+    let out = cmd.output().map_err(|e| failed(format!("cannot run {}: {e}", bin.display())))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if c.kind == Kind::Convert && (stderr.contains("is not readable yet") || stderr.contains("in-flight channel data of an unaligned checkpoint")) {
+            return Err(Outcome::Unsupported(stderr));
+        }
+        return Err(failed(format!("flinksnap {} via S3 failed ({}): {stderr}", if c.kind == Kind::Convert { "convert" } else { "relocate" }, out.status)));
+    }
+    let _ = fs::remove_dir_all(&c.dir);
+    s3.download(&out_url, &c.dir).map_err(|e| failed(format!("download {out_url}: {e}")))?;
+    Ok(())
 }
 
 /// Every file under `dir`: relative path -> (size, modification time).
@@ -854,8 +1006,7 @@ fn run_restores(
     let mut plan = String::new();
     for r in restores {
         let c = &conversions[r.conversion];
-        let topology = if c.unaligned_topology { "unaligned" } else { "default" };
-        plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\t{topology}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display()));
+        plan.push_str(&format!("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", r.name, c.dir.display(), r.backend, r.parallelism, c.max_parallelism, r.out.display(), c.topology));
     }
     fs::write(&plan_file, plan).map_err(|e| format!("write {}: {e}", plan_file.display()))?;
     let log_path = work.join("restore.log");
@@ -947,7 +1098,15 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
         return Err(format!("expected every keyed operator on {want_class}, the job reported: {lines:?}"));
     }
     let got = fs::read_to_string(&r.out).map_err(|e| format!("no restored output {}: {e}", r.out.display()))?;
-    let want = fs::read_to_string(&f.expected).map_err(|e| format!("read {}: {e}", f.expected.display()))?;
+    let mut want = fs::read_to_string(&f.expected).map_err(|e| format!("read {}: {e}", f.expected.display()))?;
+    // An edit: the expected contents without what it removed (which must be something).
+    if !c.removed.is_empty() {
+        let (kept, gone) = edit::without(&want, &c.removed)?;
+        if gone == 0 {
+            return Err(format!("the edited rows {:?} are not in {}: the check would prove nothing", c.removed, f.expected.display()));
+        }
+        want = kept;
+    }
     let (got_set, got_ttl) = normalise(&got, drop_key_group)?;
     let (want_set, want_ttl) = normalise(&want, drop_key_group)?;
     if got_set != want_set {
@@ -964,7 +1123,7 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
     }
     // An unaligned checkpoint's in-flight filler records are replayed into the `slow` operator
     // (they reach no state): none arriving would mean the channel state was not restored.
-    let inflight = if c.unaligned_topology {
+    let inflight = if c.topology == "unaligned" {
         let p = PathBuf::from(format!("{}.inflight", r.out.display()));
         let n: u64 = fs::read_to_string(&p).map_err(|e| format!("no {}: {e}", p.display()))?.trim().parse().map_err(|e| format!("{}: {e}", p.display()))?;
         if n == 0 {
@@ -999,6 +1158,16 @@ fn report(version: &str, fixtures: &[Fixture], conversions: &[Conversion], resto
                 totals.failed += 1;
                 println!("   FAIL {what}\n      {e}");
             }
+            _ if c.refused => match edit::refusal(r) {
+                Ok(m) => {
+                    totals.ok += 1;
+                    println!("   ok   {what}  refused as it must be: {m}");
+                }
+                Err(e) => {
+                    totals.failed += 1;
+                    println!("   FAIL {what}\n      {e}");
+                }
+            },
             _ => match compare(f, r, c) {
                 Ok((n, inflight)) => {
                     totals.ok += 1;

@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench;
+mod compat_interop;
 mod interop;
 mod sql_interop;
 mod oracle;
@@ -391,6 +392,7 @@ fn run_features(run: &str) -> &'static [&'static str] {
 type Result<T> = std::result::Result<T, String>;
 
 mod bench_export;
+mod bench_stores;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -398,9 +400,11 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::interop(&args[1..]),
+        Some("compat-interop") => compat_interop::compat_interop(&args[1..]),
         Some("oracle") => oracle::oracle(&args[1..]),
         Some("serializer-fixtures") => oracle::serializer_fixtures(&args[1..]),
         Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
+        Some("bench-stores") => cache_dir().and_then(|c| bench_stores::bench_stores(&args[1..], &repo_root(), &c)),
         _ => Err(usage()),
     };
     match res {
@@ -431,6 +435,9 @@ fn usage() -> String {
     s.push_str("\n       cargo xtask bench --help   (large-state snapshots: speed and peak RSS of flinksnap)\n");
     s.push('\n');
     s.push_str(bench_export::USAGE);
+    s.push('\n');
+    s.push('\n');
+    s.push_str(bench_stores::USAGE);
     s.push('\n');
     s
 }

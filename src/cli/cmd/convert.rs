@@ -1,11 +1,8 @@
 //! `flinksnap convert`: any readable snapshot into a canonical savepoint directory.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
-use flinksnap::storage::LocalStorage;
 use flinksnap::consts::UPPER_BOUND_MAX_PARALLELISM;
 use flinksnap::writers::savepoint::DEFAULT_MEMORY_BUDGET;
 use flinksnap::writers::stream::{DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
@@ -41,8 +38,8 @@ change an operator's max parallelism); keys whose Java hashCode() flinksnap cann
 pub struct Args {
     /// The snapshot to convert: a checkpoint or savepoint directory, or its `_metadata` file.
     pub src: String,
-    /// The savepoint directory to write.
-    pub dst: PathBuf,
+    /// The savepoint directory to write: a local path or a URL (s3://, gs://, abfss://, ...).
+    pub dst: String,
     /// Write every operator with this max parallelism (number of key groups, 1..=32768),
     /// moving every key to its key group.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=UPPER_BOUND_MAX_PARALLELISM as i64))]
@@ -66,7 +63,7 @@ pub struct Args {
     pub format: Format,
 }
 
-fn parse_size(s: &str) -> std::result::Result<usize, String> {
+pub(crate) fn parse_size(s: &str) -> std::result::Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -93,7 +90,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         memory_budget: if args.memory == 0 { DEFAULT_MEMORY_BUDGET } else { args.memory },
         force: args.force,
     };
-    let r = convert(Arc::new(LocalStorage), &args.src, &args.dst, &opts)?;
+    let r = convert(crate::cli::storage(), &args.src, &args.dst, &opts)?;
     for n in &r.notes {
         eprintln!("flinksnap: note: {n}");
     }

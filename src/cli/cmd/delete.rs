@@ -1,13 +1,11 @@
 //! `flinksnap delete`: FLIP-47's DELETE of one retained checkpoint or savepoint.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{bail, Result};
 use flinksnap::manage::delete::{execute, plan, DeleteOptions, DeletePlan};
 use flinksnap::manage::scope::ScopeRoot;
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -68,7 +66,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let opts = DeleteOptions { also: args.also.clone(), force: args.force, allow_unreadable: args.allow_unreadable, now: SystemTime::now() };
-    let mut p = plan(Arc::new(LocalStorage), &args.snapshot, &opts)?;
+    let mut p = plan(crate::cli::storage(), &args.snapshot, &opts)?;
     if let Some(r) = &p.refused {
         if args.format == Format::Json {
             write_json(out, "delete", &p)?;
@@ -78,7 +76,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         bail!("{}: nothing removed: {r}", p.snapshot);
     }
     if !args.dry_run {
-        execute(&LocalStorage, &mut p)?;
+        execute(&crate::cli::storages(), &mut p)?;
     }
     match args.format {
         Format::Json => write_json(out, "delete", &p)?,

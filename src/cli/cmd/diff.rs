@@ -1,11 +1,9 @@
 //! `flinksnap diff`: what changed between two snapshots.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::manage::diff::{diff, DiffOptions, DiffReport, EntryDiff};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::write_json;
 use crate::cli::output::Table;
@@ -73,7 +71,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         }
         Ok(())
     };
-    let report = diff(Arc::new(LocalStorage), &args.a, &args.b, &opts, &mut sink)?;
+    let report = diff(crate::cli::storage(), &args.a, &args.b, &opts, &mut sink)?;
     if let Some(e) = io_error {
         return Err(e.into());
     }

@@ -2,15 +2,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::model::{Entry, KeyGroupRange, SubtaskRef};
 use flinksnap::readers::entries::{Selection, SnapshotEntries};
 use flinksnap::snapshot::Snapshot;
-use flinksnap::storage::LocalStorage;
 
-use super::operators::NamedOperators;
+use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::output::Table;
 use crate::cli::Outcome;
 
@@ -57,6 +55,10 @@ pub struct Args {
     /// no uids (Flink before 2.0).
     #[arg(long = "uid", value_name = "NAME")]
     pub uids: Vec<String>,
+    /// The job's compiled SQL plan: names operators by the planner uids it implies
+    /// (`<node id>_<transformation>`) where the metadata stores none (Flink 1.18, 1.20).
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Jsonl)]
     pub format: DumpFormat,
@@ -67,7 +69,7 @@ pub struct Args {
     pub origin: bool,
 }
 
-fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
+pub(crate) fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
     let num = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("not a key group: {t:?}"));
     let (start, end_incl) = if let Some((a, b)) = s.split_once("..=") {
         (num(a)?, num(b)?)
@@ -92,8 +94,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     // `cargo xtask bench`: 36 s -> 17 s through a pipe on a 100 MiB savepoint).
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let out: &mut dyn Write = &mut out;
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    let named = NamedOperators::resolve(&snapshot, &args.operators, &args.uids)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
+    let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
     // Uids stored in the metadata (2.x) win over those given.
     let mut uids = named.uids;
     for op in &snapshot.metadata.operators {

@@ -2,16 +2,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use flinksnap::export::{export, ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
 use flinksnap::readers::entries::Selection;
 use flinksnap::snapshot::Snapshot;
-use flinksnap::storage::LocalStorage;
 
-use super::operators::NamedOperators;
+use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::Outcome;
 
 /// Output format of `export`.
@@ -61,6 +59,10 @@ pub struct Args {
     /// uids (Flink before 2.0).
     #[arg(long = "uid", value_name = "NAME")]
     pub uids: Vec<String>,
+    /// The job's compiled SQL plan: names operators by the planner uids it implies
+    /// (`<node id>_<transformation>`) where the metadata stores none (Flink 1.18, 1.20).
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<String>,
     /// Write into a non-empty DIR: files an earlier export listed in DIR/manifest.json are
     /// replaced or removed, other files are left alone.
     #[arg(long)]
@@ -93,9 +95,10 @@ impl Progress for Bar {
 
 /// Runs the command.
 pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    let named = NamedOperators::resolve(&snapshot, &args.operators, &args.uids)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
+    let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
     let mut opts = ExportOptions::new(&args.to);
+    opts.storage = crate::cli::storage();
     opts.format = match args.format {
         Format::Parquet => ExportFormat::Parquet,
         Format::Csv => ExportFormat::Csv,

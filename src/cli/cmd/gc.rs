@@ -1,12 +1,10 @@
 //! `flinksnap gc`: remove what no snapshot references.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Result};
 use flinksnap::manage::gc::{execute, plan, GcOptions, GcPlan};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -124,7 +122,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         allow_no_snapshots: args.allow_no_snapshots,
         now: SystemTime::now(),
     };
-    let mut p = plan(Arc::new(LocalStorage), &args.dir, &opts)?;
+    let mut p = plan(crate::cli::storage(), &args.dir, &opts)?;
     if let Some(r) = &p.refused {
         if args.format == Format::Json {
             write_json(out, "gc", &p)?;
@@ -132,7 +130,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         bail!("{}: nothing removed: {r}", p.root);
     }
     if args.delete {
-        execute(&LocalStorage, &mut p, &opts)?;
+        execute(&crate::cli::storages(), &mut p, &opts)?;
     }
     match args.format {
         Format::Json => write_json(out, "gc", &p)?,

@@ -1,13 +1,13 @@
 //! `flinksnap inspect`: what a snapshot is and what it holds, from its `_metadata`.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
+use flinksnap::plan::{PlanFormat, PlanView};
 use flinksnap::snapshot::{HandleSummary, Snapshot, Summary};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
+use super::operators::{plan_uids, read_plan};
 use crate::cli::Outcome;
 
 /// Show what a checkpoint or savepoint is: metadata version, kind and format, FLIP-47
@@ -17,6 +17,10 @@ use crate::cli::Outcome;
   flinksnap inspect /checkpoints/7f3c.../chk-42
   flinksnap inspect savepoint-1a2b3c-4d5e6f7a8b9c/_metadata --format json
   flinksnap inspect chk-42 --uid orders-dedup --uid sessionizer
+  flinksnap inspect savepoint-2d83b2-5bdf10505f77 --plan job.plan.json
+
+With --plan (a SQL job's compiled plan, or the JSON `GET /jobs/<id>/plan` returns), the
+stateful SQL nodes are listed largest first: which join or aggregate holds how much state.
 
 A retained checkpoint that was copied or moved is read where it is now: absolute paths that
 no longer exist are re-based onto the current job directory (shared/, chk-N/).")]
@@ -30,17 +34,80 @@ pub struct Args {
     /// it, for snapshots that store no uids (Flink before 2.0).
     #[arg(long = "uid", value_name = "NAME")]
     pub uids: Vec<String>,
+    /// The job's plan: a compiled SQL plan (`COMPILE PLAN`) or the REST API's job plan. Lists
+    /// the SQL nodes by the state they hold and names operators by their plan uid.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<String>,
+}
+
+/// The JSON of `inspect`: the summary, and with `--plan` the plan's view.
+#[derive(serde::Serialize)]
+struct InspectJson<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a PlanView>,
 }
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
-    let summary = Summary::build(&snapshot, &args.uids)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
+    let plan = read_plan(args.plan.as_deref())?;
+    let uids = [args.uids.clone(), plan_uids(&snapshot, plan.as_ref())].concat();
+    let mut summary = Summary::build(&snapshot, &uids)?;
+    for o in &mut summary.operators {
+        if o.uid_source == Some("argument") && !o.uid.as_ref().is_some_and(|u| args.uids.contains(u)) {
+            o.uid_source = Some("plan");
+        }
+    }
+    let view = plan.as_ref().map(|p| PlanView::build(p, &summary));
     match args.format {
-        Format::Json => write_json(out, "inspect", &summary)?,
-        Format::Table => write_table(&summary, out)?,
+        Format::Json => write_json(out, "inspect", &InspectJson { summary: &summary, plan: view.as_ref() })?,
+        Format::Table => {
+            write_table(&summary, out)?;
+            if let Some(v) = &view {
+                write_plan(v, out)?;
+            }
+        }
     }
     Ok(Outcome::Ok)
+}
+
+/// The stateful SQL nodes, largest first.
+fn write_plan(v: &PlanView, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out)?;
+    let from = match v.format {
+        PlanFormat::Compiled => "compiled plan",
+        PlanFormat::Rest => "REST job plan",
+    };
+    writeln!(out, "State by plan node ({from})")?;
+    let mut t = Table::new(&["NODE>", "TYPE", "STATE>", "OPERATOR", "PLAN STATES", "DESCRIPTION"]);
+    for n in &v.nodes {
+        let ops = if n.operators.is_empty() {
+            "-".to_owned()
+        } else {
+            n.operators.iter().map(|m| m.uid.clone().unwrap_or_else(|| m.operator_id.to_hex())).collect::<Vec<_>>().join(", ")
+        };
+        let states = n.plan_states.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        let mut description: String = n.description.chars().take(60).collect();
+        if description.len() < n.description.len() {
+            description.push('…');
+        }
+        t.row(vec![
+            n.node.to_string(),
+            n.node_type.clone(),
+            if n.operators.is_empty() { "-".to_owned() } else { human_bytes(n.state_bytes) },
+            ops,
+            if states.is_empty() { "-".to_owned() } else { states },
+            description,
+        ]);
+    }
+    t.write(out, "  ")?;
+    if !v.unmapped_operators.is_empty() {
+        let ids: Vec<String> = v.unmapped_operators.iter().map(|o| o.to_hex()).collect();
+        writeln!(out, "  Not in the plan, with state: {}", ids.join(", "))?;
+    }
+    Ok(())
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -123,6 +190,7 @@ fn write_table(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     for o in &s.operators {
         let uid = match (o.uid.as_deref(), o.uid_source) {
             (Some(u), Some("argument")) => format!("{u} (--uid)"),
+            (Some(u), Some("plan")) => format!("{u} (plan)"),
             (Some(u), _) => u.to_owned(),
             (None, _) => "-".to_owned(),
         };

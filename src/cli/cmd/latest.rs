@@ -1,11 +1,9 @@
 //! `flinksnap latest`: the snapshot to restore from.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::manage::latest::latest;
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{write_json, Format};
 use crate::cli::Outcome;
@@ -42,7 +40,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = latest(Arc::new(LocalStorage), &args.dir)?;
+    let report = latest(crate::cli::storage(), &args.dir)?;
     match args.format {
         Format::Json => write_json(out, "latest", &report)?,
         Format::Table => {

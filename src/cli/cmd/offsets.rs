@@ -2,13 +2,11 @@
 //! and position).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::readers::connectors::kafka::offset_marker;
 use flinksnap::readers::connectors::{source_positions, EnumeratorState, Split};
 use flinksnap::snapshot::Snapshot;
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{write_json, Format, Table};
 use crate::cli::Outcome;
@@ -48,7 +46,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(Arc::new(LocalStorage), &args.path)?;
+    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
     let positions = source_positions(&snapshot)?;
     let problems: Vec<String> = positions.iter().flat_map(|p| p.problems.iter().map(move |e| format!("operator {}: {e}", p.operator_id))).collect();
     match args.format {

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use flinksnap::model::OperatorId;
+use flinksnap::plan::{MatchedBy, Plan};
 use flinksnap::snapshot::Snapshot;
 
 /// The operators named on the command line, resolved against a snapshot.
@@ -36,4 +37,20 @@ impl NamedOperators {
         }
         Ok(NamedOperators { selected, uids: by_id })
     }
+}
+
+/// Reads `--plan` (a compiled SQL plan or a REST job plan), when given.
+pub fn read_plan(path: Option<&str>) -> Result<Option<Plan>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read the plan"))?;
+    Ok(Some(Plan::parse(&bytes, path)?))
+}
+
+/// The uids a job's plan implies for operators whose metadata stores none: the planner's
+/// `<node id>_<transformation>` uids whose hash is an operator id of the snapshot
+/// (`formats/job-plan.md`).
+pub fn plan_uids(snapshot: &Snapshot, plan: Option<&Plan>) -> Vec<String> {
+    let Some(plan) = plan else { return Vec::new() };
+    let operators = snapshot.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()));
+    plan.match_operators(operators).into_iter().filter(|m| m.matched_by == MatchedBy::DerivedUid).filter_map(|m| m.uid).collect()
 }

@@ -1,11 +1,9 @@
 //! `flinksnap refs`: which files each snapshot of a directory references, and which nothing does.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::manage::refs::refs;
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
 use crate::cli::Outcome;
@@ -54,7 +52,7 @@ fn short(p: &str, roots: &[flinksnap::manage::scope::ScopeRoot]) -> String {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = refs(Arc::new(LocalStorage), &args.dir, &args.also)?;
+    let report = refs(crate::cli::storage(), &args.dir, &args.also)?;
     if args.format == Format::Json {
         write_json(out, "refs", &report)?;
         return Ok(Outcome::Ok);

@@ -2,12 +2,9 @@
 //! relocatable directory.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use flinksnap::storage::LocalStorage;
 use flinksnap::writers::{RelocateOptions, RelocateReport, Relocation};
 
 use crate::cli::output::{human_bytes, write_json, Format};
@@ -35,7 +32,7 @@ pub struct Args {
     /// The snapshot to relocate: a checkpoint or savepoint directory, or its `_metadata` file.
     pub src: String,
     /// The directory to write.
-    pub dst: PathBuf,
+    pub dst: String,
     /// Replace DST if it exists.
     #[arg(long)]
     pub force: bool,
@@ -52,7 +49,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let plan = Relocation::plan(Arc::new(LocalStorage), &args.src, &args.dst, &RelocateOptions { force: args.force })?;
+    let plan = Relocation::plan(crate::cli::storage(), &args.src, &args.dst, &RelocateOptions { force: args.force })?;
     if args.dry_run {
         let r = plan.planned().clone();
         drop(plan);

@@ -1,11 +1,9 @@
 //! `flinksnap stats`: where a snapshot's bytes and entries are.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::manage::stats::{stats, StatsReport};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json, Format, Table};
 use crate::cli::Outcome;
@@ -38,7 +36,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = stats(Arc::new(LocalStorage), &args.path, args.top, &args.uids)?;
+    let report = stats(crate::cli::storage(), &args.path, args.top, &args.uids)?;
     match args.format {
         Format::Json => write_json(out, "stats", &report)?,
         Format::Table => write_table(&report, out)?,

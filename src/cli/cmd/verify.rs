@@ -1,11 +1,9 @@
 //! `flinksnap verify`: is a snapshot sound (restorable as far as its bytes go)?
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Result;
 use flinksnap::manage::verify::{verify, CheckStatus, Finding, Level, VerifyOutcome, VerifyReport};
-use flinksnap::storage::LocalStorage;
 
 use crate::cli::output::{human_bytes, write_json};
 use crate::cli::Outcome;
@@ -76,7 +74,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         LevelArg::Shallow => Level::Shallow,
         LevelArg::Full => Level::Full,
     };
-    let report = verify(Arc::new(LocalStorage), &args.path, level, &args.uids)?;
+    let report = verify(crate::cli::storage(), &args.path, level, &args.uids)?;
     match args.format {
         VerifyFormat::Json => write_json(out, "verify", &report)?,
         VerifyFormat::Text => write_text(&report, out)?,

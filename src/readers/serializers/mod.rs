@@ -8,6 +8,10 @@
 //! - [`TypeSerializer::decode`] (`decode.rs`): one value, as that serializer wrote it, into a
 //!   [`Value`](crate::model::value::Value); Avro values (`avro.rs`) follow Flink's
 //!   `DataOutputEncoder`, not Avro's binary encoding;
+//! - [`TypeSerializer::encode`] (`encode.rs`): the inverse, a value back into the bytes its
+//!   serializer writes;
+//! - [`TypeSerializer::value_from_json`] (`from_json.rs`): the dump's JSON form of a value back
+//!   into a value, guided by the serializer;
 //! - [`java_hash_code`] / [`key_group_for_hash`] (`hash.rs`): key → key group;
 //! - [`read_fstr`] / [`write_fstr`] (`strings.rs`): `StringSerializer`'s char-varint strings.
 //!
@@ -20,6 +24,8 @@ mod avro;
 pub mod cep;
 mod consts;
 mod decode;
+mod encode;
+mod from_json;
 mod hash;
 pub(crate) mod kryo;
 mod pojo;
@@ -31,6 +37,7 @@ pub mod table;
 pub(crate) mod testutil;
 
 pub use avro::AvroSchema;
+pub use encode::{encode_delimited_list, EncodeError};
 pub use hash::{java_hash_code, key_group_for_hash, key_hash_code};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub(crate) use snapshot::read_proxy;

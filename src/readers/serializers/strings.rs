@@ -76,7 +76,6 @@ pub fn write_fstr(s: Option<&str>, out: &mut Vec<u8>) {
 }
 
 /// Appends a string as `StringValue.write` writes it (plain length, no null).
-#[cfg(test)]
 pub(crate) fn write_string_value(s: &str, out: &mut Vec<u8>) {
     let units: Vec<u16> = s.encode_utf16().collect();
     write_varint(units.len() as u32, out);

@@ -1,0 +1,555 @@
+//! `flinksnap edit`: a snapshot written as a canonical savepoint with operators renamed or
+//! dropped, states dropped, keys forgotten and key groups filtered. Spec: `formats/edit.md`.
+//!
+//! Edits are a stage between the readers and the savepoint writer ([`super::savepoint`]):
+//! operator-level ones change what `_metadata` holds (an operator under another id, or not at
+//! all); state-level ones change the serialization proxies (a dropped state is no longer
+//! registered); entry-level ones ([`Edits::keep`]) leave entries out as they stream from the
+//! reader to the writer. Everything else is written exactly as `convert` writes it.
+//!
+//! Keys are matched by their serialized bytes in the key group their hash puts them in: a key
+//! given as JSON is read with the operator's key serializer ([`TypeSerializer::value_from_json`]),
+//! written back to bytes, and its key group computed from its Java `hashCode()`. Keys whose hash
+//! flinksnap cannot compute (POJOs, enums, Kryo types) are refused by name: their key group, and
+//! so where their entries are, is not known.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::metadata::OperatorState;
+use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
+use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
+use crate::readers::source::KeyedSource;
+use crate::readers::states::snapshot_states;
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+use crate::writers::savepoint::{write_savepoint, ConvertOptions, ConvertReport};
+
+/// A key to forget, as given: the JSON of the key as `flinksnap dump` prints it, or (from the
+/// command line) plain text, which is tried as JSON first and else taken as a string.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyInput {
+    /// A JSON value (`"k03"`, `42`, `{"f0": 1, "f1": "a"}`).
+    Json(serde_json::Value),
+    /// Text from the command line: JSON if it parses and fits the key type, else a string.
+    Text(String),
+}
+
+impl KeyInput {
+    fn shown(&self) -> serde_json::Value {
+        match self {
+            KeyInput::Json(j) => j.clone(),
+            KeyInput::Text(t) => serde_json::Value::String(t.clone()),
+        }
+    }
+}
+
+/// One `--forget-key`: which operator (uid, 32-hex id, or `*` for every keyed operator),
+/// optionally which state, and the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForgetKey {
+    /// `OPERATOR` or `OPERATOR/STATE`, or `*` (every keyed operator whose key type the key fits).
+    pub target: String,
+    /// The key.
+    pub key: KeyInput,
+}
+
+/// What to change.
+#[derive(Debug, Clone, Default)]
+pub struct EditOptions {
+    /// How to write the savepoint (as `convert`).
+    pub convert: ConvertOptions,
+    /// `OLD=NEW` pairs: each a uid or a 32-digit hex operator id.
+    pub renames: Vec<(String, String)>,
+    /// Operators to leave out (uid or id).
+    pub drop_operators: Vec<String>,
+    /// `OPERATOR/STATE` to leave out.
+    pub drop_states: Vec<String>,
+    /// Keys to remove from keyed state.
+    pub forget_keys: Vec<ForgetKey>,
+    /// Keep only keyed state in these key groups (of the source's max parallelism).
+    pub key_groups: Option<KeyGroupRange>,
+    /// Only report what would change; write nothing.
+    pub dry_run: bool,
+}
+
+impl EditOptions {
+    /// True when no edit is asked for (the result is what `convert` writes).
+    pub fn is_empty(&self) -> bool {
+        self.renames.is_empty() && self.drop_operators.is_empty() && self.drop_states.is_empty() && self.forget_keys.is_empty() && self.key_groups.is_none()
+    }
+}
+
+/// An operator renamed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Renamed {
+    /// The id in the source.
+    pub from_id: OperatorId,
+    /// Its uid in the source (2.x metadata), or the uid it was named by.
+    pub from_uid: Option<String>,
+    /// The id written.
+    pub to_id: OperatorId,
+    /// The uid it was given (Flink derives `to_id` from it), `None` when given as an id.
+    pub to_uid: Option<String>,
+}
+
+/// An operator left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedOperator {
+    /// Its id.
+    pub operator_id: OperatorId,
+    /// Its uid, when known.
+    pub operator_uid: Option<String>,
+    /// The states it held.
+    pub states: Vec<String>,
+}
+
+/// A state left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedState {
+    /// The operator (as in the source).
+    pub operator_id: OperatorId,
+    /// The state.
+    pub state: String,
+    /// Its kind.
+    pub kind: &'static str,
+}
+
+/// A key forgotten.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgottenKey {
+    /// The operator (as in the source).
+    pub operator_id: OperatorId,
+    /// Only this state (`None`: every keyed state and timer of the operator).
+    pub state: Option<String>,
+    /// The key as the operator's key type reads it (the dump's JSON of it).
+    pub key: serde_json::Value,
+    /// The key group its hash puts it in (the source's max parallelism).
+    pub key_group: u32,
+    /// Entries removed (values, list values, map entries, timers; all namespaces).
+    pub entries_removed: u64,
+}
+
+/// Entries removed from one state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    /// The operator (as in the source).
+    pub operator_id: OperatorId,
+    /// The state.
+    pub state: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Entries of forgotten keys.
+    pub forgotten: u64,
+    /// Entries outside `--filter-key-groups`.
+    pub filtered: u64,
+}
+
+/// What an edit changed (or, in a dry run, would change).
+#[derive(Debug, Clone, Serialize)]
+pub struct EditReport {
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Operators renamed.
+    pub renamed: Vec<Renamed>,
+    /// Operators left out.
+    pub dropped_operators: Vec<DroppedOperator>,
+    /// States left out.
+    pub dropped_states: Vec<DroppedState>,
+    /// Keys forgotten.
+    pub forgotten_keys: Vec<ForgottenKey>,
+    /// `--forget-key *=KEY`: keyed operators whose key type the key does not fit, skipped.
+    pub skipped_operators: Vec<String>,
+    /// Key groups kept (`--filter-key-groups`).
+    pub key_groups: Option<KeyGroupRange>,
+    /// Entries removed per state (forgotten keys, filtered key groups).
+    pub removed: Vec<Removed>,
+    /// What was written (`None` in a dry run).
+    pub written: Option<ConvertReport>,
+}
+
+/// One key to forget in one operator, resolved.
+#[derive(Debug, Clone)]
+struct Forget {
+    /// Index into the report's `forgotten_keys`.
+    report: usize,
+    state: Option<String>,
+}
+
+/// The edits of one operator, resolved against the snapshot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OperatorEdit {
+    /// Written under this id (and uid).
+    pub(crate) rename: Option<(OperatorId, Option<String>)>,
+    pub(crate) drop: bool,
+    pub(crate) drop_states: BTreeSet<String>,
+    /// (key group, key bytes) → what to forget.
+    forget: HashMap<(u32, Vec<u8>), Vec<Forget>>,
+    forget_key_groups: HashSet<u32>,
+}
+
+/// Every edit, resolved against a snapshot; what the savepoint writer consults.
+#[derive(Debug, Default)]
+pub(crate) struct Edits {
+    pub(crate) operators: HashMap<OperatorId, OperatorEdit>,
+    pub(crate) key_groups: Option<KeyGroupRange>,
+}
+
+/// Counts of what [`Edits::keep`] left out.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    /// (operator, state) → (kind, forgotten, filtered).
+    per_state: BTreeMap<(OperatorId, String), (StateKind, u64, u64)>,
+    /// Per forgotten key (index into the report's list).
+    per_key: HashMap<usize, u64>,
+}
+
+impl Edits {
+    /// The edits of operator `id`, if any.
+    pub(crate) fn operator(&self, id: &OperatorId) -> Option<&OperatorEdit> {
+        self.operators.get(id)
+    }
+
+    /// Whether operator `id` is left out.
+    pub(crate) fn drops_operator(&self, id: &OperatorId) -> bool {
+        self.operator(id).is_some_and(|e| e.drop)
+    }
+
+    /// Whether state `name` of operator `id` is left out.
+    pub(crate) fn drops_state(&self, id: &OperatorId, name: &str) -> bool {
+        self.operator(id).is_some_and(|e| e.drop_states.contains(name))
+    }
+
+    /// The id (and uid) operator `op` is written under.
+    pub(crate) fn target(&self, op: &OperatorState) -> (OperatorId, Option<String>) {
+        match self.operator(&op.operator_id).and_then(|e| e.rename.clone()) {
+            Some(r) => r,
+            None => (op.operator_id, op.uid.clone()),
+        }
+    }
+
+    /// Whether an entry goes into the savepoint; what is left out is counted.
+    pub(crate) fn keep(&self, e: &Entry, counts: &mut Counts) -> bool {
+        if !e.kind.is_keyed() {
+            return !self.drops_state(&e.operator_id, &e.state);
+        }
+        if self.drops_state(&e.operator_id, &e.state) {
+            return false;
+        }
+        let Some(kg) = e.key_group else { return true };
+        if self.key_groups.is_some_and(|r| !r.contains(kg)) {
+            counts.per_state.entry((e.operator_id, e.state.clone())).or_insert((e.kind, 0, 0)).2 += 1;
+            return false;
+        }
+        let Some(op) = self.operator(&e.operator_id) else { return true };
+        if !op.forget_key_groups.contains(&kg) {
+            return true;
+        }
+        let Some(forgets) = op.forget.get(&(kg, e.raw.key.clone())) else { return true };
+        let Some(f) = forgets.iter().find(|f| f.state.as_deref().is_none_or(|s| s == e.state)) else { return true };
+        counts.per_state.entry((e.operator_id, e.state.clone())).or_insert((e.kind, 0, 0)).1 += 1;
+        *counts.per_key.entry(f.report).or_default() += 1;
+        false
+    }
+}
+
+/// `OPERATOR` (a uid or a 32-digit hex id) resolved against the snapshot: the operator's index.
+fn find_operator(snapshot: &Snapshot, name: &str) -> Option<usize> {
+    let ops = &snapshot.metadata.operators;
+    if let Ok(id) = name.parse::<OperatorId>() {
+        if let Some(i) = ops.iter().position(|o| o.operator_id == id) {
+            return Some(i);
+        }
+    }
+    let id = OperatorId::from_uid(name);
+    ops.iter().position(|o| o.operator_id == id || o.uid.as_deref() == Some(name))
+}
+
+fn no_operator(snapshot: &Snapshot, name: &str) -> Error {
+    let id = name.parse::<OperatorId>().unwrap_or_else(|_| OperatorId::from_uid(name));
+    Error::Invalid(format!("{}: no operator {name} (id {id}) in this snapshot; `flinksnap inspect` lists them", snapshot.metadata_location))
+}
+
+/// `OPERATOR/STATE` (state names may hold `/`, as timers' `_timer_state/…` do; so may uids):
+/// the first split whose operator part names an operator.
+fn split_operator_state(snapshot: &Snapshot, spec: &str) -> Result<(usize, String)> {
+    for (i, _) in spec.match_indices('/') {
+        if let Some(op) = find_operator(snapshot, &spec[..i]) {
+            return Ok((op, spec[i + 1..].to_owned()));
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{}: {spec:?} is not OPERATOR/STATE of an operator of this snapshot (OPERATOR a uid or 32-digit hex id; `flinksnap inspect` lists them)",
+        snapshot.metadata_location
+    )))
+}
+
+/// The states each operator declares (from the serialization proxies): name → kind.
+fn declared_states(snapshot: &Snapshot) -> Result<HashMap<usize, BTreeMap<String, StateKind>>> {
+    let mut out: HashMap<usize, BTreeMap<String, StateKind>> = HashMap::new();
+    for (sub, infos) in snapshot_states(snapshot, &Selection::default())? {
+        let m = out.entry(sub.operator).or_default();
+        for i in infos {
+            m.insert(i.name().to_owned(), i.kind);
+        }
+    }
+    Ok(out)
+}
+
+/// The key serializer of keyed operator `index` (from its first subtask's proxy).
+fn key_serializer(snapshot: &Snapshot, index: usize) -> Result<Option<TypeSerializer>> {
+    let op = &snapshot.metadata.operators[index];
+    for j in 0..op.subtasks.len() {
+        if let Some(source) = KeyedSource::open(snapshot, SubtaskRef { operator: index, subtask: j }, &Selection::default())? {
+            return Ok(Some(source.key_serializer().clone()));
+        }
+    }
+    Ok(None)
+}
+
+fn has_raw_keyed_state(op: &OperatorState) -> bool {
+    op.subtasks.iter().any(|s| s.state.as_ref().is_some_and(|s| s.raw_keyed_state.is_some()))
+}
+
+/// The bytes and key group of `key` for operator `op` with key serializer `ser`; `Err(None)` when
+/// the key does not fit the key type (given as `*`), `Err(Some(e))` for a hard error.
+fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, key: &KeyInput) -> std::result::Result<(Vec<u8>, u32, serde_json::Value), (bool, Error)> {
+    let what = || format!("{}: operator {}", snapshot.metadata_location, op.operator_id);
+    let value = match key {
+        KeyInput::Json(j) => ser.value_from_json(j),
+        KeyInput::Text(t) => match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(j) => ser.value_from_json(&j).or_else(|e| if j.is_string() { Err(e) } else { ser.value_from_json(&serde_json::Value::String(t.clone())) }),
+            Err(_) => ser.value_from_json(&serde_json::Value::String(t.clone())),
+        },
+    }
+    .map_err(|e| (true, Error::Invalid(format!("{}: key {} does not fit the key type ({}): {e}", what(), key.shown(), ser.class_name()))))?;
+    if matches!(value, crate::model::value::Value::Null) {
+        return Err((true, Error::Invalid(format!("{}: a key cannot be null", what()))));
+    }
+    let bytes = ser.encode_to_vec(&value).map_err(|e| (false, Error::Invalid(format!("{}: key {}: {e}", what(), key.shown()))))?;
+    let hash = key_hash_code(ser, &value, &bytes).ok_or_else(|| {
+        (
+            false,
+            Error::unsupported(
+                format!(
+                    "{}: cannot forget key {}: the Java hashCode() of keys of {} is not defined by their value, so their key group is \
+                     not known (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String, \
+                     Tuple/Row of these and SQL's BinaryRowData)",
+                    what(),
+                    key.shown(),
+                    ser.opaque_class()
+                ),
+                Some(ser.opaque_class()),
+            ),
+        )
+    })?;
+    Ok((bytes, key_group_for_hash(hash, op.max_parallelism), value.to_json()))
+}
+
+impl Edits {
+    /// Resolves `opts` against `snapshot`: every operator and state named must exist, renames
+    /// must not collide, keys must fit their operator's key type and have a computable hash.
+    pub(crate) fn resolve(snapshot: &Snapshot, opts: &EditOptions, report: &mut EditReport) -> Result<Edits> {
+        let mut edits = Edits { operators: HashMap::new(), key_groups: opts.key_groups };
+        let ops = &snapshot.metadata.operators;
+        let where_ = snapshot.metadata_location.as_str();
+        let declared = if opts.drop_states.is_empty() && opts.drop_operators.is_empty() { HashMap::new() } else { declared_states(snapshot)? };
+        for name in &opts.drop_operators {
+            let i = find_operator(snapshot, name).ok_or_else(|| no_operator(snapshot, name))?;
+            let op = &ops[i];
+            let e = edits.operators.entry(op.operator_id).or_default();
+            if e.drop {
+                return Err(Error::Invalid(format!("{where_}: operator {name} is dropped twice")));
+            }
+            e.drop = true;
+            report.dropped_operators.push(DroppedOperator {
+                operator_id: op.operator_id,
+                operator_uid: op.uid.clone().filter(|u| !u.is_empty()).or_else(|| name.parse::<OperatorId>().is_err().then(|| name.clone())),
+                states: declared.get(&i).map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+            });
+        }
+        for spec in &opts.drop_states {
+            let (i, state) = split_operator_state(snapshot, spec)?;
+            let op = &ops[i];
+            let kind = declared.get(&i).and_then(|m| m.get(&state)).copied().ok_or_else(|| {
+                let known: Vec<&String> = declared.get(&i).map(|m| m.keys().collect()).unwrap_or_default();
+                Error::Invalid(format!("{where_}: operator {} has no state {state:?} (it has {known:?})", op.operator_id))
+            })?;
+            let e = edits.operators.entry(op.operator_id).or_default();
+            if e.drop {
+                return Err(Error::Invalid(format!("{where_}: state {spec:?} of an operator that is dropped as a whole")));
+            }
+            if kind == StateKind::Timer && has_raw_keyed_state(op) {
+                return Err(Error::unsupported(format!("{where_}: operator {}: timers kept in raw keyed state cannot be dropped one queue at a time", op.operator_id), None));
+            }
+            if e.drop_states.insert(state.clone()) {
+                report.dropped_states.push(DroppedState { operator_id: op.operator_id, state, kind: kind.as_str() });
+            }
+        }
+        // Renames: every source id at most once, every target id once, no collision with an
+        // operator that stays under its own id.
+        let mut targets: BTreeMap<OperatorId, String> = BTreeMap::new();
+        for (old, new) in &opts.renames {
+            let i = find_operator(snapshot, old).ok_or_else(|| no_operator(snapshot, old))?;
+            let op = &ops[i];
+            let (to_id, to_uid) = match new.parse::<OperatorId>() {
+                Ok(id) => (id, None),
+                Err(_) if new.is_empty() => return Err(Error::Invalid(format!("--rename-operator {old}=: the new uid is empty"))),
+                Err(_) => (OperatorId::from_uid(new), Some(new.clone())),
+            };
+            let e = edits.operators.entry(op.operator_id).or_default();
+            if e.drop {
+                return Err(Error::Invalid(format!("{where_}: operator {old} is both renamed and dropped")));
+            }
+            if e.rename.is_some() {
+                return Err(Error::Invalid(format!("{where_}: operator {old} is renamed twice")));
+            }
+            e.rename = Some((to_id, to_uid.clone()));
+            if let Some(prev) = targets.insert(to_id, old.clone()) {
+                return Err(Error::Invalid(format!("{where_}: operators {prev} and {old} are both renamed to {new} (id {to_id})")));
+            }
+            let from_uid = op.uid.clone().filter(|u| !u.is_empty()).or_else(|| (OperatorId::from_uid(old) == op.operator_id).then(|| old.clone()));
+            report.renamed.push(Renamed { from_id: op.operator_id, from_uid, to_id, to_uid });
+        }
+        for (to, old) in &targets {
+            // The target id is taken by an operator that keeps its id.
+            if let Some(other) = ops.iter().find(|o| o.operator_id == *to) {
+                let stays = edits.operators.get(&other.operator_id).is_none_or(|e| !e.drop && e.rename.is_none());
+                if stays {
+                    return Err(Error::Invalid(format!(
+                        "{where_}: renaming {old} to {to} would collide with the operator already there (drop or rename it too)"
+                    )));
+                }
+            }
+        }
+        // Keys.
+        let mut key_sers: HashMap<usize, Option<TypeSerializer>> = HashMap::new();
+        let mut key_ser = |i: usize| -> Result<Option<TypeSerializer>> {
+            if let Some(s) = key_sers.get(&i) {
+                return Ok(s.clone());
+            }
+            let s = key_serializer(snapshot, i)?;
+            key_sers.insert(i, s.clone());
+            Ok(s)
+        };
+        for fk in &opts.forget_keys {
+            let (targets, state): (Vec<usize>, Option<String>) = if fk.target == "*" {
+                ((0..ops.len()).collect(), None)
+            } else if let Some(i) = find_operator(snapshot, &fk.target) {
+                (vec![i], None)
+            } else if fk.target.contains('/') {
+                let (i, s) = split_operator_state(snapshot, &fk.target)?;
+                (vec![i], Some(s))
+            } else {
+                return Err(no_operator(snapshot, &fk.target));
+            };
+            let everywhere = fk.target == "*";
+            let mut matched = 0;
+            for i in targets {
+                let op = &ops[i];
+                if edits.drops_operator(&op.operator_id) {
+                    continue;
+                }
+                let Some(ser) = key_ser(i)? else {
+                    if everywhere {
+                        continue;
+                    }
+                    return Err(Error::Invalid(format!("{where_}: operator {} holds no keyed state", fk.target)));
+                };
+                if has_raw_keyed_state(op) {
+                    return Err(Error::unsupported(
+                        format!(
+                            "{where_}: operator {} keeps state in raw keyed state (e.g. timers of a heap timer service on RocksDB), \
+                             whose entries flinksnap cannot remove a key from",
+                            op.operator_id
+                        ),
+                        None,
+                    ));
+                }
+                let (bytes, kg, shown) = match resolve_key(snapshot, op, &ser, &fk.key) {
+                    Ok(r) => r,
+                    Err((true, _)) if everywhere => {
+                        report.skipped_operators.push(format!("{} (keys of {}): key {} does not fit", op.uid.clone().unwrap_or_else(|| op.operator_id.to_hex()), ser.class_name(), fk.key.shown()));
+                        continue;
+                    }
+                    Err((_, e)) => return Err(e),
+                };
+                if let Some(s) = &state {
+                    let declared = declared_states(snapshot)?;
+                    if !declared.get(&i).is_some_and(|m| m.get(s).is_some_and(|k| k.is_keyed())) {
+                        return Err(Error::Invalid(format!("{where_}: operator {} has no keyed state {s:?}", op.operator_id)));
+                    }
+                }
+                matched += 1;
+                report.forgotten_keys.push(ForgottenKey { operator_id: op.operator_id, state: state.clone(), key: shown, key_group: kg, entries_removed: 0 });
+                let e = edits.operators.entry(op.operator_id).or_default();
+                e.forget_key_groups.insert(kg);
+                e.forget.entry((kg, bytes)).or_default().push(Forget { report: report.forgotten_keys.len() - 1, state: state.clone() });
+            }
+            if everywhere && matched == 0 {
+                return Err(Error::Invalid(format!("{where_}: key {} fits the key type of no keyed operator", fk.key.shown())));
+            }
+        }
+        Ok(edits)
+    }
+
+    /// Fills the report's counts.
+    pub(crate) fn finish_report(&self, counts: Counts, report: &mut EditReport) {
+        for ((operator_id, state), (kind, forgotten, filtered)) in counts.per_state {
+            report.removed.push(Removed { operator_id, state, kind: kind.as_str(), forgotten, filtered });
+        }
+        for (i, n) in counts.per_key {
+            if let Some(k) = report.forgotten_keys.get_mut(i) {
+                k.entries_removed = n;
+            }
+        }
+    }
+
+    /// Counts what [`Edits::keep`] would leave out, reading only the operators it concerns.
+    fn dry_run(&self, snapshot: &Snapshot) -> Result<Counts> {
+        let mut counts = Counts::default();
+        let mut operators: Vec<OperatorId> = self.operators.iter().filter(|(_, e)| !e.drop && (!e.forget.is_empty() || !e.drop_states.is_empty())).map(|(id, _)| *id).collect();
+        if self.key_groups.is_some() {
+            operators = crate::writers::savepoint::keyed_operators(snapshot).into_iter().filter(|id| !self.drops_operator(id)).collect();
+        }
+        if operators.is_empty() {
+            return Ok(counts);
+        }
+        let selection = Selection { operators, states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
+        for e in SnapshotEntries::new(snapshot, selection) {
+            let _ = self.keep(&e?, &mut counts);
+        }
+        Ok(counts)
+    }
+}
+
+/// Edits the snapshot at `src` into a canonical savepoint `dst` (in a dry run, only reports).
+pub fn edit(storage: Arc<dyn Storage>, src: &str, dst: Option<&str>, opts: &EditOptions) -> Result<EditReport> {
+    let snapshot = Snapshot::open(storage.clone(), src)?;
+    let mut report = EditReport {
+        dry_run: opts.dry_run,
+        renamed: Vec::new(),
+        dropped_operators: Vec::new(),
+        dropped_states: Vec::new(),
+        forgotten_keys: Vec::new(),
+        skipped_operators: Vec::new(),
+        key_groups: opts.key_groups,
+        removed: Vec::new(),
+        written: None,
+    };
+    let edits = Edits::resolve(&snapshot, opts, &mut report)?;
+    if opts.dry_run {
+        let counts = edits.dry_run(&snapshot)?;
+        edits.finish_report(counts, &mut report);
+        return Ok(report);
+    }
+    let dst = dst.ok_or_else(|| Error::Invalid("edit: a target directory is needed (or --dry-run)".into()))?;
+    let (written, counts) = write_savepoint(&snapshot, storage, dst, &opts.convert, &edits)?;
+    edits.finish_report(counts, &mut report);
+    report.written = Some(written);
+    Ok(report)
+}

@@ -1,0 +1,213 @@
+//! `cargo xtask compat-interop`: `flinksnap compat`'s verdicts against what real Flink does.
+//!
+//! Per Flink version, the job `flink-job/src-compat` (`CompatJob`) runs in versions: the base
+//! (v1) writes a savepoint; each v2 variant — an operator added, one removed, a uid renamed, TTL
+//! turned on, max parallelism set to 256, the POJO value state by Kryo, a POJO field added, a
+//! POJO field's type changed (int → long) — writes its own savepoint from a fresh run (what a CI
+//! pipeline has of the new version) and is restored from v1's savepoint
+//! (`allowNonRestoredState = false`). Then `flinksnap compat V1 --against V2 --flink-version V`
+//! must say what Flink did: exit 0 where Flink restored, exit 1 where it refused, with an
+//! incompatible finding of the check Flink's error names (operator mapping, max parallelism,
+//! serializer / StateMigrationException).
+//!
+//! The POJO variants need other `CompatPojo` classes under the same name: one JVM per POJO
+//! version (`compat-pojo-v1` … `v3`), each with one MiniCluster for all its jobs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value as J;
+
+use crate::{cache_dir, ensure_dist, java_job, java_sources, join_cp, repo_root, run_cmd, shim_dirs, Result, Tools};
+
+const VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+
+/// (variant, POJO classes) of each v2.
+const PAIRS: &[(&str, &str)] = &[
+    ("added", "v1"),
+    ("removed", "v1"),
+    ("renamed", "v1"),
+    ("ttl", "v1"),
+    ("maxpar", "v1"),
+    ("kryo", "v1"),
+    ("pojo-added", "v2"),
+    ("pojo-changed", "v3"),
+];
+
+/// The operator ids (32 hex digits after "operator ") a Flink failure message names.
+fn named_operators(message: &str) -> Vec<String> {
+    message
+        .match_indices("operator ")
+        .filter_map(|(i, m)| {
+            let id: String = message[i + m.len()..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            (id.len() == 32).then_some(id)
+        })
+        .collect()
+}
+
+/// The check a Flink restore failure names.
+fn flink_failure_check(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("max parallelism mismatch") || m.contains("maximum parallelism") {
+        "max_parallelism"
+    } else if m.contains("allownonrestoredstate") || m.contains("cannot map checkpoint/savepoint state") {
+        "operator_dropped"
+    } else if m.contains("statemigrationexception") || m.contains("serializer") || m.contains("incompatible") {
+        "value_serializer"
+    } else {
+        "unknown"
+    }
+}
+
+fn javac(tools: &Tools, cp: &[PathBuf], out: &Path, sources: &[PathBuf]) -> Result<()> {
+    let _ = fs::remove_dir_all(out);
+    fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&tools.javac);
+    cmd.args(["-nowarn", "-encoding", "UTF-8", "-source", "11", "-target", "11", "-d"]).arg(out).arg("-cp").arg(join_cp(cp)).args(sources);
+    run_cmd(&mut cmd, "javac (compat job)")
+}
+
+pub fn compat_interop(args: &[String]) -> Result<()> {
+    let mut versions: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "--help" | "-h" => {
+                println!("usage: cargo xtask compat-interop [--flink VERSION]...  (default: {})", VERSIONS.join(" "));
+                return Ok(());
+            }
+            other => return Err(format!("compat-interop: unknown argument {other:?}")),
+        }
+    }
+    if versions.is_empty() {
+        versions = VERSIONS.iter().map(|v| v.to_string()).collect();
+    }
+    let started = Instant::now();
+    let tools = Tools::find()?;
+    let repo = repo_root();
+    let cache = cache_dir()?;
+    let bin = crate::interop::build_flinksnap(&repo, false, None)?;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for v in &versions {
+        let t0 = Instant::now();
+        let work = cache.join("flink").join(v).join("work").join("compat-interop");
+        let _ = fs::remove_dir_all(&work);
+        fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        let dist = ensure_dist(&tools, &cache, v)?;
+        let job = repo.join("xtask").join("flink-job");
+        // The DataStream job's classes CompatJob uses (source, commands, shims): no SQL classes.
+        let main_classes = work.join("classes");
+        let tc = Instant::now();
+        let mut sources = Vec::new();
+        java_sources(&job.join("src-common"), &mut sources)?;
+        for dir in shim_dirs(v)? {
+            java_sources(&job.join(dir), &mut sources)?;
+        }
+        javac(&tools, &dist.classpath, &main_classes, &sources)?;
+        let base = work.join("v1-base");
+        // One JVM per POJO version.
+        for pojo in ["v1", "v2", "v3"] {
+            let classes = work.join(format!("classes-compat-{pojo}"));
+            let mut sources = Vec::new();
+            java_sources(&job.join("src-compat"), &mut sources)?;
+            java_sources(&job.join(format!("compat-pojo-{pojo}")), &mut sources)?;
+            let mut cp = vec![main_classes.clone()];
+            cp.extend(dist.classpath.iter().cloned());
+            javac(&tools, &cp, &classes, &sources)?;
+            let mut tasks = String::new();
+            if pojo == "v1" {
+                tasks.push_str(&format!("fresh|base|{}|{}\n", base.display(), work.join("v1-base.result").display()));
+            }
+            for (variant, p) in PAIRS.iter().filter(|(_, p)| *p == pojo) {
+                let _ = p;
+                let java_variant = if variant.starts_with("pojo-") { "base" } else { variant };
+                let target = work.join(format!("v2-{variant}"));
+                tasks.push_str(&format!("fresh|{java_variant}|{}|{}\n", target.display(), work.join(format!("v2-{variant}.result")).display()));
+                tasks.push_str(&format!("restore|{java_variant}|{}|{}\n", base.display(), work.join(format!("restore-{variant}.result")).display()));
+            }
+            let tasks_file = work.join(format!("tasks-{pojo}.txt"));
+            fs::write(&tasks_file, tasks).map_err(|e| e.to_string())?;
+            let tmp = work.join("tmp");
+            fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+            let mut cp = vec![classes.clone(), main_classes.clone()];
+            cp.extend(dist.classpath.iter().cloned());
+            let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, &cp[1..], "flinksnap.fixtures.CompatJob");
+            cmd.arg(&work).arg(&tasks_file);
+            run_cmd(&mut cmd, &format!("CompatJob ({pojo})"))?;
+        }
+        let compile_s = tc.elapsed().as_secs_f64();
+        let result = |name: &str| fs::read_to_string(work.join(format!("{name}.result"))).unwrap_or_else(|e| format!("failed no result: {e}"));
+        let base_result = result("v1-base");
+        if !base_result.starts_with("ok ") {
+            return Err(format!("flink {v}: the v1 job failed: {base_result}"));
+        }
+        for (variant, _) in PAIRS {
+            checked += 1;
+            let fresh = result(&format!("v2-{variant}"));
+            if !fresh.starts_with("ok ") {
+                failures.push(format!("{v} {variant}: the v2 job's own run failed: {}", &fresh[..fresh.len().min(400)]));
+                continue;
+            }
+            let restored = result(&format!("restore-{variant}"));
+            let flink_ok = restored.starts_with("ok ");
+            let target = work.join(format!("v2-{variant}"));
+            let sp = |d: &Path| -> PathBuf {
+                fs::read_dir(d).ok().into_iter().flatten().flatten().map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("savepoint-"))).unwrap_or_else(|| d.to_path_buf())
+            };
+            let out = Command::new(&bin)
+                .args(["compat"])
+                .arg(sp(&base))
+                .arg("--against")
+                .arg(sp(&target))
+                .args(["--flink-version", v, "--backend", "hashmap", "--format", "json"])
+                // 1.x snapshots store no uids: name the job's operators
+                .args(["--uid", "src", "--uid", "counter", "--uid", "counter-v2", "--uid", "second", "--uid", "extra", "--uid", "drop"])
+                .output()
+                .map_err(|e| format!("run flinksnap: {e}"))?;
+            let code = out.status.code().unwrap_or(-1);
+            let report: J = serde_json::from_slice(&out.stdout).unwrap_or(J::Null);
+            let incompatible: Vec<String> = report["data"]["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| f["severity"] == "incompatible")
+                .map(|f| format!("{}: {} {}", f["check"].as_str().unwrap_or("?"), f["operator"].as_str().unwrap_or(""), f["message"].as_str().unwrap_or("")))
+                .collect();
+            let verdict = if flink_ok {
+                if code == 0 {
+                    Ok(format!("Flink restored; compat: compatible"))
+                } else {
+                    Err(format!("Flink restored, compat exit {code}: {incompatible:?}"))
+                }
+            } else {
+                let want = flink_failure_check(&restored);
+                // The operator Flink names must be one compat names for that check.
+                let named = named_operators(&restored);
+                let same_operator = named.iter().all(|id| incompatible.iter().any(|f| f.starts_with(want) && f.contains(id.as_str())));
+                if code == 1 && same_operator && incompatible.iter().any(|f| f.starts_with(want)) {
+                    Ok(format!("Flink refused ({want}); compat: {}", incompatible.join(" | ")))
+                } else {
+                    Err(format!("Flink refused ({want}: {}), compat exit {code}: {incompatible:?}", &restored[..restored.len().min(300)]))
+                }
+            };
+            match verdict {
+                Ok(m) => println!("compat-interop {v} {variant}: OK: {m}"),
+                Err(m) => {
+                    println!("compat-interop {v} {variant}: MISMATCH: {m}");
+                    failures.push(format!("{v} {variant}: {m}"));
+                }
+            }
+        }
+        println!("compat-interop {v}: {:.0} s (javac and jobs {compile_s:.0} s)", t0.elapsed().as_secs_f64());
+    }
+    println!("compat-interop: {checked} pairs, {} mismatches, {:.0} s", failures.len(), started.elapsed().as_secs_f64());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("compat verdicts differ from real Flink:\n  {}", failures.join("\n  ")))
+    }
+}
