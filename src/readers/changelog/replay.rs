@@ -132,6 +132,9 @@ impl Replay {
                 Some(Some(e)) => {
                     let kg = self.kg;
                     let e = e?;
+                    if let Some(err) = self.unsplittable(cx, &e) {
+                        return Err(err);
+                    }
                     let file = cx.log.sources.first().map_or("change log", |s| s.name.as_str()).to_owned();
                     let absorbed = self.absorb(cx, e).map_err(|e| Error::decode(format!("{file} (replaying on the materialized state)"), e.context(format!("materialized entry of key group {kg}"))))?;
                     if let Some(e) = absorbed {
@@ -153,6 +156,31 @@ impl Replay {
         }
     }
 
+    /// A materialized entry whose key and namespace are not split (the materialization's key or
+    /// namespace serializer is one flinksnap cannot interpret) cannot be matched to the changes
+    /// the log records for its state: the replay is refused, placed at the first such
+    /// state-change record (its file and offset; RocksDB entries have no position of their own).
+    fn unsplittable(&self, cx: &Context<'_>, e: &Entry) -> Option<Error> {
+        if e.raw.stored_key.is_none() || e.kind == StateKind::Timer {
+            return None;
+        }
+        let &state = cx.log.by_name.get(&e.state)?;
+        let ch = self.scoped.iter().find(|c| c.slot.0 == state)?;
+        let kind = DecodeErrorKind::Unsupported {
+            what: format!(
+                "{} on state {:?} cannot be applied: the materialized state's key or namespace serializer is one flinksnap cannot interpret, so its entries cannot be matched to the change",
+                op::name(ch.op),
+                e.state
+            ),
+            class: None,
+        };
+        let err = match ch.origin.position {
+            Some(p) => DecodeError::at(kind, p),
+            None => DecodeError::unplaced(kind),
+        };
+        Some(change_error(cx, self.kg, ch.source, err))
+    }
+
     /// Takes a materialized entry into the held slots when a change touches it; gives it back
     /// when it passes through unchanged, `None` when the changes decide about it.
     fn absorb(&mut self, cx: &Context<'_>, e: Entry) -> R<Option<Entry>> {
@@ -165,19 +193,7 @@ impl Replay {
             return Ok(if cx.log.timers.contains_key(&(state, element)) { None } else { Some(e) });
         }
         if e.raw.stored_key.is_some() {
-            // Key and namespace not split (an unknown key or namespace serializer): a change to
-            // this state cannot be matched to the entry.
-            if self.touched.iter().any(|s| s.0 == state) {
-                let kind = DecodeErrorKind::Unsupported {
-                    what: format!("changes to state {:?}, whose key or namespace serializer flinksnap cannot interpret, cannot be applied", e.state),
-                    class: None,
-                };
-                // Placed at the materialized entry, where it was read.
-                return Err(match e.origin.position {
-                    Some(p) => DecodeError::at(kind, p),
-                    None => DecodeError::unplaced(kind),
-                });
-            }
+            // Key and namespace not split; `unsplittable` refused the changes to such a state.
             return Ok(Some(e));
         }
         let slot = (state, e.raw.key.clone(), e.raw.namespace.clone());
