@@ -1,5 +1,33 @@
 //! flinksnap opens Apache Flink state snapshots (checkpoints and savepoints) without a JVM.
 //!
+//! # Reading state
+//!
+//! Open a snapshot, look at what it holds, and scan its state into Arrow record batches (the
+//! columns `flinksnap export` writes, typed from each state's serializers) or decoded entries;
+//! split a scan into partitions that run elsewhere. The API ([`api`]) follows delta-kernel-rs:
+//! snapshot → scan → batches.
+//!
+//! ```
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab");
+//! use flinksnap::Snapshot;
+//!
+//! let snapshot = Snapshot::open(dir)?;
+//! for state in snapshot.states()? {
+//!     println!("{} {} {:?}: {} columns", state.operator_id, state.name, state.kind, state.schema.fields().len());
+//! }
+//! // Every entry of a map state of one operator, decoded.
+//! let scan = snapshot.scan().operator("keyed-string").state("map").build()?;
+//! for entry in scan.entries() {
+//!     let entry = entry?;
+//!     println!("{:?} {:?} = {:?}", entry.key, entry.user_key, entry.value);
+//! }
+//! # Ok::<(), flinksnap::Error>(())
+//! ```
+//!
+//! Checking and cleaning up snapshot directories: [`verify`], [`latest`], [`refs`], [`gc`].
+//!
+//! # Layers
+//!
 //! The modules follow the pipeline, each layer using only those before it (a test checks it):
 //! - [`consts`]: Flink's format constants more than one layer needs;
 //! - [`error`]: errors, with typed positions (file offset, decompressed offset, offset inside a
@@ -24,19 +52,31 @@
 //!   directories;
 //! - [`writers`]: the model back into Flink's formats (a canonical savepoint directory);
 //! - [`export`]: a snapshot's states into Parquet (typed by their serializers), CSV or JSONL;
-//! - `cli` (binary only): one module per subcommand.
+//!   the Arrow schema and record batches of each state;
+//! - [`api`]: the public front door: [`Snapshot`] → [`Scan`] → Arrow batches or entries,
+//!   [`Partition`]s, and the management functions (re-exported here);
+//! - `cli` (binary only, feature `cli`): one module per subcommand.
 //!
-//! Cargo features:
+//! # Cargo features
+//!
+//! - `cli` (default): the `flinksnap` binary (clap, indicatif, anyhow); implies `parquet`. A
+//!   library user turns default features off and gets none of these.
+//! - `parquet` (default): [`export::export`] writing Parquet files (the parquet crate). Arrow
+//!   record batches ([`Scan::batches`]) need only arrow-array and arrow-schema, always built.
 //! - `cloud` (default): `s3://`, `gs://`, `abfss://`, `wasbs://`, `oss://` and the other object
 //!   store URLs, through `object_store` (ring TLS, no C beyond ring's).
 //! - `hdfs`: `hdfs://` and `viewfs://` through `hdfs-native-object-store` (pure Rust).
 //! - `rocksdb` (off by default): RocksDB native state can also be read through the RocksDB C++
 //!   library (a C++ build that needs libclang): the differential test compares both readers,
 //!   `FLINKSNAP_ROCKSDB_READER=librocksdb` makes the CLI use it (benchmarks).
+//!
+//! A lean library build (local files only, no Parquet writer): `flinksnap = { version = "0.1",
+//! default-features = false }`; add `features = ["cloud"]` to read object store URLs.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod api;
 pub mod bytes;
 pub mod consts;
 pub mod error;
@@ -52,6 +92,10 @@ pub mod snapshot;
 pub mod storage;
 pub mod writers;
 
+pub use api::{
+    gc, latest, refs, verify, GcOptions, GcPlan, LatestReport, OperatorInfo, Part, Partition, PlanOptions, RefsReport, RegisteredState, Scan,
+    ScanBatches, ScanBuilder, ScanEntries, Snapshot, VerifyLevel, VerifyReport,
+};
 pub use error::{Error, Result};
 
 /// The module order the crate documentation gives is the one the code keeps.
@@ -94,8 +138,13 @@ mod layering {
         while let Some(i) = rest.find(prefix) {
             let after = &rest[i + prefix.len()..];
             let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            // `crate::Result` and `crate::Error` are re-exports of `error`.
-            out.push(if name == "Result" || name == "Error" { "error".to_owned() } else { name });
+            // `crate::Result` and `crate::Error` are re-exports of `error`; the other root
+            // re-exports are `api`'s.
+            out.push(match name.as_str() {
+                "Result" | "Error" => "error".to_owned(),
+                n if n.starts_with(|c: char| c.is_ascii_uppercase()) || ["gc", "latest", "refs", "verify"].contains(&n) => "api".to_owned(),
+                _ => name,
+            });
             rest = after;
         }
         out
@@ -104,7 +153,7 @@ mod layering {
     #[test]
     fn each_layer_uses_only_the_layers_before_it() {
         let order = documented_order();
-        for m in ["consts", "error", "bytes", "storage", "model", "metadata", "snapshot", "readers", "manage", "writers", "export", "cli"] {
+        for m in ["consts", "error", "bytes", "storage", "model", "metadata", "snapshot", "readers", "manage", "writers", "export", "api", "cli"] {
             assert!(order.iter().any(|o| o == m), "lib.rs does not document module {m}: {order:?}");
         }
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -11,6 +11,7 @@ mod dump;
 mod edit;
 mod encode;
 mod export;
+mod fuzz_regressions;
 mod inspect;
 mod manage;
 mod metadata;

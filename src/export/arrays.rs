@@ -33,29 +33,7 @@ fn present(v: Option<&Value>) -> Option<&Value> {
 }
 
 fn mismatch(expected: &str, v: &Value) -> String {
-    let found = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Int(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Char(_) => "a char",
-        Value::String(_) => "a string",
-        Value::Bytes(_) => "bytes",
-        Value::BigInteger(_) => "a big integer",
-        Value::BigDecimal(_) => "a big decimal",
-        Value::Instant { .. } => "an instant",
-        Value::LocalDate { .. } => "a local date",
-        Value::LocalTime { .. } => "a local time",
-        Value::LocalDateTime { .. } => "a local date-time",
-        Value::List(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Struct { .. } => "a struct",
-        Value::Row { .. } => "a row",
-        Value::Enum(_) => "an enum constant",
-        Value::Left(_) | Value::Right(_) => "an either",
-        Value::TimeWindow { .. } => "a time window",
-        Value::Opaque { .. } => "opaque bytes",
-    };
+    let found = v.kind_name();
     format!("expected {expected}, found {found}")
 }
 

@@ -223,6 +223,9 @@ pub struct ManifestRun {
 /// nothing is left under a final name except what an earlier export wrote.
 pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress) -> Result<Manifest> {
     let started = Instant::now();
+    if cfg!(not(feature = "parquet")) && opts.format == ExportFormat::Parquet {
+        return Err(sink::parquet_unsupported());
+    }
     let dir = Location::new(&opts.dir.to_string_lossy());
     let storage = opts.storage.as_ref();
     let earlier = prepare_dir(storage, &dir, opts.force)?;

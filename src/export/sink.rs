@@ -4,14 +4,22 @@
 //! appears under its final name only when complete. Either way a file under its final name is
 //! always whole.
 
+// Without the `parquet` feature the row-group bounds and their accounting have no writer to
+// serve; CSV and JSONL files are written the same either way.
+#![cfg_attr(not(feature = "parquet"), allow(dead_code, unused_variables))]
+
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
+#[cfg(feature = "parquet")]
 use parquet::arrow::ArrowWriter;
+#[cfg(feature = "parquet")]
 use parquet::basic::{Compression, ZstdLevel};
+#[cfg(feature = "parquet")]
 use parquet::file::metadata::KeyValue;
+#[cfg(feature = "parquet")]
 use parquet::file::properties::WriterProperties;
 
 use super::state::{csv_cells, StateLayout, CSV_COLUMNS};
@@ -45,6 +53,7 @@ pub enum Chunk {
 
 #[derive(Debug)]
 enum Writer {
+    #[cfg(feature = "parquet")]
     Parquet(Box<ArrowWriter<Box<dyn FileWriter>>>),
     Text(Box<dyn FileWriter>),
 }
@@ -94,6 +103,7 @@ fn io_err(path: &Location, e: std::io::Error) -> Error {
     }
 }
 
+#[cfg(feature = "parquet")]
 fn parquet_err(path: &Location, e: parquet::errors::ParquetError) -> Error {
     Error::write(path.to_string(), e)
 }
@@ -111,6 +121,12 @@ impl StateFile {
         };
         let mut out = storage.create(&temp)?;
         let writer = match format {
+            #[cfg(not(feature = "parquet"))]
+            ExportFormat::Parquet => {
+                let _ = (&layout, file_meta);
+                return Err(parquet_unsupported());
+            }
+            #[cfg(feature = "parquet")]
             ExportFormat::Parquet => {
                 let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet_err(&path, e))?;
                 let kv = file_meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
@@ -167,6 +183,7 @@ impl StateFile {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
         let open = &mut *open;
         match (open.writer.as_mut(), chunk) {
+            #[cfg(feature = "parquet")]
             (Some(Writer::Parquet(w)), Chunk::Batch(b)) => {
                 w.write(&b).map_err(|e| parquet_err(&self.path, e))?;
                 let now = w.memory_size();
@@ -189,6 +206,7 @@ impl StateFile {
     pub fn subtask_done(&self, buffered_total: &AtomicUsize) -> Result<()> {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
         let open = &mut *open;
+        #[cfg(feature = "parquet")]
         if let Some(Writer::Parquet(w)) = open.writer.as_mut() {
             if w.memory_size() > IDLE_ROW_GROUP_BYTES {
                 w.flush().map_err(|e| parquet_err(&self.path, e))?;
@@ -202,6 +220,7 @@ impl StateFile {
     pub fn finish(&self) -> Result<Finished> {
         let mut open = self.open.lock().map_err(|_| self.poisoned())?;
         let (out, row_groups) = match open.writer.take() {
+            #[cfg(feature = "parquet")]
             Some(Writer::Parquet(mut w)) => {
                 w.flush().map_err(|e| parquet_err(&self.path, e))?;
                 let groups = w.flushed_row_groups().len();
@@ -253,4 +272,9 @@ fn account(total: &AtomicUsize, mine: &mut usize, now: usize) -> usize {
     } else {
         total.fetch_sub(before - now, Ordering::Relaxed).saturating_sub(before - now)
     }
+}
+
+/// Parquet files need the `parquet` cargo feature.
+pub(crate) fn parquet_unsupported() -> Error {
+    Error::unsupported("writing Parquet: this flinksnap was built without the `parquet` cargo feature", None)
 }

@@ -354,8 +354,20 @@ impl Parser<'_, '_> {
                 Ok(JavaValue::Node(n))
             }
             TC_RESET => {
+                // As `ObjectInputStream.handleReset`: a reset stands between top-level objects
+                // only. Inside an object it would drop the handles of descriptors and objects
+                // still being read (a corrupt stream; Java refuses it too).
+                if depth > 0 {
+                    return Err(self.invalid("a reset (TC_RESET) inside an object; Java allows one only between top-level objects".into(), at));
+                }
                 self.slots.clear();
-                self.content(depth + 1)
+                let mut at = self.c.position();
+                let mut tag = self.c.u8("Java object tag")?;
+                while tag == TC_RESET {
+                    at = self.c.position();
+                    tag = self.c.u8("Java object tag")?;
+                }
+                self.object(tag, at, depth)
             }
             TC_EXCEPTION => Err(self.invalid("the writer failed while writing (TC_EXCEPTION)".into(), at)),
             TC_CLASSDESC | TC_PROXYCLASSDESC => {

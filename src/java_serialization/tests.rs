@@ -114,3 +114,26 @@ fn not_a_stream() {
     let g = read_stream(&mut Cursor::new(&[0xac, 0xed, 0, 5, 0x70])).unwrap();
     assert_eq!(g.to_value(), Value::Null);
 }
+
+/// Found by the `java_serialization` fuzz target (fuzz/regressions/java_serialization/): a
+/// reset in a class descriptor's annotation cleared the handle table while the descriptor's own
+/// handle was still to be filled in (index out of bounds). Java refuses a reset inside an
+/// object; so does the reader, at the reset's offset. Resets ahead of the top-level object are
+/// read as Java reads them.
+#[test]
+fn reset_only_between_top_level_objects() {
+    // TC_OBJECT, TC_CLASSDESC "A", serialVersionUID 1, SC_SERIALIZABLE, no fields, then TC_RESET
+    // in the class annotation.
+    let nested = hex("aced0005 73 72 0001 41 0000000000000001 02 0000 79 78 70");
+    let e = read_stream(&mut Cursor::new(&nested)).unwrap_err();
+    assert!(e.to_string().contains("TC_RESET"), "{e}");
+    assert_eq!(e.position(), Some(crate::error::Position::file(20)), "{e}");
+    // Two resets, then a string.
+    let top = hex("aced0005 79 79 74 0002 6869");
+    let g = read_stream(&mut Cursor::new(&top)).unwrap();
+    assert_eq!(g.root, JavaValue::String("hi".into()));
+    // The input the fuzzer found.
+    let found = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/java_serialization/reset-in-class-annotation")).unwrap();
+    let e = read_stream(&mut Cursor::new(&found)).unwrap_err();
+    assert!(e.to_string().contains("TC_RESET"), "{e}");
+}

@@ -153,6 +153,33 @@ impl RowKind {
 pub const ROW_KIND_KEY: &str = "rowKind";
 
 impl Value {
+    /// What kind of value this is, for messages ("a string", "a map").
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Char(_) => "a char",
+            Value::String(_) => "a string",
+            Value::Bytes(_) => "bytes",
+            Value::BigInteger(_) => "a big integer",
+            Value::BigDecimal(_) => "a big decimal",
+            Value::Instant { .. } => "an instant",
+            Value::LocalDate { .. } => "a local date",
+            Value::LocalTime { .. } => "a local time",
+            Value::LocalDateTime { .. } => "a local date-time",
+            Value::List(_) => "a list",
+            Value::Map(_) => "a map",
+            Value::Struct { .. } => "a struct",
+            Value::Row { .. } => "a row",
+            Value::Enum(_) => "an enum constant",
+            Value::Left(_) | Value::Right(_) => "an either",
+            Value::TimeWindow { .. } => "a time window",
+            Value::Opaque { .. } => "opaque bytes",
+        }
+    }
+
     /// True for [`Value::Opaque`].
     pub fn is_opaque(&self) -> bool {
         matches!(self, Value::Opaque { .. })

@@ -120,6 +120,13 @@ impl<'a> SnapshotEntries<'a> {
         }
     }
 
+    /// Reads keyed state only (`true`) or operator state only (`false`) of what is planned:
+    /// a part of a subtask's state, read apart from the rest (a scan's partitions).
+    pub fn keyed_only(mut self, keyed: bool) -> Self {
+        self.work.retain(|w| matches!(w, Work::Keyed(_)) == keyed);
+        self
+    }
+
     /// Moves on: the next key group of the keyed source, or the next unit of work. `false` when
     /// everything was read.
     fn step(&mut self) -> Result<bool> {

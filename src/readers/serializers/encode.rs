@@ -66,35 +66,9 @@ impl<T> Within<T> for E<T> {
     }
 }
 
-/// What a value is, for messages.
-pub(crate) fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Int(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Char(_) => "a char",
-        Value::String(_) => "a string",
-        Value::Bytes(_) => "bytes",
-        Value::BigInteger(_) => "a big integer",
-        Value::BigDecimal(_) => "a big decimal",
-        Value::Instant { .. } => "an instant",
-        Value::LocalDate { .. } => "a local date",
-        Value::LocalTime { .. } => "a local time",
-        Value::LocalDateTime { .. } => "a local date-time",
-        Value::List(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Struct { .. } => "a struct",
-        Value::Row { .. } => "a row",
-        Value::Enum(_) => "an enum constant",
-        Value::Left(_) | Value::Right(_) => "an either",
-        Value::TimeWindow { .. } => "a time window",
-        Value::Opaque { .. } => "opaque bytes",
-    }
-}
 
 fn mismatch(expected: &str, v: &Value) -> EncodeError {
-    bad(format!("expected {expected}, found {}", describe(v)))
+    bad(format!("expected {expected}, found {}", v.kind_name()))
 }
 
 impl TypeSerializer {

@@ -1,0 +1,142 @@
+//! The scan API against fixtures real Flink wrote: batches, entries and partitions agree with
+//! each other and with the export's schema.
+
+use super::*;
+use crate::readers::entries::SnapshotEntries;
+
+fn fixture(rel: &str) -> String {
+    format!("{}/testdata/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+const CANONICAL: &str = "flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab";
+
+#[test]
+fn operators_and_states_are_listed() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let ops = snap.operators();
+    assert!(ops.iter().any(|o| o.uid.as_deref() == Some("keyed-string") && o.keyed_state));
+    let states = snap.states().unwrap();
+    let pojo = states.iter().find(|s| s.name == "v-pojo").unwrap();
+    assert_eq!(pojo.operator_uid.as_deref(), Some("keyed-string"));
+    assert!(pojo.schema.field_with_name("value").is_ok());
+    // Each (operator, keyed, name) once.
+    let mut keys: Vec<_> = states.iter().map(|s| (s.operator_id, s.kind.is_keyed(), s.name.clone())).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
+
+#[test]
+fn a_typed_scan_reads_the_entries_of_its_state() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let scan = snap.scan().operator("keyed-string").state("v-pojo").batch_rows(4).build().unwrap();
+    assert!(scan.is_typed());
+    let batches: Vec<RecordBatch> = scan.batches().unwrap().collect::<std::result::Result<_, _>>().unwrap();
+    assert!(batches.len() >= 3, "4 rows per batch");
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let entries: Vec<_> = scan.entries().collect::<Result<_>>().unwrap();
+    assert_eq!(rows, entries.len());
+    let all = SnapshotEntries::new(snap.opened(), Selection::default()).filter(|e| e.as_ref().is_ok_and(|e| e.state == "v-pojo")).count();
+    assert_eq!(rows, all);
+    assert!(rows > 0);
+    for b in &batches {
+        assert_eq!(b.schema(), scan.schema());
+    }
+}
+
+#[test]
+fn an_untyped_scan_of_one_state_has_the_dump_form() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let typed = snap.scan().operator("keyed-string").state("v-pojo").build().unwrap();
+    let dump = snap.scan().operator("keyed-string").state("v-pojo").typed(false).build().unwrap();
+    assert!(!dump.is_typed());
+    assert_eq!(dump.schema(), snap.scan().build().unwrap().schema());
+    let rows = |s: &crate::Scan| s.batches().unwrap().map(|b| b.unwrap().num_rows()).sum::<usize>();
+    assert_eq!(rows(&dump), rows(&typed));
+    // Its partitions carry the form.
+    let parts = dump.plan(&crate::PlanOptions::default()).unwrap();
+    for p in parts {
+        assert_eq!(arrow_array::RecordBatchReader::schema(&p.execute().unwrap()), dump.schema());
+    }
+}
+
+#[test]
+fn unknown_and_ambiguous_names_are_errors() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let e = snap.scan().state("no-such-state").build().unwrap_err().to_string();
+    assert!(e.contains("no state named") && e.contains("v-pojo"), "{e}");
+    let e = snap.scan().operator("no-such-operator").build().unwrap_err().to_string();
+    assert!(e.contains("no operator no-such-operator"), "{e}");
+}
+
+#[test]
+fn partitions_read_what_the_whole_scan_reads() {
+    for rel in [CANONICAL, "flink-2.3.0/heap-checkpoint", "flink-1.15.4/heap-savepoint-canonical"] {
+        let path = fixture(rel);
+        let path = find_snapshot(&path);
+        let snap = Snapshot::open(&path).unwrap();
+        let scan = snap.scan().build().unwrap();
+        let whole: Vec<RecordBatch> = scan.batches().unwrap().collect::<std::result::Result<_, _>>().unwrap();
+        let whole = arrow_select_concat(&whole);
+        for max in [u64::MAX, 1, 200] {
+            let opts = PlanOptions { max_partition_bytes: max, split_unindexed: true };
+            let parts = scan.plan(&opts).unwrap();
+            assert!(!parts.is_empty());
+            let mut read = Vec::new();
+            for p in &parts {
+                let p = Partition::from_json(&p.to_json()).unwrap();
+                read.extend(snap.read_partition(&p).unwrap().collect::<std::result::Result<Vec<_>, _>>().unwrap());
+            }
+            assert_eq!(arrow_select_concat(&read), whole, "{rel}: max {max}: {} partitions", parts.len());
+            if max == 1 {
+                assert!(parts.iter().any(|p| matches!(p.part, Part::KeyGroups { .. })), "{rel}: split");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_partition_is_refused_by_another_snapshot() {
+    let a = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let b = Snapshot::open(&find_snapshot(&fixture("flink-2.3.0/heap-checkpoint"))).unwrap();
+    let p = a.scan().build().unwrap().plan(&PlanOptions::default()).unwrap().remove(0);
+    let e = b.read_partition(&p).unwrap_err().to_string();
+    assert!(e.contains("not the snapshot this partition was planned on"), "{e}");
+}
+
+#[test]
+fn a_key_group_range_reads_its_key_groups_only() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let scan = snap.scan().key_groups(10..20).build().unwrap();
+    let entries: Vec<_> = scan.entries().collect::<Result<_>>().unwrap();
+    assert!(!entries.is_empty());
+    assert!(entries.iter().all(|e| e.key_group.is_some_and(|k| (10..20).contains(&k))));
+}
+
+/// A snapshot directory under `dir` (the fixture itself, or the first `_metadata` below it).
+fn find_snapshot(dir: &str) -> String {
+    fn walk(p: &std::path::Path) -> Option<std::path::PathBuf> {
+        if p.join("_metadata").is_file() {
+            return Some(p.to_path_buf());
+        }
+        let mut kids: Vec<_> = std::fs::read_dir(p).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        kids.sort();
+        kids.iter().find_map(|k| walk(k))
+    }
+    walk(std::path::Path::new(dir)).unwrap().display().to_string()
+}
+
+/// The rows of batches as JSON lines, for comparison whatever the batch boundaries.
+fn arrow_select_concat(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = b.columns().iter().map(|c| format!("{:?}", c.slice(r, 1))).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+use arrow_array::RecordBatch;
