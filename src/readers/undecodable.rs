@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::error::Position;
 use crate::model::{OperatorId, SubtaskRef};
-use crate::readers::meta::UnreadableStates;
+use crate::readers::meta::{StateMetaInfo, UnreadableStates};
+use crate::readers::serializers::TypeSerializer;
 
 /// Why something was not decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -23,6 +24,11 @@ pub enum UndecodableKind {
     /// Stored entries whose extent could not be determined (values without a length, of a
     /// serializer flinksnap cannot interpret): they are not read.
     Entries,
+    /// The state's registration names a serializer snapshot flinksnap does not know, read past
+    /// where what follows it fixes its end: the state's entries are read untyped
+    /// (`{"class", "hex"}`), so their values (or, for an unknown key serializer, their keys) are
+    /// not checked. `verify` reports it; a read emits the entries.
+    Untyped,
 }
 
 /// A state, or some of its entries, not decoded.
@@ -95,6 +101,46 @@ impl Undecodable {
         r.file = file;
         r.position = u.error.position();
         r
+    }
+
+    /// Records of the states of a serialization proxy that hold serializer snapshots flinksnap
+    /// does not know, read past ([`UndecodableKind::Untyped`]): one per state, and one for the key
+    /// serializer (`state` `None`), whose unknown snapshot leaves every state's keys unchecked.
+    pub fn untyped(operator_id: OperatorId, key_serializer: Option<&TypeSerializer>, states: &[StateMetaInfo], file: Option<String>) -> Vec<Undecodable> {
+        let mut out = Vec::new();
+        if let Some(u) = key_serializer.and_then(TypeSerializer::unknown) {
+            let mut r = Undecodable::new(
+                operator_id,
+                UndecodableKind::Untyped,
+                None,
+                Some(u.class_name().to_owned()),
+                format!(
+                    "the key serializer holds a snapshot flinksnap does not know ({}): keys are read untyped and not checked against their key groups",
+                    u.class_name()
+                ),
+            );
+            r.file = file.clone();
+            out.push(r);
+        }
+        for (i, st) in states.iter().enumerate() {
+            let Some((key, u)) = st.serializers.iter().find_map(|(k, s)| s.unknown().map(|u| (k, u))) else { continue };
+            let mut r = Undecodable::new(
+                operator_id,
+                UndecodableKind::Untyped,
+                Some(st.name.clone()),
+                Some(u.class_name().to_owned()),
+                format!(
+                    "its {} holds a snapshot flinksnap does not know ({}), read past where what follows it fixes its end: the entries are read untyped, their contents not checked",
+                    key.to_lowercase().replace('_', " "),
+                    u.class_name()
+                ),
+            );
+            r.state_index = Some(i);
+            r.file = file.clone();
+            r.position = st.position;
+            out.push(r);
+        }
+        out
     }
 
     /// A name for messages: the state's name, or its index.

@@ -44,7 +44,7 @@ use crate::error::{Error, Position};
 use crate::metadata::handles::{KeyedStateHandle, StreamStateHandle};
 use crate::metadata::OperatorState;
 use crate::model::{OperatorId, SubtaskRef};
-use crate::readers::operator::read_operator_state;
+use crate::readers::operator::{read_operator_meta, read_operator_state};
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{ResolvedFile, Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
@@ -388,11 +388,21 @@ impl Verifier<'_> {
                 let findings = if fails {
                     vec![self.not_checked_dependent(s, op, st.index)]
                 } else {
-                    match read_operator_state(s, SubtaskRef { operator: op_index, subtask: j }, h) {
+                    let sub = SubtaskRef { operator: op_index, subtask: j };
+                    match read_operator_state(s, sub, h) {
                         Ok(entries) => {
                             self.totals.entries += entries.len() as u64;
                             self.totals.opaque_values += entries.iter().map(|e| e.opaque_count() as u64).sum::<u64>();
-                            Vec::new()
+                            // States whose serializer snapshots had to be read past: untyped,
+                            // their contents unchecked.
+                            let mut out = Vec::new();
+                            if let Ok(meta) = read_operator_meta(s, h) {
+                                let file = Some(stream_file(s, &h.delegate, s.resolve(&h.delegate).ok().flatten().as_ref()));
+                                let states: Vec<_> = meta.operator_states.into_iter().chain(meta.broadcast_states).collect();
+                                let untyped = Undecodable::untyped(op.operator_id, None, &states, file);
+                                self.add_undecodable(s, op, st.index, sub, untyped, &mut out);
+                            }
+                            out
                         }
                         Err(e) => {
                             let mut f = self.error_finding(s, op, Some(st.index), &e);
