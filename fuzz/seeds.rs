@@ -73,6 +73,19 @@ fn snapshots(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            json_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "json") && p.to_str().is_some_and(|s| s.contains("plan")) {
+            out.push(p);
+        }
+    }
+}
+
 fn read(s: &Snapshot, h: &StreamStateHandle) -> Option<Vec<u8>> {
     let src = StreamSource::open(s, h).ok()?;
     src.read_range(0..src.size()).ok()
@@ -227,6 +240,12 @@ fn main() {
                 }
             }
         }
+    }
+    // Plans beside the SQL snapshots (compiled and REST), for the `plan` target.
+    let mut plans = Vec::new();
+    json_files(&testdata, &mut plans);
+    for p in plans {
+        c.add("plan", &std::fs::read(p).unwrap());
     }
     let mut counts: Vec<_> = c.counts.into_iter().collect();
     counts.sort();

@@ -93,8 +93,9 @@ pub mod storage;
 pub mod writers;
 
 pub use api::{
-    gc, latest, refs, verify, GcOptions, GcPlan, LatestReport, OperatorInfo, Part, Partition, PlanOptions, RefsReport, RegisteredState, Scan,
-    ScanBatches, ScanBuilder, ScanEntries, Snapshot, VerifyLevel, VerifyReport,
+    gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_with, verify, verify_with, ExportFormat, ExportOptions, GcOptions, GcPlan,
+    LatestReport, Manifest, NoProgress, OperatorInfo, Part, Partition, PlanOptions, Progress, RefsReport, RegisteredState, Scan, ScanBatches,
+    ScanBuilder, ScanEntries, Snapshot, StatsReport, Storage, StorageOptions, Storages, VerifyLevel, VerifyReport,
 };
 pub use error::{Error, Result};
 
@@ -142,7 +143,7 @@ mod layering {
             // re-exports are `api`'s.
             out.push(match name.as_str() {
                 "Result" | "Error" => "error".to_owned(),
-                n if n.starts_with(|c: char| c.is_ascii_uppercase()) || ["gc", "latest", "refs", "verify"].contains(&n) => "api".to_owned(),
+                n if n.starts_with(|c: char| c.is_ascii_uppercase()) || ["gc", "latest", "refs", "stats", "verify"].contains(&n) || n.ends_with("_with") => "api".to_owned(),
                 _ => name,
             });
             rest = after;

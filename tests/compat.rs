@@ -286,6 +286,14 @@ fn compiled_sql_plans() {
     assert_eq!(code, 2, "{r:#}");
     assert!(findings(&r, "operator_dropped", "incompatible").is_empty(), "{r:#}");
     assert!(findings(&r, "coverage", "undecided").iter().any(|f| f["message"].as_str().unwrap().contains("1.18")), "{r:#}");
+    // A REST job plan (read by the same parser as `inspect --plan`) names vertices, not uids:
+    // undecided, never a dropped operator.
+    let rest = root().join("testdata/flink-2.3.0/sql-plans/sql.rest-plan.json");
+    let (code, r) = compat(&[&sp, "--against", rest.to_str().unwrap()]);
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(r["target_kind"], "sql_plan");
+    assert!(findings(&r, "operator_dropped", "incompatible").is_empty(), "{r:#}");
+    assert!(findings(&r, "coverage", "undecided").iter().any(|f| f["message"].as_str().unwrap().contains("REST job plan")), "{r:#}");
     // A changed query renumbers nodes: the group aggregate's state would be dropped.
     let mut p: J = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     for n in p["nodes"].as_array_mut().unwrap() {

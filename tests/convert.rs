@@ -83,7 +83,7 @@ fn convert_then_dump_equals_dump_of_the_source() {
 /// key (as JSON) -> key group, from a fixture's expected contents (Flink's own assignment).
 fn key_groups_of(expected: &Path) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
-    for l in std::fs::read_to_string(expected).unwrap().lines() {
+    for l in crate::util::read_fixture_text(expected).unwrap().lines() {
         let j: J = serde_json::from_str(l).unwrap();
         if let Some(kg) = j["key_group"].as_u64() {
             let prev = m.insert(j["key"].to_string(), kg);
@@ -94,7 +94,7 @@ fn key_groups_of(expected: &Path) -> BTreeMap<String, u64> {
 }
 
 fn expected_of(version: &str, case: &str) -> PathBuf {
-    root().join("testdata").join(format!("flink-{version}")).join(case).join("expected.jsonl")
+    root().join("testdata").join(format!("flink-{version}")).join(case).join("expected.jsonl.gz")
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn json(args: &[&str]) -> J {
 /// beside `_metadata` but names a file of the savepoint restored from stands for that file
 /// (FLINK-39964).
 fn oracle_files(case_dir: &Path, case: &J, snap: &J, restored_from: Option<&str>) -> (BTreeSet<String>, BTreeSet<String>) {
-    let oracle: J = serde_json::from_slice(&std::fs::read(case_dir.join(snap["metadata"].as_str().unwrap())).unwrap()).unwrap();
+    let oracle: J = serde_json::from_str(&crate::util::read_fixture_text(&case_dir.join(snap["metadata"].as_str().unwrap())).unwrap()).unwrap();
     let dir = snap["path"].as_str().unwrap();
     let staging = case["generated_case_dir"].as_str().unwrap();
     fn walk(j: &J, out: &mut Vec<(bool, String)>) {
@@ -232,7 +232,7 @@ fn assert_dumps_expected(dir: &Path, snapshot: &J, case_dir: &Path, case: &J) {
         args.extend(["--uid".to_owned(), u.clone()]);
     }
     let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let expected = std::fs::read_to_string(case_dir.join(snapshot["expected"].as_str().unwrap())).unwrap();
+    let expected = crate::util::read_fixture_text(&case_dir.join(snapshot["expected"].as_str().unwrap())).unwrap();
     let set = |t: &str| {
         let mut v: Vec<J> = t.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
         for j in &mut v {

@@ -65,7 +65,7 @@ fn dump_equals_expected_contents() {
         let name = fx.name();
         let args = dump_args(fx, &fx.path());
         let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let expected = std::fs::read_to_string(fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap();
+        let expected = crate::util::read_fixture_text(&fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap();
         let (ours, ttl) = normalise(&out);
         let (theirs, theirs_ttl) = normalise(&expected);
         let missing: Vec<_> = theirs.keys().filter(|k| ours.get(*k) != theirs.get(*k)).take(5).collect();

@@ -83,7 +83,7 @@ fn manifest(dir: &Path) -> J {
 }
 
 fn expected(fx: &Fixture) -> String {
-    std::fs::read_to_string(fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap()
+    crate::util::read_fixture_text(&fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap()
 }
 
 /// Compares entries (dump JSON lines) with a fixture's expected contents, as `dump`'s test does.

@@ -28,7 +28,7 @@ impl Fixture {
 
     pub fn oracle(&self) -> J {
         let f = self.case_dir.join(self.snapshot["metadata"].as_str().unwrap());
-        serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap()
+        serde_json::from_str(&crate::util::read_fixture_text(&f).unwrap()).unwrap()
     }
 
     pub fn name(&self) -> String {

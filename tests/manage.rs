@@ -64,7 +64,7 @@ impl Copy {
     /// Files (relative to the case directory) that Flink's reading of snapshot `snap`'s
     /// `_metadata` references, `_metadata` included.
     fn oracle_refs(&self, snap: &J) -> BTreeSet<String> {
-        let oracle: J = serde_json::from_slice(&std::fs::read(self.dir.join(snap["metadata"].as_str().unwrap())).unwrap()).unwrap();
+        let oracle: J = serde_json::from_str(&crate::util::read_fixture_text(&self.dir.join(snap["metadata"].as_str().unwrap())).unwrap()).unwrap();
         let snap_dir = snap["path"].as_str().unwrap().to_owned();
         let staging = self.case["generated_case_dir"].as_str().unwrap().to_owned();
         let mut out = BTreeSet::from([format!("{snap_dir}/_metadata")]);
@@ -440,7 +440,7 @@ fn gc_after_deleting_older_checkpoints_removes_exactly_the_unreferenced_files() 
                 let (code2, text2) = dump(&c, &snap);
                 assert_eq!((&code2, &text2), (code, text), "{version}: dump changed after gc");
                 if code2 == Some(0) {
-                    let expected = std::fs::read_to_string(c.dir.join(k["expected"].as_str().unwrap())).unwrap();
+                    let expected = crate::util::read_fixture_text(&c.dir.join(k["expected"].as_str().unwrap())).unwrap();
                     assert_eq!(entry_set(&text2), entry_set(&expected), "{version}: dump after gc");
                 }
             }

@@ -66,7 +66,7 @@ fn dump_equals_the_oracle() {
     let mut without = Vec::new();
     for fx in fixtures().iter().filter(|f| readable(f)) {
         let file = oracle_file(fx);
-        let Ok(oracle) = std::fs::read_to_string(&file) else {
+        let Ok(oracle) = crate::util::read_fixture_text(&file) else {
             without.push(fx.name());
             continue;
         };
@@ -104,8 +104,8 @@ fn the_oracle_agrees_with_the_jobs_model() {
     };
     let mut checked = 0;
     for fx in fixtures() {
-        let Ok(oracle) = std::fs::read_to_string(oracle_file(&fx)) else { continue };
-        let Ok(expected) = std::fs::read_to_string(fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())) else { continue };
+        let Ok(oracle) = crate::util::read_fixture_text(&oracle_file(&fx)) else { continue };
+        let expected = crate::util::read_fixture_text(&fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap();
         let (o, e) = (entries(&mask_ttl(&oracle)), entries(&mask_ttl(&expected)));
         if let Some(d) = difference(&o, &e) {
             panic!("{}: the oracle and expected.jsonl differ:\n{d}", fx.name());
@@ -136,7 +136,7 @@ fn serializers_fixtures_dump_equals_the_oracle() {
                     args.extend(["--uid".to_owned(), u.clone()]);
                 }
                 let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-                let oracle = std::fs::read_to_string(case_dir.join(s["oracle"].as_str().unwrap())).unwrap();
+                let oracle = crate::util::read_fixture_text(&case_dir.join(s["oracle"].as_str().unwrap())).unwrap();
                 let (ours, theirs) = (entries(&out), entries(&oracle));
                 if let Some(d) = difference(&ours, &theirs) {
                     panic!("{}: dump differs from the oracle:\n{d}", path.display());

@@ -110,7 +110,7 @@ fn every_fixture_relocates_and_reads_back_the_same() {
         if readable(fx) {
             let args = dump_args(fx, moved_s);
             let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-            let expected = std::fs::read_to_string(fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap();
+            let expected = crate::util::read_fixture_text(&fx.case_dir.join(fx.snapshot["expected"].as_str().unwrap())).unwrap();
             let ((ours, _), (theirs, _)) = (normalise(&out), normalise(&expected));
             let differ = theirs.keys().chain(ours.keys()).filter(|k| ours.get(*k) != theirs.get(*k)).take(3).collect::<Vec<_>>();
             assert!(differ.is_empty(), "{name}: relocated entries differ from the job's, e.g. {differ:#?}");

@@ -14,7 +14,7 @@ fn sql_dump_equals_the_oracle() {
     let mut versions = std::collections::BTreeSet::new();
     for fx in sql_fixtures() {
         let file = fx.case_dir.join(fx.snapshot["oracle"].as_str().expect("SQL fixtures name their oracle"));
-        let oracle = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e} (cargo xtask oracle)", file.display()));
+        let oracle = crate::util::read_fixture_text(&file).unwrap_or_else(|e| panic!("{e} (cargo xtask oracle)"));
         let args = dump_args(&fx, &fx.path());
         let out = flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let (ours, theirs) = (entries(&out), entries(&oracle));
@@ -74,11 +74,15 @@ fn sql_export_has_the_sql_types() {
 
 #[test]
 fn inspect_plan_says_which_sql_node_holds_how_much_state() {
-    // Every version's SQL checkpoint with its compiled plan (1.15: the REST job plan, since a
-    // 1.15 job sets no uids): the keyed operators are named by their SQL nodes, and the bytes
+    // Every version's SQL snapshots with their compiled plan (1.15: the REST job plan, since a
+    // 1.15 job sets no uids): the canonical savepoint (every SQL version) and the RocksDB
+    // checkpoint (1.20.5, 2.3.0): the keyed operators are named by their SQL nodes, and the bytes
     // per node are the bytes inspect reports for those operators.
-    for fx in sql_fixtures().iter().filter(|f| f.case["case"] == "sql-rocksdb-checkpoint-incremental") {
+    let mut versions = std::collections::BTreeSet::new();
+    let cases = ["sql-heap-savepoint-canonical", "sql-rocksdb-checkpoint-incremental"];
+    for fx in sql_fixtures().iter().filter(|f| cases.iter().any(|c| f.case["case"] == *c)) {
         let version = fx.case["flink_version"].as_str().unwrap();
+        versions.insert(version.to_owned());
         let key = if version == "1.15.4" { "rest_plan" } else { "plan" };
         let plan = fx.case_dir.join(fx.case[key].as_str().unwrap());
         let out = flinksnap_ok(&["inspect", &fx.path(), "--plan", plan.to_str().unwrap(), "--format", "json"]);
@@ -114,6 +118,7 @@ fn inspect_plan_says_which_sql_node_holds_how_much_state() {
             assert!(table.contains("_group-aggregate (plan)"), "{table}");
         }
     }
+    assert_eq!(versions.len(), 5, "SQL snapshots with plans of {versions:?}");
 }
 
 #[test]

@@ -44,6 +44,7 @@ pub const TARGETS: &[&str] = &[
     "sst",
     "manifest",
     "rocksdb_db",
+    "plan",
 ];
 
 /// Runs target `target` on `data`; panics on an unknown target.
@@ -63,8 +64,20 @@ pub fn run(target: &str, data: &[u8]) {
         "sst" => sst(data),
         "manifest" => manifest(data),
         "rocksdb_db" => rocksdb_db(data),
+        "plan" => plan(data),
         _ => panic!("no fuzz target {target:?}"),
     }
+}
+
+/// A job's plan beside its snapshot (`inspect --plan`: compiled or REST), its operators tied to
+/// ids (the planner uids of its nodes, one unknown id), and the same bytes as a compat TARGET
+/// (a plan or a description file).
+pub fn plan(data: &[u8]) {
+    if let Ok(p) = flinksnap::plan::Plan::parse(data, "fuzz") {
+        let ids: Vec<OperatorId> = p.nodes.iter().map(|n| OperatorId::from_uid(&format!("{}_group-aggregate", n.id))).chain([OperatorId::from_uid("x")]).collect();
+        let _ = p.match_operators(ids.into_iter().map(|id| (id, None)));
+    }
+    let _ = flinksnap::manage::compat::parse_target("fuzz", data);
 }
 
 /// A key-grouped keyed-state file with its key-group offsets and max parallelism.

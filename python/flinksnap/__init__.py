@@ -27,7 +27,7 @@ import json as _json
 import re as _re
 import threading as _threading
 from collections import OrderedDict as _OrderedDict
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _flinksnap
 from ._flinksnap import FlinkSnapError, __version__
@@ -54,16 +54,42 @@ __all__ = [
 #: exclusive, like ``range``.
 KeyGroups = Union[int, range, Tuple[int, int]]
 Names = Union[str, Sequence[str], None]
+#: Object store options: the keys of the CLI's ``--storage-option KEY=VALUE``.
+StorageOptions = Optional[Mapping[str, Any]]
 
 
-def open(location: str, *, uids: Iterable[str] = ()) -> "Snapshot":  # noqa: A001 - the module's verb
+def _storage_options(options: StorageOptions) -> List[Tuple[str, str]]:
+    """``storage_options`` as (key, value) text pairs; booleans as ``true``/``false``."""
+    if options is None:
+        return []
+    if not isinstance(options, Mapping):
+        raise TypeError("storage_options: a dict of option names to values, e.g. {'endpoint': 'http://127.0.0.1:9000'}")
+    out = []
+    for k, v in options.items():
+        if not isinstance(k, str) or not k.strip():
+            raise TypeError(f"storage_options: option names are non-empty strings, not {k!r}")
+        if v is None:
+            continue
+        out.append((k.strip(), ("true" if v else "false") if isinstance(v, bool) else str(v)))
+    return out
+
+
+def open(location: str, *, uids: Iterable[str] = (), storage_options: StorageOptions = None) -> "Snapshot":  # noqa: A001 - the module's verb
     """Opens the checkpoint or savepoint at ``location``: a snapshot directory (holding
-    ``_metadata``) or a ``_metadata`` file.
+    ``_metadata``) or a ``_metadata`` file, a local path or an object store URL (``s3://``,
+    ``gs://``, ``abfss://``, ...).
 
     ``uids`` are operator uids of the job: they name operators in snapshots that store no uids
     (Flink before 2.0), which Flink derives operator ids from.
+
+    ``storage_options`` configure the object stores, over each cloud's environment
+    (``AWS_*``, ``AZURE_*``, ``GOOGLE_*``): the keys of the CLI's ``--storage-option KEY=VALUE``,
+    e.g. ``{"endpoint": "http://127.0.0.1:9000", "allow_http": True, "access_key_id": ...,
+    "secret_access_key": ..., "region": "us-east-1"}``. Secret values never appear in reprs or
+    error messages.
     """
-    return Snapshot(_flinksnap.Snapshot(str(location), list(uids)))
+    opts = _storage_options(storage_options)
+    return Snapshot(_flinksnap.Snapshot(str(location), list(uids), opts), opts)
 
 
 def _names(v: Names) -> list:
@@ -92,9 +118,11 @@ def _key_groups(kg: Optional[KeyGroups]) -> Optional[Tuple[int, int]]:
 class Snapshot:
     """An opened checkpoint or savepoint (:func:`open`)."""
 
-    def __init__(self, native: "_flinksnap.Snapshot") -> None:
+    def __init__(self, native: "_flinksnap.Snapshot", storage_options: Sequence[Tuple[str, str]] = ()) -> None:
         self._native = native
         self._operators: Optional[list] = None
+        # Kept for partitions read elsewhere in this process; never shown.
+        self._storage_options = list(storage_options)
 
     @property
     def location(self) -> str:
@@ -249,19 +277,19 @@ class Reader:
 
 # Opened snapshots by location, per process: a worker reading many partitions of one snapshot
 # reads its _metadata once.
-_OPENED: "_OrderedDict[Tuple[str, Tuple[str, ...]], _flinksnap.Snapshot]" = _OrderedDict()
+_OPENED: "_OrderedDict[Tuple[str, Tuple[str, ...], Tuple[Tuple[str, str], ...]], _flinksnap.Snapshot]" = _OrderedDict()
 _OPENED_LOCK = _threading.Lock()
 _OPENED_MAX = 4
 
 
-def _opened(location: str, uids: Tuple[str, ...]) -> "_flinksnap.Snapshot":
-    key = (location, uids)
+def _opened(location: str, uids: Tuple[str, ...], storage_options: Sequence[Tuple[str, str]] = ()) -> "_flinksnap.Snapshot":
+    key = (location, uids, tuple(storage_options))
     with _OPENED_LOCK:
         s = _OPENED.get(key)
         if s is not None:
             _OPENED.move_to_end(key)
             return s
-    s = _flinksnap.Snapshot(location, list(uids))
+    s = _flinksnap.Snapshot(location, list(uids), list(storage_options))
     with _OPENED_LOCK:
         _OPENED[key] = s
         while len(_OPENED) > _OPENED_MAX:
@@ -321,36 +349,36 @@ class Partition:
         """Stored bytes it reads, estimated from the handles."""
         return self._fields["bytes"]
 
-    def read(self, snapshot: Optional[Snapshot] = None) -> Reader:
+    def read(self, snapshot: Optional[Snapshot] = None, *, storage_options: StorageOptions = None) -> Reader:
         """Reads the partition: from ``snapshot`` when given, else from its location (opened
-        once per process and kept)."""
+        once per process and kept) with ``storage_options`` (as :func:`open` takes them)."""
         if snapshot is not None:
             return snapshot.read_partition(self)
         uids = tuple(u for _, u in self._fields.get("scan", {}).get("uids", []))
-        return Reader(_opened(self.snapshot, uids).read_partition(self.json))
+        return Reader(_opened(self.snapshot, uids, _storage_options(storage_options)).read_partition(self.json))
 
     def __repr__(self) -> str:
         return f"flinksnap.Partition(operator={self.operator_uid or self.operator_id!r}, subtask={self.subtask}, part={self.part}, bytes={self.bytes})"
 
 
-def verify(location: str, level: str = "shallow", *, uids: Iterable[str] = ()) -> dict:
+def verify(location: str, level: str = "shallow", *, uids: Iterable[str] = (), storage_options: StorageOptions = None) -> dict:
     """Checks a snapshot (``flinksnap verify``). ``level="shallow"``: ``_metadata`` parses and
     every referenced file exists with its recorded size; ``"full"``: also every handle, key group
     and entry decodes. Returns the report (``sound``, ``checks`` with their findings)."""
-    return _json.loads(_flinksnap.verify_json(str(location), level, list(uids)))
+    return _json.loads(_flinksnap.verify_json(str(location), level, list(uids), _storage_options(storage_options)))
 
 
-def latest(dir: str) -> dict:  # noqa: A002 - the command's word
+def latest(dir: str, *, storage_options: StorageOptions = None) -> dict:  # noqa: A002 - the command's word
     """The newest complete snapshot under a checkpoint, job or savepoint directory that passes
     shallow verification (``flinksnap latest``): ``path`` (``None`` when there is none),
     ``checkpoint_id``, ``skipped`` newer ones and why."""
-    return _json.loads(_flinksnap.latest_json(str(dir)))
+    return _json.loads(_flinksnap.latest_json(str(dir), _storage_options(storage_options)))
 
 
-def refs(dir: str, *, also: Iterable[str] = ()) -> dict:  # noqa: A002
+def refs(dir: str, *, also: Iterable[str] = (), storage_options: StorageOptions = None) -> dict:  # noqa: A002
     """Which files each snapshot under ``dir`` references, which snapshots reference each file,
     and which files nothing references (``flinksnap refs``)."""
-    return _json.loads(_flinksnap.refs_json(str(dir), list(also)))
+    return _json.loads(_flinksnap.refs_json(str(dir), list(also), _storage_options(storage_options)))
 
 
 _DURATION = _re.compile(r"(\d+)([smhdw])")
@@ -380,12 +408,20 @@ def gc(
     also: Iterable[str] = (),
     allow_unreadable: bool = False,
     allow_no_snapshots: bool = False,
+    storage_options: StorageOptions = None,
 ) -> dict:
     """Removes what no complete snapshot references (``flinksnap gc``); a dry run unless
     ``delete``. Returns the plan: ``remove`` (files removed or that would be), ``kept`` and why,
     ``refused`` (nothing removed) and ``failures``."""
     return _json.loads(
         _flinksnap.gc_json(
-            str(dir), bool(delete), _seconds(older_than), list(keep), list(also), bool(allow_unreadable), bool(allow_no_snapshots)
+            str(dir),
+            bool(delete),
+            _seconds(older_than),
+            list(keep),
+            list(also),
+            bool(allow_unreadable),
+            bool(allow_no_snapshots),
+            _storage_options(storage_options),
         )
     )

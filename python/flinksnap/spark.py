@@ -28,6 +28,17 @@ Options (all optional):
   stores none (Flink before 2.0).
 * ``maxPartitionBytes`` (default 134217728), ``splitUnindexed`` (``false``): how the plan splits
   (see :meth:`flinksnap.Snapshot.plan`). ``batchRows`` (8192): rows per Arrow batch.
+* ``storage.<key>``: an object store option, the keys of the CLI's ``--storage-option KEY=VALUE``
+  and of :func:`flinksnap.open`'s ``storage_options`` (``storage.endpoint``,
+  ``storage.allow_http``, ``storage.region``, ``storage.access_key_id``,
+  ``storage.secret_access_key``, ...). They apply on the driver and, carried by the reader Spark
+  sends to each task, on every executor; they win over the environment there.
+
+TIME columns (Flink SQL ``TIME``, Java ``LocalTime``) are Spark ``TimeType`` (Spark >= 4.1, the
+time of day to the microsecond, what Spark's own Arrow conversion makes of Arrow ``time64``). On
+Spark 4.0, which has no time type, they are ``LongType``: microseconds since midnight, the column
+(or nested field) marked in its metadata with ``{"flinksnap.type": "time",
+"flinksnap.unit": "us"}``.
 
 With Spark >= 4.1, filters on ``operator_id``, ``operator_uid``, ``state`` (equality, ``IN``) and
 ``key_group`` (comparisons, equality, ``IN``) are pushed down into the plan: the partitions of
@@ -40,8 +51,9 @@ checkpoints split further by key group (``maxPartitionBytes``); RocksDB and ForS
 snapshots split only with ``splitUnindexed=true`` (each part then opens the whole handle: more
 parallelism for more reading). Every executor needs the ``flinksnap`` wheel (a venv in
 ``spark.archives``, or the cluster's library mechanism) and credentials for the snapshot's object
-store in its own environment (``AWS_*``, ``AZURE_*``, ``GOOGLE_*`` variables through
-``spark.executorEnv.*``): partitions carry no secrets.
+store: in its own environment (``AWS_*``, ``AZURE_*``, ``GOOGLE_*`` variables through
+``spark.executorEnv.*``), or as ``storage.*`` options, which travel with the pickled reader of
+the query (partitions themselves carry no secrets).
 """
 
 from __future__ import annotations
@@ -122,17 +134,100 @@ class _Options:
         self.max_partition_bytes = int(o.get("maxpartitionbytes", 128 * 1024 * 1024))
         self.split_unindexed = bool(_bool(o, "splitunindexed", False))
         self.batch_rows = int(o.get("batchrows", 8192))
+        # `storage.<key>` options, the key as given (Spark's option map is case-insensitive;
+        # object store option names are lower case).
+        self.storage = {k[len("storage.") :]: v for k, v in o.items() if k.startswith("storage.") and len(k) > len("storage.")}
 
     def open(self) -> flinksnap.Snapshot:
-        return flinksnap.open(self.path, uids=self.uids)
+        return flinksnap.open(self.path, uids=self.uids, storage_options=self.storage)
+
+    def __repr__(self) -> str:
+        # Never the storage options' values: they hold credentials.
+        return f"flinksnap.spark options(path={self.path!r}, storage options {sorted(self.storage)})"
+
+
+def _has_time_type() -> bool:
+    try:
+        from pyspark.sql.types import TimeType  # noqa: F401  (Spark >= 4.1)
+    except ImportError:
+        return False
+    return True
+
+
+#: Field metadata of a TIME column as ``LongType`` (Spark 4.0: no time type).
+TIME_AS_LONG_METADATA = {"flinksnap.type": "time", "flinksnap.unit": "us"}
+
+
+def _spark_arrow_type(t: pa.DataType, time_type: bool) -> pa.DataType:
+    """The Arrow type Spark reads for ``t``: times of day as ``time64[ns]`` (``TimeType``, the
+    only time Spark's Arrow conversion maps) or, without a time type, ``int64`` microseconds;
+    nested types converted inside."""
+    return _spark_arrow_type_with(t, lambda _: pa.time64("ns") if time_type else pa.int64())
+
+
+def _mark_times(arrow_type: pa.DataType, spark_type: Any) -> Any:
+    """Spark 4.0: the ``LongType`` fields that hold times get :data:`TIME_AS_LONG_METADATA`."""
+    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
+
+    if isinstance(spark_type, StructType) and pa.types.is_struct(arrow_type):
+        fields = []
+        for af, sf in zip(arrow_type, spark_type.fields):
+            meta = dict(sf.metadata or {})
+            if pa.types.is_time(af.type):
+                meta.update(TIME_AS_LONG_METADATA)
+            fields.append(StructField(sf.name, _mark_times(af.type, sf.dataType), sf.nullable, meta))
+        return StructType(fields)
+    if isinstance(spark_type, ArrayType) and (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
+        return ArrayType(_mark_times(arrow_type.value_type, spark_type.elementType), spark_type.containsNull)
+    if isinstance(spark_type, MapType) and pa.types.is_map(arrow_type):
+        return MapType(
+            _mark_times(arrow_type.key_type, spark_type.keyType), _mark_times(arrow_type.item_type, spark_type.valueType), spark_type.valueContainsNull
+        )
+    return spark_type
+
+
+def _to_spark_column(column: pa.Array, target: pa.DataType) -> pa.Array:
+    """A column as Spark's declared type: the same buffers where the types agree, else a cast
+    (timestamps to microseconds; times to ``time64[ns]``, or through ``time64[us]`` to
+    microseconds as ``int64``)."""
+    if column.type == target:
+        return column
+    # Not `safe`: nanoseconds truncate to Spark's microseconds (its timestamps and times have no
+    # finer unit); the other differences are widenings.
+    try:
+        return column.cast(target, safe=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # time32/time64 to int64: through time64[us], whose integer is microseconds of the day.
+        return column.cast(_spark_arrow_type_with(column.type, lambda _: pa.time64("us")), safe=False).cast(target, safe=False)
+
+
+def _spark_arrow_type_with(t: pa.DataType, time: Any) -> pa.DataType:
+    if pa.types.is_time(t):
+        return time(t)
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_spark_arrow_type_with(f.type, time)) for f in t])
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_spark_arrow_type_with(t.value_type, time)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_spark_arrow_type_with(t.value_type, time)))
+    if pa.types.is_map(t):
+        return pa.map_(t.key_field.with_type(_spark_arrow_type_with(t.key_type, time)), t.item_field.with_type(_spark_arrow_type_with(t.item_type, time)))
+    return t
 
 
 def spark_schema(arrow_schema: pa.Schema) -> StructType:
-    """The Spark schema of an Arrow schema, as Spark's own Arrow conversion maps types."""
+    """The Spark schema of an Arrow schema, as Spark's own Arrow conversion maps types; times of
+    day (which it maps from ``time64`` only) as ``TimeType``, or on Spark 4.0 as ``LongType``
+    microseconds marked with :data:`TIME_AS_LONG_METADATA`."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    time_type = _has_time_type()
+    converted = pa.schema([f.with_type(_spark_arrow_type(f.type, time_type)) for f in arrow_schema], metadata=arrow_schema.metadata)
     try:
-        return from_arrow_schema(arrow_schema)
+        schema = from_arrow_schema(converted)
+        if not time_type:
+            schema = _mark_times(pa.struct(list(arrow_schema)), schema)
+        return schema
     except Exception as e:  # a type this Spark has no counterpart of
         raise ValueError(
             f"flinksnap: this state's columns have no Spark type ({e}); option('typed', 'false') reads it in the JSON-text form"
@@ -264,12 +359,12 @@ class FlinkSnapReader(DataSourceReader):
         target = _arrow_schema(self.schema)
         if partition.value is None:
             return
-        reader = pa.RecordBatchReader.from_stream(flinksnap.Partition(partition.value).read())
+        reader = pa.RecordBatchReader.from_stream(flinksnap.Partition(partition.value).read(storage_options=self.options.storage))
         for batch in reader:
             # Spark wants exactly the declared types (and their nullability), no field metadata:
             # the same buffers under the declared schema, cast only where Spark's type differs
             # (it has microsecond timestamps only).
-            columns = [c if c.type == f.type else c.cast(f.type) for c, f in zip(batch.columns, target)]
+            columns = [_to_spark_column(c, f.type) for c, f in zip(batch.columns, target)]
             yield pa.RecordBatch.from_arrays(columns, schema=target)
 
 

@@ -21,6 +21,29 @@ fn err(e: flinksnap::Error) -> PyErr {
     FlinkSnapError::new_err(e.to_string())
 }
 
+/// Storage configured by `options` (the keys of the CLI's `--storage-option KEY=VALUE`) over
+/// each cloud's environment; the environment alone without options. An error's message never
+/// holds a secret option's value.
+fn storage(options: &[(String, String)]) -> std::sync::Arc<dyn flinksnap::Storage> {
+    if options.is_empty() {
+        return flinksnap::api::default_storage();
+    }
+    let mut o = flinksnap::StorageOptions::new();
+    for (k, v) in options {
+        o.set(k, v);
+    }
+    flinksnap::api::storage_with(o)
+}
+
+/// `err`, with the values of secret options removed from the message too.
+fn err_with(options: &[(String, String)]) -> impl Fn(flinksnap::Error) -> PyErr + '_ {
+    move |e| {
+        let secrets: Vec<String> =
+            options.iter().filter(|(k, v)| flinksnap::storage::options::is_secret_key(k) && !v.is_empty()).map(|(_, v)| v.clone()).collect();
+        FlinkSnapError::new_err(flinksnap::storage::options::redact(&e.to_string(), &secrets))
+    }
+}
+
 fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| PyValueError::new_err(e.to_string()))
 }
@@ -40,11 +63,12 @@ struct Snapshot {
 #[pymethods]
 impl Snapshot {
     /// Opens the snapshot at `location` (a snapshot directory or its `_metadata`); `uids` name
-    /// the operators of snapshots that store none (Flink before 2.0).
+    /// the operators of snapshots that store none (Flink before 2.0); `storage_options` are
+    /// object store options (`--storage-option` keys), over the environment.
     #[new]
-    #[pyo3(signature = (location, uids = Vec::new()))]
-    fn new(py: Python<'_>, location: String, uids: Vec<String>) -> PyResult<Self> {
-        let inner = py.detach(|| flinksnap::Snapshot::open(&location)).map_err(err)?;
+    #[pyo3(signature = (location, uids = Vec::new(), storage_options = Vec::new()))]
+    fn new(py: Python<'_>, location: String, uids: Vec<String>, storage_options: Vec<(String, String)>) -> PyResult<Self> {
+        let inner = py.detach(|| flinksnap::Snapshot::open_with(storage(&storage_options), &location)).map_err(err_with(&storage_options))?;
         Ok(Snapshot { inner: inner.with_uids(uids) })
     }
 
@@ -215,35 +239,36 @@ impl RecordBatchStream {
 
 /// `flinksnap verify` as JSON.
 #[pyfunction]
-#[pyo3(signature = (location, level = "shallow", uids = Vec::new()))]
-fn verify_json(py: Python<'_>, location: String, level: &str, uids: Vec<String>) -> PyResult<String> {
+#[pyo3(signature = (location, level = "shallow", uids = Vec::new(), storage_options = Vec::new()))]
+fn verify_json(py: Python<'_>, location: String, level: &str, uids: Vec<String>, storage_options: Vec<(String, String)>) -> PyResult<String> {
     let level = match level {
         "shallow" => flinksnap::VerifyLevel::Shallow,
         "full" => flinksnap::VerifyLevel::Full,
         other => return Err(PyValueError::new_err(format!("level must be 'shallow' or 'full', not {other:?}"))),
     };
-    let r = py.detach(|| flinksnap::verify(&location, level, &uids)).map_err(err)?;
+    let r = py.detach(|| flinksnap::verify_with(storage(&storage_options), &location, level, &uids)).map_err(err_with(&storage_options))?;
     json(&r)
 }
 
 /// `flinksnap latest` as JSON.
 #[pyfunction]
-fn latest_json(py: Python<'_>, dir: String) -> PyResult<String> {
-    let r = py.detach(|| flinksnap::latest(&dir)).map_err(err)?;
+#[pyo3(signature = (dir, storage_options = Vec::new()))]
+fn latest_json(py: Python<'_>, dir: String, storage_options: Vec<(String, String)>) -> PyResult<String> {
+    let r = py.detach(|| flinksnap::latest_with(storage(&storage_options), &dir)).map_err(err_with(&storage_options))?;
     json(&r)
 }
 
 /// `flinksnap refs` as JSON.
 #[pyfunction]
-#[pyo3(signature = (dir, also = Vec::new()))]
-fn refs_json(py: Python<'_>, dir: String, also: Vec<String>) -> PyResult<String> {
-    let r = py.detach(|| flinksnap::refs(&dir, &also)).map_err(err)?;
+#[pyo3(signature = (dir, also = Vec::new(), storage_options = Vec::new()))]
+fn refs_json(py: Python<'_>, dir: String, also: Vec<String>, storage_options: Vec<(String, String)>) -> PyResult<String> {
+    let r = py.detach(|| flinksnap::refs_with(storage(&storage_options), &dir, &also)).map_err(err_with(&storage_options))?;
     json(&r)
 }
 
 /// `flinksnap gc` as JSON: a dry run unless `delete`.
 #[pyfunction]
-#[pyo3(signature = (dir, delete = false, older_than_seconds = 3600.0, keep = Vec::new(), also = Vec::new(), allow_unreadable = false, allow_no_snapshots = false))]
+#[pyo3(signature = (dir, delete = false, older_than_seconds = 3600.0, keep = Vec::new(), also = Vec::new(), allow_unreadable = false, allow_no_snapshots = false, storage_options = Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn gc_json(
     py: Python<'_>,
@@ -254,6 +279,7 @@ fn gc_json(
     also: Vec<String>,
     allow_unreadable: bool,
     allow_no_snapshots: bool,
+    storage_options: Vec<(String, String)>,
 ) -> PyResult<String> {
     if !(older_than_seconds >= 0.0 && older_than_seconds.is_finite()) {
         return Err(PyValueError::new_err("older_than must be a non-negative number of seconds"));
@@ -266,7 +292,11 @@ fn gc_json(
         allow_no_snapshots,
         now: std::time::SystemTime::now(),
     };
-    let r = py.detach(|| flinksnap::gc(&dir, &opts, delete)).map_err(err)?;
+    let mut o = flinksnap::StorageOptions::new();
+    for (k, v) in &storage_options {
+        o.set(k, v);
+    }
+    let r = py.detach(|| flinksnap::gc_with(&flinksnap::Storages::new(o), &dir, &opts, delete)).map_err(err_with(&storage_options))?;
     json(&r)
 }
 

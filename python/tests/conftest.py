@@ -4,6 +4,7 @@ and a restore case's savepoint."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -15,6 +16,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "testdata"
+
+
+def read_fixture_text(path: Path) -> str:
+    """The text of a fixture file that case.json names (`expected*.jsonl.gz`,
+    `oracle*.jsonl.gz`, `metadata*.json.gz`), gunzipped when its name ends in `.gz`
+    (testdata/README.md, "Size rule")."""
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return data.decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class Fixture:
 
     def expected_lines(self) -> list:
         """What the fixture job put into its state (DataStream fixtures only)."""
-        text = (self.case_dir / self.snapshot["expected"]).read_text()
+        text = read_fixture_text(self.case_dir / self.snapshot["expected"])
         return [l for l in text.splitlines() if l.strip()]
 
     @property
@@ -53,7 +64,7 @@ class Fixture:
         return self.case_dir / self.snapshot["expected"].replace("expected", "oracle", 1)
 
     def oracle_lines(self) -> list:
-        return [l for l in self.oracle_file.read_text().splitlines() if l.strip()]
+        return [l for l in read_fixture_text(self.oracle_file).splitlines() if l.strip()]
 
 
 def fixtures() -> list:

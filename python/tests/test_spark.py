@@ -136,6 +136,50 @@ def test_filters_narrow_the_plan():
     assert [b for p in r.partitions() for b in r.read(p)] == []
 
 
+def test_time_columns_are_spark_time():
+    """SQL TIME (and LocalTime) columns, Arrow time32[ms]/time64[ns], are Spark TimeType (4.1+)
+    with the same times of day as the local read; Spark 4.0's representation (LongType
+    microseconds, marked in the field metadata) from the same conversion."""
+    from pyspark.sql.types import LongType, StructType, TimeType
+
+    fx = fixture_named("sql-heap-savepoint-canonical")
+    local = flinksnap.open(fx.path).read(operator="108_deduplicate", state="deduplicate-state").to_pyarrow()
+    value = local.schema.field("value").type
+    times = [f.name for f in value if pa.types.is_time(f.type)]
+    assert times, f"no TIME field in {value}"
+    spark = session("local[2]")
+    try:
+        df = spark.read.format("flinksnap").option("operator", "108_deduplicate").option("state", "deduplicate-state").load(fx.path)
+        fields = {f.name: f.dataType for f in df.schema["value"].dataType.fields}
+        assert all(isinstance(fields[t], TimeType) for t in times), fields
+        got = [r.asDict(recursive=True) for r in df.collect()]
+        assert len(got) == local.num_rows > 0
+        want = local.to_pylist()
+        assert [[g["value"][t] for t in times] for g in got] == [[w["value"][t] for t in times] for w in want]
+        assert any(w["value"][t] is not None for w in want for t in times)
+    finally:
+        spark.stop()
+
+    # Without a time type (Spark 4.0): int64 microseconds since midnight, marked.
+    from flinksnap import spark as fs
+
+    arrow = pa.schema([pa.field("value", value)])
+    converted = pa.schema([f.with_type(fs._spark_arrow_type(f.type, False)) for f in arrow])
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    st = fs._mark_times(pa.struct(list(arrow)), from_arrow_schema(converted))
+    inner = {f.name: f for f in st["value"].dataType.fields}
+    assert all(isinstance(inner[t].dataType, LongType) and inner[t].metadata == fs.TIME_AS_LONG_METADATA for t in times)
+    column = local.column("value").combine_chunks()
+    as_long = fs._to_spark_column(column, converted.field("value").type)
+    for w, g in zip(column.to_pylist(), as_long.to_pylist()):
+        for t in times:
+            v = w[t]
+            want_us = None if v is None else ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+            assert g[t] == want_us
+    assert isinstance(st, StructType)
+
+
 def test_spark_local():
     spark = session("local[2]")
     try:

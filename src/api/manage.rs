@@ -1,13 +1,16 @@
 //! The snapshot-management commands as functions returning typed reports (each serializes to
 //! the `data` of the command's JSON output, `formats/cli-json.md`), on [`default_storage`].
 
+use std::sync::Arc;
+
 use super::default_storage;
 use crate::error::Result;
 pub use crate::manage::gc::{GcOptions, GcPlan};
 pub use crate::manage::latest::LatestReport;
 pub use crate::manage::refs::RefsReport;
+pub use crate::manage::stats::StatsReport;
 pub use crate::manage::verify::{Level as VerifyLevel, VerifyReport};
-use crate::storage::Storages;
+use crate::storage::{Storage, Storages};
 
 /// Checks the snapshot at `location` (`flinksnap verify`): shallow, `_metadata` parses and every
 /// referenced file exists with its recorded size; full, also every handle, key group and entry
@@ -21,7 +24,12 @@ use crate::storage::Storages;
 /// # Ok::<(), flinksnap::Error>(())
 /// ```
 pub fn verify(location: &str, level: VerifyLevel, uids: &[String]) -> Result<VerifyReport> {
-    crate::manage::verify::verify(default_storage(), location, level, uids)
+    verify_with(default_storage(), location, level, uids)
+}
+
+/// [`verify`], reading from `storage` (e.g. [`Storages::new`] with an endpoint and credentials).
+pub fn verify_with(storage: Arc<dyn Storage>, location: &str, level: VerifyLevel, uids: &[String]) -> Result<VerifyReport> {
+    crate::manage::verify::verify(storage, location, level, uids)
 }
 
 /// The newest complete snapshot under `dir` that passes shallow verification
@@ -34,25 +42,58 @@ pub fn verify(location: &str, level: VerifyLevel, uids: &[String]) -> Result<Ver
 /// # Ok::<(), flinksnap::Error>(())
 /// ```
 pub fn latest(dir: &str) -> Result<LatestReport> {
-    crate::manage::latest::latest(default_storage(), dir)
+    latest_with(default_storage(), dir)
+}
+
+/// [`latest`], reading from `storage`.
+pub fn latest_with(storage: Arc<dyn Storage>, dir: &str) -> Result<LatestReport> {
+    crate::manage::latest::latest(storage, dir)
 }
 
 /// Which files each snapshot under `dir` references, which snapshots reference each file
 /// (across the job directories around it and `also`), and which files nothing references
 /// (`flinksnap refs`).
 pub fn refs(dir: &str, also: &[String]) -> Result<RefsReport> {
-    crate::manage::refs::refs(default_storage(), dir, also)
+    refs_with(default_storage(), dir, also)
+}
+
+/// [`refs`], reading from `storage`.
+pub fn refs_with(storage: Arc<dyn Storage>, dir: &str, also: &[String]) -> Result<RefsReport> {
+    crate::manage::refs::refs(storage, dir, also)
+}
+
+/// Where the bytes and entries of the snapshot at `location` are (`flinksnap stats`): per
+/// operator, state, subtask and key group, the skew over key groups and subtasks, and the
+/// `top` heaviest key groups and keys per operator. Reads every entry.
+///
+/// ```
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab");
+/// let report = flinksnap::stats(dir, 3, &[])?;
+/// assert!(report.entries > 0);
+/// # Ok::<(), flinksnap::Error>(())
+/// ```
+pub fn stats(location: &str, top: usize, uids: &[String]) -> Result<StatsReport> {
+    stats_with(default_storage(), location, top, uids)
+}
+
+/// [`stats`], reading from `storage`.
+pub fn stats_with(storage: Arc<dyn Storage>, location: &str, top: usize, uids: &[String]) -> Result<StatsReport> {
+    crate::manage::stats::stats(storage, location, top, uids)
 }
 
 /// Plans `gc` of `dir` (`flinksnap gc`) and, with `delete`, removes what the plan says; the plan
 /// tells what was (or would be) removed and what was kept and why. A refused run
 /// ([`GcPlan::refused`]) removes nothing.
 pub fn gc(dir: &str, opts: &GcOptions, delete: bool) -> Result<GcPlan> {
-    // One set of store clients for the plan and the deletes.
-    let storage = Storages::default();
-    let mut plan = crate::manage::gc::plan(std::sync::Arc::new(storage.clone()), dir, opts)?;
+    gc_with(&Storages::default(), dir, opts, delete)
+}
+
+/// [`gc`], reading and deleting through `storage` (one set of store clients for the plan and
+/// the deletes).
+pub fn gc_with(storage: &Storages, dir: &str, opts: &GcOptions, delete: bool) -> Result<GcPlan> {
+    let mut plan = crate::manage::gc::plan(Arc::new(storage.clone()), dir, opts)?;
     if delete && plan.refused.is_none() {
-        crate::manage::gc::execute(&storage, &mut plan, opts)?;
+        crate::manage::gc::execute(storage, &mut plan, opts)?;
     }
     Ok(plan)
 }

@@ -56,7 +56,12 @@ use arrow_schema::SchemaRef;
 use serde::Serialize;
 
 pub use batches::{ScanBatches, ScanEntries};
-pub use manage::{gc, latest, refs, verify, GcOptions, GcPlan, LatestReport, RefsReport, VerifyLevel, VerifyReport};
+pub use crate::export::{ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
+pub use crate::storage::{Storage, StorageOptions, Storages};
+pub use manage::{
+    gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_with, verify, verify_with, GcOptions, GcPlan, LatestReport, RefsReport,
+    StatsReport, VerifyLevel, VerifyReport,
+};
 pub use scan::{Part, Partition, PlanOptions, Scan, ScanBuilder};
 
 use crate::error::{Error, Result};
@@ -65,14 +70,32 @@ use crate::model::{OperatorId, StateKind};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::states::subtask_states;
 use crate::snapshot::Summary;
-use crate::storage::{Storage, Storages};
 
 /// The storage locations are read from when none is given: local paths from the local file
 /// system, URLs (`s3://`, `gs://`, `abfss://`, … with the `cloud` feature) from their object
 /// store, configured by its environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Other options (an
-/// endpoint, credentials): [`Snapshot::open_with`] a [`Storages`] made with them.
+/// endpoint, credentials): [`Snapshot::open_with`] a [`storage_with`] them.
 pub fn default_storage() -> Arc<dyn Storage> {
     Arc::new(Storages::default())
+}
+
+/// Storage configured by `options` over each cloud's environment: the keys of the CLI's
+/// `--storage-option KEY=VALUE` (`endpoint`, `region`, `allow_http`, `access_key_id`,
+/// `secret_access_key`, …) and its configuration file's sections per URL prefix. Secrets are
+/// never part of an error message.
+///
+/// ```
+/// let mut options = flinksnap::StorageOptions::new();
+/// options.set("endpoint", "http://127.0.0.1:8333");
+/// options.set("allow_http", "true");
+/// let storage = flinksnap::api::storage_with(options);
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab");
+/// // Local paths read from the local file system whatever the options.
+/// let snapshot = flinksnap::Snapshot::open_with(storage, dir)?;
+/// # Ok::<(), flinksnap::Error>(())
+/// ```
+pub fn storage_with(options: StorageOptions) -> Arc<dyn Storage> {
+    Arc::new(Storages::new(options))
 }
 
 /// A checkpoint or savepoint, opened: its `_metadata` parsed, ready to list and scan. Cheap to
@@ -187,8 +210,20 @@ impl Snapshot {
         self.inner.operator(id).and_then(|o| o.uid.clone()).or_else(|| self.uids.get(id).cloned())
     }
 
+    /// Uids given with [`Snapshot::with_uids`], by the operator id Flink derives from each (the
+    /// metadata's own are [`Snapshot::operator_uid`]'s).
+    pub fn given_uids(&self) -> &BTreeMap<OperatorId, String> {
+        &self.uids
+    }
+
+    /// The file an entry of this snapshot was read from: a state file, `_metadata` for inline
+    /// state; `None` where the entry has no one file (RocksDB tables, changelog).
+    pub fn entry_file(&self, entry: &crate::model::Entry) -> Option<String> {
+        self.inner.entry_file(entry)
+    }
+
     /// Uids by operator id: the metadata's and those given.
-    pub(crate) fn uid_map(&self) -> BTreeMap<OperatorId, String> {
+    pub fn uid_map(&self) -> BTreeMap<OperatorId, String> {
         let mut m = (*self.uids).clone();
         for op in &self.inner.metadata.operators {
             if let Some(u) = &op.uid {

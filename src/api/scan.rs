@@ -327,6 +327,30 @@ impl Scan {
         &self.snapshot
     }
 
+    /// Writes the scan's operators and states (and key groups) into files a query engine reads
+    /// (`flinksnap export`): one file per operator and state under `opts.dir`, plus
+    /// `manifest.json`; the scan's selection and the snapshot's uids replace those of `opts`.
+    /// Parquet needs the `parquet` feature.
+    ///
+    /// ```
+    /// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab");
+    /// # let out = std::env::temp_dir().join(format!("flinksnap-doctest-export-{}", std::process::id()));
+    /// use flinksnap::{ExportFormat, ExportOptions, NoProgress, Snapshot};
+    /// let scan = Snapshot::open(dir)?.scan().operator("keyed-string").typed(false).build()?;
+    /// let mut opts = ExportOptions::new(&out);
+    /// opts.format = ExportFormat::Jsonl;
+    /// let manifest = scan.export(&opts, &NoProgress)?;
+    /// assert!(manifest.totals.rows > 0);
+    /// # std::fs::remove_dir_all(&out).ok();
+    /// # Ok::<(), flinksnap::Error>(())
+    /// ```
+    pub fn export(&self, opts: &crate::export::ExportOptions, progress: &dyn crate::export::Progress) -> Result<crate::export::Manifest> {
+        let mut opts = opts.clone();
+        opts.selection = self.selection.clone();
+        opts.uids = (*self.snapshot.uids).clone();
+        crate::export::export(self.snapshot.shared(), &opts, progress)
+    }
+
     /// The selected entries, streamed: memory holds a window of one key group at a time.
     pub fn entries(&self) -> ScanEntries {
         ScanEntries::new(self.source(None))

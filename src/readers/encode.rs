@@ -188,6 +188,7 @@ pub struct PartSerializers<'m> {
 
 /// The parts of one entry from their dump JSON (`formats/dump.md`): `key`, `namespace`,
 /// `user_key`, `value` (a list state's an array, a timer's its timestamp) and `ttl_timestamp`.
+#[allow(clippy::too_many_arguments)] // the fields of one dump line, each optional in its own way
 pub fn values_from_json(
     meta: &StateMetaInfo,
     kind: StateKind,

@@ -323,9 +323,13 @@ fn has_raw_keyed_state(op: &OperatorState) -> bool {
     op.subtasks.iter().any(|s| s.state.as_ref().is_some_and(|s| s.raw_keyed_state.is_some()))
 }
 
-/// The bytes and key group of `key` for operator `op` with key serializer `ser`; `Err(None)` when
-/// the key does not fit the key type (given as `*`), `Err(Some(e))` for a hard error.
-fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, key: &KeyInput) -> std::result::Result<(Vec<u8>, u32, serde_json::Value), (bool, Error)> {
+/// The bytes and key group of `key` for operator `op` with key serializer `ser`; `Err((true, e))`
+/// when the key does not fit the key type (skipped for operator `*`), `Err((false, e))` for a
+/// hard error.
+/// Why a key was not resolved: whether it does not fit the key type (skipped for `*`), and why.
+type KeyMiss = (bool, Box<Error>);
+
+fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, key: &KeyInput) -> std::result::Result<(Vec<u8>, u32, serde_json::Value), KeyMiss> {
     let what = || format!("{}: operator {}", snapshot.metadata_location, op.operator_id);
     let value = match key {
         KeyInput::Json(j) => ser.value_from_json(j),
@@ -334,15 +338,15 @@ fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, ke
             Err(_) => ser.value_from_json(&serde_json::Value::String(t.clone())),
         },
     }
-    .map_err(|e| (true, Error::Invalid(format!("{}: key {} does not fit the key type ({}): {e}", what(), key.shown(), ser.class_name()))))?;
+    .map_err(|e| (true, Box::new(Error::Invalid(format!("{}: key {} does not fit the key type ({}): {e}", what(), key.shown(), ser.class_name())))))?;
     if matches!(value, crate::model::value::Value::Null) {
-        return Err((true, Error::Invalid(format!("{}: a key cannot be null", what()))));
+        return Err((true, Box::new(Error::Invalid(format!("{}: a key cannot be null", what())))));
     }
-    let bytes = ser.encode_to_vec(&value).map_err(|e| (false, Error::Invalid(format!("{}: key {}: {e}", what(), key.shown()))))?;
+    let bytes = ser.encode_to_vec(&value).map_err(|e| (false, Box::new(Error::Invalid(format!("{}: key {}: {e}", what(), key.shown())))))?;
     let hash = key_hash_code(ser, &value, &bytes).ok_or_else(|| {
         (
             false,
-            Error::unsupported(
+            Box::new(Error::unsupported(
                 format!(
                     "{}: cannot forget key {}: the Java hashCode() of keys of {} is not defined by their value, so their key group is \
                      not known (flinksnap computes it for Long, Integer, Short, Byte, Boolean, Double, Float, Character, String, \
@@ -352,7 +356,7 @@ fn resolve_key(snapshot: &Snapshot, op: &OperatorState, ser: &TypeSerializer, ke
                     ser.opaque_class()
                 ),
                 Some(ser.opaque_class()),
-            ),
+            )),
         )
     })?;
     Ok((bytes, key_group_for_hash(hash, op.max_parallelism), value.to_json()))
@@ -498,7 +502,7 @@ impl Edits {
                         report.skipped_operators.push(format!("{} (keys of {}): key {} does not fit", op.uid.clone().unwrap_or_else(|| op.operator_id.to_hex()), ser.class_name(), fk.key.shown()));
                         continue;
                     }
-                    Err((_, e)) => return Err(e),
+                    Err((_, e)) => return Err(*e),
                 };
                 if let Some(s) = &state {
                     let declared = declared_states(snapshot)?;

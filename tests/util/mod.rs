@@ -33,6 +33,21 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The text of a fixture file that case.json names (`expected*.jsonl.gz`, `oracle*.jsonl.gz`,
+/// `metadata*.json.gz`), gunzipped when its name ends in `.gz` (testdata/README.md, "Size
+/// rule"). Errors name the file.
+pub fn read_fixture_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(named)?;
+    if path.extension().is_none_or(|e| e != "gz") {
+        return String::from_utf8(bytes).map_err(|e| named(std::io::Error::new(std::io::ErrorKind::InvalidData, e)));
+    }
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).map_err(named)?;
+    Ok(text)
+}
+
 /// Runs `flinksnap ARGS` in the repository root.
 pub fn flinksnap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_flinksnap")).args(args).current_dir(root()).output().expect("run flinksnap")

@@ -12,6 +12,13 @@
 //!
 //! The POJO variants need other `CompatPojo` classes under the same name: one JVM per POJO
 //! version (`compat-pojo-v1` … `v3`), each with one MiniCluster for all its jobs.
+//!
+//! SQL (`flink-job/src-sql/…/CompatSqlJob`, run from compiled plans like the SQL fixtures): a
+//! group aggregate v1, and as v2 the same query (a control that must restore), a changed query
+//! (a filter before the aggregate) and a changed column type (INT → BIGINT). Each v2 is judged
+//! twice: against its savepoint (exactly as above) and against its compiled plan, which cannot
+//! tell serializers, so "could not decide" (exit 2) is right there too, but never "compatible"
+//! where Flink refused nor "incompatible" where it restored.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,7 +27,7 @@ use std::time::Instant;
 
 use serde_json::Value as J;
 
-use crate::{cache_dir, ensure_dist, java_job, java_sources, join_cp, repo_root, run_cmd, shim_dirs, Result, Tools};
+use crate::{cache_dir, compile_into, ensure_dist, java_job, java_sources, join_cp, repo_root, run_cmd, Result, Tools};
 
 const VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
 
@@ -69,6 +76,79 @@ fn javac(tools: &Tools, cp: &[PathBuf], out: &Path, sources: &[PathBuf]) -> Resu
     run_cmd(&mut cmd, "javac (compat job)")
 }
 
+/// The SQL job's v2 variants (`CompatSqlJob`): the same query (a control), a changed query, a
+/// changed column type.
+const SQL_PAIRS: &[&str] = &["sql-same", "sql-query", "sql-type"];
+
+/// How strictly compat's exit code must follow what Flink did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// 0 where Flink restored; 1 naming Flink's check where it refused.
+    Exact,
+    /// As `Exact`, but 2 (could not decide) is also right: a target that cannot tell everything.
+    MayBeUndecided,
+}
+
+fn report(v: &str, variant: &str, verdict: std::result::Result<String, String>, failures: &mut Vec<String>) {
+    match verdict {
+        Ok(m) => println!("compat-interop {v} {variant}: OK: {m}"),
+        Err(m) => {
+            println!("compat-interop {v} {variant}: MISMATCH: {m}");
+            failures.push(format!("{v} {variant}: {m}"));
+        }
+    }
+}
+
+/// Runs `flinksnap compat BASE --against TARGET` and compares its verdict with the v2 job's own
+/// run and its restore from BASE (`result` reads a task's result file by name).
+#[allow(clippy::too_many_arguments)]
+fn judge(bin: &Path, v: &str, variant: &str, result: &dyn Fn(&str) -> String, base: &Path, target: &Path, extra: &[&str], expect: Expect) -> std::result::Result<String, String> {
+    let fresh = result(&format!("v2-{variant}"));
+    if !fresh.starts_with("ok ") {
+        return Err(format!("the v2 job's own run failed: {}", &fresh[..fresh.len().min(400)]));
+    }
+    let restored = result(&format!("restore-{variant}"));
+    let flink_ok = restored.starts_with("ok ");
+    let out = Command::new(bin)
+        .arg("compat")
+        .arg(base)
+        .arg("--against")
+        .arg(target)
+        .args(["--flink-version", v, "--backend", "hashmap", "--format", "json"])
+        // 1.x snapshots store no uids: name the job's operators
+        .args(extra)
+        .output()
+        .map_err(|e| format!("run flinksnap: {e}"))?;
+    let code = out.status.code().unwrap_or(-1);
+    let report: J = serde_json::from_slice(&out.stdout).unwrap_or(J::Null);
+    let incompatible: Vec<String> = report["data"]["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["severity"] == "incompatible")
+        .map(|f| format!("{}: {} {}", f["check"].as_str().unwrap_or("?"), f["operator"].as_str().unwrap_or(""), f["message"].as_str().unwrap_or("")))
+        .collect();
+    let undecided_ok = expect == Expect::MayBeUndecided && code == 2;
+    if flink_ok {
+        return if code == 0 || undecided_ok {
+            Ok(format!("Flink restored; compat exit {code}"))
+        } else {
+            Err(format!("Flink restored, compat exit {code}: {incompatible:?}"))
+        };
+    }
+    let want = flink_failure_check(&restored);
+    // The operator Flink names must be one compat names for that check.
+    let named = named_operators(&restored);
+    let same_operator = named.iter().all(|id| incompatible.iter().any(|f| f.starts_with(want) && f.contains(id.as_str())));
+    if code == 1 && same_operator && incompatible.iter().any(|f| f.starts_with(want)) {
+        Ok(format!("Flink refused ({want}); compat: {}", incompatible.join(" | ")))
+    } else if undecided_ok && incompatible.is_empty() {
+        Ok(format!("Flink refused ({want}); compat: could not decide (the target cannot tell)"))
+    } else {
+        Err(format!("Flink refused ({want}: {}), compat exit {code}: {incompatible:?}", &restored[..restored.len().min(300)]))
+    }
+}
+
 pub fn compat_interop(args: &[String]) -> Result<()> {
     let mut versions: Vec<String> = Vec::new();
     let mut it = args.iter();
@@ -99,15 +179,11 @@ pub fn compat_interop(args: &[String]) -> Result<()> {
         fs::create_dir_all(&work).map_err(|e| e.to_string())?;
         let dist = ensure_dist(&tools, &cache, v)?;
         let job = repo.join("xtask").join("flink-job");
-        // The DataStream job's classes CompatJob uses (source, commands, shims): no SQL classes.
+        // The fixture job's classes (DataStream and SQL, one javac): CompatJob uses its source,
+        // commands and shims, CompatSqlJob its SQL connector.
         let main_classes = work.join("classes");
         let tc = Instant::now();
-        let mut sources = Vec::new();
-        java_sources(&job.join("src-common"), &mut sources)?;
-        for dir in shim_dirs(v)? {
-            java_sources(&job.join(dir), &mut sources)?;
-        }
-        javac(&tools, &dist.classpath, &main_classes, &sources)?;
+        compile_into(&tools, &repo, v, &dist, &main_classes)?;
         let base = work.join("v1-base");
         // One JVM per POJO version.
         for pojo in ["v1", "v2", "v3"] {
@@ -145,62 +221,43 @@ pub fn compat_interop(args: &[String]) -> Result<()> {
         if !base_result.starts_with("ok ") {
             return Err(format!("flink {v}: the v1 job failed: {base_result}"));
         }
+        let sp = |d: &Path| -> PathBuf {
+            fs::read_dir(d).ok().into_iter().flatten().flatten().map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("savepoint-"))).unwrap_or_else(|| d.to_path_buf())
+        };
+        let uids: Vec<&str> = ["src", "counter", "counter-v2", "second", "extra", "drop"].iter().flat_map(|u| ["--uid", u]).collect();
         for (variant, _) in PAIRS {
             checked += 1;
-            let fresh = result(&format!("v2-{variant}"));
-            if !fresh.starts_with("ok ") {
-                failures.push(format!("{v} {variant}: the v2 job's own run failed: {}", &fresh[..fresh.len().min(400)]));
-                continue;
-            }
-            let restored = result(&format!("restore-{variant}"));
-            let flink_ok = restored.starts_with("ok ");
-            let target = work.join(format!("v2-{variant}"));
-            let sp = |d: &Path| -> PathBuf {
-                fs::read_dir(d).ok().into_iter().flatten().flatten().map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("savepoint-"))).unwrap_or_else(|| d.to_path_buf())
-            };
-            let out = Command::new(&bin)
-                .args(["compat"])
-                .arg(sp(&base))
-                .arg("--against")
-                .arg(sp(&target))
-                .args(["--flink-version", v, "--backend", "hashmap", "--format", "json"])
-                // 1.x snapshots store no uids: name the job's operators
-                .args(["--uid", "src", "--uid", "counter", "--uid", "counter-v2", "--uid", "second", "--uid", "extra", "--uid", "drop"])
-                .output()
-                .map_err(|e| format!("run flinksnap: {e}"))?;
-            let code = out.status.code().unwrap_or(-1);
-            let report: J = serde_json::from_slice(&out.stdout).unwrap_or(J::Null);
-            let incompatible: Vec<String> = report["data"]["findings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|f| f["severity"] == "incompatible")
-                .map(|f| format!("{}: {} {}", f["check"].as_str().unwrap_or("?"), f["operator"].as_str().unwrap_or(""), f["message"].as_str().unwrap_or("")))
-                .collect();
-            let verdict = if flink_ok {
-                if code == 0 {
-                    Ok(format!("Flink restored; compat: compatible"))
-                } else {
-                    Err(format!("Flink restored, compat exit {code}: {incompatible:?}"))
-                }
-            } else {
-                let want = flink_failure_check(&restored);
-                // The operator Flink names must be one compat names for that check.
-                let named = named_operators(&restored);
-                let same_operator = named.iter().all(|id| incompatible.iter().any(|f| f.starts_with(want) && f.contains(id.as_str())));
-                if code == 1 && same_operator && incompatible.iter().any(|f| f.starts_with(want)) {
-                    Ok(format!("Flink refused ({want}); compat: {}", incompatible.join(" | ")))
-                } else {
-                    Err(format!("Flink refused ({want}: {}), compat exit {code}: {incompatible:?}", &restored[..restored.len().min(300)]))
-                }
-            };
-            match verdict {
-                Ok(m) => println!("compat-interop {v} {variant}: OK: {m}"),
-                Err(m) => {
-                    println!("compat-interop {v} {variant}: MISMATCH: {m}");
-                    failures.push(format!("{v} {variant}: {m}"));
-                }
-            }
+            let target = sp(&work.join(format!("v2-{variant}")));
+            let r = judge(&bin, v, variant, &result, &sp(&base), &target, &uids, Expect::Exact);
+            report(v, variant, r, &mut failures);
+        }
+        // SQL: the same, from compiled plans; each v2 is also checked against its compiled plan
+        // (which cannot decide serializers: it may say "undecided", never "compatible" where
+        // Flink refused, nor "incompatible" where Flink restored).
+        let sql_base = work.join("sql-v1-base");
+        let mut tasks = format!("fresh|sql-base|{}|{}\n", sql_base.display(), work.join("sql-v1-base.result").display());
+        for variant in SQL_PAIRS {
+            tasks.push_str(&format!("fresh|{variant}|{}|{}\n", work.join(format!("v2-{variant}")).display(), work.join(format!("v2-{variant}.result")).display()));
+            tasks.push_str(&format!("restore|{variant}|{}|{}\n", sql_base.display(), work.join(format!("restore-{variant}.result")).display()));
+        }
+        let tasks_file = work.join("tasks-sql.txt");
+        fs::write(&tasks_file, tasks).map_err(|e| e.to_string())?;
+        let tmp = work.join("tmp");
+        let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &main_classes, &dist.sql_classpath(), "flinksnap.fixtures.CompatSqlJob");
+        cmd.arg(work.join("sql-jvm")).arg(&tasks_file);
+        run_cmd(&mut cmd, "CompatSqlJob")?;
+        let sql_base_result = result("sql-v1-base");
+        if !sql_base_result.starts_with("ok ") {
+            return Err(format!("flink {v}: the SQL v1 job failed: {sql_base_result}"));
+        }
+        for variant in SQL_PAIRS {
+            checked += 1;
+            let dir = work.join(format!("v2-{variant}"));
+            let r = judge(&bin, v, variant, &result, &sp(&sql_base), &sp(&dir), &[], Expect::Exact);
+            report(v, variant, r, &mut failures);
+            checked += 1;
+            let r = judge(&bin, v, variant, &result, &sp(&sql_base), &dir.join("plan.json"), &[], Expect::MayBeUndecided);
+            report(v, &format!("{variant} (compiled plan)"), r, &mut failures);
         }
         println!("compat-interop {v}: {:.0} s (javac and jobs {compile_s:.0} s)", t0.elapsed().as_secs_f64());
     }

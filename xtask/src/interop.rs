@@ -466,8 +466,8 @@ pub(crate) fn build_flinksnap(repo: &Path, release: bool, features: Option<&str>
 }
 
 fn read_json(p: &Path) -> Result<J> {
-    let text = fs::read(p).map_err(|e| format!("read {}: {e}", p.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", p.display()))
+    let text = crate::read_fixture_text(p)?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// Every snapshot of every case of `version` (optionally only the named cases).
@@ -499,14 +499,14 @@ fn discover(repo: &Path, version: &str, only: &[String]) -> Result<Vec<Fixture>>
                 case: name.clone(),
                 label: if snaps.len() > 1 || case["restore"].is_object() { path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() } else { String::new() },
                 path,
-                expected: case_dir.join(s["expected"].as_str().unwrap_or("expected.jsonl")),
+                expected: case_dir.join(s["expected"].as_str().unwrap_or("expected.jsonl.gz")),
                 parallelism: case["parallelism"].as_u64().unwrap_or(1) as u32,
                 max_parallelism: case["max_parallelism"].as_u64().unwrap_or(128) as u32,
                 compressed: case["compression"].as_bool().unwrap_or(false),
                 ttl_window: (window[0].as_i64().unwrap_or(i64::MIN), window[1].as_i64().unwrap_or(i64::MAX)),
                 last_of_case: i + 1 == snaps.len(),
                 case_dir: case_dir.clone(),
-                oracle: case_dir.join(s["metadata"].as_str().unwrap_or("metadata.json")),
+                oracle: case_dir.join(s["metadata"].as_str().unwrap_or("metadata.json.gz")),
                 generated_case_dir: case["generated_case_dir"].as_str().map(PathBuf::from),
                 chain_len: snaps.len(),
                 chain_pos: i,
@@ -1098,7 +1098,7 @@ fn compare(f: &Fixture, r: &Restore, c: &Conversion) -> std::result::Result<(usi
         return Err(format!("expected every keyed operator on {want_class}, the job reported: {lines:?}"));
     }
     let got = fs::read_to_string(&r.out).map_err(|e| format!("no restored output {}: {e}", r.out.display()))?;
-    let mut want = fs::read_to_string(&f.expected).map_err(|e| format!("read {}: {e}", f.expected.display()))?;
+    let mut want = crate::read_fixture_text(&f.expected)?;
     // An edit: the expected contents without what it removed (which must be something).
     if !c.removed.is_empty() {
         let (kept, gone) = edit::without(&want, &c.removed)?;

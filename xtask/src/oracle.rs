@@ -17,7 +17,7 @@ pub const USAGE: &str = "usage: cargo xtask oracle [--flink VERSION]... [--case 
 \n\
 Runs the dump oracle (real Flink, xtask/ORACLE.md) on every fixture snapshot of testdata/flink-VERSION/\n\
 (all default versions unless --flink is given; only the cases named with --case) and writes\n\
-oracle.jsonl / oracle-chk-N.jsonl beside each expected*.jsonl. --work: where classes, copies and\n\
+oracle.jsonl.gz / oracle-chk-N.jsonl.gz beside each expected*.jsonl.gz. --work: where classes, copies and\n\
 logs go (default: <cargo target dir>/xtask-oracle).";
 
 /// One snapshot of a fixture case, planned for the oracle.
@@ -159,9 +159,10 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     let res = run_cmd(&mut cmd, &format!("flink {v} dump oracle"));
     drop(placed);
     let _ = fs::remove_dir_all(&copies);
-    let failed: Vec<String> = plan.iter().filter(|p| p.out.with_extension("jsonl.error").exists()).map(|p| p.name.clone()).collect();
+    // DumpOracle writes OUT.error beside each output it could not write
+    let failed: Vec<String> = plan.iter().filter(|p| PathBuf::from(format!("{}.error", p.out.display())).exists()).map(|p| p.name.clone()).collect();
     if !failed.is_empty() {
-        return Err(format!("failed on {} (see the .error files beside their oracle*.jsonl)", failed.join(", ")));
+        return Err(format!("failed on {} (see the .error files beside their oracle*.jsonl.gz)", failed.join(", ")));
     }
     res?;
     println!("== flink {v}: oracle done in {:.0} s", t.elapsed().as_secs_f64());

@@ -5,8 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use flinksnap::model::{Entry, KeyGroupRange, SubtaskRef};
-use flinksnap::readers::entries::{Selection, SnapshotEntries};
-use flinksnap::snapshot::Snapshot;
+use flinksnap::Snapshot;
 
 use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::output::Table;
@@ -94,17 +93,23 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     // `cargo xtask bench`: 36 s -> 17 s through a pipe on a 100 MiB savepoint).
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let out: &mut dyn Write = &mut out;
-    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
+    let snapshot = Snapshot::open_with(crate::cli::storage(), &args.path)?;
     let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
+    let snapshot = snapshot.with_uids(named.uids.into_values());
     // Uids stored in the metadata (2.x) win over those given.
-    let mut uids = named.uids;
-    for op in &snapshot.metadata.operators {
-        if let Some(u) = &op.uid {
-            uids.insert(op.operator_id, u.clone());
-        }
+    let uids = snapshot.uid_map();
+    // The dump form for any selection: one state's entries are printed like many.
+    let mut scan = snapshot.scan().typed(false);
+    for id in &named.selected {
+        scan = scan.operator(id.to_hex());
     }
-    let selection = Selection { operators: named.selected, states: args.states.clone(), key_groups: args.key_groups };
-    let mut entries = SnapshotEntries::new(&snapshot, selection);
+    for s in &args.states {
+        scan = scan.state(s.clone());
+    }
+    if let Some(r) = args.key_groups {
+        scan = scan.key_groups(r.start..=r.start + (r.len - 1));
+    }
+    let mut entries = scan.build()?.entries();
     let uid_of = |e: &Entry| uids.get(&e.operator_id).map(String::as_str);
     let mut opaque = 0usize;
     let mut count = 0usize;
@@ -158,7 +163,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     if opaque > 0 {
         eprintln!("flinksnap: {count} entries; {opaque} values kept opaque (serializers flinksnap cannot interpret, e.g. Kryo)");
     }
-    report_undecodable(entries.undecodable(), &uids);
+    report_undecodable(&entries.undecodable(), &uids);
     Ok(Outcome::Ok)
 }
 

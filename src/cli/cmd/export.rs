@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use flinksnap::export::{export, ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
-use flinksnap::readers::entries::Selection;
-use flinksnap::snapshot::Snapshot;
+use flinksnap::{ExportFormat, ExportOptions, Manifest, NoProgress, Progress, Snapshot};
 
 use super::operators::{plan_uids, read_plan, NamedOperators};
 use crate::cli::Outcome;
@@ -95,8 +93,18 @@ impl Progress for Bar {
 
 /// Runs the command.
 pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
+    let snapshot = Snapshot::open_with(crate::cli::storage(), &args.path)?;
     let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
+    // Every selected state, each into its own typed file: the scan keeps the dump form, and a
+    // misspelt --state selects nothing (said below) rather than failing.
+    let mut scan = snapshot.with_uids(named.uids.into_values()).scan().typed(false);
+    for id in &named.selected {
+        scan = scan.operator(id.to_hex());
+    }
+    for s in &args.states {
+        scan = scan.state(s.clone());
+    }
+    let scan = scan.build()?;
     let mut opts = ExportOptions::new(&args.to);
     opts.storage = crate::cli::storage();
     opts.format = match args.format {
@@ -104,8 +112,6 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
         Format::Csv => ExportFormat::Csv,
         Format::Jsonl => ExportFormat::Jsonl,
     };
-    opts.selection = Selection { operators: named.selected, states: args.states.clone(), key_groups: None };
-    opts.uids = named.uids;
     opts.force = args.force;
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
@@ -119,11 +125,11 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<Outcome> {
         let bar = indicatif::ProgressBar::new(0).with_style(style).with_message("0");
         bar.enable_steady_tick(Duration::from_millis(200));
         let bar = Bar(bar, AtomicU64::new(0));
-        let m = export(&snapshot, &opts, &bar);
+        let m = scan.export(&opts, &bar);
         bar.0.finish_and_clear();
         m?
     } else {
-        export(&snapshot, &opts, &NoProgress)?
+        scan.export(&opts, &NoProgress)?
     };
     report(&manifest, &args.to);
     // A misspelt --state selects nothing; say so rather than leave an export that looks empty.

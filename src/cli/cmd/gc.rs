@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Result};
-use flinksnap::manage::gc::{execute, plan, GcOptions, GcPlan};
+use flinksnap::{gc_with, GcOptions, GcPlan};
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -122,15 +122,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         allow_no_snapshots: args.allow_no_snapshots,
         now: SystemTime::now(),
     };
-    let mut p = plan(crate::cli::storage(), &args.dir, &opts)?;
+    let p = gc_with(&crate::cli::storages(), &args.dir, &opts, args.delete)?;
     if let Some(r) = &p.refused {
         if args.format == Format::Json {
             write_json(out, "gc", &p)?;
         }
         bail!("{}: nothing removed: {r}", p.root);
-    }
-    if args.delete {
-        execute(&crate::cli::storages(), &mut p, &opts)?;
     }
     match args.format {
         Format::Json => write_json(out, "gc", &p)?,

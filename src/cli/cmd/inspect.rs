@@ -4,7 +4,8 @@ use std::io::Write;
 
 use anyhow::Result;
 use flinksnap::plan::{PlanFormat, PlanView};
-use flinksnap::snapshot::{HandleSummary, Snapshot, Summary};
+use flinksnap::snapshot::{HandleSummary, Summary};
+use flinksnap::Snapshot;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
 use super::operators::{plan_uids, read_plan};
@@ -51,10 +52,10 @@ struct InspectJson<'a> {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
+    let snapshot = Snapshot::open_with(crate::cli::storage(), &args.path)?;
     let plan = read_plan(args.plan.as_deref())?;
     let uids = [args.uids.clone(), plan_uids(&snapshot, plan.as_ref())].concat();
-    let mut summary = Summary::build(&snapshot, &uids)?;
+    let mut summary = snapshot.with_uids(uids).summary()?;
     for o in &mut summary.operators {
         if o.uid_source == Some("argument") && !o.uid.as_ref().is_some_and(|u| args.uids.contains(u)) {
             o.uid_source = Some("plan");

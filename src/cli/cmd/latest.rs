@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::manage::latest::latest;
+use flinksnap::latest_with;
 
 use crate::cli::output::{write_json, Format};
 use crate::cli::Outcome;
@@ -40,7 +40,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = latest(crate::cli::storage(), &args.dir)?;
+    let report = latest_with(crate::cli::storage(), &args.dir)?;
     match args.format {
         Format::Json => write_json(out, "latest", &report)?,
         Format::Table => {

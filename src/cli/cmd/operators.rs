@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use flinksnap::model::OperatorId;
 use flinksnap::plan::{MatchedBy, Plan};
-use flinksnap::snapshot::Snapshot;
+use flinksnap::Snapshot;
 
 /// The operators named on the command line, resolved against a snapshot.
 #[derive(Debug)]
@@ -30,8 +30,8 @@ impl NamedOperators {
         let mut selected = Vec::with_capacity(operators.len());
         for o in operators {
             let id = o.parse::<OperatorId>().unwrap_or_else(|_| OperatorId::from_uid(o));
-            if snapshot.operator(&id).is_none() {
-                bail!("{}: no operator {o} (id {id}) in this snapshot; `flinksnap inspect` lists them", snapshot.metadata_location);
+            if !snapshot.operators().iter().any(|op| op.id == id) {
+                bail!("{}: no operator {o} (id {id}) in this snapshot; `flinksnap inspect` lists them", snapshot.opened().metadata_location);
             }
             selected.push(id);
         }
@@ -51,6 +51,6 @@ pub fn read_plan(path: Option<&str>) -> Result<Option<Plan>> {
 /// (`formats/job-plan.md`).
 pub fn plan_uids(snapshot: &Snapshot, plan: Option<&Plan>) -> Vec<String> {
     let Some(plan) = plan else { return Vec::new() };
-    let operators = snapshot.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()));
+    let operators = snapshot.opened().metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()));
     plan.match_operators(operators).into_iter().filter(|m| m.matched_by == MatchedBy::DerivedUid).filter_map(|m| m.uid).collect()
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::manage::refs::refs;
+use flinksnap::refs_with;
 
 use crate::cli::output::{human_bytes, write_json, yes_no, Format, Table};
 use crate::cli::Outcome;
@@ -52,7 +52,7 @@ fn short(p: &str, roots: &[flinksnap::manage::scope::ScopeRoot]) -> String {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = refs(crate::cli::storage(), &args.dir, &args.also)?;
+    let report = refs_with(crate::cli::storage(), &args.dir, &args.also)?;
     if args.format == Format::Json {
         write_json(out, "refs", &report)?;
         return Ok(Outcome::Ok);

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::manage::stats::{stats, StatsReport};
+use flinksnap::{stats_with, StatsReport};
 
 use crate::cli::output::{human_bytes, write_json, Format, Table};
 use crate::cli::Outcome;
@@ -36,7 +36,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = stats(crate::cli::storage(), &args.path, args.top, &args.uids)?;
+    let report = stats_with(crate::cli::storage(), &args.path, args.top, &args.uids)?;
     match args.format {
         Format::Json => write_json(out, "stats", &report)?,
         Format::Table => write_table(&report, out)?,

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::manage::verify::{verify, CheckStatus, Finding, Level, VerifyOutcome, VerifyReport};
+use flinksnap::manage::verify::{CheckStatus, Finding, Level, VerifyOutcome, VerifyReport};
+use flinksnap::verify_with;
 
 use crate::cli::output::{human_bytes, write_json};
 use crate::cli::Outcome;
@@ -74,7 +75,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         LevelArg::Shallow => Level::Shallow,
         LevelArg::Full => Level::Full,
     };
-    let report = verify(crate::cli::storage(), &args.path, level, &args.uids)?;
+    let report = verify_with(crate::cli::storage(), &args.path, level, &args.uids)?;
     match args.format {
         VerifyFormat::Json => write_json(out, "verify", &report)?,
         VerifyFormat::Text => write_text(&report, out)?,

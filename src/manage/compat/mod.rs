@@ -27,7 +27,7 @@ use serde::Serialize;
 
 pub use describe::{describe_snapshot, JobDescription, OperatorDesc, StateDesc, TypeDesc};
 pub use serializers::RuleContext;
-pub use target::{load_target, Target, TargetKind};
+pub use target::{load_target, parse_target, Target, TargetKind};
 
 /// What `TypeSerializerSnapshot#resolveSchemaCompatibility` answers, plus "not known".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]

@@ -10,10 +10,9 @@
 //! undecided. Sources and sinks may take their uid from their connector (`<id>_<name>`), so
 //! their operator state is matched where the name is Flink's default only.
 
-use serde_json::Value as Json;
-
 use super::describe::{JobDescription, OperatorDesc, FORMAT, VERSION};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::plan::{Plan, PlanFormat};
 
 /// Transformation names of the stateful (or state-carrying) operators each exec node type makes
 /// (`ExecNode` type without its `_<version>` suffix), Flink 1.15–2.3.
@@ -55,36 +54,36 @@ const TRANSFORMATIONS: &[(&str, &[&str])] = &[
 ];
 
 /// The plan's operators (`source` names the plan in messages) and what it cannot decide.
-pub(super) fn describe_plan(source: &str, plan: &Json) -> Result<(JobDescription, Vec<String>)> {
-    let nodes = plan.get("nodes").and_then(Json::as_array).ok_or_else(|| Error::Invalid(format!("{source}: a compiled plan without \"nodes\"")))?;
+pub(super) fn describe_plan(source: &str, plan: &Plan) -> Result<(JobDescription, Vec<String>)> {
     let mut operators = Vec::new();
     let mut coverage = vec![
         "a compiled plan names operators, not state serializers: key and value types (a changed column type) are not checked".to_owned(),
         "a compiled plan does not record max parallelism".to_owned(),
     ];
+    let flink_version = plan.flink_version.clone();
+    if plan.format == PlanFormat::Rest {
+        coverage.push("a REST job plan names job vertices, not the uids of the new job's operators: which operators it keeps is not decided (use a compiled plan)".to_owned());
+        return Ok((description(source, flink_version, operators), coverage));
+    }
     let mut unknown = Vec::new();
-    for n in nodes {
-        let (Some(id), Some(ty)) = (n.get("id").and_then(Json::as_i64), n.get("type").and_then(Json::as_str)) else {
-            return Err(Error::Invalid(format!("{source}: a plan node without id or type")));
-        };
+    for n in &plan.nodes {
+        let ty = n.node_type.as_str();
         let base = ty.rsplit_once('_').map_or(ty, |(b, _)| b);
-        let stateful = n.get("state").and_then(Json::as_array).is_some_and(|s| !s.is_empty());
+        let stateful = !n.states.is_empty();
         let names: Vec<&str> = match TRANSFORMATIONS.iter().find(|(t, _)| *t == base) {
             Some((_, names)) => names.to_vec(),
             None => {
-                unknown.push(format!("{id} ({base})"));
+                unknown.push(format!("{} ({base})", n.id));
                 Vec::new()
             }
         };
+        let ttl: Vec<String> = n.states.iter().map(|s| format!("{} ttl {}", s.name, s.ttl.as_deref().unwrap_or("?"))).collect();
         for t in &names {
             // Of a sink's operators, the materializer holds the plan's state.
             let has_state = stateful && (base != "stream-exec-sink" || *t == "upsert-materialize");
-            let ttl: Vec<String> = n.get("state").and_then(Json::as_array).into_iter().flatten().filter_map(|s| {
-                Some(format!("{} ttl {}", s.get("name")?.as_str()?, s.get("ttl").and_then(Json::as_str).unwrap_or("?")))
-            }).collect();
             operators.push(OperatorDesc {
                 id: None,
-                uid: Some(format!("{id}_{t}")),
+                uid: Some(format!("{}_{t}", n.id)),
                 name: Some(if ttl.is_empty() { base.to_owned() } else { format!("{base} [{}]", ttl.join(", ")) }),
                 parallelism: None,
                 max_parallelism: None,
@@ -98,14 +97,14 @@ pub(super) fn describe_plan(source: &str, plan: &Json) -> Result<(JobDescription
     if !unknown.is_empty() {
         coverage.push(format!("exec nodes whose operator uids flinksnap does not know: {}", unknown.join(", ")));
     }
-    let flink_version = plan.get("flinkVersion").and_then(Json::as_str).map(str::to_owned);
     let before_uids = flink_version.as_deref().and_then(|v| v.parse::<super::FlinkVersion>().ok()).is_some_and(|v| v.major == 1 && v.minor.is_some_and(|m| m < 18));
     if before_uids {
         operators.clear();
         coverage.push(format!("a plan of Flink {} gives operators no uids (1.18+ does): which operators the new job keeps is not decided", flink_version.as_deref().unwrap_or("?")));
     }
-    Ok((
-        JobDescription { format: FORMAT.to_owned(), version: VERSION, source: Some(source.to_owned()), flink_version, backend: None, operators },
-        coverage,
-    ))
+    Ok((description(source, flink_version, operators), coverage))
+}
+
+fn description(source: &str, flink_version: Option<String>, operators: Vec<OperatorDesc>) -> JobDescription {
+    JobDescription { format: FORMAT.to_owned(), version: VERSION, source: Some(source.to_owned()), flink_version, backend: None, operators }
 }

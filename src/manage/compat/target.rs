@@ -69,8 +69,11 @@ pub fn parse_target(path: &str, bytes: &[u8]) -> Result<Target> {
         d.source.get_or_insert_with(|| path.to_owned());
         return Ok(Target { kind: TargetKind::Description, description: d, coverage: Vec::new() });
     }
-    if json.get("nodes").is_some_and(|n| n.is_array()) {
-        let (description, coverage) = super::plan::describe_plan(path, &json)?;
+    if json.get("nodes").is_some_and(|n| n.is_array()) || json.get("plan").is_some_and(|p| p.get("nodes").is_some()) {
+        // The plan module reads compiled and REST plans alike (one parser for `inspect --plan`
+        // and compat).
+        let plan = crate::plan::Plan::parse(bytes, path)?;
+        let (description, coverage) = super::plan::describe_plan(path, &plan)?;
         return Ok(Target { kind: TargetKind::SqlPlan, description, coverage });
     }
     Err(Error::Invalid(format!("{path}: JSON but neither a compiled SQL plan (no \"nodes\") nor a compat description (no \"format\": \"{FORMAT}\")")))

@@ -69,10 +69,10 @@ impl TypeSerializer {
     /// ([`Value::to_json`]). Where the dump prints opaque bytes (`{"class", "hex"}`), the bytes
     /// are taken as they are.
     pub fn value_from_json(&self, j: &Json) -> Result<Value, EncodeError> {
-        self.from_json_at(j, 0)
+        self.value_from_json_at(j, 0)
     }
 
-    fn from_json_at(&self, j: &Json, depth: usize) -> E<Value> {
+    fn value_from_json_at(&self, j: &Json, depth: usize) -> E<Value> {
         if depth > MAX_DEPTH {
             return Err(bad(format!("values nested deeper than {MAX_DEPTH} levels")));
         }
@@ -82,7 +82,7 @@ impl TypeSerializer {
         let d = depth + 1;
         let elements = |e: &TypeSerializer, j: &Json| -> E<Value> {
             let a = j.as_array().ok_or_else(|| expected("an array", j))?;
-            a.iter().enumerate().map(|(i, x)| within(if x.is_null() { Ok(Value::Null) } else { e.from_json_at(x, d) }, || format!("element {i}"))).collect::<E<_>>().map(Value::List)
+            a.iter().enumerate().map(|(i, x)| within(if x.is_null() { Ok(Value::Null) } else { e.value_from_json_at(x, d) }, || format!("element {i}"))).collect::<E<_>>().map(Value::List)
         };
         Ok(match &self.kind {
             K::Simple(t) => simple_from_json(*t, j)?,
@@ -107,7 +107,7 @@ impl TypeSerializer {
             }
             K::List(e) => {
                 let a = j.as_array().ok_or_else(|| expected("an array", j))?;
-                Value::List(a.iter().enumerate().map(|(i, x)| within(e.from_json_at(x, d), || format!("list element {i}"))).collect::<E<_>>()?)
+                Value::List(a.iter().enumerate().map(|(i, x)| within(e.value_from_json_at(x, d), || format!("list element {i}"))).collect::<E<_>>()?)
             }
             K::Set(e) => elements(e, j)?,
             K::GenericArray { element, .. } | K::ScalaTraversable { element, .. } => elements(element, j)?,
@@ -116,10 +116,10 @@ impl TypeSerializer {
                 let mut entries = Vec::with_capacity(a.len());
                 for (i, x) in a.iter().enumerate() {
                     let m = within(object(x, "{\"key\", \"value\"}"), || format!("map entry {i}"))?;
-                    let key = within(member(m, "key").and_then(|x| k.from_json_at(x, d)), || format!("map key {i}"))?;
+                    let key = within(member(m, "key").and_then(|x| k.value_from_json_at(x, d)), || format!("map key {i}"))?;
                     let value = match m.get("value") {
                         None | Some(Json::Null) => Value::Null,
-                        Some(x) => within(v.from_json_at(x, d), || format!("map value {i}"))?,
+                        Some(x) => within(v.value_from_json_at(x, d), || format!("map value {i}"))?,
                     };
                     entries.push((key, value));
                 }
@@ -146,7 +146,7 @@ impl TypeSerializer {
                     let name = format!("f{i}");
                     let v = match m.get(&name) {
                         None | Some(Json::Null) => Value::Null,
-                        Some(x) => within(f.from_json_at(x, d), || format!("row field {name}"))?,
+                        Some(x) => within(f.value_from_json_at(x, d), || format!("row field {name}"))?,
                     };
                     out.push((name, v));
                 }
@@ -162,7 +162,7 @@ impl TypeSerializer {
                 for (name, ser) in &p.fields {
                     let v = match (m.get(name), ser) {
                         (None | Some(Json::Null), _) => Value::Null,
-                        (Some(x), Some(s)) => within(s.from_json_at(x, d), || format!("field {name}"))?,
+                        (Some(x), Some(s)) => within(s.value_from_json_at(x, d), || format!("field {name}"))?,
                         (Some(_), None) => {
                             return Err(EncodeError { path: vec![format!("field {name}")], message: format!("POJO {}: the snapshot has no serializer for this field", p.class), unsupported: true })
                         }
@@ -175,14 +175,14 @@ impl TypeSerializer {
                 if j.is_null() {
                     Value::Null
                 } else {
-                    inner.from_json_at(j, d)?
+                    inner.value_from_json_at(j, d)?
                 }
             }
             K::Either(l, r) | K::ScalaEither(l, r) => {
                 let m = object(j, "{\"left\": …} or {\"right\": …}")?;
                 match (m.get("left"), m.get("right"), m.len()) {
-                    (Some(x), None, 1) => Value::Left(Box::new(within(l.from_json_at(x, d), || "left".into())?)),
-                    (None, Some(x), 1) => Value::Right(Box::new(within(r.from_json_at(x, d), || "right".into())?)),
+                    (Some(x), None, 1) => Value::Left(Box::new(within(l.value_from_json_at(x, d), || "left".into())?)),
+                    (None, Some(x), 1) => Value::Right(Box::new(within(r.value_from_json_at(x, d), || "right".into())?)),
                     _ => return Err(bad("expected {\"left\": …} or {\"right\": …}".into())),
                 }
             }
@@ -202,8 +202,8 @@ impl TypeSerializer {
                 let m = object(j, "{\"lastAccessTimestamp\", \"userValue\"}")?;
                 Value::Struct {
                     fields: vec![
-                        ("lastAccessTimestamp".into(), within(member(m, "lastAccessTimestamp").and_then(|x| timestamp.from_json_at(x, d)), || "lastAccessTimestamp".into())?),
-                        ("userValue".into(), within(member(m, "userValue").and_then(|x| value.from_json_at(x, d)), || "userValue".into())?),
+                        ("lastAccessTimestamp".into(), within(member(m, "lastAccessTimestamp").and_then(|x| timestamp.value_from_json_at(x, d)), || "lastAccessTimestamp".into())?),
+                        ("userValue".into(), within(member(m, "userValue").and_then(|x| value.value_from_json_at(x, d)), || "userValue".into())?),
                     ],
                 }
             }
@@ -213,16 +213,16 @@ impl TypeSerializer {
                 Value::Struct {
                     fields: vec![
                         ("timestamp".into(), Value::Int(ts)),
-                        ("key".into(), within(member(m, "key").and_then(|x| key.from_json_at(x, d)), || "timer key".into())?),
-                        ("namespace".into(), within(member(m, "namespace").and_then(|x| namespace.from_json_at(x, d)), || "timer namespace".into())?),
+                        ("key".into(), within(member(m, "key").and_then(|x| key.value_from_json_at(x, d)), || "timer key".into())?),
+                        ("namespace".into(), within(member(m, "namespace").and_then(|x| namespace.value_from_json_at(x, d)), || "timer namespace".into())?),
                     ],
                 }
             }
             K::ScalaTry { element, throwable } => {
                 let m = object(j, "{\"success\": …} or {\"failure\": …}")?;
                 match (m.get("success"), m.get("failure")) {
-                    (Some(x), None) => Value::Struct { fields: vec![("success".into(), within(element.from_json_at(x, d), || "success".into())?)] },
-                    (None, Some(x)) => Value::Struct { fields: vec![("failure".into(), within(throwable.from_json_at(x, d), || "failure".into())?)] },
+                    (Some(x), None) => Value::Struct { fields: vec![("success".into(), within(element.value_from_json_at(x, d), || "success".into())?)] },
+                    (None, Some(x)) => Value::Struct { fields: vec![("failure".into(), within(throwable.value_from_json_at(x, d), || "failure".into())?)] },
                     _ => return Err(bad("expected {\"success\": …} or {\"failure\": …}".into())),
                 }
             }
@@ -252,7 +252,7 @@ fn positional(fields: &[TypeSerializer], j: &Json, prefix: &str, first: usize, c
         .zip(names)
         .map(|(f, name)| {
             let x = member(m, &name)?;
-            let v = within(f.from_json_at(x, d), || format!("field {name}"))?;
+            let v = within(f.value_from_json_at(x, d), || format!("field {name}"))?;
             Ok((name, v))
         })
         .collect()
@@ -264,7 +264,7 @@ fn stream_element_from_json(inner: &TypeSerializer, j: &Json, d: usize) -> E<Val
     let mut fields = Vec::new();
     for (k, x) in m {
         let v = match k.as_str() {
-            "record" => within(inner.from_json_at(x, d), || "record".into())?,
+            "record" => within(inner.value_from_json_at(x, d), || "record".into())?,
             "timestamp" | "watermark" | "subpartition" | "watermarkStatus" => int(x, k)?,
             "latencyMarker" => {
                 let lm = object(x, "a latency marker")?;

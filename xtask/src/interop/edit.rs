@@ -65,6 +65,7 @@ pub(super) fn without(expected: &str, removed: &[Rows]) -> std::result::Result<(
 
 /// Flink's generated ids of the job without uids, by the uid the operator has in the job with
 /// them (the stateful operators, whose names are their uids).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn generated_ids(tools: &Tools, repo: &Path, version: &str, classpath: &[PathBuf], classes: &Path, work: &Path, parallelism: u32, max_parallelism: u32) -> Result<BTreeMap<String, String>> {
     let tmp = work.join("tmp");
     fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
@@ -159,7 +160,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 push(undropped, &["hashmap"], p);
             }
             "rocksdb-savepoint-native" => {
-                let expected = fs::read_to_string(&f.expected).unwrap_or_default();
+                let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
                 let (Some(lk), Some(sk)) = (common_key(&expected, &["keyed-long"]), common_key(&expected, &["keyed-string", "window"])) else {
                     let mut c = new(fi, f, Kind::Edit, "edit-forgotten-keys".into(), None, Vec::new(), "default");
                     c.outcome = Some(Err(Outcome::Failed(format!("{}: no key in both keyed-string and window, or none in keyed-long", f.expected.display()))));

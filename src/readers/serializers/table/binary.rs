@@ -48,15 +48,21 @@ impl<'a> Section<'a> {
     }
 
     fn i16(&self, at: usize, what: &str) -> R<i16> {
-        Ok(i16::from_le_bytes(self.get(at, 2, what)?.try_into().expect("2 bytes")))
+        let mut b = [0u8; 2];
+        b.copy_from_slice(self.get(at, 2, what)?);
+        Ok(i16::from_le_bytes(b))
     }
 
     fn i32(&self, at: usize, what: &str) -> R<i32> {
-        Ok(i32::from_le_bytes(self.get(at, 4, what)?.try_into().expect("4 bytes")))
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.get(at, 4, what)?);
+        Ok(i32::from_le_bytes(b))
     }
 
     fn i64(&self, at: usize, what: &str) -> R<i64> {
-        Ok(i64::from_le_bytes(self.get(at, 8, what)?.try_into().expect("8 bytes")))
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.get(at, 8, what)?);
+        Ok(i64::from_le_bytes(b))
     }
 
     /// A sub-section at `offset` of `size` bytes (nested rows, arrays, maps, long strings).

@@ -133,6 +133,13 @@ fn magic(c: &mut Cursor<'_>, expected: u32, what: &'static str) -> R<()> {
 }
 
 /// `NestedSerializersSnapshotDelegate`: magic, version 1, the nested snapshots.
+/// A key and a value serializer from the two nested snapshots `nested` checked there are.
+fn two(c: &Cursor<'_>, kv: Vec<TypeSerializer>) -> R<[Box<TypeSerializer>; 2]> {
+    let at = c.position();
+    let [k, v]: [TypeSerializer; 2] = kv.try_into().map_err(|kv: Vec<TypeSerializer>| invalid(c, at, format!("2 nested serializers expected, {} read", kv.len())))?;
+    Ok([Box::new(k), Box::new(v)])
+}
+
 pub(crate) fn nested(c: &mut Cursor<'_>, depth: usize, want: Option<usize>, class: &str) -> R<Vec<TypeSerializer>> {
     magic(c, consts::NESTED_MAGIC, "nested serializer snapshots magic")?;
     let vat = c.position();
@@ -232,9 +239,8 @@ pub(crate) fn read(c: &mut Cursor<'_>, class: String, version: i32, family: Tabl
             let cat = c.position();
             let g = java(c, "sorted map comparator")?;
             let comparator = g.class_of(&g.root).map(str::to_owned).ok_or_else(|| invalid(c, cat, "sorted map comparator is not an object".into()))?;
-            let mut kv = nested(c, depth, Some(2), &short)?;
-            let value = Box::new(kv.pop().expect("two nested"));
-            let key = Box::new(kv.pop().expect("two nested"));
+            let kv = nested(c, depth, Some(2), &short)?;
+            let [key, value] = two(c, kv)?;
             T::SortedMap { key, value, comparator }
         }
         F::WindowKey => {
@@ -251,9 +257,8 @@ pub(crate) fn read(c: &mut Cursor<'_>, class: String, version: i32, family: Tabl
         }
         F::NullAwareMap => {
             composite_header(c, version)?;
-            let mut kv = nested(c, depth, Some(2), &short)?;
-            let value = Box::new(kv.pop().expect("two nested"));
-            let key = Box::new(kv.pop().expect("two nested"));
+            let kv = nested(c, depth, Some(2), &short)?;
+            let [key, value] = two(c, kv)?;
             T::NullAwareMap(key, value)
         }
         F::RowDataKey => {

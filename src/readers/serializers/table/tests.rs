@@ -54,7 +54,7 @@ fn binary_rows_decode() {
     assert_eq!(decode(ROWS[0].1, &[]), row(vec![]));
     let string = ty(TypeKind::VarChar(i32::MAX as u32));
     // five bytes inline in the slot (mark bit, length 5 in the top byte)
-    assert_eq!(decode(ROWS[1].1, &[string.clone()]), row(vec![Value::String("alice".into())]));
+    assert_eq!(decode(ROWS[1].1, std::slice::from_ref(&string)), row(vec![Value::String("alice".into())]));
     // thirteen bytes in the variable part
     assert_eq!(decode(ROWS[2].1, &[string]), row(vec![Value::String("a-longer-name".into())]));
     assert_eq!(decode(ROWS[3].1, &[ty(TypeKind::BigInt), ty(TypeKind::Integer)]), row(vec![Value::Int(42), Value::Null]));
