@@ -129,6 +129,18 @@ impl Frame {
     }
 }
 
+/// A serializer snapshot flinksnap cannot interpret ([`DecodeErrorKind::UnknownSerializer`]),
+/// boxed: it is rare and keeps every `Result` small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSerializer {
+    /// What, and why it cannot be skipped here.
+    pub what: String,
+    /// The snapshot class.
+    pub class: String,
+    /// Where its payload starts (same frame as the error's offset).
+    pub payload: u64,
+}
+
 /// What was wrong with the bytes, without saying where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -203,15 +215,8 @@ pub enum DecodeErrorKind {
     /// starts (its class name); `payload` is where its class-specific payload starts: the place
     /// a reader re-synchronising after it (`readers::serializers::resync`) needs. Not corruption:
     /// [`Error::decode`] turns it into [`Error::Unsupported`].
-    #[error("{what}")]
-    UnknownSerializer {
-        /// What, and why it cannot be skipped here.
-        what: String,
-        /// The snapshot class.
-        class: String,
-        /// Where its payload starts (same frame as the error's offset).
-        payload: u64,
-    },
+    #[error("{}", .0.what)]
+    UnknownSerializer(Box<UnknownSerializer>),
     /// Bytes left over where a structure must end exactly.
     #[error("{count} unexpected trailing bytes after {what}")]
     TrailingBytes {
@@ -406,8 +411,8 @@ impl Error {
                 let class = class.clone();
                 return Error::Unsupported { what: format!("{file}: {source}"), class };
             }
-            DecodeErrorKind::UnknownSerializer { class, .. } => {
-                let class = Some(class.clone());
+            DecodeErrorKind::UnknownSerializer(u) => {
+                let class = Some(u.class.clone());
                 return Error::Unsupported { what: format!("{file}: {source}"), class };
             }
             _ => {}

@@ -241,3 +241,10 @@ fn dump_batch(schema: &SchemaRef, entries: &[Entry], uids: &BTreeMap<OperatorId,
     ];
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Invalid(format!("a batch of the dump form: {e}")))
 }
+
+// Streams cross threads (Python releases the GIL while reading; Spark partitions): keep them Send.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<ScanEntries>();
+    send::<ScanBatches>();
+};

@@ -174,7 +174,7 @@ impl UnreadableStates {
     /// The class of the unknown serializer snapshot.
     pub fn class(&self) -> Option<&str> {
         match &self.error.kind {
-            DecodeErrorKind::UnknownSerializer { class, .. } => Some(class),
+            DecodeErrorKind::UnknownSerializer(u) => Some(&u.class),
             _ => None,
         }
     }
@@ -214,7 +214,7 @@ fn keyed_proxy(c: &mut Cursor<'_>, skips: &Skips, unknown: Option<DecodeError>) 
         Err(e) if unknown.is_some() && is_unknown(&e) => {
             // The key serializer itself: nothing after it can be read.
             let class = match &e.kind {
-                DecodeErrorKind::UnknownSerializer { class, .. } => class.clone(),
+                DecodeErrorKind::UnknownSerializer(u) => u.class.clone(),
                 _ => String::new(),
             };
             let reason = e.to_string();

@@ -51,8 +51,12 @@ pub struct KeyedDecoder {
     pub(super) max_parallelism: u32,
     /// States from this index on could not be registered (`KeyedBackendMeta::unreadable`):
     /// (first index, count when known, name of the first, class of the unknown snapshot).
-    pub(super) unreadable: Option<(usize, Option<usize>, Option<String>, Option<String>)>,
+    pub(super) unreadable: Option<UnreadableFrom>,
 }
+
+/// The states a keyed decoder could not register: (first index, count when known, name of the
+/// first, class of the unknown snapshot).
+pub(super) type UnreadableFrom = (usize, Option<usize>, Option<String>, Option<String>);
 
 impl KeyedDecoder {
     /// A decoder for the states of `meta`, for an operator with `max_parallelism` key groups.

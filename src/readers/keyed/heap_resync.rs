@@ -100,11 +100,14 @@ struct Parser<'a> {
 /// (with where each starts), and the number of complete parses from there.
 type Step = (usize, Node, Vec<(usize, Entry)>, u64);
 
+/// A way on from a parse state: where it ends, the next state, the entries it reads.
+type Way = (usize, Node, Vec<(usize, Entry)>);
+
 /// A frame of the depth-first count.
 struct Frame_ {
     pos: usize,
     node: Node,
-    alts: Vec<(usize, Node, Vec<(usize, Entry)>)>,
+    alts: Vec<Way>,
     k: usize,
     /// Complete parses from here (saturating).
     total: u64,
@@ -139,15 +142,16 @@ impl<'a> Parser<'a> {
                 let (end, next) = (top.alts[top.k].0, top.alts[top.k].1);
                 if let Some((c, _)) = memo.get(&(end, next)) {
                     let c = *c;
-                    let top = stack.last_mut().expect("top");
-                    add(top, c);
+                    if let Some(top) = stack.last_mut() {
+                        add(top, c);
+                    }
                     continue;
                 }
                 let f = self.frame(end, next)?;
                 stack.push(f);
                 continue;
             }
-            let done = stack.pop().expect("top");
+            let Some(done) = stack.pop() else { break };
             let total = done.total;
             memo.insert((done.pos, done.node), (total, done.live));
             if let Some(parent) = stack.last_mut() {

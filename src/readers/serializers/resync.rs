@@ -104,7 +104,7 @@ pub(crate) fn read_exact<'a, T>(c: &mut Cursor<'a>, follows: Follows, parse: &dy
     let outcome = search.solve(&mut Skips::default());
     match (outcome, search.solutions.len()) {
         (Ok(()), 1) => {
-            let v = search.solutions.pop().expect("one solution");
+            let v = search.solutions.pop().ok_or(err)?;
             c.rest();
             Ok(v)
         }
@@ -121,13 +121,13 @@ pub(crate) fn read_exact<'a, T>(c: &mut Cursor<'a>, follows: Follows, parse: &dy
 
 /// True for an error about an unknown serializer snapshot.
 pub(crate) fn is_unknown(e: &DecodeError) -> bool {
-    matches!(e.kind, DecodeErrorKind::UnknownSerializer { .. })
+    matches!(e.kind, DecodeErrorKind::UnknownSerializer(_))
 }
 
 /// The error of an unknown snapshot, saying why its end is not known.
 fn amend(mut e: DecodeError, why: &str) -> DecodeError {
-    if let DecodeErrorKind::UnknownSerializer { what, .. } = &mut e.kind {
-        what.push_str(&format!("; where it ends cannot be determined: {why}"));
+    if let DecodeErrorKind::UnknownSerializer(u) = &mut e.kind {
+        u.what.push_str(&format!("; where it ends cannot be determined: {why}"));
     }
     e
 }
@@ -168,7 +168,8 @@ impl<T> Search<'_, '_, T> {
             }
             Ok(_) => {}
             Err(e) => {
-                let DecodeErrorKind::UnknownSerializer { payload, .. } = e.kind else { return Ok(()) };
+                let DecodeErrorKind::UnknownSerializer(u) = e.kind else { return Ok(()) };
+                let payload = u.payload;
                 if skips.end_of(payload).is_some() || skips.ends.len() >= MAX_UNKNOWN || payload < self.base {
                     return Ok(());
                 }

@@ -131,11 +131,11 @@ fn unknown(c: &mut Cursor<'_>, cx: Ctx<'_>, class: String, version: i32, at: u64
             Ok(TypeSerializer::new(class, version, K::Opaque { reason }))
         }
         None => Err(c.error_at(
-            DecodeErrorKind::UnknownSerializer {
+            DecodeErrorKind::UnknownSerializer(Box::new(crate::error::UnknownSerializer {
                 what: format!("flinksnap does not know {what}{}{note}: its payload has no length", if note.is_empty() { "" } else { " " }),
                 class,
                 payload,
-            },
+            })),
             at,
         )),
     }

@@ -447,7 +447,7 @@ fn pojo_optional_map_header_is_checked() {
     // An unknown version is an unknown snapshot (its payload may differ), not damage.
     let e = read_versioned_snapshot(&mut Cursor::new(Out::new().snap(POJO, 1).bytes())).unwrap_err();
     assert!(e.to_string().contains("does not know version 1 of serializer snapshot"), "{e}");
-    assert!(matches!(e.kind, DecodeErrorKind::UnknownSerializer { payload, .. } if payload as usize == 2 + POJO.len() + 4), "{e:?}");
+    assert!(matches!(e.kind, DecodeErrorKind::UnknownSerializer(ref u) if u.payload as usize == 2 + POJO.len() + 4), "{e:?}");
 }
 
 fn kryo_snapshot(type_class: &str) -> Out {
