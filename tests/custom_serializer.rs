@@ -173,3 +173,46 @@ fn verify_calls_pristine_snapshots_with_a_custom_serializer_sound_but_partly_und
         assert_eq!(plain.status.code(), Some(0), "{p}: {}", String::from_utf8_lossy(&plain.stdout));
     }
 }
+
+/// `convert` carries untyped states over byte for byte (the savepoint dumps as the source does),
+/// and refuses — writing nothing — where entries of a custom state could not be read (heap
+/// checkpoints whose custom values have no length): a savepoint without them would lose state.
+#[test]
+fn convert_keeps_untyped_states_and_refuses_to_lose_undecodable_ones() {
+    let dir = std::env::temp_dir().join(format!("flinksnap-custom-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut kept, mut refused) = (0, 0);
+    for (i, (_, _, path)) in snapshots().iter().enumerate() {
+        let p = path.to_str().unwrap();
+        let dump = |s: &str| {
+            let out = flinksnap(&["dump", s, "--format", "jsonl"]);
+            assert_eq!(out.status.code(), Some(0), "{s}: {}", String::from_utf8_lossy(&out.stderr));
+            let mut lines: Vec<J> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str::<J>(l).unwrap()).collect();
+            for l in &mut lines {
+                l.as_object_mut().unwrap().remove("operator_uid");
+            }
+            let mut lines: Vec<String> = lines.iter().map(J::to_string).collect();
+            lines.sort();
+            (lines, not_decoded(&String::from_utf8_lossy(&out.stderr)))
+        };
+        let (source, missing) = dump(p);
+        let dst = dir.join(format!("sp-{i}"));
+        let out = flinksnap(&["convert", p, dst.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if missing.is_empty() {
+            assert_eq!(out.status.code(), Some(0), "{p}: {stderr}");
+            let (converted, m) = dump(dst.to_str().unwrap());
+            assert!(m.is_empty());
+            assert_eq!(converted, source, "{p}: the converted savepoint holds other entries");
+            kept += 1;
+        } else {
+            assert_ne!(out.status.code(), Some(0), "{p}: converted although entries were not read");
+            assert!(stderr.contains("would lose state"), "{p}: {stderr}");
+            assert!(!dst.exists(), "{p}: {} written", dst.display());
+            refused += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(kept >= 4, "{kept} converted");
+    eprintln!("{kept} converted with their untyped states, {refused} refused");
+}
