@@ -129,6 +129,18 @@ impl Frame {
     }
 }
 
+/// A serializer snapshot flinksnap cannot interpret ([`DecodeErrorKind::UnknownSerializer`]),
+/// boxed: it is rare and keeps every `Result` small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSerializer {
+    /// What, and why it cannot be skipped here.
+    pub what: String,
+    /// The snapshot class.
+    pub class: String,
+    /// Where its payload starts (same frame as the error's offset).
+    pub payload: u64,
+}
+
 /// What was wrong with the bytes, without saying where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -198,6 +210,13 @@ pub enum DecodeErrorKind {
         /// The Flink class concerned, when there is one.
         class: Option<String>,
     },
+    /// A serializer snapshot flinksnap cannot interpret (an unknown class, or an unknown version of
+    /// a known one), whose payload carries no length. The error's offset is where the snapshot
+    /// starts (its class name); `payload` is where its class-specific payload starts: the place
+    /// a reader re-synchronising after it (`readers::serializers::resync`) needs. Not corruption:
+    /// [`Error::decode`] turns it into [`Error::Unsupported`].
+    #[error("{}", .0.what)]
+    UnknownSerializer(Box<UnknownSerializer>),
     /// Bytes left over where a structure must end exactly.
     #[error("{count} unexpected trailing bytes after {what}")]
     TrailingBytes {
@@ -387,9 +406,16 @@ impl Error {
     /// [`Error::Unsupported`] (naming the file and where).
     pub fn decode(file: impl Into<String>, source: DecodeError) -> Self {
         let file = file.into();
-        if let DecodeErrorKind::Unsupported { class, .. } = &source.kind {
-            let class = class.clone();
-            return Error::Unsupported { what: format!("{file}: {source}"), class };
+        match &source.kind {
+            DecodeErrorKind::Unsupported { class, .. } => {
+                let class = class.clone();
+                return Error::Unsupported { what: format!("{file}: {source}"), class };
+            }
+            DecodeErrorKind::UnknownSerializer(u) => {
+                let class = Some(u.class.clone());
+                return Error::Unsupported { what: format!("{file}: {source}"), class };
+            }
+            _ => {}
         }
         Error::Decode { file, error: source }
     }

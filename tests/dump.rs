@@ -177,6 +177,13 @@ fn damage_file(rng: &mut crate::util::Rng, name: &str, file: &std::path::Path, s
             // stored RocksDB key or value.
             let placed = ["byte offset", "snappy", " of the stored key", " of the stored value"].iter().any(|p| stderr.contains(p));
             assert!(placed, "{name}: {stderr}");
+            // A flip that turns a serializer class of the materialization into one flinksnap
+            // cannot interpret is no corruption it can prove: the replay is refused as
+            // unsupported, placed at the state-change record it cannot apply.
+            if stderr.contains("cannot interpret") {
+                assert!(stderr.contains("unsupported") || stderr.contains("cannot be applied"), "{name}: {stderr}");
+                assert!(stderr.contains("/dstl/") && stderr.contains("state change of key group"), "{name}: {stderr}");
+            }
         }
     }
     std::fs::write(file, &orig).unwrap();

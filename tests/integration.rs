@@ -6,6 +6,7 @@ mod util;
 mod compat;
 mod convert;
 mod cross_job;
+mod custom_serializer;
 mod dump;
 mod edit;
 mod encode;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use flinksnap::manage::gc::{execute, plan, GcOptions};
 use flinksnap::metadata::handles::KeyedStateHandle;
 use flinksnap::metadata::CheckpointMetadata;
-use flinksnap::manage::verify::{verify, FindingKind, Level};
+use flinksnap::manage::verify::{verify, FindingKind, Level, VerifyOutcome};
 use flinksnap::storage::LocalStorage;
 use serde_json::Value as J;
 
@@ -204,21 +204,40 @@ fn flipped_bytes_anywhere_never_panic_and_are_mostly_caught() {
     let snap = c.dir.join(c.snapshots()[0]["path"].as_str().unwrap());
     let f = state_files(&snap)[0].clone();
     let orig = std::fs::read(&f).unwrap();
-    let (mut caught, mut total) = (0, 0);
+    // The pristine snapshot is sound with every state decoded, so a flip that leaves a state
+    // undecodable (a class name turned into one flinksnap does not know) is reported too: not
+    // as a problem (an unknown serializer is never called corruption) but listed by state,
+    // class and file, and `--strict` fails on it. Only a plain "sound" is silent.
+    let pristine = verify(Arc::new(LocalStorage), s(&snap), Level::Full, &c.uids()).unwrap();
+    assert_eq!(pristine.outcome, VerifyOutcome::Sound, "{:?}", pristine.undecodable);
+    let (mut problems, mut undecodable, mut silent, mut total) = (0, 0, 0, 0);
     for i in 0..orig.len() {
         let mut d = orig.clone();
         d[i] ^= 0x04;
         std::fs::write(&f, &d).unwrap();
         let r = verify(Arc::new(LocalStorage), s(&snap), Level::Full, &c.uids()).unwrap();
         total += 1;
-        if !r.sound {
-            caught += 1;
-            assert!(r.problems().all(|p| p.file.is_some()), "byte {i}: {:?}", r.problems().collect::<Vec<_>>());
+        match r.outcome {
+            VerifyOutcome::Problems => {
+                problems += 1;
+                assert!(r.problems().all(|p| p.file.is_some()), "byte {i}: {:?}", r.problems().collect::<Vec<_>>());
+            }
+            VerifyOutcome::SoundPartlyUndecodable => {
+                undecodable += 1;
+                assert!(!r.undecodable.is_empty() && r.undecodable.iter().all(|u| u.file.is_some()), "byte {i}: partly undecodable without the states and files: {:?}", r.undecodable);
+            }
+            VerifyOutcome::Sound => silent += 1,
         }
     }
     std::fs::write(&f, &orig).unwrap();
-    eprintln!("flipped bytes caught: {caught} of {total}");
-    assert!(caught * 2 > total, "only {caught} of {total} flipped bytes caught");
+    let caught = problems + undecodable;
+    eprintln!("flipped bytes caught: {caught} of {total} ({problems} problems, {undecodable} partly undecodable)");
+    assert!(caught * 2 > total, "only {caught} of {total} flipped bytes caught ({problems} problems, {undecodable} partly undecodable)");
+    // Before unknown serializers were read past (main at 3c62e61), 1579 of these 5760 flips
+    // were plain "sound" (measured with this sweep); reading past unknown snapshots must not
+    // hide more damage than that (with the fixture unchanged: 1213, each also silent there).
+    assert_eq!(total, 5760, "the fixture changed: measure the bound again");
+    assert!(silent <= 1579, "{silent} flipped bytes called plain sound (1579 before unknown serializers were read past)");
 }
 
 impl Copy {

@@ -19,7 +19,7 @@ use crate::snapshot::Snapshot;
 /// large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
-type EntryIter<'a> = Box<dyn Iterator<Item = Result<Entry>> + Send + 'a>;
+type EntryIter<'a> = SnapshotEntries<'a>;
 
 self_cell::self_cell!(
     /// The snapshot, and the entry stream that borrows it.
@@ -60,13 +60,18 @@ impl EntrySource {
             if let Some(k) = keyed {
                 entries = entries.keyed_only(k);
             }
-            Box::new(entries) as EntryIter<'_>
+            entries
         });
         EntrySource { cell }
     }
 
     fn next(&mut self) -> Option<Result<Entry>> {
         self.cell.with_dependent_mut(|_, it| it.next())
+    }
+
+    /// The states (or entries) of serializers flinksnap cannot interpret read so far.
+    fn undecodable(&self) -> Vec<crate::readers::undecodable::Undecodable> {
+        self.cell.with_dependent(|_, it| it.undecodable().to_vec())
     }
 }
 
@@ -81,6 +86,13 @@ pub struct ScanEntries {
 impl ScanEntries {
     pub(crate) fn new(source: EntrySource) -> ScanEntries {
         ScanEntries { source, done: false }
+    }
+
+    /// The states (or some of their entries) whose serializers flinksnap cannot interpret, read
+    /// past so far: one record per subtask, state and reason; complete once the iteration has
+    /// ended. An unknown serializer costs at most its own state, never the scan.
+    pub fn undecodable(&self) -> Vec<crate::readers::undecodable::Undecodable> {
+        self.source.undecodable()
     }
 }
 
@@ -229,3 +241,10 @@ fn dump_batch(schema: &SchemaRef, entries: &[Entry], uids: &BTreeMap<OperatorId,
     ];
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Invalid(format!("a batch of the dump form: {e}")))
 }
+
+// Streams cross threads (Python releases the GIL while reading; Spark partitions): keep them Send.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<ScanEntries>();
+    send::<ScanBatches>();
+};

@@ -226,8 +226,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes Java's modified UTF-8 (CESU-8 with `C0 80` for NUL).
+/// Decodes Java's modified UTF-8 (CESU-8 with `C0 80` for NUL). A raw `00` byte is refused:
+/// `writeUTF` never writes one (readers that re-synchronise after an unknown serializer rely on
+/// strings being exactly what Java writes).
 pub fn decode_modified_utf8(raw: &[u8]) -> Option<String> {
+    if raw.contains(&0) {
+        return None;
+    }
     // Plain ASCII (the usual case for names and paths) needs no conversion.
     if raw.iter().all(|&b| b != 0 && b < 0x80) {
         return std::str::from_utf8(raw).ok().map(str::to_owned);

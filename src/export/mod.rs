@@ -509,7 +509,7 @@ impl Reader<'_> {
 
 /// Bytes an entry takes as stored: what a chunk's size is counted in.
 fn entry_bytes(e: &Entry) -> usize {
-    e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + 64
+    e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + e.raw.stored_key.as_ref().map_or(0, Vec::len) + 64
 }
 
 /// Bytes of the state files of one subtask (for progress).

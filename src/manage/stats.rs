@@ -25,6 +25,7 @@ use crate::error::Result;
 use crate::metadata::OperatorState;
 use crate::model::{Entry, OperatorId, StateKind, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::undecodable::Undecodable;
 use crate::readers::source::KeyedSource;
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
@@ -129,6 +130,9 @@ pub struct OperatorStats {
     pub heaviest_keys: Vec<KeyStat>,
     /// Why entries are incomplete, if they are.
     pub note: Option<String>,
+    /// States (or parts of them) not decoded: serializers flinksnap cannot interpret whose
+    /// entries could not be delimited or registered (the rest of the operator was read).
+    pub undecodable: Vec<Undecodable>,
 }
 
 /// The result of `stats`.
@@ -161,7 +165,7 @@ pub fn skew(values: impl IntoIterator<Item = u64>) -> Option<f64> {
 }
 
 fn entry_bytes(e: &Entry) -> u64 {
-    (e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len()) as u64
+    (e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + e.raw.stored_key.as_ref().map_or(0, Vec::len)) as u64
 }
 
 /// Keeps the `n` heaviest keys, fed one key group at a time.
@@ -179,7 +183,7 @@ impl TopKeys {
             self.current_kg = e.key_group;
         }
         let bytes = entry_bytes(e);
-        let k = self.current.entry((e.state.clone(), e.raw.key.clone())).or_insert_with(|| KeyStat {
+        let k = self.current.entry((e.state.clone(), e.raw.stored_key.clone().unwrap_or_else(|| e.raw.key.clone()))).or_insert_with(|| KeyStat {
             state: e.state.clone(),
             key: e.key.as_ref().map_or(serde_json::Value::Null, |k| k.to_json()),
             key_group: e.key_group,
@@ -261,7 +265,8 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
     let mut top_keys = TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None };
     let (mut entries, mut entry_bytes_total) = (0u64, 0u64);
     let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
-    for e in SnapshotEntries::new(s, selection) {
+    let mut all = SnapshotEntries::new(s, selection);
+    for e in all.by_ref() {
         let e = match e {
             Ok(e) => e,
             Err(e) if e.is_unsupported() => {
@@ -311,13 +316,14 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
         bytes: per_subtask.values().sum(),
         subtask_skew: skew(per_subtask.values().copied()),
         subtasks: per_subtask.into_iter().map(|(subtask, bytes)| SubtaskStats { subtask, bytes }).collect(),
-        entries_complete: note.is_none(),
+        entries_complete: note.is_none() && all.undecodable().is_empty(),
         entries,
         entry_bytes: entry_bytes_total,
         states: states.into_values().collect(),
         key_groups,
         heaviest_keys: top_keys.finish(),
         note,
+        undecodable: all.undecodable().to_vec(),
     })
 }
 

@@ -67,6 +67,10 @@ pub struct RawEntry {
     pub user_key: Option<Vec<u8>>,
     /// Value bytes.
     pub value: Vec<u8>,
+    /// The stored key after its key-group prefix, exactly as the canonical stream and RocksDB
+    /// store it, when it cannot be split into `key`, `namespace` and `user_key` (an unknown key
+    /// or namespace serializer: then those three are empty and a writer copies this verbatim).
+    pub stored_key: Option<Vec<u8>>,
 }
 
 /// One subtask of one operator, by place in the metadata.

@@ -74,7 +74,7 @@ pub fn encode_entry<'a>(meta: &StateMetaInfo, kind: StateKind, key_serializer: O
             }
             let key = key_ser.encode_to_vec(need(e.key, "key")?).map_err(|x| within("key", x))?;
             let namespace = ns_ser.encode_to_vec(need(e.namespace, "namespace")?).map_err(|x| within("namespace", x))?;
-            Ok(RawEntry { key, namespace, user_key: None, value: Vec::new() })
+            Ok(RawEntry { key, namespace, user_key: None, value: Vec::new(), stored_key: None })
         }
         StateKind::Value | StateKind::List | StateKind::Map | StateKind::Reducing | StateKind::Aggregating => {
             let key_ser = key_serializer.ok_or_else(|| bad("keyed state without the backend's key serializer".into()))?;
@@ -120,7 +120,7 @@ pub fn encode_entry<'a>(meta: &StateMetaInfo, kind: StateKind, key_serializer: O
                 }
                 _ => encode_maybe_ttl(value_ser, e.value, e.ttl_timestamp, &mut value).map_err(|x| within("value", x))?,
             }
-            Ok(RawEntry { key, namespace, user_key, value })
+            Ok(RawEntry { key, namespace, user_key, value, stored_key: None })
         }
     }
 }

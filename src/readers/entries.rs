@@ -9,6 +9,7 @@ use crate::metadata::handles::DistributionMode;
 use crate::model::{Entry, StateKind};
 use crate::readers::operator::read_operator_state;
 use crate::readers::source::KeyedSource;
+use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
 
 pub use crate::model::SubtaskRef;
@@ -45,6 +46,8 @@ pub struct SnapshotEntries<'a> {
     /// subtask order, over the whole snapshot) is an entry of its own. Decided up front so a
     /// read of one subtask ([`SnapshotEntries::for_subtask`]) agrees with a read of all.
     broadcast_owner: BTreeMap<(usize, String), usize>,
+    /// What was read but could not be decoded so far (see [`SnapshotEntries::undecodable`]).
+    undecodable: Vec<Undecodable>,
 }
 
 impl<'a> SnapshotEntries<'a> {
@@ -79,6 +82,7 @@ impl<'a> SnapshotEntries<'a> {
             buffer: Vec::new().into_iter(),
             failed: false,
             broadcast_owner,
+            undecodable: Vec::new(),
         }
     }
 
@@ -99,6 +103,23 @@ impl<'a> SnapshotEntries<'a> {
         all
     }
 
+    /// What the read so far could not decode — states of serializers flinksnap cannot
+    /// interpret whose entries (or registration) could not be read — one record per subtask,
+    /// state and reason. Complete once the iteration has ended; an unknown serializer costs at
+    /// most its own state, never the read.
+    pub fn undecodable(&self) -> &[Undecodable] {
+        &self.undecodable
+    }
+
+    /// Takes what the keyed source being read could not decode.
+    fn collect_undecodable(&mut self) {
+        if let Some((source, _)) = &mut self.keyed {
+            for u in source.take_undecodable() {
+                Undecodable::merge_into(&mut self.undecodable, u);
+            }
+        }
+    }
+
     /// Reads keyed state only (`true`) or operator state only (`false`) of what is planned:
     /// a part of a subtask's state, read apart from the rest (a scan's partitions).
     pub fn keyed_only(mut self, keyed: bool) -> Self {
@@ -109,6 +130,7 @@ impl<'a> SnapshotEntries<'a> {
     /// Moves on: the next key group of the keyed source, or the next unit of work. `false` when
     /// everything was read.
     fn step(&mut self) -> Result<bool> {
+        self.collect_undecodable();
         if let Some((source, kgs)) = &mut self.keyed {
             if let Some(kg) = kgs.pop_front() {
                 source.start(kg)?;
@@ -142,6 +164,7 @@ impl<'a> SnapshotEntries<'a> {
 
     fn fail(&mut self) {
         // Stop after the first error: later entries could be misattributed.
+        self.collect_undecodable();
         self.failed = true;
         self.work.clear();
         self.keyed = None;

@@ -14,7 +14,8 @@
 //! - [`connectors`]: source state in operator and coordinator state (Kafka and file splits, enumerators);
 //! - [`entries`]: every entry of a snapshot, streamed;
 //! - [`states`]: which states a snapshot holds, with their serializers, without reading entries;
-//! - [`raw`]: the decoders from plain bytes, without a snapshot (fuzzing, tools).
+//! - [`raw`]: the decoders from plain bytes, without a snapshot (fuzzing, tools);
+//! - [`undecodable`]: what a read could not decode (an unknown serializer costs at most its state).
 
 pub mod changelog;
 pub mod connectors;
@@ -30,3 +31,4 @@ pub mod serializers;
 pub mod source;
 pub mod states;
 pub mod stream;
+pub mod undecodable;

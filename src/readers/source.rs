@@ -28,6 +28,7 @@ use crate::readers::keyed::KeyGroupsReader;
 use crate::readers::meta::KeyedBackendMeta;
 use crate::readers::rocksdb::RocksDbSource;
 use crate::readers::serializers::TypeSerializer;
+use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
 
 /// Which entries to read.
@@ -79,6 +80,13 @@ pub trait KeyGroupReader: fmt::Debug + Send {
     /// key groups start (key-grouped streams); `None` otherwise.
     fn stored_bytes(&self) -> Option<Vec<(u32, u64)>> {
         None
+    }
+
+    /// What the reader could not decode since the last call (entries of a serializer it cannot
+    /// delimit, states whose registration could not be read), taken: reported once. Subtask and
+    /// registration records are filled in by [`KeyedSource`].
+    fn take_undecodable(&mut self) -> Vec<Undecodable> {
+        Vec::new()
     }
 }
 
@@ -146,6 +154,8 @@ pub struct KeyedSource<'a> {
     selection: Selection,
     /// The key group started last lies outside the range or the selection: it has no entries.
     outside: bool,
+    /// Undecodable records not yet taken (the proxy's, from opening).
+    undecodable: Vec<Undecodable>,
 }
 
 impl<'a> KeyedSource<'a> {
@@ -164,6 +174,9 @@ impl<'a> KeyedSource<'a> {
             states: selection.states.clone(),
         };
         let reader = open_reader(&cx, handle, false).map_err(|e| in_subtask(e, op.operator_id, st.index))?;
+        // States whose registration could not be read (an unknown serializer snapshot whose end
+        // the bytes do not determine): reported once per subtask, whatever the reader.
+        let undecodable = reader.meta().unreadable.iter().map(|u| Undecodable::registrations(op.operator_id, u, Some(cx.what()))).collect();
         Ok(Some(KeyedSource {
             reader,
             operator_id: op.operator_id,
@@ -172,6 +185,7 @@ impl<'a> KeyedSource<'a> {
             range: handle.key_group_range(),
             selection: selection.clone(),
             outside: true,
+            undecodable,
         }))
     }
 
@@ -241,6 +255,22 @@ impl<'a> KeyedSource<'a> {
     pub fn read_key_group(&mut self, kg: u32) -> Result<KeyGroup<'_, 'a>> {
         self.start(kg)?;
         Ok(KeyGroup { source: self, done: false })
+    }
+
+    /// What could not be decoded since the last call (states of unknown serializers whose
+    /// entries cannot be read, or not even registered), taken; the selected states only. Call
+    /// it after each key group (or at the end): records of one state in several key groups are
+    /// merged by [`Undecodable::merge_into`].
+    pub fn take_undecodable(&mut self) -> Vec<Undecodable> {
+        let mut out = std::mem::take(&mut self.undecodable);
+        out.extend(self.reader.take_undecodable());
+        for u in &mut out {
+            u.subtask = Some(self.subtask_index);
+            u.subtask_ref = Some(self.subtask);
+        }
+        let selection = &self.selection;
+        out.retain(|u| u.state.as_deref().is_none_or(|s| selection.state(s)));
+        out
     }
 
     /// Bytes the handle stores per key group of its range, where the format records them

@@ -287,7 +287,15 @@ impl Edits {
         if !op.forget_key_groups.contains(&kg) {
             return true;
         }
-        let Some(forgets) = op.forget.get(&(kg, e.raw.key.clone())) else { return true };
+        let forgets = match &e.raw.stored_key {
+            None => op.forget.get(&(kg, e.raw.key.clone())),
+            // Key, namespace (and user key) stored together, not split (a namespace serializer
+            // flinksnap does not know): the stored key starts with the key's bytes. No key's
+            // bytes are a prefix of another's (a serializer reads a key without its length), so
+            // the prefix names the key exactly.
+            Some(stored) => op.forget.iter().find(|((g, key), _)| *g == kg && stored.starts_with(key)).map(|(_, f)| f),
+        };
+        let Some(forgets) = forgets else { return true };
         let Some(f) = forgets.iter().find(|f| f.state.as_deref().is_none_or(|s| s == e.state)) else { return true };
         counts.per_state.entry((e.operator_id, e.state.clone())).or_insert((e.kind, 0, 0)).1 += 1;
         *counts.per_key.entry(f.report).or_default() += 1;
@@ -502,6 +510,20 @@ impl Edits {
                     }
                     return Err(Error::Invalid(format!("{where_}: operator {} holds no keyed state", fk.target)));
                 };
+                if let Some(u) = ser.unknown() {
+                    // Its keys come out as opaque bytes: which of them is the key asked for
+                    // cannot be told, so keeping one silently is the only other outcome.
+                    return Err(Error::unsupported(
+                        format!(
+                            "{where_}: operator {}: keys cannot be told apart, its key serializer is unknown (snapshot class {}); \
+                             key {} cannot be forgotten",
+                            op.uid.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| op.operator_id.to_hex()),
+                            u.class_name(),
+                            fk.key.shown()
+                        ),
+                        Some(u.class_name()),
+                    ));
+                }
                 if has_raw_keyed_state(op) {
                     return Err(Error::unsupported(
                         format!(
@@ -596,4 +618,61 @@ pub fn edit(storage: Arc<dyn Storage>, src: &str, dst: Option<&str>, opts: &Edit
     edits.finish_report(counts, &mut report);
     report.written = Some(written);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::value::Value;
+    use crate::model::{Entry, Origin, RawEntry};
+
+    const OP: OperatorId = OperatorId([7; 16]);
+
+    fn entry(kg: u32, raw: RawEntry) -> Entry {
+        Entry {
+            operator_id: OP,
+            state: "s".into(),
+            kind: StateKind::Value,
+            key_group: Some(kg),
+            key: None,
+            namespace: None,
+            user_key: None,
+            value: Value::Null,
+            ttl_timestamp: None,
+            raw,
+            origin: Origin::default(),
+        }
+    }
+
+    /// StringSerializer's bytes of an ASCII string: length + 1, then one byte per char.
+    fn string(s: &str) -> Vec<u8> {
+        let mut b = vec![s.len() as u8 + 1];
+        b.extend_from_slice(s.as_bytes());
+        b
+    }
+
+    #[test]
+    fn forgotten_keys_match_entries_whose_key_was_not_split_from_the_namespace() {
+        let mut op = OperatorEdit::default();
+        op.forget_key_groups.insert(5);
+        op.forget.entry((5, string("k03"))).or_default().push(Forget { report: 0, state: None });
+        let edits = Edits { operators: HashMap::from([(OP, op)]), key_groups: None };
+        let mut counts = Counts::default();
+        // A namespace of a serializer flinksnap does not know: key and namespace stay together in
+        // `stored_key`, `key` is empty.
+        let ns = [0xCA, 0xFE, 0x00, 0x01];
+        let unsplit = |key: &str| RawEntry { stored_key: Some([string(key), ns.to_vec()].concat()), ..Default::default() };
+        assert!(!edits.keep(&entry(5, unsplit("k03")), &mut counts), "the key asked for, not split, is kept");
+        // Split as usual.
+        assert!(!edits.keep(&entry(5, RawEntry { key: string("k03"), namespace: ns.to_vec(), ..Default::default() }), &mut counts));
+        // Other keys of the key group stay, also ones whose characters start alike ("k0" then a
+        // namespace starting with '3' is not "k03": the lengths differ).
+        assert!(edits.keep(&entry(5, unsplit("k0")), &mut counts));
+        assert!(edits.keep(&entry(5, RawEntry { stored_key: Some([string("k0"), b"3".to_vec(), ns.to_vec()].concat()), ..Default::default() }), &mut counts));
+        assert!(edits.keep(&entry(5, unsplit("k031")), &mut counts));
+        // The same bytes in another key group are another key.
+        assert!(edits.keep(&entry(6, unsplit("k03")), &mut counts));
+        assert_eq!(counts.per_key.get(&0), Some(&2));
+        assert_eq!(counts.per_state.get(&(OP, "s".to_owned())).map(|c| c.1), Some(2));
+    }
 }

@@ -144,10 +144,18 @@ impl RecordContext<'_> {
                 let Value::Int(ts) = e.value else { return Err(self.fail(e, "timer without a timestamp")) };
                 let mut k = Vec::with_capacity(8 + raw.key.len() + raw.namespace.len());
                 k.extend_from_slice(&(ts ^ i64::MIN).to_be_bytes());
-                k.extend_from_slice(&raw.key);
-                k.extend_from_slice(&raw.namespace);
+                match &raw.stored_key {
+                    Some(stored) => k.extend_from_slice(stored),
+                    None => {
+                        k.extend_from_slice(&raw.key);
+                        k.extend_from_slice(&raw.namespace);
+                    }
+                }
                 (k, Vec::new())
             }
+            // Key, namespace and user key that could not be split (an unknown key or namespace
+            // serializer): copied as stored, suffixes included.
+            _ if raw.stored_key.is_some() => (raw.stored_key.clone().unwrap_or_default(), raw.value.clone()),
             // An empty list is no entry in the canonical stream (RocksDB never stores one).
             StateKind::List if raw.value.is_empty() => return Ok(None),
             kind => {
@@ -351,7 +359,7 @@ mod tests {
             user_key: None,
             value: Value::Int(1),
             ttl_timestamp: None,
-            raw: RawEntry { key: raw.0, namespace: raw.1, user_key: None, value: vec![0; 8] },
+            raw: RawEntry { key: raw.0, namespace: raw.1, user_key: None, value: vec![0; 8], stored_key: None },
             origin: Default::default(),
         };
         ctx.record(&e)
@@ -382,6 +390,7 @@ mod tests {
             }],
             key_serializer_raw: Vec::new(),
             raw: Vec::new(),
+            unreadable: None,
         };
         let dec = crate::readers::keyed::KeyedDecoder::new(OperatorId([0; 16]), 128, &meta).unwrap();
         let mut key = vec![21u8];

@@ -33,6 +33,7 @@ use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStat
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
 use crate::model::{Entry, KeyGroupRange, OperatorId, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::undecodable::UndecodableKind;
 use crate::readers::meta::read_operator_backend_meta;
 use crate::readers::operator::read_operator_state;
 use crate::readers::source::KeyedSource;
@@ -469,7 +470,8 @@ impl Converter<'_> {
         // Counted while the records stream (which borrows the counts until the end).
         let counts = std::cell::RefCell::new(std::mem::take(&mut *self.counts));
         let edits = self.edits;
-        let entries = SnapshotEntries::new(self.snapshot, selection).filter(|e| match e {
+        let mut source = SnapshotEntries::new(self.snapshot, selection);
+        let entries = source.by_ref().filter(|e| match e {
             Ok(e) => edits.keep(e, &mut counts.borrow_mut()),
             Err(_) => true,
         });
@@ -525,6 +527,30 @@ impl Converter<'_> {
             return Err(Error::corrupt(self.snapshot.metadata_location.as_str(), format!("operator {}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", op.operator_id)));
         }
         drop(records);
+        // States (or entries) a serializer flinksnap cannot interpret kept from being read would
+        // be missing from the savepoint: refused, nothing is published. Untyped entries (read
+        // past an unknown snapshot, their bytes exact) are written as they were stored.
+        let lost: Vec<String> = source
+            .undecodable()
+            .iter()
+            .filter(|u| u.kind != UndecodableKind::Untyped)
+            .map(|u| {
+                let what = if u.kind == UndecodableKind::Registration { "registration" } else { "entries" };
+                format!("{} ({what}{})", u.state.as_deref().unwrap_or("states after an unknown serializer"), u.class.as_deref().map(|c| format!(", serializer {c}")).unwrap_or_default())
+            })
+            .collect();
+        if !lost.is_empty() {
+            let class = source.undecodable().iter().find_map(|u| u.class.as_deref());
+            return Err(Error::unsupported(
+                format!(
+                    "{}: operator {}: {} could not be read (a serializer flinksnap cannot interpret): a savepoint written without them would lose state, so none is written",
+                    self.snapshot.metadata_location,
+                    op.operator_id,
+                    lost.join(", ")
+                ),
+                class,
+            ));
+        }
         *self.counts = counts.into_inner();
         let _ = std::fs::remove_dir_all(&spill_dir);
         Ok(out)

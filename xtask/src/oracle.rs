@@ -169,22 +169,28 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     Ok(())
 }
 
-pub const FIXTURES_USAGE: &str = "usage: cargo xtask serializer-fixtures [--flink VERSION]...\n\
+pub const FIXTURES_USAGE: &str = "usage: cargo xtask serializer-fixtures [--flink VERSION]... [--case CASE]...\n\
 \n\
 Runs flink-job/.../SerializersJob (state under Either, enum, Java serialization, Nullable, Value,\n\
 Kryo and Scala (1.x) serializers; async I/O elements in flight) on HashMap and RocksDB and writes one\n\
-canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/\n\
-(versions: 1.15.4 and later; default all of them). Run `cargo xtask oracle` afterwards.";
+canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/;\n\
+SourcesJob (connector splits) into heap-savepoint-sources/; CustomSerializerJob (a user-defined\n\
+serializer with its own snapshot class as the first, a middle and the last state: a checkpoint and\n\
+a canonical savepoint each) into testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/ (versions: 1.15.4 and later; default all\n\
+of them; --case: only these cases). Run `cargo xtask oracle` afterwards (not for the custom cases:\n\
+their contents are the job's, checked by tests/custom_serializer.rs).";
 
 /// Versions the serializers fixture is generated for (1.15+: savepoints on demand).
 const SERIALIZER_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
 pub fn serializer_fixtures(args: &[String]) -> Result<()> {
     let mut versions: Vec<String> = Vec::new();
+    let mut cases: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "--case" => cases.push(it.next().ok_or("--case needs a case name")?.clone()),
             "-h" | "--help" => {
                 println!("{FIXTURES_USAGE}");
                 return Ok(());
@@ -215,9 +221,17 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
             ("hashmap", "heap-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
             ("rocksdb", "rocksdb-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
             ("hashmap", "heap-savepoint-sources", "flinksnap.fixtures.SourcesJob", &sources_cp),
+            ("hashmap", "heap-custom", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
+            ("rocksdb", "rocksdb-custom", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
         ];
         for (backend, case, main, cp) in runs {
-            let out = repo.join("testdata").join("serializers").join(format!("flink-{v}")).join(case);
+            if !cases.is_empty() && !cases.iter().any(|c| c == case) {
+                continue;
+            }
+            // The custom cases have no oracle: beside the oracle-checked ones they would be
+            // taken for such.
+            let dir = if main.ends_with("CustomSerializerJob") { "custom-serializer" } else { "serializers" };
+            let out = repo.join("testdata").join(dir).join(format!("flink-{v}")).join(case);
             let _ = fs::remove_dir_all(&out);
             let run_work = work.join(case);
             let _ = fs::remove_dir_all(&run_work);

@@ -109,7 +109,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(r) = args.key_groups {
         scan = scan.key_groups(r.start..=r.start + (r.len - 1));
     }
-    let entries = scan.build()?.entries();
+    let mut entries = scan.build()?.entries();
     let uid_of = |e: &Entry| uids.get(&e.operator_id).map(String::as_str);
     let mut opaque = 0usize;
     let mut count = 0usize;
@@ -120,7 +120,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let mut files: HashMap<(Option<SubtaskRef>, Option<u16>, bool), Option<String>> = HashMap::new();
     match args.format {
         DumpFormat::Jsonl => {
-            for e in entries {
+            for e in entries.by_ref() {
                 let e = e?;
                 opaque += e.opaque_count();
                 count += 1;
@@ -139,7 +139,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         DumpFormat::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(COLUMNS)?;
-            for e in entries {
+            for e in entries.by_ref() {
                 let e = e?;
                 opaque += e.opaque_count();
                 count += 1;
@@ -149,7 +149,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         }
         DumpFormat::Table => {
             let mut t = Table::new(&COLUMNS.map(|c| c.to_uppercase()).iter().map(String::as_str).collect::<Vec<_>>());
-            for e in entries {
+            for e in entries.by_ref() {
                 let e = e?;
                 opaque += e.opaque_count();
                 count += 1;
@@ -163,6 +163,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     if opaque > 0 {
         eprintln!("flinksnap: {count} entries; {opaque} values kept opaque (serializers flinksnap cannot interpret, e.g. Kryo)");
     }
+    report_undecodable(&entries.undecodable(), &uids);
     Ok(Outcome::Ok)
 }
 
@@ -186,5 +187,26 @@ fn json_io(e: serde_json::Error) -> anyhow::Error {
     match e.io_error_kind() {
         Some(kind) => std::io::Error::from(kind).into(),
         None => anyhow::Error::from(e).context("writing JSON"),
+    }
+}
+
+/// Tells, on stderr, which states (or parts of them) were not decoded and why: the read went on
+/// past them.
+pub(crate) fn report_undecodable(list: &[flinksnap::readers::undecodable::Undecodable], uids: &std::collections::BTreeMap<flinksnap::model::OperatorId, String>) {
+    for u in list {
+        let op = uids.get(&u.operator_id).map_or_else(|| u.operator_id.to_string(), |n| format!("{n} ({})", u.operator_id));
+        let sub = u.subtask.map(|s| format!(" subtask {s}")).unwrap_or_default();
+        let count = match (u.entries, u.key_groups) {
+            (Some(n), k) if k > 0 => format!(" ({n} stored entries in {k} key groups)"),
+            (Some(n), _) => format!(" ({n} stored entries)"),
+            (None, k) if k > 0 => format!(" ({k} key groups)"),
+            _ => String::new(),
+        };
+        let at = match (&u.file, &u.position) {
+            (Some(f), Some(p)) => format!(" at {f}, {p}"),
+            (Some(f), None) => format!(" in {f}"),
+            _ => String::new(),
+        };
+        eprintln!("flinksnap: not decoded: operator {op}{sub} state {}{count}{at}: {}", u.state_label(), u.reason);
     }
 }

@@ -75,6 +75,10 @@ fn write_table(r: &StatsReport, out: &mut dyn Write) -> std::io::Result<()> {
         if let Some(n) = &o.note {
             writeln!(out, "  note: {n}")?;
         }
+        for u in &o.undecodable {
+            let sub = u.subtask.map(|s| format!(" subtask {s}")).unwrap_or_default();
+            writeln!(out, "  not decoded:{sub} state {}: {}", u.state_label(), u.reason)?;
+        }
         if o.subtasks.len() > 1 {
             let mut t = Table::new(&["SUBTASK>", "STORED>"]);
             for s in &o.subtasks {

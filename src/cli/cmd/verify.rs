@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::manage::verify::{CheckStatus, Finding, Level, VerifyReport};
+use flinksnap::manage::verify::{CheckStatus, Finding, Level, VerifyOutcome, VerifyReport};
 use flinksnap::verify_with;
 
 use crate::cli::output::{human_bytes, write_json};
@@ -33,12 +33,13 @@ pub enum VerifyFormat {
 Every problem names the operator, subtask, file and position where they are known: a byte
 offset in the file, an offset in a decompressed Snappy stream, or an offset inside a stored
 RocksDB key or value. State flinksnap cannot read in this build or yet (RocksDB native state
-without the `rocksdb` feature, an unknown serializer) is reported as
-\"not checked (unsupported)\", which does not make the snapshot unsound.
+without the `rocksdb` feature, a serializer it cannot interpret) is reported as
+\"not checked (unsupported)\", with the state and the serializer class: the snapshot is then
+\"sound (partly undecodable)\", never unsound. An unknown serializer is never a corruption.
 
 EXIT STATUS:
-  0  sound
-  1  problems found
+  0  sound, or sound but partly undecodable (without --strict)
+  1  problems found (corruption, missing files); with --strict also partly undecodable
   2  could not run (no such path, no _metadata)")]
 pub struct Args {
     /// A snapshot directory (holding `_metadata`) or a `_metadata` file.
@@ -53,6 +54,10 @@ pub struct Args {
     /// (Flink before 2.0).
     #[arg(long = "uid", value_name = "NAME")]
     pub uids: Vec<String>,
+    /// Exit 1 also when some state could not be checked (an unknown serializer, state this build
+    /// cannot read): for gates that must see every entry.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `--level`.
@@ -76,7 +81,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         VerifyFormat::Text => write_text(&report, out)?,
         VerifyFormat::Junit => write_junit(&report, out)?,
     }
-    Ok(if report.sound { Outcome::Ok } else { Outcome::Problems })
+    Ok(match report.outcome {
+        VerifyOutcome::Sound => Outcome::Ok,
+        VerifyOutcome::SoundPartlyUndecodable if !args.strict => Outcome::Ok,
+        VerifyOutcome::SoundPartlyUndecodable | VerifyOutcome::Problems => Outcome::Problems,
+    })
 }
 
 fn status_word(s: CheckStatus) -> &'static str {
@@ -129,7 +138,11 @@ fn write_text(r: &VerifyReport, out: &mut dyn Write) -> std::io::Result<()> {
     let mut line = format!(
         "{}: {} ({level}): {} checks, {} passed, {} failed",
         r.path,
-        if r.sound { "sound" } else { "NOT SOUND" },
+        match r.outcome {
+            VerifyOutcome::Sound => "sound",
+            VerifyOutcome::SoundPartlyUndecodable => "sound (partly undecodable)",
+            VerifyOutcome::Problems => "NOT SOUND",
+        },
         t.checks,
         t.passed,
         t.failed

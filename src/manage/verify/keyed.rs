@@ -11,6 +11,7 @@ use crate::metadata::OperatorState;
 use crate::model::{KeyGroupRange, SubtaskRef};
 use crate::readers::serializers::{key_group_for_hash, key_hash_code};
 use crate::readers::source::{KeyedSource, Selection};
+use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
 
 use super::{FindingKind, Finding, Severity, Verifier};
@@ -108,6 +109,14 @@ impl Verifier<'_> {
         };
         let key_serializer = source.key_serializer().clone();
         let mut out = Vec::new();
+        // The proxy's own records (states whose registration could not be read, states whose
+        // serializer snapshots had to be read past: their contents go unchecked).
+        let file = op.subtasks.get(sub.subtask).and_then(|st| st.state.as_ref()).and_then(|x| x.managed_keyed_state.as_ref()).and_then(|h| {
+            h.streams().first().map(|(_, x)| super::stream_file(s, x, s.resolve(x).ok().flatten().as_ref()))
+        });
+        let untyped = Undecodable::untyped(op.operator_id, Some(source.key_serializer()), &source.meta().states, file);
+        self.add_undecodable(s, op, subtask, sub, untyped, &mut out);
+        self.take_undecodable(s, op, subtask, &mut source, &mut out);
         for kg in key_groups {
             let (mut entries, mut wrong) = (0u64, 0u64);
             let mut example: Option<Misplaced> = None;
@@ -142,6 +151,7 @@ impl Verifier<'_> {
                 }
             }
             self.totals.entries += entries;
+            self.take_undecodable(s, op, subtask, &mut source, &mut out);
             if let Some(e) = failed {
                 let mut f = self.error_finding(s, op, Some(subtask), &e);
                 if !f.message.contains(&format!("key group {kg}")) {
@@ -188,5 +198,35 @@ impl Verifier<'_> {
             }
         }
         out
+    }
+
+    /// What the source could not decode since the last call: kept for the report (merged per
+    /// subtask and state) and a "not checked" finding for the first record of each.
+    fn take_undecodable(&mut self, s: &Snapshot, op: &OperatorState, subtask: u32, source: &mut KeyedSource<'_>, out: &mut Vec<Finding>) {
+        let taken = source.take_undecodable();
+        self.add_undecodable(s, op, subtask, source.subtask(), taken, out);
+    }
+
+    /// Keeps `list` for the report (merged per subtask and state), with a "not checked" finding
+    /// for the first record of each.
+    pub(super) fn add_undecodable(&mut self, s: &Snapshot, op: &OperatorState, subtask: u32, sub: SubtaskRef, list: Vec<Undecodable>, out: &mut Vec<Finding>) {
+        for mut u in list {
+            u.subtask = Some(subtask);
+            u.subtask_ref = Some(sub);
+            let known = self.undecodable.iter().any(|x| x.operator_id == u.operator_id && x.subtask == u.subtask && x.state == u.state && x.state_index == u.state_index && x.kind == u.kind);
+            if !known {
+                let mut f = self.finding(s, Some(op), Some(subtask), Severity::Info, FindingKind::Unsupported);
+                f.message = format!(
+                    "not checked (unsupported serializer{}): state {}: {}",
+                    u.class.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
+                    u.state_label(),
+                    u.reason
+                );
+                f.file = u.file.clone();
+                f.set_position(u.position);
+                out.push(f);
+            }
+            Undecodable::merge_into(&mut self.undecodable, u);
+        }
     }
 }

@@ -44,7 +44,8 @@ use crate::error::{Error, Position};
 use crate::metadata::handles::{KeyedStateHandle, StreamStateHandle};
 use crate::metadata::OperatorState;
 use crate::model::{OperatorId, SubtaskRef};
-use crate::readers::operator::read_operator_state;
+use crate::readers::operator::{read_operator_meta, read_operator_state};
+use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{ResolvedFile, Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
 
@@ -184,6 +185,19 @@ pub struct VerifyTotals {
     pub opaque_values: u64,
 }
 
+/// The three outcomes of `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    /// No problem, everything checked.
+    Sound,
+    /// No problem, but some state was not checked: serializers flinksnap cannot interpret
+    /// ([`VerifyReport::undecodable`]) or state it cannot read in this build. Never a corruption.
+    SoundPartlyUndecodable,
+    /// Problems: corruption, missing or short files.
+    Problems,
+}
+
 /// The result of `verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
@@ -191,8 +205,13 @@ pub struct VerifyReport {
     pub path: String,
     /// The level checked.
     pub level: Level,
-    /// No error found.
+    /// No error found (`outcome` is not `problems`).
     pub sound: bool,
+    /// Sound, sound but partly undecodable, or problems.
+    pub outcome: VerifyOutcome,
+    /// States (or parts of them) not decoded, by operator, subtask and state, with the serializer
+    /// class and the reason.
+    pub undecodable: Vec<Undecodable>,
     /// Checkpoint id, when `_metadata` parsed.
     pub checkpoint_id: Option<u64>,
     /// Counts.
@@ -221,7 +240,7 @@ pub fn verify(storage: Arc<dyn Storage>, path: &str, level: Level, uids: &[Strin
             "{loc}: no {METADATA_FILE} file: not a snapshot directory (or an incomplete checkpoint)"
         )));
     }
-    let mut v = Verifier { checks: Vec::new(), totals: VerifyTotals::default(), uids };
+    let mut v = Verifier { checks: Vec::new(), totals: VerifyTotals::default(), uids, undecodable: Vec::new() };
     let snapshot = match Snapshot::open(storage, metadata_location.as_str()) {
         Ok(s) => {
             v.check("metadata", "_metadata parses", Vec::new());
@@ -258,6 +277,7 @@ pub(super) struct Verifier<'u> {
     checks: Vec<Check>,
     totals: VerifyTotals,
     uids: &'u [String],
+    undecodable: Vec<Undecodable>,
 }
 
 /// File, position and message of an error.
@@ -319,7 +339,14 @@ impl Verifier<'_> {
             }
         }
         let sound = t.failed == 0;
-        VerifyReport { path, level, sound, checkpoint_id, totals: self.totals, checks: self.checks }
+        let outcome = if !sound {
+            VerifyOutcome::Problems
+        } else if t.not_checked > 0 || !self.undecodable.is_empty() {
+            VerifyOutcome::SoundPartlyUndecodable
+        } else {
+            VerifyOutcome::Sound
+        };
+        VerifyReport { path, level, sound, outcome, undecodable: self.undecodable, checkpoint_id, totals: self.totals, checks: self.checks }
     }
 
     /// Invariants 3 to 5 for one operator.
@@ -361,11 +388,21 @@ impl Verifier<'_> {
                 let findings = if fails {
                     vec![self.not_checked_dependent(s, op, st.index)]
                 } else {
-                    match read_operator_state(s, SubtaskRef { operator: op_index, subtask: j }, h) {
+                    let sub = SubtaskRef { operator: op_index, subtask: j };
+                    match read_operator_state(s, sub, h) {
                         Ok(entries) => {
                             self.totals.entries += entries.len() as u64;
                             self.totals.opaque_values += entries.iter().map(|e| e.opaque_count() as u64).sum::<u64>();
-                            Vec::new()
+                            // States whose serializer snapshots had to be read past: untyped,
+                            // their contents unchecked.
+                            let mut out = Vec::new();
+                            if let Ok(meta) = read_operator_meta(s, h) {
+                                let file = Some(stream_file(s, &h.delegate, s.resolve(&h.delegate).ok().flatten().as_ref()));
+                                let states: Vec<_> = meta.operator_states.into_iter().chain(meta.broadcast_states).collect();
+                                let untyped = Undecodable::untyped(op.operator_id, None, &states, file);
+                                self.add_undecodable(s, op, st.index, sub, untyped, &mut out);
+                            }
+                            out
                         }
                         Err(e) => {
                             let mut f = self.error_finding(s, op, Some(st.index), &e);

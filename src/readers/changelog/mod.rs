@@ -98,6 +98,7 @@ impl<'a> ChangelogReader<'a> {
                     // Not recorded: a writer that needs the exact bytes must refuse.
                     key_serializer_raw: Vec::new(),
                     raw: Vec::new(),
+                    unreadable: None,
                 }
             }
         };

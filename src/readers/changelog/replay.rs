@@ -132,6 +132,9 @@ impl Replay {
                 Some(Some(e)) => {
                     let kg = self.kg;
                     let e = e?;
+                    if let Some(err) = self.unsplittable(cx, &e) {
+                        return Err(err);
+                    }
                     let file = cx.log.sources.first().map_or("change log", |s| s.name.as_str()).to_owned();
                     let absorbed = self.absorb(cx, e).map_err(|e| Error::decode(format!("{file} (replaying on the materialized state)"), e.context(format!("materialized entry of key group {kg}"))))?;
                     if let Some(e) = absorbed {
@@ -153,6 +156,31 @@ impl Replay {
         }
     }
 
+    /// A materialized entry whose key and namespace are not split (the materialization's key or
+    /// namespace serializer is one flinksnap cannot interpret) cannot be matched to the changes
+    /// the log records for its state: the replay is refused, placed at the first such
+    /// state-change record (its file and offset; RocksDB entries have no position of their own).
+    fn unsplittable(&self, cx: &Context<'_>, e: &Entry) -> Option<Error> {
+        if e.raw.stored_key.is_none() || e.kind == StateKind::Timer {
+            return None;
+        }
+        let &state = cx.log.by_name.get(&e.state)?;
+        let ch = self.scoped.iter().find(|c| c.slot.0 == state)?;
+        let kind = DecodeErrorKind::Unsupported {
+            what: format!(
+                "{} on state {:?} cannot be applied: the materialized state's key or namespace serializer is one flinksnap cannot interpret, so its entries cannot be matched to the change",
+                op::name(ch.op),
+                e.state
+            ),
+            class: None,
+        };
+        let err = match ch.origin.position {
+            Some(p) => DecodeError::at(kind, p),
+            None => DecodeError::unplaced(kind),
+        };
+        Some(change_error(cx, self.kg, ch.source, err))
+    }
+
     /// Takes a materialized entry into the held slots when a change touches it; gives it back
     /// when it passes through unchanged, `None` when the changes decide about it.
     fn absorb(&mut self, cx: &Context<'_>, e: Entry) -> R<Option<Entry>> {
@@ -163,6 +191,10 @@ impl Replay {
             element.extend_from_slice(&e.raw.key);
             element.extend_from_slice(&e.raw.namespace);
             return Ok(if cx.log.timers.contains_key(&(state, element)) { None } else { Some(e) });
+        }
+        if e.raw.stored_key.is_some() {
+            // Key and namespace not split; `unsplittable` refused the changes to such a state.
+            return Ok(Some(e));
         }
         let slot = (state, e.raw.key.clone(), e.raw.namespace.clone());
         if !self.touched.contains(&slot) {
@@ -228,7 +260,7 @@ impl Replay {
                     let mut c = Cursor::within(&v, ValuePart::Value);
                     let (value, ttl) = decode_value(s.value()?, &mut c)?;
                     c.expect_end("value")?;
-                    out.push(entry(None, value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: v }, origin));
+                    out.push(entry(None, value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: v, stored_key: None }, origin));
                 }
                 Held::List(items, origin) => {
                     if items.is_empty() {
@@ -249,7 +281,7 @@ impl Replay {
                         }
                         raw.extend_from_slice(item);
                     }
-                    out.push(entry(None, Value::List(values), ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: raw }, origin));
+                    out.push(entry(None, Value::List(values), ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: None, value: raw, stored_key: None }, origin));
                 }
                 Held::Map(m) => {
                     let (uk_ser, uv_ser) = s.value()?.map_key_value().ok_or_else(|| at_state(&s.meta, "map state without a map serializer".into()))?;
@@ -258,7 +290,7 @@ impl Replay {
                         let mut c = Cursor::within(&v, ValuePart::Value);
                         let (value, ttl) = if c.bool("map value null flag")? { (Value::Null, None) } else { decode_value(uv_ser, &mut c)? };
                         c.expect_end("map value")?;
-                        out.push(entry(Some(user_key), value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: Some(uk), value: v }, origin));
+                        out.push(entry(Some(user_key), value, ttl, RawEntry { key: key.clone(), namespace: ns.clone(), user_key: Some(uk), value: v, stored_key: None }, origin));
                     }
                 }
             }
@@ -277,7 +309,7 @@ impl Replay {
                 user_key: None,
                 value: Value::Int(timestamp),
                 ttl_timestamp: None,
-                raw: RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new() },
+                raw: RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new(), stored_key: None },
                 origin: cx.origin,
             });
         }

@@ -48,7 +48,15 @@ pub struct KeyedDecoder {
     pub(super) key_serializer: TypeSerializer,
     pub(super) decoders: Vec<StateDecoder>,
     pub(super) key_group_prefix: usize,
+    pub(super) max_parallelism: u32,
+    /// States from this index on could not be registered (`KeyedBackendMeta::unreadable`):
+    /// (first index, count when known, name of the first, class of the unknown snapshot).
+    pub(super) unreadable: Option<UnreadableFrom>,
 }
+
+/// The states a keyed decoder could not register: (first index, count when known, name of the
+/// first, class of the unknown snapshot).
+pub(super) type UnreadableFrom = (usize, Option<usize>, Option<String>, Option<String>);
 
 impl KeyedDecoder {
     /// A decoder for the states of `meta`, for an operator with `max_parallelism` key groups.
@@ -58,6 +66,8 @@ impl KeyedDecoder {
             key_serializer: meta.key_serializer.clone(),
             decoders: meta.states.iter().map(StateDecoder::new).collect::<R<Vec<_>>>()?,
             key_group_prefix: if max_parallelism > ONE_BYTE_KEY_GROUP_PREFIX_MAX { 2 } else { 1 },
+            max_parallelism,
+            unreadable: meta.unreadable.as_ref().map(|u| (u.first, u.count, u.name.clone(), u.class().map(str::to_owned))),
         })
     }
 
@@ -74,9 +84,36 @@ impl KeyedDecoder {
         }
     }
 
-    /// The states, in proxy order.
+    /// The states, in proxy order (those whose registration could not be read too).
     pub(super) fn states(&self) -> usize {
-        self.decoders.len()
+        match &self.unreadable {
+            Some((first, Some(count), ..)) => first + count,
+            _ => self.decoders.len(),
+        }
+    }
+
+    /// The operator.
+    pub(super) fn operator_id(&self) -> OperatorId {
+        self.operator_id
+    }
+
+    /// For a state id whose registration could not be read: its name (only the first one's is
+    /// known) and the class of the unknown serializer snapshot.
+    pub(super) fn unreadable_state(&self, id: usize) -> Option<(Option<String>, Option<String>)> {
+        let (first, count, name, class) = self.unreadable.as_ref()?;
+        (id >= *first && count.is_none_or(|c| id < first + c)).then(|| (if id == *first { name.clone() } else { None }, class.clone()))
+    }
+
+    /// The class of the serializer that cannot be interpreted in the state at `index` (its
+    /// value serializer's label), where there is one.
+    pub(super) fn value_class(&self, index: usize) -> Option<String> {
+        let d = self.decoders.get(index)?;
+        d.value.is_opaque().then(|| d.value.undecodable_class().to_owned())
+    }
+
+    /// The state at `index`, by name.
+    pub(super) fn state_name(&self, index: usize) -> Option<&str> {
+        self.decoders.get(index).map(|d| &*d.name)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -20,7 +20,7 @@ impl KeyedDecoder {
     pub(super) fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> R<Vec<Entry>> {
         if d.kind == StateKind::Timer {
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, c)?;
-            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new() })]);
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new(), stored_key: None })]);
         }
         let ns_ser = d.namespace.as_ref().ok_or_else(|| c.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
         let (ns_value, ns_bytes) = decode_span(ns_ser, c)?;
@@ -45,7 +45,7 @@ impl KeyedDecoder {
                         Some(uk),
                         value,
                         ttl,
-                        RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: Some(uk_bytes), value: value_bytes },
+                        RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: Some(uk_bytes), value: value_bytes, stored_key: None },
                     );
                     e.origin.position = c.frame().position(at);
                     out.push(e);
@@ -68,13 +68,13 @@ impl KeyedDecoder {
                     ttl = ttl.max(t);
                     items.push(item);
                 }
-                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw })])
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
             }
             _ => {
                 let at = c.position();
                 let (value, ttl) = decode_value(&d.value, c)?;
                 let raw = c.consumed_since(at).to_vec();
-                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw })])
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
             }
         }
     }

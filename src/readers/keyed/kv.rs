@@ -8,7 +8,9 @@ use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind, ResultExt, ValuePart};
 use crate::model::value::Value;
 use crate::model::{Entry, RawEntry, StateKind};
+use crate::consts::LIST_DELIMITER;
 use crate::readers::decode::{decode_rest, decode_span, decode_timer, decode_value_rest, for_each_delimited};
+use crate::readers::serializers::TypeSerializer;
 
 use super::decoder::{KeyedDecoder, StateDecoder};
 
@@ -43,12 +45,18 @@ impl KeyedDecoder {
             all.rest()
         };
         if d.kind == StateKind::Timer {
+            if d.value.is_opaque() {
+                return self.untyped_timer(d, kg, k, value);
+            }
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, &mut k)?;
             k.expect_end("timer key")?;
-            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: value.to_vec() })]);
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: value.to_vec(), stored_key: None })]);
         }
         let key_ser = &self.key_serializer;
         let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
+        if key_ser.is_opaque() || ns_ser.is_opaque() {
+            return self.untyped_key(d, kg, k, v);
+        }
         let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
         let (key_value, key_bytes) = decode_span(key_ser, &mut k)?;
         if ambiguous {
@@ -58,26 +66,19 @@ impl KeyedDecoder {
         if ambiguous {
             skip_length_suffix(&mut k, ns_bytes.len())?;
         }
-        let raw = |user_key: Option<Vec<u8>>| RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key, value: value.to_vec() };
+        let raw = |user_key: Option<Vec<u8>>| RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key, value: value.to_vec(), stored_key: None };
         match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| k.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
                 let uk_bytes = k.clone().rest();
                 let user_key = decode_rest(uk_ser, &mut k)?;
-                let is_null = v.bool("map value null flag")?;
-                let (value, ttl) = if is_null { (Value::Null, None) } else { decode_value_rest(uv_ser, &mut v)? };
+                let (value, ttl) = map_value(uv_ser, &mut v)?;
                 Ok(vec![self.entry(d, kg, key_value, ns_value, Some(user_key), value, ttl, raw(Some(uk_bytes.to_vec())))])
             }
             StateKind::List => {
                 k.expect_end("list state key")?;
-                let elem = d.value.list_element().ok_or_else(|| k.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
-                let mut items = Vec::new();
-                let mut ttl = None;
-                for_each_delimited(elem, &mut v, |item, t, _| {
-                    items.push(item);
-                    ttl = ttl.max(t);
-                })?;
-                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, raw(None))])
+                let (value, ttl) = list_value(d, &mut v)?;
+                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, raw(None))])
             }
             _ => {
                 k.expect_end("state key")?;
@@ -86,6 +87,118 @@ impl KeyedDecoder {
             }
         }
     }
+
+    /// A pair of a state whose key or namespace serializer flinksnap cannot interpret. Where the
+    /// layout still says exactly where the parts are, they are split: a key before a fixed-length
+    /// namespace (no length suffixes then), a namespace after a fixed-length key. Otherwise the
+    /// key, namespace and user key stay together: `key` is the stored bytes after the key-group
+    /// prefix, opaque, and [`RawEntry::stored_key`] keeps them for writers.
+    fn untyped_key(&self, d: &StateDecoder, kg: u32, mut k: Cursor<'_>, mut v: Cursor<'_>) -> R<Vec<Entry>> {
+        let key_ser = &self.key_serializer;
+        let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
+        let value = v.clone().rest().to_vec();
+        let rest = k.clone().rest();
+        let (value_value, ttl) = match d.kind {
+            StateKind::Map => match d.value.map_key_value() {
+                Some((_, uv)) => map_value(uv, &mut v)?,
+                None => return Err(k.error(DecodeErrorKind::Invalid("map state without a map serializer".into()))),
+            },
+            StateKind::List => list_value(d, &mut v)?,
+            _ => decode_value_rest(&d.value, &mut v)?,
+        };
+        if d.kind != StateKind::Map {
+            // A fixed-length namespace after an unknown key: no suffixes, the namespace is the tail.
+            if let (true, false, Some(ns_len)) = (key_ser.is_opaque(), ns_ser.is_opaque(), ns_ser.exact_len()) {
+                if let Some(split) = rest.len().checked_sub(ns_len) {
+                    let (kb, nb) = rest.split_at(split);
+                    let mut nc = Cursor::in_frame(nb, k.frame(), k.position() + split as u64);
+                    let ns_value = decode_rest(ns_ser, &mut nc)?;
+                    let key_value = Value::Opaque { class: key_ser.undecodable_class().to_owned(), bytes: kb.to_vec() };
+                    let raw = RawEntry { key: kb.to_vec(), namespace: nb.to_vec(), user_key: None, value, stored_key: None };
+                    return Ok(vec![self.entry(d, kg, key_value, ns_value, None, value_value, ttl, raw)]);
+                }
+            }
+            // An unknown namespace after a fixed-length key: no suffixes, the namespace is the rest.
+            if !key_ser.is_opaque() && key_ser.fixed_length().is_some() {
+                let (key_value, key_bytes) = decode_span(key_ser, &mut k)?;
+                let nb = k.clone().rest().to_vec();
+                let ns_value = decode_rest(ns_ser, &mut k)?;
+                let raw = RawEntry { key: key_bytes, namespace: nb, user_key: None, value, stored_key: None };
+                return Ok(vec![self.entry(d, kg, key_value, ns_value, None, value_value, ttl, raw)]);
+            }
+        }
+        let class = key_ser.unknown().or_else(|| ns_ser.unknown()).map_or_else(|| key_ser.undecodable_class(), |u| u.class_name());
+        let key_value = Value::Opaque { class: class.to_owned(), bytes: rest.to_vec() };
+        let raw = RawEntry { key: Vec::new(), namespace: Vec::new(), user_key: None, value, stored_key: Some(rest.to_vec()) };
+        let mut e = self.entry(d, kg, key_value, Value::Null, None, value_value, ttl, raw);
+        e.namespace = None;
+        Ok(vec![e])
+    }
+
+    /// A timer whose key or namespace serializer flinksnap cannot interpret: `i64` timestamp,
+    /// then key and namespace together, opaque (split where the namespace has a fixed length).
+    fn untyped_timer(&self, d: &StateDecoder, kg: u32, mut k: Cursor<'_>, value: &[u8]) -> R<Vec<Entry>> {
+        let timestamp = k.i64("timer timestamp")? ^ i64::MIN;
+        let rest = k.clone().rest();
+        let (key_ser, ns_ser) = d.value.timer_key_namespace().ok_or_else(|| k.error(DecodeErrorKind::Invalid(format!("timer state with serializer {}", d.value.class_name()))))?;
+        let raw = |key: &[u8], ns: &[u8], stored: Option<Vec<u8>>| RawEntry { key: key.to_vec(), namespace: ns.to_vec(), user_key: None, value: value.to_vec(), stored_key: stored };
+        if !ns_ser.is_opaque() {
+            if let Some(split) = ns_ser.exact_len().and_then(|n| rest.len().checked_sub(n)) {
+                let (kb, nb) = rest.split_at(split);
+                let key = if key_ser.is_opaque() {
+                    Value::Opaque { class: key_ser.undecodable_class().to_owned(), bytes: kb.to_vec() }
+                } else {
+                    decode_rest(key_ser, &mut Cursor::in_frame(kb, k.frame(), k.position()))?
+                };
+                let ns = decode_rest(ns_ser, &mut Cursor::in_frame(nb, k.frame(), k.position() + split as u64))?;
+                return Ok(vec![self.entry(d, kg, key, ns, None, Value::Int(timestamp), None, raw(kb, nb, None))]);
+            }
+        }
+        if !key_ser.is_opaque() {
+            let (key, kb) = decode_span(key_ser, &mut k)?;
+            let nb = k.clone().rest().to_vec();
+            let ns = decode_rest(ns_ser, &mut k)?;
+            return Ok(vec![self.entry(d, kg, key, ns, None, Value::Int(timestamp), None, raw(&kb, &nb, None))]);
+        }
+        let key = Value::Opaque { class: key_ser.undecodable_class().to_owned(), bytes: rest.to_vec() };
+        let mut e = self.entry(d, kg, key, Value::Null, None, Value::Int(timestamp), None, raw(&[], &[], Some(rest.to_vec())));
+        e.namespace = None;
+        Ok(vec![e])
+    }
+}
+
+/// A map value: the null flag, then the value (opaque where its serializer cannot be read).
+fn map_value(uv_ser: &TypeSerializer, v: &mut Cursor<'_>) -> R<(Value, Option<i64>)> {
+    if v.bool("map value null flag")? {
+        v.expect_end("map value")?;
+        Ok((Value::Null, None))
+    } else {
+        decode_value_rest(uv_ser, v)
+    }
+}
+
+/// A list value: elements joined by `,`. Elements of a serializer flinksnap cannot interpret have
+/// no length: a value without the delimiter byte is one element, opaque; otherwise the elements
+/// cannot be told apart and the whole value is opaque.
+fn list_value(d: &StateDecoder, v: &mut Cursor<'_>) -> R<(Value, Option<i64>)> {
+    let elem = d.value.list_element().ok_or_else(|| v.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
+    if elem.is_opaque() {
+        let bytes = v.clone().rest();
+        if !bytes.contains(&LIST_DELIMITER) {
+            let (item, ttl) = decode_value_rest(elem, v)?;
+            return Ok((Value::List(vec![item]), ttl));
+        }
+        v.rest();
+        let class = elem.undecodable_class().to_owned();
+        return Ok((Value::Opaque { class, bytes: bytes.to_vec() }, None));
+    }
+    let mut items = Vec::new();
+    let mut ttl = None;
+    for_each_delimited(elem, v, |item, t, _| {
+        items.push(item);
+        ttl = ttl.max(t);
+    })?;
+    Ok((Value::List(items), ttl))
 }
 
 /// Skips the minimum-width little-endian length suffix the RocksDB layout writes after a key

@@ -18,6 +18,7 @@
 
 mod decoder;
 mod heap;
+mod heap_resync;
 mod kv;
 mod stream;
 
@@ -30,6 +31,7 @@ use crate::model::{Entry, OperatorId, Origin};
 use crate::readers::meta::{read_keyed_backend_meta, KeyedBackendMeta};
 use crate::readers::source::{KeyGroupReader, OpenContext};
 use crate::readers::stream::StreamSource;
+use crate::readers::undecodable::Undecodable;
 
 pub use decoder::KeyedDecoder;
 pub use stream::{KeyGroupEntries, WINDOW};
@@ -125,13 +127,21 @@ impl KeyGroupsReader {
         // format or (RocksDB full checkpoints up to 1.15) the canonical stream, and nothing in
         // the metadata says which: the first key group is parsed both ways (entry by entry, so
         // the probe holds no more than reading does).
+        // A parse that leaves parts undecodable (values of an unknown serializer) is taken only
+        // when the other format does not read the key group completely.
         let mut format = KeyedStreamFormat::HeapCheckpoint;
         if let Some(kg) = self.key_groups_with_data().next() {
-            if let Err(heap_err) = self.check_key_group(kg, KeyedStreamFormat::HeapCheckpoint) {
-                if self.check_key_group(kg, KeyedStreamFormat::Canonical).is_err() {
-                    return Err(heap_err);
+            match self.check_key_group(kg, KeyedStreamFormat::HeapCheckpoint) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if matches!(self.check_key_group(kg, KeyedStreamFormat::Canonical), Ok(true)) {
+                        format = KeyedStreamFormat::Canonical;
+                    }
                 }
-                format = KeyedStreamFormat::Canonical;
+                Err(heap_err) => match self.check_key_group(kg, KeyedStreamFormat::Canonical) {
+                    Ok(_) => format = KeyedStreamFormat::Canonical,
+                    Err(_) => return Err(heap_err),
+                },
             }
         }
         self.format = Some(format);
@@ -154,9 +164,12 @@ impl KeyGroupsReader {
         self.key_group_entries(kg)?.collect()
     }
 
-    /// Decodes key group `kg` to its end in `format`, keeping nothing.
-    fn check_key_group(&self, kg: u32, format: KeyedStreamFormat) -> Result<()> {
-        self.entries_in(kg, format)?.try_for_each(|e| e.map(drop))
+    /// Decodes key group `kg` to its end in `format`, keeping nothing: whether it read every
+    /// entry (no part left undecodable).
+    fn check_key_group(&self, kg: u32, format: KeyedStreamFormat) -> Result<bool> {
+        let mut it = self.entries_in(kg, format)?;
+        it.by_ref().try_for_each(|e| e.map(drop))?;
+        Ok(it.notes.is_empty())
     }
 
     /// The entries of key group `kg`, decoded one stored entry at a time while its bytes are
@@ -183,6 +196,7 @@ impl KeyGroupsReader {
             file,
             origin: self.origin,
             pending: Vec::new().into_iter(),
+            notes: Vec::new(),
         };
         let Some(&(_, start, end)) = self.spans.iter().find(|&&(k, _, _)| k == kg) else { return Ok(entries) };
         // The heap checkpoint format repeats the key group before its (possibly compressed) data.
@@ -242,6 +256,17 @@ impl KeyGroupReader for KeyGroupsReader {
 
     fn stored_bytes(&self) -> Option<Vec<(u32, u64)>> {
         Some(self.spans.iter().map(|&(kg, start, end)| (kg, end - start)).collect())
+    }
+
+    fn take_undecodable(&mut self) -> Vec<Undecodable> {
+        let Some(current) = self.current.as_mut() else { return Vec::new() };
+        let mut out = Vec::new();
+        for mut u in current.notes.drain(..) {
+            u.key_groups = 1;
+            u.file.get_or_insert_with(|| self.source.name());
+            Undecodable::merge_into(&mut out, u);
+        }
+        out
     }
 }
 

@@ -15,6 +15,11 @@ use crate::model::{Entry, Origin};
 use crate::readers::stream::StreamSource;
 
 use super::decoder::{KeyedDecoder, StateDecoder};
+use super::heap_resync::{resync, Resynced};
+use crate::readers::undecodable::{Undecodable, UndecodableKind};
+
+/// Bytes of a heap key group read into memory at most to read past undecodable values in it.
+const MAX_RESYNC_BYTES: usize = 64 << 20;
 
 type R<T> = std::result::Result<T, DecodeError>;
 
@@ -55,6 +60,9 @@ pub(super) enum Progress {
     HeapEntries { state: usize, i: usize, n: usize, states_left: usize },
     /// The key group ended (and was checked to end where its bytes do).
     Done,
+    /// The rest of the key group cannot be read (a state whose registration could not be read):
+    /// skipped.
+    SkipRest,
 }
 
 /// The entries of one key group, decoded lazily ([`super::KeyGroupsReader::key_group_entries`]):
@@ -83,6 +91,8 @@ pub struct KeyGroupEntries {
     pub(super) origin: Origin,
     /// Entries of the stored entry decoded last (several for a heap map).
     pub(super) pending: std::vec::IntoIter<Entry>,
+    /// What could not be decoded in this key group (`key_groups` left 0: the reader counts).
+    pub(super) notes: Vec<Undecodable>,
 }
 
 impl std::fmt::Debug for KeyGroupEntries {
@@ -179,15 +189,17 @@ impl Iterator for KeyGroupEntries {
             // is retried, from where it started, on a larger window: steps only read.
             let progress = self.progress;
             let start = self.base + self.pos as u64;
+            let noted = self.notes.len();
             let mut c = Cursor::in_frame(&self.data[self.pos..], self.frame, start);
-            let step = self.decoder.step(&mut c, self.kg, &mut self.progress);
+            let step = self.decoder.step(&mut c, self.kg, &mut self.progress, &mut self.notes);
             let consumed = (c.position() - start) as usize;
             let short = match &step {
                 Err(e) => matches!(e.kind, DecodeErrorKind::Truncated { .. } | DecodeErrorKind::LengthTooLarge { .. }),
-                Ok(_) => matches!(self.progress, Progress::Done),
+                Ok(_) => matches!(self.progress, Progress::Done | Progress::SkipRest),
             };
             if short && !self.eof {
                 self.progress = progress;
+                self.notes.truncate(noted);
                 if let Err(e) = self.refill() {
                     self.progress = Progress::Done;
                     self.input = None;
@@ -195,7 +207,29 @@ impl Iterator for KeyGroupEntries {
                 }
                 continue;
             }
+            // A heap value flinksnap cannot delimit: the rest of the key group is read as the
+            // one layout its bytes allow, if there is one.
+            if let Err(e) = &step {
+                if matches!(e.kind, DecodeErrorKind::Unsupported { .. }) && matches!(progress, Progress::Heap { .. } | Progress::HeapEntries { .. }) {
+                    self.progress = progress;
+                    self.notes.truncate(noted);
+                    if let Err(e) = self.resync_heap(progress, e) {
+                        self.progress = Progress::Done;
+                        self.input = None;
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
+            }
             self.pos += consumed;
+            if matches!(self.progress, Progress::SkipRest) {
+                // What is left of the key group cannot be read (noted by the step).
+                self.progress = Progress::Done;
+                self.input = None;
+                self.data = Vec::new();
+                self.pos = 0;
+                return None;
+            }
             match step {
                 Ok(Some((at, mut entries))) => {
                     let position = self.frame.position(at);
@@ -219,6 +253,84 @@ impl Iterator for KeyGroupEntries {
     }
 }
 
+impl KeyGroupEntries {
+    /// Reads the rest of a heap key group from the step that failed on an undecodable value
+    /// (`progress` before it, at `self.pos`): its one layout's entries become pending, or the
+    /// rest is noted as not decoded.
+    fn resync_heap(&mut self, progress: Progress, failed: &DecodeError) -> Result<()> {
+        while !self.eof && self.data.len() - self.pos <= MAX_RESYNC_BYTES {
+            self.refill()?;
+        }
+        let start = self.base + self.pos as u64;
+        let (state, entries, why) = if self.data.len() - self.pos > MAX_RESYNC_BYTES {
+            let state = match progress {
+                Progress::HeapEntries { state, .. } => Some(state),
+                _ => None,
+            };
+            (state, None, "the key group is too large to search")
+        } else {
+            match resync(&self.decoder, self.kg, &self.data[self.pos..], progress) {
+                Resynced::Entries { entries: found, uncertain } => {
+                    let mut out = Vec::with_capacity(found.len());
+                    for (at, mut e) in found {
+                        e.origin = Origin { position: self.frame.position(start + at as u64), ..self.origin };
+                        out.push(e);
+                    }
+                    self.pending = out.into_iter();
+                    // Stored entries the layouts the bytes allow read differently: not read.
+                    for state in uncertain {
+                        let mut note = Undecodable::new(
+                            self.decoder.operator_id(),
+                            UndecodableKind::Entries,
+                            self.decoder.state_name(state).map(str::to_owned),
+                            self.decoder.value_class(state),
+                            "its values carry no length in a heap checkpoint, and the bytes allow several ways to delimit these entries: they are not read (the rest of their key group is)".to_owned(),
+                        );
+                        note.state_index = Some(state);
+                        note.entries = Some(1);
+                        note.file = Some(self.file.clone());
+                        note.position = self.frame.position(start);
+                        Undecodable::merge_into(&mut self.notes, note);
+                    }
+                    self.finish_key_group();
+                    return Ok(());
+                }
+                Resynced::Unknown { state, entries, why } => (state, entries, why),
+            }
+        };
+        let class = match &failed.kind {
+            DecodeErrorKind::Unsupported { class, .. } => class.clone(),
+            _ => None,
+        };
+        let mut note = Undecodable::new(
+            self.decoder.operator_id(),
+            UndecodableKind::Entries,
+            state.and_then(|s| self.decoder.state_name(s)).map(str::to_owned),
+            class.clone(),
+            format!(
+                "values of {} carry no length in a heap checkpoint, and {why}: these entries and the rest of their key group are not read",
+                class.as_deref().unwrap_or("a serializer flinksnap cannot interpret")
+            ),
+        );
+        note.state_index = state;
+        note.entries = entries;
+        note.file = Some(self.file.clone());
+        note.position = self.frame.position(start);
+        self.notes.push(note);
+        self.finish_key_group();
+        Ok(())
+    }
+
+    /// Drops what is left of the key group (read or not).
+    fn finish_key_group(&mut self) {
+        self.progress = Progress::Done;
+        self.input = None;
+        self.eof = true;
+        self.data = Vec::new();
+        self.pos = 0;
+    }
+}
+
 impl std::iter::FusedIterator for KeyGroupEntries {}
 
 impl KeyedDecoder {
@@ -232,14 +344,49 @@ impl KeyedDecoder {
     /// Decodes the next stored entry of a key group from `c` (which starts where the previous
     /// step stopped): where it starts and its entries (one; a heap map state's key gives one per
     /// map entry), or `None` once the key group has ended, checked to end with `c`'s bytes.
-    pub(super) fn step(&self, c: &mut Cursor<'_>, kg: u32, p: &mut Progress) -> R<Option<(u64, Vec<Entry>)>> {
+    pub(super) fn step(&self, c: &mut Cursor<'_>, kg: u32, p: &mut Progress, notes: &mut Vec<Undecodable>) -> R<Option<(u64, Vec<Entry>)>> {
         loop {
             match *p {
                 Progress::Done => return Ok(None),
+                Progress::SkipRest => {
+                    c.rest();
+                    return Ok(Some((c.position(), Vec::new())));
+                }
                 Progress::CanonicalStart => {
                     let at = c.position();
                     let state_id = c.i16("kv state id")?;
                     *p = Progress::Canonical { state_id, at };
+                }
+                Progress::Canonical { state_id, .. } if usize::try_from(state_id).is_ok_and(|i| i >= self.decoders.len()) && self.unreadable_state(state_id as usize).is_some() => {
+                    // A state whose registration could not be read: its pairs are framed, so
+                    // they are skipped and counted.
+                    let key_at = c.position();
+                    let key = c.len_prefixed("key")?;
+                    c.len_prefixed("value")?;
+                    let last_of_run = key.first().is_some_and(|&b| b & META_DATA_FOLLOWS != 0);
+                    let (name, class) = self.unreadable_state(state_id as usize).unwrap_or_default();
+                    let mut note = Undecodable::new(
+                        self.operator_id(),
+                        UndecodableKind::Entries,
+                        name,
+                        class,
+                        "the state's registration could not be read (an unknown serializer snapshot before it): its entries are not decoded".to_owned(),
+                    );
+                    note.state_index = Some(state_id as usize);
+                    note.entries = Some(1);
+                    note.position = c.frame().position(key_at);
+                    Undecodable::merge_into(notes, note);
+                    if last_of_run {
+                        let next_at = c.position();
+                        let next = c.i16("next kv state id")?;
+                        if next == END_OF_KEY_GROUP {
+                            c.expect_end("key group")?;
+                            *p = Progress::Done;
+                        } else {
+                            *p = Progress::Canonical { state_id: next, at: next_at };
+                        }
+                    }
+                    return Ok(Some((key_at, Vec::new())));
                 }
                 Progress::Canonical { state_id, at } => {
                     let d = self.decoder(c, state_id, at)?;
@@ -275,6 +422,24 @@ impl KeyedDecoder {
                 Progress::Heap { states_left } => {
                     let at = c.position();
                     let id = c.i16("kv state id")?;
+                    if let Some((name, class)) = usize::try_from(id).ok().filter(|&i| i >= self.decoders.len()).and_then(|i| self.unreadable_state(i)) {
+                        // A state whose registration could not be read: its entries cannot be
+                        // delimited, nor anything after them in this key group.
+                        let n = c.i32("number of entries")?;
+                        let mut note = Undecodable::new(
+                            self.operator_id(),
+                            UndecodableKind::Entries,
+                            name,
+                            class,
+                            "the state's registration could not be read (an unknown serializer snapshot before it): its entries and the rest of their key group are not read".to_owned(),
+                        );
+                        note.state_index = Some(id as usize);
+                        note.entries = u64::try_from(n).ok();
+                        note.position = c.frame().position(at);
+                        Undecodable::merge_into(notes, note);
+                        *p = Progress::SkipRest;
+                        continue;
+                    }
                     let d = self.decoder(c, id, at)?;
                     // Each entry takes at least one byte.
                     let n = c.count("number of entries", 1).context_with(|| format!("state {:?}", d.name))?;

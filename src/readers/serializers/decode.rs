@@ -44,8 +44,10 @@ fn corrupt(c: &Cursor<'_>, at: u64, msg: String) -> Fail {
     Fail::Corrupt(c.error_at(DecodeErrorKind::Invalid(msg), at))
 }
 
+/// A value flinksnap cannot decode: not corruption ([`DecodeErrorKind::Unsupported`]), and, where a
+/// length frame delimits it, opaque bytes instead.
 fn undecodable(c: &Cursor<'_>, msg: String) -> Fail {
-    Fail::Undecodable(c.error(DecodeErrorKind::Invalid(msg)))
+    Fail::Undecodable(c.error(DecodeErrorKind::Unsupported { what: msg, class: None }))
 }
 
 impl TypeSerializer {
@@ -53,7 +55,15 @@ impl TypeSerializer {
     /// that cannot be interpreted (see [`TypeSerializer::is_opaque`]) give an error naming the
     /// class: their values have no length, so nothing after them could be read.
     pub fn decode(&self, c: &mut Cursor<'_>) -> Result<Value, DecodeError> {
-        self.decode_at(c, 0, false).map_err(Fail::into_error)
+        self.decode_at(c, 0, false).map_err(|f| match f {
+            Fail::Undecodable(mut e) => {
+                if let DecodeErrorKind::Unsupported { class: class @ None, .. } = &mut e.kind {
+                    *class = Some(self.undecodable_class().to_owned());
+                }
+                e
+            }
+            Fail::Corrupt(e) => e,
+        })
     }
 
     /// Decodes a value that fills `bytes` exactly (a RocksDB value, a map value, a length-framed

@@ -29,16 +29,18 @@ mod from_json;
 mod hash;
 pub(crate) mod kryo;
 mod pojo;
+pub(crate) mod resync;
 mod snapshot;
 mod strings;
 pub mod table;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use avro::AvroSchema;
 pub use encode::{encode_delimited_list, EncodeError};
 pub use hash::{java_hash_code, key_group_for_hash, key_hash_code};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
+pub(crate) use snapshot::read_proxy;
 pub use strings::{read_fstr, write_fstr};
 
 /// Deepest nesting of serializer snapshots and of decoded values accepted (Flink has no limit;
@@ -419,6 +421,28 @@ impl TypeSerializer {
             K::Cep(t) => t.nested(),
             _ => Vec::new(),
         }
+    }
+
+    /// The class of the serializer (this one or one nested in it) that makes values undecodable:
+    /// the opaque label of the first one found ([`TypeSerializer::opaque_class`]); this
+    /// serializer's own when none is.
+    pub fn undecodable_class(&self) -> &str {
+        fn find(s: &TypeSerializer) -> Option<&str> {
+            if s.is_self_opaque() {
+                return Some(s.opaque_class());
+            }
+            s.nested().into_iter().find_map(find)
+        }
+        find(self).unwrap_or_else(|| self.opaque_class())
+    }
+
+    /// The first serializer snapshot, this one or one nested in it, that flinksnap does not know
+    /// (an unknown class or version, read past: [`SerializerKind::Opaque`]).
+    pub fn unknown(&self) -> Option<&TypeSerializer> {
+        if matches!(self.kind, SerializerKind::Opaque { .. }) {
+            return Some(self);
+        }
+        self.nested().into_iter().find_map(TypeSerializer::unknown)
     }
 
     /// The class an opaque value of this serializer is labelled with: the type class where the

@@ -2,7 +2,7 @@
 //! (`LinkedOptionalMapSerializer`) that POJO and Kryo snapshots share.
 
 use super::consts;
-use super::snapshot::read_versioned;
+use super::snapshot::read_framed;
 use super::{PojoSerializer, SerializerKind, TypeSerializer};
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -71,14 +71,13 @@ pub(crate) fn read_pojo_snapshot(c: &mut Cursor<'_>, depth: usize) -> R<PojoSeri
 }
 
 /// A nested snapshot in its own length frame. Flink reads it tolerantly (a failure leaves the
-/// entry without a snapshot); flinksnap keeps what it cannot read (an unknown class, a legacy
-/// config snapshot, bytes left in the frame) as an opaque serializer named by the class.
+/// entry without a snapshot); flinksnap reads past unknown snapshots nested in it where the
+/// frame's end allows exactly one way (`resync.rs`), and keeps what it cannot read (an unknown
+/// class, a legacy config snapshot, bytes left in the frame) as an opaque serializer named by the
+/// class.
 fn framed_snapshot(mut frame: Cursor<'_>, depth: usize) -> TypeSerializer {
     let class = frame.clone().utf("serializer snapshot class").unwrap_or_default();
-    let result = read_versioned(&mut frame, depth + 1).and_then(|s| {
-        frame.expect_end("framed serializer snapshot")?;
-        Ok(s)
-    });
+    let result = read_framed(&mut frame, depth + 1);
     match result {
         Ok(s) => s,
         Err(e) => TypeSerializer::new(class, 0, SerializerKind::Opaque { reason: e.to_string() }),

@@ -8,6 +8,7 @@ use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind, ResultExt};
 use crate::java_serialization::{read_stream, JavaGraph};
 use crate::readers::serializers::consts;
+use crate::readers::serializers::resync::Ctx;
 use crate::readers::serializers::snapshot::read_versioned;
 use crate::readers::serializers::{SerializerKind, TypeSerializer};
 
@@ -155,7 +156,7 @@ pub(crate) fn nested(c: &mut Cursor<'_>, depth: usize, want: Option<usize>, clas
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        out.push(read_versioned(c, depth + 1).context_with(|| format!("nested serializer {i}"))?);
+        out.push(read_versioned(c, Ctx::at_depth(depth + 1)).context_with(|| format!("nested serializer {i}"))?);
     }
     Ok(out)
 }
@@ -267,7 +268,7 @@ pub(crate) fn read(c: &mut Cursor<'_>, class: String, version: i32, family: Tabl
                 let n = c.count(what, 1)?;
                 c.skip(n, what)?;
             }
-            T::RowDataKey(Box::new(read_versioned(c, depth + 1).context_with(|| "row serializer".to_owned())?))
+            T::RowDataKey(Box::new(read_versioned(c, Ctx::at_depth(depth + 1)).context_with(|| "row serializer".to_owned())?))
         }
         F::MetaSqnInfo | F::RowSqnInfo | F::Node => {
             composite_header(c, version)?;
