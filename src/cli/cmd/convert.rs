@@ -40,6 +40,16 @@ pub struct Args {
     pub src: String,
     /// The savepoint directory to write: a local path or a URL (s3://, gs://, abfss://, ...).
     pub dst: String,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// How a savepoint is written: the options `convert`, `edit` and `import` share.
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
     /// Write every operator with this max parallelism (number of key groups, 1..=32768),
     /// moving every key to its key group.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=UPPER_BOUND_MAX_PARALLELISM as i64))]
@@ -54,13 +64,26 @@ pub struct Args {
     /// (`state.storage.fs.memory-threshold`, default 20 KiB, at most 1 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_INLINE_THRESHOLD, value_parser = clap::value_parser!(u64).range(0..=MAX_INLINE_THRESHOLD))]
     pub inline_threshold: u64,
-    /// Memory for regrouping keyed entries before sorted runs spill to disk (next to DST),
-    /// e.g. `512MiB`, `4GiB`.
+    /// Memory for sorting keyed entries (regrouping, imports) before sorted runs spill to disk
+    /// (next to DST), e.g. `512MiB`, `4GiB`.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub memory: usize,
-    /// Output format of the summary.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+}
+
+impl WriteArgs {
+    /// The writer's options.
+    pub fn options(&self) -> ConvertOptions {
+        ConvertOptions {
+            max_parallelism: self.max_parallelism,
+            compression: match self.compression {
+                CompressionArg::None => Compression::None,
+                CompressionArg::Snappy => Compression::Snappy,
+            },
+            inline_threshold: self.inline_threshold,
+            memory_budget: if self.memory == 0 { DEFAULT_MEMORY_BUDGET } else { self.memory },
+            force: self.force,
+        }
+    }
 }
 
 pub(crate) fn parse_size(s: &str) -> std::result::Result<usize, String> {
@@ -80,16 +103,7 @@ pub(crate) fn parse_size(s: &str) -> std::result::Result<usize, String> {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let opts = ConvertOptions {
-        max_parallelism: args.max_parallelism,
-        compression: match args.compression {
-            CompressionArg::None => Compression::None,
-            CompressionArg::Snappy => Compression::Snappy,
-        },
-        inline_threshold: args.inline_threshold,
-        memory_budget: if args.memory == 0 { DEFAULT_MEMORY_BUDGET } else { args.memory },
-        force: args.force,
-    };
+    let opts = args.write.options();
     let r = convert(crate::cli::storage(), &args.src, &args.dst, &opts)?;
     for n in &r.notes {
         eprintln!("flinksnap: note: {n}");

@@ -5,13 +5,10 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use flinksnap::consts::UPPER_BOUND_MAX_PARALLELISM;
 use flinksnap::model::KeyGroupRange;
-use flinksnap::writers::savepoint::DEFAULT_MEMORY_BUDGET;
-use flinksnap::writers::stream::{DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
-use flinksnap::writers::{edit, Compression, ConvertOptions, EditOptions, EditReport, ForgetKey, KeyInput};
+use flinksnap::writers::{edit, EditOptions, EditReport, ForgetKey, KeyInput};
 
-use super::convert::{parse_size, CompressionArg};
+use super::convert::WriteArgs;
 use super::dump::parse_key_groups;
 use crate::cli::output::{human_bytes, write_json, Format, Table};
 use crate::cli::Outcome;
@@ -73,21 +70,8 @@ pub struct Args {
     /// Report what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write every operator with this max parallelism, moving keys to their key groups.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=UPPER_BOUND_MAX_PARALLELISM as i64))]
-    pub max_parallelism: Option<u32>,
-    /// Compression of the written state.
-    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
-    pub compression: CompressionArg,
-    /// Replace DST if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// State streams up to this many bytes are stored inside `_metadata` (at most 1 MiB).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_INLINE_THRESHOLD, value_parser = clap::value_parser!(u64).range(0..=MAX_INLINE_THRESHOLD))]
-    pub inline_threshold: u64,
-    /// Memory for regrouping keyed entries before sorted runs spill to disk.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    pub memory: usize,
+    #[command(flatten)]
+    pub write: WriteArgs,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -140,16 +124,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         forget_keys.extend(keys_from_file(spec)?);
     }
     let opts = EditOptions {
-        convert: ConvertOptions {
-            max_parallelism: args.max_parallelism,
-            compression: match args.compression {
-                CompressionArg::None => Compression::None,
-                CompressionArg::Snappy => Compression::Snappy,
-            },
-            inline_threshold: args.inline_threshold,
-            memory_budget: if args.memory == 0 { DEFAULT_MEMORY_BUDGET } else { args.memory },
-            force: args.force,
-        },
+        convert: args.write.options(),
         renames: args.renames.clone(),
         drop_operators: args.drop_operators.clone(),
         drop_states: args.drop_states.clone(),

@@ -6,11 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use flinksnap::import::{import, ImportOptions, ImportReport};
-use flinksnap::writers::savepoint::DEFAULT_MEMORY_BUDGET;
-use flinksnap::writers::stream::{DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
-use flinksnap::writers::{Compression, ConvertOptions};
 
-use super::convert::{parse_size, CompressionArg};
+use super::convert::WriteArgs;
 use crate::cli::output::{human_bytes, write_json, Format, Table};
 use crate::cli::Outcome;
 
@@ -56,21 +53,8 @@ pub struct Args {
     /// Read and check every file, report what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write every operator with this max parallelism, moving keys to their key groups.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=flinksnap::consts::UPPER_BOUND_MAX_PARALLELISM as i64))]
-    pub max_parallelism: Option<u32>,
-    /// Compression of the written state.
-    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
-    pub compression: CompressionArg,
-    /// Replace DST if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// State streams up to this many bytes are stored inside `_metadata` (at most 1 MiB).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_INLINE_THRESHOLD, value_parser = clap::value_parser!(u64).range(0..=MAX_INLINE_THRESHOLD))]
-    pub inline_threshold: u64,
-    /// Memory for sorting keyed entries before sorted runs spill to disk.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    pub memory: usize,
+    #[command(flatten)]
+    pub write: WriteArgs,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -79,16 +63,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let opts = ImportOptions {
-        convert: ConvertOptions {
-            max_parallelism: args.max_parallelism,
-            compression: match args.compression {
-                CompressionArg::None => Compression::None,
-                CompressionArg::Snappy => Compression::Snappy,
-            },
-            inline_threshold: args.inline_threshold,
-            memory_budget: if args.memory == 0 { DEFAULT_MEMORY_BUDGET } else { args.memory },
-            force: args.force,
-        },
+        convert: args.write.options(),
         like: args.like.clone(),
         dry_run: args.dry_run,
     };
