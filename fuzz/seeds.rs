@@ -60,27 +60,15 @@ impl Corpora {
     }
 }
 
-fn snapshots(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file under `dir` (sorted, depth first) that `keep` accepts.
+fn files(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            snapshots(&p, out);
-        } else if p.file_name().is_some_and(|n| n == "_metadata") {
-            out.push(p.parent().unwrap().to_path_buf());
-        }
-    }
-}
-
-fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            json_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "json") && p.to_str().is_some_and(|s| s.contains("plan")) {
+            files(&p, keep, out);
+        } else if keep(&p) {
             out.push(p);
         }
     }
@@ -217,7 +205,8 @@ fn main() {
     let fuzz = root.join("fuzz");
     let mut c = Corpora { root: fuzz.join("corpus"), counts: HashMap::new() };
     let mut dirs = Vec::new();
-    snapshots(&testdata, &mut dirs);
+    files(&testdata, &|p| p.file_name().is_some_and(|n| n == "_metadata"), &mut dirs);
+    let dirs: Vec<PathBuf> = dirs.iter().map(|m| m.parent().unwrap().to_path_buf()).collect();
     for dir in &dirs {
         let raw = std::fs::read(dir.join("_metadata")).unwrap();
         c.add("metadata", &raw);
@@ -243,7 +232,7 @@ fn main() {
     }
     // Plans beside the SQL snapshots (compiled and REST), for the `plan` target.
     let mut plans = Vec::new();
-    json_files(&testdata, &mut plans);
+    files(&testdata, &|p| p.extension().is_some_and(|e| e == "json") && p.to_str().is_some_and(|s| s.contains("plan")), &mut plans);
     for p in plans {
         c.add("plan", &std::fs::read(p).unwrap());
     }

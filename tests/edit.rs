@@ -21,7 +21,8 @@ fn edited_fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-fn dump(fx: &Fixture, path: &str) -> Vec<J> {
+/// The dump of `path` (the fixture's uids given), one JSON value per entry.
+pub(crate) fn dump(fx: &Fixture, path: &str) -> Vec<J> {
     let mut args = vec!["dump".to_owned(), path.to_owned()];
     for u in fx.uids() {
         args.extend(["--uid".to_owned(), u]);
@@ -29,7 +30,8 @@ fn dump(fx: &Fixture, path: &str) -> Vec<J> {
     flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn multiset(entries: impl IntoIterator<Item = J>) -> BTreeMap<String, usize> {
+/// Entries counted by their JSON text.
+pub(crate) fn multiset(entries: impl IntoIterator<Item = J>) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for e in entries {
         *m.entry(e.to_string()).or_default() += 1;

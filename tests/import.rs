@@ -5,7 +5,6 @@
 //! refusals: no manifest, a column of the wrong type, a bad cell (file, row and column named),
 //! a state or operator the snapshot does not have without `--like`.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use parquet::arrow::ArrowWriter;
 use serde_json::Value as J;
 
 use crate::inspect::{fixtures, Fixture};
+use crate::edit::{dump, multiset};
 use crate::util::{flinksnap, flinksnap_ok};
 
 /// Fixtures of the DataStream job at two versions, every backend and format readable.
@@ -29,22 +29,6 @@ fn imported_fixtures() -> Vec<Fixture> {
         .filter(|f| f.case["unaligned"] != true && f.case["restore"].is_null())
         .filter(|f| ["heap-savepoint-canonical", "rocksdb-savepoint-native", "heap-checkpoint"].iter().any(|c| f.case["case"] == *c))
         .collect()
-}
-
-fn dump(fx: &Fixture, path: &str) -> Vec<J> {
-    let mut args = vec!["dump".to_owned(), path.to_owned()];
-    for u in fx.uids() {
-        args.extend(["--uid".to_owned(), u]);
-    }
-    flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn multiset(entries: impl IntoIterator<Item = J>) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for e in entries {
-        *m.entry(e.to_string()).or_default() += 1;
-    }
-    m
 }
 
 fn read(path: &Path) -> RecordBatch {

@@ -133,18 +133,6 @@ impl ImportedState for Import {
     }
 }
 
-/// `OPERATOR` (uid or 32-digit hex id) → operator index.
-fn find_operator(snapshot: &Snapshot, name: &str) -> Option<usize> {
-    let ops = &snapshot.metadata.operators;
-    if let Ok(id) = name.parse::<OperatorId>() {
-        if let Some(i) = ops.iter().position(|o| o.operator_id == id) {
-            return Some(i);
-        }
-    }
-    let id = OperatorId::from_uid(name);
-    ops.iter().position(|o| o.operator_id == id || o.uid.as_deref() == Some(name))
-}
-
 /// A registration renamed: the meta info's bytes start with the name (`writeUTF`).
 fn renamed(meta: &crate::readers::meta::StateMetaInfo, name: &str) -> Result<crate::readers::meta::StateMetaInfo> {
     use crate::bytes::DataOutput;
@@ -176,7 +164,7 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
     let mut likes: Vec<(usize, StateInfo, String)> = Vec::new();
     for spec in &opts.like {
         let found = spec.match_indices('/').find_map(|(i, _)| {
-            let op = find_operator(&snapshot, &spec[..i])?;
+            let op = crate::writers::edit::find_operator(&snapshot, &spec[..i])?;
             let info = declared.get(&op)?.iter().find(|s| s.name() == &spec[i + 1..])?;
             Some((op, info.clone()))
         });
@@ -193,7 +181,7 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
             .into_iter()
             .find(|k| k.as_str() == m.kind)
             .ok_or_else(|| Error::Invalid(format!("{}: unknown state kind {:?}", in_file(), m.kind)))?;
-        let op_index = find_operator(&snapshot, &m.operator_id).or_else(|| m.operator_uid.as_deref().and_then(|u| find_operator(&snapshot, u)));
+        let op_index = crate::writers::edit::find_operator(&snapshot, &m.operator_id).or_else(|| m.operator_uid.as_deref().and_then(|u| crate::writers::edit::find_operator(&snapshot, u)));
         let Some(op_index) = op_index else {
             return Err(Error::unsupported(
                 format!(

@@ -304,7 +304,7 @@ impl Edits {
 }
 
 /// `OPERATOR` (a uid or a 32-digit hex id) resolved against the snapshot: the operator's index.
-fn find_operator(snapshot: &Snapshot, name: &str) -> Option<usize> {
+pub(crate) fn find_operator(snapshot: &Snapshot, name: &str) -> Option<usize> {
     let ops = &snapshot.metadata.operators;
     if let Ok(id) = name.parse::<OperatorId>() {
         if let Some(i) = ops.iter().position(|o| o.operator_id == id) {
