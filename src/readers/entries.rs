@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::error::Result;
 use crate::metadata::handles::DistributionMode;
 use crate::model::{Entry, StateKind};
-use crate::readers::operator::read_operator_state;
+use crate::readers::operator::read_operator_state_reporting;
 use crate::readers::source::KeyedSource;
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
@@ -145,7 +145,10 @@ impl<'a> SnapshotEntries<'a> {
                 let op = &self.snapshot.metadata.operators[sub.operator];
                 let s = op.subtasks[sub.subtask].state.as_ref();
                 if let Some(h) = s.and_then(|s| s.managed_operator_state.as_ref()) {
-                    let mut entries = read_operator_state(self.snapshot, sub, h)?;
+                    let (mut entries, undecodable) = read_operator_state_reporting(self.snapshot, sub, h)?;
+                    for u in undecodable.into_iter().filter(|u| u.state.as_deref().is_none_or(|s| self.selection.state(s))) {
+                        Undecodable::merge_into(&mut self.undecodable, u);
+                    }
                     entries.retain(|e| self.selection.state(&e.state));
                     let owner = &self.broadcast_owner;
                     entries.retain(|e| e.kind != StateKind::Broadcast || owner.get(&(sub.operator, e.state.clone())) == Some(&sub.subtask));

@@ -44,7 +44,7 @@ use crate::error::{Error, Position};
 use crate::metadata::handles::{KeyedStateHandle, StreamStateHandle};
 use crate::metadata::OperatorState;
 use crate::model::{OperatorId, SubtaskRef};
-use crate::readers::operator::{read_operator_meta, read_operator_state};
+use crate::readers::operator::{read_operator_meta, read_operator_state_reporting};
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{ResolvedFile, Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
@@ -389,19 +389,25 @@ impl Verifier<'_> {
                     vec![self.not_checked_dependent(s, op, st.index)]
                 } else {
                     let sub = SubtaskRef { operator: op_index, subtask: j };
-                    match read_operator_state(s, sub, h) {
-                        Ok(entries) => {
+                    match read_operator_state_reporting(s, sub, h) {
+                        Ok((entries, undecodable)) => {
                             self.totals.entries += entries.len() as u64;
                             self.totals.opaque_values += entries.iter().map(|e| e.opaque_count() as u64).sum::<u64>();
                             // States whose serializer snapshots had to be read past: untyped,
-                            // their contents unchecked.
+                            // their contents unchecked. States of an unknown serializer that
+                            // could not be read at all: partly undecodable, never a problem.
                             let mut out = Vec::new();
+                            let file = Some(stream_file(s, &h.delegate, s.resolve(&h.delegate).ok().flatten().as_ref()));
                             if let Ok(meta) = read_operator_meta(s, h) {
-                                let file = Some(stream_file(s, &h.delegate, s.resolve(&h.delegate).ok().flatten().as_ref()));
                                 let states: Vec<_> = meta.operator_states.into_iter().chain(meta.broadcast_states).collect();
-                                let untyped = Undecodable::untyped(op.operator_id, None, &states, file);
+                                let untyped = Undecodable::untyped(op.operator_id, None, &states, file.clone());
                                 self.add_undecodable(s, op, st.index, sub, untyped, &mut out);
                             }
+                            let undecodable = undecodable.into_iter().map(|mut u| {
+                                u.file = file.clone();
+                                u
+                            });
+                            self.add_undecodable(s, op, st.index, sub, undecodable.collect(), &mut out);
                             out
                         }
                         Err(e) => {
