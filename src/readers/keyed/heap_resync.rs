@@ -71,9 +71,11 @@ pub(super) fn resync(dec: &KeyedDecoder, kg: u32, data: &[u8], start: Progress) 
     let mut p = Parser { dec, kg, data, starts: HashMap::new(), start_lists: HashMap::new(), headers: None, nodes: 0 };
     // The state whose value could not be delimited: the section being read, or the one whose
     // header is next.
+    // A section read to its end (the step failed on the next section's first value) is not it:
+    // the next header names the state.
     let first_state = match root {
-        Node::Entries { state, n, .. } => Some((state, Some(n as u64))),
-        Node::Header { .. } => p.header_at(0).map(|(s, n)| (s, Some(n as u64))),
+        Node::Entries { state, i, n, .. } if i < n => Some((state, Some(n as u64))),
+        Node::Entries { .. } | Node::Header { .. } => p.header_at(0).map(|(s, n)| (s, Some(n as u64))),
     };
     let unknown = |why| Resynced::Unknown { state: first_state.map(|s| s.0), entries: first_state.and_then(|s| s.1), why };
     match p.solve(root) {

@@ -264,7 +264,7 @@ impl KeyGroupEntries {
         let start = self.base + self.pos as u64;
         let (state, entries, why) = if self.data.len() - self.pos > MAX_RESYNC_BYTES {
             let state = match progress {
-                Progress::HeapEntries { state, .. } => Some(state),
+                Progress::HeapEntries { state, i, n, .. } if i < n => Some(state),
                 _ => None,
             };
             (state, None, "the key group is too large to search")
