@@ -36,7 +36,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{Entry, OperatorId};
 use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
-use crate::readers::states::subtask_states;
+use crate::readers::states::{subtask_states, StateInfo};
+use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{Snapshot, Summary};
 use crate::storage::{LocalStorage, Location, PutMode, Storage};
 use sink::{Finished, StateFile};
@@ -139,6 +140,13 @@ pub struct Manifest {
     pub snapshot: ManifestSnapshot,
     /// One entry per operator and state, in snapshot order.
     pub states: Vec<ManifestState>,
+    /// The exported states whose serializer snapshot flinksnap does not know: their entries are
+    /// in their files, the values (or keys) untyped (`{"class", "hex"}`, Binary in Parquet).
+    pub untyped: Vec<ManifestUntyped>,
+    /// What could not be exported: states whose registration could not be read (they have no
+    /// file) and stored entries that could not be delimited, per operator, subtask and state,
+    /// with the serializer class and the reason. Empty when every stored entry was exported.
+    pub undecodable: Vec<ManifestUndecodable>,
     /// Sums over `states`.
     pub totals: ManifestTotals,
     /// How the export ran.
@@ -193,6 +201,41 @@ pub struct ManifestState {
     pub columns: Vec<ColumnSummary>,
 }
 
+/// An exported state of a serializer flinksnap does not know (see [`Manifest::untyped`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestUntyped {
+    /// Operator id.
+    pub operator_id: String,
+    /// Operator uid, when known.
+    pub operator_uid: Option<String>,
+    /// State name.
+    pub state: String,
+    /// State kind.
+    pub kind: &'static str,
+    /// The serializer snapshot class flinksnap does not know.
+    pub class: String,
+    /// Which serializer holds it, by its role in the registration, lower case: `value`,
+    /// `namespace`, `key` (broadcast state's map keys; for keyed state the keyed backend's key
+    /// serializer: every state's keys are untyped then).
+    pub serializer: String,
+    /// The state's file, relative to the export directory.
+    pub file: String,
+}
+
+/// Something not exported (see [`Manifest::undecodable`]): the reader's record, with the
+/// operator's uid.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestUndecodable {
+    /// Operator uid, when known.
+    pub operator_uid: Option<String>,
+    /// What was not decoded: `operator_id`, `subtask`, `state` (null where its name could not be
+    /// read), `state_index`, `kind` (`registration`, `entries`), `class`, `entries` (stored
+    /// entries not exported, where known), `key_groups`, `file` and `position` in the snapshot,
+    /// `reason`.
+    #[serde(flatten)]
+    pub record: Undecodable,
+}
+
 /// Sums over the exported states.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ManifestTotals {
@@ -204,6 +247,10 @@ pub struct ManifestTotals {
     pub bytes: u64,
     /// Opaque values.
     pub opaque_values: u64,
+    /// States in [`Manifest::untyped`] (distinct operator and state).
+    pub untyped_states: usize,
+    /// States in [`Manifest::undecodable`] (distinct operator and state, or registration).
+    pub undecodable_states: usize,
 }
 
 /// How the export ran (the one part of the manifest that differs between runs).
@@ -248,6 +295,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     let mut files: Vec<StateFile> = Vec::new();
     let mut index: HashMap<(usize, bool, String), usize> = HashMap::new();
     let mut names = Names::default();
+    let mut untyped: Vec<ManifestUntyped> = Vec::new();
     let result = (|| -> Result<()> {
         for &sub in &units {
             let op = &snapshot.metadata.operators[sub.operator];
@@ -268,6 +316,15 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
                     continue;
                 }
                 let relative = names.file(sub.operator, &op.operator_id, uid.as_deref(), info.name(), info.kind.is_keyed(), opts.format);
+                untyped.extend(untyped_serializers(&info).into_iter().map(|(serializer, class)| ManifestUntyped {
+                    operator_id: op.operator_id.to_hex(),
+                    operator_uid: uid.clone(),
+                    state: info.name().to_owned(),
+                    kind: info.kind.as_str(),
+                    class,
+                    serializer,
+                    file: relative.clone(),
+                }));
                 files.push(StateFile::create(layout, opts.storage.clone(), &dir, relative, opts.format, &file_meta)?);
                 index.insert(key, files.len() - 1);
             }
@@ -298,11 +355,12 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         }
     };
     let buffered = AtomicUsize::new(0);
+    let undecodable: Mutex<Vec<Undecodable>> = Mutex::new(Vec::new());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(encoders);
     let rx = Mutex::new(rx);
     std::thread::scope(|s| {
         for _ in 0..readers {
-            let reader = Reader { snapshot, opts, index: &index, stop, tx: tx.clone() };
+            let reader = Reader { snapshot, opts, index: &index, stop, tx: tx.clone(), undecodable: &undecodable };
             let (next, units, unit_bytes, fail) = (&next, &units, &unit_bytes, &fail);
             s.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
@@ -380,12 +438,29 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         remove_stale(storage, &dir, old);
     }
 
+    // In snapshot order: operators as the metadata lists them, then subtask, state, kind.
+    let mut undecodable = undecodable.into_inner().unwrap_or_else(|p| p.into_inner());
+    let order: HashMap<OperatorId, usize> = snapshot.metadata.operators.iter().enumerate().map(|(i, o)| (o.operator_id, i)).collect();
+    undecodable.sort_by(|a, b| {
+        let key = |u: &Undecodable| (order.get(&u.operator_id).copied(), u.subtask, u.state_index, u.state.clone(), u.kind);
+        key(a).cmp(&key(b))
+    });
+    let undecodable: Vec<ManifestUndecodable> = undecodable
+        .into_iter()
+        .map(|record| {
+            let op = order.get(&record.operator_id).map(|&i| &snapshot.metadata.operators[i]);
+            ManifestUndecodable { operator_uid: op.and_then(uid_of), record }
+        })
+        .collect();
+
     let seconds = started.elapsed().as_secs_f64();
     let totals = ManifestTotals {
         states: states.len(),
         rows: states.iter().map(|s| s.rows).sum(),
         bytes: states.iter().map(|s| s.bytes).sum(),
         opaque_values: states.iter().map(|s| s.opaque_values).sum(),
+        untyped_states: untyped.iter().map(|u| (&u.operator_id, &u.state, u.kind)).collect::<BTreeSet<_>>().len(),
+        undecodable_states: undecodable.iter().map(|u| (u.record.operator_id, u.record.state.clone(), u.record.state_index)).collect::<BTreeSet<_>>().len(),
     };
     let manifest = Manifest {
         flinksnap_version: env!("CARGO_PKG_VERSION"),
@@ -401,6 +476,8 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
             state_bytes: summary.totals.total_bytes,
         },
         states,
+        untyped,
+        undecodable,
         totals,
         run: ManifestRun {
             threads: encoders,
@@ -438,6 +515,8 @@ struct Reader<'a> {
     index: &'a HashMap<(usize, bool, String), usize>,
     stop: &'a AtomicBool,
     tx: std::sync::mpsc::SyncSender<Job>,
+    /// What the readers could not decode, for the manifest.
+    undecodable: &'a Mutex<Vec<Undecodable>>,
 }
 
 impl Reader<'_> {
@@ -449,7 +528,8 @@ impl Reader<'_> {
         // Entries come in runs of one state (a key group holds each state's entries together):
         // the last lookup is nearly always the next one.
         let mut last: Option<(bool, String, usize)> = None;
-        for e in SnapshotEntries::for_subtask(self.snapshot, self.opts.selection.clone(), sub) {
+        let mut entries = SnapshotEntries::for_subtask(self.snapshot, self.opts.selection.clone(), sub);
+        for e in entries.by_ref() {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -489,6 +569,11 @@ impl Reader<'_> {
                 held = 0;
             }
         }
+        if let Ok(mut list) = self.undecodable.lock() {
+            for u in entries.undecodable() {
+                Undecodable::merge_into(&mut list, u.clone());
+            }
+        }
         for (i, (chunk, _)) in chunks {
             if !chunk.is_empty() {
                 self.send(Job::Chunk(i, chunk))?;
@@ -505,6 +590,17 @@ impl Reader<'_> {
         // one of them panicked.
         self.tx.send(job).map_err(|_| Error::Invalid("the export's encoding threads stopped".into()))
     }
+}
+
+/// The serializers of a state that hold a snapshot flinksnap does not know: (role, class), the
+/// keyed backend's key serializer as `key`.
+fn untyped_serializers(info: &StateInfo) -> Vec<(String, String)> {
+    let key = info.key_serializer.as_ref().and_then(|k| k.unknown()).map(|u| ("key".to_owned(), u.class_name().to_owned()));
+    let roles = info.meta.serializers.iter().filter_map(|(role, s)| {
+        let u = s.unknown()?;
+        Some((role.to_lowercase().trim_end_matches("_serializer").to_owned(), u.class_name().to_owned()))
+    });
+    key.into_iter().chain(roles).collect()
 }
 
 /// Bytes an entry takes as stored: what a chunk's size is counted in.

@@ -158,4 +158,25 @@ fn report(m: &Manifest, dir: &str) {
     if m.totals.opaque_values > 0 {
         eprintln!("flinksnap: {} values kept opaque (serializers flinksnap cannot interpret, e.g. Kryo)", m.totals.opaque_values);
     }
+    let operator = |id: &str, uid: &Option<String>| uid.as_ref().map_or_else(|| id.to_owned(), |u| format!("{u} ({id})"));
+    for u in &m.untyped {
+        eprintln!(
+            "flinksnap: untyped: operator {} state {:?}: its {} serializer's snapshot {} is unknown to flinksnap: exported as {{\"class\", \"hex\"}} ({})",
+            operator(&u.operator_id, &u.operator_uid),
+            u.state,
+            u.serializer,
+            u.class,
+            u.file
+        );
+    }
+    for u in &m.undecodable {
+        let r = &u.record;
+        let sub = r.subtask.map(|s| format!(" subtask {s}")).unwrap_or_default();
+        let entries = r.entries.map(|n| format!(" ({n} stored entries)")).unwrap_or_default();
+        let class = r.class.as_ref().map(|c| format!(" [{c}]")).unwrap_or_default();
+        eprintln!("flinksnap: not exported: operator {}{sub} state {}{entries}{class}: {}", operator(&r.operator_id.to_hex(), &u.operator_uid), r.state_label(), r.reason);
+    }
+    if !m.undecodable.is_empty() {
+        eprintln!("flinksnap: {} state(s) not (fully) exported; manifest.json lists them under \"undecodable\"", m.totals.undecodable_states);
+    }
 }
