@@ -5,13 +5,17 @@
 //! at most its own state: every other state decodes as the job wrote it, the custom states'
 //! entries come out untyped (`{"class", "hex"}`, the bytes the job's serializer wrote), and
 //! `verify` calls the pristine snapshots sound but partly undecodable (the custom values are not
-//! checked), exit 0 (1 with `--strict`).
+//! checked), exit 0 (1 with `--strict`). The same operator holds operator state: a split list
+//! state of the custom serializer registered before a union list state of Strings. Every
+//! default Flink version (1.13.6 … 2.3.0) has the fixtures; `export` lists the untyped and the
+//! undecodable states in its manifest.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use flinksnap::model::SubtaskRef;
+use flinksnap::readers::operator::read_operator_meta;
 use flinksnap::readers::source::{KeyedSource, Selection};
 use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
@@ -62,6 +66,21 @@ fn expected(keys: i64) -> BTreeMap<(String, i64, Option<String>), J> {
     m
 }
 
+/// The Flink versions the fixtures are written by: every default version of `cargo xtask`.
+const VERSIONS: [&str; 7] = ["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+
+/// The job's operator state (CustomSerializerJob's class comment): (state, kind, value), custom
+/// values as their hex.
+fn expected_operator_state() -> Vec<(String, String, J)> {
+    let mut out = Vec::new();
+    for k in 0..3i64 {
+        out.push(("custom-op".to_owned(), "operator_list".to_owned(), json!(custom_hex(k, &format!("op-{k}")))));
+        out.push(("known-op".to_owned(), "operator_union".to_owned(), json!(format!("known-op-{k}"))));
+    }
+    out.sort_by(|a, b| (&a.0, a.2.to_string()).cmp(&(&b.0, b.2.to_string())));
+    out
+}
+
 /// `dump`'s "not decoded" lines: (state, stored entries).
 fn not_decoded(stderr: &str) -> Vec<(String, u64)> {
     stderr
@@ -93,6 +112,7 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
         assert!(heap_checkpoint || missing.is_empty(), "{p}: entries left undecodable:\n{stderr}");
         assert!(missing.iter().all(|(s, _)| s.starts_with("custom-")), "{p}: a state of Flink's serializers not decoded:\n{stderr}");
         let mut got = BTreeMap::new();
+        let mut operator_state = Vec::new();
         for line in String::from_utf8(out.stdout).unwrap().lines() {
             let e: J = serde_json::from_str(line).unwrap();
             if e["operator_id"] != case["uids"]["custom"] {
@@ -100,6 +120,15 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
             }
             let state = e["state"].as_str().unwrap().to_owned();
             let mut value = e["value"].clone();
+            if e["key"].is_null() {
+                // Operator state: the custom list untyped, the String union after it typed.
+                if state == "custom-op" {
+                    assert_eq!(value["class"], "flinksnap.fixtures.CustomSerializerJob$CustomSnapshot", "{p}: {line}");
+                    value = value["hex"].clone();
+                }
+                operator_state.push((state, e["kind"].as_str().unwrap().to_owned(), value));
+                continue;
+            }
             if state.starts_with("custom-") {
                 // Untyped: the serializer (snapshot) class and the bytes as stored.
                 let class = value["class"].as_str().unwrap_or_else(|| panic!("{p}: {state}: {value}"));
@@ -115,12 +144,22 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
         for (k, v) in &got {
             assert_eq!(want.get(k), Some(v), "{p}: entry {k:?} is not the job's");
         }
+        operator_state.sort_by(|a, b| (&a.0, a.2.to_string()).cmp(&(&b.0, b.2.to_string())));
+        assert_eq!(operator_state, expected_operator_state(), "{p}: operator state");
         // Every state of Flink's serializers is complete; each custom state is, but for the
-        // entries reported as not decoded.
+        // entries reported as not decoded. In a heap checkpoint an undelimited value also costs
+        // the rest of its key group (the sections after it, whichever states they are: the
+        // order of the sections in a key group is the backend's, 1.13 and 1.14 put custom
+        // sections next to each other), which is reported with the state it stopped at.
         for state in ["custom-a2", "known-sums", "custom-g0", "known-count", "known-names", "custom-a7"] {
             let n = got.keys().filter(|k| k.0 == state).count() as u64;
             let reported: u64 = missing.iter().filter(|m| m.0 == state).map(|m| m.1).sum();
-            assert_eq!(n + reported, keys as u64, "{p}: state {state}: {n} entries dumped, {reported} reported not decoded");
+            if heap_checkpoint {
+                assert!(n + reported <= keys as u64, "{p}: state {state}: {n} entries dumped, {reported} reported not decoded");
+                assert!(n == keys as u64 || !missing.is_empty(), "{p}: state {state}: {n} entries dumped and nothing reported");
+            } else {
+                assert_eq!(n + reported, keys as u64, "{p}: state {state}: {n} entries dumped, {reported} reported not decoded");
+            }
         }
         if heap_checkpoint {
             kinds.entry("heap checkpoint: custom entries decoded").or_insert((0, 0)).0 += got.keys().filter(|k| k.0.starts_with("custom-")).count();
@@ -136,9 +175,18 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
         assert_eq!(names.len(), 6, "{p}: states {names:?}");
         assert!(names[0].starts_with("custom-") && names[5].starts_with("custom-"), "{p}: states {names:?}");
         assert!(names[1..5].iter().any(|n| n.starts_with("custom-")), "{p}: states {names:?}");
+        // The operator state's custom registration comes first: the known one follows an
+        // unknown serializer snapshot.
+        let h = snapshot.metadata.operators[op].subtasks[0].state.as_ref().unwrap().managed_operator_state.as_ref().unwrap();
+        let meta = read_operator_meta(&snapshot, h).unwrap();
+        let names: Vec<&str> = meta.operator_states.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["custom-op", "known-op"], "{p}: operator states");
     }
-    // Heap checkpoints, canonical savepoints of both backends, RocksDB checkpoints, two versions.
-    assert!(all.len() >= 8, "only {} custom-serializer snapshots", all.len());
+    // Heap checkpoints, canonical savepoints of both backends, RocksDB checkpoints, every
+    // default version.
+    let versions: std::collections::BTreeSet<String> = all.iter().map(|(_, c, _)| c["flink_version"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(versions, VERSIONS.iter().map(|v| v.to_string()).collect(), "custom-serializer fixture versions");
+    assert!(all.len() >= 28, "only {} custom-serializer snapshots", all.len());
     // Most of the heap checkpoints' custom entries are read past their missing lengths.
     for (what, (decoded, of)) in kinds {
         assert!(decoded * 2 > of, "{what}: {decoded} of {of}");
@@ -163,7 +211,7 @@ fn verify_calls_pristine_snapshots_with_a_custom_serializer_sound_but_partly_und
             assert!(u["class"].as_str().unwrap().starts_with("flinksnap.fixtures.CustomSerializerJob$Custom"), "{p}: {u}");
             assert!(u["file"].is_string(), "{p}: {u}");
         }
-        for state in ["custom-a2", "custom-g0", "custom-a7"] {
+        for state in ["custom-a2", "custom-g0", "custom-a7", "custom-op"] {
             assert!(undecodable.iter().any(|u| u["state"] == state && u["kind"] == "untyped"), "{p}: {state} not listed as untyped: {out}");
         }
         let strict = flinksnap(&["verify", p, "--level", "full", "--strict"]);
@@ -215,4 +263,97 @@ fn convert_keeps_untyped_states_and_refuses_to_lose_undecodable_ones() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(kept >= 4, "{kept} converted");
     eprintln!("{kept} converted with their untyped states, {refused} refused");
+}
+
+/// `export` names what it could not type and what it could not export (issue 11: "each
+/// undecodable state is reported by name and class"): the manifest lists exactly the job's
+/// custom-serializer states as untyped (the three keyed ones and the operator list state, by
+/// operator, state, serializer role and snapshot class), and as undecodable exactly what `dump`
+/// reports not decoded (heap checkpoints only: values without a length); each state file holds
+/// the entries `dump` gives. The text report on stderr names them too.
+#[test]
+fn export_lists_untyped_and_undecodable_states_in_its_manifest() {
+    let dir = std::env::temp_dir().join(format!("flinksnap-custom-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let class = "flinksnap.fixtures.CustomSerializerJob$CustomSnapshot";
+    let (mut with_undecodable, mut n) = (0, 0);
+    for (i, (_, case, path)) in snapshots().iter().enumerate() {
+        let p = path.to_str().unwrap();
+        let custom_op = case["uids"]["custom"].as_str().unwrap();
+        let dump = flinksnap(&["dump", p, "--format", "jsonl"]);
+        assert_eq!(dump.status.code(), Some(0), "{p}");
+        let mut dumped: BTreeMap<String, u64> = BTreeMap::new();
+        for line in String::from_utf8(dump.stdout).unwrap().lines() {
+            let e: J = serde_json::from_str(line).unwrap();
+            *dumped.entry(e["state"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        let mut not_decoded = not_decoded(&String::from_utf8_lossy(&dump.stderr));
+        not_decoded.sort();
+
+        let out = dir.join(format!("e{i}"));
+        let format = if i % 2 == 0 { "parquet" } else { "jsonl" };
+        let r = flinksnap(&["export", p, "--to", out.to_str().unwrap(), "--format", format]);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(0), "{p}: {stderr}");
+        let m: J = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+
+        // Untyped: exactly the custom states, each with its file.
+        let mut untyped: Vec<(String, String, String, String)> = m["untyped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                assert_eq!(u["operator_id"], custom_op, "{p}: {u}");
+                assert!(out.join(u["file"].as_str().unwrap()).is_file(), "{p}: {u}");
+                let s = |k: &str| u[k].as_str().unwrap().to_owned();
+                (s("state"), s("kind"), s("serializer"), s("class"))
+            })
+            .collect();
+        untyped.sort();
+        let want = |s: &str, k: &str| (s.to_owned(), k.to_owned(), "value".to_owned(), class.to_owned());
+        assert_eq!(untyped, [want("custom-a2", "value"), want("custom-a7", "value"), want("custom-g0", "map"), want("custom-op", "operator_list")], "{p}");
+        assert_eq!(m["totals"]["untyped_states"], 4, "{p}");
+        for (state, ..) in &untyped {
+            let said = |l: &&str| l.starts_with("flinksnap: untyped: operator ") && l.contains(custom_op) && l.contains(&format!(" state {state:?}: "));
+            assert!(stderr.lines().any(|l| said(&l)), "{p}: {stderr}");
+        }
+
+        // Undecodable: what dump reports not decoded, by state, class and entry count.
+        let mut undecodable: Vec<(String, u64)> = m["undecodable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                assert_eq!(u["operator_id"], custom_op, "{p}: {u}");
+                assert_eq!(u["class"], class, "{p}: {u}");
+                assert_eq!(u["kind"], "entries", "{p}: {u}");
+                assert_eq!(u["subtask"], 0, "{p}: {u}");
+                assert!(u["file"].is_string() && !u["reason"].as_str().unwrap().is_empty(), "{p}: {u}");
+                (u["state"].as_str().unwrap().to_owned(), u["entries"].as_u64().unwrap())
+            })
+            .collect();
+        undecodable.sort();
+        assert_eq!(undecodable, not_decoded, "{p}: the manifest's undecodable states are not dump's");
+        let states: std::collections::BTreeSet<&str> = undecodable.iter().map(|u| u.0.as_str()).collect();
+        assert_eq!(m["totals"]["undecodable_states"], states.len(), "{p}");
+        for s in &states {
+            assert!(s.starts_with("custom-"), "{p}: {s}");
+            let said = |l: &&str| l.starts_with("flinksnap: not exported: operator ") && l.contains(custom_op) && l.contains(&format!(" subtask 0 state {s:?} "));
+            assert!(stderr.lines().any(|l| said(&l)), "{p}: {stderr}");
+        }
+        let heap_checkpoint = case["backend"] == "hashmap" && p.contains("/checkpoints/");
+        assert!(heap_checkpoint || undecodable.is_empty(), "{p}: {undecodable:?}");
+        with_undecodable += usize::from(!undecodable.is_empty());
+
+        // Every state has its file, with the rows dump gives.
+        for s in m["states"].as_array().unwrap() {
+            let state = s["state"].as_str().unwrap();
+            assert_eq!(s["rows"].as_u64(), Some(dumped.get(state).copied().unwrap_or(0)), "{p}: state {state}");
+        }
+        n += 1;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(n >= 28, "{n} exports");
+    // The heap checkpoints whose custom values the bytes do not delimit are listed.
+    assert!(with_undecodable > 0, "no export listed an undecodable state");
 }

@@ -176,11 +176,15 @@ Kryo and Scala (1.x) serializers; async I/O elements in flight) on HashMap and R
 canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/;\n\
 SourcesJob (connector splits) into heap-savepoint-sources/; CustomSerializerJob (a user-defined\n\
 serializer with its own snapshot class as the first, a middle and the last state: a checkpoint and\n\
-a canonical savepoint each) into testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/ (versions: 1.15.4 and later; default all\n\
-of them; --case: only these cases). Run `cargo xtask oracle` afterwards (not for the custom cases:\n\
-their contents are the job's, checked by tests/custom_serializer.rs).";
+a canonical savepoint each) into testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/.\n\
+Versions: the serializers and sources fixtures 1.15.4 and later, the custom cases every default\n\
+version (1.13.6 and 1.14.6 checkpoint periodically: the job keeps the first checkpoint after its\n\
+input and deletes the others); default all of them; --case: only these cases. Run `cargo xtask\n\
+oracle` afterwards (not for the custom cases: their contents are the job's, checked by\n\
+tests/custom_serializer.rs).";
 
-/// Versions the serializers fixture is generated for (1.15+: savepoints on demand).
+/// Versions the serializers and sources fixtures are generated for (1.15+: savepoints on demand);
+/// the custom cases are generated for every default version.
 const SERIALIZER_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
 
 pub fn serializer_fixtures(args: &[String]) -> Result<()> {
@@ -198,8 +202,9 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
             other => return Err(format!("unknown argument {other:?}\n{FIXTURES_USAGE}")),
         }
     }
-    if versions.is_empty() {
-        versions = SERIALIZER_VERSIONS.iter().map(|s| s.to_string()).collect();
+    let explicit = !versions.is_empty();
+    if !explicit {
+        versions = DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect();
     }
     let repo = repo_root();
     let tools = Tools::find()?;
@@ -214,7 +219,8 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
         // The sources job: the Kafka connector's split and enumerator serializers run only on
         // 2.x (the one connector jar at hand is built for Flink 2.0).
         let mut sources_cp = dist.classpath.clone();
-        if generation(v)? == "2x" {
+        let sources_wanted = cases.is_empty() || cases.iter().any(|c| c == "heap-savepoint-sources");
+        if generation(v)? == "2x" && sources_wanted && SERIALIZER_VERSIONS.contains(&v.as_str()) {
             sources_cp.extend(kafka_connector_jars(&tools, &cache)?);
         }
         let runs = [
@@ -228,9 +234,16 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
             if !cases.is_empty() && !cases.iter().any(|c| c == case) {
                 continue;
             }
+            let custom = main.ends_with("CustomSerializerJob");
+            if !custom && !SERIALIZER_VERSIONS.contains(&v.as_str()) {
+                if explicit && !cases.is_empty() {
+                    return Err(format!("{case}: only for Flink {}", SERIALIZER_VERSIONS.join(", ")));
+                }
+                continue;
+            }
             // The custom cases have no oracle: beside the oracle-checked ones they would be
             // taken for such.
-            let dir = if main.ends_with("CustomSerializerJob") { "custom-serializer" } else { "serializers" };
+            let dir = if custom { "custom-serializer" } else { "serializers" };
             let out = repo.join("testdata").join(dir).join(format!("flink-{v}")).join(case);
             let _ = fs::remove_dir_all(&out);
             let run_work = work.join(case);
