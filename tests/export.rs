@@ -237,7 +237,11 @@ fn schema_comes_from_the_serializers() {
     // Timer queues have '/' in their names.
     assert!(m["states"].as_array().unwrap().iter().any(|s| s["file"] == "window/_timer_state%2Fevent_window-timers.parquet"));
     let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["flinksnap_version", "format", "snapshot", "states", "totals", "run"]);
+    assert_eq!(keys, ["flinksnap_version", "format", "snapshot", "states", "untyped", "undecodable", "totals", "run"]);
+    // Every serializer of this job is Flink's: nothing untyped, nothing left out.
+    assert_eq!(m["untyped"], serde_json::json!([]));
+    assert_eq!(m["undecodable"], serde_json::json!([]));
+    assert_eq!((m["totals"]["untyped_states"].as_u64(), m["totals"]["undecodable_states"].as_u64()), (Some(0), Some(0)));
     assert!(m["run"]["seconds"].as_f64().is_some());
 }
 
