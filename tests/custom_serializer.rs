@@ -357,3 +357,35 @@ fn export_lists_untyped_and_undecodable_states_in_its_manifest() {
     // The heap checkpoints whose custom values the bytes do not delimit are listed.
     assert!(with_undecodable > 0, "no export listed an undecodable state");
 }
+
+/// `stats` names the same: each custom state's class (its entries counted, untyped) and what
+/// `dump` reports not decoded.
+#[test]
+fn stats_names_untyped_and_undecodable_states() {
+    let class = "flinksnap.fixtures.CustomSerializerJob$CustomSnapshot";
+    for (_, case, path) in snapshots() {
+        let p = path.to_str().unwrap();
+        let dump = flinksnap(&["dump", p, "--format", "jsonl"]);
+        let mut not_decoded = not_decoded(&String::from_utf8_lossy(&dump.stderr));
+        not_decoded.sort();
+        let out = flinksnap_ok(&["stats", p, "--format", "json"]);
+        let r: J = serde_json::from_str::<J>(&out).unwrap()["data"].clone();
+        let op = r["operators"].as_array().unwrap().iter().find(|o| o["operator_id"] == case["uids"]["custom"]).unwrap();
+        let mut untyped: Vec<&str> = Vec::new();
+        for s in op["states"].as_array().unwrap() {
+            match s["untyped"].as_str() {
+                Some(c) => {
+                    assert_eq!(c, class, "{p}: {s}");
+                    untyped.push(s["name"].as_str().unwrap());
+                }
+                None => assert!(s["untyped"].is_null(), "{p}: {s}"),
+            }
+        }
+        assert_eq!(untyped, ["custom-a2", "custom-a7", "custom-g0", "custom-op"], "{p}");
+        let mut undecodable: Vec<(String, u64)> =
+            op["undecodable"].as_array().unwrap().iter().map(|u| (u["state"].as_str().unwrap().to_owned(), u["entries"].as_u64().unwrap())).collect();
+        undecodable.sort();
+        assert_eq!(undecodable, not_decoded, "{p}");
+        assert_eq!(op["entries_complete"], not_decoded.is_empty(), "{p}");
+    }
+}

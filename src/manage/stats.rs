@@ -25,6 +25,7 @@ use crate::error::Result;
 use crate::metadata::OperatorState;
 use crate::model::{Entry, OperatorId, StateKind, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::states::subtask_states;
 use crate::readers::undecodable::Undecodable;
 use crate::readers::source::KeyedSource;
 use crate::snapshot::Snapshot;
@@ -52,6 +53,9 @@ pub struct StateStats {
     pub bytes: u64,
     /// Key groups holding entries of it (keyed state).
     pub key_groups: u64,
+    /// The serializer snapshot class flinksnap does not know, when one of the state's serializers
+    /// holds one: its entries are counted, their values (or keys) untyped (`{"class", "hex"}`).
+    pub untyped: Option<String>,
 }
 
 /// One key group.
@@ -278,7 +282,7 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
         let b = entry_bytes(&e);
         entries += 1;
         entry_bytes_total += b;
-        let st = states.entry(e.state.clone()).or_insert_with(|| StateStats { name: e.state.clone(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0 });
+        let st = states.entry(e.state.clone()).or_insert_with(|| StateStats { name: e.state.clone(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0, untyped: None });
         st.entries += 1;
         st.bytes += b;
         if let Some(kg) = e.key_group {
@@ -289,6 +293,16 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
             k.0 += 1;
             k.1 += b;
             top_keys.add(&e);
+        }
+    }
+    // States of a serializer snapshot flinksnap does not know (read past): named with the class.
+    let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
+    for j in 0..op.subtasks.len() {
+        for info in subtask_states(s, &selection, SubtaskRef { operator: index, subtask: j }).unwrap_or_default() {
+            let unknown = info.key_serializer.as_ref().and_then(|k| k.unknown()).or_else(|| info.meta.serializers.iter().find_map(|(_, x)| x.unknown()));
+            if let (Some(u), Some(st)) = (unknown, states.get_mut(info.name())) {
+                st.untyped.get_or_insert_with(|| u.class_name().to_owned());
+            }
         }
     }
     let key_groups = keyed.then(|| {

@@ -77,7 +77,8 @@ fn write_table(r: &StatsReport, out: &mut dyn Write) -> std::io::Result<()> {
         }
         for u in &o.undecodable {
             let sub = u.subtask.map(|s| format!(" subtask {s}")).unwrap_or_default();
-            writeln!(out, "  not decoded:{sub} state {}: {}", u.state_label(), u.reason)?;
+            let class = u.class.as_ref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            writeln!(out, "  not decoded:{sub} state {}{class}: {}", u.state_label(), u.reason)?;
         }
         if o.subtasks.len() > 1 {
             let mut t = Table::new(&["SUBTASK>", "STORED>"]);
@@ -92,6 +93,11 @@ fn write_table(r: &StatsReport, out: &mut dyn Write) -> std::io::Result<()> {
                 t.row(vec![s.name.clone(), s.kind.as_str().into(), s.entries.to_string(), s.bytes.to_string(), s.key_groups.to_string()]);
             }
             t.write(out, "  ")?;
+            for st in &o.states {
+                if let Some(c) = &st.untyped {
+                    writeln!(out, "  untyped: state {:?}: serializer snapshot {c} is unknown to flinksnap: its entries are counted, their values not typed", st.name)?;
+                }
+            }
         }
         if let Some(k) = &o.key_groups {
             if !k.heaviest.is_empty() {
