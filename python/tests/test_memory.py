@@ -144,8 +144,9 @@ def test_a_streamed_read_keeps_memory_bounded_as_the_state_grows(flinksnap_cli, 
 
     (small_state, small_growth), (big_state, big_growth) = measured[SMALL], measured[BIG]
     assert big_state >= 8 * small_state and big_state >= 80 * 2**20, measured
-    # (b) the read of ~100 MiB of state needs a fraction of it ...
-    assert big_growth < big_state / 3, measured
+    # (b) the read of ~100 MiB of state needs a fraction of it (measured: ~25 MiB, most of it
+    # one batch and the Arrow stream's buffers) ...
+    assert big_growth < 0.4 * big_state, measured
     # ... and no more than the read of a state ten times smaller: a read whose memory followed
     # the state would need ~90 MiB more.
     assert big_growth - small_growth < 16 * 2**20, measured
