@@ -25,7 +25,7 @@ use flinksnap::storage::LocalStorage;
 #[allow(dead_code)]
 #[path = "src/lib.rs"]
 mod fuzz;
-use fuzz::{ChangelogInput, FilesInput, KeyGroupInput, KvInput, OperatorStateInput};
+use fuzz::{ChangelogInput, FilesInput, ImportInput, KeyGroupInput, KvInput, OperatorStateInput};
 
 /// Seeds larger than this are left out: libFuzzer's inputs stay small and fast.
 const MAX_SEED: usize = 256 << 10;
@@ -199,6 +199,37 @@ fn keyed_handle(c: &mut Corpora, s: &Snapshot, max_parallelism: u32, h: &KeyedSt
     }
 }
 
+/// The `import_parquet` seeds of a canonical savepoint: its export's Parquet file of each keyed
+/// state, with the proxy of the operator's first key-grouped handle that registers the state.
+fn import_seeds(c: &mut Corpora, s: &Snapshot, dir: &Path) {
+    let out = std::env::temp_dir().join(format!("flinksnap-fuzz-seeds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let Ok(snap) = flinksnap::Snapshot::open(dir.to_str().unwrap()) else { return };
+    let Ok(scan) = snap.scan().build() else { return };
+    let mut opts = flinksnap::ExportOptions::new(&out);
+    opts.threads = 1;
+    let Ok(manifest) = scan.export(&opts, &flinksnap::NoProgress) else { return };
+    for m in &manifest.states {
+        let Some(op) = s.metadata.operators.iter().find(|o| o.operator_id.to_string() == m.operator_id) else { continue };
+        let proxies = op.subtasks.iter().filter_map(|st| match st.state.as_ref()?.managed_keyed_state.as_ref()? {
+            KeyedStateHandle::KeyGroups(h) if h.is_savepoint() => {
+                let bytes = read(s, &h.delegate)?;
+                let first = h.offsets.iter().copied().filter(|&o| o > 0).min().unwrap_or(bytes.len() as i64) as usize;
+                Some(bytes[..first.min(bytes.len())].to_vec())
+            }
+            _ => None,
+        });
+        for meta in proxies {
+            let Ok(parsed) = flinksnap::readers::raw::keyed_backend_meta(&meta) else { continue };
+            let Some(state) = parsed.states.iter().position(|r| r.name == m.state && r.kind().is_some_and(|k| k.as_str() == m.kind)) else { continue };
+            let Ok(parquet) = std::fs::read(out.join(&m.file)) else { break };
+            c.add("import_parquet", &ImportInput { max_parallelism: op.max_parallelism, state: state as u16, meta: &meta, parquet: &parquet }.encode());
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let testdata = root.join("testdata");
@@ -218,6 +249,7 @@ fn main() {
                 continue;
             }
         };
+        import_seeds(&mut c, &s, dir);
         for op in &s.metadata.operators {
             for st in &op.subtasks {
                 let Some(state) = &st.state else { continue };

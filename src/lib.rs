@@ -24,7 +24,40 @@
 //! # Ok::<(), flinksnap::Error>(())
 //! ```
 //!
-//! Checking and cleaning up snapshot directories: [`verify`], [`latest`], [`refs`], [`gc`].
+//! Checking and cleaning up snapshot directories: [`verify`], [`latest`], [`refs`], [`stats`],
+//! [`gc`], [`delete`]. Comparing snapshots: [`diff`], [`compat`] (will it restore into the new
+//! job?). Where the sources stand: [`Snapshot::source_positions`].
+//!
+//! # Writing snapshots
+//!
+//! Every writer produces Flink's canonical savepoint (restorable into any state backend) or a
+//! self-contained copy, from any snapshot flinksnap reads; sources are only read:
+//! [`convert`] (optionally with another max parallelism), [`edit`] (operators renamed or
+//! dropped, states dropped, keys forgotten), `import` (an export's Parquet files back into a
+//! snapshot's states, with the `parquet` feature), [`relocate`]. Each has a `_with` variant
+//! taking a [`Storage`] (object-store endpoints and credentials).
+//!
+//! ```
+//! # let src = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab");
+//! # let tmp = tempfile::tempdir()?;
+//! # let (rescaled, renamed) = (tmp.path().join("rescaled").display().to_string(), tmp.path().join("renamed").display().to_string());
+//! use flinksnap::{convert, edit, ConvertOptions, EditOptions, Snapshot};
+//! // For a job with max parallelism 1024: every key moved to its new key group.
+//! let opts = ConvertOptions { max_parallelism: Some(1024), ..ConvertOptions::default() };
+//! convert(src, &rescaled, &opts)?;
+//! // The new job calls the operator `strings`, and no longer has the state `v-pojo`.
+//! let opts = EditOptions {
+//!     renames: vec![("keyed-string".into(), "strings".into())],
+//!     drop_states: vec!["keyed-string/v-pojo".into()],
+//!     ..EditOptions::default()
+//! };
+//! let report = edit(&rescaled, Some(&renamed), &opts)?;
+//! assert_eq!(report.dropped_states[0].state, "v-pojo");
+//! let states = Snapshot::open(&renamed)?.with_uids(["strings"]).states()?;
+//! assert!(states.iter().any(|s| s.operator_uid.as_deref() == Some("strings")));
+//! assert!(!states.iter().any(|s| s.name == "v-pojo"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Layers
 //!
@@ -56,7 +89,8 @@
 //! - `import`: an export's Parquet files back into a snapshot's states, written as a canonical
 //!   savepoint (with the `parquet` feature);
 //! - [`api`]: the public front door: [`Snapshot`] → [`Scan`] → Arrow batches or entries,
-//!   [`Partition`]s, and the management functions (re-exported here);
+//!   [`Partition`]s, and the management, writing and comparing functions with their options
+//!   and reports (re-exported here);
 //! - `cli` (binary only, feature `cli`): one module per subcommand.
 //!
 //! # Cargo features
@@ -97,10 +131,17 @@ pub mod storage;
 pub mod writers;
 
 pub use api::{
-    gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_with, verify, verify_with, ExportFormat, ExportOptions, GcOptions, GcPlan,
-    LatestReport, Manifest, NoProgress, OperatorInfo, Part, Partition, PlanOptions, Progress, RefsReport, RegisteredState, Scan, ScanBatches,
-    ScanBuilder, ScanEntries, Snapshot, StatsReport, Storage, StorageOptions, Storages, VerifyLevel, VerifyReport,
+    compat, compat_with, convert, convert_with, delete, delete_with, describe_job, describe_job_with, diff, diff_with, edit, edit_with, gc, gc_with,
+    kafka_offset_marker, latest, latest_with, refs, refs_with, relocate, relocate_with, stats, stats_with, verify, verify_with, CompatOptions,
+    CompatReport, CompatSeverity, CompatTargetKind, CompatVerdict, Compression, ConvertOptions, ConvertReport, DeleteFile, DeleteOptions, DeletePlan,
+    DiffOptions, DiffReport, EditOptions, EditReport, EntryDiff, EnumeratorState, ExportFormat, ExportOptions, FlinkVersion, ForgetKey, GcOptions,
+    GcPlan, JobDescription, KeyInput, LatestReport, Manifest, NoProgress, OperatorInfo, Part, Partition, PlanOptions, Progress, RefsReport,
+    RegisteredState, RelocateOptions, RelocateReport, Relocation, Scan, ScanBatches, ScanBuilder, ScanEntries, ScopeRoot, Snapshot, SourcePositions,
+    Split, StatsReport, Storage, StorageOptions, Storages, VerifyLevel, VerifyReport, DEFAULT_INLINE_THRESHOLD, DEFAULT_MEMORY_BUDGET,
+    MAX_INLINE_THRESHOLD,
 };
+#[cfg(feature = "parquet")]
+pub use api::{import, import_with, ImportOptions, ImportReport};
 pub use error::{Error, Result};
 
 /// The module order the crate documentation gives is the one the code keeps.
@@ -136,18 +177,35 @@ mod layering {
         }
     }
 
-    /// Every `crate::X` (and in the binary `flinksnap::X`) a file names.
-    fn uses(text: &str, prefix: &str) -> Vec<String> {
+    /// The names `lib.rs` re-exports from `api` (its `pub use api::{…}` lists).
+    fn api_reexports() -> Vec<String> {
+        let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+        let mut names = Vec::new();
+        let mut rest = lib.as_str();
+        while let Some(i) = rest.find("pub use api::{") {
+            let list = &rest[i + "pub use api::{".len()..];
+            let end = list.find('}').unwrap();
+            names.extend(list[..end].split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()));
+            rest = &list[end..];
+        }
+        names
+    }
+
+    /// Every `crate::X` (and in the binary `flinksnap::X`) a file names: the module `X`, or the
+    /// layer a root re-export comes from.
+    fn uses(text: &str, prefix: &str, api_names: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         let mut rest = text;
         while let Some(i) = rest.find(prefix) {
             let after = &rest[i + prefix.len()..];
             let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             // `crate::Result` and `crate::Error` are re-exports of `error`; the other root
-            // re-exports are `api`'s.
+            // re-exports are `api`'s, but for a module of the same name (`import`) used as a
+            // path.
+            let is_path = after[name.len()..].starts_with("::") && !name.starts_with(|c: char| c.is_ascii_uppercase());
             out.push(match name.as_str() {
                 "Result" | "Error" => "error".to_owned(),
-                n if n.starts_with(|c: char| c.is_ascii_uppercase()) || ["gc", "latest", "refs", "stats", "verify"].contains(&n) || n.ends_with("_with") => "api".to_owned(),
+                n if !is_path && api_names.iter().any(|a| a == n) => "api".to_owned(),
                 _ => name,
             });
             rest = after;
@@ -160,6 +218,10 @@ mod layering {
         let order = documented_order();
         for m in ["consts", "error", "bytes", "storage", "model", "metadata", "snapshot", "readers", "manage", "writers", "export", "api", "cli"] {
             assert!(order.iter().any(|o| o == m), "lib.rs does not document module {m}: {order:?}");
+        }
+        let api_names = api_reexports();
+        for n in ["Snapshot", "verify", "convert", "import", "diff", "compat", "delete", "relocate", "edit"] {
+            assert!(api_names.iter().any(|a| a == n), "lib.rs does not re-export {n} from api: {api_names:?}");
         }
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut checked = 0;
@@ -184,7 +246,7 @@ mod layering {
                     .map(|l| format!("{l}\n"))
                     .collect();
                 let prefix = if module == "cli" { "flinksnap::" } else { "crate::" };
-                for used in uses(&text, prefix) {
+                for used in uses(&text, prefix, &api_names) {
                     assert!(
                         !later.contains(&used),
                         "{} (layer {module}) uses crate::{used}, a later layer: lib.rs documents the order {order:?}",

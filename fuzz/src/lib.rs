@@ -10,6 +10,7 @@
 //! | `operator_state` | `u8` states, per state (`u8` name length, name, `u8` mode, `u16` k, k × `u64` offsets), file bytes |
 //! | `decode_kv` | `u32` max parallelism, `u32` meta length, keyed backend meta bytes, then records (`u16` state, `u32` key length, key, `u32` value length, value) |
 //! | `rocksdb_db` | files: (`u8` name length, name, `u32` length, bytes), … |
+//! | `import_parquet` | `u32` max parallelism, `u16` state, `u32` meta length, keyed backend meta bytes, Parquet file bytes |
 //!
 //! Every other target takes one file's bytes as they are.
 //!
@@ -45,6 +46,7 @@ pub const TARGETS: &[&str] = &[
     "manifest",
     "rocksdb_db",
     "plan",
+    "import_parquet",
 ];
 
 /// Runs target `target` on `data`; panics on an unknown target.
@@ -65,6 +67,7 @@ pub fn run(target: &str, data: &[u8]) {
         "manifest" => manifest(data),
         "rocksdb_db" => rocksdb_db(data),
         "plan" => plan(data),
+        "import_parquet" => import_parquet(data),
         _ => panic!("no fuzz target {target:?}"),
     }
 }
@@ -108,6 +111,16 @@ pub fn decode_kv(data: &[u8]) {
         let _ = decoder.decode_kv(state as usize, key, value);
     }
 }
+
+/// Rows of a Parquet file in the export layout read back as one keyed state's entries, as
+/// `flinksnap import` reads them (at most this many rows: a few bytes of RLE can declare millions).
+pub fn import_parquet(data: &[u8]) {
+    let Some(i) = ImportInput::parse(data) else { return };
+    let _ = flinksnap::import::rows_from_bytes(i.meta, i.state as usize, i.max_parallelism, i.parquet, IMPORT_ROWS);
+}
+
+/// Rows read at most per `import_parquet` input.
+pub const IMPORT_ROWS: usize = 20_000;
 
 /// A Java serialization stream (header and one object), and its JSON form.
 pub fn java_serialization(data: &[u8]) {
@@ -373,6 +386,33 @@ impl<'a> KvInput<'a> {
     }
 }
 
+/// The `import_parquet` target.
+#[derive(Debug, PartialEq)]
+pub struct ImportInput<'a> {
+    pub max_parallelism: u32,
+    pub state: u16,
+    pub meta: &'a [u8],
+    pub parquet: &'a [u8],
+}
+
+impl<'a> ImportInput<'a> {
+    pub fn parse(data: &'a [u8]) -> Option<Self> {
+        let mut s = Split::new(data);
+        let max_parallelism = s.u32()?;
+        let state = s.u16()?;
+        let meta = s.chunk()?;
+        Some(ImportInput { max_parallelism, state, meta, parquet: s.rest() })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.max_parallelism.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.state.to_le_bytes());
+        put_chunk(&mut out, self.meta);
+        out.extend_from_slice(self.parquet);
+        out
+    }
+}
+
 /// The `rocksdb_db` target: a database's files by name.
 #[derive(Debug, PartialEq)]
 pub struct FilesInput<'a> {
@@ -421,6 +461,8 @@ mod tests {
 
     #[test]
     fn layouts_round_trip() {
+        let i = ImportInput { max_parallelism: 128, state: 3, meta: b"proxy", parquet: b"PAR1" };
+        assert_eq!(ImportInput::parse(&i.encode()), Some(i));
         let k = KeyGroupInput { max_parallelism: 128, offsets: vec![0, 17, -1], bytes: b"abc" };
         assert_eq!(KeyGroupInput::parse(&k.encode()), Some(k));
         let c = ChangelogInput { max_parallelism: 7, offsets: vec![5], change_sets: vec![1, 2], materialized: b"m", dstl: b"dd" };

@@ -1,13 +1,16 @@
 //! The snapshot-management commands as functions returning typed reports (each serializes to
-//! the `data` of the command's JSON output, `formats/cli-json.md`), on [`default_storage`].
+//! the `data` of the command's JSON output, `formats/cli-json.md`), on [`default_storage`]:
+//! [`verify`], [`latest`], [`refs`], [`stats`], [`gc`], [`delete`].
 
 use std::sync::Arc;
 
 use super::default_storage;
 use crate::error::Result;
+pub use crate::manage::delete::{DeleteFile, DeleteOptions, DeletePlan};
 pub use crate::manage::gc::{GcOptions, GcPlan};
 pub use crate::manage::latest::LatestReport;
 pub use crate::manage::refs::RefsReport;
+pub use crate::manage::scope::ScopeRoot;
 pub use crate::manage::stats::StatsReport;
 pub use crate::manage::verify::{Level as VerifyLevel, VerifyReport};
 use crate::storage::{Storage, Storages};
@@ -94,6 +97,38 @@ pub fn gc_with(storage: &Storages, dir: &str, opts: &GcOptions, delete: bool) ->
     let mut plan = crate::manage::gc::plan(Arc::new(storage.clone()), dir, opts)?;
     if delete && plan.refused.is_none() {
         crate::manage::gc::execute(storage, &mut plan, opts)?;
+    }
+    Ok(plan)
+}
+
+/// Plans the deletion of the snapshot at `location` (`flinksnap delete`, FLIP-47's DELETE of a
+/// retained checkpoint or savepoint) and, with `delete`, carries it out: `_metadata` first (so
+/// it stops being a snapshot at once), then its own files, then the shared files it references
+/// that no other complete snapshot of the scanned roots references. The plan tells what was (or
+/// would be) removed and what was kept and why. A refused run ([`DeletePlan::refused`]: the only
+/// restorable snapshot of its job, a running job, an unreadable `_metadata`, unless
+/// [`DeleteOptions`] overrides) removes nothing; removals that failed are in
+/// [`DeletePlan::failures`].
+///
+/// ```
+/// # let chk = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flink-2.3.0/rocksdb-checkpoint-incremental/884d27de0abb2ce22241dffc7fbb6ee8/chk-3");
+/// use flinksnap::{delete, DeleteOptions};
+/// // A dry run: what deleting chk-3 would remove, and what stays because chk-4 shares it.
+/// let plan = delete(chk, &DeleteOptions::default(), false)?;
+/// assert!(plan.refused.is_none() && !plan.deleted);
+/// assert!(plan.remove[0].path.ends_with("_metadata"));
+/// assert!(plan.kept.iter().any(|f| f.referenced_by.iter().any(|s| s.contains("chk-4"))));
+/// # Ok::<(), flinksnap::Error>(())
+/// ```
+pub fn delete(location: &str, opts: &DeleteOptions, delete: bool) -> Result<DeletePlan> {
+    delete_with(&Storages::default(), location, opts, delete)
+}
+
+/// [`delete`], reading and deleting through `storage`.
+pub fn delete_with(storage: &Storages, location: &str, opts: &DeleteOptions, delete: bool) -> Result<DeletePlan> {
+    let mut plan = crate::manage::delete::plan(Arc::new(storage.clone()), location, opts)?;
+    if delete && plan.refused.is_none() {
+        crate::manage::delete::execute(storage, &mut plan)?;
     }
     Ok(plan)
 }

@@ -6,7 +6,9 @@
 //! state handle, or per key-group range of a large one) that serialize, travel to another process
 //! or machine and run there ([`Partition::execute`]); that is how Spark reads state of many TB.
 //! The snapshot-management commands are functions returning typed reports: [`verify`],
-//! [`latest`], [`refs`], [`gc`].
+//! [`latest`], [`refs`], [`stats`], [`gc`], [`delete`]; so are the writers ([`convert`],
+//! [`edit`], `import` with the `parquet` feature, [`relocate`]) and the comparisons ([`diff`],
+//! [`compat`]). Where sources stand: [`Snapshot::source_positions`].
 //!
 //! ```
 //! use arrow_array::RecordBatchReader;
@@ -46,8 +48,10 @@
 //! ```
 
 mod batches;
+mod compare;
 mod manage;
 mod scan;
+mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,13 +60,25 @@ use arrow_schema::SchemaRef;
 use serde::Serialize;
 
 pub use batches::{ScanBatches, ScanEntries};
+pub use compare::{
+    compat, compat_with, describe_job, describe_job_with, diff, diff_with, CompatOptions, CompatReport, CompatSeverity, CompatTargetKind, CompatVerdict,
+    DiffOptions, DiffReport, EntryDiff, FlinkVersion, JobDescription,
+};
 pub use crate::export::{ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
 pub use crate::storage::{Storage, StorageOptions, Storages};
 pub use manage::{
-    gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_with, verify, verify_with, GcOptions, GcPlan, LatestReport, RefsReport,
-    StatsReport, VerifyLevel, VerifyReport,
+    delete, delete_with, gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_with, verify, verify_with, DeleteFile, DeleteOptions,
+    DeletePlan, GcOptions, GcPlan, LatestReport, RefsReport, ScopeRoot, StatsReport, VerifyLevel, VerifyReport,
 };
+pub use crate::readers::connectors::kafka::offset_marker as kafka_offset_marker;
+pub use crate::readers::connectors::{EnumeratorState, SourcePositions, Split};
 pub use scan::{Part, Partition, PlanOptions, Scan, ScanBuilder};
+#[cfg(feature = "parquet")]
+pub use write::{import, import_with, ImportOptions, ImportReport};
+pub use write::{
+    convert, convert_with, edit, edit_with, relocate, relocate_with, Compression, ConvertOptions, ConvertReport, EditOptions, EditReport, ForgetKey,
+    KeyInput, RelocateOptions, RelocateReport, Relocation, DEFAULT_INLINE_THRESHOLD, DEFAULT_MEMORY_BUDGET, MAX_INLINE_THRESHOLD,
+};
 
 use crate::error::{Error, Result};
 use crate::export::state::StateLayout;
@@ -333,6 +349,28 @@ impl Snapshot {
     /// Starts a scan of this snapshot's state: every entry of every state unless narrowed.
     pub fn scan(&self) -> ScanBuilder {
         ScanBuilder::new(self.clone())
+    }
+
+    /// Where each source of this snapshot stands (`flinksnap offsets`): per operator with source
+    /// state, the splits each FLIP-27 reader subtask held (Kafka topic, partition and offset;
+    /// file, offset and records to skip), its enumerator's state, and the legacy
+    /// `FlinkKafkaConsumer`'s offsets, in metadata order. Source state that cannot be read is in
+    /// [`SourcePositions::problems`], not an error (spec: `formats/connector-state.md`).
+    ///
+    /// ```
+    /// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/serializers/flink-2.3.0/heap-savepoint-sources/savepoint-d04e41-2009c9b280a5");
+    /// use flinksnap::{Snapshot, Split};
+    /// let positions = Snapshot::open(dir)?.source_positions()?;
+    /// let kafka: Vec<_> = positions.iter().flat_map(|p| &p.splits).filter_map(|s| match &s.split {
+    ///     Split::Kafka(k) => Some((k.topic.clone(), k.partition, k.starting_offset)),
+    ///     _ => None,
+    /// }).collect();
+    /// assert!(!kafka.is_empty());
+    /// assert!(positions.iter().all(|p| p.problems.is_empty()));
+    /// # Ok::<(), flinksnap::Error>(())
+    /// ```
+    pub fn source_positions(&self) -> Result<Vec<SourcePositions>> {
+        crate::readers::connectors::source_positions(&self.inner)
     }
 
     /// Reads one partition of a scan planned on this snapshot ([`Scan::plan`]); fails if the

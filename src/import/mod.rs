@@ -275,3 +275,26 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
     }
     Ok(report)
 }
+
+/// The rows a Parquet file in the export layout gives for one keyed state, read and encoded
+/// exactly as [`import`] reads them (cells → serializer values → Flink's bytes, key group from
+/// the key), from bytes instead of files: what the `import_parquet` fuzz target and tools that
+/// hold bytes call. The state is entry `state` of the serialization proxy `keyed_meta` (a
+/// keyed state file's meta data); at most `max_rows` rows are read; returns the rows read.
+pub fn rows_from_bytes(keyed_meta: &[u8], state: usize, max_parallelism: u32, parquet: &[u8], max_rows: usize) -> Result<u64> {
+    if !(1..=crate::consts::UPPER_BOUND_MAX_PARALLELISM).contains(&max_parallelism) {
+        return Err(Error::Invalid(format!("max parallelism {max_parallelism} is not in 1..={}", crate::consts::UPPER_BOUND_MAX_PARALLELISM)));
+    }
+    let meta = crate::readers::raw::keyed_backend_meta(keyed_meta).map_err(|e| Error::decode("<keyed meta>", e))?;
+    let reg = meta.states.get(state).ok_or_else(|| Error::Invalid(format!("the proxy has {} states, not {}", meta.states.len(), state + 1)))?;
+    let kind = reg.kind().ok_or_else(|| Error::Invalid(format!("state {:?}: no state kind", reg.name)))?;
+    let operator_id = OperatorId::from_uid("import");
+    let info = StateInfo { operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), meta: reg.clone() };
+    let file = StateFile::from_bytes("<parquet bytes>", bytes::Bytes::copy_from_slice(parquet), info, operator_id, max_parallelism)?;
+    let mut n = 0;
+    for e in file.entries()?.take(max_rows) {
+        e?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -10,8 +10,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
-use arrow_schema::Field;
+use arrow_schema::{Field, SchemaRef};
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 use serde_json::Value as Json;
 
 use super::cells::cell;
@@ -29,7 +31,10 @@ const PARTS: [&str; 5] = ["key", "namespace", "user_key", "value", "ttl_timestam
 /// One state's Parquet file, checked against the columns the state's serializers give.
 #[derive(Debug)]
 pub(crate) struct StateFile {
+    /// The file (named in every error).
     pub path: PathBuf,
+    /// Its bytes when they are held in memory (fuzzing, tools holding bytes); else read from `path`.
+    bytes: Option<Bytes>,
     /// The state (its registration and key serializer: the source's, or the `--like` one's).
     pub info: StateInfo,
     /// The operator the entries belong to (the source's id).
@@ -48,10 +53,18 @@ impl StateFile {
     /// Opens `path` and checks its columns: every part the state's entries have must be there,
     /// with the Arrow type the export gives it (nested field names and metadata aside).
     pub(crate) fn open(path: PathBuf, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
+        Self::checked(path, None, info, operator_id, max_parallelism)
+    }
+
+    /// [`StateFile::open`] for a Parquet file held in memory; `name` stands for its path in errors.
+    pub(crate) fn from_bytes(name: &str, bytes: Bytes, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
+        Self::checked(PathBuf::from(name), Some(bytes), info, operator_id, max_parallelism)
+    }
+
+    fn checked(path: PathBuf, bytes: Option<Bytes>, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
         let layout = StateLayout::new(&info, None, &[]).map_err(|e| invalid(&path, format!("state {:?}: {e}", info.name())))?;
         let expected = layout.schema.clone();
-        let reader = Self::builder(&path)?;
-        let schema = reader.schema().clone();
+        let (schema, _) = Self::reader(&path, bytes.as_ref(), 1)?;
         let mut columns = Vec::new();
         for part in PARTS {
             let Ok(want) = expected.field_with_name(part) else {
@@ -75,17 +88,25 @@ impl StateFile {
             }
             columns.push(Some((i, want.clone())));
         }
-        Ok(StateFile { path, info, operator_id, max_parallelism, columns })
+        Ok(StateFile { path, bytes, info, operator_id, max_parallelism, columns })
     }
 
-    fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-        let f = File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| invalid(path, format!("not a Parquet file: {e}")))
+    /// The file's Arrow schema and a reader of its rows, `batch` rows at a time.
+    fn reader(path: &Path, bytes: Option<&Bytes>, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
+        fn build<T: ChunkReader + 'static>(path: &Path, input: T, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| invalid(path, format!("not a Parquet file: {e}")))?;
+            let schema = builder.schema().clone();
+            Ok((schema, builder.with_batch_size(batch).build().map_err(|e| invalid(path, e))?))
+        }
+        match bytes {
+            Some(b) => build(path, b.clone(), batch),
+            None => build(path, File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?, batch),
+        }
     }
 
     /// The file's entries, read batch by batch.
     pub(crate) fn entries(&self) -> Result<Rows<'_>> {
-        let reader = Self::builder(&self.path)?.with_batch_size(4096).build().map_err(|e| invalid(&self.path, e))?;
+        let (_, reader) = Self::reader(&self.path, self.bytes.as_ref(), 4096)?;
         Ok(Rows { file: self, reader, batch: None, row: 0, base: 0 })
     }
 

@@ -1,12 +1,8 @@
 //! `flinksnap compat`: will this snapshot restore into that job?
 
 use std::io::Write;
-use std::sync::Arc;
-
 use anyhow::Result;
-use flinksnap::manage::compat::{compat, describe_snapshot, load_target, CompatOptions, CompatReport, FlinkVersion, Severity, Verdict};
-use flinksnap::snapshot::Snapshot;
-use flinksnap::storage::LocalStorage;
+use flinksnap::{compat_with, describe_job_with, CompatOptions, CompatReport, CompatSeverity as Severity, CompatVerdict as Verdict, FlinkVersion};
 
 use crate::cli::output::write_json;
 use crate::cli::Outcome;
@@ -79,25 +75,15 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let storage = Arc::new(LocalStorage);
-    let snapshot = Snapshot::open(storage.clone(), &args.snapshot)?;
-    let old = describe_snapshot(&snapshot, &args.uids)?;
+    let storage = crate::cli::storage();
     if args.describe {
+        let old = describe_job_with(storage, &args.snapshot, &args.uids)?;
         serde_json::to_writer_pretty(&mut *out, &old)?;
         writeln!(out)?;
         return Ok(Outcome::Ok);
     }
-    let target = match &args.against {
-        Some(t) => load_target(storage, t, &args.uids)?,
-        // The upgrade check alone: the snapshot against itself.
-        None => flinksnap::manage::compat::Target {
-            kind: flinksnap::manage::compat::TargetKind::Snapshot,
-            description: old.clone(),
-            coverage: Vec::new(),
-        },
-    };
     let opts = CompatOptions { allow_non_restored_state: args.allow_non_restored_state, flink_version: args.flink_version, backend: args.backend.clone() };
-    let report = compat(&old, &target, &opts);
+    let report = compat_with(storage, &args.snapshot, args.against.as_deref(), &args.uids, &opts)?;
     match args.format {
         CompatFormat::Json => write_json(out, "compat", &report)?,
         CompatFormat::Junit => write_junit(&report, out)?,

@@ -4,9 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use flinksnap::consts::UPPER_BOUND_MAX_PARALLELISM;
-use flinksnap::writers::savepoint::DEFAULT_MEMORY_BUDGET;
-use flinksnap::writers::stream::{DEFAULT_INLINE_THRESHOLD, MAX_INLINE_THRESHOLD};
-use flinksnap::writers::{convert, Compression, ConvertOptions};
+use flinksnap::{convert_with, Compression, ConvertOptions, DEFAULT_INLINE_THRESHOLD, DEFAULT_MEMORY_BUDGET, MAX_INLINE_THRESHOLD};
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -104,7 +102,7 @@ pub(crate) fn parse_size(s: &str) -> std::result::Result<usize, String> {
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let opts = args.write.options();
-    let r = convert(crate::cli::storage(), &args.src, &args.dst, &opts)?;
+    let r = convert_with(crate::cli::storage(), &args.src, &args.dst, &opts)?;
     for n in &r.notes {
         eprintln!("flinksnap: note: {n}");
     }

@@ -4,8 +4,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use anyhow::{bail, Result};
-use flinksnap::manage::delete::{execute, plan, DeleteOptions, DeletePlan};
-use flinksnap::manage::scope::ScopeRoot;
+use flinksnap::{delete_with, DeleteFile, DeleteOptions, DeletePlan, ScopeRoot};
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
@@ -66,7 +65,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let opts = DeleteOptions { also: args.also.clone(), force: args.force, allow_unreadable: args.allow_unreadable, now: SystemTime::now() };
-    let mut p = plan(crate::cli::storage(), &args.snapshot, &opts)?;
+    let p = delete_with(&crate::cli::storages(), &args.snapshot, &opts, !args.dry_run)?;
     if let Some(r) = &p.refused {
         if args.format == Format::Json {
             write_json(out, "delete", &p)?;
@@ -74,9 +73,6 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
             write_text(&p, args.verbose, out)?;
         }
         bail!("{}: nothing removed: {r}", p.snapshot);
-    }
-    if !args.dry_run {
-        execute(&crate::cli::storages(), &mut p)?;
     }
     match args.format {
         Format::Json => write_json(out, "delete", &p)?,
@@ -117,7 +113,7 @@ fn write_text(p: &DeletePlan, verbose: bool, out: &mut dyn Write) -> std::io::Re
     for d in &p.remove_dirs {
         writeln!(out, "{verb} directory {d}/")?;
     }
-    let why = |f: &flinksnap::manage::delete::DeleteFile| match (f.kept.map(word), f.referenced_by.is_empty()) {
+    let why = |f: &DeleteFile| match (f.kept.map(word), f.referenced_by.is_empty()) {
         (Some(w), false) => format!("{w}: {}", f.referenced_by.join(", ")),
         (Some(w), true) => w,
         (None, _) => String::new(),

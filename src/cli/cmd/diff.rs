@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::manage::diff::{diff, DiffOptions, DiffReport, EntryDiff};
+use flinksnap::{diff_with, DiffOptions, DiffReport, EntryDiff};
 
 use crate::cli::output::write_json;
 use crate::cli::output::Table;
@@ -71,7 +71,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         }
         Ok(())
     };
-    let report = diff(crate::cli::storage(), &args.a, &args.b, &opts, &mut sink)?;
+    let report = diff_with(crate::cli::storage(), &args.a, &args.b, &opts, &mut sink)?;
     if let Some(e) = io_error {
         return Err(e.into());
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use flinksnap::model::KeyGroupRange;
-use flinksnap::writers::{edit, EditOptions, EditReport, ForgetKey, KeyInput};
+use flinksnap::{edit_with, EditOptions, EditReport, ForgetKey, KeyInput};
 
 use super::convert::WriteArgs;
 use super::dump::parse_key_groups;
@@ -132,7 +132,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         key_groups: args.key_groups,
         dry_run: args.dry_run,
     };
-    let r = edit(crate::cli::storage(), &args.src, args.dst.as_deref(), &opts)?;
+    let r = edit_with(crate::cli::storage(), &args.src, args.dst.as_deref(), &opts)?;
     if let Some(w) = &r.written {
         for n in &w.notes {
             eprintln!("flinksnap: note: {n}");

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use flinksnap::import::{import, ImportOptions, ImportReport};
+use flinksnap::{import_with, ImportOptions, ImportReport};
 
 use super::convert::WriteArgs;
 use crate::cli::output::{human_bytes, write_json, Format, Table};
@@ -67,7 +67,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         like: args.like.clone(),
         dry_run: args.dry_run,
     };
-    let r = import(crate::cli::storage(), &args.parquet_dir, &args.into, args.dst.as_deref(), &opts)?;
+    let r = import_with(crate::cli::storage(), &args.parquet_dir, &args.into, args.dst.as_deref(), &opts)?;
     if let Some(w) = &r.written {
         for n in &w.notes {
             eprintln!("flinksnap: note: {n}");

@@ -4,9 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::readers::connectors::kafka::offset_marker;
-use flinksnap::readers::connectors::{source_positions, EnumeratorState, Split};
-use flinksnap::snapshot::Snapshot;
+use flinksnap::{kafka_offset_marker as offset_marker, EnumeratorState, Snapshot, Split};
 
 use crate::cli::output::{write_json, Format, Table};
 use crate::cli::Outcome;
@@ -46,8 +44,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let snapshot = Snapshot::open(crate::cli::storage(), &args.path)?;
-    let positions = source_positions(&snapshot)?;
+    let positions = Snapshot::open_with(crate::cli::storage(), &args.path)?.source_positions()?;
     let problems: Vec<String> = positions.iter().flat_map(|p| p.problems.iter().map(move |e| format!("operator {}: {e}", p.operator_id))).collect();
     match args.format {
         Format::Json => write_json(out, "offsets", &positions)?,

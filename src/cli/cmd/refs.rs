@@ -43,7 +43,7 @@ fn role(r: impl serde::Serialize) -> String {
 
 /// A path as the tables show it: relative to the root it lies in (the checkpoint directory, for
 /// a job directory), else as it is. JSON keeps full paths.
-fn short(p: &str, roots: &[flinksnap::manage::scope::ScopeRoot]) -> String {
+fn short(p: &str, roots: &[flinksnap::ScopeRoot]) -> String {
     roots
         .iter()
         .find_map(|r| p.strip_prefix(r.path.as_str()).and_then(|rest| rest.strip_prefix('/')).map(str::to_owned))

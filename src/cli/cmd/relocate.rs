@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use flinksnap::writers::{RelocateOptions, RelocateReport, Relocation};
+use flinksnap::{RelocateOptions, RelocateReport, Relocation};
 
 use crate::cli::output::{human_bytes, write_json, Format};
 use crate::cli::Outcome;
