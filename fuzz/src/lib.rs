@@ -116,7 +116,14 @@ pub fn decode_kv(data: &[u8]) {
 /// `flinksnap import` reads them (at most this many rows: a few bytes of RLE can declare millions).
 pub fn import_parquet(data: &[u8]) {
     let Some(i) = ImportInput::parse(data) else { return };
+    // flinksnap turns the parquet crate's panics on malformed files into errors (catch_unwind);
+    // libFuzzer's panic hook would abort before the unwind got there, so a silent hook stands in
+    // for the call. A panic flinksnap does not catch still ends in libFuzzer's catch_unwind,
+    // which aborts: a crash, as before.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let _ = flinksnap::import::rows_from_bytes(i.meta, i.state as usize, i.max_parallelism, i.parquet, IMPORT_ROWS);
+    std::panic::set_hook(hook);
 }
 
 /// Rows read at most per `import_parquet` input.

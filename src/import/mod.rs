@@ -298,3 +298,27 @@ pub fn rows_from_bytes(keyed_meta: &[u8], state: usize, max_parallelism: u32, pa
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fuzzer's input (`import_parquet` layout: `u32` max parallelism, `u16` state, `u32` meta
+    /// length, meta, Parquet bytes) whose Parquet footer embeds an Arrow schema with an integer
+    /// type of bit width 0: arrow-ipc panics on it; import gives an error naming the file.
+    #[test]
+    fn a_parquet_file_the_parquet_crate_panics_on_is_an_error() {
+        let input = include_bytes!("../../fuzz/regressions/import_parquet/arrow-schema-int-width-0");
+        let max_parallelism = u32::from_le_bytes(input[..4].try_into().unwrap());
+        let state = u16::from_le_bytes(input[4..6].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(input[6..10].try_into().unwrap()) as usize;
+        let (meta, parquet) = input[10..].split_at(len);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = rows_from_bytes(meta, state, max_parallelism, parquet, 100);
+        std::panic::set_hook(hook);
+        let e = r.unwrap_err().to_string();
+        assert!(e.starts_with("<parquet bytes>: not a Parquet file this reader can read (the parquet crate failed on it: "), "{e}");
+        assert!(e.contains("bit width of 0"), "{e}");
+    }
+}

@@ -94,9 +94,12 @@ impl StateFile {
     /// The file's Arrow schema and a reader of its rows, `batch` rows at a time.
     fn reader(path: &Path, bytes: Option<&Bytes>, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
         fn build<T: ChunkReader + 'static>(path: &Path, input: T, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| invalid(path, format!("not a Parquet file: {e}")))?;
-            let schema = builder.schema().clone();
-            Ok((schema, builder.with_batch_size(batch).build().map_err(|e| invalid(path, e))?))
+            let built = guarded(path, || {
+                let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| invalid(path, format!("not a Parquet file: {e}")))?;
+                let schema = builder.schema().clone();
+                Ok((schema, builder.with_batch_size(batch).build().map_err(|e| invalid(path, e))?))
+            });
+            built.and_then(|r| r)
         }
         match bytes {
             Some(b) => build(path, b.clone(), batch),
@@ -107,7 +110,7 @@ impl StateFile {
     /// The file's entries, read batch by batch.
     pub(crate) fn entries(&self) -> Result<Rows<'_>> {
         let (_, reader) = Self::reader(&self.path, self.bytes.as_ref(), 4096)?;
-        Ok(Rows { file: self, reader, batch: None, row: 0, base: 0 })
+        Ok(Rows { file: self, reader, batch: None, row: 0, base: 0, broken: false })
     }
 
     /// Entry `row` (of the whole file: `base + i`) of a batch.
@@ -188,6 +191,8 @@ pub(crate) struct Rows<'a> {
     row: usize,
     /// Rows of the file before `batch`.
     base: u64,
+    /// The reader panicked: it is not called again.
+    broken: bool,
 }
 
 impl Iterator for Rows<'_> {
@@ -204,13 +209,33 @@ impl Iterator for Rows<'_> {
                 self.base += b.num_rows() as u64;
                 self.batch = None;
             }
-            match self.reader.next()? {
-                Ok(b) => {
+            if self.broken {
+                return None;
+            }
+            let next = guarded(&self.file.path, || self.reader.next());
+            match next {
+                Err(e) => {
+                    self.broken = true;
+                    return Some(Err(e));
+                }
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some(Err(invalid(&self.file.path, format!("after row {}: {e}", self.base)))),
+                Ok(Some(Ok(b))) => {
                     self.batch = Some(b);
                     self.row = 0;
                 }
-                Err(e) => return Some(Err(invalid(&self.file.path, format!("after row {}: {e}", self.base)))),
             }
         }
     }
+}
+
+/// Runs `f`, a call into the parquet and arrow crates, turning a panic into an error naming the
+/// file: those crates still panic on some malformed files (an embedded Arrow schema with an
+/// integer type of width 0, found by the `import_parquet` fuzz target), and a corrupt input file
+/// must give an error, not end the process. (A panic hook still prints the panic's message.)
+fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let why = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        invalid(path, format!("not a Parquet file this reader can read (the parquet crate failed on it: {why})"))
+    })
 }
