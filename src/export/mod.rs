@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{Entry, OperatorId};
 use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
-use crate::readers::states::{subtask_states, StateInfo};
+use crate::readers::states::subtask_states;
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{Snapshot, Summary};
 use crate::storage::{LocalStorage, Location, PutMode, Storage};
