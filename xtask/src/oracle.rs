@@ -152,8 +152,15 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     let tmp = work.join("tmp");
     fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     println!("== flink {v}: oracle on {} snapshots", plan.len());
-    // The table jars for SQL state (RowDataSerializer & co. and their renderer, 1.15+).
-    let cp = if crate::has_sql(v) { dist.sql_classpath() } else { dist.classpath.clone() };
+    // The table jars for SQL state (RowDataSerializer & co. and their renderer, 1.15+); in 1.13
+    // and 1.14 they hold FileSource (the sources fixture's split serializer).
+    let cp = if crate::has_sql(v) {
+        dist.sql_classpath()
+    } else {
+        let mut cp = dist.classpath.clone();
+        cp.extend(table_jars(&dist)?);
+        cp
+    };
     let mut cmd = java_job(tools, repo, v, 1536, &tmp, &classes, &cp, "flinksnap.fixtures.DumpOracle");
     cmd.args(["--flink-version", v]).arg("--work").arg(work).arg("--plan").arg(&plan_file);
     let res = run_cmd(&mut cmd, &format!("flink {v} dump oracle"));
@@ -183,9 +190,9 @@ input and deletes the others); default all of them; --case: only these cases. Ru
 oracle` afterwards (not for the custom cases: their contents are the job's, checked by\n\
 tests/custom_serializer.rs).";
 
-/// Versions the serializers and sources fixtures are generated for (1.15+: savepoints on demand);
-/// the custom cases are generated for every default version.
-const SERIALIZER_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+/// Versions the serializers and sources fixtures are generated for: every default version (the
+/// custom cases too).
+const SERIALIZER_VERSIONS: &[&str] = DEFAULT_VERSIONS;
 
 pub fn serializer_fixtures(args: &[String]) -> Result<()> {
     let mut versions: Vec<String> = Vec::new();
@@ -223,12 +230,18 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
         if generation(v)? == "2x" && sources_wanted && SERIALIZER_VERSIONS.contains(&v.as_str()) {
             sources_cp.extend(kafka_connector_jars(&tools, &cache)?);
         }
+        // FileSource: flink-connector-files is in flink-dist from 1.15; 1.13 and 1.14 ship it
+        // inside their table jars.
+        if !crate::has_sql(v) {
+            sources_cp.extend(table_jars(&dist)?);
+        }
         let runs = [
             ("hashmap", "heap-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
             ("rocksdb", "rocksdb-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
             ("hashmap", "heap-savepoint-sources", "flinksnap.fixtures.SourcesJob", &sources_cp),
             ("hashmap", "heap-custom", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
             ("rocksdb", "rocksdb-custom", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
+            ("hashmap", "heap-opaque-registration", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
         ];
         for (backend, case, main, cp) in runs {
             if !cases.is_empty() && !cases.iter().any(|c| c == case) {
@@ -252,11 +265,26 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
             fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
             let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, cp, main);
             cmd.args(["--flink-version", v]).arg("--out").arg(&out).arg("--work").arg(&run_work).args(["--backend", backend]);
+            if case == "heap-opaque-registration" {
+                cmd.args(["--variant", "opaque"]);
+            }
             println!("== flink {v}: serializers fixture {case} ({main})");
             run_cmd(&mut cmd, &format!("flink {v} serializers fixture {case}"))?;
         }
     }
     Ok(())
+}
+
+/// `lib/flink-table*.jar` of 1.13 and 1.14: flink-connector-files (FileSource) is not in their
+/// flink-dist but inside these.
+fn table_jars(dist: &crate::Dist) -> Result<Vec<PathBuf>> {
+    let mut jars: Vec<PathBuf> = fs::read_dir(&dist.lib)
+        .map_err(|e| format!("{}: {e}", dist.lib.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("flink-table") && n.ends_with(".jar")))
+        .collect();
+    jars.sort();
+    Ok(jars)
 }
 
 /// The Kafka connector for Flink 2.0 (`flink-connector-kafka` 4.0 and `kafka-clients`), from
