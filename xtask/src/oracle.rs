@@ -16,7 +16,8 @@ use crate::{cache_dir, compile_into, copy_tree, ensure_dist, generation, java_jo
 pub const USAGE: &str = "usage: cargo xtask oracle [--flink VERSION]... [--case NAME]... [--work DIR]\n\
 \n\
 Runs the dump oracle (real Flink, xtask/ORACLE.md) on every fixture snapshot of testdata/flink-VERSION/\n\
-(all default versions unless --flink is given; only the cases named with --case) and writes\n\
+(all default versions unless --flink is given; only the cases named with --case, NAME or\n\
+serializers/NAME for testdata/serializers/flink-VERSION/NAME only) and writes\n\
 oracle.jsonl.gz / oracle-chk-N.jsonl.gz beside each expected*.jsonl.gz. --work: where classes, copies and\n\
 logs go (default: <cargo target dir>/xtask-oracle).";
 
@@ -93,7 +94,7 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("case.json").is_file())
-        .filter(|p| cases.is_empty() || cases.iter().any(|c| p.file_name().is_some_and(|n| n == c.as_str())))
+        .filter(|p| cases.is_empty() || cases.iter().any(|c| case_matches(repo, p, c)))
         .collect();
     case_dirs.sort();
     let mut plan = Vec::new();
@@ -176,19 +177,31 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     Ok(())
 }
 
+/// Whether case directory `dir` is the one `--case` names: `NAME` (in testdata/flink-VERSION/ or
+/// testdata/serializers/flink-VERSION/) or `serializers/NAME` (only the latter).
+fn case_matches(repo: &Path, dir: &Path, case: &str) -> bool {
+    let (group, name) = match case.split_once('/') {
+        Some((g, n)) => (Some(g), n),
+        None => (None, case),
+    };
+    dir.file_name().is_some_and(|n| n == name) && group.is_none_or(|g| dir.starts_with(repo.join("testdata").join(g)))
+}
+
 pub const FIXTURES_USAGE: &str = "usage: cargo xtask serializer-fixtures [--flink VERSION]... [--case CASE]...\n\
 \n\
 Runs flink-job/.../SerializersJob (state under Either, enum, Java serialization, Nullable, Value,\n\
 Kryo and Scala (1.x) serializers; async I/O elements in flight) on HashMap and RocksDB and writes one\n\
 canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/;\n\
 SourcesJob (connector splits) into heap-savepoint-sources/; CustomSerializerJob (a user-defined\n\
-serializer with its own snapshot class as the first, a middle and the last state: a checkpoint and\n\
-a canonical savepoint each) into testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/.\n\
-Versions: the serializers and sources fixtures 1.15.4 and later, the custom cases every default\n\
-version (1.13.6 and 1.14.6 checkpoint periodically: the job keeps the first checkpoint after its\n\
-input and deletes the others); default all of them; --case: only these cases. Run `cargo xtask\n\
-oracle` afterwards (not for the custom cases: their contents are the job's, checked by\n\
-tests/custom_serializer.rs).";
+serializer with its own snapshot class as the first, a middle and the last state, in operator and\n\
+broadcast state too: a checkpoint and a canonical savepoint each) into\n\
+testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/, and its opaque variant (operator\n\
+state registrations flinksnap cannot read past: a canonical savepoint) into heap-opaque-registration/.\n\
+Versions: every default version (1.13.6 and 1.14.6 checkpoint periodically: the custom job keeps\n\
+the first checkpoint after its input and deletes the others; the Kafka connector's splits only on\n\
+2.x, the Scala API's state only on 1.x: case.json says why); default all of them; --case: only these\n\
+cases. Run `cargo xtask oracle` afterwards (not for the custom cases: their contents are the job's,\n\
+checked by tests/custom_serializer.rs).";
 
 /// Versions the serializers and sources fixtures are generated for: every default version (the
 /// custom cases too).
