@@ -6,6 +6,10 @@
 #   bash fuzz/run.sh smoke [SECONDS] [JOBS] seeds, build, then every target for SECONDS (60),
 #                                           JOBS at a time (2); fails on any crash, hang or OOM
 #   bash fuzz/run.sh one TARGET SECONDS     one target for SECONDS, log in $FUZZ_LOGS (/tmp)
+#   bash fuzz/run.sh long TARGET SECONDS    the same in fork mode, for hour-long runs on a busy
+#                                           machine: a timeout or crash is saved to
+#                                           fuzz/artifacts/<target>/ and fuzzing goes on (libFuzzer's
+#                                           -timeout is wall-clock); re-run what it saves alone
 #
 # The fuzz build goes to $FUZZ_TARGET_DIR (default: fuzz/target); the seed writer, an example of
 # the main crate built on stable, to $CARGO_TARGET_DIR like the tests, whose build it reuses.
@@ -39,10 +43,19 @@ one() {
         "${LIMITS[@]}" -max_total_time="$secs" -print_final_stats=1) >"$FUZZ_LOGS/$t.log" 2>&1
 }
 
+long() {
+    local t="$1" secs="$2"
+    mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t" "fuzz/artifacts/$t" "$FUZZ_LOGS"
+    (cd fuzz && CARGO_TARGET_DIR="$FUZZ_TARGET_DIR" cargo +nightly fuzz run "$t" "corpus/$t" "regressions/$t" -- \
+        "${LIMITS[@]}" -fork=1 -ignore_timeouts=1 -ignore_crashes=1 -ignore_ooms=1 \
+        -max_total_time="$secs" -print_final_stats=1) >"$FUZZ_LOGS/$t.log" 2>&1
+}
+
 case "${1:-}" in
 seeds) seeds ;;
 build) build ;;
 one) one "$2" "$3" ;;
+long) long "$2" "$3" ;;
 smoke)
     secs="${2:-60}"
     jobs="${3:-2}"
@@ -76,7 +89,7 @@ smoke)
     exit $failed
     ;;
 *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac
