@@ -201,7 +201,7 @@ impl Snapshot {
     /// operators the planner uids the plan implies (as [`Snapshot::with_uids`]).
     pub fn with_plan(mut self, plan: &crate::plan::Plan) -> Snapshot {
         let operators = self.inner.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()));
-        let names = crate::plan::columns::ColumnNames::from_plan(plan, operators);
+        let names = crate::plan::columns::column_names(plan, operators);
         let derived: Vec<String> = plan
             .match_operators(self.inner.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref())))
             .into_iter()

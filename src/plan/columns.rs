@@ -1,222 +1,36 @@
-//! SQL column names for RowData keys and values, from a compiled plan's row types
-//! (`formats/job-plan.md` § "Column names").
+//! SQL column names from a compiled plan's row types (`formats/job-plan.md` § "Column names").
 //!
 //! A node's state holds rows whose types the planner fixes from the node's input row type and
 //! its config: the key of a group aggregate is the input projected on `grouping`, a join's
 //! `left-records` hold left input rows, and so on. Names are given only where that holds for
-//! every version, and only to a `RowDataSerializer` whose arity and type roots equal the
-//! plan's row type: a plan of another job never renames a state, and accumulators (whose row
-//! types are planner-internal) keep `f0`…`fn`.
-
-use std::collections::BTreeMap;
+//! every version, and (`readers::columns`) only to a `RowDataSerializer` whose arity and type
+//! roots equal the plan's row type: a plan of another job never renames a state, and
+//! accumulators (whose row types are planner-internal) keep `f0`…`fn`.
 
 use serde_json::Value as Json;
 
 use super::{MatchedBy, Plan, PlanFormat};
-use crate::model::value::Value;
-use crate::model::{Entry, OperatorId, StateKind};
-use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo, VALUE_SERIALIZER};
-use crate::readers::serializers::table::{LogicalType, TableSerializer, TypeKind};
-use crate::readers::serializers::TypeSerializer;
+use crate::model::columns::{ColumnNames, OperatorColumns, PlanColumn};
+use crate::model::OperatorId;
 
-/// One column of a plan's row type: its name and its type's root (`VARCHAR`, `TIMESTAMP`, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanColumn {
-    /// The SQL column name.
-    pub name: String,
-    /// The type root, as [`type_root`] names it (`?` when unknown: never matches).
-    pub root: String,
-}
-
-/// The row types a plan fixes for one operator's state.
-#[derive(Debug, Clone, Default)]
-pub struct OperatorColumns {
-    /// The plan node.
-    pub node: u32,
-    /// The backend key's row type.
-    pub key: Option<Vec<PlanColumn>>,
-    /// Row types of rows the named state holds (as user key, value or list element); `"*"`:
-    /// every state of the operator.
-    pub states: BTreeMap<String, Vec<Vec<PlanColumn>>>,
-}
-
-/// Row types the plan fixes, by operator.
-#[derive(Debug, Clone, Default)]
-pub struct ColumnNames {
-    /// By operator id.
-    pub operators: BTreeMap<OperatorId, OperatorColumns>,
-}
-
-impl ColumnNames {
-    /// The row types `plan` fixes for the snapshot's operators (id, stored uid). REST plans hold
-    /// no row types: nothing is named.
-    pub fn from_plan<'a>(plan: &Plan, operators: impl IntoIterator<Item = (OperatorId, Option<&'a str>)>) -> ColumnNames {
-        let mut out = ColumnNames::default();
-        if plan.format != PlanFormat::Compiled {
-            return out;
-        }
-        for m in plan.match_operators(operators) {
-            // A REST-plan tie cannot happen here; stored and derived uids name the node exactly.
-            if m.matched_by == MatchedBy::JobVertex {
-                continue;
-            }
-            let Some(node) = plan.node(m.node) else { continue };
-            if let Some(cols) = node_columns(node.id, &node.node_type, &node.raw, &plan.inputs(node.id)) {
-                out.operators.insert(m.operator_id, cols);
-            }
-        }
-        out
+/// The row types `plan` fixes for the snapshot's operators (id, stored uid). REST plans hold
+/// no row types: nothing is named.
+pub fn column_names<'a>(plan: &Plan, operators: impl IntoIterator<Item = (OperatorId, Option<&'a str>)>) -> ColumnNames {
+    let mut out = ColumnNames::default();
+    if plan.format != PlanFormat::Compiled {
+        return out;
     }
-
-    /// Gives the RowData serializers of a keyed backend's proxy the names the plan fixes
-    /// (key serializer; each state's value, map key/value, list element).
-    pub fn apply_to_meta(&self, operator: OperatorId, meta: &mut KeyedBackendMeta) {
-        let Some(cols) = self.operators.get(&operator) else { return };
-        if let Some(key) = &cols.key {
-            name_row(&mut meta.key_serializer, std::slice::from_ref(key));
+    for m in plan.match_operators(operators) {
+        // A REST-plan tie cannot happen here; stored and derived uids name the node exactly.
+        if m.matched_by == MatchedBy::JobVertex {
+            continue;
         }
-        for s in &mut meta.states {
-            self.apply_to_state(cols, s);
+        let Some(node) = plan.node(m.node) else { continue };
+        if let Some(cols) = node_columns(node.id, &node.node_type, &node.raw, &plan.inputs(node.id)) {
+            out.operators.insert(m.operator_id, cols);
         }
     }
-
-    fn apply_to_state(&self, cols: &OperatorColumns, s: &mut StateMetaInfo) {
-        let mut rows: Vec<Vec<PlanColumn>> = cols.states.get("*").cloned().unwrap_or_default();
-        rows.extend(cols.states.get(&s.name).cloned().unwrap_or_default());
-        if rows.is_empty() {
-            return;
-        }
-        for (role, ser) in &mut s.serializers {
-            if role == VALUE_SERIALIZER {
-                name_parts(ser, &rows);
-            }
-        }
-    }
-
-    /// Renames the fields of an entry's rows as its state's (named) serializers name them.
-    pub fn rename_entry(meta: &KeyedBackendMeta, e: &mut Entry) {
-        if let Some(k) = e.key.as_mut() {
-            rename(k, &meta.key_serializer);
-        }
-        let Some(s) = meta.states.iter().find(|s| s.name == e.state) else { return };
-        let Some(v) = s.serializer(VALUE_SERIALIZER) else { return };
-        let v = v.ttl_inner().unwrap_or(v);
-        match e.kind {
-            StateKind::Map => {
-                if let Some((uk, uv)) = v.map_key_value() {
-                    if let Some(u) = e.user_key.as_mut() {
-                        rename(u, uk);
-                    }
-                    rename(&mut e.value, uv.ttl_inner().unwrap_or(uv));
-                }
-            }
-            StateKind::List => {
-                // The whole list, or one element.
-                match (&e.value, v.list_element()) {
-                    (Value::List(_), _) => rename(&mut e.value, v),
-                    (_, Some(el)) => rename(&mut e.value, el),
-                    _ => {}
-                }
-            }
-            StateKind::Value | StateKind::Reducing | StateKind::Aggregating => rename(&mut e.value, v),
-            _ => {}
-        }
-    }
-}
-
-/// Names the rows of a state's value serializer: the value itself, a map's key and value, a
-/// list's element (TTL wrappers looked through).
-fn name_parts(ser: &mut TypeSerializer, rows: &[Vec<PlanColumn>]) {
-    let parts = ser.state_parts_mut();
-    if parts.is_empty() {
-        name_row(ser, rows);
-    } else {
-        parts.into_iter().for_each(|p| name_parts(p, rows));
-    }
-}
-
-/// Names a RowData serializer after the one candidate row type whose arity and type roots
-/// equal its logical types; several candidates with other names, or none: unchanged.
-fn name_row(ser: &mut TypeSerializer, rows: &[Vec<PlanColumn>]) -> bool {
-    let Some(t) = ser.table_mut() else { return false };
-    let Some(types) = t.row_types() else { return false };
-    let fits: Vec<&Vec<PlanColumn>> = rows.iter().filter(|r| row_fits(types, r)).collect();
-    let Some(first) = fits.first() else { return false };
-    if fits.iter().any(|r| r.iter().map(|c| &c.name).ne(first.iter().map(|c| &c.name))) {
-        return false;
-    }
-    t.set_field_names(first.iter().map(|c| c.name.clone()).collect())
-}
-
-/// Whether a plan row type is the row of these logical types: same arity, same type roots.
-pub fn row_fits(types: &[LogicalType], row: &[PlanColumn]) -> bool {
-    types.len() == row.len() && types.iter().zip(row).all(|(t, c)| logical_root(t) == c.root)
-}
-
-/// Renames a value's row fields as its serializer names them: the places [`name_parts`]
-/// names (TTL wrapper, map key and value, list element, the row itself).
-fn rename(v: &mut Value, ser: &TypeSerializer) {
-    if let Some(inner) = ser.ttl_inner() {
-        return rename(v, inner);
-    }
-    if let Some(el) = ser.list_element() {
-        if let Value::List(items) = v {
-            items.iter_mut().for_each(|i| rename(i, el));
-        }
-        return;
-    }
-    if let Some((k, val)) = ser.map_key_value() {
-        if let Value::Map(entries) = v {
-            for (ek, ev) in entries {
-                rename(ek, k);
-                rename(ev, val);
-            }
-        }
-        return;
-    }
-    let Some(t) = ser.table() else { return };
-    if !matches!(t, TableSerializer::RowData { names: Some(_), .. } | TableSerializer::External { .. }) {
-        return;
-    }
-    let names = t.field_names();
-    if let Value::Row { fields, .. } = v {
-        if fields.len() == names.len() && !names.is_empty() {
-            for ((n, _), name) in fields.iter_mut().zip(names) {
-                *n = name;
-            }
-        }
-    }
-}
-
-/// The root of a logical type, as [`type_root`] names a plan's.
-fn logical_root(t: &LogicalType) -> &'static str {
-    match &t.storage().kind {
-        TypeKind::Char(_) => "CHAR",
-        TypeKind::VarChar(_) => "VARCHAR",
-        TypeKind::Boolean => "BOOLEAN",
-        TypeKind::Binary(_) => "BINARY",
-        TypeKind::VarBinary(_) => "VARBINARY",
-        TypeKind::Decimal { .. } => "DECIMAL",
-        TypeKind::TinyInt => "TINYINT",
-        TypeKind::SmallInt => "SMALLINT",
-        TypeKind::Integer => "INT",
-        TypeKind::BigInt => "BIGINT",
-        TypeKind::Float => "FLOAT",
-        TypeKind::Double => "DOUBLE",
-        TypeKind::Date => "DATE",
-        TypeKind::Time(_) => "TIME",
-        TypeKind::Timestamp { .. } => "TIMESTAMP",
-        TypeKind::TimestampLtz { .. } => "TIMESTAMP_LTZ",
-        TypeKind::TimestampTz(_) => "TIMESTAMP_TZ",
-        TypeKind::IntervalYearMonth { .. } | TypeKind::IntervalDayTime { .. } => "INTERVAL",
-        TypeKind::Array(_) => "ARRAY",
-        TypeKind::Multiset(_) => "MULTISET",
-        TypeKind::Map(..) => "MAP",
-        TypeKind::Row(_) => "ROW",
-        TypeKind::Raw { .. } => "RAW",
-        TypeKind::Null => "NULL",
-        _ => "!",
-    }
+    out
 }
 
 /// The root of a type as a compiled plan prints it: SQL text (`VARCHAR(2147483647) NOT NULL`,

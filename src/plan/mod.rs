@@ -152,7 +152,7 @@ impl Plan {
 
     /// The row types of a node's inputs (the output types of the nodes its edges come from),
     /// in input order; empty when one is not a row type the plan prints.
-    pub fn inputs(&self, id: u32) -> Vec<Vec<columns::PlanColumn>> {
+    pub fn inputs(&self, id: u32) -> Vec<Vec<crate::model::columns::PlanColumn>> {
         let rows: Option<Vec<_>> = self
             .edges
             .iter()

@@ -156,7 +156,7 @@ pub struct KeyedSource<'a> {
     outside: bool,
     /// Undecodable records not yet taken (the proxy's, from opening).
     undecodable: Vec<Undecodable>,
-    /// The proxy with the SQL column names a plan fixes ([`crate::plan::columns`]), when it
+    /// The proxy with the SQL column names a plan fixes ([`crate::readers::columns`]), when it
     /// names any of this operator's rows: entries' rows are renamed after it.
     named: Option<KeyedBackendMeta>,
 }
@@ -182,7 +182,7 @@ impl<'a> KeyedSource<'a> {
         let undecodable = reader.meta().unreadable.iter().map(|u| Undecodable::registrations(op.operator_id, u, Some(cx.what()))).collect();
         let named = snapshot.column_names.as_ref().filter(|c| c.operators.contains_key(&op.operator_id)).map(|c| {
             let mut meta = reader.meta().clone();
-            c.apply_to_meta(op.operator_id, &mut meta);
+            crate::readers::columns::apply_to_meta(c, op.operator_id, &mut meta);
             meta
         });
         Ok(Some(KeyedSource {
@@ -257,7 +257,7 @@ impl<'a> KeyedSource<'a> {
                 Ok(e) if !self.selection.state(&e.state) => continue,
                 Ok(mut e) => {
                     if let Some(named) = &self.named {
-                        crate::plan::columns::ColumnNames::rename_entry(named, &mut e);
+                        crate::readers::columns::rename_entry(named, &mut e);
                     }
                     return Some(Ok(e));
                 }

@@ -81,8 +81,8 @@ pub struct Snapshot {
     /// The parsed metadata.
     pub metadata: CheckpointMetadata,
     /// SQL column names a job's plan fixes for RowData keys and values
-    /// ([`crate::plan::columns`]); applied to every keyed state read.
-    pub column_names: Option<Arc<crate::plan::columns::ColumnNames>>,
+    /// (built from a compiled plan by `plan::columns`); applied to every keyed state read.
+    pub column_names: Option<Arc<crate::model::columns::ColumnNames>>,
 }
 
 impl Snapshot {
