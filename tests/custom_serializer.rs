@@ -8,7 +8,9 @@
 //! checked), exit 0 (1 with `--strict`). The same operator holds operator state: a split list
 //! state of the custom serializer registered before a union list state of Strings. Every
 //! default Flink version (1.13.6 … 2.3.0) has the fixtures; `export` lists the untyped and the
-//! undecodable states in its manifest.
+//! undecodable states in its manifest. Broadcast state too: a broadcast state of the custom
+//! serializer (one entry: delimited by the state's end) before a known one. And a variant whose
+//! operator-state registrations flinksnap cannot read past (`heap-opaque-registration`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,23 +23,18 @@ use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
 use serde_json::{json, Value as J};
 
-use crate::util::{flinksnap, flinksnap_ok, root};
+use crate::util::{fixture_versions, flinksnap, flinksnap_ok, versioned_cases};
 
-/// (case dir, case.json, snapshot dir) of every custom-serializer fixture snapshot.
+/// (case dir, case.json, snapshot dir) of every custom-serializer fixture snapshot, of every
+/// fixture version (a missing one fails).
 fn snapshots() -> Vec<(PathBuf, J, PathBuf)> {
-    let base = root().join("testdata").join("custom-serializer");
     let mut out = Vec::new();
-    let mut versions: Vec<_> = std::fs::read_dir(&base).unwrap().flatten().map(|e| e.path()).collect();
-    versions.sort();
-    for v in versions {
-        let mut cases: Vec<_> = std::fs::read_dir(&v).unwrap().flatten().map(|e| e.path()).collect();
-        cases.sort();
-        for case_dir in cases {
-            let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
-            for s in case["snapshots"].as_array().unwrap() {
-                let path = case_dir.join(s["path"].as_str().unwrap());
-                out.push((case_dir.clone(), case.clone(), path));
-            }
+    for (version, case_dir) in versioned_cases("custom-serializer", &["heap-custom", "rocksdb-custom"]) {
+        let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
+        assert_eq!(case["flink_version"], version.as_str(), "{}", case_dir.display());
+        for s in case["snapshots"].as_array().unwrap() {
+            let path = case_dir.join(s["path"].as_str().unwrap());
+            out.push((case_dir.clone(), case.clone(), path));
         }
     }
     out
@@ -66,18 +63,17 @@ fn expected(keys: i64) -> BTreeMap<(String, i64, Option<String>), J> {
     m
 }
 
-/// The Flink versions the fixtures are written by: every default version of `cargo xtask`.
-const VERSIONS: [&str; 7] = ["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
-
-/// The job's operator state (CustomSerializerJob's class comment): (state, kind, value), custom
-/// values as their hex.
-fn expected_operator_state() -> Vec<(String, String, J)> {
+/// The job's operator and broadcast state (CustomSerializerJob's class comment): (state, kind,
+/// broadcast key, value), custom values as their hex.
+fn expected_operator_state() -> Vec<(String, String, Option<String>, J)> {
     let mut out = Vec::new();
     for k in 0..3i64 {
-        out.push(("custom-op".to_owned(), "operator_list".to_owned(), json!(custom_hex(k, &format!("op-{k}")))));
-        out.push(("known-op".to_owned(), "operator_union".to_owned(), json!(format!("known-op-{k}"))));
+        out.push(("custom-op".to_owned(), "operator_list".to_owned(), None, json!(custom_hex(k, &format!("op-{k}")))));
+        out.push(("known-op".to_owned(), "operator_union".to_owned(), None, json!(format!("known-op-{k}"))));
+        out.push(("known-bc".to_owned(), "broadcast".to_owned(), Some(format!("bc-{k}")), json!(1000 * k)));
     }
-    out.sort_by(|a, b| (&a.0, a.2.to_string()).cmp(&(&b.0, b.2.to_string())));
+    out.push(("custom-bc".to_owned(), "broadcast".to_owned(), Some("bc".to_owned()), json!(custom_hex(7, "broadcast"))));
+    out.sort_by(|a, b| (&a.0, &a.2, a.3.to_string()).cmp(&(&b.0, &b.2, b.3.to_string())));
     out
 }
 
@@ -121,12 +117,15 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
             let state = e["state"].as_str().unwrap().to_owned();
             let mut value = e["value"].clone();
             if e["key"].is_null() {
-                // Operator state: the custom list untyped, the String union after it typed.
-                if state == "custom-op" {
+                // Operator state: the custom list untyped, the String union after it typed; the
+                // custom broadcast state's one entry untyped (its key typed), the known
+                // broadcast state after it typed.
+                if state == "custom-op" || state == "custom-bc" {
                     assert_eq!(value["class"], "flinksnap.fixtures.CustomSerializerJob$CustomSnapshot", "{p}: {line}");
                     value = value["hex"].clone();
                 }
-                operator_state.push((state, e["kind"].as_str().unwrap().to_owned(), value));
+                let user_key = e.get("user_key").and_then(J::as_str).map(str::to_owned);
+                operator_state.push((state, e["kind"].as_str().unwrap().to_owned(), user_key, value));
                 continue;
             }
             if state.starts_with("custom-") {
@@ -144,7 +143,7 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
         for (k, v) in &got {
             assert_eq!(want.get(k), Some(v), "{p}: entry {k:?} is not the job's");
         }
-        operator_state.sort_by(|a, b| (&a.0, a.2.to_string()).cmp(&(&b.0, b.2.to_string())));
+        operator_state.sort_by(|a, b| (&a.0, &a.2, a.3.to_string()).cmp(&(&b.0, &b.2, b.3.to_string())));
         assert_eq!(operator_state, expected_operator_state(), "{p}: operator state");
         // Every state of Flink's serializers is complete; each custom state is, but for the
         // entries reported as not decoded. In a heap checkpoint an undelimited value also costs
@@ -181,11 +180,14 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
         let meta = read_operator_meta(&snapshot, h).unwrap();
         let names: Vec<&str> = meta.operator_states.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["custom-op", "known-op"], "{p}: operator states");
+        // So does the broadcast one's, after the custom broadcast state's.
+        let names: Vec<&str> = meta.broadcast_states.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["custom-bc", "known-bc"], "{p}: broadcast states");
     }
     // Heap checkpoints, canonical savepoints of both backends, RocksDB checkpoints, every
     // default version.
     let versions: std::collections::BTreeSet<String> = all.iter().map(|(_, c, _)| c["flink_version"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(versions, VERSIONS.iter().map(|v| v.to_string()).collect(), "custom-serializer fixture versions");
+    assert_eq!(versions, fixture_versions().into_iter().collect(), "custom-serializer fixture versions");
     assert!(all.len() >= 28, "only {} custom-serializer snapshots", all.len());
     // Most of the heap checkpoints' custom entries are read past their missing lengths.
     for (what, (decoded, of)) in kinds {
@@ -211,7 +213,7 @@ fn verify_calls_pristine_snapshots_with_a_custom_serializer_sound_but_partly_und
             assert!(u["class"].as_str().unwrap().starts_with("flinksnap.fixtures.CustomSerializerJob$Custom"), "{p}: {u}");
             assert!(u["file"].is_string(), "{p}: {u}");
         }
-        for state in ["custom-a2", "custom-g0", "custom-a7", "custom-op"] {
+        for state in ["custom-a2", "custom-g0", "custom-a7", "custom-op", "custom-bc"] {
             assert!(undecodable.iter().any(|u| u["state"] == state && u["kind"] == "untyped"), "{p}: {state} not listed as untyped: {out}");
         }
         let strict = flinksnap(&["verify", p, "--level", "full", "--strict"]);
@@ -311,8 +313,12 @@ fn export_lists_untyped_and_undecodable_states_in_its_manifest() {
             .collect();
         untyped.sort();
         let want = |s: &str, k: &str| (s.to_owned(), k.to_owned(), "value".to_owned(), class.to_owned());
-        assert_eq!(untyped, [want("custom-a2", "value"), want("custom-a7", "value"), want("custom-g0", "map"), want("custom-op", "operator_list")], "{p}");
-        assert_eq!(m["totals"]["untyped_states"], 4, "{p}");
+        assert_eq!(
+            untyped,
+            [want("custom-a2", "value"), want("custom-a7", "value"), want("custom-bc", "broadcast"), want("custom-g0", "map"), want("custom-op", "operator_list")],
+            "{p}"
+        );
+        assert_eq!(m["totals"]["untyped_states"], 5, "{p}");
         for (state, ..) in &untyped {
             let said = |l: &&str| l.starts_with("flinksnap: untyped: operator ") && l.contains(custom_op) && l.contains(&format!(" state {state:?}: "));
             assert!(stderr.lines().any(|l| said(&l)), "{p}: {stderr}");
@@ -381,11 +387,119 @@ fn stats_names_untyped_and_undecodable_states() {
                 None => assert!(s["untyped"].is_null(), "{p}: {s}"),
             }
         }
-        assert_eq!(untyped, ["custom-a2", "custom-a7", "custom-g0", "custom-op"], "{p}");
+        untyped.sort();
+        assert_eq!(untyped, ["custom-a2", "custom-a7", "custom-bc", "custom-g0", "custom-op"], "{p}");
         let mut undecodable: Vec<(String, u64)> =
             op["undecodable"].as_array().unwrap().iter().map(|u| (u["state"].as_str().unwrap().to_owned(), u["entries"].as_u64().unwrap())).collect();
         undecodable.sort();
         assert_eq!(undecodable, not_decoded, "{p}");
         assert_eq!(op["entries_complete"], not_decoded.is_empty(), "{p}");
     }
+}
+
+/// An operator-state registration flinksnap cannot read past, in a real snapshot
+/// (testdata/custom-serializer/flink-VERSION/heap-opaque-registration, `CustomSerializerJob
+/// --variant opaque`): two list states whose serializer snapshot class is in the default package
+/// (`OpaqueSerializer$Snapshot`, no dot: `formats/serializers.md` § Unknown snapshots) follow a
+/// known one, and a known union list state and a broadcast state come after them. Through the
+/// real binary: `verify` calls it sound but partly undecodable (exit 0; 1 with `--strict`),
+/// naming each state from the first unknown snapshot on with the class, in text and JSON;
+/// `dump` and `export` give every other state with the job's contents (the known list state
+/// before the unknown snapshots, the operator's keyed state) and name the rest; `convert`
+/// refuses, writing nothing.
+#[test]
+fn an_operator_state_registration_flinksnap_cannot_read_past_costs_only_the_states_from_it_on() {
+    const CLASS: &str = "OpaqueSerializer$Snapshot";
+    // From the first unknown snapshot on, in the proxy's order; (state, elements stored).
+    let lost = [("known-bc", 1), ("known-f", 3), ("opaque-l", 3), ("opaque-o", 3)];
+    let dir = std::env::temp_dir().join(format!("flinksnap-opaque-registration-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cases = versioned_cases("custom-serializer", &["heap-opaque-registration"]);
+    for (i, (version, case_dir)) in cases.iter().enumerate() {
+        let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
+        assert_eq!(case["flink_version"], version.as_str());
+        let path = case_dir.join(case["snapshots"][0]["path"].as_str().unwrap());
+        let p = path.to_str().unwrap();
+        let op = case["uids"]["opaque"].as_str().unwrap();
+        let keys = case["keys"].as_i64().unwrap();
+
+        // verify, JSON: sound, partly undecodable; each lost state by name and class.
+        let out = flinksnap_ok(&["verify", p, "--level", "full", "--format", "json"]);
+        let r: J = serde_json::from_str::<J>(&out).unwrap()["data"].clone();
+        assert_eq!((&r["sound"], &r["outcome"]), (&json!(true), &json!("sound_partly_undecodable")), "{p}: {out}");
+        let mut listed: Vec<(String, u64)> = r["undecodable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                assert_eq!(u["operator_id"], op, "{p}: {u}");
+                assert_eq!(u["kind"], "registration", "{p}: {u}");
+                assert_eq!(u["class"], CLASS, "{p}: {u}");
+                assert!(u["file"].is_string() && u["reason"].as_str().unwrap().contains("cannot read past"), "{p}: {u}");
+                (u["state"].as_str().unwrap().to_owned(), u["entries"].as_u64().unwrap())
+            })
+            .collect();
+        listed.sort();
+        assert_eq!(listed, lost.map(|(s, n)| (s.to_owned(), n)), "{p}: {out}");
+        // verify, text: exit 0, the same states and class; --strict: exit 1.
+        let text = flinksnap(&["verify", p, "--level", "full"]);
+        let stdout = String::from_utf8_lossy(&text.stdout);
+        assert_eq!(text.status.code(), Some(0), "{p}: {stdout}");
+        assert!(stdout.contains("sound (partly undecodable)"), "{p}: {stdout}");
+        for (state, _) in lost {
+            assert!(stdout.lines().any(|l| l.contains(&format!("state {state:?}")) && l.contains(CLASS)), "{p}: {state} not named: {stdout}");
+        }
+        let strict = flinksnap(&["verify", p, "--level", "full", "--strict"]);
+        assert_eq!(strict.status.code(), Some(1), "{p}: {}", String::from_utf8_lossy(&strict.stdout));
+
+        // dump: the known list state before the unknown snapshots and the keyed state, exactly
+        // as the job wrote them; the lost states named on stderr.
+        let out = flinksnap(&["dump", p, "--format", "jsonl"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{p}: {stderr}");
+        let mut got: Vec<(String, Option<i64>, J)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<J>(l).unwrap())
+            .filter(|e| e["operator_id"] == op)
+            .map(|e| (e["state"].as_str().unwrap().to_owned(), e["key"].as_i64(), e["value"].clone()))
+            .collect();
+        got.sort_by_key(|g| format!("{g:?}"));
+        let mut want: Vec<(String, Option<i64>, J)> = (0..keys).map(|k| ("known-keyed".to_owned(), Some(k), json!(3 * k))).collect();
+        want.extend((0..3).map(|k| ("known-m".to_owned(), None, json!(format!("m-{k}")))));
+        want.sort_by_key(|g| format!("{g:?}"));
+        assert_eq!(got, want, "{p}: {stderr}");
+        let mut missing = not_decoded(&stderr);
+        missing.sort();
+        assert_eq!(missing, lost.map(|(s, n)| (s.to_owned(), n)), "{p}: {stderr}");
+
+        // export: the same two states, with the same rows; the lost ones in the manifest.
+        let out_dir = dir.join(format!("e{i}"));
+        let r = flinksnap(&["export", p, "--to", out_dir.to_str().unwrap(), "--format", if i % 2 == 0 { "jsonl" } else { "parquet" }]);
+        assert_eq!(r.status.code(), Some(0), "{p}: {}", String::from_utf8_lossy(&r.stderr));
+        let m: J = serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+        let mut states: Vec<(String, u64)> =
+            m["states"].as_array().unwrap().iter().map(|s| (s["state"].as_str().unwrap().to_owned(), s["rows"].as_u64().unwrap())).collect();
+        states.sort();
+        assert_eq!(states, [("known-keyed".to_owned(), keys as u64), ("known-m".to_owned(), 3)], "{p}");
+        let mut undecodable: Vec<(String, u64)> = m["undecodable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                assert_eq!(u["class"], CLASS, "{p}: {u}");
+                (u["state"].as_str().unwrap().to_owned(), u["entries"].as_u64().unwrap())
+            })
+            .collect();
+        undecodable.sort();
+        assert_eq!(undecodable, lost.map(|(s, n)| (s.to_owned(), n)), "{p}");
+
+        // convert would lose them: it refuses and writes nothing.
+        let dst = dir.join(format!("c{i}"));
+        let r = flinksnap(&["convert", p, dst.to_str().unwrap()]);
+        assert_ne!(r.status.code(), Some(0), "{p}: converted although states were not read");
+        assert!(String::from_utf8_lossy(&r.stderr).contains("opaque-l"), "{p}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(!dst.exists(), "{p}: {} written", dst.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

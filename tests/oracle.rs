@@ -120,14 +120,9 @@ fn the_oracle_agrees_with_the_jobs_model() {
 /// expected contents are the oracle's.
 #[test]
 fn serializers_fixtures_dump_equals_the_oracle() {
-    let base = crate::util::root().join("testdata").join("serializers");
     let mut checked = Vec::new();
-    let mut versions: Vec<_> = std::fs::read_dir(&base).unwrap().flatten().map(|e| e.path()).collect();
-    versions.sort();
-    for v in versions {
-        let mut cases: Vec<_> = std::fs::read_dir(&v).unwrap().flatten().map(|e| e.path()).collect();
-        cases.sort();
-        for case_dir in cases {
+    let (mut scala, mut kafka) = (Vec::new(), Vec::new());
+    for (version, case_dir) in crate::util::versioned_cases("serializers", &["heap-savepoint-canonical", "rocksdb-savepoint-canonical", "heap-savepoint-sources"]) {
             let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
             for s in case["snapshots"].as_array().unwrap() {
                 let path = case_dir.join(s["path"].as_str().unwrap());
@@ -141,18 +136,41 @@ fn serializers_fixtures_dump_equals_the_oracle() {
                 if let Some(d) = difference(&ours, &theirs) {
                     panic!("{}: dump differs from the oracle:\n{d}", path.display());
                 }
-                // Every serializer of the job is there (Scala ones in 1.x only).
-                let states: &[&str] = if case_dir.ends_with("heap-savepoint-sources") {
-                    &["SourceReaderState", "topic-partition-offset-states"]
+                // Every serializer of the job is there; Scala ones in every 1.x (2.x has no Scala
+                // API), the Kafka connector's splits where its jar could be had (2.x): each
+                // absence is recorded with its reason in case.json.
+                let mut states: Vec<&str> = if case_dir.ends_with("heap-savepoint-sources") {
+                    vec!["SourceReaderState", "topic-partition-offset-states"]
                 } else {
-                    &["either", "enum", "java-serialized", "nullable", "int-value", "copyable-value", "kryo", "kryo-object", "_async_wait_operator_state_"]
+                    vec!["either", "enum", "java-serialized", "nullable", "int-value", "copyable-value", "kryo", "kryo-object", "_async_wait_operator_state_"]
                 };
+                let one_x = version.starts_with("1.");
+                if case_dir.ends_with("heap-savepoint-sources") {
+                    assert_eq!(case["kafka_connector"], !one_x, "{}: the Kafka connector in Flink {version}", path.display());
+                    if one_x {
+                        assert!(case["kafka_connector_absent"].is_string(), "{}: no reason for the missing Kafka source", path.display());
+                    } else {
+                        kafka.push(version.clone());
+                    }
+                } else {
+                    assert_eq!(case["scala"], one_x, "{}: Scala state in Flink {version}", path.display());
+                    if one_x {
+                        states.extend(["scala-tuple", "scala-option", "scala-either", "scala-unit"]);
+                        scala.push(version.clone());
+                    } else {
+                        assert!(case["scala_absent"].is_string(), "{}: no reason for the missing Scala state", path.display());
+                    }
+                }
                 for state in states {
                     assert!(oracle.contains(&format!("\"state\":\"{state}\"")), "{}: no {state} entries", path.display());
                 }
                 checked.push(path);
             }
-        }
     }
-    assert!(checked.len() >= 6, "only {} serializers fixtures: {checked:?}", checked.len());
+    assert_eq!(checked.len(), 3 * crate::util::fixture_versions().len(), "serializers fixtures: {checked:?}");
+    // Scala state in every 1.x (both backends), the Kafka connector's splits in every 2.x.
+    let versions = crate::util::fixture_versions();
+    let n = |one_x: bool| versions.iter().filter(|v| v.starts_with("1.") == one_x).count();
+    assert_eq!(scala.len(), 2 * n(true), "Scala state: {scala:?}");
+    assert_eq!(kafka.len(), n(false), "Kafka source state: {kafka:?}");
 }

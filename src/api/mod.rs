@@ -377,7 +377,7 @@ impl Snapshot {
     /// [`SourcePositions::problems`], not an error (spec: `formats/connector-state.md`).
     ///
     /// ```
-    /// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/serializers/flink-2.3.0/heap-savepoint-sources/savepoint-d04e41-2009c9b280a5");
+    /// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/serializers/flink-2.3.0/heap-savepoint-sources/savepoint-70b99d-55056887498c");
     /// use flinksnap::{Snapshot, Split};
     /// let positions = Snapshot::open(dir)?.source_positions()?;
     /// let kafka: Vec<_> = positions.iter().flat_map(|p| &p.splits).filter_map(|s| match &s.split {

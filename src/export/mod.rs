@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{Entry, OperatorId};
 use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
-use crate::readers::states::{subtask_states, StateInfo};
+use crate::readers::states::subtask_states;
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{Snapshot, Summary};
 use crate::storage::{LocalStorage, Location, PutMode, Storage};
@@ -316,7 +316,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
                     continue;
                 }
                 let relative = names.file(sub.operator, &op.operator_id, uid.as_deref(), info.name(), info.kind.is_keyed(), opts.format);
-                untyped.extend(untyped_serializers(&info).into_iter().map(|(serializer, class)| ManifestUntyped {
+                untyped.extend(info.unknown_serializers().into_iter().map(|(serializer, class)| ManifestUntyped {
                     operator_id: op.operator_id.to_hex(),
                     operator_uid: uid.clone(),
                     state: info.name().to_owned(),
@@ -590,17 +590,6 @@ impl Reader<'_> {
         // one of them panicked.
         self.tx.send(job).map_err(|_| Error::Invalid("the export's encoding threads stopped".into()))
     }
-}
-
-/// The serializers of a state that hold a snapshot flinksnap does not know: (role, class), the
-/// keyed backend's key serializer as `key`.
-fn untyped_serializers(info: &StateInfo) -> Vec<(String, String)> {
-    let key = info.key_serializer.as_ref().and_then(|k| k.unknown()).map(|u| ("key".to_owned(), u.class_name().to_owned()));
-    let roles = info.meta.serializers.iter().filter_map(|(role, s)| {
-        let u = s.unknown()?;
-        Some((role.to_lowercase().trim_end_matches("_serializer").to_owned(), u.class_name().to_owned()))
-    });
-    key.into_iter().chain(roles).collect()
 }
 
 /// Bytes an entry takes as stored: what a chunk's size is counted in.

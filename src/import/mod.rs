@@ -6,7 +6,7 @@
 //!   entries of that state in the snapshot `--into` (states not in the directory are kept);
 //! - each row is read with the serializers the snapshot registered for that state (or, for a
 //!   state the snapshot lacks, those of the state `--like` names), encoded to Flink's bytes
-//!   ([`rows`], [`cells`]), its key group computed from the key;
+//!   (`rows`, `cells`), its key group computed from the key;
 //! - the savepoint writer ([`crate::writers::savepoint`]) streams the snapshot's other entries
 //!   and the imported ones through its external sort into the canonical stream.
 

@@ -7,7 +7,7 @@
 //! Flink Java-serializes in many places: `CheckpointProperties` in `_metadata` (V4+), the
 //! `StateTtlConfig` of a changelog METADATA record, values of `JavaSerializer` state, legacy
 //! serializer configs. [`read_stream`] reads one stream (header and one object) into a
-//! [`JavaGraph`]; [`JavaGraph::to_json`] is the JSON form `flinksnap dump` prints.
+//! [`JavaGraph`]; [`JavaGraph::to_value`] is the value `flinksnap dump` prints (as JSON).
 //!
 //! Class data written by a class's own `writeObject` is read as the spec lays it out: the
 //! default fields first (as `defaultWriteObject` writes them, which every JDK class and nearly

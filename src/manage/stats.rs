@@ -299,9 +299,8 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
     let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
     for j in 0..op.subtasks.len() {
         for info in subtask_states(s, &selection, SubtaskRef { operator: index, subtask: j }).unwrap_or_default() {
-            let unknown = info.key_serializer.as_ref().and_then(|k| k.unknown()).or_else(|| info.meta.serializers.iter().find_map(|(_, x)| x.unknown()));
-            if let (Some(u), Some(st)) = (unknown, states.get_mut(info.name())) {
-                st.untyped.get_or_insert_with(|| u.class_name().to_owned());
+            if let (Some((_, class)), Some(st)) = (info.unknown_serializers().into_iter().next(), states.get_mut(info.name())) {
+                st.untyped.get_or_insert(class);
             }
         }
     }

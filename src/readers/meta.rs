@@ -68,6 +68,12 @@ impl StateMetaInfo {
         self.serializers.iter().find(|(k, _)| k == key).map(|(_, s)| s)
     }
 
+    /// The serializers of this registration that hold a snapshot flinksnap does not know (directly
+    /// or nested), in stored order: (role as stored, e.g. `VALUE_SERIALIZER`, the unknown one).
+    pub fn unknown_serializers(&self) -> impl Iterator<Item = (&str, &TypeSerializer)> {
+        self.serializers.iter().filter_map(|(role, s)| s.unknown().map(|u| (role.as_str(), u)))
+    }
+
     /// The kind of state, as `flinksnap dump` names it.
     pub fn kind(&self) -> Option<StateKind> {
         match self.backend_type {

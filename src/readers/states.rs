@@ -30,6 +30,15 @@ impl StateInfo {
     pub fn name(&self) -> &str {
         &self.meta.name
     }
+
+    /// The serializers of this state that hold a snapshot flinksnap does not know, as (role,
+    /// class): the keyed backend's key serializer first, as `key`, then the registration's in
+    /// stored order by short role (`VALUE_SERIALIZER` → `value`). Empty for a fully typed state.
+    pub fn unknown_serializers(&self) -> Vec<(String, String)> {
+        let key = self.key_serializer.as_ref().and_then(TypeSerializer::unknown).map(|u| ("key".to_owned(), u.class_name().to_owned()));
+        let roles = self.meta.unknown_serializers().map(|(role, u)| (role.to_lowercase().trim_end_matches("_serializer").to_owned(), u.class_name().to_owned()));
+        key.into_iter().chain(roles).collect()
+    }
 }
 
 /// The selected states declared by one subtask's keyed and operator state files, keyed state

@@ -123,7 +123,7 @@ impl Undecodable {
             out.push(r);
         }
         for (i, st) in states.iter().enumerate() {
-            let Some((key, u)) = st.serializers.iter().find_map(|(k, s)| s.unknown().map(|u| (k, u))) else { continue };
+            let Some((key, u)) = st.unknown_serializers().next() else { continue };
             let mut r = Undecodable::new(
                 operator_id,
                 UndecodableKind::Untyped,

@@ -4,7 +4,7 @@
 //! Edits are a stage between the readers and the savepoint writer ([`super::savepoint`]):
 //! operator-level ones change what `_metadata` holds (an operator under another id, or not at
 //! all); state-level ones change the serialization proxies (a dropped state is no longer
-//! registered); entry-level ones ([`Edits::keep`]) leave entries out as they stream from the
+//! registered); entry-level ones (`Edits::keep`) leave entries out as they stream from the
 //! reader to the writer. Everything else is written exactly as `convert` writes it.
 //!
 //! Keys are matched by their serialized bytes in the key group their hash puts them in: a key

@@ -33,6 +33,40 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The Flink versions fixtures are written for: those of `testdata/flink-VERSION/` (the main
+/// fixtures, generated for every default version of `cargo xtask`), sorted.
+pub fn fixture_versions() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root().join("testdata"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("flink-").map(str::to_owned))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 7, "fixture versions under testdata/: {out:?}");
+    out
+}
+
+/// `testdata/GROUP/flink-VERSION/CASE` for every fixture version and each of `cases`, in that
+/// order: a version or case missing fails (a fixture that was never generated must not pass
+/// by not being looked at), and so does a version directory of no fixture version.
+pub fn versioned_cases(group: &str, cases: &[&str]) -> Vec<(String, PathBuf)> {
+    let base = root().join("testdata").join(group);
+    let versions = fixture_versions();
+    let mut present: Vec<String> =
+        std::fs::read_dir(&base).unwrap().flatten().filter_map(|e| e.file_name().to_str()?.strip_prefix("flink-").map(str::to_owned)).collect();
+    present.sort();
+    assert_eq!(present, versions, "testdata/{group}: the versions are not the fixture versions");
+    let mut out = Vec::new();
+    for v in &versions {
+        for c in cases {
+            let dir = base.join(format!("flink-{v}")).join(c);
+            assert!(dir.join("case.json").is_file(), "{}: no case.json", dir.display());
+            out.push((v.clone(), dir));
+        }
+    }
+    out
+}
+
 /// The text of a fixture file that case.json names (`expected*.jsonl.gz`, `oracle*.jsonl.gz`,
 /// `metadata*.json.gz`), gunzipped when its name ends in `.gz` (testdata/README.md, "Size
 /// rule"). Errors name the file.

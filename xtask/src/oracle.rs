@@ -16,7 +16,8 @@ use crate::{cache_dir, compile_into, copy_tree, ensure_dist, generation, java_jo
 pub const USAGE: &str = "usage: cargo xtask oracle [--flink VERSION]... [--case NAME]... [--work DIR]\n\
 \n\
 Runs the dump oracle (real Flink, xtask/ORACLE.md) on every fixture snapshot of testdata/flink-VERSION/\n\
-(all default versions unless --flink is given; only the cases named with --case) and writes\n\
+(all default versions unless --flink is given; only the cases named with --case, NAME or\n\
+serializers/NAME for testdata/serializers/flink-VERSION/NAME only) and writes\n\
 oracle.jsonl.gz / oracle-chk-N.jsonl.gz beside each expected*.jsonl.gz. --work: where classes, copies and\n\
 logs go (default: <cargo target dir>/xtask-oracle).";
 
@@ -93,7 +94,7 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("case.json").is_file())
-        .filter(|p| cases.is_empty() || cases.iter().any(|c| p.file_name().is_some_and(|n| n == c.as_str())))
+        .filter(|p| cases.is_empty() || cases.iter().any(|c| case_matches(repo, p, c)))
         .collect();
     case_dirs.sort();
     let mut plan = Vec::new();
@@ -152,8 +153,15 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     let tmp = work.join("tmp");
     fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     println!("== flink {v}: oracle on {} snapshots", plan.len());
-    // The table jars for SQL state (RowDataSerializer & co. and their renderer, 1.15+).
-    let cp = if crate::has_sql(v) { dist.sql_classpath() } else { dist.classpath.clone() };
+    // The table jars for SQL state (RowDataSerializer & co. and their renderer, 1.15+); in 1.13
+    // and 1.14 they hold FileSource (the sources fixture's split serializer).
+    let cp = if crate::has_sql(v) {
+        dist.sql_classpath()
+    } else {
+        let mut cp = dist.classpath.clone();
+        cp.extend(table_jars(&dist)?);
+        cp
+    };
     let mut cmd = java_job(tools, repo, v, 1536, &tmp, &classes, &cp, "flinksnap.fixtures.DumpOracle");
     cmd.args(["--flink-version", v]).arg("--work").arg(work).arg("--plan").arg(&plan_file);
     let res = run_cmd(&mut cmd, &format!("flink {v} dump oracle"));
@@ -169,23 +177,35 @@ fn version(tools: &Tools, repo: &Path, cache: &Path, work: &Path, v: &str, cases
     Ok(())
 }
 
+/// Whether case directory `dir` is the one `--case` names: `NAME` (in testdata/flink-VERSION/ or
+/// testdata/serializers/flink-VERSION/) or `serializers/NAME` (only the latter).
+fn case_matches(repo: &Path, dir: &Path, case: &str) -> bool {
+    let (group, name) = match case.split_once('/') {
+        Some((g, n)) => (Some(g), n),
+        None => (None, case),
+    };
+    dir.file_name().is_some_and(|n| n == name) && group.is_none_or(|g| dir.starts_with(repo.join("testdata").join(g)))
+}
+
 pub const FIXTURES_USAGE: &str = "usage: cargo xtask serializer-fixtures [--flink VERSION]... [--case CASE]...\n\
 \n\
 Runs flink-job/.../SerializersJob (state under Either, enum, Java serialization, Nullable, Value,\n\
 Kryo and Scala (1.x) serializers; async I/O elements in flight) on HashMap and RocksDB and writes one\n\
 canonical savepoint each into testdata/serializers/flink-VERSION/{heap,rocksdb}-savepoint-canonical/;\n\
 SourcesJob (connector splits) into heap-savepoint-sources/; CustomSerializerJob (a user-defined\n\
-serializer with its own snapshot class as the first, a middle and the last state: a checkpoint and\n\
-a canonical savepoint each) into testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/.\n\
-Versions: the serializers and sources fixtures 1.15.4 and later, the custom cases every default\n\
-version (1.13.6 and 1.14.6 checkpoint periodically: the job keeps the first checkpoint after its\n\
-input and deletes the others); default all of them; --case: only these cases. Run `cargo xtask\n\
-oracle` afterwards (not for the custom cases: their contents are the job's, checked by\n\
-tests/custom_serializer.rs).";
+serializer with its own snapshot class as the first, a middle and the last state, in operator and\n\
+broadcast state too: a checkpoint and a canonical savepoint each) into\n\
+testdata/custom-serializer/flink-VERSION/{heap,rocksdb}-custom/, and its opaque variant (operator\n\
+state registrations flinksnap cannot read past: a canonical savepoint) into heap-opaque-registration/.\n\
+Versions: every default version (1.13.6 and 1.14.6 checkpoint periodically: the custom job keeps\n\
+the first checkpoint after its input and deletes the others; the Kafka connector's splits only on\n\
+2.x, the Scala API's state only on 1.x: case.json says why); default all of them; --case: only these\n\
+cases. Run `cargo xtask oracle` afterwards (not for the custom cases: their contents are the job's,\n\
+checked by tests/custom_serializer.rs).";
 
-/// Versions the serializers and sources fixtures are generated for (1.15+: savepoints on demand);
-/// the custom cases are generated for every default version.
-const SERIALIZER_VERSIONS: &[&str] = &["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
+/// Versions the serializers and sources fixtures are generated for: every default version (the
+/// custom cases too).
+const SERIALIZER_VERSIONS: &[&str] = DEFAULT_VERSIONS;
 
 pub fn serializer_fixtures(args: &[String]) -> Result<()> {
     let mut versions: Vec<String> = Vec::new();
@@ -223,12 +243,18 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
         if generation(v)? == "2x" && sources_wanted && SERIALIZER_VERSIONS.contains(&v.as_str()) {
             sources_cp.extend(kafka_connector_jars(&tools, &cache)?);
         }
+        // FileSource: flink-connector-files is in flink-dist from 1.15; 1.13 and 1.14 ship it
+        // inside their table jars.
+        if !crate::has_sql(v) {
+            sources_cp.extend(table_jars(&dist)?);
+        }
         let runs = [
             ("hashmap", "heap-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
             ("rocksdb", "rocksdb-savepoint-canonical", "flinksnap.fixtures.SerializersJob", &dist.classpath),
             ("hashmap", "heap-savepoint-sources", "flinksnap.fixtures.SourcesJob", &sources_cp),
             ("hashmap", "heap-custom", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
             ("rocksdb", "rocksdb-custom", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
+            ("hashmap", "heap-opaque-registration", "flinksnap.fixtures.CustomSerializerJob", &dist.classpath),
         ];
         for (backend, case, main, cp) in runs {
             if !cases.is_empty() && !cases.iter().any(|c| c == case) {
@@ -252,11 +278,26 @@ pub fn serializer_fixtures(args: &[String]) -> Result<()> {
             fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
             let mut cmd = java_job(&tools, &repo, v, 1024, &tmp, &classes, cp, main);
             cmd.args(["--flink-version", v]).arg("--out").arg(&out).arg("--work").arg(&run_work).args(["--backend", backend]);
+            if case == "heap-opaque-registration" {
+                cmd.args(["--variant", "opaque"]);
+            }
             println!("== flink {v}: serializers fixture {case} ({main})");
             run_cmd(&mut cmd, &format!("flink {v} serializers fixture {case}"))?;
         }
     }
     Ok(())
+}
+
+/// `lib/flink-table*.jar` of 1.13 and 1.14: flink-connector-files (FileSource) is not in their
+/// flink-dist but inside these.
+fn table_jars(dist: &crate::Dist) -> Result<Vec<PathBuf>> {
+    let mut jars: Vec<PathBuf> = fs::read_dir(&dist.lib)
+        .map_err(|e| format!("{}: {e}", dist.lib.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("flink-table") && n.ends_with(".jar")))
+        .collect();
+    jars.sort();
+    Ok(jars)
 }
 
 /// The Kafka connector for Flink 2.0 (`flink-connector-kafka` 4.0 and `kafka-clients`), from

@@ -20,10 +20,11 @@ pub struct FileSplit {
     pub offset: i64,
     /// Split length.
     pub length: i64,
-    /// The file's modification time (ms).
-    pub file_modification_time: i64,
-    /// The file's size.
-    pub file_size: i64,
+    /// The file's modification time (ms); `None` in the layout of Flink 1.13 and 1.14, which
+    /// did not record it.
+    pub file_modification_time: Option<i64>,
+    /// The file's size; `None` as the modification time.
+    pub file_size: Option<i64>,
     /// Preferred hosts.
     pub hostnames: Vec<String>,
     /// The reader's checkpointed position in the split: (offset, records to skip after it).
@@ -31,25 +32,34 @@ pub struct FileSplit {
 }
 
 /// Reads a split written by `FileSourceSplitSerializer` version `version` (1): `utf` id, the path
-/// (`Path.serializeToDataOutputView`), `i64` offset, length, modification time, file size,
+/// (`Path.serializeToDataOutputView`), `i64` offset, length, [modification time, file size],
 /// `i32 n` + n × `utf` host, `bool` has position [`i64` offset, `i64` records after offset].
+///
+/// Flink 1.15 added the modification time and the file size without a new version: 1.13 and
+/// 1.14 write version 1 without them (checked against their `flink-table*.jar`, where the file
+/// source lived). The bytes tell the two layouts apart: the one that ends exactly where the split
+/// does is taken, 1.15's first.
 pub fn read_split(version: i32, bytes: &[u8], base: u64) -> R<FileSplit> {
-    let mut c = Cursor::with_base(bytes, base);
+    let c = Cursor::with_base(bytes, base);
     if version != 1 {
         return Err(c.error(DecodeErrorKind::Invalid(format!("unknown FileSourceSplitSerializer version {version}"))));
     }
-    let split = read_split_v1(&mut c)?;
-    c.expect_end("file source split")?;
-    Ok(split)
+    let exact = |with_file_info: bool| -> R<FileSplit> {
+        let mut c = c.clone();
+        let split = read_split_v1(&mut c, with_file_info)?;
+        c.expect_end("file source split")?;
+        Ok(split)
+    };
+    exact(true).or_else(|e| exact(false).map_err(|_| e))
 }
 
-fn read_split_v1(c: &mut Cursor<'_>) -> R<FileSplit> {
+fn read_split_v1(c: &mut Cursor<'_>, with_file_info: bool) -> R<FileSplit> {
     let id = c.utf("split id")?;
     let path = read_path(c)?;
     let offset = c.i64("split offset")?;
     let length = c.i64("split length")?;
-    let file_modification_time = c.i64("file modification time")?;
-    let file_size = c.i64("file size")?;
+    let (file_modification_time, file_size) =
+        if with_file_info { (Some(c.i64("file modification time")?), Some(c.i64("file size")?)) } else { (None, None) };
     let n = c.count("number of hosts", 2)?;
     let mut hostnames = Vec::with_capacity(n);
     for _ in 0..n {
@@ -163,4 +173,48 @@ pub fn read_pending_splits(version: i32, bytes: &[u8], base: u64) -> R<PendingSp
     }
     c.expect_end("pending splits checkpoint")?;
     Ok(PendingSplits { splits, processed_paths })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A split of `file:/in/a.txt`, bytes 0..100, no hosts, read 7 records past offset -1; with
+    /// the modification time and size (1.15+) or without (1.13, 1.14).
+    fn split(with_file_info: bool) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&[0, 1, b'7']); // utf id "7"
+        b.extend_from_slice(&[1, 1, 5]); // has URI; scheme present, StringValue length 4 + 1
+        b.extend_from_slice(b"file");
+        b.extend_from_slice(&[0, 0]); // user info, host: null
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // port
+        b.extend_from_slice(&[1, 10]); // path present, length 9 + 1
+        b.extend_from_slice(b"/in/a.txt");
+        b.extend_from_slice(&[0, 0]); // query, fragment: null
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&100i64.to_be_bytes());
+        if with_file_info {
+            b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+            b.extend_from_slice(&100i64.to_be_bytes());
+        }
+        b.extend_from_slice(&0i32.to_be_bytes()); // hosts
+        b.push(1);
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&7i64.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn both_layouts_of_version_1_are_read() {
+        let new = read_split(1, &split(true), 0).unwrap();
+        assert_eq!((new.file_modification_time, new.file_size), (Some(1_700_000_000_000), Some(100)));
+        let old = read_split(1, &split(false), 0).unwrap();
+        assert_eq!((old.file_modification_time, old.file_size), (None, None));
+        for s in [&new, &old] {
+            assert_eq!((s.path.as_deref(), s.offset, s.length, s.reader_position), (Some("file:/in/a.txt"), 0, 100, Some((-1, 7))));
+        }
+        // Neither layout ends where a truncated split does.
+        let b = split(true);
+        assert!(read_split(1, &b[..b.len() - 1], 0).is_err());
+    }
 }

@@ -6,7 +6,7 @@
 //!   checkpoint (coordinator state: the enumerator's state);
 //! - [`kafka`]: `KafkaPartitionSplitSerializer`, `KafkaSourceEnumStateSerializer`, and the legacy
 //!   `FlinkKafkaConsumer`'s union state `topic-partition-offset-states`;
-//! - [`file`]: `FileSourceSplitSerializer`, `PendingSplitsCheckpointSerializer`.
+//! - [`file`](mod@file): `FileSourceSplitSerializer`, `PendingSplitsCheckpointSerializer`.
 //!
 //! Nothing in a snapshot names a split's class: a split is recognised by its serializer's
 //! version and a parse of the connector's format that takes exactly its bytes (see

@@ -26,8 +26,19 @@ use crate::readers::serializers::{key_group_for_hash, key_hash_code, SerializerK
 use super::decoder::KeyedDecoder;
 use super::stream::Progress;
 
-/// Parse states visited at most per key group.
-const MAX_NODES: usize = 2_000_000;
+/// Work per key group at most, in steps: a parse state visited; an end tried for an undecodable
+/// part (one step, and one more per 64 bytes the part would hold where what follows the end
+/// parses, as those bytes are then decoded and copied); a way of reading
+/// an entry's map entries or list elements extended (one step per element, as it is copied). A
+/// bound on parse states alone let the ways of reading one entry multiply inside a single parse
+/// state, and let a large key group re-decode its tail for every end tried (quadratic in its
+/// size). The real fixtures' key groups take at most ~25,000 steps.
+const MAX_WORK: usize = 2_000_000;
+
+/// Steps to try `pos..end` as one undecodable part ([`MAX_WORK`]).
+fn part_cost(pos: usize, end: usize) -> usize {
+    1 + (end - pos) / 64
+}
 /// Ways one stored entry may be read, at most, before the key group is given up.
 const MAX_ALTERNATIVES: usize = 256;
 
@@ -68,7 +79,7 @@ pub(super) fn resync(dec: &KeyedDecoder, kg: u32, data: &[u8], start: Progress) 
         Progress::HeapEntries { state, i, n, states_left } => Node::Entries { state, i, n, left: states_left, seen: bit(state) },
         _ => return Resynced::Unknown { state: None, entries: None, why: "not in a heap checkpoint key group" },
     };
-    let mut p = Parser { dec, kg, data, starts: HashMap::new(), start_lists: HashMap::new(), headers: None, nodes: 0 };
+    let mut p = Parser { dec, kg, data, starts: HashMap::new(), start_lists: HashMap::new(), headers: None, work: 0 };
     // The state whose value could not be delimited: the section being read, or the one whose
     // header is next.
     // A section read to its end (the step failed on the next section's first value) is not it:
@@ -95,7 +106,8 @@ struct Parser<'a> {
     start_lists: HashMap<usize, Vec<usize>>,
     /// Every position a section header may be at, ascending (computed on first need).
     headers: Option<Vec<usize>>,
-    nodes: usize,
+    /// Work done so far ([`MAX_WORK`]).
+    work: usize,
 }
 
 /// One way on from a parse state: where it ends, the state there, the entries read on the way
@@ -128,6 +140,15 @@ struct Solved {
 }
 
 impl<'a> Parser<'a> {
+    /// Counts `steps` of work; `Err` past [`MAX_WORK`].
+    fn spend(&mut self, steps: usize) -> Result<(), ()> {
+        self.work = self.work.saturating_add(steps);
+        if self.work > MAX_WORK {
+            return Err(());
+        }
+        Ok(())
+    }
+
     fn cursor(&self, pos: usize) -> Cursor<'a> {
         Cursor::in_frame(&self.data[pos..], Frame::Unplaced, pos as u64)
     }
@@ -202,10 +223,7 @@ impl<'a> Parser<'a> {
 
     /// A frame for `node` at `pos`: its base count and its alternatives.
     fn frame(&mut self, pos: usize, node: Node) -> Result<Frame_, ()> {
-        self.nodes += 1;
-        if self.nodes > MAX_NODES {
-            return Err(());
-        }
+        self.spend(1)?;
         let mut f = Frame_ { pos, node, alts: Vec::new(), k: 0, total: 0, live: Vec::new() };
         match node {
             Node::Header { left: 0, .. } => f.total = u64::from(pos == self.data.len()),
@@ -461,6 +479,7 @@ impl<'a> Parser<'a> {
                         self.values(vat, uv_ser, &mut { uk_may_follow })?
                     };
                     for (vend, (v, ttl), vb) in values {
+                        self.spend(1 + acc.len())?;
                         let mut flagged = vec![u8::from(null)];
                         flagged.extend_from_slice(&vb);
                         let mut acc = acc.clone();
@@ -495,6 +514,7 @@ impl<'a> Parser<'a> {
                     self.values(at, elem, &mut { elem_may_follow })?
                 };
                 for (end, (v, t), b) in values {
+                    self.spend(1 + acc.len())?;
                     let mut acc = acc.clone();
                     acc.push((v, t, b));
                     next.push((end, acc));
@@ -532,7 +552,9 @@ impl<'a> Parser<'a> {
         }
         let mut out = Vec::new();
         for end in pos..=self.data.len() {
+            self.spend(1)?;
             if follows(self, end) {
+                self.spend(part_cost(pos, end))?;
                 if let Some(v) = self.framed(pos, end, ser) {
                     out.push((end, v, self.data[pos..end].to_vec()));
                     if out.len() > MAX_ALTERNATIVES {
@@ -553,6 +575,7 @@ impl<'a> Parser<'a> {
         }
         let mut out = Vec::new();
         for end in ends(self, pos) {
+            self.spend(part_cost(pos, end))?;
             if let Some(v) = self.framed(pos, end, ser) {
                 out.push((end, v, self.data[pos..end].to_vec()));
             }
@@ -578,7 +601,9 @@ impl<'a> Parser<'a> {
         }
         let mut out = Vec::new();
         for end in pos..=self.data.len() {
+            self.spend(1)?;
             if follows(self, end) {
+                self.spend(part_cost(pos, end))?;
                 let mut c = Cursor::in_frame(&self.data[pos..end], Frame::Unplaced, pos as u64);
                 if let Ok(v) = ser.decode_rest(&mut c) {
                     out.push((end, v, self.data[pos..end].to_vec()));

@@ -126,8 +126,8 @@ pub enum TableSerializer {
     ListView(Box<TypeSerializer>),
     /// `MapViewSerializer`: the map, written by its map serializer.
     MapView(Box<TypeSerializer>),
-    /// `NullAwareMapSerializer`: `i32` size; per entry `bool` key-is-null, [key], `bool`
-    /// value-is-null, [value].
+    /// `NullAwareMapSerializer`: `i32` size; per entry `bool` key-is-null, \[key\], `bool`
+    /// value-is-null, \[value\].
     NullAwareMap(Box<TypeSerializer>, Box<TypeSerializer>),
     /// The data views' `NullSerializer`: one zero byte, `null`.
     Null,
