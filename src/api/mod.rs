@@ -195,6 +195,25 @@ impl Snapshot {
         self
     }
 
+    /// Names the rows of SQL state after a job's compiled plan: RowData keys and values whose
+    /// row type the plan fixes get the SQL column names instead of `f0`…`fn`
+    /// (`formats/job-plan.md` § "Column names"); everything else is unchanged. Also gives
+    /// operators the planner uids the plan implies (as [`Snapshot::with_uids`]).
+    pub fn with_plan(mut self, plan: &crate::plan::Plan) -> Snapshot {
+        let operators = self.inner.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()));
+        let names = crate::plan::columns::column_names(plan, operators);
+        let derived: Vec<String> = plan
+            .match_operators(self.inner.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref())))
+            .into_iter()
+            .filter(|m| m.matched_by == crate::plan::MatchedBy::DerivedUid)
+            .filter_map(|m| m.uid)
+            .collect();
+        let mut inner = (*self.inner).clone();
+        inner.column_names = (!names.operators.is_empty()).then(|| Arc::new(names));
+        self.inner = Arc::new(inner);
+        self.with_uids(derived)
+    }
+
     /// The location as given to [`Snapshot::open`].
     pub fn location(&self) -> &str {
         &self.location

@@ -140,3 +140,85 @@ fn arrow_select_concat(batches: &[RecordBatch]) -> Vec<String> {
 }
 
 use arrow_array::RecordBatch;
+
+// ---- SQL column names from a compiled plan (`Snapshot::with_plan`) ----
+
+use crate::plan::Plan;
+
+fn sql_plan(version: &str) -> Plan {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/flink-{version}/sql-plans/sql.plan.json"));
+    Plan::parse(&std::fs::read(&p).unwrap(), &p.display().to_string()).unwrap()
+}
+
+/// The first entry of each (plan node, state) a named scan gives: (key, user key, value) JSON.
+fn named_entries(version: &str) -> BTreeMap<(String, String), (serde_json::Value, serde_json::Value, serde_json::Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/flink-{version}/sql-heap-savepoint-canonical"));
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("case.json")).unwrap()).unwrap();
+    let path = dir.join(c["snapshots"][0]["path"].as_str().unwrap());
+    let p = sql_plan(version);
+    let snap = Snapshot::open(path.to_str().unwrap()).unwrap().with_plan(&p);
+    let nodes: BTreeMap<OperatorId, u32> =
+        p.match_operators(snap.opened().metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()))).into_iter().map(|m| (m.operator_id, m.node)).collect();
+    let mut out = BTreeMap::new();
+    for e in snap.scan().build().unwrap().entries() {
+        let e = e.unwrap();
+        let Some(node) = nodes.get(&e.operator_id) else { continue };
+        let j = e.to_json(None);
+        out.entry((format!("{node}"), e.state.clone())).or_insert((j["key"].clone(), j["user_key"].clone(), j["value"].clone()));
+    }
+    out
+}
+
+fn names(v: &serde_json::Value) -> Vec<&str> {
+    v.as_object().map(|m| m.keys().map(String::as_str).filter(|k| !k.starts_with('$')).collect()).unwrap_or_default()
+}
+
+/// The node of the plan whose description starts with `prefix` and contains `has`.
+fn node_id(p: &Plan, prefix: &str, has: &str) -> String {
+    let n: Vec<&crate::plan::PlanNode> = p.nodes.iter().filter(|n| n.node_type.starts_with(prefix) && n.description.contains(has)).collect();
+    assert_eq!(n.len(), 1, "{prefix} {has}: {:?}", n.iter().map(|n| &n.description).collect::<Vec<_>>());
+    n[0].id.to_string()
+}
+
+#[test]
+fn a_plan_names_the_columns_of_sql_state_it_fixes() {
+    for v in ["1.18.1", "1.20.5", "2.0.2", "2.3.0"] {
+        let p = sql_plan(v);
+        let e = named_entries(v);
+        let get = |node: &str, state: &str| e.get(&(node.to_owned(), state.to_owned())).unwrap_or_else(|| panic!("{v}: no {state} of node {node}"));
+        // `SELECT user_name, COUNT(*) ..., SUM(amount) ... FROM events GROUP BY user_name`: the
+        // key is the grouping column; accumulators keep f0…fn (planner-internal types).
+        let agg = node_id(&p, "stream-exec-group-aggregate", "groupBy=[user_name], select=[user_name, COUNT(*) AS cnt");
+        let (key, _, value) = get(&agg, "accState");
+        assert_eq!(names(key), ["user_name"], "{v}");
+        assert!(names(value).iter().all(|n| n.starts_with('f')), "{v}: {value}");
+        // `events e JOIN users u ON e.user_name = u.user_name`: left rows are `events`' rows
+        // (as the join's input projects them), right rows `users`' (after the changelog
+        // normalize), the key the left join key.
+        let join = node_id(&p, "stream-exec-join", "InnerJoin], where=[(user_name = user_name0)], select=[id, user_name, amount");
+        let (key, left_uk, left_v) = get(&join, "left-records");
+        assert_eq!(names(key), ["user_name"], "{v}");
+        let left = if names(left_uk).is_empty() { left_v } else { left_uk };
+        assert_eq!(names(left), ["id", "user_name", "amount"], "{v}: {left}");
+        let (_, right_uk, right_v) = get(&join, "right-records");
+        let right = if names(right_uk).is_empty() { right_v } else { right_uk };
+        assert_eq!(names(right), ["user_name", "level", "city"], "{v}: {right}");
+        // Deduplicate keep-last by rowtime, `ROW_NUMBER() OVER (PARTITION BY currency ORDER BY
+        // ts DESC)` over all of `events`' columns: key and the remembered row. (Keep-first by
+        // rowtime keeps a BOOLEAN in 2.3, unnamed.)
+        let dedup = node_id(&p, "stream-exec-deduplicate", "keep=[LastRow], key=[currency], order=[ROWTIME]");
+        let (key, _, value) = get(&dedup, "deduplicate-state");
+        assert_eq!(names(key), ["currency"], "{v}");
+        let cols = names(value);
+        assert_eq!(cols[..3], ["id", "user_name", "code"], "{v}: {value}");
+        assert!(cols.contains(&"ltz9") && cols.contains(&"payload") && !cols.iter().any(|c| c.starts_with('f') && c[1..].parse::<u32>().is_ok()), "{v}: {cols:?}");
+        // Changelog normalize of the upsert source `users` (PRIMARY KEY user_name).
+        let norms: Vec<String> = p.nodes.iter().filter(|n| n.description == "ChangelogNormalize(key=[user_name])").map(|n| n.id.to_string()).collect();
+        assert_eq!(norms.len(), 2, "{v}");
+        for norm in norms {
+            let (key, _, value) = get(&norm, "deduplicate-state");
+            assert_eq!(names(key), ["user_name"], "{v}");
+            assert_eq!(names(value)[..2], ["user_name", "level"], "{v}: {value}");
+        }
+    }
+}

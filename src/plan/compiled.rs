@@ -43,6 +43,7 @@ pub(super) fn parse(v: &Value, what: &str) -> Result<Plan> {
                 states,
                 output_type: n.get("outputType").and_then(Value::as_str).map(str::to_owned),
                 heads: Vec::new(),
+                raw: n.clone(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -50,5 +51,12 @@ pub(super) fn parse(v: &Value, what: &str) -> Result<Plan> {
         format: PlanFormat::Compiled,
         flink_version: v.get("flinkVersion").and_then(Value::as_str).map(str::to_owned),
         nodes,
+        edges: v
+            .get("edges")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((u32::try_from(e.get("source")?.as_u64()?).ok()?, u32::try_from(e.get("target")?.as_u64()?).ok()?)))
+            .collect(),
     })
 }

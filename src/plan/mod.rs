@@ -14,6 +14,7 @@
 //! Anything else (chained operators of a 1.15 job, connector uids that no plan records) stays
 //! unmapped: a guess is never shown as a fact.
 
+pub mod columns;
 mod compiled;
 mod rest;
 
@@ -71,6 +72,9 @@ pub struct PlanNode {
     /// The job vertices whose chain this node's operator heads (REST plans): a vertex id is
     /// the id of its chain's head operator.
     pub heads: Vec<OperatorId>,
+    /// The node's JSON in a compiled plan (its config: grouping, join spec, ...).
+    #[serde(skip)]
+    pub raw: serde_json::Value,
 }
 
 /// One state a compiled plan declares for a node (`"state": [{"index", "ttl", "name"}]`).
@@ -93,6 +97,9 @@ pub struct Plan {
     pub flink_version: Option<String>,
     /// Its nodes, by id.
     pub nodes: Vec<PlanNode>,
+    /// A compiled plan's edges (source node, target node), in the plan's order: a node's
+    /// inputs in input order.
+    pub edges: Vec<(u32, u32)>,
 }
 
 /// How an operator was tied to a plan node.
@@ -141,6 +148,18 @@ impl Plan {
     /// The node with this id.
     pub fn node(&self, id: u32) -> Option<&PlanNode> {
         self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The row types of a node's inputs (the output types of the nodes its edges come from),
+    /// in input order; empty when one is not a row type the plan prints.
+    pub fn inputs(&self, id: u32) -> Vec<Vec<crate::model::columns::PlanColumn>> {
+        let rows: Option<Vec<_>> = self
+            .edges
+            .iter()
+            .filter(|(_, t)| *t == id)
+            .map(|(s, _)| self.node(*s).and_then(|n| n.raw.get("outputType")).and_then(columns::row_columns))
+            .collect();
+        rows.unwrap_or_default()
     }
 
     /// Ties the snapshot's operators (id and stored uid) to plan nodes; operators no rule ties

@@ -35,6 +35,7 @@ pub(super) fn parse(v: &Value, what: &str) -> Result<Plan> {
                         states: Vec::new(),
                         output_type: None,
                         heads: Vec::new(),
+                        raw: serde_json::Value::Null,
                     });
                     nodes.len() - 1
                 }
@@ -46,7 +47,7 @@ pub(super) fn parse(v: &Value, what: &str) -> Result<Plan> {
             }
         }
     }
-    Ok(Plan { format: PlanFormat::Rest, flink_version: None, nodes })
+    Ok(Plan { format: PlanFormat::Rest, flink_version: None, nodes, edges: Vec::new() })
 }
 
 /// The operators of a vertex description in chain order: `[<node id>]:<text>` parts with their

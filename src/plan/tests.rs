@@ -126,3 +126,4 @@ fn what_is_not_a_plan_is_a_clear_error() {
         assert!(e.starts_with("p.json: "), "{e}");
     }
 }
+

@@ -18,6 +18,7 @@
 //! - [`undecodable`]: what a read could not decode (an unknown serializer costs at most its state).
 
 pub mod changelog;
+pub mod columns;
 pub mod connectors;
 pub mod decode;
 pub mod encode;

@@ -156,6 +156,9 @@ pub struct KeyedSource<'a> {
     outside: bool,
     /// Undecodable records not yet taken (the proxy's, from opening).
     undecodable: Vec<Undecodable>,
+    /// The proxy with the SQL column names a plan fixes ([`crate::readers::columns`]), when it
+    /// names any of this operator's rows: entries' rows are renamed after it.
+    named: Option<KeyedBackendMeta>,
 }
 
 impl<'a> KeyedSource<'a> {
@@ -177,7 +180,13 @@ impl<'a> KeyedSource<'a> {
         // States whose registration could not be read (an unknown serializer snapshot whose end
         // the bytes do not determine): reported once per subtask, whatever the reader.
         let undecodable = reader.meta().unreadable.iter().map(|u| Undecodable::registrations(op.operator_id, u, Some(cx.what()))).collect();
+        let named = snapshot.column_names.as_ref().filter(|c| c.operators.contains_key(&op.operator_id)).map(|c| {
+            let mut meta = reader.meta().clone();
+            crate::readers::columns::apply_to_meta(c, op.operator_id, &mut meta);
+            meta
+        });
         Ok(Some(KeyedSource {
+            named,
             reader,
             operator_id: op.operator_id,
             subtask: sub,
@@ -211,12 +220,12 @@ impl<'a> KeyedSource<'a> {
 
     /// The serialization proxy: key serializer and every state (unselected ones too).
     pub fn meta(&self) -> &KeyedBackendMeta {
-        self.reader.meta()
+        self.named.as_ref().unwrap_or_else(|| self.reader.meta())
     }
 
     /// The key serializer.
     pub fn key_serializer(&self) -> &TypeSerializer {
-        &self.reader.meta().key_serializer
+        &self.meta().key_serializer
     }
 
     /// The selected key groups of the handle's range that may hold entries, ascending.
@@ -246,6 +255,12 @@ impl<'a> KeyedSource<'a> {
         loop {
             match self.reader.next_entry()? {
                 Ok(e) if !self.selection.state(&e.state) => continue,
+                Ok(mut e) => {
+                    if let Some(named) = &self.named {
+                        crate::readers::columns::rename_entry(named, &mut e);
+                    }
+                    return Some(Ok(e));
+                }
                 r => return Some(r),
             }
         }

@@ -80,6 +80,9 @@ pub struct Snapshot {
     pub metadata_size: u64,
     /// The parsed metadata.
     pub metadata: CheckpointMetadata,
+    /// SQL column names a job's plan fixes for RowData keys and values
+    /// (built from a compiled plan by `plan::columns`); applied to every keyed state read.
+    pub column_names: Option<Arc<crate::model::columns::ColumnNames>>,
 }
 
 impl Snapshot {
@@ -96,7 +99,7 @@ impl Snapshot {
         let data = storage.read(&metadata_location)?;
         let metadata = CheckpointMetadata::parse(&data).map_err(|e| Error::decode(metadata_location.as_str(), e))?;
         let dir = metadata_location.parent().unwrap_or_else(|| Location::new("."));
-        Ok(Snapshot { storage, dir, metadata_size: data.len() as u64, metadata_location, metadata })
+        Ok(Snapshot { storage, dir, metadata_size: data.len() as u64, metadata_location, metadata, column_names: None })
     }
 
     /// A snapshot of `metadata` that exists only in memory (no files: every handle must be
@@ -104,7 +107,7 @@ impl Snapshot {
     pub fn in_memory(metadata: CheckpointMetadata, name: &str) -> Snapshot {
         let metadata_location = Location::new(name);
         let dir = metadata_location.parent().unwrap_or_else(|| Location::new("."));
-        Snapshot { storage: Arc::new(crate::storage::NoFiles), dir, metadata_size: 0, metadata_location, metadata }
+        Snapshot { storage: Arc::new(crate::storage::NoFiles), dir, metadata_size: 0, metadata_location, metadata, column_names: None }
     }
 
     /// The stream an entry was read from, when its origin names one: the subtask's keyed-state

@@ -32,15 +32,6 @@ pub struct SqlTotals {
     pub skipped: usize,
 }
 
-/// Whether a compiled plan has two source scans of one table.
-fn plan_scans_a_table_twice(plan: &Path) -> bool {
-    let Ok(j) = fs::read_to_string(plan).map_err(|_| ()).and_then(|t| serde_json::from_str::<J>(&t).map_err(|_| ())) else { return false };
-    let mut seen = std::collections::BTreeSet::new();
-    j["nodes"].as_array().into_iter().flatten().filter(|n| n["type"].as_str().is_some_and(|t| t.starts_with("stream-exec-table-source-scan"))).any(|n| {
-        !seen.insert(n["scanTableSource"]["table"]["identifier"].to_string())
-    })
-}
-
 /// The SQL fixtures of a version: (case dir, case.json), sorted.
 fn sql_cases(repo: &Path, v: &str) -> Vec<(PathBuf, J)> {
     let dir = repo.join("testdata").join(format!("flink-{v}"));
@@ -72,15 +63,6 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
     let cases: Vec<(PathBuf, J)> = sql_cases(repo, v).into_iter().filter(|(_, c)| only.is_empty() || only.iter().any(|o| c["case"] == *o.as_str())).collect();
     let mut totals = SqlTotals::default();
     if cases.is_empty() {
-        return Ok(totals);
-    }
-    // 1.15's planner scans `events` twice (two source tasks draining one queue): the fixtures
-    // are real Flink state, but a restored job's input would be split between the two sources,
-    // and its output could not be compared. Such plans are skipped until the connector gives
-    // every scan of a table the whole input.
-    if let Some((dir, case)) = cases.iter().find(|(d, c)| plan_scans_a_table_twice(&d.join(c["plan"].as_str().unwrap_or_default()))) {
-        println!("skipped {v} SQL: the compiled plan ({}) scans a table twice", dir.join(case["plan"].as_str().unwrap_or_default()).display());
-        totals.skipped += 1;
         return Ok(totals);
     }
     let work = work.join("sql");

@@ -55,7 +55,8 @@ pub struct Args {
     #[arg(long = "uid", value_name = "NAME")]
     pub uids: Vec<String>,
     /// The job's compiled SQL plan: names operators by the planner uids it implies
-    /// (`<node id>_<transformation>`) where the metadata stores none (Flink 1.18, 1.20).
+    /// (`<node id>_<transformation>`) where the metadata stores none (Flink 1.18, 1.20), and
+    /// RowData keys and values by the SQL column names where the plan fixes their row type.
     #[arg(long, value_name = "PLAN.json")]
     pub plan: Option<String>,
     /// Output format.
@@ -94,7 +95,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let out: &mut dyn Write = &mut out;
     let snapshot = Snapshot::open_with(crate::cli::storage(), &args.path)?;
-    let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, read_plan(args.plan.as_deref())?.as_ref())].concat())?;
+    let plan = read_plan(args.plan.as_deref())?;
+    let named = NamedOperators::resolve(&snapshot, &args.operators, &[args.uids.clone(), plan_uids(&snapshot, plan.as_ref())].concat())?;
+    // The plan's SQL column names for RowData keys and values (formats/job-plan.md).
+    let snapshot = match &plan {
+        Some(p) => snapshot.with_plan(p),
+        None => snapshot,
+    };
     let snapshot = snapshot.with_uids(named.uids.into_values());
     // Uids stored in the metadata (2.x) win over those given.
     let uids = snapshot.uid_map();

@@ -497,6 +497,17 @@ impl TypeSerializer {
         }
     }
 
+    /// The serializers of a state's value parts, mutably: a TTL wrapper's value, a map's key
+    /// and value, a list's element (empty for any other serializer).
+    pub(crate) fn state_parts_mut(&mut self) -> Vec<&mut TypeSerializer> {
+        match &mut self.kind {
+            SerializerKind::Ttl { value, .. } => vec![value.as_mut()],
+            SerializerKind::Map(k, v) => vec![k.as_mut(), v.as_mut()],
+            SerializerKind::List(e) => vec![e.as_mut()],
+            _ => Vec::new(),
+        }
+    }
+
     /// For a `MapSerializer`: the key and value serializers.
     pub fn map_key_value(&self) -> Option<(&TypeSerializer, &TypeSerializer)> {
         match &self.kind {
