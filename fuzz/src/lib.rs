@@ -79,6 +79,10 @@ pub fn plan(data: &[u8]) {
     if let Ok(p) = flinksnap::plan::Plan::parse(data, "fuzz") {
         let ids: Vec<OperatorId> = p.nodes.iter().map(|n| OperatorId::from_uid(&format!("{}_group-aggregate", n.id))).chain([OperatorId::from_uid("x")]).collect();
         let _ = p.match_operators(ids.into_iter().map(|id| (id, None)));
+        // Every node tied by a stored uid: the column names of each node's row types (the row
+        // type parser of `plan::columns`, reached through the plan's edges).
+        let stored: Vec<(OperatorId, String)> = p.nodes.iter().map(|n| format!("{}_state", n.id)).map(|u| (OperatorId::from_uid(&u), u)).collect();
+        let _ = flinksnap::plan::columns::column_names(&p, stored.iter().map(|(id, u)| (*id, Some(u.as_str()))));
     }
     let _ = flinksnap::manage::compat::parse_target("fuzz", data);
 }
