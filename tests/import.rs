@@ -337,15 +337,19 @@ fn a_repeated_key_is_refused_naming_file_rows_and_key() {
 }
 
 #[test]
-fn a_repeated_map_user_key_and_a_repeated_list_row_are_refused() {
+fn a_repeated_map_user_key_list_row_or_broadcast_key_is_refused() {
     let fx = canonical_2_3();
-    for (operator, state, kind, part) in [("keyed-string", "map", "map", ", user key "), ("keyed-long", "list", "list", "merge the lists into one row")] {
+    for (operator, state, kind, part) in [
+        ("keyed-string", "map", "map", ", user key "),
+        ("keyed-long", "list", "list", "merge the lists into one row"),
+        ("broadcast", "rules", "broadcast", ": user key "),
+    ] {
         let (tmp, dir) = export_state(&fx, operator, state);
         let file = dir.join(format!("{operator}/{state}.parquet"));
         let n = repeat_first_row(&file);
         let dst = tmp.path().join("out");
         let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap()]);
-        let want = format!("{}: rows 0 and {n}: key ", file.display());
+        let want = format!("{}: rows 0 and {n}: ", file.display());
         assert!(e.contains(&want) && e.contains(&format!("twice in {kind} state \"{state}\"")) && e.contains(part), "{e}");
         assert!(!dst.exists(), "nothing written");
     }

@@ -233,14 +233,18 @@ pub(crate) fn duplicate_error(import: &dyn ImportedState, operator: &str, mut sa
         2 => format!("rows {} and {}", rows[0], rows[1]),
         n => format!("rows {} ({n} rows)", rows.iter().take(5).map(u64::to_string).collect::<Vec<_>>().join(", ") + if n > 5 { ", …" } else { "" }),
     };
-    let key = e.key.as_ref().map_or("null".to_owned(), |k| k.to_json().to_string());
-    let mut what = format!("key {key}");
+    // Keyed: key, namespace (unless void), user key; broadcast: the user key only.
+    let mut parts = Vec::new();
+    if e.kind.is_keyed() {
+        parts.push(format!("key {}", e.key.as_ref().map_or("null".to_owned(), |k| k.to_json().to_string())));
+    }
     if let Some(ns) = e.namespace.as_ref().filter(|ns| !matches!(ns, crate::model::value::Value::Null)) {
-        what.push_str(&format!(", namespace {}", ns.to_json()));
+        parts.push(format!("namespace {}", ns.to_json()));
     }
     if let Some(uk) = &e.user_key {
-        what.push_str(&format!(", user key {}", uk.to_json()));
+        parts.push(format!("user key {}", uk.to_json()));
     }
+    let mut what = parts.join(", ");
     if e.kind == StateKind::Timer {
         what = format!("timer {} for {what}", e.value.to_json());
     }
