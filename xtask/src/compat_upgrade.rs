@@ -157,6 +157,13 @@ impl Drop for PlacedFile {
     }
 }
 
+/// A serializers fixture to judge: (case, backend, snapshot, case.json, [(state, task index)],
+/// the whole snapshot's task index).
+type Judged = (&'static str, &'static str, PathBuf, J, Vec<(String, usize)>, usize);
+
+/// A DataStream restore: its name, and the entries equal or why not.
+type DataStreamRestore = (String, std::result::Result<usize, String>);
+
 /// One restore of the upgrade JVM (`UpgradeRestore`).
 struct Task {
     name: String,
@@ -175,8 +182,7 @@ pub(crate) fn check(tools: &Tools, repo: &Path, bin: &Path, dist: &Dist, classes
     let from_dir = repo.join("testdata").join("serializers").join(format!("flink-{FROM}"));
     let into_dir = repo.join("testdata").join("serializers").join(format!("flink-{INTO}"));
     let mut tasks: Vec<Task> = Vec::new();
-    // (case, backend, snapshot, case.json, [(state, task index)], whole task index)
-    let mut judged: Vec<(&str, &str, PathBuf, J, Vec<(String, usize)>, usize)> = Vec::new();
+    let mut judged: Vec<Judged> = Vec::new();
     for (case, backend) in [("heap-savepoint-canonical", "hashmap"), ("rocksdb-savepoint-canonical", "rocksdb")] {
         let sp = savepoint_in(&from_dir.join(case))?;
         let cj = read_json(&from_dir.join(case).join("case.json"))?;
@@ -279,7 +285,7 @@ pub(crate) fn check(tools: &Tools, repo: &Path, bin: &Path, dist: &Dist, classes
     // The DataStream fixture job's canonical savepoints, by the fixture job of INTO.
     let cases = vec!["heap-savepoint-canonical".to_owned(), "rocksdb-savepoint-canonical".to_owned()];
     let ds = crate::interop::restore_other_release(tools, repo, FROM, INTO, &dist.classpath, classes, &work.join("datastream"), &cases)?;
-    let mut by_case: BTreeMap<&str, Vec<&(String, std::result::Result<usize, String>)>> = BTreeMap::new();
+    let mut by_case: BTreeMap<&str, Vec<&DataStreamRestore>> = BTreeMap::new();
     for r in &ds {
         let case = cases.iter().find(|c| r.0.contains(&format!("/{c}->"))).map(String::as_str).unwrap_or("?");
         by_case.entry(case).or_default().push(r);

@@ -1214,6 +1214,7 @@ fn report_checks(version: &str, checks: &[(String, std::result::Result<String, S
 /// and compared with the `from` fixture's expected contents. One line per restore: its name and
 /// the entries that are equal, or why not (Flink's refusal, other contents). For `compat
 /// --flink-version 2.x`'s check against real upgrades (`compat_upgrade.rs`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn restore_other_release(
     tools: &Tools,
     repo: &Path,
