@@ -222,3 +222,35 @@ fn a_plan_names_the_columns_of_sql_state_it_fixes() {
         }
     }
 }
+
+#[test]
+fn a_partition_planned_with_a_plan_names_columns_wherever_it_is_read() {
+    // 1.20.5 stores no uids (the plan's derived uids name its operators), 2.3.0 stores them.
+    for v in ["1.20.5", "2.3.0"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/flink-{v}/sql-heap-savepoint-canonical"));
+        let path = find_snapshot(dir.to_str().unwrap());
+        let p = sql_plan(v);
+        let agg = node_id(&p, "stream-exec-group-aggregate", "groupBy=[user_name], select=[user_name, COUNT(*) AS cnt");
+        let named = Snapshot::open(&path).unwrap().with_plan(&p);
+        let op = named.operators().into_iter().find(|o| p.match_operators([(o.id, o.uid.as_deref())]).iter().any(|m| m.node.to_string() == agg)).unwrap();
+        let plain = Snapshot::open(&path).unwrap();
+        for typed in [false, true] {
+            let scan = named.scan().operator(op.id.to_hex()).state("accState").typed(typed).build().unwrap();
+            let whole = arrow_select_concat(&scan.batches().unwrap().collect::<std::result::Result<Vec<_>, _>>().unwrap());
+            assert!(!whole.is_empty() && whole.iter().all(|r| r.contains("user_name")), "{v} typed {typed}: {:?}", whole.first());
+            let unnamed = plain.scan().operator(op.id.to_hex()).state("accState").typed(typed).build().unwrap();
+            let unnamed = arrow_select_concat(&unnamed.batches().unwrap().collect::<std::result::Result<Vec<_>, _>>().unwrap());
+            assert!(unnamed.iter().all(|r| !r.contains("user_name")), "{v} typed {typed}: names without a plan");
+            // Read on a snapshot opened without the plan (as a worker does): the partition
+            // carries the names.
+            let mut read = Vec::new();
+            for part in scan.plan(&PlanOptions { max_partition_bytes: 1, split_unindexed: true }).unwrap() {
+                let part = Partition::from_json(&part.to_json()).unwrap();
+                let batches = plain.read_partition(&part).unwrap();
+                assert_eq!(arrow_array::RecordBatchReader::schema(&batches), scan.schema(), "{v} typed {typed}");
+                read.extend(batches.collect::<std::result::Result<Vec<_>, _>>().unwrap());
+            }
+            assert_eq!(arrow_select_concat(&read), whole, "{v} typed {typed}");
+        }
+    }
+}
