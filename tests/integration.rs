@@ -16,6 +16,7 @@ mod import;
 mod inspect;
 mod manage;
 mod metadata;
+mod no_uids;
 mod offsets;
 mod oracle;
 mod relocate;

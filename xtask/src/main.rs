@@ -278,6 +278,21 @@ const RUNS: &[Run] = &[
         snaps: &[snap(3, "native", "rocksdb-savepoint-native-claim"), snap(1, "restored", "rocksdb-savepoint-native-claim")],
         only_versions: SAVEPOINT_CLAIM_VERSIONS,
     },
+    // A job without uids (issue 19): Flink generates every operator id from the stream graph.
+    // Its canonical savepoint is what `flinksnap edit --rename-operator GENERATED=UID` starts
+    // from; it goes to `testdata/no-uids/` (RUN_GROUPS), apart from the fixtures of the job with
+    // uids that every reader test walks.
+    Run {
+        name: "heap-nouids",
+        backend: "hashmap",
+        parallelism: 1,
+        max_parallelism: 128,
+        compression: false,
+        incremental: false,
+        inline_threshold: Some(0),
+        snaps: &[snap(3, "canonical", "heap-savepoint-canonical-nouids")],
+        only_versions: FEATURE_VERSIONS,
+    },
     Run {
         name: "heap-unaligned",
         backend: "hashmap",
@@ -391,7 +406,21 @@ const RUN_FEATURES: &[(&str, &[&str])] = &[
     ("rocksdb-incremental-claim", &["--restore-mode", "CLAIM"]),
     ("rocksdb-incremental-legacy", &["--restore-mode", "LEGACY"]),
     ("rocksdb-savepoint-native-claim", &["--restore-mode", "CLAIM"]),
+    ("heap-nouids", &["--no-uids", "true"]),
 ];
+
+/// Runs whose cases go to `testdata/<group>/flink-<version>/` instead of `testdata/flink-<version>/`.
+const RUN_GROUPS: &[(&str, &str)] = &[("heap-nouids", "no-uids")];
+
+/// `testdata/flink-<version>`, or `testdata/<group>/flink-<version>` for a run of a group.
+fn run_out(repo: &Path, run: &str, version: &str) -> PathBuf {
+    let base = repo.join("testdata");
+    let base = match RUN_GROUPS.iter().find(|(name, _)| *name == run) {
+        Some((_, group)) => base.join(group),
+        None => base,
+    };
+    base.join(format!("flink-{version}"))
+}
 
 fn run_features(run: &str) -> &'static [&'static str] {
     RUN_FEATURES.iter().find(|(name, _)| *name == run).map_or(&[], |(_, args)| args)
@@ -517,6 +546,8 @@ fn fixtures(args: &[String]) -> Result<()> {
             if snaps.is_empty() {
                 continue;
             }
+            let out = run_out(&repo, run.name, v);
+            fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
             run_job(&tools, &repo, &cache, v, &dist, &classes, run, &snaps, &out)?;
         }
         if has_sql(v) {

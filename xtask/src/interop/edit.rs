@@ -187,6 +187,142 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
     }
 }
 
+/// Where the savepoint of the fixture job *without uids* lies: `testdata/no-uids/flink-V/`
+/// (`heap-nouids` in `RUNS`; apart from the fixtures of the job with uids).
+pub(super) const NO_UIDS_GROUP: &str = "no-uids";
+
+/// Issue 19's "done when", on the savepoint real Flink wrote for the job without uids
+/// (`fixtures[first..]`): `flinksnap inspect` lists the ids Flink generated, which are the ids
+/// this Flink generates for that job (`printed`, `Restore --print-ids`); Flink refuses the
+/// savepoint as written into the job with uids and restores it into the job without; after
+/// `flinksnap edit --rename-operator GENERATED=UID` for every stateful operator it restores into
+/// the job with uids on HashMap and RocksDB, content equal to what the job wrote. Returns the
+/// inspect check (not a restore).
+pub(super) fn plan_no_uids(
+    bin: &Path,
+    fixtures: &[Fixture],
+    first: usize,
+    work: &Path,
+    printed: &BTreeMap<String, String>,
+    conversions: &mut Vec<Conversion>,
+    restores: &mut Vec<Restore>,
+) -> Vec<(String, std::result::Result<String, String>)> {
+    let mut checks = Vec::new();
+    for (fi, f) in fixtures.iter().enumerate().skip(first) {
+        let name = |what: &str| format!("{}~{what}", f.case);
+        let prepared = no_uids_prepare(bin, f, work, printed);
+        let (renames, expected) = match prepared {
+            Ok((shown, renames, expected)) => {
+                checks.push((name("inspect-generated-ids"), Ok(shown)));
+                (renames, Some(expected))
+            }
+            Err(e) => {
+                checks.push((name("inspect-generated-ids"), Err(e)));
+                (Vec::new(), None)
+            }
+        };
+        let mut push = |what: &str, kind: Kind, args: Vec<String>, topology: &'static str, refused: bool, backends: &[&'static str]| {
+            let c = Conversion {
+                fixture: fi,
+                kind,
+                name: name(what),
+                args,
+                max_parallelism: f.max_parallelism,
+                dir: if kind == Kind::AsIs { f.path.clone() } else { work.join("edited").join(name(what)) },
+                staging: PathBuf::new(),
+                topology,
+                edit_source: None,
+                removed: Vec::new(),
+                expected: expected.clone(),
+                refused,
+                outcome: match (&expected, kind) {
+                    (None, _) => Some(Err(Outcome::Failed("not prepared: the inspect check failed".into()))),
+                    (Some(_), Kind::AsIs) => Some(Ok(())),
+                    _ => None,
+                },
+            };
+            for &backend in backends {
+                let rname = format!("{}->{backend}-p{}", c.name, f.parallelism);
+                restores.push(Restore { conversion: conversions.len(), backend, parallelism: f.parallelism, out: work.join("restored").join(format!("{rname}.jsonl")), name: rname });
+            }
+            conversions.push(c);
+        };
+        // As Flink wrote it: the job with uids cannot map its generated ids, the job without can.
+        push("as-written-into-job-with-uids", Kind::AsIs, Vec::new(), "default", true, &["hashmap"]);
+        push("as-written", Kind::AsIs, Vec::new(), "nouids", false, &["hashmap"]);
+        // Renamed onto the uids: the job with uids restores every state of it.
+        push("renamed-to-uids", Kind::Edit, renames, "default", false, &["hashmap", "rocksdb"]);
+    }
+    checks
+}
+
+/// For [`plan_no_uids`]: `flinksnap inspect --format json` of the savepoint lists exactly the
+/// ids case.json recorded (what Flink generated when it wrote it), each stateful operator's
+/// equal to this Flink's id of it; returns what was shown, the renames (`--rename-operator
+/// GENERATED=UID` per stateful operator) and the expected contents of a restore (the job with
+/// uids reports every operator under the id of its uid; written into `work`).
+fn no_uids_prepare(bin: &Path, f: &Fixture, work: &Path, printed: &BTreeMap<String, String>) -> std::result::Result<(String, Vec<String>, PathBuf), String> {
+    let case: J = serde_json::from_str(&crate::read_fixture_text(&f.case_dir.join("case.json"))?).map_err(|e| format!("{}: {e}", f.case_dir.display()))?;
+    if case["no_uids"] != J::Bool(true) {
+        return Err(format!("{}/case.json: not a job without uids (no \"no_uids\": true)", f.case_dir.display()));
+    }
+    let generated: BTreeMap<String, String> = case["uids"].as_object().map(|m| m.iter().filter_map(|(u, id)| Some((u.clone(), id.as_str()?.to_owned()))).collect()).unwrap_or_default();
+    let out = Command::new(bin).arg("inspect").arg(&f.path).args(["--format", "json"]).output().map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!("flinksnap inspect failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let doc: J = serde_json::from_slice(&out.stdout).map_err(|e| format!("inspect --format json: {e}"))?;
+    let operators = doc["data"]["operators"].as_array().ok_or("inspect output without operators")?;
+    let listed: std::collections::BTreeSet<&str> = operators.iter().filter_map(|o| o["operator_id"].as_str()).collect();
+    let recorded: std::collections::BTreeSet<&str> = generated.values().map(String::as_str).collect();
+    if listed != recorded || listed.len() < 5 {
+        return Err(format!("inspect lists the operator ids {listed:?}, Flink generated {recorded:?}"));
+    }
+    // The stateful operators: those holding the job's expected rows.
+    let text = crate::read_fixture_text(&f.expected)?;
+    let mut stateful = std::collections::BTreeSet::new();
+    let mut rows = String::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut j: J = serde_json::from_str(l).map_err(|e| format!("{}: bad JSON line {l}: {e}", f.expected.display()))?;
+        let uid = j["operator_uid"].as_str().ok_or_else(|| format!("{}: a row without operator_uid: {l}", f.expected.display()))?.to_owned();
+        if j["operator_id"].as_str() != generated.get(&uid).map(String::as_str) {
+            return Err(format!("{}: {uid}'s rows are not under the id Flink generated for it ({:?})", f.expected.display(), generated.get(&uid)));
+        }
+        j["operator_id"] = J::from(flinksnap::model::OperatorId::from_uid(&uid).to_hex());
+        rows.push_str(&j.to_string());
+        rows.push('\n');
+        stateful.insert(uid);
+    }
+    let mut renames = Vec::new();
+    for uid in &stateful {
+        let id = &generated[uid];
+        let op = operators.iter().find(|o| o["operator_id"] == id.as_str()).ok_or_else(|| format!("inspect does not list {uid}'s generated id {id}"))?;
+        if op["keyed_state"].as_array().is_none_or(Vec::is_empty) && op["operator_state"].as_array().is_none_or(Vec::is_empty) {
+            return Err(format!("inspect shows no state for {id}, the generated id of stateful {uid}"));
+        }
+        if op["uid"].as_str().is_some_and(|u| !u.is_empty()) {
+            return Err(format!("inspect shows the uid {} for {id}: the job had none", op["uid"]));
+        }
+        match printed.get(uid) {
+            Some(p) if p == id => {}
+            other => return Err(format!("{uid}: the savepoint holds {id}, this Flink generates {other:?} for the job without uids")),
+        }
+        renames.extend(["--rename-operator".to_owned(), format!("{id}={uid}")]);
+    }
+    let expected = work.join("edited").join(format!("{}~uid-ids.expected.jsonl", f.case));
+    if let Some(p) = expected.parent() {
+        fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()))?;
+    }
+    fs::write(&expected, rows).map_err(|e| format!("write {}: {e}", expected.display()))?;
+    let shown = format!(
+        "inspect lists the {} generated ids; the {} stateful operators' ({}) are this Flink's for the job without uids",
+        listed.len(),
+        stateful.len(),
+        stateful.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+    );
+    Ok((shown, renames, expected))
+}
+
 /// `flinksnap edit SRC DST --force ARGS`.
 pub(super) fn edit(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Result<(), Outcome> {
     let src = c.edit_source.clone().unwrap_or_else(|| f.path.clone());
