@@ -175,7 +175,8 @@ def test_a_plan_names_sql_columns_as_the_cli_does(flinksnap_cli, tmp_path, versi
             named += 1
             parts = pickle.loads(pickle.dumps(snap.plan(operator=s["operator_id"], state=s["state"], keyed=keyed, max_partition_bytes=1)))
             read = pa.concat_tables([pa.table(p.read()) for p in parts])
-            assert read.schema == ours.schema and read.to_pylist() == ours.to_pylist(), s["state"]
+            assert read.schema.remove_metadata() == ours.schema.remove_metadata(), s["state"]
+            assert rows_text(read) == rows_text(ours), s["state"]
     # The group aggregate's key, the join's, dedup's and changelog normalize's keys and rows.
     assert named >= 5, named
     agg = [s for s in manifest["states"] if s["state"] == "accState"]
