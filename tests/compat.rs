@@ -311,27 +311,50 @@ fn compiled_sql_plans() {
     assert!(findings(&r, "operator_added", "info").iter().any(|f| f["operator"].as_str().unwrap().starts_with("400_group-aggregate")));
 }
 
+/// States of the upgrade check's findings with that severity.
+fn upgrade_states(r: &J, severity: &str) -> Vec<String> {
+    let mut s: Vec<String> = findings(r, "upgrade", severity).iter().map(|f| f["state"].as_str().unwrap().to_owned()).collect();
+    s.sort();
+    s
+}
+
+/// What Flink 2.3.0 did restoring the 1.20.5 fixtures state by state (`cargo xtask
+/// compat-interop`, `xtask/src/compat_upgrade.rs`, which checks compat against the restores
+/// every CI run): it rejects exactly the Scala API's states (ClassNotFoundException for their
+/// serializer snapshot classes) and restores the Kryo 2 state (read back equal with Kryo 5), the
+/// legacy FlinkKafkaConsumer's union state and every other state. compat flags exactly those.
 #[test]
-fn upgrade_to_2x_flags_kryo_scala_and_legacy_source_state() {
-    let sp = savepoint("serializers/flink-1.20.5/heap-savepoint-canonical");
-    let (code, r) = compat(&[&sp, "--flink-version", "2.x"]);
-    assert_eq!(code, 1);
-    let f = findings(&r, "upgrade", "incompatible");
-    let states: Vec<&str> = f.iter().map(|f| f["state"].as_str().unwrap()).collect();
-    for s in ["kryo", "kryo-object", "scala-either", "scala-option", "scala-tuple", "scala-unit"] {
-        assert!(states.contains(&s), "{s}: {states:?}");
+fn upgrade_to_2x_flags_exactly_what_a_2x_restore_rejects() {
+    let scala = ["scala-either", "scala-option", "scala-tuple", "scala-unit"];
+    for case in ["heap-savepoint-canonical", "rocksdb-savepoint-canonical"] {
+        let sp = savepoint(&format!("serializers/flink-1.20.5/{case}"));
+        let (code, r) = compat(&[&sp, "--flink-version", "2.x"]);
+        assert_eq!(code, 1, "{case}: {r:#}");
+        assert_eq!(upgrade_states(&r, "incompatible"), scala, "{case}: {r:#}");
+        // Kryo: restored in 2.3.0, a caveat for types not proven.
+        assert_eq!(upgrade_states(&r, "warning"), ["kryo", "kryo-object"], "{case}: {r:#}");
+        for f in findings(&r, "upgrade", "incompatible") {
+            assert!(f["message"].as_str().unwrap().contains("ClassNotFoundException"), "{f:#}");
+        }
+        assert!(r["findings"].as_array().unwrap().iter().filter(|f| f["check"] == "upgrade").all(|f| f["remedy"].is_string()));
+        // The same snapshot restores into 1.20.
+        let (code, _) = compat(&[&sp, "--flink-version", "1.20"]);
+        assert_eq!(code, 0);
     }
-    assert!(f.iter().all(|f| f["remedy"].is_string()));
-    // The same snapshot restores into 1.20.
-    let (code, _) = compat(&[&sp, "--flink-version", "1.20"]);
-    assert_eq!(code, 0);
+    // The legacy consumer's state restores (into an operator that registers it): a warning.
     let sources = savepoint("serializers/flink-1.20.5/heap-savepoint-sources");
     let (code, r) = compat(&[&sources, "--flink-version", "2.x"]);
-    assert_eq!(code, 1);
-    assert!(findings(&r, "upgrade", "incompatible").iter().any(|f| f["state"] == "topic-partition-offset-states" && f["message"].as_str().unwrap().contains("FlinkKafkaConsumer")));
-    // The DataStream fixture job has none of it.
-    let (code, r) = compat(&[&savepoint("flink-1.20.5/heap-savepoint-canonical"), "--flink-version", "2.x"]);
     assert_eq!(code, 0, "{r:#}");
+    assert!(upgrade_states(&r, "incompatible").is_empty(), "{r:#}");
+    let w = findings(&r, "upgrade", "warning");
+    assert!(w.iter().any(|f| f["state"] == "topic-partition-offset-states" && f["message"].as_str().unwrap().contains("FlinkKafkaConsumer")), "{r:#}");
+    assert!(w.iter().any(|f| f["state"] == "topic-partition-offset-states" && f["message"].as_str().unwrap().contains("Kryo")), "{r:#}");
+    // The DataStream fixture job has none of it (2.3.0 restores its savepoints, equal).
+    for case in ["heap-savepoint-canonical", "rocksdb-savepoint-canonical"] {
+        let (code, r) = compat(&[&savepoint(&format!("flink-1.20.5/{case}")), "--flink-version", "2.x"]);
+        assert_eq!(code, 0, "{r:#}");
+        assert_eq!(findings(&r, "upgrade", "ok").len(), 1, "{r:#}");
+    }
 }
 
 #[test]

@@ -718,3 +718,133 @@ fn gc_interrupted_by_a_server_that_goes_away_deletes_nothing_it_must_keep() {
         }
     }
 }
+
+/// A name in the form Flink gives state files (a UUID), unique for `(kind, i)`.
+fn uuid_name(kind: u32, i: usize) -> String {
+    format!("{kind:08x}-5c1e-4a7b-9d2f-{i:012x}")
+}
+
+/// Puts a tiny object at each of `urls`, `threads` at a time.
+fn seed(storage: &Storages, urls: &[String], threads: usize) {
+    let chunks: Vec<&[String]> = urls.chunks(urls.len().div_ceil(threads).max(1)).collect();
+    std::thread::scope(|s| {
+        for chunk in chunks {
+            s.spawn(move || {
+                for u in chunk {
+                    storage.put(&Location::new(u), b"orphaned state", PutMode::Overwrite).unwrap_or_else(|e| panic!("seed {u}: {e}"));
+                }
+            });
+        }
+    });
+}
+
+/// How `gc_at_scale` sees a store's requests in the proxy's log.
+struct Requests {
+    /// A page of a listing.
+    list: &'static str,
+    /// Objects a listing page holds at most.
+    list_page: usize,
+    /// A bulk delete.
+    bulk_delete: &'static str,
+    /// Keys a bulk delete takes at most.
+    bulk_size: usize,
+}
+
+/// gc of a job directory of thousands of objects: the incremental chain of the Flink 2.3.0
+/// fixture plus `shared_orphans` orphans in `shared/` and `abandoned` checkpoint directories
+/// (`chk-N` without `_metadata`) of `per_dir` files each. The dry run lists exactly the orphans;
+/// the directory is listed in pages; `--delete` looks at the files again with a listing (not a
+/// HEAD each), deletes them in bulk requests of the store's size and keeps every file the
+/// checkpoints reference: they still dump as the local copy. (100,000 objects: `cargo xtask
+/// bench-stores --gc-objects 100000`.)
+fn gc_at_scale(store: &Store, proxied: Option<(&Store, &crate::util::proxy::Proxy)>, shared_orphans: usize, abandoned: usize, per_dir: usize, req: &Requests) {
+    let case = "testdata/flink-2.3.0/rocksdb-checkpoint-incremental";
+    let job = std::fs::read_dir(root().join(case)).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+    let storage = store.storage();
+    let url = format!("{}/gc-scale/{}", store.url_root, job.file_name().unwrap().to_str().unwrap());
+    upload_dir(&storage, &job, &url);
+    let mut fixture = Vec::new();
+    walk(&job, &mut fixture);
+
+    // What gc removes from the fixture itself (a local dry run), and the orphans added to it.
+    let args = ["--older-than", "0s", "--format", "json"];
+    let removed = |j: &serde_json::Value| -> Vec<String> {
+        let mut v: Vec<String> = j["data"]["remove"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap().to_owned()).collect();
+        v.sort();
+        v
+    };
+    let mut a = vec!["gc", job.to_str().unwrap()];
+    a.extend(args);
+    let baseline = removed(&serde_json::from_str(&crate::util::flinksnap_ok(&a)).unwrap());
+    let mut orphans: Vec<String> = (0..shared_orphans).map(|i| format!("shared/{}", uuid_name(0x5a, i))).collect();
+    for d in 0..abandoned {
+        orphans.extend((0..per_dir).map(|i| format!("chk-{}/{}", 1000 + d, uuid_name(0xab, d * per_dir + i))));
+    }
+    let t = std::time::Instant::now();
+    seed(&storage, &orphans.iter().map(|o| format!("{url}/{o}")).collect::<Vec<_>>(), 32);
+    eprintln!("{}: {} orphans seeded in {:.1} s", store.name, orphans.len(), t.elapsed().as_secs_f64());
+    let mut expected: Vec<String> = baseline.iter().cloned().chain(orphans.iter().cloned()).collect();
+    expected.sort();
+    let objects = fixture.len() + orphans.len();
+
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut b = vec!["gc", url.as_str()];
+        b.extend(args);
+        b.extend(extra);
+        let mut command = match proxied {
+            Some((s, proxy)) => {
+                proxy.faults.log.lock().unwrap().clear();
+                s.command(&b)
+            }
+            None => store.command(&b),
+        };
+        let t = std::time::Instant::now();
+        let out = ok(command.output().unwrap(), &format!("gc {extra:?} of {objects} objects"));
+        eprintln!("{}: gc {extra:?} of {objects} objects in {:.1} s", store.name, t.elapsed().as_secs_f64());
+        serde_json::from_str(&out).unwrap()
+    };
+    // Requests seen by the proxy whose request line contains `what` (none without a proxy).
+    let count = |what: &str| proxied.map_or(0, |(_, p)| p.faults.log.lock().unwrap().iter().filter(|l| l.contains(what)).count());
+
+    // Dry run: exactly the orphans (and what the fixture has to remove), nothing deleted.
+    let plan = run(&[]);
+    assert_eq!(removed(&plan), expected, "{}: the dry run lists other files than the orphans", store.name);
+    assert_eq!(plan["data"]["totals"]["remove_files"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(count(req.bulk_delete), 0, "a dry run deleted");
+    // shared/ alone needs this many pages.
+    let pages = (shared_orphans + fixture.iter().filter(|f| f.parent().is_some_and(|p| p.ends_with("shared"))).count()).div_ceil(req.list_page);
+    if proxied.is_some() {
+        assert!(count(req.list) >= pages, "{}: {} listing requests for a shared/ of {pages} pages", store.name, count(req.list));
+    }
+    assert_eq!(listed(&storage, &url).len(), objects, "the dry run changed the bucket");
+
+    // --delete: a listing to look again, then bulk deletes of the store's size.
+    let done = run(&["--delete"]);
+    assert!(done["data"]["failures"].as_array().is_none_or(|f| f.is_empty()), "{done}");
+    assert_eq!(removed(&done), expected, "{}: gc --delete removed other files", store.name);
+    if proxied.is_some() {
+        let heads = count("HEAD ");
+        assert!(heads < 50, "{}: {heads} HEAD requests: the re-check before deleting must not ask per file", store.name);
+        assert!(count(req.list) >= 2 * pages, "{}: the re-check before deleting listed in {} requests", store.name, count(req.list));
+        assert_eq!(count(req.bulk_delete), expected.len().div_ceil(req.bulk_size), "{}: bulk delete requests for {} files", store.name, expected.len());
+    }
+    // Left: the fixture without what its own gc removes; every checkpoint still dumps the same.
+    let mut want: Vec<String> = fixture.iter().map(|f| f.strip_prefix(&job).unwrap().display().to_string()).filter(|f| !baseline.contains(f)).collect();
+    want.sort();
+    assert_eq!(listed(&storage, &url), want, "{}", store.name);
+    for chk in want.iter().filter(|f| f.ends_with("/_metadata")) {
+        let d = chk.trim_end_matches("/_metadata");
+        let local = crate::util::flinksnap_ok(&["dump", job.join(d).to_str().unwrap()]);
+        assert_eq!(ok(store.run(&["dump", &format!("{url}/{d}")]), "dump after gc"), local, "{} {d}", store.name);
+    }
+}
+
+#[test]
+fn s3_gc_of_thousands_of_objects_lists_in_pages_and_deletes_in_bulk() {
+    let Some(store) = s3() else { return };
+    let proxy = crate::util::proxy::Proxy::start(&var("FLINKSNAP_TEST_S3_ENDPOINT").unwrap());
+    let proxied = through(store, &proxy, &[]);
+    // S3: ListObjectsV2 pages of 1,000, DeleteObjects of 1,000 keys.
+    let req = Requests { list: "list-type=2", list_page: 1000, bulk_delete: "?delete", bulk_size: 1000 };
+    gc_at_scale(store, Some((&proxied, &proxy)), 4000, 20, 50, &req);
+}

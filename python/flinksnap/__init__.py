@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json as _json
+import os as _os
 import re as _re
 import threading as _threading
 from collections import OrderedDict as _OrderedDict
@@ -74,13 +75,21 @@ def _storage_options(options: StorageOptions) -> List[Tuple[str, str]]:
     return out
 
 
-def open(location: str, *, uids: Iterable[str] = (), storage_options: StorageOptions = None) -> "Snapshot":  # noqa: A001 - the module's verb
+def open(  # noqa: A001 - the module's verb
+    location: str, *, uids: Iterable[str] = (), plan: Optional[str] = None, storage_options: StorageOptions = None
+) -> "Snapshot":
     """Opens the checkpoint or savepoint at ``location``: a snapshot directory (holding
     ``_metadata``) or a ``_metadata`` file, a local path or an object store URL (``s3://``,
     ``gs://``, ``abfss://``, ...).
 
     ``uids`` are operator uids of the job: they name operators in snapshots that store no uids
     (Flink before 2.0), which Flink derives operator ids from.
+
+    ``plan`` is the job's compiled SQL plan (``COMPILE PLAN`` JSON, or the JSON the REST API
+    returns for a job's plan), a path or URL, as the CLI's ``--plan``: it names SQL operators by
+    the planner uids it implies and RowData keys and rows by their SQL column names where the
+    plan fixes their row type (``f0``…``fn`` otherwise). Partitions planned on such a snapshot
+    carry the names to wherever they are read.
 
     ``storage_options`` configure the object stores, over each cloud's environment
     (``AWS_*``, ``AZURE_*``, ``GOOGLE_*``): the keys of the CLI's ``--storage-option KEY=VALUE``,
@@ -89,7 +98,8 @@ def open(location: str, *, uids: Iterable[str] = (), storage_options: StorageOpt
     error messages.
     """
     opts = _storage_options(storage_options)
-    return Snapshot(_flinksnap.Snapshot(str(location), list(uids), opts), opts)
+    native = _flinksnap.Snapshot(str(location), list(uids), opts, None if plan is None else _os.fspath(plan))
+    return Snapshot(native, opts)
 
 
 def _names(v: Names) -> list:

@@ -26,6 +26,9 @@ Options (all optional):
 * ``keyed``: ``true`` (keyed state only) or ``false`` (operator state only).
 * ``uids``: comma-separated operator uids of the job, to name the operators of a snapshot that
   stores none (Flink before 2.0).
+* ``plan``: the job's compiled SQL plan (path or URL, read on the driver), as
+  :func:`flinksnap.open`'s ``plan``: SQL operators named by the uids it implies, RowData keys and
+  rows by their SQL column names; the partitions carry the names to the executors.
 * ``maxPartitionBytes`` (default 134217728), ``splitUnindexed`` (``false``): how the plan splits
   (see :meth:`flinksnap.Snapshot.plan`). ``batchRows`` (8192): rows per Arrow batch.
 * ``storage.<key>``: an object store option, the keys of the CLI's ``--storage-option KEY=VALUE``
@@ -130,6 +133,7 @@ class _Options:
         self.key_groups = _key_groups(o.get("keygroups"))
         self.keyed = _bool(o, "keyed", None)
         self.uids = _list(o.get("uids"))
+        self.plan = o.get("plan") or None
         self.typed = bool(_bool(o, "typed", True)) and len(self.states) == 1
         self.max_partition_bytes = int(o.get("maxpartitionbytes", 128 * 1024 * 1024))
         self.split_unindexed = bool(_bool(o, "splitunindexed", False))
@@ -139,7 +143,7 @@ class _Options:
         self.storage = {k[len("storage.") :]: v for k, v in o.items() if k.startswith("storage.") and len(k) > len("storage.")}
 
     def open(self) -> flinksnap.Snapshot:
-        return flinksnap.open(self.path, uids=self.uids, storage_options=self.storage)
+        return flinksnap.open(self.path, uids=self.uids, plan=self.plan, storage_options=self.storage)
 
     def __repr__(self) -> str:
         # Never the storage options' values: they hold credentials.

@@ -64,12 +64,22 @@ struct Snapshot {
 impl Snapshot {
     /// Opens the snapshot at `location` (a snapshot directory or its `_metadata`); `uids` name
     /// the operators of snapshots that store none (Flink before 2.0); `storage_options` are
-    /// object store options (`--storage-option` keys), over the environment.
+    /// object store options (`--storage-option` keys), over the environment; `plan` is the
+    /// location of the job's compiled plan (or REST job plan), which names SQL operators and
+    /// columns (`Snapshot::with_plan`).
     #[new]
-    #[pyo3(signature = (location, uids = Vec::new(), storage_options = Vec::new()))]
-    fn new(py: Python<'_>, location: String, uids: Vec<String>, storage_options: Vec<(String, String)>) -> PyResult<Self> {
-        let inner = py.detach(|| flinksnap::Snapshot::open_with(storage(&storage_options), &location)).map_err(err_with(&storage_options))?;
-        Ok(Snapshot { inner: inner.with_uids(uids) })
+    #[pyo3(signature = (location, uids = Vec::new(), storage_options = Vec::new(), plan = None))]
+    fn new(py: Python<'_>, location: String, uids: Vec<String>, storage_options: Vec<(String, String)>, plan: Option<String>) -> PyResult<Self> {
+        let store = storage(&storage_options);
+        let (inner, plan) = py
+            .detach(|| -> flinksnap::Result<_> {
+                let inner = flinksnap::Snapshot::open_with(store.clone(), &location)?;
+                let plan = plan.as_deref().map(|p| flinksnap::plan::Plan::read(&*store, p)).transpose()?;
+                Ok((inner, plan))
+            })
+            .map_err(err_with(&storage_options))?;
+        let inner = inner.with_uids(uids);
+        Ok(Snapshot { inner: match &plan { Some(p) => inner.with_plan(p), None => inner } })
     }
 
     #[getter]

@@ -83,6 +83,15 @@ def read_checks(spark: SparkSession, everything: bool = True) -> None:
 
     assert bag(entries_from_json_form(got)) == bag(json.loads(l) for l in fx.oracle_lines())
 
+    # With the job's compiled plan (option "plan"): the group aggregate's key by its SQL column,
+    # on the executors too (the partitions carry the names).
+    plan = str(fx.case_dir.parent / "sql-plans" / "sql.plan.json")
+    df = spark.read.format("flinksnap").option("plan", plan).option("operator", "4_group-aggregate").option("state", "accState").load(fx.path)
+    assert [f.name for f in df.schema["key"].dataType.fields] == ["user_name", "rowKind"]
+    local = flinksnap.open(fx.path, plan=plan).read(operator="4_group-aggregate", state="accState").to_pyarrow()
+    assert sorted(repr(r["key"]["user_name"]) for r in df.collect()) == sorted(repr(k["user_name"]) for k in local.column("key").to_pylist())
+    assert local.num_rows > 0
+
     # SQL over the source, with filters Spark pushes down (4.1+) or evaluates itself.
     fx = fixture_named("rocksdb-savepoint-native")
     df = spark.read.format("flinksnap").load(fx.path)

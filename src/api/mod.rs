@@ -199,7 +199,7 @@ impl Snapshot {
     /// row type the plan fixes get the SQL column names instead of `f0`…`fn`
     /// (`formats/job-plan.md` § "Column names"); everything else is unchanged. Also gives
     /// operators the planner uids the plan implies (as [`Snapshot::with_uids`]).
-    pub fn with_plan(mut self, plan: &crate::plan::Plan) -> Snapshot {
+    pub fn with_plan(self, plan: &crate::plan::Plan) -> Snapshot {
         let operators = self.inner.metadata.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()));
         let names = crate::plan::columns::column_names(plan, operators);
         let derived: Vec<String> = plan
@@ -208,10 +208,16 @@ impl Snapshot {
             .filter(|m| m.matched_by == crate::plan::MatchedBy::DerivedUid)
             .filter_map(|m| m.uid)
             .collect();
+        self.with_column_names(names).with_uids(derived)
+    }
+
+    /// The SQL column names the readers apply (none when empty): what [`Snapshot::with_plan`]
+    /// derives, or what a partition planned on such a snapshot carries.
+    pub(crate) fn with_column_names(mut self, names: crate::model::columns::ColumnNames) -> Snapshot {
         let mut inner = (*self.inner).clone();
         inner.column_names = (!names.operators.is_empty()).then(|| Arc::new(names));
         self.inner = Arc::new(inner);
-        self.with_uids(derived)
+        self
     }
 
     /// The location as given to [`Snapshot::open`].

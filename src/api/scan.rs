@@ -17,6 +17,7 @@ use super::{file_meta, Snapshot};
 use crate::error::{Error, Result};
 use crate::export::state::StateLayout;
 use crate::metadata::handles::KeyedStateHandle;
+use crate::model::columns::{ColumnNames, OperatorColumns};
 use crate::model::{KeyGroupRange, OperatorId, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::states::subtask_states;
@@ -118,6 +119,7 @@ impl ScanBuilder {
             typed: None,
             batch_rows: self.batch_rows,
             uids: snap.uids.iter().map(|(id, u)| (id.to_hex(), u.clone())).collect(),
+            columns: snap.inner.column_names.as_ref().map(|c| c.operators.iter().map(|(id, o)| (id.to_hex(), o.clone())).collect()).unwrap_or_default(),
         };
         let mut scan = Scan { snapshot: self.snapshot.clone(), selection: selection.clone(), spec, layout: None, schema: dump_schema() };
         if self.states.len() != 1 || !self.typed {
@@ -227,6 +229,10 @@ pub(crate) struct ScanSpec {
     pub batch_rows: usize,
     /// Uids given by the caller, by hex operator id.
     pub uids: Vec<(String, String)>,
+    /// SQL column names from the job's plan ([`Snapshot::with_plan`]), by hex operator id: a
+    /// partition read elsewhere names its rows as the planning side did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<(String, OperatorColumns)>,
 }
 
 /// What to read, resolved against a snapshot: [`Scan::batches`] for Arrow record batches,
@@ -551,7 +557,14 @@ impl Partition {
     fn rebuild(&self, snapshot: &Snapshot) -> Result<Scan> {
         let spec = &self.scan;
         let hex = |h: &String| h.parse::<OperatorId>().map_err(|e| Error::Invalid(format!("partition: operator id {h:?}: {e}")));
-        let snapshot = snapshot.clone().with_uids(spec.uids.iter().map(|(_, u)| u.as_str()));
+        let mut snapshot = snapshot.clone().with_uids(spec.uids.iter().map(|(_, u)| u.as_str()));
+        if !spec.columns.is_empty() && snapshot.inner.column_names.is_none() {
+            let mut names = ColumnNames::default();
+            for (h, o) in &spec.columns {
+                names.operators.insert(hex(h)?, o.clone());
+            }
+            snapshot = snapshot.with_column_names(names);
+        }
         let operators = spec.operators.iter().map(hex).collect::<Result<Vec<_>>>()?;
         let mut selection = Selection { operators, states: spec.states.clone(), key_groups: spec.key_groups.map(|(s, n)| KeyGroupRange::new(s, n)) };
         let mut scan = Scan { snapshot: snapshot.clone(), selection: selection.clone(), spec: spec.clone(), layout: None, schema: dump_schema() };

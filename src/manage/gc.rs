@@ -407,6 +407,32 @@ fn totals(p: &mut GcPlan) {
     p.totals.kept_bytes = p.kept.iter().map(|k| k.size).sum();
 }
 
+/// Files handed to [`Delete::remove_files`] at once: object stores send up to 20 bulk requests
+/// of one chunk at a time (object_store's `delete_stream`).
+const DELETE_CHUNK: usize = 10_000;
+
+/// What a fresh listing of the object-store directory `root` says about each candidate, in
+/// their order (`NotFound` when it is gone). One paged listing (1,000 objects a request) instead
+/// of a HEAD per file, and never an answer from sizes and times the scan learnt. A listing that
+/// fails ends the run before anything is deleted.
+fn relisted(storage: &dyn Storage, root: &Location, candidates: &[Removal]) -> Result<Vec<Result<crate::storage::FileMeta>>> {
+    let index: std::collections::HashMap<&Location, usize> = candidates.iter().enumerate().map(|(i, r)| (&r.location, i)).collect();
+    let mut now: Vec<Option<crate::storage::FileMeta>> = vec![None; candidates.len()];
+    storage.list_files(root, &mut |page| {
+        for m in page {
+            if let Some(&i) = index.get(&m.location) {
+                now[i] = Some(m);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(now
+        .into_iter()
+        .zip(candidates)
+        .map(|(m, r)| m.ok_or_else(|| Error::NotFound { file: r.location.to_string(), referenced_by: None }))
+        .collect())
+}
+
 /// Carries out a plan: removes its files, then its empty directories. Refuses a refused plan.
 /// The roots are scanned again first: a snapshot that completed since planning keeps what it
 /// references (one whose `_metadata` does not parse aborts the run). Each failure is recorded
@@ -431,7 +457,12 @@ pub fn execute<D: Delete + Clone + 'static>(storage: &D, plan: &mut GcPlan, opts
     }
     // The files may have changed since the scan: only an unchanged, still old file goes.
     let candidates = std::mem::take(&mut plan.remove);
-    let heads = storage.head_many(&candidates.iter().map(|r| r.location.clone()).collect::<Vec<_>>());
+    let root = Location::new(&plan.root);
+    let heads = if storage.is_object_store(&root) {
+        relisted(storage, &root, &candidates)?
+    } else {
+        storage.head_many(&candidates.iter().map(|r| r.location.clone()).collect::<Vec<_>>())
+    };
     let mut going = Vec::new();
     for (r, head) in candidates.into_iter().zip(heads) {
         match head {
@@ -452,9 +483,10 @@ pub fn execute<D: Delete + Clone + 'static>(storage: &D, plan: &mut GcPlan, opts
         }
         going.push(r);
     }
-    // In bulk: S3 takes 1,000 keys a request, Azure batches of 256.
+    // In bulk: the store splits each chunk into its requests (S3: 1,000 keys each, Azure:
+    // batches of 256) and sends several at once.
     let mut done = Vec::new();
-    for batch in going.chunks(1000) {
+    for batch in going.chunks(DELETE_CHUNK) {
         let locs: Vec<Location> = batch.iter().map(|r| r.location.clone()).collect();
         let failed: std::collections::HashMap<Location, Error> = storage.remove_files(&locs).into_iter().collect();
         for r in batch {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::OperatorId;
 
 /// One column of a plan's row type: its name and its type's root (`VARCHAR`, `TIMESTAMP`, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlanColumn {
     /// The SQL column name.
     pub name: String,
@@ -16,7 +16,7 @@ pub struct PlanColumn {
 }
 
 /// The row types a plan fixes for one operator's state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperatorColumns {
     /// The plan node.
     pub node: u32,

@@ -186,6 +186,28 @@ fn node_columns(id: u32, node_type: &str, raw: &Json, inputs: &[Vec<PlanColumn>]
             cols.key = project(input, raw.get("partition")?.get("fields")?);
             cols.states.insert("*".into(), vec![input.clone()]);
         }
+        // Two-phase aggregates (mini-batch `MiniBatchGlobalGroupAggFunction`, the global half
+        // of a window aggregate's `SlicingWindowOperator`): `grouping` indexes the local
+        // aggregate's input row, whose grouping fields the local output leads with.
+        "stream-exec-global-group-aggregate" | "stream-exec-global-window-aggregate" => {
+            cols.key = project(&row_columns(raw.get("localAggInputRowType")?)?, raw.get("grouping")?);
+        }
+        // `MiniBatchIncrementalGroupAggFunction` (split distinct aggregates): keyed by the
+        // partial grouping (`partialKeySelector`), which indexes its input, the partial
+        // aggregate's output (the distinct keys' buckets `$f4`, ... as the plan names them).
+        "stream-exec-incremental-group-aggregate" => cols.key = project(input, raw.get("partialAggGrouping")?),
+        // One-phase window aggregates and legacy group windows (`WindowOperator`): keyed by the
+        // grouping fields of the input.
+        "stream-exec-window-aggregate" | "stream-exec-group-window-aggregate" => cols.key = project(input, raw.get("grouping")?),
+        // Window Top-N and window deduplication: keyed by the partition fields.
+        "stream-exec-window-rank" => cols.key = project(input, raw.get("partitionSpec")?.get("fields")?),
+        "stream-exec-window-deduplicate" => cols.key = project(input, raw.get("partitionKeys")?),
+        // Two-input joins whose state key type is the left side's key selector's.
+        "stream-exec-window-join" | "stream-exec-temporal-join" => cols.key = project(input, raw.get("joinSpec")?.get("leftKeys")?),
+        "stream-exec-interval-join" => cols.key = project(input, raw.get("intervalJoinSpec")?.get("joinSpec")?.get("leftKeys")?),
+        // OVER windows and MATCH_RECOGNIZE: keyed by `PARTITION BY`.
+        "stream-exec-over-aggregate" => cols.key = project(input, raw.get("overSpec")?.get("partition")?.get("fields")?),
+        "stream-exec-match" => cols.key = project(input, raw.get("matchSpec")?.get("partition")?.get("fields")?),
         _ => return None,
     }
     Some(cols)

@@ -128,6 +128,13 @@ pub struct OperatorMatch {
 }
 
 impl Plan {
+    /// Reads and parses the plan at `location`: a local path or an object store URL, read
+    /// through `storage`.
+    pub fn read(storage: &dyn crate::storage::Storage, location: &str) -> Result<Plan> {
+        let bytes = storage.read(&crate::storage::Location::new(location))?;
+        Plan::parse(&bytes, location)
+    }
+
     /// Parses a compiled plan or a REST job plan (`{"plan": {...}}` or the plan object itself).
     /// `what` names the file in errors.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Plan> {

@@ -18,6 +18,15 @@ pub fn apply_to_meta(names: &ColumnNames, operator: OperatorId, meta: &mut Keyed
         name_row(&mut meta.key_serializer, std::slice::from_ref(key));
     }
     for s in &mut meta.states {
+        // A timer queue's elements carry the key too (`TimerSerializer`): named alike, so its
+        // key column and the renamed entries agree.
+        if let Some(key) = &cols.key {
+            for (_, ser) in &mut s.serializers {
+                if let Some(k) = ser.timer_key_mut() {
+                    name_row(k, std::slice::from_ref(key));
+                }
+            }
+        }
         apply_to_state(cols, s);
     }
 }

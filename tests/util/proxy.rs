@@ -22,6 +22,8 @@ pub struct Faults {
     pub requests: AtomicUsize,
     /// 503s sent.
     pub throttled: AtomicUsize,
+    /// The request line (`GET /bucket/key?... HTTP/1.1`) of every request seen.
+    pub log: Mutex<Vec<String>>,
     stopped: AtomicBool,
 }
 
@@ -115,6 +117,9 @@ fn serve(client: TcpStream, up: SocketAddr, f: &Faults) {
             return;
         }
         let n = f.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(line) = head.first() {
+            f.log.lock().unwrap().push(line.clone());
+        }
         let every = f.throttle_every.load(Ordering::SeqCst);
         let throttle = f.throttle_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1)).is_ok() || (every > 0 && n % every == 0);
         if throttle {

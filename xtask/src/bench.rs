@@ -414,10 +414,10 @@ fn count_newlines(b: &[u8]) -> u64 {
 }
 
 /// (user s, system s, max RSS KiB) of a reaped child.
-type Usage = (f64, f64, u64);
+pub(crate) type Usage = (f64, f64, u64);
 
 #[cfg(unix)]
-fn wait4(pid: u32) -> Result<(i32, Usage)> {
+pub(crate) fn wait4(pid: u32) -> Result<(i32, Usage)> {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; wait4 fills it for the child we spawned (and still own).
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -432,17 +432,17 @@ fn wait4(pid: u32) -> Result<(i32, Usage)> {
 }
 
 #[cfg(unix)]
-fn status_ok(status: i32) -> bool {
+pub(crate) fn status_ok(status: i32) -> bool {
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
 #[cfg(not(unix))]
-fn wait4(_pid: u32) -> Result<(i32, Usage)> {
+pub(crate) fn wait4(_pid: u32) -> Result<(i32, Usage)> {
     Err("cargo xtask bench measures peak RSS with wait4(2): Unix only".into())
 }
 
 #[cfg(not(unix))]
-fn status_ok(_status: i32) -> bool {
+pub(crate) fn status_ok(_status: i32) -> bool {
     false
 }
 
@@ -562,14 +562,14 @@ fn git_rev(repo: &Path) -> String {
     }
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -19,6 +19,9 @@
 //! twice: against its savepoint (exactly as above) and against its compiled plan, which cannot
 //! tell serializers, so "could not decide" (exit 2) is right there too, but never "compatible"
 //! where Flink refused nor "incompatible" where it restored.
+//!
+//! With 2.3.0, the upgrade check (`compat_upgrade.rs`): 1.20.5's fixtures restored by 2.3.0
+//! state by state against `compat --flink-version 2.x`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -151,19 +154,35 @@ fn judge(bin: &Path, v: &str, variant: &str, result: &dyn Fn(&str) -> String, ba
 
 pub fn compat_interop(args: &[String]) -> Result<()> {
     let mut versions: Vec<String> = Vec::new();
+    // The upgrade check (`compat_upgrade.rs`) runs with the 2.x release's pairs.
+    let mut upgrade = true;
+    let mut upgrade_only = false;
+    // Own work directory (`DIR/<version>/compat-interop`), as `interop --work`.
+    let mut work_root: Option<PathBuf> = std::env::var_os("FLINKSNAP_INTEROP_WORK").filter(|w| !w.is_empty()).map(PathBuf::from);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--flink" => versions.push(it.next().ok_or("--flink needs a version")?.clone()),
+            "--no-upgrade" => upgrade = false,
+            "--upgrade-only" => upgrade_only = true,
+            "--work" => work_root = Some(PathBuf::from(it.next().ok_or("--work needs a directory")?)),
             "--help" | "-h" => {
-                println!("usage: cargo xtask compat-interop [--flink VERSION]...  (default: {})", VERSIONS.join(" "));
+                println!(
+                    "usage: cargo xtask compat-interop [--flink VERSION]... [--no-upgrade | --upgrade-only] [--work DIR]  (default: {})\n\n\
+                     With {}: also the upgrade check, {}'s fixtures restored by Flink {} state by state against\n\
+                     `compat --flink-version 2.x` (--upgrade-only: only that).",
+                    VERSIONS.join(" "),
+                    crate::compat_upgrade::INTO,
+                    crate::compat_upgrade::FROM,
+                    crate::compat_upgrade::INTO
+                );
                 return Ok(());
             }
             other => return Err(format!("compat-interop: unknown argument {other:?}")),
         }
     }
     if versions.is_empty() {
-        versions = VERSIONS.iter().map(|v| v.to_string()).collect();
+        versions = if upgrade_only { vec![crate::compat_upgrade::INTO.to_owned()] } else { VERSIONS.iter().map(|v| v.to_string()).collect() };
     }
     let started = Instant::now();
     let tools = Tools::find()?;
@@ -174,7 +193,10 @@ pub fn compat_interop(args: &[String]) -> Result<()> {
     let mut checked = 0;
     for v in &versions {
         let t0 = Instant::now();
-        let work = cache.join("flink").join(v).join("work").join("compat-interop");
+        let work = match &work_root {
+            Some(w) => w.join(v).join("compat-interop"),
+            None => cache.join("flink").join(v).join("work").join("compat-interop"),
+        };
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(&work).map_err(|e| e.to_string())?;
         let dist = ensure_dist(&tools, &cache, v)?;
@@ -184,6 +206,12 @@ pub fn compat_interop(args: &[String]) -> Result<()> {
         let main_classes = work.join("classes");
         let tc = Instant::now();
         compile_into(&tools, &repo, v, &dist, &main_classes)?;
+        if (upgrade || upgrade_only) && v == crate::compat_upgrade::INTO {
+            checked += crate::compat_upgrade::check(&tools, &repo, &bin, &dist, &main_classes, &work.join("upgrade"), &mut failures)?;
+        }
+        if upgrade_only {
+            continue;
+        }
         let base = work.join("v1-base");
         // One JVM per POJO version.
         for pojo in ["v1", "v2", "v3"] {

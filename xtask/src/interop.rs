@@ -910,7 +910,7 @@ pub(crate) fn place_copy(src: &Path, job: &Path) -> std::result::Result<Placed, 
 /// An exclusive lock for a chain's original location, which is the same for every interop run on
 /// the machine (whatever its --work): two runs take turns there. The lock file lives in the
 /// temporary directory, not at the location, which is left as it was found.
-fn lock(location: &Path) -> std::result::Result<fs::File, String> {
+pub(crate) fn lock(location: &Path) -> std::result::Result<fs::File, String> {
     let name: String = location.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
     let path = std::env::temp_dir().join(format!("flinksnap-interop{name}.lock"));
     let path = path.as_path();
@@ -1225,4 +1225,63 @@ fn report_checks(version: &str, checks: &[(String, std::result::Result<String, S
             }
         }
     }
+}
+
+/// Snapshots of release `from`'s fixture `cases`, restored as they are (a copy in `work`, the
+/// fixture's own parallelism and max parallelism) by release `into`'s fixture job — `classes`
+/// compiled for `into` — into the backends a relocated copy goes to (canonical savepoints: both),
+/// and compared with the `from` fixture's expected contents. One line per restore: its name and
+/// the entries that are equal, or why not (Flink's refusal, other contents). For `compat
+/// --flink-version 2.x`'s check against real upgrades (`compat_upgrade.rs`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn restore_other_release(
+    tools: &Tools,
+    repo: &Path,
+    from: &str,
+    into: &str,
+    dist_cp: &[PathBuf],
+    classes: &Path,
+    work: &Path,
+    cases: &[String],
+) -> Result<Vec<(String, std::result::Result<usize, String>)>> {
+    let fixtures = discover(repo, from, cases)?;
+    if fixtures.len() != cases.len() {
+        return Err(format!("flink {from}: {} of the fixture cases {cases:?} found", fixtures.len()));
+    }
+    let _ = fs::remove_dir_all(work);
+    let mut conversions = Vec::new();
+    let mut restores = Vec::new();
+    for (fi, f) in fixtures.iter().enumerate() {
+        let name = format!("{from}/{}", f.case);
+        let dir = work.join("snapshots").join(&f.case).join(f.path.file_name().unwrap_or_default());
+        crate::copy_tree(&f.path, &dir)?;
+        for &backend in relocated_backends(&f.case) {
+            let rname = format!("{name}->{into}-{backend}-p{}", f.parallelism);
+            restores.push(Restore { conversion: conversions.len(), backend, parallelism: f.parallelism, out: work.join("restored").join(format!("{}.jsonl", rname.replace('/', "_"))), name: rname });
+        }
+        conversions.push(Conversion {
+            fixture: fi,
+            kind: Kind::Relocate,
+            name,
+            args: Vec::new(),
+            max_parallelism: f.max_parallelism,
+            dir,
+            staging: PathBuf::new(),
+            topology: "default",
+            edit_source: None,
+            removed: Vec::new(),
+            expected: None,
+            refused: false,
+            outcome: Some(Ok(())),
+        });
+    }
+    let rs: Vec<&Restore> = restores.iter().collect();
+    run_restores(tools, repo, into, dist_cp, classes, work, &conversions, &rs)?;
+    Ok(restores
+        .iter()
+        .map(|r| {
+            let c = &conversions[r.conversion];
+            (r.name.clone(), compare(&fixtures[c.fixture], r, c).map(|(n, _)| n))
+        })
+        .collect())
 }

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod compat_interop;
+mod compat_upgrade;
 mod interop;
 mod sql_interop;
 mod oracle;

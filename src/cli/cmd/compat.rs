@@ -52,7 +52,8 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["against", "flink_version"])]
     pub describe: bool,
     /// The Flink release that will restore (`1.20`, `2.3`, `2.x`). From a 1.x snapshot to 2.x:
-    /// also lists every state 2.x cannot restore (Kryo, Scala, legacy sources and sinks).
+    /// also lists every state 2.x cannot restore (Scala API, legacy serializer snapshots) and,
+    /// as warnings, what it restores with a caveat (Kryo, legacy sources and sinks).
     #[arg(long, value_name = "VERSION")]
     pub flink_version: Option<FlinkVersion>,
     /// The state backend of the new job (`hashmap`, `rocksdb`, `forst`): decides TTL and map-key

@@ -42,8 +42,7 @@ impl NamedOperators {
 /// Reads `--plan` (a compiled SQL plan or a REST job plan), when given.
 pub fn read_plan(path: Option<&str>) -> Result<Option<Plan>> {
     let Some(path) = path else { return Ok(None) };
-    let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read the plan"))?;
-    Ok(Some(Plan::parse(&bytes, path)?))
+    Ok(Some(Plan::read(&*crate::cli::storage(), path).with_context(|| format!("{path}: cannot read the plan"))?))
 }
 
 /// The uids a job's plan implies for operators whose metadata stores none: the planner's

@@ -9,7 +9,8 @@
 //! - `states.rs`: state names and kinds, distribution modes, key, namespace and value serializers;
 //! - `serializers.rs`: `TypeSerializerSnapshot#resolveSchemaCompatibility`, per snapshot family;
 //! - `avro.rs`: Avro's reader/writer schema resolution;
-//! - `upgrade.rs`: `--flink-version 2.x`, the states a 1.x → 2.x upgrade cannot restore.
+//! - `upgrade.rs`: `--flink-version 2.x`, the states a 1.x → 2.x upgrade cannot restore (and
+//!   those it restores with a caveat), checked against real 2.3.0 restores.
 //!
 //! Verdict: [`Verdict::Incompatible`] when a finding says Flink would refuse the restore,
 //! else [`Verdict::Undecided`] when a finding could not be decided, else compatible.

@@ -489,6 +489,15 @@ impl TypeSerializer {
         }
     }
 
+    /// For a `TimerSerializer`: its key serializer, mutably (the plan's column names go there
+    /// as to the backend's key serializer).
+    pub(crate) fn timer_key_mut(&mut self) -> Option<&mut TypeSerializer> {
+        match &mut self.kind {
+            SerializerKind::Timer { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
     /// For a `ListSerializer`: the element serializer.
     pub fn list_element(&self) -> Option<&TypeSerializer> {
         match &self.kind {

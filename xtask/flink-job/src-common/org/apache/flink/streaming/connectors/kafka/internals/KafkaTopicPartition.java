@@ -17,6 +17,14 @@ public final class KafkaTopicPartition implements java.io.Serializable {
         this.cachedHash = 31 * topic.hashCode() + partition;
     }
 
+    public String getTopic() {
+        return topic;
+    }
+
+    public int getPartition() {
+        return partition;
+    }
+
     @Override
     public int hashCode() {
         return cachedHash;
