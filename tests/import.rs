@@ -293,3 +293,83 @@ fn operator_union_state_imports_with_an_added_element() {
     want.push(added);
     assert_eq!(multiset(want), multiset(dump(&fx, dst.to_str().unwrap())));
 }
+
+/// Exports one state of `fx` into a fresh directory.
+fn export_state(fx: &Fixture, operator: &str, state: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), dir.display().to_string(), "--operator".into(), operator.into(), "--state".into(), state.into()];
+    for u in fx.uids() {
+        args.extend(["--uid".to_owned(), u]);
+    }
+    flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (tmp, dir)
+}
+
+/// Rewrites the file with its first row repeated at the end (as a tool's careless append
+/// would); returns the repeat's row number.
+fn repeat_first_row(file: &Path) -> usize {
+    let b = read(file);
+    let mut w = ArrowWriter::try_new(File::create(file).unwrap(), b.schema(), None).unwrap();
+    w.write(&b).unwrap();
+    w.write(&b.slice(0, 1)).unwrap();
+    w.close().unwrap();
+    b.num_rows()
+}
+
+#[test]
+fn a_repeated_key_is_refused_naming_file_rows_and_key() {
+    for fx in [canonical_2_3(), imported_fixtures().into_iter().find(|f| f.case["flink_version"] == "1.20.5" && f.case["case"] == "rocksdb-savepoint-native").unwrap()] {
+        let (tmp, dir) = export_state(&fx, "keyed-long", "v-long");
+        let file = dir.join("keyed-long/v-long.parquet");
+        let key = read(&file).column_by_name("key").unwrap().as_primitive::<Int64Type>().value(0);
+        let n = repeat_first_row(&file);
+        let dst = tmp.path().join("out");
+        let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap()]);
+        let want = format!("{}: rows 0 and {n}: key {key} twice in value state \"v-long\" of operator ", file.display());
+        assert!(e.contains(&want) && e.contains("Flink would keep only one"), "{}: {e}\nwanted {want}", fx.path());
+        assert!(!dst.exists(), "nothing written");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary directory left beside the export");
+        // A dry run finds it too.
+        let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
+        assert!(e.contains(&want), "{e}");
+    }
+}
+
+#[test]
+fn a_repeated_map_user_key_list_row_or_broadcast_key_is_refused() {
+    let fx = canonical_2_3();
+    for (operator, state, kind, part) in [
+        ("keyed-string", "map", "map", ", user key "),
+        ("keyed-long", "list", "list", "merge the lists into one row"),
+        ("broadcast", "rules", "broadcast", ": user key "),
+    ] {
+        let (tmp, dir) = export_state(&fx, operator, state);
+        let file = dir.join(format!("{operator}/{state}.parquet"));
+        let n = repeat_first_row(&file);
+        let dst = tmp.path().join("out");
+        let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap()]);
+        let want = format!("{}: rows 0 and {n}: ", file.display());
+        assert!(e.contains(&want) && e.contains(&format!("twice in {kind} state \"{state}\"")) && e.contains(part), "{e}");
+        assert!(!dst.exists(), "nothing written");
+    }
+}
+
+#[test]
+fn operator_list_elements_may_repeat() {
+    // Rows of operator list state are its elements: equal elements are a list's right.
+    let fx = canonical_2_3();
+    let (tmp, dir) = export_state(&fx, "op-state", "op-list");
+    repeat_first_row(&dir.join("op-state/op-list.parquet"));
+    let dst = tmp.path().join("out");
+    flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap()]);
+    let source = dump(&fx, &fx.path());
+    let elements = |d: &[J]| d.iter().filter(|j| j["state"] == "op-list").map(|j| j["value"].clone()).collect::<Vec<_>>();
+    let mut want = elements(&source);
+    want.push(want[0].clone());
+    let mut got = elements(&dump(&fx, dst.to_str().unwrap()));
+    let key = |j: &J| j.to_string();
+    want.sort_by_key(key);
+    got.sort_by_key(key);
+    assert_eq!(want, got);
+}

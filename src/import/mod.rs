@@ -131,6 +131,54 @@ impl ImportedState for Import {
     fn new_registration(&self) -> Option<&crate::readers::meta::StateMetaInfo> {
         self.new_registration.as_ref()
     }
+    fn file(&self) -> Option<&Path> {
+        Some(&self.file.path)
+    }
+}
+
+/// What makes two entries of one imported state the same entry: key group and the key's,
+/// namespace's and user key's bytes (a timer: also its timestamp). Operator list and union
+/// states have no identity (their rows are elements); broadcast entries are their user keys.
+fn identity(e: &Entry) -> Option<Vec<u8>> {
+    let raw = &e.raw;
+    let mut id = Vec::with_capacity(16 + raw.key.len() + raw.namespace.len());
+    match e.kind {
+        StateKind::OperatorList | StateKind::OperatorUnion => return None,
+        StateKind::Broadcast => {}
+        _ => {
+            id.extend_from_slice(&e.key_group.unwrap_or(u32::MAX).to_be_bytes());
+            for part in [&raw.key, &raw.namespace] {
+                id.extend_from_slice(&(part.len() as u64).to_be_bytes());
+                id.extend_from_slice(part);
+            }
+        }
+    }
+    if let Some(uk) = &raw.user_key {
+        id.extend_from_slice(uk);
+    }
+    if e.kind == StateKind::Timer {
+        id.extend_from_slice(&e.value.to_json().to_string().into_bytes());
+    }
+    Some(id)
+}
+
+/// A dry run's check that a state's rows repeat no key (the write checks it per key group of
+/// the sorted stream): a set of the entries' identity hashes, 8 bytes a row; a repeat is
+/// confirmed by reading the file again. Returns the rows read.
+fn check_repeats(import: &dyn ImportedState, operator: &str) -> Result<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut n = 0u64;
+    for e in import.entries()? {
+        let e = e?;
+        n += 1;
+        let Some(id) = identity(&e) else { continue };
+        if !seen.insert(twox_hash::XxHash3_64::oneshot(&id)) {
+            if let Some(err) = crate::writers::edit::duplicate_error(import, operator, |x| Ok(identity(x).as_ref() == Some(&id)))? {
+                return Err(err);
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// A registration renamed: the meta info's bytes start with the name (`writeUTF`).
@@ -249,11 +297,11 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
         // Every row read and encoded: a dry run finds what the import would refuse.
         for (id, list) in &edits.imports {
             for i in list {
-                let mut n = 0u64;
-                for e in i.entries()? {
-                    e?;
-                    n += 1;
-                }
+                let operator = match report.states.iter().find_map(|r| (r.operator_id == *id).then_some(r.operator_uid.as_deref()).flatten()) {
+                    Some(uid) => format!("{id} (uid {uid})"),
+                    None => id.to_string(),
+                };
+                let n = check_repeats(i.as_ref(), &operator)?;
                 if let Some(r) = report.states.iter_mut().find(|r| r.operator_id == *id && r.state == i.state() && r.kind == i.kind().as_str()) {
                     r.rows = n;
                 }

@@ -207,6 +207,54 @@ pub trait ImportedState: std::fmt::Debug + Send + Sync {
     fn new_registration(&self) -> Option<&crate::readers::meta::StateMetaInfo> {
         None
     }
+    /// The file the entries are read from (named in errors), when there is one.
+    fn file(&self) -> Option<&std::path::Path> {
+        None
+    }
+}
+
+/// The error for two entries of `import` with the same key (and namespace, user key; for timers
+/// the same timer): `same` says which entries are the repeated one. The entries are read again
+/// to name the rows (row numbers count entries from 0, as the file's rows). `None` when fewer
+/// than two entries match: the caller's hash collided, there is no duplicate.
+pub(crate) fn duplicate_error(import: &dyn ImportedState, operator: &str, mut same: impl FnMut(&Entry) -> Result<bool>) -> Result<Option<Error>> {
+    let mut rows: Vec<u64> = Vec::new();
+    let mut first: Option<Entry> = None;
+    for (row, e) in import.entries()?.enumerate() {
+        let e = e?;
+        if same(&e)? {
+            rows.push(row as u64);
+            first.get_or_insert(e);
+        }
+    }
+    let Some(e) = first.filter(|_| rows.len() >= 2) else { return Ok(None) };
+    let file = import.file().map_or_else(|| format!("state {:?}", import.state()), |p| p.display().to_string());
+    let rows = match rows.len() {
+        2 => format!("rows {} and {}", rows[0], rows[1]),
+        n => format!("rows {} ({n} rows)", rows.iter().take(5).map(u64::to_string).collect::<Vec<_>>().join(", ") + if n > 5 { ", …" } else { "" }),
+    };
+    // Keyed: key, namespace (unless void), user key; broadcast: the user key only.
+    let mut parts = Vec::new();
+    if e.kind.is_keyed() {
+        parts.push(format!("key {}", e.key.as_ref().map_or("null".to_owned(), |k| k.to_json().to_string())));
+    }
+    if let Some(ns) = e.namespace.as_ref().filter(|ns| !matches!(ns, crate::model::value::Value::Null)) {
+        parts.push(format!("namespace {}", ns.to_json()));
+    }
+    if let Some(uk) = &e.user_key {
+        parts.push(format!("user key {}", uk.to_json()));
+    }
+    let mut what = parts.join(", ");
+    if e.kind == StateKind::Timer {
+        what = format!("timer {} for {what}", e.value.to_json());
+    }
+    let list = if e.kind == StateKind::List { " (a list state's elements are the one row's `value` list: merge the lists into one row)" } else { "" };
+    Ok(Some(Error::Invalid(format!(
+        "{file}: {rows}: {what} twice in {} state {:?} of operator {operator}: Flink would keep only one of them on restore, so import refuses \
+         repeated keys; remove or merge the repeated rows{list}",
+        e.kind.as_str(),
+        import.state(),
+    ))))
 }
 
 /// Every edit, resolved against a snapshot; what the savepoint writer consults.

@@ -41,7 +41,7 @@ use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
 use crate::writers::canonical::{KeyGroupStreamWriter, Record};
-use crate::writers::edit::{Counts, Edits};
+use crate::writers::edit::{Counts, Edits, ImportedState};
 use crate::writers::keys::{KeyGroupBatches, KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
@@ -404,6 +404,19 @@ impl Converter<'_> {
                 continue;
             }
             let es = i.entries()?.collect::<Result<Vec<Entry>>>()?;
+            // Broadcast state is a map: a user key twice would keep one of the values.
+            if mode == DistributionMode::Broadcast {
+                let mut seen = std::collections::HashSet::new();
+                for e in &es {
+                    let uk = e.raw.user_key.as_deref().unwrap_or_default();
+                    if !seen.insert(uk) {
+                        let operator = op.uid.as_deref().filter(|u| !u.is_empty()).map_or_else(|| op.operator_id.to_string(), |u| format!("{} (uid {u})", op.operator_id));
+                        if let Some(err) = crate::writers::edit::duplicate_error(i.as_ref(), &operator, |x| Ok(x.raw.user_key.as_deref().unwrap_or_default() == uk))? {
+                            return Err(err);
+                        }
+                    }
+                }
+            }
             if subtask == first_subtask(op) {
                 *self.counts.imported.entry((op.operator_id, i.state().to_owned())).or_default() += es.len() as u64;
             }
@@ -501,6 +514,7 @@ impl Converter<'_> {
             Box::new(sorter.finish()?)
         };
         let proxy = layout.proxy(self.compressed_keyed())?;
+        let mut repeats = RepeatedKeys::new(imports, &layout);
         let mut records = records.peekable();
         let mut out = Vec::with_capacity(op.parallelism as usize);
         for i in 0..op.parallelism {
@@ -513,7 +527,12 @@ impl Converter<'_> {
                     _ => {}
                 }
                 match records.next() {
-                    Some(Ok(r)) => w.push(r)?,
+                    Some(Ok(r)) => {
+                        if let Some(e) = repeats.check(&r, &ctx)? {
+                            return Err(e);
+                        }
+                        w.push(r)?
+                    }
                     Some(Err(e)) => return Err(e),
                     None => break,
                 }
@@ -554,6 +573,41 @@ impl Converter<'_> {
         *self.counts = counts.into_inner();
         let _ = std::fs::remove_dir_all(&spill_dir);
         Ok(out)
+    }
+}
+
+/// Imported keyed states must not hold a key twice (Flink would keep one of the entries on
+/// restore, silently). The sorted stream brings the records of one (key group, state)
+/// together, in arrival order, so a set of their keys' hashes — bounded by the key group's
+/// size, reset at the next key group — finds every repeat; a hit is confirmed (and its rows
+/// named) by reading the imported state's file again.
+struct RepeatedKeys<'a> {
+    /// Imported keyed states by their id in the written proxy.
+    imported: HashMap<u16, &'a Arc<dyn ImportedState>>,
+    /// The (key group, state) whose key hashes `seen` holds.
+    current: Option<(u32, u16)>,
+    seen: std::collections::HashSet<u64>,
+}
+
+impl<'a> RepeatedKeys<'a> {
+    fn new(imports: &'a [Arc<dyn ImportedState>], layout: &KeyedLayout) -> Self {
+        let imported = imports.iter().filter(|i| i.kind().is_keyed()).filter_map(|i| layout.ids.get(i.state()).map(|&id| (id, i))).collect();
+        RepeatedKeys { imported, current: None, seen: Default::default() }
+    }
+
+    /// The error naming the repeated rows when `r`'s key was already written for its state.
+    fn check(&mut self, r: &Record, ctx: &RecordContext<'_>) -> Result<Option<Error>> {
+        let Some(import) = self.imported.get(&r.state) else { return Ok(None) };
+        if self.current != Some((r.key_group, r.state)) {
+            self.current = Some((r.key_group, r.state));
+            self.seen.clear();
+        }
+        if self.seen.insert(twox_hash::XxHash3_64::oneshot(&r.key)) {
+            return Ok(None);
+        }
+        let op = ctx.op;
+        let operator = op.uid.as_deref().filter(|u| !u.is_empty()).map_or_else(|| op.operator_id.to_string(), |u| format!("{} (uid {u})", op.operator_id));
+        crate::writers::edit::duplicate_error(import.as_ref(), &operator, |e| Ok(ctx.record(e)?.is_some_and(|x| x.key_group == r.key_group && x.key == r.key)))
     }
 }
 
