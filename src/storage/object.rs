@@ -624,7 +624,26 @@ impl Storage for ObjectStorage {
         }
     }
 
+    /// Bulk deletes, each failed file tried again (a delete is idempotent: gone counts as
+    /// deleted). A bulk request is a POST that object_store does not retry, and one whose pooled
+    /// connection the server had closed (Azurite after 5 idle seconds) fails as a whole: 256
+    /// blobs of an Azure batch at once.
     fn delete_many(&self, locs: &[Location]) -> Result<Vec<(Location, Error)>> {
+        let mut failed = self.delete_many_once(locs)?;
+        for pause in [200, 1000] {
+            if failed.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+            let again: Vec<Location> = failed.iter().map(|(l, _)| l.clone()).collect();
+            failed = self.delete_many_once(&again)?;
+        }
+        Ok(failed)
+    }
+}
+
+impl ObjectStorage {
+    fn delete_many_once(&self, locs: &[Location]) -> Result<Vec<(Location, Error)>> {
         let mut by_key: HashMap<String, Location> = HashMap::new();
         let mut paths = Vec::with_capacity(locs.len());
         for l in locs {
