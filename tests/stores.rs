@@ -456,6 +456,22 @@ fn writers_on(store: &Store) {
         assert_eq!(store.run(&["export", &src, "--to", &remote, "--format", format]).status.code(), Some(2));
         ok(store.run(&["export", &src, "--to", &remote, "--format", format, "--force"]), "export --force");
     }
+
+    // import: an export on the bucket (read with ranged reads) into the bucket's snapshot,
+    // written to the bucket, holds exactly the source's entries (each state replaced by its own
+    // rows); a dry run reads it too; a directory without a manifest is named.
+    let remote = format!("{out}/export-parquet");
+    let imported = format!("{out}/imported");
+    let dry = ok(store.run(&["import", &remote, "--into", &src, "--dry-run", "--format", "json"]), "import --dry-run from the bucket");
+    let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    let states = dry["data"]["states"].as_array().unwrap();
+    assert!(states.len() > 5 && states.iter().all(|s| s["rows"] == s["replaced"]), "each state's rows replace as many entries: {dry}");
+    ok(store.run(&["import", &remote, "--into", &src, &imported]), "import from the bucket to the bucket");
+    assert_eq!(sorted_lines(&ok(store.run(&["dump", &imported]), "dump imported")), want);
+    let missing = store.run(&["import", &format!("{out}/no-export"), "--into", &src, "--dry-run"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&missing.stderr);
+    assert!(e.contains(&format!("{out}/no-export/manifest.json: not found")), "{e}");
 }
 
 #[test]

@@ -96,20 +96,19 @@ pub fn edit_with(storage: Arc<dyn Storage>, src: &str, dst: Option<&str>, opts: 
 /// let scan = Snapshot::open(src)?.scan().operator("keyed-long").state("v-long").build()?;
 /// let manifest = scan.export(&ExportOptions::new(&export), &NoProgress)?;
 /// let dst = tmp.path().join("imported").display().to_string();
-/// let report = import(&export, src, Some(&dst), &ImportOptions::default())?;
+/// let report = import(export.to_str().unwrap(), src, Some(&dst), &ImportOptions::default())?;
 /// assert_eq!(report.states[0].rows, manifest.totals.rows);
 /// assert_eq!(report.states[0].replaced, manifest.totals.rows);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(feature = "parquet")]
-pub fn import(from: &std::path::Path, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+pub fn import(from: &str, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
     import_with(default_storage(), from, into, dst, opts)
 }
 
-/// [`import`], reading the snapshot and writing through `storage` (the export directory is
-/// local).
+/// [`import`], reading the export directory and the snapshot and writing through `storage`.
 #[cfg(feature = "parquet")]
-pub fn import_with(storage: Arc<dyn Storage>, from: &std::path::Path, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+pub fn import_with(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
     crate::import::import(storage, from, into, dst, opts)
 }
 

@@ -14,7 +14,7 @@ mod cells;
 mod rows;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -25,7 +25,7 @@ use crate::model::{Entry, OperatorId, StateKind};
 use crate::readers::entries::Selection;
 use crate::readers::states::{snapshot_states, StateInfo};
 use crate::snapshot::Snapshot;
-use crate::storage::Storage;
+use crate::storage::{Location, Storage};
 use crate::writers::savepoint::{write_savepoint, ConvertOptions, ConvertReport};
 use crate::writers::ImportedState;
 use rows::StateFile;
@@ -92,21 +92,18 @@ struct ManifestFile {
     states: Vec<ManifestEntry>,
 }
 
-fn read_manifest(dir: &Path) -> Result<Vec<ManifestEntry>> {
+fn read_manifest(storage: &dyn Storage, dir: &Location) -> Result<Vec<ManifestEntry>> {
     let path = dir.join(MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match storage.read(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Invalid(format!(
-                "{}: not found: the directory to import is one `flinksnap export --format parquet` wrote, with its manifest",
-                path.display()
-            )))
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::Invalid(format!("{path}: not found: the directory to import is one `flinksnap export --format parquet` wrote, with its manifest")))
         }
-        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        Err(e) => return Err(e),
     };
-    let m: ManifestFile = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not an export manifest: {e}", path.display())))?;
+    let m: ManifestFile = serde_json::from_slice(&text).map_err(|e| Error::Invalid(format!("{path}: not an export manifest: {e}")))?;
     if m.format != "parquet" {
-        return Err(Error::Invalid(format!("{}: an export in {}; import reads Parquet exports", path.display(), m.format)));
+        return Err(Error::Invalid(format!("{path}: an export in {}; import reads Parquet exports", m.format)));
     }
     Ok(m.states)
 }
@@ -163,19 +160,42 @@ fn identity(e: &Entry) -> Option<Vec<u8>> {
 }
 
 /// A dry run's check that a state's rows repeat no key (the write checks it per key group of
-/// the sorted stream): a set of the entries' identity hashes, 8 bytes a row; a repeat is
-/// confirmed by reading the file again. Returns the rows read.
-fn check_repeats(import: &dyn ImportedState, operator: &str) -> Result<u64> {
-    let mut seen = std::collections::HashSet::new();
+/// its sorted stream). Each row's identity hash goes through an external sort, bucketed by its
+/// high 32 bits, so memory stays within `memory_budget` whatever the file's size (sorted runs
+/// spill to a temporary directory); within a bucket a set of full hashes finds a repeat, which
+/// is confirmed by reading the file again. Returns the rows read.
+fn check_repeats(import: &dyn ImportedState, operator: &str, memory_budget: usize) -> Result<u64> {
+    let spill = tempfile::Builder::new().prefix("flinksnap-import-check-").tempdir().map_err(|e| Error::io(std::env::temp_dir().display().to_string(), e))?;
+    let mut sorter = crate::writers::spill::ExternalSorter::new(spill.path(), memory_budget);
     let mut n = 0u64;
     for e in import.entries()? {
         let e = e?;
         n += 1;
         let Some(id) = identity(&e) else { continue };
-        if !seen.insert(twox_hash::XxHash3_64::oneshot(&id)) {
-            if let Some(err) = crate::writers::edit::duplicate_error(import, operator, |x| Ok(identity(x).as_ref() == Some(&id)))? {
-                return Err(err);
-            }
+        let h = twox_hash::XxHash3_64::oneshot(&id);
+        sorter.push(crate::writers::canonical::Record { key_group: (h >> 32) as u32, state: 0, key: h.to_be_bytes().to_vec(), value: Vec::new() })?;
+    }
+    let mut bucket = None;
+    let mut seen = std::collections::HashSet::new();
+    for r in sorter.finish()? {
+        let r = r?;
+        if bucket != Some(r.key_group) {
+            bucket = Some(r.key_group);
+            seen.clear();
+        }
+        if seen.insert(r.key.clone()) {
+            continue;
+        }
+        let h = u64::from_be_bytes(r.key.as_slice().try_into().expect("8-byte hash"));
+        // The first row with this hash names the identity; only rows equal to it count (a hash
+        // collision of different keys carries on).
+        let mut first: Option<Vec<u8>> = None;
+        let same = |x: &Entry| {
+            let Some(id) = identity(x).filter(|id| twox_hash::XxHash3_64::oneshot(id) == h) else { return Ok(false) };
+            Ok(first.get_or_insert_with(|| id.clone()) == &id)
+        };
+        if let Some(err) = crate::writers::edit::duplicate_error(import, operator, same)? {
+            return Err(err);
         }
     }
     Ok(n)
@@ -195,8 +215,9 @@ fn renamed(meta: &crate::readers::meta::StateMetaInfo, name: &str) -> Result<cra
 
 /// Imports the export directory `from` into the snapshot at `into`, writing `dst` (in a dry
 /// run, only reading and checking every file).
-pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
-    let manifest = read_manifest(from)?;
+pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+    let from = Location::new(from);
+    let manifest = read_manifest(storage.as_ref(), &from)?;
     let snapshot = Snapshot::open(storage.clone(), into)?;
     let where_ = snapshot.metadata_location.to_string();
     // The states every operator declares, with their serializers.
@@ -220,11 +241,11 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
         likes.push((op, info, spec.clone()));
     }
     let mut imports: HashMap<OperatorId, Vec<Arc<dyn ImportedState>>> = HashMap::new();
-    let mut report = ImportReport { dry_run: opts.dry_run, from: from.display().to_string(), states: Vec::new(), written: None };
+    let mut report = ImportReport { dry_run: opts.dry_run, from: from.to_string(), states: Vec::new(), written: None };
     let mut seen: BTreeMap<(OperatorId, String, bool), String> = BTreeMap::new();
     for m in &manifest {
-        let path: PathBuf = from.join(&m.file);
-        let in_file = || format!("{} ({} in the manifest)", path.display(), m.file);
+        let path = from.join(&m.file);
+        let in_file = || format!("{path} ({} in the manifest)", m.file);
         let kind = [StateKind::Value, StateKind::List, StateKind::Map, StateKind::Reducing, StateKind::Aggregating, StateKind::Timer, StateKind::OperatorList, StateKind::OperatorUnion, StateKind::Broadcast]
             .into_iter()
             .find(|k| k.as_str() == m.kind)
@@ -279,7 +300,7 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
                 (info, Some(spec.clone()), Some(meta))
             }
         };
-        let file = StateFile::open(path, info, op.operator_id, op.max_parallelism)?;
+        let file = StateFile::open(&storage, &path, info, op.operator_id, op.max_parallelism)?;
         report.states.push(ImportedStateReport {
             operator_id: op.operator_id,
             operator_uid: op.uid.clone().filter(|u| !u.is_empty()).or_else(|| m.operator_uid.clone()),
@@ -297,11 +318,9 @@ pub fn import(storage: Arc<dyn Storage>, from: &Path, into: &str, dst: Option<&s
         // Every row read and encoded: a dry run finds what the import would refuse.
         for (id, list) in &edits.imports {
             for i in list {
-                let operator = match report.states.iter().find_map(|r| (r.operator_id == *id).then_some(r.operator_uid.as_deref()).flatten()) {
-                    Some(uid) => format!("{id} (uid {uid})"),
-                    None => id.to_string(),
-                };
-                let n = check_repeats(i.as_ref(), &operator)?;
+                // Named as the write names it (`OperatorState::label`).
+                let operator = snapshot.metadata.operators.iter().find(|o| o.operator_id == *id).map_or_else(|| id.to_string(), |o| o.label());
+                let n = check_repeats(i.as_ref(), &operator, opts.convert.memory_budget)?;
                 if let Some(r) = report.states.iter_mut().find(|r| r.operator_id == *id && r.state == i.state() && r.kind == i.kind().as_str()) {
                     r.rows = n;
                 }

@@ -7,13 +7,15 @@
 //! the column.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::file::reader::ChunkReader;
+use parquet::file::reader::{ChunkReader, Length};
 use serde_json::Value as Json;
 
 use super::cells::cell;
@@ -24,6 +26,7 @@ use crate::model::{Entry, OperatorId, StateKind};
 use crate::readers::encode::{encode_entry, values_from_json};
 use crate::readers::serializers::{key_group_for_hash, key_hash_code};
 use crate::readers::states::StateInfo;
+use crate::storage::{Location, Storage};
 
 /// The parts of an entry, in the export's column names.
 const PARTS: [&str; 5] = ["key", "namespace", "user_key", "value", "ttl_timestamp"];
@@ -31,10 +34,10 @@ const PARTS: [&str; 5] = ["key", "namespace", "user_key", "value", "ttl_timestam
 /// One state's Parquet file, checked against the columns the state's serializers give.
 #[derive(Debug)]
 pub(crate) struct StateFile {
-    /// The file (named in every error).
+    /// The file's path or URL (named in every error).
     pub path: PathBuf,
-    /// Its bytes when they are held in memory (fuzzing, tools holding bytes); else read from `path`.
-    bytes: Option<Bytes>,
+    /// Where its bytes are read from.
+    source: Source,
     /// The state (its registration and key serializer: the source's, or the `--like` one's).
     pub info: StateInfo,
     /// The operator the entries belong to (the source's id).
@@ -49,22 +52,41 @@ fn invalid(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{}: {msg}", path.display()))
 }
 
+/// Where a [`StateFile`]'s bytes come from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A local file, read with the parquet crate's own file reader.
+    Local,
+    /// Bytes held in memory (fuzzing, tools holding bytes).
+    Memory(Bytes),
+    /// A file on an object store (or any [`Storage`]): ranged reads of the parts the reader needs.
+    Stored(StoredFile),
+}
+
 impl StateFile {
-    /// Opens `path` and checks its columns: every part the state's entries have must be there,
-    /// with the Arrow type the export gives it (nested field names and metadata aside).
-    pub(crate) fn open(path: PathBuf, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
-        Self::checked(path, None, info, operator_id, max_parallelism)
+    /// Opens `loc` (a local path or an object-store URL, read through `storage`) and checks its
+    /// columns: every part the state's entries have must be there, with the Arrow type the
+    /// export gives it (nested field names and metadata aside).
+    pub(crate) fn open(storage: &Arc<dyn Storage>, loc: &Location, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
+        let path = PathBuf::from(loc.as_str());
+        let source = if loc.is_local() {
+            Source::Local
+        } else {
+            let len = storage.head(loc)?.size;
+            Source::Stored(StoredFile { storage: storage.clone(), loc: loc.clone(), len })
+        };
+        Self::checked(path, source, info, operator_id, max_parallelism)
     }
 
     /// [`StateFile::open`] for a Parquet file held in memory; `name` stands for its path in errors.
     pub(crate) fn from_bytes(name: &str, bytes: Bytes, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
-        Self::checked(PathBuf::from(name), Some(bytes), info, operator_id, max_parallelism)
+        Self::checked(PathBuf::from(name), Source::Memory(bytes), info, operator_id, max_parallelism)
     }
 
-    fn checked(path: PathBuf, bytes: Option<Bytes>, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
+    fn checked(path: PathBuf, source: Source, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
         let layout = StateLayout::new(&info, None, &[]).map_err(|e| invalid(&path, format!("state {:?}: {e}", info.name())))?;
         let expected = layout.schema.clone();
-        let (schema, _) = Self::reader(&path, bytes.as_ref(), 1)?;
+        let (schema, _) = Self::reader(&path, &source, 1)?;
         let mut columns = Vec::new();
         for part in PARTS {
             let Ok(want) = expected.field_with_name(part) else {
@@ -88,11 +110,11 @@ impl StateFile {
             }
             columns.push(Some((i, want.clone())));
         }
-        Ok(StateFile { path, bytes, info, operator_id, max_parallelism, columns })
+        Ok(StateFile { path, source, info, operator_id, max_parallelism, columns })
     }
 
     /// The file's Arrow schema and a reader of its rows, `batch` rows at a time.
-    fn reader(path: &Path, bytes: Option<&Bytes>, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
+    fn reader(path: &Path, source: &Source, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
         fn build<T: ChunkReader + 'static>(path: &Path, input: T, batch: usize) -> Result<(SchemaRef, ParquetRecordBatchReader)> {
             let built = guarded(path, || {
                 let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| invalid(path, format!("not a Parquet file: {e}")))?;
@@ -101,15 +123,16 @@ impl StateFile {
             });
             built.and_then(|r| r)
         }
-        match bytes {
-            Some(b) => build(path, b.clone(), batch),
-            None => build(path, File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?, batch),
+        match source {
+            Source::Memory(b) => build(path, b.clone(), batch),
+            Source::Stored(f) => build(path, f.clone(), batch),
+            Source::Local => build(path, File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?, batch),
         }
     }
 
     /// The file's entries, read batch by batch.
     pub(crate) fn entries(&self) -> Result<Rows<'_>> {
-        let (_, reader) = Self::reader(&self.path, self.bytes.as_ref(), 4096)?;
+        let (_, reader) = Self::reader(&self.path, &self.source, 4096)?;
         Ok(Rows { file: self, reader, batch: None, row: 0, base: 0, broken: false })
     }
 
@@ -226,6 +249,64 @@ impl Iterator for Rows<'_> {
                 }
             }
         }
+    }
+}
+
+/// A file of a [`Storage`] as the parquet crate reads files: the footer and each column chunk
+/// by ranged reads (object stores fetch blocks with ranged GETs and read ahead on sequential
+/// reads), so only what the reader asks for travels and the file is never held whole.
+#[derive(Debug, Clone)]
+struct StoredFile {
+    storage: Arc<dyn Storage>,
+    loc: Location,
+    len: u64,
+}
+
+/// Bytes fetched per read of a [`StoredRead`].
+const STORED_READ_CHUNK: u64 = 256 * 1024;
+
+impl Length for StoredFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for StoredFile {
+    type T = StoredRead;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<StoredRead> {
+        Ok(StoredRead { file: self.clone(), pos: start, buf: Bytes::new() })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start.checked_add(length as u64).filter(|e| *e <= self.len).ok_or_else(|| {
+            parquet::errors::ParquetError::EOF(format!("{}: bytes {start}..+{length} lie beyond its {} bytes", self.loc, self.len))
+        })?;
+        self.storage.read_range(&self.loc, start..end).map(Bytes::from).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+    }
+}
+
+/// A sequential reader of a [`StoredFile`] from a position on, a chunk at a time.
+struct StoredRead {
+    file: StoredFile,
+    pos: u64,
+    buf: Bytes,
+}
+
+impl Read for StoredRead {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() {
+            let end = self.file.len.min(self.pos.saturating_add(STORED_READ_CHUNK));
+            if self.pos >= end {
+                return Ok(0);
+            }
+            self.buf = self.file.storage.read_range(&self.file.loc, self.pos..end).map(Bytes::from).map_err(std::io::Error::other)?;
+            self.pos = end;
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
     }
 }
 

@@ -64,6 +64,17 @@ pub struct OperatorSubtaskState {
     pub ref_checkpoint_id: Option<u64>,
 }
 
+impl OperatorState {
+    /// How messages name the operator: its id, and its uid when the metadata has one
+    /// (`0123… (uid orders)`).
+    pub fn label(&self) -> String {
+        match self.uid.as_deref().filter(|u| !u.is_empty()) {
+            Some(u) => format!("{} (uid {u})", self.operator_id),
+            None => self.operator_id.to_string(),
+        }
+    }
+}
+
 impl OperatorSubtaskState {
     /// Whether the subtask holds no state at all.
     pub fn is_empty(&self) -> bool {

@@ -633,7 +633,11 @@ impl Edits {
         if operators.is_empty() {
             return Ok(counts);
         }
-        let selection = Selection { operators, states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
+        // Operator state is read only when an import replaces some (a full key-group range
+        // leaves it out).
+        let operator_state = self.imports.values().flatten().any(|i| !i.kind().is_keyed());
+        let key_groups = (!operator_state).then(|| KeyGroupRange::new(0, u32::MAX));
+        let selection = Selection { operators, states: Vec::new(), key_groups };
         for e in SnapshotEntries::new(snapshot, selection) {
             let _ = self.keep(&e?, &mut counts);
         }

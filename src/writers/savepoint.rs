@@ -31,7 +31,7 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
-use crate::model::{Entry, KeyGroupRange, OperatorId, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::undecodable::UndecodableKind;
 use crate::readers::meta::read_operator_backend_meta;
@@ -393,13 +393,15 @@ impl Converter<'_> {
             by_state.entry(e.state.as_str()).or_default().push(e);
         }
         let mut states = Vec::with_capacity(h.states.len());
-        // Imported operator state: list elements all go to the first subtask (Flink spreads
-        // them over the subtasks when it restores with another parallelism); union and
-        // broadcast state to every subtask, as Flink stores them.
+        // Imported operator state: list and union elements all go to the first subtask. Flink
+        // spreads list elements over the subtasks on a restore with another parallelism, and
+        // gives every subtask the union of all subtasks' union elements on every restore, so a
+        // copy in each subtask would multiply them. Broadcast state goes to every subtask, as
+        // Flink stores it (each subtask's copy is the whole map; a restore reads one).
         let mut imported: HashMap<String, Vec<Entry>> = HashMap::new();
         for i in self.edits.imports(&op.operator_id).iter().filter(|i| !i.kind().is_keyed()) {
             let Some(mode) = h.states.iter().find(|s| s.name == i.state()).map(|s| s.mode) else { continue };
-            if mode == DistributionMode::SplitDistribute && subtask != first_subtask(op) {
+            if mode != DistributionMode::Broadcast && subtask != first_subtask(op) {
                 imported.insert(i.state().to_owned(), Vec::new());
                 continue;
             }
@@ -410,7 +412,7 @@ impl Converter<'_> {
                 for e in &es {
                     let uk = e.raw.user_key.as_deref().unwrap_or_default();
                     if !seen.insert(uk) {
-                        let operator = op.uid.as_deref().filter(|u| !u.is_empty()).map_or_else(|| op.operator_id.to_string(), |u| format!("{} (uid {u})", op.operator_id));
+                        let operator = op.label();
                         if let Some(err) = crate::writers::edit::duplicate_error(i.as_ref(), &operator, |x| Ok(x.raw.user_key.as_deref().unwrap_or_default() == uk))? {
                             return Err(err);
                         }
@@ -422,8 +424,10 @@ impl Converter<'_> {
             }
             imported.insert(i.state().to_owned(), es);
         }
+        // Replaced: every subtask's list and union elements; broadcast state once (each subtask
+        // holds the same map).
         for e in &entries {
-            if self.edits.replaces(e) && subtask == first_subtask(op) {
+            if self.edits.replaces(e) && (e.kind != StateKind::Broadcast || subtask == first_subtask(op)) {
                 *self.counts.replaced.entry((op.operator_id, e.state.clone())).or_default() += 1;
             }
         }
@@ -606,7 +610,7 @@ impl<'a> RepeatedKeys<'a> {
             return Ok(None);
         }
         let op = ctx.op;
-        let operator = op.uid.as_deref().filter(|u| !u.is_empty()).map_or_else(|| op.operator_id.to_string(), |u| format!("{} (uid {u})", op.operator_id));
+        let operator = op.label();
         crate::writers::edit::duplicate_error(import.as_ref(), &operator, |e| Ok(ctx.record(e)?.is_some_and(|x| x.key_group == r.key_group && x.key == r.key)))
     }
 }

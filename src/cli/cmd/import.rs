@@ -2,7 +2,6 @@
 //! a snapshot's states, as a canonical savepoint (spec: `formats/import.md`).
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use flinksnap::{import_with, ImportOptions, ImportReport};
@@ -37,8 +36,9 @@ DST is written as `convert` writes it: a canonical savepoint any state backend r
 relative paths only, under a temporary name renamed at the end (on object stores `_metadata`
 last). The snapshot --into and PARQUET_DIR are only read.")]
 pub struct Args {
-    /// A directory `flinksnap export --format parquet` wrote (with its manifest.json).
-    pub parquet_dir: PathBuf,
+    /// A directory `flinksnap export --format parquet` wrote (with its manifest.json): a local
+    /// path or an object-store URL (`s3://…`, `gs://…`, `abfss://…`).
+    pub parquet_dir: String,
     /// The snapshot whose states are replaced (a checkpoint or savepoint directory, or its
     /// `_metadata` file; local or an object-store URL).
     #[arg(long = "into", value_name = "SRC")]

@@ -16,6 +16,9 @@
 //!   String key in every operator whose key type is String (`*=KEY`): restored into both
 //!   backends, the two keys' entries (every state, namespace, map entry and timer) are gone and
 //!   every other entry is as the fixture's.
+//! - **import**: `export` of three keyed states and op-state's list and union state, the keyed
+//!   ones edited with pyarrow, `import`: restored with exactly the edited content; also from the
+//!   2.3.0 savepoint at parallelism 2 (union elements once, not once per subtask).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -136,6 +139,15 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
     };
     for (fi, f) in fixtures.iter().enumerate() {
         match f.case.as_str() {
+            // Operator state at parallelism 2 through export → import (the same edits of keyed
+            // state, op-state's list and union state unchanged): every subtask's list elements
+            // once, union elements once (Flink gives each subtask the union of all subtasks'), as
+            // the fixture job checks on restore.
+            "heap-savepoint-canonical-p2-maxp32768" => {
+                let mut imported = new(fi, f, Kind::Import, "import-edited-parquet".into(), None, Vec::new(), "default");
+                imported.expected = Some(work.join("edited").join(format!("{}~import-edited-parquet.expected.jsonl", f.case)));
+                push(imported, &["hashmap", "rocksdb"], f.parallelism);
+            }
             "heap-savepoint-canonical" => {
                 let p = f.parallelism;
                 // A job without uids' savepoint: Flink restores it into the job without uids only.
@@ -343,8 +355,9 @@ pub(super) fn edit(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Resu
     Err(Outcome::Failed(format!("flinksnap edit {} failed ({}): {}", c.args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())))
 }
 
-/// The states the import check exports, edits and imports (`scripts/import_edit.py`).
-const IMPORTED: &[&str] = &["v-long", "v-string", "map"];
+/// The states the import check exports, edits and imports (`scripts/import_edit.py` edits the
+/// keyed ones; op-state's list and union state go through Parquet unchanged).
+const IMPORTED: &[&str] = &["v-long", "v-string", "map", "op-list", "op-union"];
 
 /// `flinksnap export` of the fixture's edited states, the Parquet edited by
 /// `xtask/scripts/import_edit.py` (pyarrow, which also writes the contents Flink must restore),
@@ -364,7 +377,7 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let mut export = Command::new(bin);
-    export.arg("export").arg(&f.path).arg("--to").arg(&export_dir).args(["--operator", "keyed-long", "--operator", "keyed-string"]);
+    export.arg("export").arg(&f.path).arg("--to").arg(&export_dir).args(["--operator", "keyed-long", "--operator", "keyed-string", "--operator", "op-state"]);
     for s in IMPORTED {
         export.args(["--state", s]);
     }
