@@ -235,22 +235,70 @@ fn an_unknown_operator_is_refused() {
     assert!(e.contains("operator 0123456789abcdef0123456789abcdef (uid no-such-operator) is not in"), "{e}");
 }
 
+/// A state the snapshot lacks: registered for the built-in types of its file's columns (value
+/// and list state of Long, map state of String → Long, in 1.13.6's and 2.3.0's operators), or
+/// like an existing state with `--like`; a column of another type needs `--like`, named.
 #[test]
-fn a_new_state_needs_like_and_then_holds_the_rows() {
+fn a_new_state_is_registered_from_its_columns_or_like_an_existing_one() {
+    for version in ["1.13.6", "2.3.0"] {
+        let fx = fixtures().into_iter().find(|f| f.case["flink_version"] == version && f.case["case"] == "heap-savepoint-canonical").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("export");
+        let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), dir.display().to_string()];
+        for (op, st) in [("keyed-long", "v-long"), ("keyed-long", "list"), ("keyed-string", "map"), ("keyed-string", "v-pojo")] {
+            args.extend(["--operator".to_owned(), op.into(), "--state".into(), st.into()]);
+        }
+        for u in fx.uids() {
+            args.extend(["--uid".to_owned(), u]);
+        }
+        flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let rename = |dir: &Path, keep: &[&str]| {
+            let p = dir.join("manifest.json");
+            let mut m: J = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let states = m["states"].as_array_mut().unwrap();
+            states.retain(|s| keep.contains(&s["state"].as_str().unwrap()));
+            for s in states.iter_mut() {
+                s["state"] = format!("{}-new", s["state"].as_str().unwrap()).into();
+            }
+            std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        };
+        let source = dump(&fx, &fx.path());
+        let copies = |states: &[&str]| -> Vec<J> {
+            let mut want = source.clone();
+            for j in source.iter().filter(|j| states.contains(&j["state"].as_str().unwrap()) && (j["operator_uid"] == "keyed-long" || j["operator_uid"] == "keyed-string")) {
+                let mut c = j.clone();
+                c["state"] = format!("{}-new", j["state"].as_str().unwrap()).into();
+                want.push(c);
+            }
+            want
+        };
+        // Built-in types: no --like needed.
+        rename(&dir, &["v-long", "list", "map"]);
+        let dst = tmp.path().join("out");
+        let out: J = serde_json::from_str(&flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--format", "json"])).unwrap();
+        assert!(out["data"]["states"].as_array().unwrap().iter().all(|s| s["like"].is_null() && s["replaced"] == 0), "{version}: {out}");
+        assert_eq!(multiset(dump(&fx, dst.to_str().unwrap())), multiset(copies(&["v-long", "list", "map"])), "{version}");
+    }
+}
+
+#[test]
+fn a_new_state_of_other_types_needs_like_and_then_holds_the_rows() {
     let fx = canonical_2_3();
-    let (tmp, dir) = setup(&fx);
-    edit_manifest(&dir, |s| s["state"] = "v-long-copy".into());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    flinksnap_ok(&["export", &fx.path(), "--to", dir.to_str().unwrap(), "--operator", "keyed-string", "--state", "v-pojo"]);
+    edit_manifest(&dir, |s| s["state"] = "v-pojo-copy".into());
     let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
-    assert!(e.contains("has no state \"v-long-copy\"") && e.contains("--like"), "{e}");
+    assert!(e.contains("has no state \"v-pojo-copy\"") && e.contains("column \"value\" is Struct") && e.contains("--like"), "{e}");
     let dst = tmp.path().join("out");
-    flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--like", "keyed-long/v-long"]);
+    flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--like", "keyed-string/v-pojo"]);
     let source = dump(&fx, &fx.path());
     let got = dump(&fx, dst.to_str().unwrap());
-    // Every source entry kept, plus v-long's entries again under the new name.
+    // Every source entry kept, plus v-pojo's entries again under the new name.
     let mut want = source.clone();
-    for j in source.iter().filter(|j| j["operator_uid"] == "keyed-long" && j["state"] == "v-long") {
+    for j in source.iter().filter(|j| j["operator_uid"] == "keyed-string" && j["state"] == "v-pojo") {
         let mut c = j.clone();
-        c["state"] = "v-long-copy".into();
+        c["state"] = "v-pojo-copy".into();
         want.push(c);
     }
     assert_eq!(multiset(want), multiset(got));

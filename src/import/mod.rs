@@ -11,6 +11,7 @@
 //!   and the imported ones through its external sort into the canonical stream.
 
 mod cells;
+mod registration;
 mod rows;
 
 use std::collections::{BTreeMap, HashMap};
@@ -285,19 +286,27 @@ pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&st
                     return Err(Error::unsupported(format!("{}: operator {} has no keyed state, so state {:?} cannot be added to it", in_file(), op.operator_id, m.state), None));
                 };
                 let like = likes.iter().find(|(_, l, _)| l.kind == kind && l.key_serializer.as_ref().is_some_and(|k| k.class_name() == target_key.class_name()));
-                let Some((_, like, spec)) = like else {
-                    return Err(Error::Invalid(format!(
-                        "{}: operator {} has no state {:?}: a new state needs its serializer snapshots; give --like OPERATOR/STATE, an existing {} state of the same types (keyed by {})",
-                        in_file(),
-                        op.operator_id,
-                        m.state,
-                        m.kind,
-                        target_key.class_name()
-                    )));
+                let (meta, like) = match like {
+                    Some((_, like, spec)) => (renamed(&like.meta, &m.state)?, Some(spec.clone())),
+                    // Without --like: registered for the built-in types of the file's columns.
+                    None => {
+                        let schema = StateFile::schema(&storage, &path)?;
+                        let meta = registration::registration_from_columns(&m.state, kind, &schema).map_err(|e| {
+                            Error::Invalid(format!(
+                                "{}: operator {} has no state {:?}, and its serializers cannot be taken from the file's columns: {e}; \
+                                 give --like OPERATOR/STATE, an existing {} state of the same types (keyed by {})",
+                                in_file(),
+                                op.operator_id,
+                                m.state,
+                                m.kind,
+                                target_key.class_name()
+                            ))
+                        })?;
+                        (meta, None)
+                    }
                 };
-                let meta = renamed(&like.meta, &m.state)?;
                 let info = StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(target_key), meta: meta.clone() };
-                (info, Some(spec.clone()), Some(meta))
+                (info, like, Some(meta))
             }
         };
         let file = StateFile::open(&storage, &path, info, op.operator_id, op.max_parallelism)?;

@@ -63,19 +63,27 @@ enum Source {
     Stored(StoredFile),
 }
 
+impl Source {
+    fn of(storage: &Arc<dyn Storage>, loc: &Location) -> Result<Source> {
+        Ok(if loc.is_local() {
+            Source::Local
+        } else {
+            Source::Stored(StoredFile { storage: storage.clone(), loc: loc.clone(), len: storage.head(loc)?.size })
+        })
+    }
+}
+
 impl StateFile {
     /// Opens `loc` (a local path or an object-store URL, read through `storage`) and checks its
     /// columns: every part the state's entries have must be there, with the Arrow type the
     /// export gives it (nested field names and metadata aside).
     pub(crate) fn open(storage: &Arc<dyn Storage>, loc: &Location, info: StateInfo, operator_id: OperatorId, max_parallelism: u32) -> Result<StateFile> {
-        let path = PathBuf::from(loc.as_str());
-        let source = if loc.is_local() {
-            Source::Local
-        } else {
-            let len = storage.head(loc)?.size;
-            Source::Stored(StoredFile { storage: storage.clone(), loc: loc.clone(), len })
-        };
-        Self::checked(path, source, info, operator_id, max_parallelism)
+        Self::checked(PathBuf::from(loc.as_str()), Source::of(storage, loc)?, info, operator_id, max_parallelism)
+    }
+
+    /// The Arrow schema of the Parquet file at `loc` (what a new state's types are read from).
+    pub(crate) fn schema(storage: &Arc<dyn Storage>, loc: &Location) -> Result<SchemaRef> {
+        Ok(Self::reader(Path::new(loc.as_str()), &Source::of(storage, loc)?, 1)?.0)
     }
 
     /// [`StateFile::open`] for a Parquet file held in memory; `name` stands for its path in errors.

@@ -22,7 +22,7 @@
 
 mod avro;
 pub mod cep;
-mod consts;
+pub(crate) mod consts;
 mod decode;
 mod encode;
 mod from_json;
