@@ -151,7 +151,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let mut sizes = Vec::new();
     for &k in &o.keys {
-        let snaps = bench::load_manifests_of(&size_dir(&base, k), GEN_RUNS)?;
+        let mut snaps = bench::load_manifests_of(&size_dir(&base, k), GEN_RUNS)?;
+        for sn in &mut snaps {
+            // An incremental checkpoint's SSTs are in the job's shared/ directory.
+            if let Some(shared) = sn.path.parent().map(|job| job.join("shared")).filter(|d| d.is_dir()) {
+                sn.bytes += dir_size(&shared);
+            }
+        }
         println!("== {k} keys:");
         for sn in &snaps {
             println!("     {:<32} {:>9.1} MiB  {:>10} entries  {}", sn.name, mib(sn.bytes), sn.entries, sn.path.display());
@@ -214,7 +220,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rows = Vec::new();
     for (keys, snaps) in &sizes {
         for sn in snaps {
-            let flink = samples.get(&(*keys, sn.name.clone(), "flink".into())).map(|v| median(v.iter().map(|s| s.m.wall_s)));
+            let flink = samples.get(&(*keys, sn.name.clone(), "flink".into()));
+            let flink_cpu = flink.map(|v| median(v.iter().map(|s| s.m.user_s + s.m.sys_s)));
+            let flink = flink.map(|v| median(v.iter().map(|s| s.m.wall_s)));
             for tool in TOOLS {
                 let Some(v) = samples.get(&(*keys, sn.name.clone(), tool.to_string())) else { continue };
                 rows.push(Row {
@@ -228,6 +236,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     count: v.last().and_then(|s| s.count),
                     runs: v.len(),
                     flink_s: flink,
+                    flink_cpu_s: flink_cpu,
                 });
             }
         }
@@ -431,6 +440,8 @@ struct Row {
     runs: usize,
     /// Flink's median wall time on the same snapshot.
     flink_s: Option<f64>,
+    /// Flink's median CPU time on the same snapshot.
+    flink_cpu_s: Option<f64>,
 }
 
 impl Row {
@@ -440,11 +451,19 @@ impl Row {
             (_, Some(f)) => Some(f / self.wall_s.max(1e-9)),
         }
     }
+
+    /// The same in CPU seconds (steadier on a shared machine).
+    fn cpu_ratio(&self) -> Option<f64> {
+        match (self.tool, self.flink_cpu_s) {
+            ("flink", _) | (_, None) => None,
+            (_, Some(f)) => Some(f / self.cpu_s.max(1e-9)),
+        }
+    }
 }
 
 fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| keys | snapshot | size | entries | command | median s | CPU s | × Flink | entries/s | peak RSS | count |\n|--:|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n",
+        "| keys | snapshot | size | entries | command | median s | CPU s | × Flink (wall) | × Flink (CPU) | entries/s | peak RSS | count |\n|--:|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for r in rows {
         let command = match (r.tool, r.flink_inner_s) {
@@ -462,7 +481,7 @@ fn table(rows: &[Row]) -> String {
             None => "-".into(),
         };
         s.push_str(&format!(
-            "| {} | {} | {:.0} MiB | {} | {command} | {:.2} | {:.2} | {} | {:.0} | {:.0} MiB | {count} |\n",
+            "| {} | {} | {:.0} MiB | {} | {command} | {:.2} | {:.2} | {} | {} | {:.0} | {:.0} MiB | {count} |\n",
             r.keys,
             r.snapshot.name,
             mib(r.snapshot.bytes),
@@ -470,6 +489,7 @@ fn table(rows: &[Row]) -> String {
             r.wall_s,
             r.cpu_s,
             r.ratio().map_or("-".into(), |x| format!("{x:.1}×")),
+            r.cpu_ratio().map_or("-".into(), |x| format!("{x:.1}×")),
             r.snapshot.entries as f64 / r.wall_s.max(1e-9),
             r.peak_rss_kib as f64 / 1024.0,
         ));
@@ -487,7 +507,7 @@ fn results_json(o: &Opts, repo: &Path, load_before: &str, load_after: &str, rows
     s.push_str(&format!("  \"loadavg_before\": {},\n  \"loadavg_after\": {},\n  \"results\": [\n", q(load_before), q(load_after)));
     for (i, r) in rows.iter().enumerate() {
         s.push_str(&format!(
-            "    {{\"keys\": {}, \"snapshot\": {}, \"bytes\": {}, \"entries\": {}, \"command\": {}, \"runs\": {}, \"median_seconds\": {:.3}, \"median_cpu_seconds\": {:.3}, \"flink_inner_seconds\": {}, \"ratio_to_flink\": {}, \"peak_rss_kib\": {}, \"count\": {}}}{}\n",
+            "    {{\"keys\": {}, \"snapshot\": {}, \"bytes\": {}, \"entries\": {}, \"command\": {}, \"runs\": {}, \"median_seconds\": {:.3}, \"median_cpu_seconds\": {:.3}, \"flink_inner_seconds\": {}, \"ratio_to_flink\": {}, \"cpu_ratio_to_flink\": {}, \"peak_rss_kib\": {}, \"count\": {}}}{}\n",
             r.keys,
             q(&r.snapshot.name),
             r.snapshot.bytes,
@@ -498,6 +518,7 @@ fn results_json(o: &Opts, repo: &Path, load_before: &str, load_after: &str, rows
             r.cpu_s,
             num(r.flink_inner_s),
             num(r.ratio()),
+            num(r.cpu_ratio()),
             r.peak_rss_kib,
             r.count.map_or("null".to_string(), |c| c.to_string()),
             if i + 1 < rows.len() { "," } else { "" }
