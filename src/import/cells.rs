@@ -5,10 +5,18 @@
 //! column maps back), so a file rewritten by a tool that dropped field metadata still imports.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type};
+use arrow_array::types::{
+    Date32Type, Decimal128Type, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use arrow_array::Array;
-use arrow_schema::{DataType, Field};
+use arrow_schema::{DataType, Field, TimeUnit};
 use serde_json::{json, Value as Json};
+
+use crate::model::value::Value;
+use crate::readers::serializers::table::decimal_text_i128;
 
 /// Field metadata keys the export writes (`export::schema`).
 const ENCODING: &str = "flinksnap.encoding";
@@ -124,6 +132,81 @@ pub(crate) fn cell(field: &Field, array: &dyn Array, row: usize) -> Result<Json,
             }
             Json::Array(out)
         }
-        other => return Err(format!("values of Arrow type {other} cannot be imported yet (flinksnap imports Null, Boolean, integers, floats, Utf8, Binary, Struct, List and Map columns)")),
+        DataType::Timestamp(unit, zone) => {
+            let v = match unit {
+                TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
+                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row),
+                TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row),
+            };
+            let (seconds, nanos) = split(v, *unit);
+            let text = Value::Instant { seconds, nanos }.iso8601().unwrap_or_default();
+            // With a zone the value is an instant (TIMESTAMP_LTZ, java.util.Date, java.sql.*);
+            // without one a wall-clock date-time (TIMESTAMP), stored as if in UTC.
+            match zone {
+                Some(_) => Json::String(text),
+                None => Json::String(text.trim_end_matches('Z').to_owned()),
+            }
+        }
+        DataType::Date32 => {
+            let days = i64::from(array.as_primitive::<Date32Type>().value(row));
+            let text = Value::Instant { seconds: days * 86_400, nanos: 0 }.iso8601().unwrap_or_default();
+            Json::String(text.split('T').next().unwrap_or_default().to_owned())
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            let (nanos_of_day, unit) = match array.data_type() {
+                DataType::Time32(TimeUnit::Second) => (i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1_000_000_000, "s"),
+                DataType::Time32(_) => (i64::from(array.as_primitive::<Time32MillisecondType>().value(row)) * 1_000_000, "ms"),
+                DataType::Time64(TimeUnit::Microsecond) => (array.as_primitive::<Time64MicrosecondType>().value(row) * 1000, "us"),
+                _ => (array.as_primitive::<Time64NanosecondType>().value(row), "ns"),
+            };
+            if !(0..86_400_000_000_000).contains(&nanos_of_day) {
+                return Err(format!("time of day {nanos_of_day} ns ({unit} column) is not within a day"));
+            }
+            let secs = nanos_of_day / 1_000_000_000;
+            let t = Value::LocalTime { hour: (secs / 3600) as u8, minute: (secs / 60 % 60) as u8, second: (secs % 60) as u8, nano: (nanos_of_day % 1_000_000_000) as u32 };
+            Json::String(t.iso8601().unwrap_or_default())
+        }
+        DataType::Decimal128(_, scale) => {
+            let v = array.as_primitive::<Decimal128Type>().value(row);
+            match u32::try_from(*scale) {
+                Ok(scale) => Json::String(decimal_text_i128(v, scale)),
+                // A negative scale: the unscaled value times 10^-scale.
+                Err(_) => Json::String(if v == 0 { "0".into() } else { format!("{v}{}", "0".repeat(scale.unsigned_abs() as usize)) }),
+            }
+        }
+        // INTERVAL DAY TO SECOND: milliseconds.
+        DataType::Duration(unit) => {
+            let v = match unit {
+                TimeUnit::Second => array.as_primitive::<DurationSecondType>().value(row).checked_mul(1000),
+                TimeUnit::Millisecond => Some(array.as_primitive::<DurationMillisecondType>().value(row)),
+                TimeUnit::Microsecond => {
+                    let us = array.as_primitive::<DurationMicrosecondType>().value(row);
+                    (us % 1000 == 0).then_some(us / 1000)
+                }
+                TimeUnit::Nanosecond => {
+                    let ns = array.as_primitive::<DurationNanosecondType>().value(row);
+                    (ns % 1_000_000 == 0).then_some(ns / 1_000_000)
+                }
+            };
+            json!(v.ok_or_else(|| format!("duration {} is not a whole number of milliseconds", array.data_type()))?)
+        }
+        other => {
+            return Err(format!(
+                "values of Arrow type {other} cannot be imported (flinksnap imports Null, Boolean, integers, floats, Decimal128, Utf8, Binary, \
+                 Timestamp, Date32, Time32, Time64, Duration, Struct, List and Map columns)"
+            ))
+        }
     })
+}
+
+/// Seconds and nanoseconds of the second of a timestamp `v` in `unit` since the epoch.
+fn split(v: i64, unit: TimeUnit) -> (i64, u32) {
+    let per_second: i64 = match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    (v.div_euclid(per_second), (v.rem_euclid(per_second) * (1_000_000_000 / per_second)) as u32)
 }
