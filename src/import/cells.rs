@@ -210,3 +210,93 @@ fn split(v: i64, unit: TimeUnit) -> (i64, u32) {
     };
     (v.div_euclid(per_second), (v.rem_euclid(per_second) * (1_000_000_000 / per_second)) as u32)
 }
+
+
+#[cfg(test)]
+mod tests {
+    use crate::export::arrays::array;
+    use crate::export::schema::{column, type_summary};
+    use crate::model::value::{RowKind, Value};
+    use crate::readers::serializers::{SerializerKind as K, SimpleType as S, TypeSerializer};
+
+    fn ser(kind: K) -> TypeSerializer {
+        TypeSerializer::new("test.SerializerSnapshot".into(), 1, kind)
+    }
+
+    fn simple(t: S) -> TypeSerializer {
+        ser(K::Simple(t))
+    }
+
+    /// Temporal and decimal values through their Arrow columns and back (issue 19): the column
+    /// export builds (`Timestamp` of every unit with and without zone, `Date32`, `Time32(ms)`,
+    /// `Time64(ns)`, `Decimal128`, `Duration(ms)`), read by import's cells into the dump's JSON, read
+    /// by the serializer: the same value, and the JSON the dump prints for it.
+    #[test]
+    fn temporal_and_decimal_columns_read_back_as_the_same_values() {
+        use crate::readers::serializers::table::{LogicalType, TableSerializer as T, TimestampKind, TypeKind};
+        let table = |t: T| ser(K::Table(Box::new(t)));
+        let ty = |kind: TypeKind| LogicalType { nullable: true, kind };
+        let instant = |seconds: i64, nanos: u32| Value::Instant { seconds, nanos };
+        let date = |year: i32, month: u8, day: u8| Value::LocalDate { year, month, day };
+        let time = |hour: u8, minute: u8, second: u8, nano: u32| Value::LocalTime { hour, minute, second, nano };
+        let date_time = |d: Value, t: Value| Value::LocalDateTime { date: Box::new(d), time: Box::new(t) };
+        let dec = |s: &str| Value::BigDecimal(s.into());
+        let cases: Vec<(TypeSerializer, &str, Vec<Value>)> = vec![
+            // java.util.Date, java.sql.Date and Time: epoch milliseconds.
+            (simple(S::Date), "Timestamp(ms, UTC)", vec![instant(-1, 5_000_000), instant(1_700_000_000, 0), Value::Null]),
+            (simple(S::SqlDate), "Timestamp(ms, UTC)", vec![instant(-86_400 * 365, 0)]),
+            (simple(S::SqlTime), "Timestamp(ms, UTC)", vec![instant(3_600, 999_000_000)]),
+            (simple(S::LocalTime), "Time64(ns)", vec![time(23, 59, 59, 999_999_999), time(0, 0, 0, 0), Value::Null]),
+            (simple(S::Instant), "Utf8", vec![instant(-62_135_596_801, 1)]),
+            (simple(S::LocalDateTime), "Utf8", vec![date_time(date(2024, 2, 29), time(1, 2, 3, 4))]),
+            (simple(S::BigDecimal), "Utf8", vec![dec("-1.23E+5"), dec("0.000")]),
+            // SQL: TIMESTAMP(p) by its unit, DECIMAL compact and not.
+            (table(T::Timestamp { precision: 0 }), "Timestamp(s)", vec![date_time(date(1969, 12, 31), time(23, 59, 59, 0))]),
+            (table(T::Timestamp { precision: 3 }), "Timestamp(ms)", vec![date_time(date(2024, 1, 1), time(0, 0, 36, 123_000_000))]),
+            (table(T::Timestamp { precision: 6 }), "Timestamp(us)", vec![date_time(date(1900, 1, 1), time(12, 0, 0, 123_456_000))]),
+            (table(T::Timestamp { precision: 9 }), "Timestamp(ns)", vec![date_time(date(2262, 4, 11), time(23, 47, 16, 854_775_807))]),
+            (table(T::Decimal { precision: 10, scale: 4 }), "Decimal128(10, 4)", vec![dec("0.9500"), dec("-123456.0001")]),
+            (table(T::Decimal { precision: 38, scale: 2 }), "Decimal128(38, 2)", vec![dec("999999999999999999999999999999999999.99"), dec("-0.01")]),
+            (
+                table(T::RowData {
+                    types: vec![
+                        ty(TypeKind::TimestampLtz { precision: 3, kind: TimestampKind::Rowtime }),
+                        ty(TypeKind::TimestampLtz { precision: 9, kind: TimestampKind::Regular }),
+                        ty(TypeKind::Date),
+                        ty(TypeKind::Time(0)),
+                        ty(TypeKind::IntervalDayTime { resolution: "DAY_TO_SECOND".into(), day_precision: 2, fractional_precision: 3 }),
+                        ty(TypeKind::Decimal { precision: 20, scale: 0 }),
+                    ],
+                    fields: Vec::new(),
+                    names: None,
+                }),
+                "Struct<f0: Timestamp(ms, UTC), f1: Timestamp(ns, UTC), f2: Date32, f3: Time32(ms), f4: Duration(ms), f5: Decimal128(20, 0), rowKind: Utf8>",
+                vec![
+                    Value::Row {
+                        kind: RowKind::UpdateAfter,
+                        fields: vec![
+                            ("f0".into(), instant(1_704_067_236, 5_000_000)),
+                            ("f1".into(), instant(-1, 1)),
+                            ("f2".into(), date(-5, 1, 1)),
+                            ("f3".into(), time(10, 22, 22, 123_000_000)),
+                            ("f4".into(), Value::Int(-86_400_001)),
+                            ("f5".into(), dec("12345678901234567890")),
+                        ],
+                    },
+                    Value::Row { kind: RowKind::Insert, fields: (0..6).map(|i| (format!("f{i}"), Value::Null)).collect() },
+                ],
+            ),
+        ];
+        for (s, want_type, vals) in cases {
+            let col = column("v", &s, true);
+            assert_eq!(type_summary(col.field.data_type()), want_type, "{s:?}");
+            let refs: Vec<Option<&Value>> = vals.iter().map(Some).collect();
+            let a = array(&col, &refs).unwrap_or_else(|e| panic!("{want_type}: {e}"));
+            for (row, v) in vals.iter().enumerate() {
+                let j = super::cell(&col.field, a.as_ref(), row).unwrap_or_else(|e| panic!("{want_type} row {row}: {e}"));
+                assert_eq!(j, v.to_json(), "{want_type} row {row}: the dump's JSON");
+                assert_eq!(&s.value_from_json(&j).unwrap(), v, "{want_type} row {row}");
+            }
+        }
+    }
+}
