@@ -262,6 +262,9 @@ fn raw_writes_null(ty: &LogicalType, ser: Option<&TypeSerializer>) -> bool {
 
 /// `BinaryRowWriter`'s null of a type: a non-compact `DECIMAL` or `TIMESTAMP` keeps its room in
 /// the variable part (zeros; the slot holds its offset and size 0), every other type a zero slot.
+/// That is the planner's generated code (`binaryWriterWriteNull`), which writes every key;
+/// `RowDataSerializer.toBinaryRow` of a non-binary row writes a plain null instead (the same
+/// value to Flink, other bytes; the decoded value cannot tell which one was written).
 fn null_in_row(buf: &mut Vec<u8>, slot: usize, ty: &LogicalType) -> E<()> {
     let room = match &ty.storage().kind {
         TypeKind::Decimal { precision, .. } if !decimal_is_compact(*precision) => 16,
