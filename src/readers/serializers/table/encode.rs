@@ -571,6 +571,17 @@ mod tests {
     }
 
     #[test]
+    fn a_row_without_names_takes_a_plans_names_by_position() {
+        let s = row_ser(vec![ty(K::VarChar(10)), ty(K::BigInt)]);
+        let want = Value::Row { kind: RowKind::UpdateBefore, fields: vec![("f0".into(), Value::String("alice".into())), ("f1".into(), Value::Null)] };
+        assert_eq!(s.value_from_json(&serde_json::json!({"user_name": "alice", "total": null, "rowKind": "-U"})).unwrap(), want);
+        assert_eq!(s.value_from_json(&serde_json::json!({"f0": "alice", "rowKind": "-U"})).unwrap(), want);
+        // Other names of another count are refused, naming the field.
+        let e = s.value_from_json(&serde_json::json!({"user_name": "alice"})).unwrap_err().to_string();
+        assert!(e.contains("\"user_name\" is not a field of the row"), "{e}");
+    }
+
+    #[test]
     fn short_strings_stand_in_their_slot_and_decimals_keep_their_room() {
         let s = row_ser(vec![ty(K::VarChar(10)), ty(K::VarChar(10)), ty(K::Decimal { precision: 20, scale: 0 })]);
         let v = Value::Row { kind: RowKind::Delete, fields: vec![("f0".into(), Value::String("abc".into())), ("f1".into(), Value::String("12345678".into())), ("f2".into(), Value::Null)] };

@@ -18,7 +18,9 @@ type E<T> = Result<T, EncodeError>;
 pub(crate) fn value_from_json(t: &T, j: &Json, depth: usize) -> E<Value> {
     let d = depth + 1;
     Ok(match t {
-        T::RowData { types, fields, .. } => row(types, &t.field_names(), Some(fields), j, d)?,
+        // Without names of its own (`f0`, `f1`, …) a row also takes the names a plan gave its
+        // fields (`dump --plan`, `export --plan`), by position.
+        T::RowData { types, fields, names } => row(types, &t.field_names(), Some(fields), names.is_none(), j, d)?,
         T::BinaryRow { .. } => return Err(only_opaque("values of a BinaryRowDataSerializer (no field types in its snapshot)", j)),
         T::StringData => Value::String(text(j, "a string")?.to_owned()),
         T::Decimal { precision, scale } => decimal(j, *precision, *scale)?,
@@ -77,8 +79,9 @@ pub(crate) fn value_from_json(t: &T, j: &Json, depth: usize) -> E<Value> {
 }
 
 /// A row of `types` named `names`: an object of its fields (a missing or `null` field is null),
-/// and `"rowKind"` when not an insertion.
-fn row(types: &[LogicalType], names: &[String], sers: Option<&[TypeSerializer]>, j: &Json, depth: usize) -> E<Value> {
+/// and `"rowKind"` when not an insertion. `by_position`: an object of exactly as many fields
+/// under other names is taken in order (the names are `f0`… and the JSON's a plan's).
+fn row(types: &[LogicalType], names: &[String], sers: Option<&[TypeSerializer]>, by_position: bool, j: &Json, depth: usize) -> E<Value> {
     if depth > super::binary::MAX_NESTING {
         return Err(bad(format!("rows nested deeper than {} levels", super::binary::MAX_NESTING)));
     }
@@ -91,10 +94,15 @@ fn row(types: &[LogicalType], names: &[String], sers: Option<&[TypeSerializer]>,
             .ok_or_else(|| bad(format!("row kind {k:?} is none of +I, -U, +U, -D")))?,
         Some(other) => return Err(expected("a row kind string", other)),
     };
-    check_names(m, names.iter().cloned().chain([ROW_KIND_KEY.to_owned()]), "the row")?;
+    let given: Vec<&String> = m.keys().filter(|k| *k != ROW_KIND_KEY).collect();
+    let positional = by_position && given.len() == types.len() && given.iter().any(|k| !names.contains(k));
+    if !positional {
+        check_names(m, names.iter().cloned().chain([ROW_KIND_KEY.to_owned()]), "the row")?;
+    }
     let mut fields = Vec::with_capacity(types.len());
     for (i, (ty, name)) in types.iter().zip(names).enumerate() {
-        let v = match m.get(name) {
+        let x = if positional { m.get(given[i].as_str()) } else { m.get(name) };
+        let v = match x {
             None | Some(Json::Null) => Value::Null,
             Some(x) => within(logical(ty, sers.and_then(|s| s.get(i)), x, depth), || format!("field {name} ({})", ty.summary()))?,
         };
@@ -156,7 +164,7 @@ fn logical(ty: &LogicalType, ser: Option<&TypeSerializer>, j: &Json, depth: usiz
             let types: Vec<LogicalType> = fields.iter().map(|f| f.ty.clone()).collect();
             let names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
             let nested = ser.and_then(TypeSerializer::table).and_then(T::row_field_serializers);
-            row(&types, &names, nested, j, depth + 1)?
+            row(&types, &names, nested, false, j, depth + 1)?
         }
         TypeKind::Raw { class, serializer, .. } => match (ser.and_then(TypeSerializer::table).and_then(T::raw_inner), serializer) {
             (Some(inner), _) => inner.value_from_json_at(j, depth + 1)?,
