@@ -457,7 +457,7 @@ fn time_text(h: u8, m: u8, s: u8, nano: u32) -> String {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, the inverse of
 /// `civil_from_days`).
-fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
