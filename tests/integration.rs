@@ -22,4 +22,5 @@ mod oracle;
 mod relocate;
 mod rocksdb_native;
 mod sql;
+mod sql_write;
 mod stores;

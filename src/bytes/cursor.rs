@@ -97,6 +97,11 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
+    /// The next `n` bytes without consuming them, if that many are left.
+    pub fn peek(&self, n: usize) -> Option<&'a [u8]> {
+        self.data.get(self.pos..self.pos.checked_add(n)?)
+    }
+
     /// Skips `n` bytes.
     pub fn skip(&mut self, n: usize, what: &'static str) -> R<()> {
         self.bytes(n, what).map(|_| ())

@@ -17,7 +17,7 @@
 //! record batch, and Parquet row groups are closed when the writers' buffers grow past a limit.
 //! What grows with the state, up to that limit, is the row groups the Parquet writers buffer.
 
-mod arrays;
+pub(crate) mod arrays;
 pub mod schema;
 mod sql;
 pub mod sink;

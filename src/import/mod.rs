@@ -10,7 +10,7 @@
 //! - the savepoint writer ([`crate::writers::savepoint`]) streams the snapshot's other entries
 //!   and the imported ones through its external sort into the canonical stream.
 
-mod cells;
+pub(crate) mod cells;
 mod registration;
 mod rows;
 

@@ -33,7 +33,8 @@ impl OperatorId {
 
     /// The 32-digit hex form Flink prints.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        // one allocation, not one per byte: `dump` prints this for every entry
+        super::value::hex(&self.0)
     }
 }
 

@@ -238,6 +238,79 @@ impl Value {
         }
     }
 
+    /// Writes [`Value::to_json`] as `serde_json::to_writer` prints it (compact), byte for byte,
+    /// without building the JSON tree: `dump` writes every entry this way.
+    pub fn write_json<W: std::io::Write + ?Sized>(&self, out: &mut W) -> std::io::Result<()> {
+        match self {
+            Value::Null => out.write_all(b"null"),
+            Value::Bool(b) => out.write_all(if *b { b"true" } else { b"false" }),
+            Value::Int(i) => write_scalar(out, i),
+            Value::Float(f) => write_scalar(out, &float_json(*f)),
+            Value::Char(c) => write_scalar(out, &String::from_utf16_lossy(&[*c])),
+            Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s) => write_scalar(out, s.as_str()),
+            Value::Bytes(b) => {
+                out.write_all(b"{\"hex\":\"")?;
+                write_hex(out, b)?;
+                out.write_all(b"\"}")
+            }
+            Value::Instant { .. } | Value::LocalDate { .. } | Value::LocalTime { .. } | Value::LocalDateTime { .. } => {
+                write_scalar(out, self.iso8601().unwrap_or_default().as_str())
+            }
+            Value::List(items) => {
+                out.write_all(b"[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    v.write_json(out)?;
+                }
+                out.write_all(b"]")
+            }
+            Value::Map(entries) => {
+                out.write_all(b"[")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    out.write_all(if i > 0 { b",{\"key\":" } else { b"{\"key\":" })?;
+                    k.write_json(out)?;
+                    out.write_all(b",\"value\":")?;
+                    v.write_json(out)?;
+                    out.write_all(b"}")?;
+                }
+                out.write_all(b"]")
+            }
+            // A repeated field name (or a field named like the row kind) collapses into one JSON
+            // key, the first's place with the last's value: the tree does that, so it writes them.
+            Value::Struct { fields } if !has_duplicate(fields, None) => write_fields(out, fields, None),
+            Value::Row { kind, fields } if !has_duplicate(fields, (*kind != RowKind::Insert).then_some(ROW_KIND_KEY)) => {
+                write_fields(out, fields, (*kind != RowKind::Insert).then(|| kind.short_string()))
+            }
+            Value::Struct { .. } | Value::Row { .. } => write_scalar(out, &self.to_json()),
+            Value::Left(v) => {
+                out.write_all(b"{\"left\":")?;
+                v.write_json(out)?;
+                out.write_all(b"}")
+            }
+            Value::Right(v) => {
+                out.write_all(b"{\"right\":")?;
+                v.write_json(out)?;
+                out.write_all(b"}")
+            }
+            Value::TimeWindow { start, end } => {
+                out.write_all(b"{\"start\":")?;
+                write_scalar(out, start)?;
+                out.write_all(b",\"end\":")?;
+                write_scalar(out, end)?;
+                out.write_all(b"}")
+            }
+            Value::Opaque { class, bytes } => {
+                out.write_all(b"{\"class\":")?;
+                write_scalar(out, class.as_str())?;
+                out.write_all(b",\"hex\":\"")?;
+                write_hex(out, bytes)?;
+                out.write_all(b"\"}")
+            }
+        }
+    }
+
     /// The ISO-8601 text of a temporal value (`None` for other values):
     /// `Instant` as `2024-01-31T12:00:00Z` (UTC, fraction only when non-zero, in groups of 3
     /// digits as `java.time` prints it), `LocalDate` as `2024-01-31` (years beyond 9999 get a `+`,
@@ -261,6 +334,58 @@ impl Value {
             _ => return None,
         })
     }
+}
+
+/// One JSON scalar (or a whole tree) through serde_json: its number formatting and string escapes.
+pub(crate) fn write_scalar<W: std::io::Write + ?Sized, T: serde::Serialize + ?Sized>(out: &mut W, v: &T) -> std::io::Result<()> {
+    let mut ser = serde_json::Serializer::new(out);
+    v.serialize(&mut ser).map_err(std::io::Error::other)
+}
+
+/// Lowercase hex, written straight out.
+pub(crate) fn write_hex<W: std::io::Write + ?Sized>(out: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 128];
+    for chunk in bytes.chunks(64) {
+        for (i, b) in chunk.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(b >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out.write_all(&buf[..2 * chunk.len()])?;
+    }
+    Ok(())
+}
+
+/// Whether a field name repeats (or equals `extra`): such objects are written through the tree.
+fn has_duplicate(fields: &[(String, Value)], extra: Option<&str>) -> bool {
+    if extra.is_some_and(|x| fields.iter().any(|(k, _)| k == x)) {
+        return true;
+    }
+    if fields.len() <= 16 {
+        return fields.iter().enumerate().any(|(i, (k, _))| fields[..i].iter().any(|(p, _)| p == k));
+    }
+    let mut names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w[0] == w[1])
+}
+
+fn write_fields<W: std::io::Write + ?Sized>(out: &mut W, fields: &[(String, Value)], row_kind: Option<&str>) -> std::io::Result<()> {
+    out.write_all(b"{")?;
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write_scalar(out, k.as_str())?;
+        out.write_all(b":")?;
+        v.write_json(out)?;
+    }
+    if let Some(kind) = row_kind {
+        out.write_all(if fields.is_empty() { b"\"" } else { b",\"" })?;
+        out.write_all(ROW_KIND_KEY.as_bytes())?;
+        out.write_all(b"\":")?;
+        write_scalar(out, kind)?;
+    }
+    out.write_all(b"}")
 }
 
 fn fields_json(fields: &[(String, Value)]) -> JsonMap<String, Json> {
@@ -332,7 +457,7 @@ fn time_text(h: u8, m: u8, s: u8, nano: u32) -> String {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, the inverse of
 /// `civil_from_days`).
-fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -457,6 +582,67 @@ mod tests {
         );
         assert_eq!(v.opaque_count(), 1);
         assert!(!v.is_opaque());
+    }
+
+    /// `write_json` is the tree, printed: every variant, escapes, non-finite floats, repeated
+    /// field names (the tree keeps one key), a field named like the row kind.
+    #[test]
+    fn write_json_prints_the_tree() {
+        let s = |x: &str| Value::String(x.into());
+        let f = |k: &str, v: Value| (k.to_string(), v);
+        let wide: Vec<(String, Value)> = (0..20).map(|i| (format!("c{}", i % 19), Value::Int(i))).collect();
+        let values = vec![
+            Value::Null,
+            Value::Bool(false),
+            Value::Int(i64::MIN),
+            Value::Float(0.1),
+            Value::Float(-0.0),
+            Value::Float(1e300),
+            Value::Float(f64::NAN),
+            Value::Float(f64::INFINITY),
+            Value::Char(0xd800),
+            Value::Char(u16::from(b'"')),
+            s("quote \" backslash \\ newline \n ctrl \u{1} é 😀"),
+            Value::BigInteger("-123".into()),
+            Value::BigDecimal("1.50".into()),
+            Value::Enum("RED".into()),
+            Value::Bytes(vec![]),
+            Value::Bytes((0..=200).collect()),
+            Value::Instant { seconds: 1_700_000_000, nanos: 5_000_000 },
+            Value::LocalDate { year: -5, month: 1, day: 1 },
+            Value::LocalTime { hour: 7, minute: 8, second: 9, nano: 1 },
+            Value::LocalDateTime {
+                date: Box::new(Value::LocalDate { year: 2024, month: 1, day: 5 }),
+                time: Box::new(Value::LocalTime { hour: 0, minute: 0, second: 0, nano: 0 }),
+            },
+            Value::List(vec![]),
+            Value::List(vec![Value::Int(1), s("x"), Value::Null]),
+            Value::Map(vec![]),
+            Value::Map(vec![(s("k"), Value::List(vec![Value::Bool(true)])), (Value::Int(2), Value::Null)]),
+            Value::Struct { fields: vec![] },
+            Value::Struct { fields: vec![f("a", Value::Int(1)), f("we\"ird", s("v"))] },
+            Value::Struct { fields: vec![f("a", Value::Int(1)), f("b", Value::Int(2)), f("a", Value::Int(3))] },
+            Value::Struct { fields: wide.clone() },
+            Value::Struct { fields: wide[..19].to_vec() },
+            Value::Row { kind: RowKind::Insert, fields: vec![f("f0", Value::Int(1))] },
+            Value::Row { kind: RowKind::Delete, fields: vec![] },
+            Value::Row { kind: RowKind::UpdateAfter, fields: vec![f("f0", Value::Int(1)), f("f1", Value::Null)] },
+            Value::Row { kind: RowKind::UpdateBefore, fields: vec![f(ROW_KIND_KEY, s("mine")), f("f1", Value::Null)] },
+            Value::Row { kind: RowKind::Insert, fields: vec![f(ROW_KIND_KEY, s("mine"))] },
+            Value::Left(Box::new(Value::Null)),
+            Value::Right(Box::new(Value::TimeWindow { start: -10, end: i64::MAX })),
+            Value::Opaque { class: "com.example.\"X\"".into(), bytes: vec![0xff, 0] },
+        ];
+        for v in &values {
+            let mut out = Vec::new();
+            v.write_json(&mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v.to_json()).unwrap(), "{v:?}");
+        }
+        // All of them nested in one list, once more.
+        let all = Value::List(values);
+        let mut out = Vec::new();
+        all.write_json(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&all.to_json()).unwrap());
     }
 
     #[test]

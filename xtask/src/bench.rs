@@ -98,20 +98,20 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
 
 /// One snapshot of the manifest a generator run writes.
 #[derive(Clone)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     /// heap-savepoint-canonical, heap-checkpoint, rocksdb-savepoint-canonical
-    name: String,
-    path: PathBuf,
-    entries: u64,
-    keys: u64,
-    bytes: u64,
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) entries: u64,
+    pub(crate) keys: u64,
+    pub(crate) bytes: u64,
 }
 
 /// One generator run (one JVM): a backend and the snapshots it takes.
-struct GenRun {
-    dir: &'static str,
-    backend: &'static str,
-    snaps: &'static [&'static str],
+pub(crate) struct GenRun {
+    pub(crate) dir: &'static str,
+    pub(crate) backend: &'static str,
+    pub(crate) snaps: &'static [&'static str],
 }
 
 const GEN_RUNS: &[GenRun] = &[
@@ -128,6 +128,10 @@ const GEN_RUNS: &[GenRun] = &[
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--vs-flink") {
+        let rest: Vec<String> = args.iter().filter(|a| *a != "--vs-flink").cloned().collect();
+        return super::bench_vs_flink::run(&rest);
+    }
     let Some(o) = parse(args)? else { return Ok(()) };
     let repo = repo_root();
     let cache = cache_dir()?;
@@ -263,11 +267,11 @@ fn size_dir(base: &Path, size: u64) -> PathBuf {
     base.join(format!("{size}mb"))
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
 }
 
-fn env_cargo() -> std::ffi::OsString {
+pub(crate) fn env_cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
@@ -315,8 +319,12 @@ fn generate(tools: &Tools, repo: &Path, base: &Path, version: &str, dist: &super
 }
 
 fn load_manifests(dir: &Path) -> Result<Vec<Snapshot>> {
+    load_manifests_of(dir, GEN_RUNS)
+}
+
+pub(crate) fn load_manifests_of(dir: &Path, runs: &[GenRun]) -> Result<Vec<Snapshot>> {
     let mut out = Vec::new();
-    for r in GEN_RUNS {
+    for r in runs {
         let d = dir.join(r.dir);
         let m = d.join("manifest.tsv");
         let text = fs::read_to_string(&m).map_err(|e| format!("read {}: {e} (try --regenerate)", m.display()))?;
@@ -342,13 +350,13 @@ fn load_manifests(dir: &Path) -> Result<Vec<Snapshot>> {
 // ---- measuring ----------------------------------------------------------------------------
 
 #[derive(Clone, Copy)]
-struct Measure {
-    wall_s: f64,
-    user_s: f64,
-    sys_s: f64,
-    max_rss_kib: u64,
-    lines: u64,
-    out_bytes: u64,
+pub(crate) struct Measure {
+    pub(crate) wall_s: f64,
+    pub(crate) user_s: f64,
+    pub(crate) sys_s: f64,
+    pub(crate) max_rss_kib: u64,
+    pub(crate) lines: u64,
+    pub(crate) out_bytes: u64,
 }
 
 /// Runs `bin args` with stdout to /dev/null (or, with `count`, read and its lines counted),
@@ -398,7 +406,7 @@ fn measure(bin: &Path, args: &[String], what: Option<&Snapshot>, count: bool, en
     })
 }
 
-fn count_newlines(b: &[u8]) -> u64 {
+pub(crate) fn count_newlines(b: &[u8]) -> u64 {
     // word at a time: the dev profile (opt-level 1) does not vectorise a byte loop well
     let mut n = 0u64;
     let mut chunks = b.chunks_exact(8);
@@ -509,7 +517,7 @@ fn table(rows: &[Row]) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut o = String::from('"');
     for ch in s.chars() {
         match ch {
@@ -554,7 +562,7 @@ fn results_json(o: &Opts, repo: &Path, floor: &Measure, rows: &[Row]) -> String 
     s
 }
 
-fn git_rev(repo: &Path) -> String {
+pub(crate) fn git_rev(repo: &Path) -> String {
     let out = Command::new("git").current_dir(repo).args(["describe", "--always", "--dirty"]).output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
@@ -574,7 +582,7 @@ pub(crate) fn cores() -> usize {
 }
 
 /// Cargo's target directory (honours CARGO_TARGET_DIR and config), from `cargo metadata`.
-fn target_dir(repo: &Path) -> Result<PathBuf> {
+pub(crate) fn target_dir(repo: &Path) -> Result<PathBuf> {
     let out = Command::new(env_cargo())
         .current_dir(repo)
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])

@@ -152,7 +152,7 @@ pub(crate) fn find_snapshots(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 
 /// The number after `"key": ` that follows `section` in flinksnap's pretty-printed manifest
 /// (xtask takes no JSON dependency; the manifest's layout is flinksnap's own).
-fn number_after(text: &str, section: &str, key: &str) -> Option<f64> {
+pub(crate) fn number_after(text: &str, section: &str, key: &str) -> Option<f64> {
     let from = text.find(section)?;
     let rest = &text[from..];
     let at = rest.find(&format!("\"{key}\": "))? + key.len() + 4;

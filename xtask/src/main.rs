@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench;
+mod bench_vs_flink;
 mod compat_interop;
 mod compat_upgrade;
 mod interop;
@@ -824,10 +825,19 @@ print('extracted %d jars' % n)
 /// needs on JDK 17, the job's log4j config, its own tmp dir, the job's classes before Flink's jars.
 #[allow(clippy::too_many_arguments)]
 fn java_job(tools: &Tools, repo: &Path, version: &str, xmx_mib: u64, tmp: &Path, classes: &Path, dist_cp: &[PathBuf], main_class: &str) -> Command {
+    java_job_gc(tools, repo, version, xmx_mib, tmp, classes, dist_cp, main_class, Some("-XX:+UseSerialGC"))
+}
+
+/// [`java_job`] with the JVM's garbage collector chosen (`None`: the JVM's default, G1).
+#[allow(clippy::too_many_arguments)]
+fn java_job_gc(tools: &Tools, repo: &Path, version: &str, xmx_mib: u64, tmp: &Path, classes: &Path, dist_cp: &[PathBuf], main_class: &str, gc: Option<&str>) -> Command {
     let mut cp = vec![classes.to_path_buf()];
     cp.extend(dist_cp.iter().cloned());
     let mut cmd = Command::new(&tools.java);
-    cmd.arg(format!("-Xmx{xmx_mib}m")).arg("-XX:+UseSerialGC");
+    cmd.arg(format!("-Xmx{xmx_mib}m"));
+    if let Some(gc) = gc {
+        cmd.arg(gc);
+    }
     if needs_add_opens(version) {
         for o in ADD_OPENS {
             cmd.arg(format!("--add-opens={o}=ALL-UNNAMED"));

@@ -4,6 +4,14 @@
 //! parallelism 128 → 256. Each restored job is fed the third input phase and the end of input,
 //! and what its sinks then hold must equal what the job holds when restored from the unconverted
 //! canonical HashMap savepoint (the reference), and the job must have run on the backend asked for.
+//!
+//! Two more savepoints per snapshot test flinksnap's SQL writers (issue 19): `~imported`, the
+//! snapshot exported to Parquet and imported into itself (every state but CEP's, which flinksnap
+//! cannot write yet: every SQL value re-encoded by flinksnap), must give the reference's output
+//! too; `~forgot`, one key per keyed operator forgotten with `edit --forget-key` (the key's bytes
+//! and key group computed from its dump JSON), must restore and run on the backend asked for
+//! (its output differs from the reference's where the forgotten keys had state, which is not
+//! predicted here).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +30,8 @@ struct Task {
     job: String,
     plan: PathBuf,
     out: PathBuf,
+    /// Whether the output must equal the reference's (not for `~forgot`).
+    same_output: bool,
 }
 
 /// Outcome counts for the interop summary.
@@ -47,6 +57,57 @@ fn sql_cases(repo: &Path, v: &str) -> Vec<(PathBuf, J)> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// `flinksnap export --format parquet` of `src`, the manifest cut to the states flinksnap can
+/// write (CEP's are read-only), then `flinksnap import` of it into `src`: `dst`.
+fn export_import(bin: &Path, src: &Path, export: &Path, dst: &Path) -> std::result::Result<(), String> {
+    let run = |args: &[&std::ffi::OsStr]| -> std::result::Result<(), String> {
+        let out = Command::new(bin).args(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("flinksnap {:?} failed: {}", args.first(), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    };
+    let _ = fs::remove_dir_all(export);
+    let _ = fs::remove_dir_all(dst);
+    run(&["export".as_ref(), src.as_os_str(), "--to".as_ref(), export.as_os_str(), "--format".as_ref(), "parquet".as_ref()])?;
+    let path = export.join("manifest.json");
+    let mut m: J = serde_json::from_str(&fs::read_to_string(&path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    if let Some(states) = m["states"].as_array_mut() {
+        states.retain(|s| !s["columns"].as_array().into_iter().flatten().any(|c| c["serializer"].as_str().is_some_and(|x| x.starts_with("org.apache.flink.cep."))));
+    }
+    fs::write(&path, serde_json::to_vec(&m).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    run(&["import".as_ref(), export.as_os_str(), "--into".as_ref(), src.as_os_str(), dst.as_os_str()])
+}
+
+/// `flinksnap edit src dst --forget-key OP=KEY` for the key of the first entry of every keyed
+/// operator, as `dump` prints it: how many keys.
+fn forget_keys(bin: &Path, src: &Path, dst: &Path) -> std::result::Result<usize, String> {
+    let out = Command::new(bin).arg("dump").arg(src).output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("flinksnap dump {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let mut keys: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(e) = serde_json::from_str::<J>(line) else { continue };
+        if let (Some(op), false) = (e["operator_id"].as_str(), e["key"].is_null()) {
+            keys.entry(op.to_owned()).or_insert_with(|| e["key"].to_string());
+        }
+    }
+    let _ = fs::remove_dir_all(dst);
+    let mut cmd = Command::new(bin);
+    cmd.arg("edit").arg(src).arg(dst);
+    for (op, k) in &keys {
+        cmd.arg("--forget-key").arg(format!("{op}={k}"));
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(keys.len())
+    } else {
+        Err(format!("flinksnap edit --forget-key {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr).trim()))
+    }
 }
 
 fn convert(bin: &Path, src: &Path, dst: &Path, extra: &[&str]) -> std::result::Result<(), String> {
@@ -77,18 +138,32 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
         let snap = dir.join(case["snapshots"][0]["path"].as_str().unwrap_or_default());
         let reference = case["backend"] == "hashmap" && case["format"] == "canonical";
         if reference {
-            tasks.push(Task { name: format!("{name}~reference"), snapshot: snap.clone(), backend: "hashmap", max_parallelism: 128, job: job.clone(), plan: plan.clone(), out: work.join(format!("{job}.reference.txt")) });
+            tasks.push(Task { name: format!("{name}~reference"), snapshot: snap.clone(), backend: "hashmap", max_parallelism: 128, job: job.clone(), plan: plan.clone(), out: work.join(format!("{job}.reference.txt")), same_output: true });
         }
         let mut variants: Vec<(String, Vec<&str>, u32)> = vec![(String::new(), vec![], 128)];
         if case["format"] == "incremental" {
             variants.push(("~maxp256".into(), vec!["--max-parallelism", "256"], 256));
         }
+        let mut written: Vec<(String, PathBuf, u32, bool)> = Vec::new();
         for (suffix, args, maxp) in variants {
             let conv = work.join("savepoints").join(format!("{name}{suffix}"));
             if let Err(e) = convert(bin, &snap, &conv, &args) {
                 failures.push(format!("{name}{suffix}: {e}"));
                 continue;
             }
+            written.push((suffix, conv, maxp, true));
+        }
+        let imported = work.join("savepoints").join(format!("{name}~imported"));
+        match export_import(bin, &snap, &work.join("exports").join(&name), &imported) {
+            Ok(()) => written.push(("~imported".into(), imported, 128, true)),
+            Err(e) => failures.push(format!("{name}~imported: {e}")),
+        }
+        let forgot = work.join("savepoints").join(format!("{name}~forgot"));
+        match forget_keys(bin, &snap, &forgot) {
+            Ok(_) => written.push(("~forgot".into(), forgot, 128, false)),
+            Err(e) => failures.push(format!("{name}~forgot: {e}")),
+        }
+        for (suffix, conv, maxp, same_output) in written {
             for backend in ["hashmap", "rocksdb"] {
                 tasks.push(Task {
                     name: format!("{name}{suffix}~{backend}"),
@@ -98,6 +173,7 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
                     job: job.clone(),
                     plan: plan.clone(),
                     out: work.join(format!("{name}{suffix}~{backend}.txt")),
+                    same_output,
                 });
             }
         }
@@ -130,7 +206,7 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
                 return Err(format!("ran on {first:?}, not {}", t.backend));
             }
             let want_body = want.split_once('\n').map_or("", |(_, b)| b);
-            if body != want_body {
+            if t.same_output && body != want_body {
                 let diff: Vec<&str> = body.lines().filter(|l| !want_body.lines().any(|w| w == *l)).take(3).collect();
                 return Err(format!("the job's output differs from the unconverted restore's, e.g. {diff:?}"));
             }

@@ -126,6 +126,20 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     // The file of each (subtask, stream), resolved once.
     let mut files: HashMap<(Option<SubtaskRef>, Option<u16>, bool), Option<String>> = HashMap::new();
     match args.format {
+        DumpFormat::Jsonl if !args.origin => {
+            // Straight from the entry into the output: the same bytes as the JSON tree, at a
+            // quarter of the instructions (`cargo xtask bench --vs-flink`, xtask/README.md).
+            let mut line = Vec::with_capacity(1024);
+            for e in entries.by_ref() {
+                let e = e?;
+                opaque += e.opaque_count();
+                count += 1;
+                line.clear();
+                e.write_json(uid_of(&e), &mut line)?;
+                line.push(b'\n');
+                out.write_all(&line)?;
+            }
+        }
         DumpFormat::Jsonl => {
             for e in entries.by_ref() {
                 let e = e?;

@@ -66,7 +66,8 @@ impl KeyedDecoder {
         if ambiguous {
             skip_length_suffix(&mut k, ns_bytes.len())?;
         }
-        let raw = |user_key: Option<Vec<u8>>| RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key, value: value.to_vec(), stored_key: None };
+        // Called once per pair: the key and namespace bytes move into the entry, no copy.
+        let raw = move |user_key: Option<Vec<u8>>| RawEntry { key: key_bytes, namespace: ns_bytes, user_key, value: value.to_vec(), stored_key: None };
         match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| k.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;

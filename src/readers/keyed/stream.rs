@@ -398,8 +398,14 @@ impl KeyedDecoder {
                         return Err(c.error_at(DecodeErrorKind::Invalid("empty key".into()), key_at));
                     };
                     let last_of_run = first & META_DATA_FOLLOWS != 0;
-                    let mut key = key.to_vec();
-                    key[0] = first & !META_DATA_FOLLOWS;
+                    // A copy only for the last pair of a run, whose flag bit must be cleared.
+                    let key: std::borrow::Cow<'_, [u8]> = if last_of_run {
+                        let mut key = key.to_vec();
+                        key[0] = first & !META_DATA_FOLLOWS;
+                        key.into()
+                    } else {
+                        key.into()
+                    };
                     let k = Cursor::in_frame(&key, c.frame(), key_at + 4);
                     let v = Cursor::in_frame(value, c.frame(), value_at + 4);
                     let e = self.decode_pair(d, kg, k, v).context_with(|| format!("state {:?}", d.name))?;

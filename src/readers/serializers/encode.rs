@@ -45,15 +45,15 @@ impl std::error::Error for EncodeError {}
 
 type E<T> = Result<T, EncodeError>;
 
-fn bad(message: String) -> EncodeError {
+pub(crate) fn bad(message: String) -> EncodeError {
     EncodeError { path: Vec::new(), message, unsupported: false }
 }
 
-fn unsupported(message: String) -> EncodeError {
+pub(crate) fn unsupported(message: String) -> EncodeError {
     EncodeError { path: Vec::new(), message, unsupported: true }
 }
 
-trait Within<T> {
+pub(crate) trait Within<T> {
     fn within(self, what: impl FnOnce() -> String) -> E<T>;
 }
 
@@ -67,7 +67,7 @@ impl<T> Within<T> for E<T> {
 }
 
 
-fn mismatch(expected: &str, v: &Value) -> EncodeError {
+pub(crate) fn mismatch(expected: &str, v: &Value) -> EncodeError {
     bad(format!("expected {expected}, found {}", v.kind_name()))
 }
 
@@ -84,7 +84,7 @@ impl TypeSerializer {
         Ok(out)
     }
 
-    fn encode_at(&self, v: &Value, out: &mut Vec<u8>, depth: usize) -> E<()> {
+    pub(crate) fn encode_at(&self, v: &Value, out: &mut Vec<u8>, depth: usize) -> E<()> {
         if depth > MAX_DEPTH {
             return Err(bad(format!("values nested deeper than {MAX_DEPTH} levels")));
         }
@@ -224,18 +224,19 @@ impl TypeSerializer {
             }
             K::JavaSerialized => Err(unsupported("values of a JavaSerializer cannot be written by flinksnap (Java object serialization)".into())),
             K::StreamElement(inner) => encode_stream_element(inner, v, out, d),
-            // The table runtime's RowData family and CEP's NFA state are read, not yet written.
-            K::Table(_) | K::Cep(_) => Err(unsupported(format!("values of {} cannot be written by flinksnap yet (SQL and CEP state: read-only)", self.class_name))),
+            K::Table(t) => super::table::encode_value(t, v, out, depth),
+            // CEP's NFA state is read, not yet written.
+            K::Cep(_) => Err(unsupported(format!("values of {} cannot be written by flinksnap yet (CEP state: read-only)", self.class_name))),
             K::Opaque { reason } => Err(unsupported(format!("serializer {} is not understood ({reason}): its values can only be written as the opaque bytes they were read as", self.class_name))),
         }
     }
 }
 
-fn field<'a>(fields: &'a [(String, Value)], name: &str) -> E<&'a Value> {
+pub(crate) fn field<'a>(fields: &'a [(String, Value)], name: &str) -> E<&'a Value> {
     fields.iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(|| bad(format!("no field {name:?}")))
 }
 
-fn put_count(n: usize, out: &mut Vec<u8>) -> E<()> {
+pub(crate) fn put_count(n: usize, out: &mut Vec<u8>) -> E<()> {
     let n = i32::try_from(n).map_err(|_| bad(format!("{n} elements do not fit an i32 count")))?;
     out.put_i32(n);
     Ok(())

@@ -13,11 +13,11 @@ use crate::model::value::{RowKind, Value, ROW_KIND_KEY};
 
 type E<T> = Result<T, EncodeError>;
 
-fn bad(message: String) -> EncodeError {
+pub(crate) fn bad(message: String) -> EncodeError {
     EncodeError { path: Vec::new(), message, unsupported: false }
 }
 
-fn within<T>(r: E<T>, what: impl FnOnce() -> String) -> E<T> {
+pub(crate) fn within<T>(r: E<T>, what: impl FnOnce() -> String) -> E<T> {
     r.map_err(|mut e| {
         e.path.insert(0, what());
         e
@@ -35,11 +35,11 @@ fn kind_of(j: &Json) -> &'static str {
     }
 }
 
-fn expected(what: &str, j: &Json) -> EncodeError {
+pub(crate) fn expected(what: &str, j: &Json) -> EncodeError {
     bad(format!("expected {what}, found {}", kind_of(j)))
 }
 
-fn hex_bytes(s: &str) -> E<Vec<u8>> {
+pub(crate) fn hex_bytes(s: &str) -> E<Vec<u8>> {
     if s.len() % 2 != 0 {
         return Err(bad(format!("hex {s:?} has an odd number of digits")));
     }
@@ -47,7 +47,7 @@ fn hex_bytes(s: &str) -> E<Vec<u8>> {
 }
 
 /// `{"class", "hex"}`: opaque bytes, as the dump prints what it cannot decode.
-fn opaque(j: &Json) -> Option<E<Value>> {
+pub(crate) fn opaque(j: &Json) -> Option<E<Value>> {
     let m = j.as_object()?;
     if m.len() != 2 {
         return None;
@@ -56,11 +56,11 @@ fn opaque(j: &Json) -> Option<E<Value>> {
     Some(hex_bytes(hex).map(|bytes| Value::Opaque { class: class.clone(), bytes }))
 }
 
-fn object<'a>(j: &'a Json, what: &str) -> E<&'a serde_json::Map<String, Json>> {
+pub(crate) fn object<'a>(j: &'a Json, what: &str) -> E<&'a serde_json::Map<String, Json>> {
     j.as_object().ok_or_else(|| expected(what, j))
 }
 
-fn member<'a>(m: &'a serde_json::Map<String, Json>, name: &str) -> E<&'a Json> {
+pub(crate) fn member<'a>(m: &'a serde_json::Map<String, Json>, name: &str) -> E<&'a Json> {
     m.get(name).ok_or_else(|| bad(format!("no field {name:?}")))
 }
 
@@ -72,7 +72,7 @@ impl TypeSerializer {
         self.value_from_json_at(j, 0)
     }
 
-    fn value_from_json_at(&self, j: &Json, depth: usize) -> E<Value> {
+    pub(crate) fn value_from_json_at(&self, j: &Json, depth: usize) -> E<Value> {
         if depth > MAX_DEPTH {
             return Err(bad(format!("values nested deeper than {MAX_DEPTH} levels")));
         }
@@ -196,7 +196,8 @@ impl TypeSerializer {
             },
             K::Avro(a) => return Err(only_opaque(&format!("Avro values ({})", a.runtime_class), j)),
             K::JavaSerialized => return Err(only_opaque("values of a JavaSerializer", j)),
-            K::Table(_) | K::Cep(_) => return Err(only_opaque(&format!("values of {} (SQL and CEP state: read-only)", self.class_name), j)),
+            K::Table(t) => super::table::value_from_json(t, j, depth)?,
+            K::Cep(_) => return Err(only_opaque(&format!("values of {} (CEP state: read-only)", self.class_name), j)),
             K::Opaque { .. } => return Err(only_opaque(&format!("values of {}", self.class_name), j)),
             K::Ttl { timestamp, value } => {
                 let m = object(j, "{\"lastAccessTimestamp\", \"userValue\"}")?;
@@ -231,11 +232,11 @@ impl TypeSerializer {
     }
 }
 
-fn only_opaque(what: &str, j: &Json) -> EncodeError {
+pub(crate) fn only_opaque(what: &str, j: &Json) -> EncodeError {
     EncodeError { path: Vec::new(), message: format!("{what} can only be given as the opaque bytes the dump prints ({{\"class\", \"hex\"}}), found {}", kind_of(j)), unsupported: true }
 }
 
-fn check_names(m: &serde_json::Map<String, Json>, names: impl Iterator<Item = String>, what: &str) -> E<()> {
+pub(crate) fn check_names(m: &serde_json::Map<String, Json>, names: impl Iterator<Item = String>, what: &str) -> E<()> {
     let names: Vec<String> = names.collect();
     match m.keys().find(|k| !names.contains(k)) {
         Some(k) => Err(bad(format!("{k:?} is not a field of {what}"))),
@@ -287,7 +288,7 @@ fn stream_element_from_json(inner: &TypeSerializer, j: &Json, d: usize) -> E<Val
     Ok(Value::Struct { fields })
 }
 
-fn bytes_from_json(j: &Json) -> E<Value> {
+pub(crate) fn bytes_from_json(j: &Json) -> E<Value> {
     let m = object(j, "{\"hex\": …}")?;
     match (m.get("hex"), m.len()) {
         (Some(Json::String(h)), 1) => Ok(Value::Bytes(hex_bytes(h)?)),
@@ -295,7 +296,7 @@ fn bytes_from_json(j: &Json) -> E<Value> {
     }
 }
 
-fn integer(j: &Json, what: &str) -> E<i64> {
+pub(crate) fn integer(j: &Json, what: &str) -> E<i64> {
     match j {
         Json::Number(n) => n.as_i64().ok_or_else(|| bad(format!("{n} is not {what}"))),
         // A key given on the command line may come as text.
@@ -304,7 +305,7 @@ fn integer(j: &Json, what: &str) -> E<i64> {
     }
 }
 
-fn float(j: &Json) -> E<f64> {
+pub(crate) fn float(j: &Json) -> E<f64> {
     match j {
         Json::Number(n) => n.as_f64().ok_or_else(|| bad(format!("{n} is not a number"))),
         Json::String(s) => match s.as_str() {
@@ -317,7 +318,7 @@ fn float(j: &Json) -> E<f64> {
     }
 }
 
-fn text<'a>(j: &'a Json, what: &str) -> E<&'a str> {
+pub(crate) fn text<'a>(j: &'a Json, what: &str) -> E<&'a str> {
     j.as_str().ok_or_else(|| expected(what, j))
 }
 
@@ -330,7 +331,7 @@ fn temporal(j: &Json, what: &str, parse: fn(&str) -> Option<Value>) -> E<Value> 
 }
 
 /// A number as decimal text: the JSON number's own digits.
-fn number_text(j: &Json, what: &str) -> E<String> {
+pub(crate) fn number_text(j: &Json, what: &str) -> E<String> {
     match j {
         Json::String(s) => Ok(s.clone()),
         Json::Number(n) => Ok(n.to_string()),
@@ -338,7 +339,7 @@ fn number_text(j: &Json, what: &str) -> E<String> {
     }
 }
 
-fn simple_from_json(t: SimpleType, j: &Json) -> E<Value> {
+pub(crate) fn simple_from_json(t: SimpleType, j: &Json) -> E<Value> {
     use SimpleType as S;
     Ok(match t {
         S::Boolean | S::BooleanValue => match j {

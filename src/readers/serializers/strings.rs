@@ -28,6 +28,13 @@ fn units(c: &mut Cursor<'_>, n: usize, what: &'static str) -> R<String> {
     let at = c.position();
     // Every unit takes at least one byte.
     c.check_fits(what, n, 1, at)?;
+    // ASCII (most keys and names): every unit is one byte, the character itself.
+    if let Some(ascii) = c.peek(n).filter(|b| b.is_ascii()) {
+        if let Ok(s) = std::str::from_utf8(ascii) {
+            c.skip(n, what)?;
+            return Ok(s.to_owned());
+        }
+    }
     let mut buf = Vec::with_capacity(n);
     for _ in 0..n {
         let u = varint(c, what, 3)?;
@@ -104,6 +111,15 @@ mod tests {
         write_fstr(None, &mut buf);
         assert_eq!(buf, [0]);
         assert_eq!(read_fstr(&mut Cursor::new(&buf), "s").unwrap(), None);
+        // An ASCII string takes exactly its units, not the bytes after it.
+        let mut buf = Vec::new();
+        write_fstr(Some("ab"), &mut buf);
+        buf.extend_from_slice(b"cd");
+        let mut c = Cursor::new(&buf);
+        assert_eq!(read_fstr(&mut c, "s").unwrap().as_deref(), Some("ab"));
+        assert_eq!(c.remaining(), 2);
+        // A unit past the end is still an error, ASCII or not.
+        assert!(read_fstr(&mut Cursor::new(&[0x04, b'a', b'b']), "s").is_err());
         // U+4000 takes 3 bytes, U+3FFF two.
         let mut buf = Vec::new();
         write_fstr(Some("\u{4000}\u{3fff}"), &mut buf);

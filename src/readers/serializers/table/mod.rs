@@ -8,10 +8,14 @@
 //! - `snapshot.rs`: the snapshot payload of each table serializer class (`family`, `read`);
 //! - `decode.rs`: values as each serializer writes them into a state stream;
 //! - `binary.rs`: `BinaryRowData`, `BinaryArrayData`, `BinaryMapData` and their field encodings;
+//! - `encode.rs`, `from_json.rs`: the way back, values into the bytes Flink writes and the
+//!   dump's JSON into values;
 //! - `hash.rs`: `BinaryRowData.hashCode()`, which decides the key group of every SQL key.
 
 mod binary;
 mod decode;
+mod encode;
+mod from_json;
 mod hash;
 mod java_objects;
 pub mod logical_type;
@@ -23,6 +27,8 @@ pub use binary::{decimal_text_bytes, decimal_text_i128};
 pub use hash::binary_row_hash_code;
 pub use logical_type::{LogicalType, RowField, TimestampKind, TypeKind};
 pub(crate) use decode::{decode as decode_value, min_len};
+pub(crate) use encode::encode as encode_value;
+pub(crate) use from_json::value_from_json;
 pub(crate) use snapshot::{family, read as read_snapshot};
 
 /// The snapshot framing helpers the table runtime's readers share with CEP's.
