@@ -21,8 +21,12 @@ use crate::cli::Outcome;
       pq.write_table(t.filter(pc.field(\"key\") != \"user-4711\"), \"state/orders-dedup/last-seen.parquet\")'
   flinksnap import state --into sp sp-fixed --dry-run
   flinksnap import state --into sp sp-fixed
-  # a state the snapshot does not have yet: registered like an existing one of the same types
+  # a state the snapshot does not have yet: registered for its columns' types when they are
+  # built-in (Long, Integer, String, byte[], ... and List/Map of them), else like an existing one
+  flinksnap import state --into sp sp-new
   flinksnap import state --into sp sp-new --like orders-dedup/last-seen
+  # an export on an object store
+  flinksnap import s3://bucket/exports/state --into s3://bucket/savepoints/sp s3://bucket/savepoints/sp-fixed
 
 Every file the export's manifest.json lists replaces ALL entries of its state in the snapshot
 --into (a file with no rows empties the state); states without a file are kept as they are.
@@ -47,7 +51,8 @@ pub struct Args {
     #[arg(required_unless_present = "dry_run")]
     pub dst: Option<String>,
     /// A state new to the snapshot takes its serializer snapshots from this existing state
-    /// (same kind, same key type) (repeatable).
+    /// (same kind, same key type) (repeatable); without it, a new state of built-in types is
+    /// registered from its file's column types.
     #[arg(long, value_name = "OPERATOR/STATE")]
     pub like: Vec<String>,
     /// Read and check every file, report what would change; write nothing.

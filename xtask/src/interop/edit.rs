@@ -18,7 +18,9 @@
 //!   every other entry is as the fixture's.
 //! - **import**: `export` of three keyed states and op-state's list and union state, the keyed
 //!   ones edited with pyarrow, `import`: restored with exactly the edited content; also from the
-//!   2.3.0 savepoint at parallelism 2 (union elements once, not once per subtask).
+//!   2.3.0 savepoint at parallelism 2 (union elements once, not once per subtask); and into the
+//!   savepoint with `keyed-long/v-long` dropped, where v-long is a new state registered without
+//!   `--like` from its column types.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -175,6 +177,15 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let mut imported = new(fi, f, Kind::Import, "import-edited-parquet".into(), None, Vec::new(), "default");
                 imported.expected = Some(work.join("edited").join(format!("{}~import-edited-parquet.expected.jsonl", f.case)));
                 push(imported, &["hashmap", "rocksdb"], p);
+                // A state the savepoint lacks (v-long dropped first, not restored itself),
+                // imported without --like: registered from its column types (Long key, Long
+                // value), restored into the job that declares it with the edited content.
+                let without = new(fi, f, Kind::Edit, "edit-without-v-long".into(), None, vec!["--drop-state".into(), "keyed-long/v-long".into()], "default");
+                let without_dir = without.dir.clone();
+                push(without, &[], p);
+                let mut reimported = new(fi, f, Kind::Import, "edit-without-v-long~import-edited-parquet".into(), Some(without_dir), Vec::new(), "default");
+                reimported.expected = Some(work.join("edited").join(format!("{}~edit-without-v-long~import-edited-parquet.expected.jsonl", f.case)));
+                push(reimported, &["hashmap", "rocksdb"], p);
             }
             "rocksdb-savepoint-native" => {
                 let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
@@ -386,7 +397,9 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/import_edit.py");
     let expected = c.expected.as_ref().ok_or_else(|| failed("no expected file for the import".into()))?;
     run(Command::new(&python).arg(&script).arg(&export_dir).arg(&f.expected).arg(expected), &format!("{} (pyarrow, installed by .ci/run)", script.display()))?;
-    run(Command::new(bin).arg("import").arg(&export_dir).arg("--into").arg(&f.path).arg(&c.dir).arg("--force"), "flinksnap import")?;
+    // Into the fixture, or into an earlier edit of it (a state dropped: the import adds it anew).
+    let into = c.edit_source.as_ref().unwrap_or(&f.path);
+    run(Command::new(bin).arg("import").arg(&export_dir).arg("--into").arg(into).arg(&c.dir).arg("--force"), "flinksnap import")?;
     Ok(())
 }
 
