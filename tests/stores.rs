@@ -312,6 +312,40 @@ fn read_commands_equal_local(store: &Store, snapshots: &[PathBuf]) {
     }
 }
 
+/// `--plan` read from a bucket (`Plan::read` through the storage layer) names SQL state as the
+/// same plan read from a local file: `inspect` (state per SQL node) and `dump` (column names).
+#[test]
+fn s3_a_plan_on_the_bucket_names_sql_state_as_the_local_plan() {
+    let Some(store) = s3() else { return };
+    let case = Path::new("testdata/flink-2.3.0/sql-heap-savepoint-canonical");
+    let sp = std::fs::read_dir(root().join(case)).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("savepoint-")).unwrap();
+    let sp = sp.strip_prefix(root()).unwrap().to_path_buf();
+    let plan = Path::new("testdata/flink-2.3.0/sql-plans/sql.plan.json");
+    for (cmd, extra) in [("inspect", &["--format", "json"][..]), ("dump", &[][..])] {
+        let mut local = vec![cmd, sp.to_str().unwrap(), "--plan", plan.to_str().unwrap()];
+        local.extend(extra);
+        let want = crate::util::flinksnap_ok(&local);
+        assert!(cmd != "dump" || want.contains("user_name"), "dump: the plan names SQL columns");
+        let (sp_url, plan_url) = (store.url(&sp), store.url(plan));
+        let mut remote = vec![cmd, sp_url.as_str(), "--plan", plan_url.as_str()];
+        remote.extend(extra);
+        let got = ok(store.run(&remote), cmd).replace(&format!("{}/", store.url_root), "");
+        let want = want.replace(&format!("{}/", root().display()), "");
+        if cmd == "dump" {
+            assert_eq!(sorted_lines(&got), sorted_lines(&want), "dump --plan from the bucket");
+        } else {
+            let (mut g, mut w): (serde_json::Value, serde_json::Value) = (serde_json::from_str(&got).unwrap(), serde_json::from_str(&want).unwrap());
+            normalise(&mut g);
+            normalise(&mut w);
+            assert_eq!(first_difference(&w, &g, String::new()), None, "inspect --plan from the bucket");
+        }
+    }
+    // A plan URL that does not exist is named.
+    let missing = store.run(&["inspect", &store.url(&sp), "--plan", &format!("{}/no-such.plan.json", store.url_root)]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such.plan.json"), "{}", String::from_utf8_lossy(&missing.stderr));
+}
+
 #[test]
 fn s3_every_read_command_equals_local() {
     let Some(store) = s3() else { return };
