@@ -187,12 +187,12 @@ fn check_repeats(import: &dyn ImportedState, operator: &str, memory_budget: usiz
         if seen.insert(r.key.clone()) {
             continue;
         }
-        let h = u64::from_be_bytes(r.key.as_slice().try_into().expect("8-byte hash"));
+        let h = r.key;
         // The first row with this hash names the identity; only rows equal to it count (a hash
         // collision of different keys carries on).
         let mut first: Option<Vec<u8>> = None;
         let same = |x: &Entry| {
-            let Some(id) = identity(x).filter(|id| twox_hash::XxHash3_64::oneshot(id) == h) else { return Ok(false) };
+            let Some(id) = identity(x).filter(|id| twox_hash::XxHash3_64::oneshot(id).to_be_bytes()[..] == h[..]) else { return Ok(false) };
             Ok(first.get_or_insert_with(|| id.clone()) == &id)
         };
         if let Some(err) = crate::writers::edit::duplicate_error(import, operator, same)? {
