@@ -129,14 +129,7 @@ impl TypeSerializer {
             K::ScalaProduct { fields, class } => Value::Struct { fields: positional(fields, j, "_", 1, class, d)? },
             K::Row { fields, supports_row_kind } => {
                 let m = object(j, "a row object {\"f0\", …}")?;
-                let kind = match m.get(ROW_KIND_KEY) {
-                    None => RowKind::Insert,
-                    Some(Json::String(k)) => [RowKind::Insert, RowKind::UpdateBefore, RowKind::UpdateAfter, RowKind::Delete]
-                        .into_iter()
-                        .find(|r| r.short_string() == k)
-                        .ok_or_else(|| bad(format!("row kind {k:?} is none of +I, -U, +U, -D")))?,
-                    Some(other) => return Err(expected("a row kind string", other)),
-                };
+                let kind = row_kind(m)?;
                 if kind != RowKind::Insert && !supports_row_kind {
                     return Err(bad(format!("row kind {} cannot be stored: this RowSerializer writes no row kinds", kind.short_string())));
                 }
@@ -229,6 +222,18 @@ impl TypeSerializer {
             }
             K::StreamElement(inner) => stream_element_from_json(inner, j, d)?,
         })
+    }
+}
+
+/// A row object's `"rowKind"` (`+I`, `-U`, `+U`, `-D`; absent: an insertion).
+pub(crate) fn row_kind(m: &serde_json::Map<String, Json>) -> E<RowKind> {
+    match m.get(ROW_KIND_KEY) {
+        None => Ok(RowKind::Insert),
+        Some(Json::String(k)) => [RowKind::Insert, RowKind::UpdateBefore, RowKind::UpdateAfter, RowKind::Delete]
+            .into_iter()
+            .find(|r| r.short_string() == k)
+            .ok_or_else(|| bad(format!("row kind {k:?} is none of +I, -U, +U, -D"))),
+        Some(other) => Err(expected("a row kind string", other)),
     }
 }
 

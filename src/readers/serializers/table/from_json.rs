@@ -7,9 +7,9 @@ use serde_json::Value as Json;
 use super::binary::{decimal_text_bytes, decimal_text_i128};
 use super::logical_type::{decimal_is_compact, LogicalType, TypeKind};
 use super::TableSerializer as T;
-use crate::model::value::{RowKind, Value, ROW_KIND_KEY};
+use crate::model::value::{Value, ROW_KIND_KEY};
 use crate::readers::serializers::encode::{unsupported, EncodeError};
-use crate::readers::serializers::from_json::{bad, bytes_from_json, check_names, expected, float, integer, member, object, only_opaque, simple_from_json, text, within};
+use crate::readers::serializers::from_json::{bad, bytes_from_json, check_names, expected, float, integer, member, object, only_opaque, row_kind, simple_from_json, text, within};
 use crate::readers::serializers::{SimpleType, TypeSerializer};
 
 type E<T> = Result<T, EncodeError>;
@@ -86,14 +86,7 @@ fn row(types: &[LogicalType], names: &[String], sers: Option<&[TypeSerializer]>,
         return Err(bad(format!("rows nested deeper than {} levels", super::binary::MAX_NESTING)));
     }
     let m = object(j, "a row object")?;
-    let kind = match m.get(ROW_KIND_KEY) {
-        None => RowKind::Insert,
-        Some(Json::String(k)) => [RowKind::Insert, RowKind::UpdateBefore, RowKind::UpdateAfter, RowKind::Delete]
-            .into_iter()
-            .find(|r| r.short_string() == k)
-            .ok_or_else(|| bad(format!("row kind {k:?} is none of +I, -U, +U, -D")))?,
-        Some(other) => return Err(expected("a row kind string", other)),
-    };
+    let kind = row_kind(m)?;
     let given: Vec<&String> = m.keys().filter(|k| *k != ROW_KIND_KEY).collect();
     let positional = by_position && given.len() == types.len() && given.iter().any(|k| !names.contains(k));
     if !positional {
