@@ -19,6 +19,10 @@ const BASE: &str = "org.apache.flink.api.common.typeutils.base.";
 /// snapshots' own versions here (`CompositeTypeSerializerSnapshot`, outer version 1).
 const SNAPSHOT_VERSION: i32 = 3;
 const OUTER_VERSION: i32 = 1;
+/// `TimerSerializerSnapshot`'s outer version (the composite of the key and namespace snapshots).
+const TIMER_OUTER_VERSION: i32 = 2;
+const TIMER_SNAPSHOT: &str = "org.apache.flink.streaming.api.operators.TimerSerializerSnapshot";
+const VOID_NAMESPACE: &str = "org.apache.flink.runtime.state.VoidNamespaceSerializer$VoidNamespaceSerializerSnapshot";
 
 /// A type whose serializer snapshot flinksnap writes for a new state.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,12 +33,14 @@ pub(crate) enum BuiltinType {
     List(Box<BuiltinType>),
     /// `Map<K, V>` (`MapSerializer`), the value serializer of map state.
     Map(Box<BuiltinType>, Box<BuiltinType>),
+    /// `VoidNamespaceSerializer` (the namespace of state declared outside windows).
+    VoidNamespace,
 }
 
 impl BuiltinType {
     /// The Java type a column of `t` holds, as `export` writes it (the first of several Java
     /// types an Arrow type could hold: `Utf8` is a `String`, `Binary` a `byte[]`).
-    fn of_column(t: &DataType) -> Option<BuiltinType> {
+    pub(crate) fn of_column(t: &DataType) -> Option<BuiltinType> {
         Some(BuiltinType::Simple(match t {
             DataType::Int64 => "LongSerializer$LongSerializerSnapshot",
             DataType::Int32 => "IntSerializer$IntSerializerSnapshot",
@@ -59,17 +65,38 @@ impl BuiltinType {
             }
             BuiltinType::List(e) => composite(out, "ListSerializerSnapshot", &[e]),
             BuiltinType::Map(k, v) => composite(out, "MapSerializerSnapshot", &[k, v]),
+            BuiltinType::VoidNamespace => {
+                out.put_utf(VOID_NAMESPACE)?;
+                out.put_i32(SNAPSHOT_VERSION);
+                Ok(())
+            }
         }
     }
+}
+
+/// The key serializer of a new keyed operator as its serialization proxy stores it (the
+/// `TypeSerializerSnapshotSerializationProxy` form: proxy version, then the versioned snapshot),
+/// with the serializer read back from those bytes.
+pub(crate) fn key_serializer(key: &BuiltinType) -> Result<(crate::readers::serializers::TypeSerializer, Vec<u8>)> {
+    let mut out = Vec::new();
+    out.put_i32(PROXY_VERSION);
+    key.write(&mut out).map_err(|e| Error::Invalid(format!("key serializer: {e}")))?;
+    let ser = crate::readers::serializers::read_proxy_snapshot(&mut Cursor::new(&out))
+        .map_err(|e| Error::Invalid(format!("the key serializer written does not read back: {e}")))?;
+    Ok((ser, out))
 }
 
 /// A `CompositeTypeSerializerSnapshot` without outer payload: magic, outer version, then the
 /// nested snapshots (`NestedSerializersSnapshotDelegate`: magic, version, count, each snapshot).
 fn composite(out: &mut Vec<u8>, class: &str, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
-    out.put_utf(&format!("{BASE}{class}"))?;
+    composite_of(out, &format!("{BASE}{class}"), OUTER_VERSION, nested)
+}
+
+fn composite_of(out: &mut Vec<u8>, class: &str, outer_version: i32, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
+    out.put_utf(class)?;
     out.put_i32(SNAPSHOT_VERSION);
     out.put_i32(COMPOSITE_MAGIC as i32);
-    out.put_i32(OUTER_VERSION);
+    out.put_i32(outer_version);
     out.put_i32(NESTED_MAGIC as i32);
     out.put_i32(NESTED_VERSION);
     out.put_i32(nested.len() as i32);
@@ -89,6 +116,7 @@ pub(crate) fn registration(name: &str, kind: StateKind, value: BuiltinType, user
         (StateKind::Aggregating, None) => ("AGGREGATING", value),
         (StateKind::List, None) => ("LIST", BuiltinType::List(Box::new(value))),
         (StateKind::Map, Some(k)) => ("MAP", BuiltinType::Map(Box::new(k), Box::new(value))),
+        (StateKind::Timer, None) => return timer_registration(name, &value),
         (k, _) => return Err(Error::unsupported(format!("state {name:?}: new {} state cannot be registered from column types", k.as_str()), None)),
     };
     let io = |e: String| Error::Invalid(format!("state {name:?}: {e}"));
@@ -105,28 +133,100 @@ pub(crate) fn registration(name: &str, kind: StateKind, value: BuiltinType, user
     serializer.write(&mut out).map_err(io)?;
     out.put_utf("NAMESPACE_SERIALIZER").map_err(io)?;
     out.put_i32(PROXY_VERSION);
-    out.put_utf("org.apache.flink.runtime.state.VoidNamespaceSerializer$VoidNamespaceSerializerSnapshot").map_err(io)?;
-    out.put_i32(SNAPSHOT_VERSION);
-    read_state_meta_info(&mut Cursor::new(&out)).map_err(|e| Error::Invalid(format!("state {name:?}: the registration written does not read back: {e}")))
+    BuiltinType::VoidNamespace.write(&mut out).map_err(io)?;
+    read_back(name, &out)
 }
 
-/// The registration of a new keyed state of `kind` from the types of its file's columns
-/// (`value`; list state: a list column, its elements' type; map state: `user_key` and `value`).
-/// `Err` names the column whose type has no built-in serializer here.
+fn read_back(name: &str, raw: &[u8]) -> Result<StateMetaInfo> {
+    read_state_meta_info(&mut Cursor::new(raw)).map_err(|e| Error::Invalid(format!("state {name:?}: the registration written does not read back: {e}")))
+}
+
+/// The registration of a timer queue (`_timer_state/…`, backend type `PRIORITY_QUEUE`, no
+/// options) of timers keyed by `key` in `VoidNamespace` (a `KeyedProcessFunction`'s timers):
+/// a `TimerSerializerSnapshot` of the key and namespace snapshots.
+fn timer_registration(name: &str, key: &BuiltinType) -> Result<StateMetaInfo> {
+    let io = |e: String| Error::Invalid(format!("state {name:?}: {e}"));
+    let mut out = Vec::new();
+    out.put_utf(name).map_err(io)?;
+    out.put_i32(3); // BackendStateType.PRIORITY_QUEUE
+    out.put_i32(0);
+    out.put_i32(1);
+    out.put_utf("VALUE_SERIALIZER").map_err(io)?;
+    out.put_i32(PROXY_VERSION);
+    composite_of(&mut out, TIMER_SNAPSHOT, TIMER_OUTER_VERSION, &[key, &BuiltinType::VoidNamespace]).map_err(io)?;
+    read_back(name, &out)
+}
+
+/// The registration of operator state `name` (operator list, union or broadcast state) of
+/// built-in types, as Flink writes it: backend type `OPERATOR` (`BROADCAST`), the option
+/// `OPERATOR_STATE_DISTRIBUTION_MODE`, then `VALUE_SERIALIZER` (broadcast: then `KEY_SERIALIZER`,
+/// the order of Flink's `HashMap`).
+pub(crate) fn operator_registration(name: &str, kind: StateKind, value: BuiltinType, user_key: Option<BuiltinType>) -> Result<StateMetaInfo> {
+    let (backend, mode) = match kind {
+        StateKind::OperatorList => (1, "SPLIT_DISTRIBUTE"),
+        StateKind::OperatorUnion => (1, "UNION"),
+        StateKind::Broadcast => (2, "BROADCAST"),
+        k => return Err(Error::Invalid(format!("state {name:?}: {} state is not operator state", k.as_str()))),
+    };
+    let io = |e: String| Error::Invalid(format!("state {name:?}: {e}"));
+    let mut out = Vec::new();
+    out.put_utf(name).map_err(io)?;
+    out.put_i32(backend);
+    out.put_i32(1);
+    out.put_utf("OPERATOR_STATE_DISTRIBUTION_MODE").map_err(io)?;
+    out.put_utf(mode).map_err(io)?;
+    let serializers: Vec<(&str, BuiltinType)> = match (kind, user_key) {
+        (StateKind::Broadcast, Some(k)) => vec![("VALUE_SERIALIZER", value), ("KEY_SERIALIZER", k)],
+        (StateKind::Broadcast, None) => return Err(Error::Invalid(format!("state {name:?}: broadcast state needs a user key type"))),
+        _ => vec![("VALUE_SERIALIZER", value)],
+    };
+    out.put_i32(serializers.len() as i32);
+    for (role, t) in serializers {
+        out.put_utf(role).map_err(io)?;
+        out.put_i32(PROXY_VERSION);
+        t.write(&mut out).map_err(io)?;
+    }
+    read_back(name, &out)
+}
+
+/// The built-in type of column `c` of `schema`; `Err` names the column and its type.
+pub(crate) fn column_type(schema: &Schema, c: &str) -> Result<BuiltinType> {
+    let t = schema.field_with_name(c).map(|f| f.data_type().clone()).map_err(|_| Error::Invalid(format!("no column {c:?}")))?;
+    builtin(c, &t)
+}
+
+fn builtin(c: &str, t: &DataType) -> Result<BuiltinType> {
+    BuiltinType::of_column(t).ok_or_else(|| {
+        Error::unsupported(
+            format!(
+                "column {c:?} is {t}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
+                 columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]); for other types give --like \
+                 OPERATOR/STATE"
+            ),
+            None,
+        )
+    })
+}
+
+/// The registration of a new state of `kind` from the types of its file's columns (`value`;
+/// list state: a list column, its elements' type; map and broadcast state: `user_key` and
+/// `value`; timers: `key`). Keyed state must be in `VoidNamespace` (a `namespace` column of
+/// nulls). `Err` names the column whose type has no built-in serializer here.
 pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema) -> Result<StateMetaInfo> {
     let column = |c: &str| schema.field_with_name(c).map(|f| f.data_type().clone()).map_err(|_| Error::Invalid(format!("no column {c:?}")));
-    let builtin = |c: &str, t: &DataType| {
-        BuiltinType::of_column(t).ok_or_else(|| {
-            Error::unsupported(
-                format!(
-                    "column {c:?} is {t}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
-                     columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]); for other types give --like \
-                     OPERATOR/STATE"
-                ),
-                None,
-            )
-        })
-    };
+    if kind.is_keyed() {
+        if let Ok(t) = column("namespace") {
+            if t != DataType::Null {
+                return Err(Error::unsupported(
+                    format!("column \"namespace\" is {t}: a new state is registered in VoidNamespace only (a namespace column of nulls); for windowed state give --like OPERATOR/STATE"),
+                    None,
+                ));
+            }
+        }
+    }
+    if kind == StateKind::Timer {
+        return registration(name, kind, column_type(schema, "key")?, None);
+    }
     let value = column("value")?;
     let value = match (kind, &value) {
         (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f.data_type())?,
@@ -134,10 +234,14 @@ pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Sc
         (_, t) => builtin("value", t)?,
     };
     let user_key = match kind {
-        StateKind::Map => Some(builtin("user_key", &column("user_key")?)?),
+        StateKind::Map | StateKind::Broadcast => Some(column_type(schema, "user_key")?),
         _ => None,
     };
-    registration(name, kind, value, user_key)
+    if kind.is_keyed() {
+        registration(name, kind, value, user_key)
+    } else {
+        operator_registration(name, kind, value, user_key)
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +276,32 @@ mod tests {
                 checked += 1;
             }
             assert_eq!(checked, 8);
+        }
+    }
+
+    /// Timer queues (keyed-long's, Long keys in VoidNamespace) and operator list, union and
+    /// broadcast states of built-in types: the bytes Flink 1.13.6 and 2.3.0 wrote.
+    #[test]
+    fn timer_and_operator_registrations_are_the_bytes_flink_writes() {
+        use crate::model::OperatorId;
+        let long = || BuiltinType::of_column(&DataType::Int64).unwrap();
+        let string = || BuiltinType::of_column(&DataType::Utf8).unwrap();
+        let int = || BuiltinType::of_column(&DataType::Int32).unwrap();
+        for version in ["1.13.6", "2.3.0"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/flink-{version}/heap-savepoint-canonical"));
+            let sp = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("savepoint-")).unwrap();
+            let snapshot = crate::snapshot::Snapshot::open(std::sync::Arc::new(crate::storage::LocalStorage), sp.to_str().unwrap()).unwrap();
+            let states: Vec<crate::readers::states::StateInfo> = crate::readers::states::snapshot_states(&snapshot, &Default::default()).unwrap().into_iter().flat_map(|(_, s)| s).collect();
+            let flink = |uid: &str, name: &str| states.iter().find(|s| s.operator_id == OperatorId::from_uid(uid) && s.name() == name).unwrap_or_else(|| panic!("{version}: {uid}/{name}")).meta.raw.clone();
+            for timers in ["_timer_state/event_user-timers", "_timer_state/processing_user-timers"] {
+                assert_eq!(registration(timers, StateKind::Timer, long(), None).unwrap().raw, flink("keyed-long", timers), "{version}: {timers}");
+            }
+            assert_eq!(operator_registration("op-list", StateKind::OperatorList, string(), None).unwrap().raw, flink("op-state", "op-list"), "{version}");
+            assert_eq!(operator_registration("op-union", StateKind::OperatorUnion, long(), None).unwrap().raw, flink("op-state", "op-union"), "{version}");
+            assert_eq!(operator_registration("rules", StateKind::Broadcast, int(), Some(string())).unwrap().raw, flink("broadcast", "rules"), "{version}");
+            let (_, key) = key_serializer(&long()).unwrap();
+            let keyed = crate::readers::source::KeyedSource::open(&snapshot, crate::model::SubtaskRef { operator: snapshot.metadata.operators.iter().position(|o| o.operator_id == OperatorId::from_uid("keyed-long")).unwrap(), subtask: 0 }, &Default::default()).unwrap().unwrap();
+            assert_eq!(key, keyed.meta().key_serializer_raw, "{version}: key serializer");
         }
     }
 
