@@ -156,6 +156,10 @@ struct Conversion {
     /// Import only: the contents Flink must restore instead of the fixture's (written when the
     /// Parquet is edited).
     expected: Option<PathBuf>,
+    /// Import only: export every state of these operators unedited and import them as operators
+    /// the target lacks: into `edit_source` (which dropped them), or with none into a new
+    /// savepoint (`import --new`). Empty: the edited-Parquet import.
+    new_operators: Vec<&'static str>,
     /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
@@ -582,6 +586,7 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         edit_source: None,
         removed: Vec::new(),
         expected: None,
+        new_operators: Vec::new(),
         refused: false,
         outcome: None,
     };
@@ -1271,6 +1276,7 @@ pub(crate) fn restore_other_release(
             edit_source: None,
             removed: Vec::new(),
             expected: None,
+            new_operators: Vec::new(),
             refused: false,
             outcome: Some(Ok(())),
         });

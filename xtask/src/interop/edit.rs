@@ -133,6 +133,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
         edit_source: source,
         removed: Vec::new(),
         expected: None,
+        new_operators: Vec::new(),
         refused: false,
         outcome: None,
     };
@@ -186,6 +187,22 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let mut reimported = new(fi, f, Kind::Import, "edit-without-v-long~import-edited-parquet".into(), Some(without_dir), Vec::new(), "default");
                 reimported.expected = Some(work.join("edited").join(format!("{}~edit-without-v-long~import-edited-parquet.expected.jsonl", f.case)));
                 push(reimported, &["hashmap", "rocksdb"], p);
+                // Operators the savepoint lacks (dropped first, not restored itself), imported
+                // from an export of all their states: created under their uids' ids, registered
+                // from the files' column types (no --like: the operators are gone); restored with
+                // the fixture's content.
+                let gone = new(fi, f, Kind::Edit, "edit-without-keyed-long-op-state-broadcast".into(), None, NEW_OPERATORS.iter().flat_map(|o| ["--drop-operator".to_owned(), o.to_string()]).collect(), "default");
+                let gone_dir = gone.dir.clone();
+                push(gone, &[], p);
+                let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
+                back.new_operators = NEW_OPERATORS.to_vec();
+                push(back, &["hashmap", "rocksdb"], p);
+                // A savepoint from the export alone (`import --new`): the job restores those
+                // operators' content, the others (keyed-string, window) start empty.
+                let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
+                boot.new_operators = NEW_OPERATORS.to_vec();
+                boot.removed = vec![Rows { uid: "keyed-string".into(), state: None, key: None }, Rows { uid: "window".into(), state: None, key: None }];
+                push(boot, &["hashmap", "rocksdb"], p);
             }
             "rocksdb-savepoint-native" => {
                 let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
@@ -257,6 +274,7 @@ pub(super) fn plan_no_uids(
                 edit_source: None,
                 removed: Vec::new(),
                 expected: expected.clone(),
+                new_operators: Vec::new(),
                 refused,
                 outcome: match (&expected, kind) {
                     (None, _) => Some(Err(Outcome::Failed("not prepared: the inspect check failed".into()))),
@@ -366,6 +384,10 @@ pub(super) fn edit(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Resu
     Err(Outcome::Failed(format!("flinksnap edit {} failed ({}): {}", c.args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())))
 }
 
+/// The operators the new-operator checks export and import as new operators: every state of
+/// built-in types (Long keys: value, list, timers; operator list and union; broadcast).
+const NEW_OPERATORS: &[&str] = &["keyed-long", "op-state", "broadcast"];
+
 /// The states the import check exports, edits and imports (`scripts/import_edit.py` edits the
 /// keyed ones; op-state's list and union state go through Parquet unchanged).
 const IMPORTED: &[&str] = &["v-long", "v-string", "map", "op-list", "op-union"];
@@ -387,6 +409,24 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
+    if !c.new_operators.is_empty() {
+        // Every state of the operators, unedited; imported into the savepoint without them, or
+        // into a new savepoint of the fixture's parallelism and max parallelism.
+        let mut export = Command::new(bin);
+        export.arg("export").arg(&f.path).arg("--to").arg(&export_dir);
+        for op in &c.new_operators {
+            export.args(["--operator", op]);
+        }
+        run(&mut export, "flinksnap export")?;
+        let mut import = Command::new(bin);
+        import.arg("import").arg(&export_dir);
+        match &c.edit_source {
+            Some(into) => import.arg("--into").arg(into),
+            None => import.args(["--new", "--max-parallelism", &f.max_parallelism.to_string(), "--parallelism", &f.parallelism.to_string()]),
+        };
+        run(import.arg(&c.dir).arg("--force"), "flinksnap import")?;
+        return Ok(());
+    }
     let mut export = Command::new(bin);
     export.arg("export").arg(&f.path).arg("--to").arg(&export_dir).args(["--operator", "keyed-long", "--operator", "keyed-string", "--operator", "op-state"]);
     for s in IMPORTED {
