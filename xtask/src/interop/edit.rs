@@ -21,6 +21,11 @@
 //!   2.3.0 savepoint at parallelism 2 (union elements once, not once per subtask); and into the
 //!   savepoint with `keyed-long/v-long` dropped, where v-long is a new state registered without
 //!   `--like` from its column types.
+//! - **new operators**: every state of keyed-long, op-state and broadcast exported; the
+//!   savepoint without those operators (`--drop-operator`) gets them back from `import` (new
+//!   operators under their uids' ids, registered from the files' column types) and restores
+//!   with the fixture's content; a savepoint from the export alone (`import --new`) restores
+//!   with those operators' content (keyed-string and window start empty).
 
 use std::collections::BTreeMap;
 use std::fs;
