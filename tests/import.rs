@@ -324,7 +324,7 @@ fn a_new_operator_of_other_types_takes_its_serializers_like_an_existing_state() 
         s["operator_id"] = flinksnap::model::OperatorId::from_uid("keyed-string-copy").to_hex().into();
     });
     let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
-    assert!(e.contains("has no state \"v-pojo\"") && e.contains("column \"value\" is Struct") && e.contains("--like"), "{e}");
+    assert!(e.contains("has no state \"v-pojo\"") && e.contains("column \"value\" is a POJO") && e.contains("--like"), "{e}");
     let dst = tmp.path().join("out");
     flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--like", "keyed-string/v-pojo"]);
     let source = dump(&fx, &fx.path());
@@ -379,7 +379,7 @@ fn a_new_state_is_registered_from_its_columns_or_like_an_existing_one() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("export");
         let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), dir.display().to_string()];
-        for (op, st) in [("keyed-long", "v-long"), ("keyed-long", "list"), ("keyed-string", "map"), ("keyed-string", "v-pojo")] {
+        for (op, st) in [("keyed-long", "v-long"), ("keyed-long", "list"), ("keyed-string", "map"), ("keyed-string", "v-pojo"), ("keyed-string", "aggregating")] {
             args.extend(["--operator".to_owned(), op.into(), "--state".into(), st.into()]);
         }
         for u in fx.uids() {
@@ -407,11 +407,13 @@ fn a_new_state_is_registered_from_its_columns_or_like_an_existing_one() {
             want
         };
         // Built-in types: no --like needed.
-        rename(&dir, &["v-long", "list", "map"]);
+        // (aggregating: a Tuple2<Long, Long> accumulator, a struct of f0 and f1.)
+        rename(&dir, &["v-long", "list", "map", "aggregating"]);
         let dst = tmp.path().join("out");
         let out: J = serde_json::from_str(&flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--format", "json"])).unwrap();
         assert!(out["data"]["states"].as_array().unwrap().iter().all(|s| s["like"].is_null() && s["replaced"] == 0), "{version}: {out}");
-        assert_eq!(multiset(dump(&fx, dst.to_str().unwrap())), multiset(copies(&["v-long", "list", "map"])), "{version}");
+        assert_eq!(out["data"]["states"].as_array().unwrap().len(), 4, "{version}: {out}");
+        assert_eq!(multiset(dump(&fx, dst.to_str().unwrap())), multiset(copies(&["v-long", "list", "map", "aggregating"])), "{version}");
     }
 }
 
@@ -423,7 +425,7 @@ fn a_new_state_of_other_types_needs_like_and_then_holds_the_rows() {
     flinksnap_ok(&["export", &fx.path(), "--to", dir.to_str().unwrap(), "--operator", "keyed-string", "--state", "v-pojo"]);
     edit_manifest(&dir, |s| s["state"] = "v-pojo-copy".into());
     let e = import_err(&["import", dir.to_str().unwrap(), "--into", &fx.path(), "--dry-run"]);
-    assert!(e.contains("has no state \"v-pojo-copy\"") && e.contains("column \"value\" is Struct") && e.contains("--like"), "{e}");
+    assert!(e.contains("has no state \"v-pojo-copy\"") && e.contains("column \"value\" is a POJO") && e.contains("--like"), "{e}");
     let dst = tmp.path().join("out");
     flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--like", "keyed-string/v-pojo"]);
     let source = dump(&fx, &fx.path());

@@ -5,7 +5,7 @@
 //! name, backend type, the `KEYED_STATE_TYPE` option, the value and namespace serializer
 //! snapshots in versioned form). Spec: `formats/import.md` § "New states".
 
-use arrow_schema::{DataType, Schema};
+use arrow_schema::{DataType, Field, Schema};
 
 use crate::bytes::{Cursor, DataOutput};
 use crate::error::{Error, Result};
@@ -21,6 +21,10 @@ const SNAPSHOT_VERSION: i32 = 3;
 const OUTER_VERSION: i32 = 1;
 /// `TimerSerializerSnapshot`'s outer version (the composite of the key and namespace snapshots).
 const TIMER_OUTER_VERSION: i32 = 2;
+const TUPLE_OUTER_VERSION: i32 = 2;
+const TUPLE_SNAPSHOT: &str = "org.apache.flink.api.java.typeutils.runtime.TupleSerializerSnapshot";
+/// Flink's largest tuple (`Tuple25`).
+const MAX_TUPLE_ARITY: usize = 25;
 const TIMER_SNAPSHOT: &str = "org.apache.flink.streaming.api.operators.TimerSerializerSnapshot";
 const VOID_NAMESPACE: &str = "org.apache.flink.runtime.state.VoidNamespaceSerializer$VoidNamespaceSerializerSnapshot";
 
@@ -35,6 +39,8 @@ pub(crate) enum BuiltinType {
     Map(Box<BuiltinType>, Box<BuiltinType>),
     /// `VoidNamespaceSerializer` (the namespace of state declared outside windows).
     VoidNamespace,
+    /// `TupleN` of the fields (`TupleSerializer`), 1 to 25 fields.
+    Tuple(Vec<BuiltinType>),
 }
 
 impl BuiltinType {
@@ -70,6 +76,11 @@ impl BuiltinType {
                 out.put_i32(SNAPSHOT_VERSION);
                 Ok(())
             }
+            // `TupleSerializerSnapshot`: outer version 2, the tuple class as outer payload.
+            BuiltinType::Tuple(fields) => {
+                let nested: Vec<&BuiltinType> = fields.iter().collect();
+                composite_with(out, TUPLE_SNAPSHOT, TUPLE_OUTER_VERSION, &format!("org.apache.flink.api.java.tuple.Tuple{}", fields.len()), &nested)
+            }
         }
     }
 }
@@ -93,10 +104,18 @@ fn composite(out: &mut Vec<u8>, class: &str, nested: &[&BuiltinType]) -> std::re
 }
 
 fn composite_of(out: &mut Vec<u8>, class: &str, outer_version: i32, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
+    composite_with(out, class, outer_version, "", nested)
+}
+
+/// [`composite_of`] with an outer payload of one `writeUTF` string (none when empty).
+fn composite_with(out: &mut Vec<u8>, class: &str, outer_version: i32, payload: &str, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
     out.put_utf(class)?;
     out.put_i32(SNAPSHOT_VERSION);
     out.put_i32(COMPOSITE_MAGIC as i32);
     out.put_i32(outer_version);
+    if !payload.is_empty() {
+        out.put_utf(payload)?;
+    }
     out.put_i32(NESTED_MAGIC as i32);
     out.put_i32(NESTED_VERSION);
     out.put_i32(nested.len() as i32);
@@ -191,21 +210,38 @@ pub(crate) fn operator_registration(name: &str, kind: StateKind, value: BuiltinT
 
 /// The built-in type of column `c` of `schema`; `Err` names the column and its type.
 pub(crate) fn column_type(schema: &Schema, c: &str) -> Result<BuiltinType> {
-    let t = schema.field_with_name(c).map(|f| f.data_type().clone()).map_err(|_| Error::Invalid(format!("no column {c:?}")))?;
-    builtin(c, &t)
+    let f = schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")))?;
+    builtin(c, f)
 }
 
-fn builtin(c: &str, t: &DataType) -> Result<BuiltinType> {
-    BuiltinType::of_column(t).ok_or_else(|| {
+/// The built-in type a field holds: a simple type, or a struct of fields `f0`…`fN` of built-in
+/// types (a Flink `TupleN`; the export's field metadata, when kept, must name a tuple
+/// serializer: a POJO or `Row` struct needs `--like`).
+fn builtin(c: &str, f: &Field) -> Result<BuiltinType> {
+    let unsupported = |why: String| {
         Error::unsupported(
             format!(
-                "column {c:?} is {t}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
-                 columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]); for other types give --like \
-                 OPERATOR/STATE"
+                "column {c:?} is {why}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
+                 columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]) and structs of them with fields \
+                 f0, f1, ... (TupleN); for other types give --like OPERATOR/STATE"
             ),
             None,
         )
-    })
+    };
+    if let DataType::Struct(fields) = f.data_type() {
+        let serializer = f.metadata().get(crate::export::schema::META_SERIALIZER).map(String::as_str).unwrap_or_default();
+        if !serializer.is_empty() && !serializer.contains("TupleSerializer") {
+            let what = if serializer.contains("Pojo") { "a POJO" } else if serializer.contains("RowSerializer") { "a Row" } else { "a struct" };
+            return Err(unsupported(format!("{what} (serializer {serializer}), whose serializer snapshot (class, fields) the file does not hold")));
+        }
+        let tuple = !fields.is_empty() && fields.len() <= MAX_TUPLE_ARITY && fields.iter().enumerate().all(|(i, x)| x.name() == &format!("f{i}"));
+        if !tuple {
+            return Err(unsupported(format!("{} (not a TupleN: fields must be f0, f1, ..., at most {MAX_TUPLE_ARITY})", f.data_type())));
+        }
+        let nested = fields.iter().map(|x| builtin(&format!("{c}.{}", x.name()), x)).collect::<Result<Vec<_>>>()?;
+        return Ok(BuiltinType::Tuple(nested));
+    }
+    BuiltinType::of_column(f.data_type()).ok_or_else(|| unsupported(f.data_type().to_string()))
 }
 
 /// The registration of a new state of `kind` from the types of its file's columns (`value`;
@@ -213,9 +249,9 @@ fn builtin(c: &str, t: &DataType) -> Result<BuiltinType> {
 /// `value`; timers: `key`). Keyed state must be in `VoidNamespace` (a `namespace` column of
 /// nulls). `Err` names the column whose type has no built-in serializer here.
 pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema) -> Result<StateMetaInfo> {
-    let column = |c: &str| schema.field_with_name(c).map(|f| f.data_type().clone()).map_err(|_| Error::Invalid(format!("no column {c:?}")));
+    let column = |c: &str| schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")));
     if kind.is_keyed() {
-        if let Ok(t) = column("namespace") {
+        if let Ok(t) = column("namespace").map(|f| f.data_type().clone()) {
             if t != DataType::Null {
                 return Err(Error::unsupported(
                     format!("column \"namespace\" is {t}: a new state is registered in VoidNamespace only (a namespace column of nulls); for windowed state give --like OPERATOR/STATE"),
@@ -228,10 +264,10 @@ pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Sc
         return registration(name, kind, column_type(schema, "key")?, None);
     }
     let value = column("value")?;
-    let value = match (kind, &value) {
-        (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f.data_type())?,
+    let value = match (kind, value.data_type()) {
+        (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f)?,
         (StateKind::List, t) => return Err(Error::Invalid(format!("column \"value\" of list state is {t}, not a list"))),
-        (_, t) => builtin("value", t)?,
+        _ => builtin("value", value)?,
     };
     let user_key = match kind {
         StateKind::Map | StateKind::Broadcast => Some(column_type(schema, "user_key")?),
@@ -279,8 +315,8 @@ mod tests {
         }
     }
 
-    /// Timer queues (keyed-long's, Long keys in VoidNamespace) and operator list, union and
-    /// broadcast states of built-in types: the bytes Flink 1.13.6 and 2.3.0 wrote.
+    /// Timer queues (keyed-long's, Long keys in VoidNamespace), a Tuple2 value and operator list,
+    /// union and broadcast states of built-in types: the bytes Flink 1.13.6 and 2.3.0 wrote.
     #[test]
     fn timer_and_operator_registrations_are_the_bytes_flink_writes() {
         use crate::model::OperatorId;
@@ -297,6 +333,8 @@ mod tests {
                 assert_eq!(registration(timers, StateKind::Timer, long(), None).unwrap().raw, flink("keyed-long", timers), "{version}: {timers}");
             }
             assert_eq!(operator_registration("op-list", StateKind::OperatorList, string(), None).unwrap().raw, flink("op-state", "op-list"), "{version}");
+            // keyed-string's aggregating state: a Tuple2<Long, Long> accumulator.
+            assert_eq!(registration("aggregating", StateKind::Aggregating, BuiltinType::Tuple(vec![long(), long()]), None).unwrap().raw, flink("keyed-string", "aggregating"), "{version}");
             assert_eq!(operator_registration("op-union", StateKind::OperatorUnion, long(), None).unwrap().raw, flink("op-state", "op-union"), "{version}");
             assert_eq!(operator_registration("rules", StateKind::Broadcast, int(), Some(string())).unwrap().raw, flink("broadcast", "rules"), "{version}");
             let (_, key) = key_serializer(&long()).unwrap();
@@ -310,5 +348,14 @@ mod tests {
         let schema = Schema::new(vec![arrow_schema::Field::new("value", DataType::Date32, true)]);
         let e = registration_from_columns("s", StateKind::Value, &schema).unwrap_err().to_string();
         assert!(e.contains("column \"value\" is Date32") && e.contains("--like"), "{e}");
+        // A struct the export took from a POJO serializer: named, with --like.
+        let pojo = Field::new("value", DataType::Struct(vec![Field::new("name", DataType::Utf8, true)].into()), true)
+            .with_metadata([(crate::export::schema::META_SERIALIZER.to_owned(), "org.apache.flink.api.java.typeutils.runtime.PojoSerializerSnapshot".to_owned())].into());
+        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![pojo])).unwrap_err().to_string();
+        assert!(e.contains("column \"value\" is a POJO") && e.contains("--like"), "{e}");
+        // A struct of other field names (no metadata): not a tuple.
+        let other = Field::new("value", DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()), true);
+        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![other])).unwrap_err().to_string();
+        assert!(e.contains("not a TupleN") && e.contains("--like"), "{e}");
     }
 }

@@ -741,7 +741,7 @@ mod tests {
         let mut op = OperatorEdit::default();
         op.forget_key_groups.insert(5);
         op.forget.entry((5, string("k03"))).or_default().push(Forget { report: 0, state: None });
-        let edits = Edits { operators: HashMap::from([(OP, op)]), key_groups: None, imports: HashMap::new() };
+        let edits = Edits { operators: HashMap::from([(OP, op)]), key_groups: None, imports: HashMap::new(), new_operators: Vec::new() };
         let mut counts = Counts::default();
         // A namespace of a serializer flinksnap does not know: key and namespace stay together in
         // `stored_key`, `key` is empty.
