@@ -25,7 +25,8 @@
 //!   savepoint without those operators (`--drop-operator`) gets them back from `import` (new
 //!   operators under their uids' ids, registered from the files' column types) and restores
 //!   with the fixture's content; a savepoint from the export alone (`import --new`) restores
-//!   with those operators' content (keyed-string and window start empty).
+//!   with those operators' content (keyed-string and window start empty); keyed-string's
+//!   Tuple2 `aggregating` state, dropped, comes back registered from its struct column.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -138,7 +139,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
         edit_source: source,
         removed: Vec::new(),
         expected: None,
-        new_operators: Vec::new(),
+        export_operators: Vec::new(),
         refused: false,
         outcome: None,
     };
@@ -200,12 +201,21 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let gone_dir = gone.dir.clone();
                 push(gone, &[], p);
                 let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
-                back.new_operators = NEW_OPERATORS.to_vec();
+                back.export_operators = NEW_OPERATORS.to_vec();
                 push(back, &["hashmap", "rocksdb"], p);
+                // A Tuple2<Long, Long> state the savepoint lacks (keyed-string's aggregating
+                // accumulator, dropped first): registered from its struct column of f0 and f1
+                // without --like while keyed-string's other states are imported unchanged.
+                let no_agg = new(fi, f, Kind::Edit, "edit-without-aggregating".into(), None, vec!["--drop-state".into(), "keyed-string/aggregating".into()], "default");
+                let no_agg_dir = no_agg.dir.clone();
+                push(no_agg, &[], p);
+                let mut agg = new(fi, f, Kind::Import, "edit-without-aggregating~import-keyed-string".into(), Some(no_agg_dir), Vec::new(), "default");
+                agg.export_operators = vec!["keyed-string"];
+                push(agg, &["hashmap", "rocksdb"], p);
                 // A savepoint from the export alone (`import --new`): the job restores those
                 // operators' content, the others (keyed-string, window) start empty.
                 let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
-                boot.new_operators = NEW_OPERATORS.to_vec();
+                boot.export_operators = NEW_OPERATORS.to_vec();
                 boot.removed = vec![Rows { uid: "keyed-string".into(), state: None, key: None }, Rows { uid: "window".into(), state: None, key: None }];
                 push(boot, &["hashmap", "rocksdb"], p);
             }
@@ -279,7 +289,7 @@ pub(super) fn plan_no_uids(
                 edit_source: None,
                 removed: Vec::new(),
                 expected: expected.clone(),
-                new_operators: Vec::new(),
+                export_operators: Vec::new(),
                 refused,
                 outcome: match (&expected, kind) {
                     (None, _) => Some(Err(Outcome::Failed("not prepared: the inspect check failed".into()))),
@@ -414,12 +424,12 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    if !c.new_operators.is_empty() {
+    if !c.export_operators.is_empty() {
         // Every state of the operators, unedited; imported into the savepoint without them, or
         // into a new savepoint of the fixture's parallelism and max parallelism.
         let mut export = Command::new(bin);
         export.arg("export").arg(&f.path).arg("--to").arg(&export_dir);
-        for op in &c.new_operators {
+        for op in &c.export_operators {
             export.args(["--operator", op]);
         }
         run(&mut export, "flinksnap export")?;
