@@ -306,7 +306,7 @@ fn a_plan_names_the_keys_of_window_join_over_match_and_two_phase_state() {
 }
 
 #[test]
-fn a_plan_names_the_input_rows_that_window_temporal_over_match_and_materializer_state_keeps() {
+fn a_plan_names_the_input_rows_that_joins_windows_over_match_and_the_materializer_keep() {
     // (exec node type, description part, state, the SQL columns of the rows it keeps: the
     // node's input row as the planner pruned it for the statements of xtask's SQL job).
     let expect: &[(&str, &str, &str, &[&str])] = &[
@@ -342,6 +342,14 @@ fn a_plan_names_the_input_rows_that_window_temporal_over_match_and_materializer_
         if let Some((key, _, _)) = e.get(&(sink, "values".to_owned())) {
             assert_eq!(names(key), ["level"], "{v}");
         }
+        // The interval join's rows, each the `f0` of a `Tuple2<RowData, Boolean>`.
+        let ij = node_id(&p, "stream-exec-interval-join", "");
+        for (state, want) in [("IntervalJoinLeftCache", &["id", "ts"][..]), ("IntervalJoinRightCache", &["order_id", "carrier", "ship_ts"][..])] {
+            if let Some((_, _, value)) = e.get(&(ij.clone(), state.to_owned())) {
+                assert_eq!(names(&first_row(value)["f0"]), want, "{v} {state}: {value}");
+                named += 1;
+            }
+        }
         // MATCH_RECOGNIZE's waiting rows: `events`' columns.
         let m = node_id(&p, "stream-exec-match", "partitionBy=[user_name]");
         if let Some((_, _, value)) = e.get(&(m, "eventQueuesStateName".to_owned())) {
@@ -350,7 +358,7 @@ fn a_plan_names_the_input_rows_that_window_temporal_over_match_and_materializer_
         }
         // Which of these held rows at the fixtures' savepoint is fixed by the fixtures: the
         // count pins what they prove.
-        assert!(named >= 7, "{v}: {named} of {} states held rows", expect.len() + 1);
+        assert!(named >= 9, "{v}: {named} of {} states held rows", expect.len() + 3);
     }
 }
 

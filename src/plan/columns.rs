@@ -220,8 +220,14 @@ fn node_columns(id: u32, node_type: &str, raw: &Json, inputs: &[Vec<PlanColumn>]
             cols.states.insert(l.into(), vec![input.clone()]);
             cols.states.insert(r.into(), vec![right.clone()]);
         }
-        // `*IntervalJoin` keeps rows inside a `Tuple2<RowData, Boolean>`: not named (see above).
-        "stream-exec-interval-join" => cols.key = project(input, raw.get("intervalJoinSpec")?.get("joinSpec")?.get("leftKeys")?),
+        // `TimeIntervalJoin` keeps each side's input rows by time, as `Tuple2<RowData, Boolean>`
+        // (the row, whether it was emitted).
+        "stream-exec-interval-join" => {
+            let right = inputs.get(1)?;
+            cols.key = project(input, raw.get("intervalJoinSpec")?.get("joinSpec")?.get("leftKeys")?);
+            cols.states.insert("IntervalJoinLeftCache".into(), vec![input.clone()]);
+            cols.states.insert("IntervalJoinRightCache".into(), vec![right.clone()]);
+        }
         // OVER windows: keyed by `PARTITION BY`; the bounded ones keep input rows by time
         // (`inputState`), accumulators in `accState` stay unnamed.
         "stream-exec-over-aggregate" => {
