@@ -306,7 +306,7 @@ fn a_new_savepoint_from_an_export_holds_exactly_its_states() {
             assert_eq!(multiset(dump(fx, dst.to_str().unwrap())), multiset(want.clone()), "{} at parallelism {parallelism}", fx.name());
             let inspect: J = serde_json::from_str(&flinksnap_ok(&["inspect", dst.to_str().unwrap(), "--format", "json"])).unwrap();
             let ops = inspect["data"]["operators"].as_array().unwrap();
-            assert!(ops.iter().all(|o| o["parallelism"].to_string() == parallelism && o["max_parallelism"] == 128), "{inspect}");
+            assert!(ops.iter().all(|o| o["parallelism"] == parallelism.parse::<u32>().unwrap() && o["max_parallelism"] == 128), "{inspect}");
         }
     }
 }

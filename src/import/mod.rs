@@ -289,6 +289,34 @@ fn agreed(snapshot: &Snapshot, f: impl Fn(&crate::metadata::OperatorState) -> u3
     }
 }
 
+/// A new operator's parallelism and max parallelism: the options', else those the snapshot's
+/// operators share (parallelism: 1 when it has none).
+fn new_operator(snapshot: &Snapshot, opts: &ImportOptions, id: OperatorId, uid: Option<String>, shown: &str, where_: &str, in_file: &str) -> Result<NewOperator> {
+    let max_parallelism = match opts.convert.max_parallelism {
+        Some(n) => n,
+        None => match agreed(snapshot, |o| o.max_parallelism) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Err(Error::Invalid(format!("{in_file}: new operator {shown}: {where_} has no operator whose max parallelism it could take; give --max-parallelism"))),
+            Err(v) => {
+                return Err(Error::Invalid(format!(
+                    "{in_file}: new operator {shown}: the operators of {where_} have the max parallelisms {v:?}; give --max-parallelism (it applies to every operator)"
+                )))
+            }
+        },
+    };
+    let parallelism = match opts.parallelism {
+        Some(p) => p,
+        None => match agreed(snapshot, |o| o.parallelism) {
+            Ok(p) => p.unwrap_or(1),
+            Err(v) => return Err(Error::Invalid(format!("{in_file}: new operator {shown}: the operators of {where_} have the parallelisms {v:?}; give --parallelism"))),
+        },
+    };
+    if parallelism == 0 || parallelism > max_parallelism {
+        return Err(Error::Invalid(format!("{in_file}: new operator {shown}: parallelism {parallelism} is not in 1..={max_parallelism} (its max parallelism)")));
+    }
+    Ok(NewOperator { operator_id: id, uid, parallelism, max_parallelism, key_serializer: None })
+}
+
 /// The key serializer of a new keyed operator, from the built-in type of its file's `key` column,
 /// else from the operator of a keyed `--like` state.
 fn new_key_serializer(
@@ -381,33 +409,14 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
             None => {
                 let (id, uid) = new_operator_id(m, &in_file())?;
                 let shown = uid.clone().map_or_else(|| id.to_string(), |u| format!("{id} (uid {u})"));
-                if !new_operators.iter().any(|n| n.operator_id == id) {
-                    let max_parallelism = match opts.convert.max_parallelism {
-                        Some(n) => n,
-                        None => match agreed(&snapshot, |o| o.max_parallelism) {
-                            Ok(Some(n)) => n,
-                            Ok(None) => return Err(Error::Invalid(format!("{}: new operator {shown}: {where_} has no operator whose max parallelism it could take; give --max-parallelism", in_file()))),
-                            Err(v) => {
-                                return Err(Error::Invalid(format!(
-                                    "{}: new operator {shown}: the operators of {where_} have the max parallelisms {v:?}; give --max-parallelism (it applies to every operator)",
-                                    in_file()
-                                )))
-                            }
-                        },
-                    };
-                    let parallelism = match opts.parallelism {
-                        Some(p) => p,
-                        None => match agreed(&snapshot, |o| o.parallelism) {
-                            Ok(p) => p.unwrap_or(1),
-                            Err(v) => return Err(Error::Invalid(format!("{}: new operator {shown}: the operators of {where_} have the parallelisms {v:?}; give --parallelism", in_file()))),
-                        },
-                    };
-                    if parallelism == 0 || parallelism > max_parallelism {
-                        return Err(Error::Invalid(format!("{}: new operator {shown}: parallelism {parallelism} is not in 1..={max_parallelism} (its max parallelism)", in_file())));
+                let at = match new_operators.iter().position(|n| n.operator_id == id) {
+                    Some(at) => at,
+                    None => {
+                        new_operators.push(new_operator(&snapshot, opts, id, uid.clone(), &shown, &where_, &in_file())?);
+                        new_operators.len() - 1
                     }
-                    new_operators.push(NewOperator { operator_id: id, uid: uid.clone(), parallelism, max_parallelism, key_serializer: None });
-                }
-                let n = new_operators.iter_mut().find(|n| n.operator_id == id).expect("pushed above");
+                };
+                let n = &mut new_operators[at];
                 if kind.is_keyed() && n.key_serializer.is_none() {
                     let schema = StateFile::schema(&storage, &path)?;
                     n.key_serializer = Some(new_key_serializer(&snapshot, &schema, &likes, &in_file(), &shown)?);
