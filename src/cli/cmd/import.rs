@@ -22,7 +22,7 @@ use crate::cli::Outcome;
   flinksnap import state --into sp sp-fixed --dry-run
   flinksnap import state --into sp sp-fixed
   # a state the snapshot does not have yet: registered for its columns' types when they are
-  # built-in (Long, Integer, String, byte[], ..., TupleN and List/Map of them), else like an existing one
+  # built-in (Long, Integer, String, byte[], ..., TupleN, List/Map of them), else --like one
   flinksnap import state --into sp sp-new
   flinksnap import state --into sp sp-new --like orders-dedup/last-seen
   # an operator the snapshot does not have (e.g. dropped with `edit --drop-operator`): created
