@@ -156,6 +156,19 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let mut imported = new(fi, f, Kind::Import, "import-edited-parquet".into(), None, Vec::new(), "default");
                 imported.expected = Some(work.join("edited").join(format!("{}~import-edited-parquet.expected.jsonl", f.case)));
                 push(imported, &["hashmap", "rocksdb"], f.parallelism);
+                // New operators at parallelism 2 (max parallelism 32768): keyed state split over
+                // the subtasks' key-group ranges, list and union elements in the first subtask,
+                // broadcast state in each; dropped and imported back, and bootstrapped.
+                let gone = new(fi, f, Kind::Edit, "edit-without-keyed-long-op-state-broadcast".into(), None, NEW_OPERATORS.iter().flat_map(|o| ["--drop-operator".to_owned(), o.to_string()]).collect(), "default");
+                let gone_dir = gone.dir.clone();
+                push(gone, &[], f.parallelism);
+                let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
+                back.export_operators = NEW_OPERATORS.to_vec();
+                push(back, &["hashmap", "rocksdb"], f.parallelism);
+                let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
+                boot.export_operators = NEW_OPERATORS.to_vec();
+                boot.removed = vec![Rows { uid: "keyed-string".into(), state: None, key: None }, Rows { uid: "window".into(), state: None, key: None }];
+                push(boot, &["hashmap", "rocksdb"], f.parallelism);
             }
             "heap-savepoint-canonical" => {
                 let p = f.parallelism;
@@ -436,7 +449,8 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
         let mut import = Command::new(bin);
         import.arg("import").arg(&export_dir);
         match &c.edit_source {
-            Some(into) => import.arg("--into").arg(into),
+            // (The p2 fixture's source runs at parallelism 1: the operators disagree.)
+            Some(into) => import.arg("--into").arg(into).args(["--parallelism", &f.parallelism.to_string()]),
             None => import.args(["--new", "--max-parallelism", &f.max_parallelism.to_string(), "--parallelism", &f.parallelism.to_string()]),
         };
         run(import.arg(&c.dir).arg("--force"), "flinksnap import")?;
