@@ -92,7 +92,7 @@ const RUNS: &[Run] = &[
         snaps: &[
             snap(3, "checkpoint", "heap-checkpoint"),
             snap(3, "canonical", "heap-savepoint-canonical"),
-            snap(3, "native", "heap-savepoint-native"),
+            snap_in(3, "native", "heap-savepoint-native", HEAP_NATIVE_VERSIONS),
         ],
         only_versions: &[],
     },
@@ -198,8 +198,7 @@ const RUNS: &[Run] = &[
         only_versions: FORST_VERSIONS,
     },
     // The runs below switch on a state-handle feature (see RUN_FEATURES): one retained
-    // checkpoint each, 1.20+ only (file merging is new in 1.20; the changelog backend and
-    // unaligned checkpoints exist earlier but 1.20.5 and 2.3.0 cover metadata V4 and V6).
+    // checkpoint each, in 2.3.0 (FEATURE_VERSIONS; the unaligned one in UNALIGNED_VERSIONS).
     Run {
         name: "heap-changelog",
         backend: "hashmap",
@@ -313,7 +312,7 @@ const RUNS: &[Run] = &[
         incremental: false,
         inline_threshold: Some(0),
         snaps: &[snap(3, "canonical", "heap-savepoint-canonical-nouids")],
-        only_versions: FEATURE_VERSIONS,
+        only_versions: NO_UIDS_VERSIONS,
     },
     Run {
         name: "heap-unaligned",
@@ -400,13 +399,26 @@ fn sql_cases(snap: &SqlSnap) -> Vec<String> {
     v
 }
 
-const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// The feature cases (changelog, file merging): 2.3.0. 1.20.5 (file merging is new in 1.20)
+/// wrote the same handles (the metadata differing only in V4 against V6) and the same DSTL
+/// bytes (`heap-changelog-checkpoint`'s state-change file was byte for byte 2.3.0's); its
+/// file-merging checkpoints packed the segments into other physical files, the same layout.
+const FEATURE_VERSIONS: &[&str] = &["2.3.0"];
+/// The job without uids (`testdata/no-uids/`): 1.20.5 (V4, ids only) and 2.3.0 (V6, names too),
+/// the edit interop's versions (`EDIT_VERSIONS` in `src/interop/edit.rs`).
+const NO_UIDS_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// The heap native savepoint is the heap checkpoint format (its state files were byte for byte
+/// the `heap-checkpoint`'s of the same version in 1.15.4 to 2.3.0, its handles the same): only
+/// 2.3.0 keeps one, for the native-savepoint properties of `_metadata` (testdata/README.md,
+/// "Size rule" 3).
+const HEAP_NATIVE_VERSIONS: &[&str] = &["2.3.0"];
 /// ForSt (in flink-dist from 2.0): 2.3.0 stands for 2.x (2.0.2 writes the same handles and files,
 /// FRocksDB 8.10, under metadata V5).
 const FORST_VERSIONS: &[&str] = &["2.3.0"];
-/// Unaligned checkpoints exist in every version; 1.13.6 adds the oldest channel-state handles
-/// (metadata V3; 1.14.6 writes the same).
-const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.20.5", "2.3.0"];
+/// Unaligned checkpoints exist in every version: 1.13.6 has the channel-state handles of metadata
+/// V3 to V5 (one handle per channel; 1.14.6 and 1.20.5 write the same), 2.3.0 the merged, typed
+/// ones of V6.
+const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "2.3.0"];
 
 /// Restore modes exist from 1.15 (FLIP-193); LEGACY is deprecated but still accepted in 2.3.0.
 /// Each restore-mode enum Flink has had is used once, and each kind of restore case is there
