@@ -1111,3 +1111,66 @@ fn human(bytes: u64) -> String {
         format!("{:.0} KiB", bytes as f64 / 1024.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The case directories below `testdata/` (relative, `/`-separated): every directory with a
+    /// `case.json`, and the `sql-plans/` directories.
+    fn committed(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let (p, name) = (e.path(), e.file_name().to_string_lossy().into_owned());
+            if !p.is_dir() {
+                continue;
+            }
+            let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if p.join("case.json").is_file() || name == "sql-plans" {
+                out.insert(r);
+            } else {
+                committed(&p, &r, out);
+            }
+        }
+    }
+
+    /// `cargo xtask fixtures` writes exactly the committed set (testdata/README.md, "Size rule"
+    /// 2): every case the matrix (`RUNS`, `SQL_RUNS`) gives a version is in `testdata/`, and
+    /// `testdata/flink-*/` and the run groups hold no other; `custom-serializer/` has the
+    /// versions of `CUSTOM_VERSIONS`.
+    #[test]
+    fn the_fixture_matrix_is_the_committed_set() {
+        let repo = repo_root();
+        let rel = |p: PathBuf| p.strip_prefix(repo.join("testdata")).unwrap().to_string_lossy().replace('\\', "/");
+        let mut want = BTreeSet::new();
+        for &v in DEFAULT_VERSIONS {
+            for run in RUNS.iter().filter(|r| r.only_versions.is_empty() || r.only_versions.contains(&v)) {
+                for s in run.snaps {
+                    if (s.kind != "native" || has_native_savepoints(v)) && (s.only_versions.is_empty() || s.only_versions.contains(&v)) {
+                        want.insert(rel(run_out(&repo, run.name, v).join(s.case)));
+                    }
+                }
+            }
+            if has_sql(v) {
+                let out = repo.join("testdata").join(format!("flink-{v}"));
+                let snaps: Vec<&SqlSnap> = SQL_RUNS.iter().flat_map(|r| r.snaps).filter(|s| s.only_versions.is_empty() || s.only_versions.contains(&v)).collect();
+                for s in &snaps {
+                    want.extend(sql_cases(s).into_iter().map(|c| rel(out.join(c))));
+                }
+                if !snaps.is_empty() {
+                    want.insert(rel(out.join("sql-plans")));
+                }
+            }
+        }
+        let mut have = BTreeSet::new();
+        committed(&repo.join("testdata"), "", &mut have);
+        // The serializer-fixtures groups (`cargo xtask serializer-fixtures`): their versions.
+        let custom: BTreeSet<String> = have.iter().filter_map(|c| c.strip_prefix("custom-serializer/flink-")?.split('/').next().map(str::to_owned)).collect();
+        assert_eq!(custom, oracle::CUSTOM_VERSIONS.iter().map(|v| v.to_string()).collect(), "testdata/custom-serializer/");
+        have.retain(|c| !c.starts_with("custom-serializer/") && !c.starts_with("serializers/"));
+        let missing: Vec<&String> = want.difference(&have).collect();
+        let extra: Vec<&String> = have.difference(&want).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "the matrix names, testdata/ lacks: {missing:#?}\ntestdata/ has, the matrix does not name: {extra:#?}");
+    }
+}

@@ -214,7 +214,7 @@ const SERIALIZER_VERSIONS: &[&str] = DEFAULT_VERSIONS;
 /// native files, proxy 6, V4 (1.18.1 writes the same); 2.3.0: FRocksDB 8.10, V6 (2.0.2 writes
 /// the same under V5). The state files are the same bytes in more versions still
 /// (testdata/README.md, `custom-serializer/`).
-const CUSTOM_VERSIONS: &[&str] = &["1.13.6", "1.15.4", "1.20.5", "2.3.0"];
+pub(crate) const CUSTOM_VERSIONS: &[&str] = &["1.13.6", "1.15.4", "1.20.5", "2.3.0"];
 
 pub fn serializer_fixtures(args: &[String]) -> Result<()> {
     let mut versions: Vec<String> = Vec::new();
