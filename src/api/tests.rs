@@ -324,7 +324,7 @@ fn a_plan_names_the_input_rows_that_joins_windows_over_match_and_the_materialize
     fn first_row(v: &serde_json::Value) -> &serde_json::Value {
         v.as_array().and_then(|a| a.first()).unwrap_or(v)
     }
-    for v in ["1.18.1", "1.20.5", "2.0.2", "2.3.0"] {
+    for v in ["1.20.5", "2.0.2", "2.3.0"] {
         let p = sql_plan(v);
         let e = named_entries(v);
         let mut named = 0;
