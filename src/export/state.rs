@@ -41,6 +41,12 @@ pub mod keys {
     pub const KIND: &str = "flinksnap.kind";
     /// The state's serializers by role, as a JSON object of snapshot class names.
     pub const SERIALIZERS: &str = "flinksnap.serializers";
+    /// The state's registration as the snapshot stores it (Flink's `StateMetaInfoSnapshot`:
+    /// name, type, options, serializer snapshots), hex: what `import` registers a state the
+    /// target lacks with, so any type round-trips without `--like`.
+    pub const REGISTRATION: &str = "flinksnap.registration";
+    /// A keyed state's key serializer snapshot as the keyed backend's proxy stores it, hex.
+    pub const KEY_SERIALIZER: &str = "flinksnap.key_serializer";
     /// Opaque (Binary) columns, as a JSON array of `{"column", "class"}`.
     pub const OPAQUE_COLUMNS: &str = "flinksnap.opaque_columns";
 }
@@ -184,6 +190,12 @@ impl StateLayout {
             sers.insert(role.clone(), s.class_name().into());
         }
         meta.insert(keys::SERIALIZERS.into(), serde_json::Value::Object(sers).to_string());
+        if !info.meta.raw.is_empty() {
+            meta.insert(keys::REGISTRATION.into(), crate::model::value::hex(&info.meta.raw));
+        }
+        if info.kind.is_keyed() && !info.key_serializer_raw.is_empty() {
+            meta.insert(keys::KEY_SERIALIZER.into(), crate::model::value::hex(&info.key_serializer_raw));
+        }
         let mut opaque = Vec::new();
         for f in &fields {
             opaque_columns(f, f.name(), &mut opaque);

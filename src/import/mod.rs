@@ -330,6 +330,10 @@ fn new_key_serializer(
     if let Ok(t) = &column {
         return registration::key_serializer(t);
     }
+    // The key serializer of the snapshot exported from, recorded in the file.
+    if let Some(k) = registration::embedded_key_serializer(schema).map_err(|e| Error::Invalid(format!("{in_file}: {e}")))? {
+        return Ok(k);
+    }
     if let Some((op, _, spec)) = likes.iter().find(|(_, l, _)| l.kind.is_keyed()) {
         for j in 0..snapshot.metadata.operators[*op].subtasks.len() {
             if let Some(source) = crate::readers::source::KeyedSource::open(snapshot, crate::model::SubtaskRef { operator: *op, subtask: j }, &Selection::default())? {
@@ -460,9 +464,13 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
                 });
                 let (meta, like) = match like {
                     Some((_, like, spec)) => (renamed(&like.meta, &m.state)?, Some(spec.clone())),
-                    // Without --like: registered for the built-in types of the file's columns.
+                    // Without --like: registered as the snapshot exported from registered it
+                    // (the file's metadata), else for the built-in types of the file's columns.
                     None => {
                         let schema = StateFile::schema(&storage, &path)?;
+                        if let Some(meta) = registration::embedded_registration(&schema, &m.state, kind).map_err(|e| Error::Invalid(format!("{}: {e}", in_file())))? {
+                            (meta, None)
+                        } else {
                         let meta = registration::registration_from_columns(&m.state, kind, &schema).map_err(|e| {
                             Error::Invalid(format!(
                                 "{}: operator {operator_id} has no state {:?}, and its serializers cannot be taken from the file's columns: {e}; \
@@ -474,9 +482,10 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
                             ))
                         })?;
                         (meta, None)
+                        }
                     }
                 };
-                let info = StateInfo { operator_id, kind, key_serializer: target_key, meta: meta.clone() };
+                let info = StateInfo { operator_id, kind, key_serializer: target_key, key_serializer_raw: Vec::new(), meta: meta.clone() };
                 (info, like, Some(meta))
             }
         };
@@ -537,7 +546,7 @@ pub fn rows_from_bytes(keyed_meta: &[u8], state: usize, max_parallelism: u32, pa
     let reg = meta.states.get(state).ok_or_else(|| Error::Invalid(format!("the proxy has {} states, not {}", meta.states.len(), state + 1)))?;
     let kind = reg.kind().ok_or_else(|| Error::Invalid(format!("state {:?}: no state kind", reg.name)))?;
     let operator_id = OperatorId::from_uid("import");
-    let info = StateInfo { operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), meta: reg.clone() };
+    let info = StateInfo { operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), key_serializer_raw: meta.key_serializer_raw.clone(), meta: reg.clone() };
     let file = StateFile::from_bytes("<parquet bytes>", bytes::Bytes::copy_from_slice(parquet), info, operator_id, max_parallelism)?;
     let mut n = 0;
     for e in file.entries()?.take(max_rows) {

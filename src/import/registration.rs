@@ -248,6 +248,48 @@ fn builtin(c: &str, f: &Field) -> Result<BuiltinType> {
 /// list state: a list column, its elements' type; map and broadcast state: `user_key` and
 /// `value`; timers: `key`). Keyed state must be in `VoidNamespace` (a `namespace` column of
 /// nulls). `Err` names the column whose type has no built-in serializer here.
+/// The bytes of hex digits (either case), as `export` records registrations; `None` for
+/// anything else.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+}
+
+/// The registration `export` recorded in a file's metadata (`flinksnap.registration`), named
+/// `name`; `None` when the file has none (an export of an older flinksnap, a file written by
+/// another tool). Its state type must be `kind`.
+pub(crate) fn embedded_registration(schema: &Schema, name: &str, kind: StateKind) -> Result<Option<StateMetaInfo>> {
+    let Some(text) = schema.metadata().get(crate::export::state::keys::REGISTRATION) else { return Ok(None) };
+    let bytes = unhex(text).ok_or_else(|| Error::Invalid(format!("metadata {}: not hex", crate::export::state::keys::REGISTRATION)))?;
+    let meta = read_state_meta_info(&mut Cursor::new(&bytes)).map_err(|e| Error::Invalid(format!("metadata {}: not a state registration: {e}", crate::export::state::keys::REGISTRATION)))?;
+    if meta.kind() != Some(kind) {
+        return Err(Error::Invalid(format!(
+            "metadata {}: registers {:?} as {} state, the manifest says {}",
+            crate::export::state::keys::REGISTRATION,
+            meta.name,
+            meta.kind().map_or("unknown", |k| k.as_str()),
+            kind.as_str()
+        )));
+    }
+    if meta.name == name {
+        return Ok(Some(meta));
+    }
+    super::renamed(&meta, name).map(Some)
+}
+
+/// The key serializer `export` recorded in a keyed state's file (`flinksnap.key_serializer`).
+pub(crate) fn embedded_key_serializer(schema: &Schema) -> Result<Option<(crate::readers::serializers::TypeSerializer, Vec<u8>)>> {
+    let Some(text) = schema.metadata().get(crate::export::state::keys::KEY_SERIALIZER) else { return Ok(None) };
+    let bytes = unhex(text).ok_or_else(|| Error::Invalid(format!("metadata {}: not hex", crate::export::state::keys::KEY_SERIALIZER)))?;
+    let ser = crate::readers::serializers::read_proxy_snapshot(&mut Cursor::new(&bytes))
+        .map_err(|e| Error::Invalid(format!("metadata {}: not a key serializer snapshot: {e}", crate::export::state::keys::KEY_SERIALIZER)))?;
+    Ok(Some((ser, bytes)))
+}
+
 pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema) -> Result<StateMetaInfo> {
     let column = |c: &str| schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")));
     if kind.is_keyed() {

@@ -21,6 +21,8 @@ pub struct StateInfo {
     pub kind: StateKind,
     /// The keyed backend's key serializer (keyed state only; timers carry their own).
     pub key_serializer: Option<TypeSerializer>,
+    /// Its snapshot as the proxy stores it (versioned form); empty where not recorded.
+    pub key_serializer_raw: Vec<u8>,
     /// The registration: name, options and serializers by role.
     pub meta: StateMetaInfo,
 }
@@ -60,7 +62,7 @@ pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRe
                 continue;
             }
             let kind = m.kind().ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("operator {}: state {:?}: unknown keyed state type", op.operator_id, m.name)))?;
-            out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), meta: m });
+            out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(meta.key_serializer.clone()), key_serializer_raw: meta.key_serializer_raw.clone(), meta: m });
         }
     }
     // Operator state has no key groups: a key-group selection leaves it out (as the entries do).
@@ -71,7 +73,7 @@ pub fn subtask_states(snapshot: &Snapshot, selection: &Selection, sub: SubtaskRe
                 continue;
             }
             let kind = m.kind().ok_or_else(|| Error::corrupt(snapshot.metadata_location.as_str(), format!("operator {}: state {:?}: unknown operator state type", op.operator_id, m.name)))?;
-            out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: None, meta: m });
+            out.push(StateInfo { operator_id: op.operator_id, kind, key_serializer: None, key_serializer_raw: Vec::new(), meta: m });
         }
     }
     Ok(out)

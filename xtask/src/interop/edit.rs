@@ -20,13 +20,18 @@
 //!   ones edited with pyarrow, `import`: restored with exactly the edited content; also from the
 //!   2.3.0 savepoint at parallelism 2 (union elements once, not once per subtask); and into the
 //!   savepoint with `keyed-long/v-long` dropped, where v-long is a new state registered without
-//!   `--like` from its column types.
+//!   `--like` from its column types (the edit script leaves out the registration export records
+//!   in v-long's file, as a file of another tool would).
 //! - **new operators**: every state of keyed-long, op-state and broadcast exported; the
 //!   savepoint without those operators (`--drop-operator`) gets them back from `import` (new
-//!   operators under their uids' ids, registered from the files' column types) and restores
+//!   operators under their uids' ids, registered as the exported snapshot registered them, which
+//!   export records in each file) and restores
 //!   with the fixture's content; a savepoint from the export alone (`import --new`) restores
 //!   with those operators' content (keyed-string and window start empty); keyed-string's
 //!   Tuple2 `aggregating` state, dropped, comes back registered from its struct column.
+//! - **bootstrap of the whole job**: every state of every operator (POJO, TTL, window
+//!   namespaces, timers, list/union/broadcast) exported and made into a new savepoint with
+//!   `import --new` alone: the job restores exactly the fixture's content.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -231,6 +236,11 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 boot.export_operators = NEW_OPERATORS.to_vec();
                 boot.removed = vec![Rows { uid: "keyed-string".into(), state: None, key: None }, Rows { uid: "window".into(), state: None, key: None }];
                 push(boot, &["hashmap", "rocksdb"], p);
+                // The whole job from its export alone: every state registered as the snapshot
+                // registered it (export records it in each file), the fixture's content restored.
+                let mut whole = new(fi, f, Kind::Import, "import-new-savepoint-whole-job".into(), None, Vec::new(), "default");
+                whole.export_operators = STATEFUL_OPERATORS.to_vec();
+                push(whole, &["hashmap", "rocksdb"], p);
             }
             "rocksdb-savepoint-native" => {
                 let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
@@ -415,6 +425,9 @@ pub(super) fn edit(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Resu
 /// The operators the new-operator checks export and import as new operators: every state of
 /// built-in types (Long keys: value, list, timers; operator list and union; broadcast).
 const NEW_OPERATORS: &[&str] = &["keyed-long", "op-state", "broadcast"];
+
+/// Every operator of the fixture job that holds state.
+const STATEFUL_OPERATORS: &[&str] = &["keyed-long", "keyed-string", "window", "op-state", "broadcast"];
 
 /// The states the import check exports, edits and imports (`scripts/import_edit.py` edits the
 /// keyed ones; op-state's list and union state go through Parquet unchanged).
