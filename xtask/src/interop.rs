@@ -160,6 +160,10 @@ struct Conversion {
     /// `edit_source` (which dropped them, or some of their states: created anew), or with none
     /// into a new savepoint (`import --new`). Empty: the edited-Parquet import.
     export_operators: Vec<&'static str>,
+    /// Import only, with `export_operators`: the exported files lose the registration export
+    /// records (as files another tool wrote), so import registers their states from the
+    /// columns' built-in types.
+    from_columns: bool,
     /// `None` until run; `Some(Err)` when preparing failed or is unsupported.
     outcome: Option<std::result::Result<(), Outcome>>,
 }
@@ -587,6 +591,7 @@ fn plan(fixtures: &[Fixture], work: &Path, full: bool) -> (Vec<Conversion>, Vec<
         removed: Vec::new(),
         expected: None,
         export_operators: Vec::new(),
+        from_columns: false,
         refused: false,
         outcome: None,
     };
@@ -1284,6 +1289,7 @@ pub(crate) fn restore_other_release(
             removed: Vec::new(),
             expected: None,
             export_operators: Vec::new(),
+            from_columns: false,
             refused: false,
             outcome: Some(Ok(())),
         });

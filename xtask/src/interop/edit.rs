@@ -24,11 +24,12 @@
 //!   in v-long's file, as a file of another tool would).
 //! - **new operators**: every state of keyed-long, op-state and broadcast exported; the
 //!   savepoint without those operators (`--drop-operator`) gets them back from `import` (new
-//!   operators under their uids' ids, registered as the exported snapshot registered them, which
-//!   export records in each file) and restores
+//!   operators under their uids' ids, registered from the files' column types: the record of
+//!   the snapshot's registration is stripped from the files first) and restores
 //!   with the fixture's content; a savepoint from the export alone (`import --new`) restores
 //!   with those operators' content (keyed-string and window start empty); keyed-string's
-//!   Tuple2 `aggregating` state, dropped, comes back registered from its struct column.
+//!   Tuple2 `aggregating` state, dropped, comes back registered from its struct column (record
+//!   stripped likewise).
 //! - **bootstrap of the whole job**: every state of every operator (POJO, TTL, window
 //!   namespaces, timers, list/union/broadcast) exported and made into a new savepoint with
 //!   `import --new` alone: the job restores exactly the fixture's content.
@@ -145,6 +146,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
         removed: Vec::new(),
         expected: None,
         export_operators: Vec::new(),
+        from_columns: false,
         refused: false,
         outcome: None,
     };
@@ -169,6 +171,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 push(gone, &[], f.parallelism);
                 let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
                 back.export_operators = NEW_OPERATORS.to_vec();
+                back.from_columns = true;
                 push(back, &["hashmap", "rocksdb"], f.parallelism);
                 let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
                 boot.export_operators = NEW_OPERATORS.to_vec();
@@ -220,6 +223,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 push(gone, &[], p);
                 let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
                 back.export_operators = NEW_OPERATORS.to_vec();
+                back.from_columns = true;
                 push(back, &["hashmap", "rocksdb"], p);
                 // A Tuple2<Long, Long> state the savepoint lacks (keyed-string's aggregating
                 // accumulator, dropped first): registered from its struct column of f0 and f1
@@ -229,6 +233,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 push(no_agg, &[], p);
                 let mut agg = new(fi, f, Kind::Import, "edit-without-aggregating~import-keyed-string".into(), Some(no_agg_dir), Vec::new(), "default");
                 agg.export_operators = vec!["keyed-string"];
+                agg.from_columns = true;
                 push(agg, &["hashmap", "rocksdb"], p);
                 // A savepoint from the export alone (`import --new`): the job restores those
                 // operators' content, the others (keyed-string, window) start empty.
@@ -313,6 +318,7 @@ pub(super) fn plan_no_uids(
                 removed: Vec::new(),
                 expected: expected.clone(),
                 export_operators: Vec::new(),
+                from_columns: false,
                 refused,
                 outcome: match (&expected, kind) {
                     (None, _) => Some(Err(Outcome::Failed("not prepared: the inspect check failed".into()))),
@@ -459,6 +465,11 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
             export.args(["--operator", op]);
         }
         run(&mut export, "flinksnap export")?;
+        if c.from_columns {
+            let python = cache.join("venv-pyarrow/bin/python");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/strip_registration.py");
+            run(Command::new(&python).arg(&script).arg(&export_dir), &format!("{} (pyarrow, installed by .ci/run)", script.display()))?;
+        }
         let mut import = Command::new(bin);
         import.arg("import").arg(&export_dir);
         match &c.edit_source {
