@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use flinksnap::manage::verify::{CheckStatus, Finding, Level, VerifyOutcome, VerifyReport};
-use flinksnap::verify_with;
+use flinksnap::verify_on;
 
 use crate::cli::output::{human_bytes, write_json};
 use crate::cli::Outcome;
@@ -58,6 +58,10 @@ pub struct Args {
     /// cannot read): for gates that must see every entry.
     #[arg(long)]
     pub strict: bool,
+    /// Threads decoding keyed state with --level full (default: one per CPU): key-group ranges
+    /// of every keyed-state handle are read in parallel; the report is the same for any N.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// `--level`.
@@ -75,7 +79,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         LevelArg::Shallow => Level::Shallow,
         LevelArg::Full => Level::Full,
     };
-    let report = verify_with(crate::cli::storage(), &args.path, level, &args.uids)?;
+    let threads = args.threads.unwrap_or_else(flinksnap::readers::parallel::default_threads).max(1);
+    let report = verify_on(crate::cli::storage(), &args.path, level, &args.uids, threads)?;
     match args.format {
         VerifyFormat::Json => write_json(out, "verify", &report)?,
         VerifyFormat::Text => write_text(&report, out)?,
