@@ -44,6 +44,8 @@ pub struct Piece {
     pub part: PiecePart,
     /// Stored bytes the piece reads, estimated from the handles (for progress).
     pub bytes: u64,
+    /// The last piece of its subtask.
+    pub ends_subtask: bool,
 }
 
 /// Which part of a subtask's selected state a [`Piece`] reads.
@@ -85,7 +87,7 @@ pub fn pieces(snapshot: &Snapshot, selection: &Selection, threads: usize) -> Vec
         let operator_bytes = state.managed_operator_state.as_ref().filter(|_| selection.key_groups.is_none()).map(|o| o.delegate.size());
         let keyed = state.managed_keyed_state.as_ref();
         let keyed_bytes: u64 = keyed.map_or(0, |h| h.streams().iter().map(|(_, s)| s.size()).sum());
-        let whole = Piece { subtask: sub, part: PiecePart::Subtask, bytes: operator_bytes.unwrap_or(0) + keyed_bytes };
+        let whole = Piece { subtask: sub, part: PiecePart::Subtask, bytes: operator_bytes.unwrap_or(0) + keyed_bytes, ends_subtask: true };
         let Some(h) = keyed.filter(|h| per_handle > 1 && !matches!(h, KeyedStateHandle::Changelog(_))) else {
             out.push(whole);
             continue;
@@ -102,9 +104,10 @@ pub fn pieces(snapshot: &Snapshot, selection: &Selection, threads: usize) -> Vec
             continue;
         }
         if let Some(b) = operator_bytes {
-            out.push(Piece { subtask: sub, part: PiecePart::OperatorState, bytes: b });
+            out.push(Piece { subtask: sub, part: PiecePart::OperatorState, bytes: b, ends_subtask: false });
         }
-        out.extend(ranges.into_iter().map(|(r, b)| Piece { subtask: sub, part: PiecePart::KeyGroups(r), bytes: b }));
+        let last = ranges.len() - 1;
+        out.extend(ranges.into_iter().enumerate().map(|(i, (r, b))| Piece { subtask: sub, part: PiecePart::KeyGroups(r), bytes: b, ends_subtask: i == last }));
     }
     out
 }
