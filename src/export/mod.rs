@@ -112,8 +112,9 @@ impl ExportOptions {
 /// with fewer than `batch_rows` rows: large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Everything one reading thread buffers across states is handed on once it holds this many
-/// bytes.
-const THREAD_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// bytes (as stored; decoded entries take two to three times that). The same for any number of
+/// threads, so the chunks, and with them the files' row groups, are too.
+const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Told how an export progresses (e.g. to draw a progress bar). Calls come from any thread.
 pub trait Progress: Sync {

@@ -314,6 +314,54 @@ mod tests {
         (got, r)
     }
 
+    fn open(case: &str) -> Snapshot {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/flink-2.3.0").join(case);
+        let meta = walk(&dir).unwrap_or_else(|| panic!("no _metadata under {}", dir.display()));
+        Snapshot::open(std::sync::Arc::new(crate::storage::LocalStorage), meta.to_str().unwrap()).unwrap()
+    }
+
+    fn walk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == "_metadata") {
+                return Some(p);
+            }
+            if p.is_dir() {
+                if let Some(m) = walk(&p) {
+                    return Some(m);
+                }
+            }
+        }
+        None
+    }
+
+    /// Every keyed handle but a changelog one is cut into key-group ranges on several threads
+    /// (the tests comparing thread counts exercise them), one piece per subtask on one thread;
+    /// the pieces' entries are those of the whole read, in its order.
+    #[test]
+    fn pieces_cut_keyed_handles_and_keep_the_order() {
+        for (case, cut) in [
+            ("heap-savepoint-canonical", true),
+            ("rocksdb-savepoint-native", true),
+            ("rocksdb-checkpoint-incremental", true),
+            ("heap-changelog-checkpoint", false),
+        ] {
+            let s = open(case);
+            let sel = Selection::default();
+            let subtasks = SnapshotEntries::subtasks(&s, &sel);
+            let one = pieces(&s, &sel, 1);
+            assert_eq!(one.iter().map(|p| p.subtask).collect::<Vec<_>>(), subtasks, "{case}");
+            assert!(one.iter().all(|p| p.part == PiecePart::Subtask && p.ends_subtask), "{case}");
+            let four = pieces(&s, &sel, 4);
+            let ranges = four.iter().filter(|p| matches!(p.part, PiecePart::KeyGroups(_))).count();
+            assert_eq!(ranges > subtasks.len(), cut, "{case}: {four:?}");
+            let all: Vec<String> = SnapshotEntries::new(&s, sel.clone()).map(|e| format!("{:?}", e.unwrap().raw)).collect();
+            assert!(all.len() > 100, "{case}");
+            let pieced: Vec<String> = four.iter().flat_map(|p| p.entries(&s, &sel)).map(|e| format!("{:?}", e.unwrap().raw)).collect();
+            assert_eq!(pieced, all, "{case}");
+        }
+    }
+
     #[test]
     fn ordered_results_do_not_depend_on_threads() {
         let (one, r1) = run(37, 50, 1, None);
