@@ -8,14 +8,16 @@
 //! - [`state`]: the columns of one state and a batch of its entries as a `RecordBatch`;
 //! - [`sink`]: the output files, written under a temporary name and renamed when complete;
 //! - this module: the plan (states from the serialization proxies, so empty states get a typed
-//!   file too), the threads (readers take one subtask at a time and hand chunks of entries to
-//!   encoders, which build record batches and append them), and the manifest.
+//!   file too), the threads (the pieces of [`crate::readers::parallel`]: workers read a subtask
+//!   or key-group range each and encode chunks of entries into record batches, which are
+//!   appended to their files in snapshot order), and the manifest.
 //!
 //! Memory stays bounded whatever the state size: entries are read one at a time
 //! ([`SnapshotEntries`], which decodes a key group through a window of its bytes, never the
 //! whole key group), buffered per state up to a fixed number of rows or bytes, written as one
 //! record batch, and Parquet row groups are closed when the writers' buffers grow past a limit.
-//! What grows with the state, up to that limit, is the row groups the Parquet writers buffer.
+//! What grows with the state, up to that limit, is the row groups the Parquet writers buffer;
+//! what grows with `threads` is a fixed buffer per thread and the chunks in flight.
 
 pub(crate) mod arrays;
 pub mod schema;

@@ -31,6 +31,7 @@ pub enum DumpFormat {
   flinksnap dump chk-42 --operator orders-dedup --state seen --format table
   flinksnap dump chk-42 --key-group 0..=9 --uid sessionizer | jq .value
   flinksnap dump chk-42 --origin | jq 'select(.key == \"k42\") | .origin'
+  flinksnap dump chk-42 --threads 1 > state.jsonl   # one core; the same bytes as any --threads
 
 OUTPUT (jsonl), one object per entry:
   {\"operator_id\", \"operator_uid\", \"state\", \"kind\", \"key_group\", \"key\", \"namespace\",

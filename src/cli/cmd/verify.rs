@@ -29,6 +29,7 @@ pub enum VerifyFormat {
   flinksnap verify /checkpoints/7f3c.../chk-42
   flinksnap verify savepoint-1a2b3c-4d5e6f7a8b9c --level full
   flinksnap verify chk-42 --level full --format junit > verify.xml
+  flinksnap verify chk-42 --level full --threads 1   # one core; the same report as any N
 
 Every problem names the operator, subtask, file and position where they are known: a byte
 offset in the file, an offset in a decompressed Snappy stream, or an offset inside a stored
