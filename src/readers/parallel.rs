@@ -208,8 +208,7 @@ where
         return Ok(());
     }
     let window = 2 * threads;
-    let channels: Vec<(SyncSender<Msg<T>>, Receiver<Msg<T>>)> = pieces.iter().map(|_| sync_channel(DEPTH)).collect();
-    let (senders, receivers): (Vec<_>, Vec<_>) = channels.into_iter().unzip();
+    let (senders, receivers): (Vec<_>, Vec<Receiver<Msg<T>>>) = pieces.iter().map(|_| sync_channel(DEPTH)).unzip();
     let senders: Vec<Mutex<Option<SyncSender<Msg<T>>>>> = senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
     let next = AtomicUsize::new(0);
     // The first piece that failed: no piece after it is started.
