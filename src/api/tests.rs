@@ -306,6 +306,63 @@ fn a_plan_names_the_keys_of_window_join_over_match_and_two_phase_state() {
 }
 
 #[test]
+fn a_plan_names_the_input_rows_that_joins_windows_over_match_and_the_materializer_keep() {
+    // (exec node type, description part, state, the SQL columns of the rows it keeps: the
+    // node's input row as the planner pruned it for the statements of xtask's SQL job).
+    let expect: &[(&str, &str, &str, &[&str])] = &[
+        ("stream-exec-window-join", "", "left-records", &["id", "window_start", "window_end"]),
+        ("stream-exec-window-join", "", "right-records", &["order_id", "carrier", "window_start", "window_end"]),
+        ("stream-exec-temporal-join", "", "left", &["id", "amount", "ts", "currency"]),
+        ("stream-exec-temporal-join", "", "right", &["currency", "rate", "rts"]),
+        ("stream-exec-over-aggregate", "partitionBy=[user_name]", "inputState", &["id", "user_name", "amount", "ts"]),
+        ("stream-exec-over-aggregate", "partitionBy=[currency]", "inputState", &["id", "d", "ts", "currency"]),
+        ("stream-exec-window-deduplicate", "keep", "window_deduplicate", &["id", "user_name", "ts", "window_start", "window_end"]),
+        ("stream-exec-window-rank", "", "window_rank", &["user_name", "amount", "window_start", "window_end"]),
+        ("stream-exec-sink", "materialize", "values", &["level", "user_name", "city"]),
+    ];
+    // The first row of a value: the value itself, or a list's first element.
+    fn first_row(v: &serde_json::Value) -> &serde_json::Value {
+        v.as_array().and_then(|a| a.first()).unwrap_or(v)
+    }
+    for v in ["1.18.1", "1.20.5", "2.0.2", "2.3.0"] {
+        let p = sql_plan(v);
+        let e = named_entries(v);
+        let mut named = 0;
+        for (node_type, has, state, want) in expect {
+            let node = node_id(&p, node_type, has);
+            let Some((key, _, value)) = e.get(&(node.clone(), state.to_string())) else { continue };
+            // A row that is not an INSERT carries its `rowKind` beside the columns.
+            let cols: Vec<&str> = names(first_row(value)).into_iter().filter(|n| *n != "rowKind").collect();
+            assert_eq!(cols, *want, "{v} {node_type} {has} {state}: {value}");
+            assert!(!names(key).is_empty() || key.as_object().is_some_and(|k| k.is_empty()), "{v} {node_type} {state}: key {key}");
+            named += 1;
+        }
+        // The sink materializer's key: the sink table's primary key.
+        let sink = node_id(&p, "stream-exec-sink", "materialize");
+        if let Some((key, _, _)) = e.get(&(sink, "values".to_owned())) {
+            assert_eq!(names(key), ["level"], "{v}");
+        }
+        // The interval join's rows, each the `f0` of a `Tuple2<RowData, Boolean>`.
+        let ij = node_id(&p, "stream-exec-interval-join", "");
+        for (state, want) in [("IntervalJoinLeftCache", &["id", "ts"][..]), ("IntervalJoinRightCache", &["order_id", "carrier", "ship_ts"][..])] {
+            if let Some((_, _, value)) = e.get(&(ij.clone(), state.to_owned())) {
+                assert_eq!(names(&first_row(value)["f0"]), want, "{v} {state}: {value}");
+                named += 1;
+            }
+        }
+        // MATCH_RECOGNIZE's waiting rows: `events`' columns.
+        let m = node_id(&p, "stream-exec-match", "partitionBy=[user_name]");
+        if let Some((_, _, value)) = e.get(&(m, "eventQueuesStateName".to_owned())) {
+            assert_eq!(names(first_row(value))[..3], ["id", "user_name", "code"], "{v}: {value}");
+            named += 1;
+        }
+        // Which of these held rows at the fixtures' savepoint is fixed by the fixtures: the
+        // count pins what they prove.
+        assert!(named >= 9, "{v}: {named} of {} states held rows", expect.len() + 3);
+    }
+}
+
+#[test]
 fn every_state_of_the_sql_fixtures_reads_typed_with_their_plan() {
     // What `export --plan` does: each state alone, typed. A key named in the backend's key
     // serializer but not in a timer queue's (window operators) once failed here.

@@ -270,9 +270,6 @@ struct StoredFile {
     len: u64,
 }
 
-/// Bytes fetched per read of a [`StoredRead`].
-const STORED_READ_CHUNK: u64 = 256 * 1024;
-
 impl Length for StoredFile {
     fn len(&self) -> u64 {
         self.len
@@ -280,10 +277,10 @@ impl Length for StoredFile {
 }
 
 impl ChunkReader for StoredFile {
-    type T = StoredRead;
+    type T = Box<dyn Read + Send>;
 
-    fn get_read(&self, start: u64) -> parquet::errors::Result<StoredRead> {
-        Ok(StoredRead { file: self.clone(), pos: start, buf: Bytes::new() })
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        self.storage.open_at(&self.loc, start).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
@@ -291,30 +288,6 @@ impl ChunkReader for StoredFile {
             parquet::errors::ParquetError::EOF(format!("{}: bytes {start}..+{length} lie beyond its {} bytes", self.loc, self.len))
         })?;
         self.storage.read_range(&self.loc, start..end).map(Bytes::from).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-    }
-}
-
-/// A sequential reader of a [`StoredFile`] from a position on, a chunk at a time.
-struct StoredRead {
-    file: StoredFile,
-    pos: u64,
-    buf: Bytes,
-}
-
-impl Read for StoredRead {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf.is_empty() {
-            let end = self.file.len.min(self.pos.saturating_add(STORED_READ_CHUNK));
-            if self.pos >= end {
-                return Ok(0);
-            }
-            self.buf = self.file.storage.read_range(&self.file.loc, self.pos..end).map(Bytes::from).map_err(std::io::Error::other)?;
-            self.pos = end;
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        let _ = self.buf.split_to(n);
-        Ok(n)
     }
 }
 

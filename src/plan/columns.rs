@@ -199,18 +199,79 @@ fn node_columns(id: u32, node_type: &str, raw: &Json, inputs: &[Vec<PlanColumn>]
         // One-phase window aggregates and legacy group windows (`WindowOperator`): keyed by the
         // grouping fields of the input.
         "stream-exec-window-aggregate" | "stream-exec-group-window-aggregate" => cols.key = project(input, raw.get("grouping")?),
-        // Window Top-N and window deduplication: keyed by the partition fields.
-        "stream-exec-window-rank" => cols.key = project(input, raw.get("partitionSpec")?.get("fields")?),
-        "stream-exec-window-deduplicate" => cols.key = project(input, raw.get("partitionKeys")?),
+        // Window Top-N (`WindowRankOperator`: sort key → input rows) and window deduplication
+        // (`RowTimeWindowDeduplicateProcessor`: the input row kept): keyed by the partition.
+        "stream-exec-window-rank" => {
+            cols.key = project(input, raw.get("partitionSpec")?.get("fields")?);
+            cols.states.insert("*".into(), vec![input.clone()]);
+        }
+        "stream-exec-window-deduplicate" => {
+            cols.key = project(input, raw.get("partitionKeys")?);
+            cols.states.insert("*".into(), vec![input.clone()]);
+        }
         // Two-input joins whose state key type is the left side's key selector's.
-        "stream-exec-window-join" | "stream-exec-temporal-join" => cols.key = project(input, raw.get("joinSpec")?.get("leftKeys")?),
-        "stream-exec-interval-join" => cols.key = project(input, raw.get("intervalJoinSpec")?.get("joinSpec")?.get("leftKeys")?),
-        // OVER windows and MATCH_RECOGNIZE: keyed by `PARTITION BY`.
-        "stream-exec-over-aggregate" => cols.key = project(input, raw.get("overSpec")?.get("partition")?.get("fields")?),
-        "stream-exec-match" => cols.key = project(input, raw.get("matchSpec")?.get("partition")?.get("fields")?),
+        // `WindowJoinOperator` keeps each side's input rows per window (`left-records`,
+        // `right-records`); `TemporalRowTimeJoinOperator` keeps them by row id (`left`,
+        // `right`), the processing-time one the right row (`right`).
+        "stream-exec-window-join" | "stream-exec-temporal-join" => {
+            let right = inputs.get(1)?;
+            cols.key = project(input, raw.get("joinSpec")?.get("leftKeys")?);
+            let (l, r) = if ty == "stream-exec-window-join" { ("left-records", "right-records") } else { ("left", "right") };
+            cols.states.insert(l.into(), vec![input.clone()]);
+            cols.states.insert(r.into(), vec![right.clone()]);
+        }
+        // `TimeIntervalJoin` keeps each side's input rows by time, as `Tuple2<RowData, Boolean>`
+        // (the row, whether it was emitted).
+        "stream-exec-interval-join" => {
+            let right = inputs.get(1)?;
+            cols.key = project(input, raw.get("intervalJoinSpec")?.get("joinSpec")?.get("leftKeys")?);
+            cols.states.insert("IntervalJoinLeftCache".into(), vec![input.clone()]);
+            cols.states.insert("IntervalJoinRightCache".into(), vec![right.clone()]);
+        }
+        // OVER windows: keyed by `PARTITION BY`; the bounded ones keep input rows by time
+        // (`inputState`), accumulators in `accState` stay unnamed.
+        "stream-exec-over-aggregate" => {
+            cols.key = project(input, raw.get("overSpec")?.get("partition")?.get("fields")?);
+            cols.states.insert("inputState".into(), vec![input.clone()]);
+        }
+        // MATCH_RECOGNIZE (`CepOperator`): keyed by `PARTITION BY`; the input rows waiting for
+        // their watermark (`eventQueuesStateName`). The shared buffer's rows sit inside CEP's
+        // own types: not named.
+        "stream-exec-match" => {
+            cols.key = project(input, raw.get("matchSpec")?.get("partition")?.get("fields")?);
+            cols.states.insert("eventQueuesStateName".into(), vec![input.clone()]);
+        }
+        // A sink with an upsert materializer (`SinkUpsertMaterializer`): keyed by the sink
+        // table's primary key (positions in its physical columns, which are the input row's),
+        // keeping the input rows of each key.
+        "stream-exec-sink" if materializes(raw) => {
+            cols.key = project(input, &sink_primary_key(raw)?);
+            cols.states.insert("*".into(), vec![input.clone()]);
+        }
         _ => return None,
     }
     Some(cols)
+}
+
+/// Whether a sink node puts an upsert materializer before the sink: `requireUpsertMaterialize`
+/// (1.15–1.20), or the materializer's `state` entry (2.x, where the flag is also written).
+fn materializes(raw: &Json) -> bool {
+    raw.get("requireUpsertMaterialize").and_then(Json::as_bool).unwrap_or(false) || raw.get("state").and_then(Json::as_array).is_some_and(|s| !s.is_empty())
+}
+
+/// The positions of a sink table's primary key columns among its physical columns, as a JSON
+/// index list; `None` without a key or when a key column is not physical.
+fn sink_primary_key(raw: &Json) -> Option<Json> {
+    let schema = raw.get("dynamicTableSink")?.get("table")?.get("resolvedTable")?.get("schema")?;
+    let physical: Vec<&str> = schema
+        .get("columns")?
+        .as_array()?
+        .iter()
+        .filter(|c| c.get("kind").and_then(Json::as_str).is_none_or(|k| k == "PHYSICAL"))
+        .map(|c| c.get("name").and_then(Json::as_str))
+        .collect::<Option<_>>()?;
+    let key = schema.get("primaryKey")?.get("columns")?.as_array()?;
+    key.iter().map(|k| physical.iter().position(|c| Some(*c) == k.as_str()).map(Json::from)).collect::<Option<Vec<_>>>().map(Json::Array)
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub fn rename_entry(meta: &KeyedBackendMeta, e: &mut Entry) {
 }
 
 /// Names the rows of a state's value serializer: the value itself, a map's key and value, a
-/// list's element (TTL wrappers looked through).
+/// list's element, a Java tuple's fields (TTL wrappers looked through).
 fn name_parts(ser: &mut TypeSerializer, rows: &[Vec<PlanColumn>]) {
     let parts = ser.state_parts_mut();
     if parts.is_empty() {
@@ -104,7 +104,7 @@ pub fn row_fits(types: &[LogicalType], row: &[PlanColumn]) -> bool {
 }
 
 /// Renames a value's row fields as its serializer names them: the places [`name_parts`]
-/// names (TTL wrapper, map key and value, list element, the row itself).
+/// names (TTL wrapper, map key and value, list element, tuple field, the row itself).
 fn rename(v: &mut Value, ser: &TypeSerializer) {
     if let Some(inner) = ser.ttl_inner() {
         return rename(v, inner);
@@ -121,6 +121,12 @@ fn rename(v: &mut Value, ser: &TypeSerializer) {
                 rename(ek, k);
                 rename(ev, val);
             }
+        }
+        return;
+    }
+    if let Some(fs) = ser.tuple_fields() {
+        if let Value::Struct { fields } = v {
+            fields.iter_mut().zip(fs).for_each(|((_, fv), f)| rename(fv, f));
         }
         return;
     }

@@ -65,6 +65,12 @@ impl Storage for LocalStorage {
         Ok(Box::new(BufReader::with_capacity(64 * 1024, f)))
     }
 
+    fn open_at(&self, loc: &Location, start: u64) -> Result<Box<dyn Read + Send>> {
+        let mut f = File::open(self.path(loc)?).map_err(|e| Error::io(loc.as_str(), e))?;
+        f.seek(SeekFrom::Start(start)).map_err(|e| Error::io(loc.as_str(), e))?;
+        Ok(Box::new(BufReader::with_capacity(64 * 1024, f)))
+    }
+
     fn list(&self, dir: &Location) -> Result<Vec<FileMeta>> {
         let rd = std::fs::read_dir(self.path(dir)?).map_err(|e| Error::io(dir.as_str(), e))?;
         let mut out = Vec::new();

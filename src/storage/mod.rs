@@ -190,6 +190,15 @@ pub trait Storage: fmt::Debug + Send + Sync {
     /// A sequential reader over the file, for streams too large to hold.
     fn open(&self, loc: &Location) -> Result<Box<dyn Read + Send>>;
 
+    /// A sequential reader over the file from byte `start` on (at the end when `start` lies
+    /// beyond it). Local files seek and object stores start their ranged reads there; the
+    /// default reads and drops the bytes before `start`.
+    fn open_at(&self, loc: &Location, start: u64) -> Result<Box<dyn Read + Send>> {
+        let mut r = self.open(loc)?;
+        std::io::copy(&mut (&mut r).take(start), &mut std::io::sink()).map_err(|e| Error::io(loc.as_str(), e))?;
+        Ok(r)
+    }
+
     /// The direct children of directory `dir`, sorted by location.
     fn list(&self, dir: &Location) -> Result<Vec<FileMeta>>;
 
@@ -322,6 +331,43 @@ mod tests {
         assert_eq!(Location::new("s3://bucket/a/").as_str(), "s3://bucket/a");
         assert_eq!(Location::new("s3://bucket/a").scheme(), Some("s3"));
         assert!(Location::new("/tmp").is_local());
+    }
+
+    /// A storage with only the required methods, so `open_at` is the trait's default.
+    #[derive(Debug)]
+    struct Plain(LocalStorage);
+
+    impl Storage for Plain {
+        fn head(&self, loc: &Location) -> Result<FileMeta> {
+            self.0.head(loc)
+        }
+        fn read(&self, loc: &Location) -> Result<Vec<u8>> {
+            self.0.read(loc)
+        }
+        fn read_range(&self, loc: &Location, range: Range<u64>) -> Result<Vec<u8>> {
+            self.0.read_range(loc, range)
+        }
+        fn open(&self, loc: &Location) -> Result<Box<dyn Read + Send>> {
+            self.0.open(loc)
+        }
+        fn list(&self, dir: &Location) -> Result<Vec<FileMeta>> {
+            self.0.list(dir)
+        }
+    }
+
+    #[test]
+    fn open_at_starts_at_the_offset_seeking_or_skipping() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let loc = Location::new(dir.path().join("f").to_str().unwrap());
+        std::fs::write(loc.as_str(), &data).unwrap();
+        for storage in [&LocalStorage as &dyn Storage, &Plain(LocalStorage)] {
+            for start in [0u64, 1, 65_536, 199_999, 200_000, 300_000] {
+                let mut tail = Vec::new();
+                storage.open_at(&loc, start).unwrap().read_to_end(&mut tail).unwrap();
+                assert_eq!(tail, &data[(start as usize).min(data.len())..], "{storage:?} from {start}");
+            }
+        }
     }
 
     #[test]

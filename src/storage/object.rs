@@ -525,6 +525,11 @@ impl Storage for ObjectStorage {
         Ok(Box::new(BlockReader { inner: self.inner.clone(), loc: loc.clone(), pos: 0, size, buf: Vec::new(), at: 0 }))
     }
 
+    fn open_at(&self, loc: &Location, start: u64) -> Result<Box<dyn Read + Send>> {
+        let size = self.inner.size(loc)?;
+        Ok(Box::new(BlockReader { inner: self.inner.clone(), loc: loc.clone(), pos: start.min(size), size, buf: Vec::new(), at: 0 }))
+    }
+
     fn list(&self, dir: &Location) -> Result<Vec<FileMeta>> {
         let (u, path) = self.inner.key(dir)?;
         let prefix = (!u.key.is_empty()).then_some(&path);
@@ -820,6 +825,11 @@ mod tests {
         let mut all = Vec::new();
         s.open(&loc("job/chk-1/x")).unwrap().read_to_end(&mut all).unwrap();
         assert_eq!(all, data);
+        for start in [0u64, 1, 999, 1000, 24_999, 25_000, 30_000] {
+            let mut tail = Vec::new();
+            s.open_at(&loc("job/chk-1/x"), start).unwrap().read_to_end(&mut tail).unwrap();
+            assert_eq!(tail, &data[(start as usize).min(data.len())..], "from {start}");
+        }
         assert!(matches!(s.read(&loc("job/chk-1/missing")), Err(Error::NotFound { .. })));
     }
 

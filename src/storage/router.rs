@@ -122,6 +122,10 @@ impl Storage for Storages {
         self.with(loc, |s| s.open(loc))
     }
 
+    fn open_at(&self, loc: &Location, start: u64) -> Result<Box<dyn Read + Send>> {
+        self.with(loc, |s| s.open_at(loc, start))
+    }
+
     fn list(&self, dir: &Location) -> Result<Vec<FileMeta>> {
         self.with(dir, |s| s.list(dir))
     }

@@ -70,21 +70,12 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--flink" => o.version = it.next().ok_or("--flink needs a version")?.clone(),
-            "--sizes" => {
-                let s = it.next().ok_or("--sizes needs a list, e.g. 25,100,250")?;
-                o.sizes = s
-                    .split(',')
-                    .map(|x| x.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or(format!("bad size {x:?}")))
-                    .collect::<Result<_>>()?;
-            }
+            "--sizes" => o.sizes = positive_list(it.next(), "--sizes", "25,100,250")?,
             "--regenerate" => o.regenerate = true,
             "--generate-only" => o.generate_only = true,
             "--verify" => o.verify = true,
             "--librocksdb" => o.librocksdb = true,
-            "--runs" => {
-                let n = it.next().ok_or("--runs needs a number")?;
-                o.runs = n.parse().ok().filter(|&n| n > 0).ok_or(format!("bad --runs {n:?}"))?;
-            }
+            "--runs" => o.runs = positive(it.next(), "--runs")?,
             "-h" | "--help" => {
                 print!("{}", usage());
                 return Ok(None);
@@ -94,6 +85,18 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
     }
     super::generation(&o.version)?;
     Ok(Some(o))
+}
+
+/// The value of `flag`: a whole number above 0.
+pub(crate) fn positive<T: std::str::FromStr + PartialOrd + Default>(value: Option<&String>, flag: &str) -> Result<T> {
+    let v = value.ok_or(format!("{flag} needs a number"))?;
+    v.trim().parse::<T>().ok().filter(|n| *n > T::default()).ok_or(format!("bad {flag} {v:?}: a whole number above 0"))
+}
+
+/// The value of `flag`: a comma-separated list of whole numbers above 0 (`example` in the error).
+pub(crate) fn positive_list(value: Option<&String>, flag: &str, example: &str) -> Result<Vec<u64>> {
+    let list = value.ok_or(format!("{flag} needs a list, e.g. {example}"))?;
+    list.split(',').map(|x| positive(Some(&x.to_string()), flag)).collect()
 }
 
 /// One snapshot of the manifest a generator run writes.

@@ -81,17 +81,8 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--flink" => o.version = it.next().ok_or("--flink needs a version")?.clone(),
-            "--keys" => {
-                let s = it.next().ok_or("--keys needs a list, e.g. 1000000,3000000")?;
-                o.keys = s
-                    .split(',')
-                    .map(|x| x.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or(format!("bad key count {x:?}")))
-                    .collect::<Result<_>>()?;
-            }
-            "--runs" => {
-                let n = it.next().ok_or("--runs needs a number")?;
-                o.runs = n.parse().ok().filter(|&n| n > 0).ok_or(format!("bad --runs {n:?}"))?;
-            }
+            "--keys" => o.keys = crate::bench::positive_list(it.next(), "--keys", "1000000,3000000")?,
+            "--runs" => o.runs = crate::bench::positive(it.next(), "--runs")?,
             "--only" => {
                 let s = it.next().ok_or("--only needs a list")?;
                 o.only = s.split(',').map(|x| x.trim().to_string()).collect();

@@ -513,7 +513,16 @@ impl TypeSerializer {
             SerializerKind::Ttl { value, .. } => vec![value.as_mut()],
             SerializerKind::Map(k, v) => vec![k.as_mut(), v.as_mut()],
             SerializerKind::List(e) => vec![e.as_mut()],
+            SerializerKind::Tuple { fields, .. } => fields.iter_mut().collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// For a Java `Tuple` serializer: the field serializers `f0` ….
+    pub fn tuple_fields(&self) -> Option<&[TypeSerializer]> {
+        match &self.kind {
+            SerializerKind::Tuple { fields, .. } => Some(fields),
+            _ => None,
         }
     }
 
