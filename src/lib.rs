@@ -141,7 +141,7 @@ pub use api::{
     MAX_INLINE_THRESHOLD,
 };
 #[cfg(feature = "parquet")]
-pub use api::{import, import_with, ImportOptions, ImportReport};
+pub use api::{bootstrap, bootstrap_with, import, import_with, ImportOptions, ImportReport};
 pub use error::{Error, Result};
 
 /// The module order the crate documentation gives is the one the code keeps.

@@ -60,7 +60,7 @@ fn every_savepoint_fixture_is_compatible_with_itself() {
 #[test]
 fn native_changelog_and_forst_snapshots_are_compatible_with_themselves() {
     // Their states come from RocksDB meta-data files, changelog and ForSt handles.
-    for case in ["flink-2.3.0/rocksdb-savepoint-native", "flink-2.3.0/forst-checkpoint-incremental", "flink-2.3.0/heap-changelog-checkpoint", "flink-1.20.5/rocksdb-checkpoint-incremental"] {
+    for case in ["flink-2.3.0/rocksdb-savepoint-native", "flink-2.3.0/forst-checkpoint-incremental", "flink-2.3.0/heap-changelog-checkpoint", "flink-1.15.4/rocksdb-checkpoint-incremental"] {
         let meta = crate::util::metadata_files().into_iter().find(|m| m.starts_with(format!("testdata/{case}"))).unwrap_or_else(|| panic!("no _metadata in {case}"));
         let m = meta.to_string_lossy().into_owned();
         let (code, r) = compat(&[&m, "--against", &m]);

@@ -6,8 +6,10 @@
 //! entries come out untyped (`{"class", "hex"}`, the bytes the job's serializer wrote), and
 //! `verify` calls the pristine snapshots sound but partly undecodable (the custom values are not
 //! checked), exit 0 (1 with `--strict`). The same operator holds operator state: a split list
-//! state of the custom serializer registered before a union list state of Strings. Every
-//! default Flink version (1.13.6 … 2.3.0) has the fixtures; `export` lists the untyped and the
+//! state of the custom serializer registered before a union list state of Strings. The fixtures
+//! are in one Flink version per layout (1.13.6, 1.15.4, 1.20.5, 2.3.0: heap checkpoint handle 3
+//! and 12, RocksDB full checkpoints as a canonical stream and as native files, operator-state
+//! proxy 5 and 6, metadata V3, V4, V6); `export` lists the untyped and the
 //! undecodable states in its manifest. Broadcast state too: a broadcast state of the custom
 //! serializer (one entry: delimited by the state's end) before a known one. And a variant whose
 //! operator-state registrations flinksnap cannot read past (`heap-opaque-registration`).
@@ -23,13 +25,13 @@ use flinksnap::snapshot::Snapshot;
 use flinksnap::storage::LocalStorage;
 use serde_json::{json, Value as J};
 
-use crate::util::{fixture_versions, flinksnap, flinksnap_ok, versioned_cases};
+use crate::util::{flinksnap, flinksnap_ok, versioned_cases_of, CUSTOM_SERIALIZER_VERSIONS};
 
 /// (case dir, case.json, snapshot dir) of every custom-serializer fixture snapshot, of every
-/// fixture version (a missing one fails).
+/// version of the group (a missing one fails).
 fn snapshots() -> Vec<(PathBuf, J, PathBuf)> {
     let mut out = Vec::new();
-    for (version, case_dir) in versioned_cases("custom-serializer", &["heap-custom", "rocksdb-custom"]) {
+    for (version, case_dir) in versioned_cases_of("custom-serializer", CUSTOM_SERIALIZER_VERSIONS, &["heap-custom", "rocksdb-custom"]) {
         let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
         assert_eq!(case["flink_version"], version.as_str(), "{}", case_dir.display());
         for s in case["snapshots"].as_array().unwrap() {
@@ -185,10 +187,10 @@ fn states_around_a_custom_serializer_decode_and_its_entries_come_out_untyped() {
         assert_eq!(names, ["custom-bc", "known-bc"], "{p}: broadcast states");
     }
     // Heap checkpoints, canonical savepoints of both backends, RocksDB checkpoints, every
-    // default version.
+    // version of the group.
     let versions: std::collections::BTreeSet<String> = all.iter().map(|(_, c, _)| c["flink_version"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(versions, fixture_versions().into_iter().collect(), "custom-serializer fixture versions");
-    assert!(all.len() >= 28, "only {} custom-serializer snapshots", all.len());
+    assert_eq!(versions, CUSTOM_SERIALIZER_VERSIONS.iter().map(|v| v.to_string()).collect(), "custom-serializer fixture versions");
+    assert!(all.len() >= 4 * CUSTOM_SERIALIZER_VERSIONS.len(), "only {} custom-serializer snapshots", all.len());
     // Most of the heap checkpoints' custom entries are read past their missing lengths.
     for (what, (decoded, of)) in kinds {
         assert!(decoded * 2 > of, "{what}: {decoded} of {of}");
@@ -359,7 +361,7 @@ fn export_lists_untyped_and_undecodable_states_in_its_manifest() {
         n += 1;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(n >= 28, "{n} exports");
+    assert!(n >= 4 * CUSTOM_SERIALIZER_VERSIONS.len(), "{n} exports");
     // The heap checkpoints whose custom values the bytes do not delimit are listed.
     assert!(with_undecodable > 0, "no export listed an undecodable state");
 }
@@ -414,7 +416,7 @@ fn an_operator_state_registration_flinksnap_cannot_read_past_costs_only_the_stat
     let lost = [("known-bc", 1), ("known-f", 3), ("opaque-l", 3), ("opaque-o", 3)];
     let dir = std::env::temp_dir().join(format!("flinksnap-opaque-registration-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let cases = versioned_cases("custom-serializer", &["heap-opaque-registration"]);
+    let cases = versioned_cases_of("custom-serializer", CUSTOM_SERIALIZER_VERSIONS, &["heap-opaque-registration"]);
     for (i, (version, case_dir)) in cases.iter().enumerate() {
         let case: J = serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
         assert_eq!(case["flink_version"], version.as_str());

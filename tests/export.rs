@@ -363,7 +363,8 @@ fn rocksdb_native_states_are_typed_from_their_meta_file() {
         assert_eq!(columns(fx), columns(heap), "{} vs {}", fx.name(), heap.name());
         checked += 1;
     }
-    assert!(checked >= 5);
+    // 1.15.4 and 2.3.0 (testdata/README.md: one per FRocksDB generation with native savepoints)
+    assert!(checked >= 2, "{checked}");
 }
 
 #[test]

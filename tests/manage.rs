@@ -406,7 +406,8 @@ fn entry_set(lines: &str) -> Vec<String> {
 
 #[test]
 fn gc_after_deleting_older_checkpoints_removes_exactly_the_unreferenced_files() {
-    for version in ["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"] {
+    // the chains of 1.15+ (FRocksDB 6.20 and 8.10)
+    for version in ["1.15.4", "2.3.0"] {
         let c = copy_case(version, "rocksdb-checkpoint-incremental");
         let snaps = c.snapshots();
         for keep_from in 1..snaps.len() {
@@ -573,8 +574,8 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
         #[test]
-        fn gc_never_loses_a_referenced_file(version in 0usize..5, ops in proptest::collection::vec(op(), 1..8)) {
-            let version = ["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"][version];
+        fn gc_never_loses_a_referenced_file(version in 0usize..2, ops in proptest::collection::vec(op(), 1..8)) {
+            let version = ["1.15.4", "2.3.0"][version];
             let c = copy_case(version, "rocksdb-checkpoint-incremental");
             let snaps = c.snapshots();
             let job = c.dir.join(snaps[0]["path"].as_str().unwrap()).parent().unwrap().to_path_buf();

@@ -15,15 +15,13 @@ use serde_json::Value as J;
 
 use crate::edit::{dump, multiset};
 use crate::inspect::{sql_fixtures, Fixture};
-use crate::util::{fixture_versions, flinksnap_ok};
+use crate::util::{flinksnap_ok, SQL_VERSIONS};
 
-/// Every SQL fixture snapshot; checked to cover every version that has SQL cases and both
-/// backends.
+/// Every SQL fixture snapshot; checked to cover every SQL fixture version and both backends.
 fn sql_snapshots() -> Vec<Fixture> {
     let fxs = sql_fixtures();
     let versions: std::collections::BTreeSet<&str> = fxs.iter().filter_map(|f| f.case["flink_version"].as_str()).collect();
-    let sql_versions: Vec<String> = fixture_versions().into_iter().filter(|v| v.as_str() >= "1.15").collect();
-    assert_eq!(versions.into_iter().map(str::to_owned).collect::<Vec<_>>(), sql_versions, "SQL fixtures of every version from 1.15");
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), SQL_VERSIONS, "SQL fixtures of every SQL fixture version");
     assert!(fxs.iter().any(|f| f.case["backend"] == "rocksdb") && fxs.iter().any(|f| f.case["backend"] == "hashmap"));
     fxs
 }
@@ -85,7 +83,7 @@ fn a_forgotten_sql_key_is_gone_from_every_state_and_nothing_else_changed() {
         timers_removed += removed.iter().filter(|e| e["kind"] == "timer").count();
         operators += keys.len();
     }
-    assert!(removed_total > 500 && timers_removed > 50 && operators > 250, "{removed_total} entries ({timers_removed} timers) of {operators} operators' keys");
+    assert!(removed_total > 500 && timers_removed > 50 && operators > 150, "{removed_total} entries ({timers_removed} timers) of {operators} operators' keys");
 }
 
 /// `export --format parquet` of `fx` into `dir`, its manifest cut to the states flinksnap can
@@ -134,7 +132,7 @@ fn sql_state_exported_to_parquet_imports_back_unchanged() {
         checked += 1;
     }
     assert_eq!(seen.len(), 4, "temporal and decimal columns exported: {seen:?}");
-    assert!(checked >= 15 && rows > 5_000 && temporal > 150, "{checked} snapshots, {rows} rows, {temporal} temporal or decimal columns");
+    assert!(checked >= 2 * SQL_VERSIONS.len() + 2 && rows > 3_000 && temporal > 100, "{checked} snapshots, {rows} rows, {temporal} temporal or decimal columns");
 }
 
 /// The dump of `path` with the job's compiled plan (`dump --plan`: SQL column names).
@@ -169,5 +167,6 @@ fn keys_and_exports_named_by_the_plan_are_read_by_position() {
         assert_same(&format!("{} imported from a plan-named export", fx.name()), &multiset(src.clone()), &multiset(dump_with_plan(imported.to_str().unwrap(), &plan)));
         checked += 1;
     }
-    assert!(checked >= 4, "{checked} SQL fixtures with plan-named keys");
+    // every SQL version but 1.15.4 (its compiled plan ties no operator: a 1.15 job sets no uids)
+    assert!(checked >= SQL_VERSIONS.len() - 1, "{checked} SQL fixtures with plan-named keys");
 }

@@ -608,7 +608,7 @@ fn a_server_that_goes_away_gives_a_clear_error_and_no_partial_metadata() {
 fn gc_on_a_bucket_plans_and_removes_what_it_does_locally() {
     let Some(store) = s3() else { return };
     // A job directory of an incremental chain: shared SSTs referenced across checkpoints.
-    for case in ["testdata/flink-2.3.0/rocksdb-checkpoint-incremental", "testdata/flink-1.20.5/heap-checkpoint-file-merging"] {
+    for case in ["testdata/flink-2.3.0/rocksdb-checkpoint-incremental", "testdata/flink-2.3.0/heap-checkpoint-file-merging"] {
         let dir = std::fs::read_dir(root().join(case)).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
         let rel = dir.strip_prefix(root()).unwrap().to_path_buf();
         same_output(store, &rel, &["gc"], &["--older-than", "0s", "--format", "json"], 0);

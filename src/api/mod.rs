@@ -74,7 +74,7 @@ pub use crate::readers::connectors::kafka::offset_marker as kafka_offset_marker;
 pub use crate::readers::connectors::{EnumeratorState, SourcePositions, Split};
 pub use scan::{Part, Partition, PlanOptions, Scan, ScanBuilder};
 #[cfg(feature = "parquet")]
-pub use write::{import, import_with, ImportOptions, ImportReport};
+pub use write::{bootstrap, bootstrap_with, import, import_with, ImportOptions, ImportReport};
 pub use write::{
     convert, convert_with, edit, edit_with, relocate, relocate_with, Compression, ConvertOptions, ConvertReport, EditOptions, EditReport, ForgetKey,
     KeyInput, RelocateOptions, RelocateReport, Relocation, DEFAULT_INLINE_THRESHOLD, DEFAULT_MEMORY_BUDGET, MAX_INLINE_THRESHOLD,

@@ -112,6 +112,21 @@ pub fn import_with(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Optio
     crate::import::import(storage, from, into, dst, opts)
 }
 
+/// Writes a new savepoint `dst` from an export directory alone (bootstrapping a job's state):
+/// every operator of the manifest is created (id from its uid as Flink derives it), with max
+/// parallelism `opts.convert.max_parallelism` (required) and parallelism `opts.parallelism`
+/// (default 1); serializers from the files' built-in column types (spec: `formats/import.md`).
+#[cfg(feature = "parquet")]
+pub fn bootstrap(from: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+    bootstrap_with(default_storage(), from, dst, opts)
+}
+
+/// [`bootstrap`], reading and writing through `storage`.
+#[cfg(feature = "parquet")]
+pub fn bootstrap_with(storage: Arc<dyn Storage>, from: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+    crate::import::bootstrap(storage, from, dst, opts)
+}
+
 /// Copies the snapshot at `src` together with every file it references (shared files of earlier
 /// checkpoints, file-merging segments, changelog files) into the directory `dst`, its
 /// `_metadata` rewritten to relative paths, so the copy restores from wherever it is moved

@@ -28,6 +28,7 @@ use crate::readers::states::{snapshot_states, StateInfo};
 use crate::snapshot::Snapshot;
 use crate::storage::{Location, Storage};
 use crate::writers::savepoint::{write_savepoint, ConvertOptions, ConvertReport};
+use crate::writers::edit::NewOperator;
 use crate::writers::ImportedState;
 use rows::StateFile;
 
@@ -41,6 +42,11 @@ pub struct ImportOptions {
     pub like: Vec<String>,
     /// Only report what would change; write nothing (every file is still read and checked).
     pub dry_run: bool,
+    /// Parallelism of new operators (default: the one the snapshot's operators share; a new
+    /// savepoint: 1).
+    pub parallelism: Option<u32>,
+    /// Checkpoint id of a new savepoint ([`bootstrap`]; default 1).
+    pub checkpoint_id: Option<u64>,
 }
 
 /// One state imported.
@@ -62,6 +68,8 @@ pub struct ImportedStateReport {
     pub replaced: u64,
     /// The state was not in the snapshot: registered like this `OPERATOR/STATE`.
     pub like: Option<String>,
+    /// The operator was not in the snapshot: created by the import.
+    pub new_operator: bool,
 }
 
 /// What an import changed (or, in a dry run, would change).
@@ -217,10 +225,148 @@ fn renamed(meta: &crate::readers::meta::StateMetaInfo, name: &str) -> Result<cra
 /// Imports the export directory `from` into the snapshot at `into`, writing `dst` (in a dry
 /// run, only reading and checking every file).
 pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+    import_into(storage, from, Some(into), dst, opts)
+}
+
+/// Writes a new savepoint `dst` holding only the states of the export directory `from`
+/// (bootstrapping): every operator of its manifest is new, with the max parallelism
+/// `opts.convert.max_parallelism` (required) and the parallelism `opts.parallelism` (default 1).
+pub fn bootstrap(storage: Arc<dyn Storage>, from: &str, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
+    import_into(storage, from, None, dst, opts)
+}
+
+/// Where the savepoint written from nothing is named in messages (no such file exists).
+const NEW_SAVEPOINT: &str = "new://savepoint/_metadata";
+
+/// An empty snapshot: what a new savepoint starts from (checkpoint id `checkpoint_id`, no master
+/// state, no operators).
+fn empty_snapshot(checkpoint_id: u64) -> Snapshot {
+    let metadata = crate::metadata::CheckpointMetadata {
+        version: crate::writers::metadata::WRITTEN_VERSION,
+        checkpoint_id,
+        master_states: Vec::new(),
+        operators: Vec::new(),
+        properties: None,
+        properties_note: None,
+        properties_raw: Vec::new(),
+    };
+    Snapshot::in_memory(metadata, NEW_SAVEPOINT)
+}
+
+/// The id of the operator a manifest entry names that `SRC` lacks: Flink's id of its uid
+/// (`OperatorIDGenerator.fromUid`), else its 32-hex `operator_id`. A uid whose id is not the
+/// manifest's `operator_id` is refused (which one is meant cannot be told).
+fn new_operator_id(m: &ManifestEntry, in_file: &str) -> Result<(OperatorId, Option<String>)> {
+    let given = m.operator_id.parse::<OperatorId>().ok();
+    match m.operator_uid.as_deref().filter(|u| !u.is_empty()) {
+        Some(uid) => {
+            let id = OperatorId::from_uid(uid);
+            if given.is_some_and(|g| g != id) {
+                return Err(Error::Invalid(format!(
+                    "{in_file}: operator_id {} is not the id of operator_uid {uid:?} (Flink derives {id} from it): give the uid with its id, \
+                     or only the operator_id (an operator without a uid)",
+                    m.operator_id
+                )));
+            }
+            Ok((id, Some(uid.to_owned())))
+        }
+        None => given.map(|g| (g, None)).ok_or_else(|| {
+            Error::Invalid(format!("{in_file}: operator_id {:?} is not a 32-hex operator id, and no operator_uid is given", m.operator_id))
+        }),
+    }
+}
+
+/// What the snapshot's operators agree on (`f` of each, operators of max parallelism 1 left
+/// out: the program fixes those); `None` when they disagree or there are none.
+fn agreed(snapshot: &Snapshot, f: impl Fn(&crate::metadata::OperatorState) -> u32) -> std::result::Result<Option<u32>, Vec<u32>> {
+    let mut values: Vec<u32> = snapshot.metadata.operators.iter().filter(|o| o.max_parallelism != 1).map(f).collect();
+    values.sort_unstable();
+    values.dedup();
+    match values.len() {
+        0 => Ok(None),
+        1 => Ok(Some(values[0])),
+        _ => Err(values),
+    }
+}
+
+/// A new operator's parallelism and max parallelism: the options', else those the snapshot's
+/// operators share (parallelism: 1 when it has none).
+fn new_operator(snapshot: &Snapshot, opts: &ImportOptions, id: OperatorId, uid: Option<String>, shown: &str, where_: &str, in_file: &str) -> Result<NewOperator> {
+    let max_parallelism = match opts.convert.max_parallelism {
+        Some(n) => n,
+        None => match agreed(snapshot, |o| o.max_parallelism) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Err(Error::Invalid(format!("{in_file}: new operator {shown}: {where_} has no operator whose max parallelism it could take; give --max-parallelism"))),
+            Err(v) => {
+                return Err(Error::Invalid(format!(
+                    "{in_file}: new operator {shown}: the operators of {where_} have the max parallelisms {v:?}; give --max-parallelism (it applies to every operator)"
+                )))
+            }
+        },
+    };
+    let parallelism = match opts.parallelism {
+        Some(p) => p,
+        None => match agreed(snapshot, |o| o.parallelism) {
+            Ok(p) => p.unwrap_or(1),
+            Err(v) => return Err(Error::Invalid(format!("{in_file}: new operator {shown}: the operators of {where_} have the parallelisms {v:?}; give --parallelism"))),
+        },
+    };
+    if parallelism == 0 || parallelism > max_parallelism {
+        return Err(Error::Invalid(format!("{in_file}: new operator {shown}: parallelism {parallelism} is not in 1..={max_parallelism} (its max parallelism)")));
+    }
+    Ok(NewOperator { operator_id: id, uid, parallelism, max_parallelism, key_serializer: None })
+}
+
+/// The key serializer of a new keyed operator, from the built-in type of its file's `key` column,
+/// else from the operator of a keyed `--like` state.
+fn new_key_serializer(
+    snapshot: &Snapshot,
+    schema: &arrow_schema::Schema,
+    likes: &[(usize, StateInfo, String)],
+    in_file: &str,
+    uid_or_id: &str,
+) -> Result<(crate::readers::serializers::TypeSerializer, Vec<u8>)> {
+    let column = registration::column_type(schema, "key");
+    if let Ok(t) = &column {
+        return registration::key_serializer(t);
+    }
+    if let Some((op, _, spec)) = likes.iter().find(|(_, l, _)| l.kind.is_keyed()) {
+        for j in 0..snapshot.metadata.operators[*op].subtasks.len() {
+            if let Some(source) = crate::readers::source::KeyedSource::open(snapshot, crate::model::SubtaskRef { operator: *op, subtask: j }, &Selection::default())? {
+                let raw = source.meta().key_serializer_raw.clone();
+                if !raw.is_empty() {
+                    return Ok((source.meta().key_serializer.clone(), raw));
+                }
+            }
+        }
+        return Err(Error::unsupported(format!("{in_file}: --like {spec}: its operator's key serializer is not recorded"), None));
+    }
+    Err(Error::unsupported(
+        format!(
+            "{in_file}: new operator {uid_or_id} needs a key serializer: {}; give --like OPERATOR/STATE, a keyed state of an operator with the same key type",
+            column.err().map(|e| e.to_string()).unwrap_or_default()
+        ),
+        None,
+    ))
+}
+
+/// [`import`] into `into`, or ([`bootstrap`]) into an empty snapshot.
+fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: Option<&str>, opts: &ImportOptions) -> Result<ImportReport> {
     let from = Location::new(from);
     let manifest = read_manifest(storage.as_ref(), &from)?;
-    let snapshot = Snapshot::open(storage.clone(), into)?;
-    let where_ = snapshot.metadata_location.to_string();
+    let snapshot = match into {
+        Some(into) => Snapshot::open(storage.clone(), into)?,
+        None => {
+            if opts.convert.max_parallelism.is_none() {
+                return Err(Error::Invalid("a new savepoint needs --max-parallelism (the job's max parallelism: its number of key groups)".into()));
+            }
+            empty_snapshot(opts.checkpoint_id.unwrap_or(1))
+        }
+    };
+    let where_ = match into {
+        Some(_) => snapshot.metadata_location.to_string(),
+        None => "the new savepoint".to_owned(),
+    };
     // The states every operator declares, with their serializers.
     let mut declared: HashMap<usize, Vec<StateInfo>> = HashMap::new();
     for (sub, infos) in snapshot_states(&snapshot, &Selection::default())? {
@@ -242,6 +388,7 @@ pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&st
         likes.push((op, info, spec.clone()));
     }
     let mut imports: HashMap<OperatorId, Vec<Arc<dyn ImportedState>>> = HashMap::new();
+    let mut new_operators: Vec<NewOperator> = Vec::new();
     let mut report = ImportReport { dry_run: opts.dry_run, from: from.to_string(), states: Vec::new(), written: None };
     let mut seen: BTreeMap<(OperatorId, String, bool), String> = BTreeMap::new();
     for m in &manifest {
@@ -252,40 +399,65 @@ pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&st
             .find(|k| k.as_str() == m.kind)
             .ok_or_else(|| Error::Invalid(format!("{}: unknown state kind {:?}", in_file(), m.kind)))?;
         let op_index = crate::writers::edit::find_operator(&snapshot, &m.operator_id).or_else(|| m.operator_uid.as_deref().and_then(|u| crate::writers::edit::find_operator(&snapshot, u)));
-        let Some(op_index) = op_index else {
-            return Err(Error::unsupported(
-                format!(
-                    "{}: operator {}{} is not in {where_}: import adds states to the snapshot's operators, not new operators (give the job's \
-                     operator by its uid in the export, or add the operator to the snapshot first)",
-                    in_file(),
-                    m.operator_id,
-                    m.operator_uid.as_ref().map(|u| format!(" (uid {u})")).unwrap_or_default()
-                ),
-                None,
-            ));
+        // The operator: the snapshot's, or a new one (its states all new).
+        let (operator_id, max_parallelism, operator_uid, target_key) = match op_index {
+            Some(i) => {
+                let op = &snapshot.metadata.operators[i];
+                let key = declared.get(&i).and_then(|d| d.iter().find_map(|s| s.key_serializer.clone()));
+                (op.operator_id, op.max_parallelism, op.uid.clone().filter(|u| !u.is_empty()).or_else(|| m.operator_uid.clone()), key)
+            }
+            None => {
+                let (id, uid) = new_operator_id(m, &in_file())?;
+                let shown = uid.clone().map_or_else(|| id.to_string(), |u| format!("{id} (uid {u})"));
+                let at = match new_operators.iter().position(|n| n.operator_id == id) {
+                    Some(at) => at,
+                    None => {
+                        new_operators.push(new_operator(&snapshot, opts, id, uid.clone(), &shown, &where_, &in_file())?);
+                        new_operators.len() - 1
+                    }
+                };
+                let n = &mut new_operators[at];
+                if kind.is_keyed() && n.key_serializer.is_none() {
+                    let schema = StateFile::schema(&storage, &path)?;
+                    n.key_serializer = Some(new_key_serializer(&snapshot, &schema, &likes, &in_file(), &shown)?);
+                }
+                (id, n.max_parallelism, uid, n.key_serializer.as_ref().map(|(k, _)| k.clone()))
+            }
         };
-        let op = &snapshot.metadata.operators[op_index];
-        if seen.insert((op.operator_id, m.state.clone(), kind.is_keyed()), m.file.clone()).is_some() {
-            return Err(Error::Invalid(format!("{}: state {:?} of operator {} is imported twice", in_file(), m.state, op.operator_id)));
+        if seen.insert((operator_id, m.state.clone(), kind.is_keyed()), m.file.clone()).is_some() {
+            return Err(Error::Invalid(format!("{}: state {:?} of operator {} is imported twice", in_file(), m.state, operator_id)));
         }
-        let existing = declared.get(&op_index).and_then(|d| d.iter().find(|s| s.name() == m.state && s.kind.is_keyed() == kind.is_keyed()));
+        let existing = op_index.and_then(|i| declared.get(&i)).and_then(|d| d.iter().find(|s| s.name() == m.state && s.kind.is_keyed() == kind.is_keyed()));
         let (info, like, new_registration) = match existing {
             Some(info) if info.kind != kind => {
                 return Err(Error::Invalid(format!("{}: state {:?} is {} state in {where_}, the manifest says {}", in_file(), m.state, info.kind.as_str(), m.kind)))
             }
             Some(info) => (info.clone(), None, None),
             None => {
-                if !kind.is_keyed() || kind == StateKind::Timer {
+                // New operator state only in a new operator: an operator's states share one
+                // serialization proxy per subtask, rewritten only for new operators.
+                if !kind.is_keyed() && op_index.is_some() {
                     return Err(Error::unsupported(
-                        format!("{}: operator {} has no {} state {:?}; import adds new keyed value, list, map, reducing and aggregating states only", in_file(), op.operator_id, m.kind, m.state),
+                        format!(
+                            "{}: operator {operator_id} has no {} state {:?}; import adds new operator state to new operators only (keyed states to any)",
+                            in_file(),
+                            m.kind,
+                            m.state
+                        ),
                         None,
                     ));
                 }
-                let target_key = declared.get(&op_index).and_then(|d| d.iter().find_map(|s| s.key_serializer.clone()));
-                let Some(target_key) = target_key else {
-                    return Err(Error::unsupported(format!("{}: operator {} has no keyed state, so state {:?} cannot be added to it", in_file(), op.operator_id, m.state), None));
+                let target_key = if kind.is_keyed() {
+                    match target_key.clone() {
+                        Some(k) => Some(k),
+                        None => return Err(Error::unsupported(format!("{}: operator {operator_id} has no keyed state, so state {:?} cannot be added to it", in_file(), m.state), None)),
+                    }
+                } else {
+                    None
                 };
-                let like = likes.iter().find(|(_, l, _)| l.kind == kind && l.key_serializer.as_ref().is_some_and(|k| k.class_name() == target_key.class_name()));
+                let like = likes.iter().find(|(_, l, _)| {
+                    l.kind == kind && (!kind.is_keyed() || l.key_serializer.as_ref().zip(target_key.as_ref()).is_some_and(|(a, b)| a.class_name() == b.class_name()))
+                });
                 let (meta, like) = match like {
                     Some((_, like, spec)) => (renamed(&like.meta, &m.state)?, Some(spec.clone())),
                     // Without --like: registered for the built-in types of the file's columns.
@@ -293,26 +465,26 @@ pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&st
                         let schema = StateFile::schema(&storage, &path)?;
                         let meta = registration::registration_from_columns(&m.state, kind, &schema).map_err(|e| {
                             Error::Invalid(format!(
-                                "{}: operator {} has no state {:?}, and its serializers cannot be taken from the file's columns: {e}; \
-                                 give --like OPERATOR/STATE, an existing {} state of the same types (keyed by {})",
+                                "{}: operator {operator_id} has no state {:?}, and its serializers cannot be taken from the file's columns: {e}; \
+                                 give --like OPERATOR/STATE, an existing {} state of the same types{}",
                                 in_file(),
-                                op.operator_id,
                                 m.state,
                                 m.kind,
-                                target_key.class_name()
+                                target_key.as_ref().map(|k| format!(" (keyed by {})", k.class_name())).unwrap_or_default()
                             ))
                         })?;
                         (meta, None)
                     }
                 };
-                let info = StateInfo { operator_id: op.operator_id, kind, key_serializer: Some(target_key), meta: meta.clone() };
+                let info = StateInfo { operator_id, kind, key_serializer: target_key, meta: meta.clone() };
                 (info, like, Some(meta))
             }
         };
-        let file = StateFile::open(&storage, &path, info, op.operator_id, op.max_parallelism)?;
+        let file = StateFile::open(&storage, &path, info, operator_id, max_parallelism)?;
         report.states.push(ImportedStateReport {
-            operator_id: op.operator_id,
-            operator_uid: op.uid.clone().filter(|u| !u.is_empty()).or_else(|| m.operator_uid.clone()),
+            operator_id,
+            operator_uid,
+            new_operator: op_index.is_none(),
             state: m.state.clone(),
             kind: kind.as_str(),
             file: m.file.clone(),
@@ -320,9 +492,9 @@ pub fn import(storage: Arc<dyn Storage>, from: &str, into: &str, dst: Option<&st
             replaced: 0,
             like,
         });
-        imports.entry(op.operator_id).or_default().push(Arc::new(Import { file, new_registration }));
+        imports.entry(operator_id).or_default().push(Arc::new(Import { file, new_registration }));
     }
-    let edits = crate::writers::edit::Edits { imports, ..Default::default() };
+    let edits = crate::writers::edit::Edits { imports, new_operators, ..Default::default() };
     let counts = if opts.dry_run {
         // Every row read and encoded: a dry run finds what the import would refuse.
         for (id, list) in &edits.imports {

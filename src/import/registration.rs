@@ -5,7 +5,7 @@
 //! name, backend type, the `KEYED_STATE_TYPE` option, the value and namespace serializer
 //! snapshots in versioned form). Spec: `formats/import.md` § "New states".
 
-use arrow_schema::{DataType, Schema};
+use arrow_schema::{DataType, Field, Schema};
 
 use crate::bytes::{Cursor, DataOutput};
 use crate::error::{Error, Result};
@@ -19,6 +19,14 @@ const BASE: &str = "org.apache.flink.api.common.typeutils.base.";
 /// snapshots' own versions here (`CompositeTypeSerializerSnapshot`, outer version 1).
 const SNAPSHOT_VERSION: i32 = 3;
 const OUTER_VERSION: i32 = 1;
+/// `TimerSerializerSnapshot`'s outer version (the composite of the key and namespace snapshots).
+const TIMER_OUTER_VERSION: i32 = 2;
+const TUPLE_OUTER_VERSION: i32 = 2;
+const TUPLE_SNAPSHOT: &str = "org.apache.flink.api.java.typeutils.runtime.TupleSerializerSnapshot";
+/// Flink's largest tuple (`Tuple25`).
+const MAX_TUPLE_ARITY: usize = 25;
+const TIMER_SNAPSHOT: &str = "org.apache.flink.streaming.api.operators.TimerSerializerSnapshot";
+const VOID_NAMESPACE: &str = "org.apache.flink.runtime.state.VoidNamespaceSerializer$VoidNamespaceSerializerSnapshot";
 
 /// A type whose serializer snapshot flinksnap writes for a new state.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,12 +37,16 @@ pub(crate) enum BuiltinType {
     List(Box<BuiltinType>),
     /// `Map<K, V>` (`MapSerializer`), the value serializer of map state.
     Map(Box<BuiltinType>, Box<BuiltinType>),
+    /// `VoidNamespaceSerializer` (the namespace of state declared outside windows).
+    VoidNamespace,
+    /// `TupleN` of the fields (`TupleSerializer`), 1 to 25 fields.
+    Tuple(Vec<BuiltinType>),
 }
 
 impl BuiltinType {
     /// The Java type a column of `t` holds, as `export` writes it (the first of several Java
     /// types an Arrow type could hold: `Utf8` is a `String`, `Binary` a `byte[]`).
-    fn of_column(t: &DataType) -> Option<BuiltinType> {
+    pub(crate) fn of_column(t: &DataType) -> Option<BuiltinType> {
         Some(BuiltinType::Simple(match t {
             DataType::Int64 => "LongSerializer$LongSerializerSnapshot",
             DataType::Int32 => "IntSerializer$IntSerializerSnapshot",
@@ -59,17 +71,51 @@ impl BuiltinType {
             }
             BuiltinType::List(e) => composite(out, "ListSerializerSnapshot", &[e]),
             BuiltinType::Map(k, v) => composite(out, "MapSerializerSnapshot", &[k, v]),
+            BuiltinType::VoidNamespace => {
+                out.put_utf(VOID_NAMESPACE)?;
+                out.put_i32(SNAPSHOT_VERSION);
+                Ok(())
+            }
+            // `TupleSerializerSnapshot`: outer version 2, the tuple class as outer payload.
+            BuiltinType::Tuple(fields) => {
+                let nested: Vec<&BuiltinType> = fields.iter().collect();
+                composite_with(out, TUPLE_SNAPSHOT, TUPLE_OUTER_VERSION, &format!("org.apache.flink.api.java.tuple.Tuple{}", fields.len()), &nested)
+            }
         }
     }
+}
+
+/// The key serializer of a new keyed operator as its serialization proxy stores it (the
+/// `TypeSerializerSnapshotSerializationProxy` form: proxy version, then the versioned snapshot),
+/// with the serializer read back from those bytes.
+pub(crate) fn key_serializer(key: &BuiltinType) -> Result<(crate::readers::serializers::TypeSerializer, Vec<u8>)> {
+    let mut out = Vec::new();
+    out.put_i32(PROXY_VERSION);
+    key.write(&mut out).map_err(|e| Error::Invalid(format!("key serializer: {e}")))?;
+    let ser = crate::readers::serializers::read_proxy_snapshot(&mut Cursor::new(&out))
+        .map_err(|e| Error::Invalid(format!("the key serializer written does not read back: {e}")))?;
+    Ok((ser, out))
 }
 
 /// A `CompositeTypeSerializerSnapshot` without outer payload: magic, outer version, then the
 /// nested snapshots (`NestedSerializersSnapshotDelegate`: magic, version, count, each snapshot).
 fn composite(out: &mut Vec<u8>, class: &str, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
-    out.put_utf(&format!("{BASE}{class}"))?;
+    composite_of(out, &format!("{BASE}{class}"), OUTER_VERSION, nested)
+}
+
+fn composite_of(out: &mut Vec<u8>, class: &str, outer_version: i32, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
+    composite_with(out, class, outer_version, "", nested)
+}
+
+/// [`composite_of`] with an outer payload of one `writeUTF` string (none when empty).
+fn composite_with(out: &mut Vec<u8>, class: &str, outer_version: i32, payload: &str, nested: &[&BuiltinType]) -> std::result::Result<(), String> {
+    out.put_utf(class)?;
     out.put_i32(SNAPSHOT_VERSION);
     out.put_i32(COMPOSITE_MAGIC as i32);
-    out.put_i32(OUTER_VERSION);
+    out.put_i32(outer_version);
+    if !payload.is_empty() {
+        out.put_utf(payload)?;
+    }
     out.put_i32(NESTED_MAGIC as i32);
     out.put_i32(NESTED_VERSION);
     out.put_i32(nested.len() as i32);
@@ -89,6 +135,7 @@ pub(crate) fn registration(name: &str, kind: StateKind, value: BuiltinType, user
         (StateKind::Aggregating, None) => ("AGGREGATING", value),
         (StateKind::List, None) => ("LIST", BuiltinType::List(Box::new(value))),
         (StateKind::Map, Some(k)) => ("MAP", BuiltinType::Map(Box::new(k), Box::new(value))),
+        (StateKind::Timer, None) => return timer_registration(name, &value),
         (k, _) => return Err(Error::unsupported(format!("state {name:?}: new {} state cannot be registered from column types", k.as_str()), None)),
     };
     let io = |e: String| Error::Invalid(format!("state {name:?}: {e}"));
@@ -105,39 +152,132 @@ pub(crate) fn registration(name: &str, kind: StateKind, value: BuiltinType, user
     serializer.write(&mut out).map_err(io)?;
     out.put_utf("NAMESPACE_SERIALIZER").map_err(io)?;
     out.put_i32(PROXY_VERSION);
-    out.put_utf("org.apache.flink.runtime.state.VoidNamespaceSerializer$VoidNamespaceSerializerSnapshot").map_err(io)?;
-    out.put_i32(SNAPSHOT_VERSION);
-    read_state_meta_info(&mut Cursor::new(&out)).map_err(|e| Error::Invalid(format!("state {name:?}: the registration written does not read back: {e}")))
+    BuiltinType::VoidNamespace.write(&mut out).map_err(io)?;
+    read_back(name, &out)
 }
 
-/// The registration of a new keyed state of `kind` from the types of its file's columns
-/// (`value`; list state: a list column, its elements' type; map state: `user_key` and `value`).
-/// `Err` names the column whose type has no built-in serializer here.
-pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema) -> Result<StateMetaInfo> {
-    let column = |c: &str| schema.field_with_name(c).map(|f| f.data_type().clone()).map_err(|_| Error::Invalid(format!("no column {c:?}")));
-    let builtin = |c: &str, t: &DataType| {
-        BuiltinType::of_column(t).ok_or_else(|| {
-            Error::unsupported(
-                format!(
-                    "column {c:?} is {t}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
-                     columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]); for other types give --like \
-                     OPERATOR/STATE"
-                ),
-                None,
-            )
-        })
+fn read_back(name: &str, raw: &[u8]) -> Result<StateMetaInfo> {
+    read_state_meta_info(&mut Cursor::new(raw)).map_err(|e| Error::Invalid(format!("state {name:?}: the registration written does not read back: {e}")))
+}
+
+/// The registration of a timer queue (`_timer_state/…`, backend type `PRIORITY_QUEUE`, no
+/// options) of timers keyed by `key` in `VoidNamespace` (a `KeyedProcessFunction`'s timers):
+/// a `TimerSerializerSnapshot` of the key and namespace snapshots.
+fn timer_registration(name: &str, key: &BuiltinType) -> Result<StateMetaInfo> {
+    let io = |e: String| Error::Invalid(format!("state {name:?}: {e}"));
+    let mut out = Vec::new();
+    out.put_utf(name).map_err(io)?;
+    out.put_i32(3); // BackendStateType.PRIORITY_QUEUE
+    out.put_i32(0);
+    out.put_i32(1);
+    out.put_utf("VALUE_SERIALIZER").map_err(io)?;
+    out.put_i32(PROXY_VERSION);
+    composite_of(&mut out, TIMER_SNAPSHOT, TIMER_OUTER_VERSION, &[key, &BuiltinType::VoidNamespace]).map_err(io)?;
+    read_back(name, &out)
+}
+
+/// The registration of operator state `name` (operator list, union or broadcast state) of
+/// built-in types, as Flink writes it: backend type `OPERATOR` (`BROADCAST`), the option
+/// `OPERATOR_STATE_DISTRIBUTION_MODE`, then `VALUE_SERIALIZER` (broadcast: then `KEY_SERIALIZER`,
+/// the order of Flink's `HashMap`).
+pub(crate) fn operator_registration(name: &str, kind: StateKind, value: BuiltinType, user_key: Option<BuiltinType>) -> Result<StateMetaInfo> {
+    let (backend, mode) = match kind {
+        StateKind::OperatorList => (1, "SPLIT_DISTRIBUTE"),
+        StateKind::OperatorUnion => (1, "UNION"),
+        StateKind::Broadcast => (2, "BROADCAST"),
+        k => return Err(Error::Invalid(format!("state {name:?}: {} state is not operator state", k.as_str()))),
     };
+    let io = |e: String| Error::Invalid(format!("state {name:?}: {e}"));
+    let mut out = Vec::new();
+    out.put_utf(name).map_err(io)?;
+    out.put_i32(backend);
+    out.put_i32(1);
+    out.put_utf("OPERATOR_STATE_DISTRIBUTION_MODE").map_err(io)?;
+    out.put_utf(mode).map_err(io)?;
+    let serializers: Vec<(&str, BuiltinType)> = match (kind, user_key) {
+        (StateKind::Broadcast, Some(k)) => vec![("VALUE_SERIALIZER", value), ("KEY_SERIALIZER", k)],
+        (StateKind::Broadcast, None) => return Err(Error::Invalid(format!("state {name:?}: broadcast state needs a user key type"))),
+        _ => vec![("VALUE_SERIALIZER", value)],
+    };
+    out.put_i32(serializers.len() as i32);
+    for (role, t) in serializers {
+        out.put_utf(role).map_err(io)?;
+        out.put_i32(PROXY_VERSION);
+        t.write(&mut out).map_err(io)?;
+    }
+    read_back(name, &out)
+}
+
+/// The built-in type of column `c` of `schema`; `Err` names the column and its type.
+pub(crate) fn column_type(schema: &Schema, c: &str) -> Result<BuiltinType> {
+    let f = schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")))?;
+    builtin(c, f)
+}
+
+/// The built-in type a field holds: a simple type, or a struct of fields `f0`…`fN` of built-in
+/// types (a Flink `TupleN`; the export's field metadata, when kept, must name a tuple
+/// serializer: a POJO or `Row` struct needs `--like`).
+fn builtin(c: &str, f: &Field) -> Result<BuiltinType> {
+    let unsupported = |why: String| {
+        Error::unsupported(
+            format!(
+                "column {c:?} is {why}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
+                 columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]) and structs of them with fields \
+                 f0, f1, ... (TupleN); for other types give --like OPERATOR/STATE"
+            ),
+            None,
+        )
+    };
+    if let DataType::Struct(fields) = f.data_type() {
+        let serializer = f.metadata().get(crate::export::schema::META_SERIALIZER).map(String::as_str).unwrap_or_default();
+        if !serializer.is_empty() && !serializer.contains("TupleSerializer") {
+            let what = if serializer.contains("Pojo") { "a POJO" } else if serializer.contains("RowSerializer") { "a Row" } else { "a struct" };
+            return Err(unsupported(format!("{what} (serializer {serializer}), whose serializer snapshot (class, fields) the file does not hold")));
+        }
+        let tuple = !fields.is_empty() && fields.len() <= MAX_TUPLE_ARITY && fields.iter().enumerate().all(|(i, x)| x.name() == &format!("f{i}"));
+        if !tuple {
+            return Err(unsupported(format!("{} (not a TupleN: fields must be f0, f1, ..., at most {MAX_TUPLE_ARITY})", f.data_type())));
+        }
+        let nested = fields.iter().map(|x| builtin(&format!("{c}.{}", x.name()), x)).collect::<Result<Vec<_>>>()?;
+        return Ok(BuiltinType::Tuple(nested));
+    }
+    BuiltinType::of_column(f.data_type()).ok_or_else(|| unsupported(f.data_type().to_string()))
+}
+
+/// The registration of a new state of `kind` from the types of its file's columns (`value`;
+/// list state: a list column, its elements' type; map and broadcast state: `user_key` and
+/// `value`; timers: `key`). Keyed state must be in `VoidNamespace` (a `namespace` column of
+/// nulls). `Err` names the column whose type has no built-in serializer here.
+pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema) -> Result<StateMetaInfo> {
+    let column = |c: &str| schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")));
+    if kind.is_keyed() {
+        if let Ok(t) = column("namespace").map(|f| f.data_type().clone()) {
+            if t != DataType::Null {
+                return Err(Error::unsupported(
+                    format!("column \"namespace\" is {t}: a new state is registered in VoidNamespace only (a namespace column of nulls); for windowed state give --like OPERATOR/STATE"),
+                    None,
+                ));
+            }
+        }
+    }
+    if kind == StateKind::Timer {
+        return registration(name, kind, column_type(schema, "key")?, None);
+    }
     let value = column("value")?;
-    let value = match (kind, &value) {
-        (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f.data_type())?,
+    let value = match (kind, value.data_type()) {
+        (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f)?,
         (StateKind::List, t) => return Err(Error::Invalid(format!("column \"value\" of list state is {t}, not a list"))),
-        (_, t) => builtin("value", t)?,
+        _ => builtin("value", value)?,
     };
     let user_key = match kind {
-        StateKind::Map => Some(builtin("user_key", &column("user_key")?)?),
+        StateKind::Map | StateKind::Broadcast => Some(column_type(schema, "user_key")?),
         _ => None,
     };
-    registration(name, kind, value, user_key)
+    if kind.is_keyed() {
+        registration(name, kind, value, user_key)
+    } else {
+        operator_registration(name, kind, value, user_key)
+    }
 }
 
 #[cfg(test)]
@@ -175,10 +315,47 @@ mod tests {
         }
     }
 
+    /// Timer queues (keyed-long's, Long keys in VoidNamespace), a Tuple2 value and operator list,
+    /// union and broadcast states of built-in types: the bytes Flink 1.13.6 and 2.3.0 wrote.
+    #[test]
+    fn timer_and_operator_registrations_are_the_bytes_flink_writes() {
+        use crate::model::OperatorId;
+        let long = || BuiltinType::of_column(&DataType::Int64).unwrap();
+        let string = || BuiltinType::of_column(&DataType::Utf8).unwrap();
+        let int = || BuiltinType::of_column(&DataType::Int32).unwrap();
+        for version in ["1.13.6", "2.3.0"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/flink-{version}/heap-savepoint-canonical"));
+            let sp = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("savepoint-")).unwrap();
+            let snapshot = crate::snapshot::Snapshot::open(std::sync::Arc::new(crate::storage::LocalStorage), sp.to_str().unwrap()).unwrap();
+            let states: Vec<crate::readers::states::StateInfo> = crate::readers::states::snapshot_states(&snapshot, &Default::default()).unwrap().into_iter().flat_map(|(_, s)| s).collect();
+            let flink = |uid: &str, name: &str| states.iter().find(|s| s.operator_id == OperatorId::from_uid(uid) && s.name() == name).unwrap_or_else(|| panic!("{version}: {uid}/{name}")).meta.raw.clone();
+            for timers in ["_timer_state/event_user-timers", "_timer_state/processing_user-timers"] {
+                assert_eq!(registration(timers, StateKind::Timer, long(), None).unwrap().raw, flink("keyed-long", timers), "{version}: {timers}");
+            }
+            assert_eq!(operator_registration("op-list", StateKind::OperatorList, string(), None).unwrap().raw, flink("op-state", "op-list"), "{version}");
+            // keyed-string's aggregating state: a Tuple2<Long, Long> accumulator.
+            assert_eq!(registration("aggregating", StateKind::Aggregating, BuiltinType::Tuple(vec![long(), long()]), None).unwrap().raw, flink("keyed-string", "aggregating"), "{version}");
+            assert_eq!(operator_registration("op-union", StateKind::OperatorUnion, long(), None).unwrap().raw, flink("op-state", "op-union"), "{version}");
+            assert_eq!(operator_registration("rules", StateKind::Broadcast, int(), Some(string())).unwrap().raw, flink("broadcast", "rules"), "{version}");
+            let (_, key) = key_serializer(&long()).unwrap();
+            let keyed = crate::readers::source::KeyedSource::open(&snapshot, crate::model::SubtaskRef { operator: snapshot.metadata.operators.iter().position(|o| o.operator_id == OperatorId::from_uid("keyed-long")).unwrap(), subtask: 0 }, &Default::default()).unwrap().unwrap();
+            assert_eq!(key, keyed.meta().key_serializer_raw, "{version}: key serializer");
+        }
+    }
+
     #[test]
     fn columns_without_a_builtin_serializer_are_named() {
         let schema = Schema::new(vec![arrow_schema::Field::new("value", DataType::Date32, true)]);
         let e = registration_from_columns("s", StateKind::Value, &schema).unwrap_err().to_string();
         assert!(e.contains("column \"value\" is Date32") && e.contains("--like"), "{e}");
+        // A struct the export took from a POJO serializer: named, with --like.
+        let pojo = Field::new("value", DataType::Struct(vec![Field::new("name", DataType::Utf8, true)].into()), true)
+            .with_metadata([(crate::export::schema::META_SERIALIZER.to_owned(), "org.apache.flink.api.java.typeutils.runtime.PojoSerializerSnapshot".to_owned())].into());
+        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![pojo])).unwrap_err().to_string();
+        assert!(e.contains("column \"value\" is a POJO") && e.contains("--like"), "{e}");
+        // A struct of other field names (no metadata): not a tuple.
+        let other = Field::new("value", DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()), true);
+        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![other])).unwrap_err().to_string();
+        assert!(e.contains("not a TupleN") && e.contains("--like"), "{e}");
     }
 }

@@ -63,40 +63,38 @@ fn stored_uids_tie_every_operator_of_a_2x_sql_job_to_its_node() {
 }
 
 #[test]
-fn derived_uids_name_the_operators_of_1_18_and_1_20_as_2x_metadata_does() {
+fn derived_uids_name_the_operators_of_1_20_as_2x_metadata_does() {
     // The same SQL job's operator ids do not depend on the version that ran it (uids from the
-    // plan), so 2.0.2's stored uids say what 1.18/1.20's derived ones must be.
+    // plan), so 2.0.2's stored uids say what 1.20's derived ones must be.
     let truth = {
         let s = summary("2.0.2", "sql-heap-savepoint-canonical");
         by_operator(&plan("2.0.2", "sql.plan.json").match_operators(s.operators.iter().map(|o| (o.operator_id, o.uid.as_deref()))))
     };
-    // the RocksDB checkpoint only in 1.20.5 (testdata/README.md, "Size rule")
-    for (v, cases) in [("1.18.1", &["sql-heap-savepoint-canonical"][..]), ("1.20.5", &["sql-heap-savepoint-canonical", "sql-rocksdb-checkpoint-incremental"])] {
-        for &case in cases {
-            let s = summary(v, case);
-            assert!(s.operators.iter().all(|o| o.uid.is_none()), "{v} stores no uids");
-            let p = plan(v, "sql.plan.json");
-            let m = p.match_operators(s.operators.iter().map(|o| (o.operator_id, None)));
-            assert!(m.iter().all(|m| m.matched_by == MatchedBy::DerivedUid));
-            let got = by_operator(&m);
-            for (op, node) in &got {
-                assert_eq!(truth.get(op), Some(node), "{v} {case}: {op}");
-            }
-            // Only connector operators (uids the connector names) stay unmapped; every
-            // operator with keyed state is a planner operator.
-            let view = PlanView::build(&p, &s);
-            for op in &view.unmapped_operators {
-                let o = s.operators.iter().find(|o| o.operator_id == *op).unwrap();
-                assert!(o.keyed_state.is_empty(), "{v} {case}: keyed operator {op} unmapped");
-            }
-            assert!(view.nodes.iter().filter(|n| n.state_bytes > 0).count() >= 8, "{v} {case}");
-        }
+    // the 1.x SQL fixtures with a compiled plan that gives uids (1.18+; testdata/README.md, "SQL
+    // cases")
+    let (v, case) = ("1.20.5", "sql-heap-savepoint-canonical");
+    let s = summary(v, case);
+    assert!(s.operators.iter().all(|o| o.uid.is_none()), "{v} stores no uids");
+    let p = plan(v, "sql.plan.json");
+    let m = p.match_operators(s.operators.iter().map(|o| (o.operator_id, None)));
+    assert!(m.iter().all(|m| m.matched_by == MatchedBy::DerivedUid));
+    let got = by_operator(&m);
+    for (op, node) in &got {
+        assert_eq!(truth.get(op), Some(node), "{v} {case}: {op}");
     }
+    // Only connector operators (uids the connector names) stay unmapped; every
+    // operator with keyed state is a planner operator.
+    let view = PlanView::build(&p, &s);
+    for op in &view.unmapped_operators {
+        let o = s.operators.iter().find(|o| o.operator_id == *op).unwrap();
+        assert!(o.keyed_state.is_empty(), "{v} {case}: keyed operator {op} unmapped");
+    }
+    assert!(view.nodes.iter().filter(|n| n.state_bytes > 0).count() >= 8, "{v} {case}");
 }
 
 #[test]
 fn rest_plans_tie_chain_heads_and_agree_with_the_compiled_plan() {
-    for v in ["1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"] {
+    for v in ["1.15.4", "1.20.5", "2.0.2", "2.3.0"] {
         let s = summary(v, "sql-heap-savepoint-canonical");
         let rest = plan(v, "sql.rest-plan.json");
         assert_eq!(rest.format, PlanFormat::Rest);

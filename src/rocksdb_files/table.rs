@@ -538,7 +538,7 @@ mod tests {
     fn real_tables() -> Vec<(String, Vec<u8>)> {
         let mut found: Vec<(String, Vec<u8>)> = Vec::new();
         let mut kinds = std::collections::BTreeSet::new();
-        for version in ["flink-1.13.6", "flink-1.18.1", "flink-2.3.0"] {
+        for version in ["flink-1.13.6", "flink-1.15.4", "flink-2.3.0"] {
             let mut stack = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(version).join("rocksdb-checkpoint-incremental")];
             while let Some(d) = stack.pop() {
                 for e in std::fs::read_dir(&d).unwrap().flatten() {

@@ -264,6 +264,37 @@ pub(crate) struct Edits {
     pub(crate) key_groups: Option<KeyGroupRange>,
     /// Per operator (source id): states whose entries are replaced by imported ones.
     pub(crate) imports: HashMap<OperatorId, Vec<Arc<dyn ImportedState>>>,
+    /// Operators the snapshot does not have, written after its own, with the states
+    /// `imports` lists for them (each with its `new_registration`).
+    pub(crate) new_operators: Vec<NewOperator>,
+}
+
+/// An operator new to the snapshot (`import` of state of an operator the snapshot lacks).
+#[derive(Debug, Clone)]
+pub(crate) struct NewOperator {
+    pub(crate) operator_id: OperatorId,
+    pub(crate) uid: Option<String>,
+    pub(crate) parallelism: u32,
+    pub(crate) max_parallelism: u32,
+    /// The key serializer of its keyed state (read back, and in the proxy's form); `None`: no
+    /// keyed state.
+    pub(crate) key_serializer: Option<(crate::readers::serializers::TypeSerializer, Vec<u8>)>,
+}
+
+impl NewOperator {
+    /// The operator as the metadata names it (no subtasks yet).
+    pub(crate) fn operator_state(&self) -> OperatorState {
+        OperatorState {
+            operator_id: self.operator_id,
+            name: self.uid.clone(),
+            uid: self.uid.clone(),
+            parallelism: self.parallelism,
+            max_parallelism: self.max_parallelism,
+            coordinator_state: None,
+            fully_finished: false,
+            subtasks: Vec::new(),
+        }
+    }
 }
 
 /// Counts of what [`Edits::keep`] left out.
@@ -452,7 +483,7 @@ impl Edits {
     /// Resolves `opts` against `snapshot`: every operator and state named must exist, renames
     /// must not collide, keys must fit their operator's key type and have a computable hash.
     pub(crate) fn resolve(snapshot: &Snapshot, opts: &EditOptions, report: &mut EditReport) -> Result<Edits> {
-        let mut edits = Edits { operators: HashMap::new(), key_groups: opts.key_groups, imports: HashMap::new() };
+        let mut edits = Edits { operators: HashMap::new(), key_groups: opts.key_groups, imports: HashMap::new(), new_operators: Vec::new() };
         let ops = &snapshot.metadata.operators;
         let where_ = snapshot.metadata_location.as_str();
         let declared = if opts.drop_states.is_empty() && opts.drop_operators.is_empty() { HashMap::new() } else { declared_states(snapshot)? };
@@ -625,7 +656,9 @@ impl Edits {
     pub(crate) fn dry_run(&self, snapshot: &Snapshot) -> Result<Counts> {
         let mut counts = Counts::default();
         let mut operators: Vec<OperatorId> = self.operators.iter().filter(|(_, e)| !e.drop && (!e.forget.is_empty() || !e.drop_states.is_empty())).map(|(id, _)| *id).collect();
-        let imported: Vec<OperatorId> = self.imports.keys().filter(|id| !self.drops_operator(id) && !operators.contains(id)).copied().collect();
+        // New operators have no entries of the snapshot to count.
+        let imported: Vec<OperatorId> =
+            self.imports.keys().filter(|id| !self.drops_operator(id) && !operators.contains(id) && !self.new_operators.iter().any(|n| n.operator_id == **id)).copied().collect();
         operators.extend(imported);
         if self.key_groups.is_some() {
             operators = crate::writers::savepoint::keyed_operators(snapshot).into_iter().filter(|id| !self.drops_operator(id)).collect();
@@ -708,7 +741,7 @@ mod tests {
         let mut op = OperatorEdit::default();
         op.forget_key_groups.insert(5);
         op.forget.entry((5, string("k03"))).or_default().push(Forget { report: 0, state: None });
-        let edits = Edits { operators: HashMap::from([(OP, op)]), key_groups: None, imports: HashMap::new() };
+        let edits = Edits { operators: HashMap::from([(OP, op)]), key_groups: None, imports: HashMap::new(), new_operators: Vec::new() };
         let mut counts = Counts::default();
         // A namespace of a serializer flinksnap does not know: key and namespace stay together in
         // `stored_key`, `key` is empty.

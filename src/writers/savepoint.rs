@@ -221,6 +221,9 @@ impl Converter<'_> {
             }
             operators.push(self.operator(i, op)?);
         }
+        for n in &self.edits.new_operators {
+            operators.push(self.new_operator(n)?);
+        }
         Ok(CheckpointMetadata {
             version: super::metadata::WRITTEN_VERSION,
             checkpoint_id: src.checkpoint_id,
@@ -306,7 +309,7 @@ impl Converter<'_> {
         }
         if has_keyed {
             self.report.keyed_operators += 1;
-            for (index, handle) in self.keyed(index, op, max_parallelism)? {
+            for (index, handle) in self.keyed(index, op, max_parallelism, None)? {
                 let st = subtasks.entry(index).or_insert_with(|| SubtaskState { index, finished: false, state: Some(OperatorSubtaskState::default()) });
                 if let Some(s) = st.state.as_mut() {
                     s.managed_keyed_state = Some(KeyedStateHandle::KeyGroups(handle));
@@ -449,22 +452,120 @@ impl Converter<'_> {
         write_operator_state(out, &name, &proxy, compressed, &states)
     }
 
-    /// Writes the keyed state of `op` for `max_parallelism`: one handle per subtask.
-    fn keyed(&mut self, index: usize, op: &OperatorState, max_parallelism: u32) -> Result<Vec<(u32, KeyGroupsStateHandle)>> {
+    /// An operator the snapshot does not have, holding only imported state: keyed state in the
+    /// canonical stream of each subtask's key-group range, operator list and union elements in
+    /// the first subtask, broadcast state in every subtask.
+    fn new_operator(&mut self, n: &crate::writers::edit::NewOperator) -> Result<OperatorState> {
+        let mut op = n.operator_state();
+        if op.max_parallelism < op.parallelism {
+            return Err(Error::Invalid(format!("{}: max parallelism {} is below the operator's parallelism {}", self.where_(&op), op.max_parallelism, op.parallelism)));
+        }
+        let imports = self.edits.imports(&n.operator_id);
+        let mut subtasks: BTreeMap<u32, SubtaskState> = BTreeMap::new();
+        let operator_states: Vec<&crate::readers::meta::StateMetaInfo> =
+            imports.iter().filter(|i| !i.kind().is_keyed()).map(|i| i.new_registration().ok_or_else(|| Error::Invalid(format!("{}: state {:?} has no registration", self.where_(&op), i.state())))).collect::<Result<_>>()?;
+        if !operator_states.is_empty() {
+            for i in 0..op.parallelism {
+                let h = self.new_operator_state(&op, i, imports)?;
+                subtasks.insert(i, SubtaskState { index: i, finished: false, state: Some(OperatorSubtaskState { managed_operator_state: Some(h), ..Default::default() }) });
+            }
+        }
+        if imports.iter().any(|i| i.kind().is_keyed()) {
+            let (key_serializer, key_serializer_raw) = n.key_serializer.clone().ok_or_else(|| Error::Invalid(format!("{}: keyed state without a key serializer", self.where_(&op))))?;
+            let mut layout = KeyedLayout { proxy_version: 6, key_serializer, key_serializer_raw, states: Vec::new(), ids: HashMap::new() };
+            for i in imports.iter().filter(|i| i.kind().is_keyed()) {
+                let meta = i.new_registration().ok_or_else(|| Error::Invalid(format!("{}: state {:?} has no registration", self.where_(&op), i.state())))?;
+                layout.add_state(&self.where_(&op), meta.clone())?;
+            }
+            self.report.keyed_operators += 1;
+            let max_parallelism = op.max_parallelism;
+            for (index, handle) in self.keyed(usize::MAX, &op, max_parallelism, Some(layout))? {
+                let st = subtasks.entry(index).or_insert_with(|| SubtaskState { index, finished: false, state: Some(OperatorSubtaskState::default()) });
+                if let Some(s) = st.state.as_mut() {
+                    s.managed_keyed_state = Some(KeyedStateHandle::KeyGroups(handle));
+                }
+            }
+        }
+        op.subtasks = subtasks.into_values().collect();
+        Ok(op)
+    }
+
+    /// Subtask `subtask`'s operator state of a new operator: a proxy of the imported states'
+    /// registrations (version 5, which every release 1.13–2.3 reads; Flink 1.18+ writes 6 only
+    /// to carry the compression flag), list and union elements in the first subtask only,
+    /// broadcast state in every subtask.
+    fn new_operator_state(&mut self, op: &OperatorState, subtask: u32, imports: &[Arc<dyn ImportedState>]) -> Result<OperatorStateHandle> {
+        use crate::bytes::DataOutput;
+        let imports: Vec<&Arc<dyn ImportedState>> = imports.iter().filter(|i| !i.kind().is_keyed()).collect();
+        let mut proxy = Vec::new();
+        proxy.put_i32(5);
+        for broadcast in [false, true] {
+            let regs: Vec<_> = imports.iter().filter(|i| (i.kind() == StateKind::Broadcast) == broadcast).filter_map(|i| i.new_registration()).collect();
+            proxy.put_i16(i16::try_from(regs.len()).map_err(|_| Error::Invalid(format!("{}: too many operator states", self.where_(op))))?);
+            for r in regs {
+                proxy.extend_from_slice(&r.raw);
+            }
+        }
+        if self.opts.compression == Compression::Snappy {
+            let note = "the new operators' operator state is written uncompressed (proxy version 5, which every Flink release reads)".to_owned();
+            if !self.report.notes.contains(&note) {
+                self.report.notes.push(note);
+            }
+        }
+        let mut states = Vec::with_capacity(imports.len());
+        for i in &imports {
+            let broadcast = i.kind() == StateKind::Broadcast;
+            let es = if broadcast || subtask == 0 { i.entries()?.collect::<Result<Vec<Entry>>>()? } else { Vec::new() };
+            if broadcast {
+                let mut seen = std::collections::HashSet::new();
+                for e in &es {
+                    let uk = e.raw.user_key.as_deref().unwrap_or_default();
+                    if !seen.insert(uk) {
+                        if let Some(err) = crate::writers::edit::duplicate_error(i.as_ref(), &op.label(), |x| Ok(x.raw.user_key.as_deref().unwrap_or_default() == uk))? {
+                            return Err(err);
+                        }
+                    }
+                }
+            }
+            if subtask == 0 {
+                *self.counts.imported.entry((op.operator_id, i.state().to_owned())).or_default() += es.len() as u64;
+            }
+            self.report.operator_entries += es.len() as u64;
+            let (mode, data) = match i.kind() {
+                StateKind::Broadcast => (DistributionMode::Broadcast, OperatorStateData::Broadcast(es.iter().map(|e| (e.raw.user_key.clone().unwrap_or_default(), e.raw.value.clone())).collect())),
+                StateKind::OperatorUnion => (DistributionMode::Union, OperatorStateData::List(es.iter().map(|e| e.raw.value.clone()).collect())),
+                _ => (DistributionMode::SplitDistribute, OperatorStateData::List(es.iter().map(|e| e.raw.value.clone()).collect())),
+            };
+            states.push(NamedOperatorState { name: i.state().to_owned(), mode, data });
+        }
+        let (out, name) = self.new_stream(&format!("{}/{subtask}/operator", op.operator_id));
+        write_operator_state(out, &name, &proxy, false, &states)
+    }
+
+    /// Writes the keyed state of `op` for `max_parallelism`: one handle per subtask. The
+    /// serialization proxy is the union of the subtasks' (`layout` given: a new operator's).
+    fn keyed(&mut self, index: usize, op: &OperatorState, max_parallelism: u32, layout: Option<KeyedLayout>) -> Result<Vec<(u32, KeyGroupsStateHandle)>> {
+        let new_operator = layout.is_some();
         let mut metas = Vec::new();
         let mut ranges = Vec::new();
-        for j in 0..op.subtasks.len() {
+        for j in (0..op.subtasks.len()).filter(|_| !new_operator) {
             // The proxies only (a RocksDB handle's from its meta-data file; a changelog handle's
             // with the states registered since its materialization).
             let Some(source) = KeyedSource::open(self.snapshot, SubtaskRef { operator: index, subtask: j }, &Selection::default())? else { continue };
             metas.push(source.meta().clone());
             ranges.push(source.key_group_range());
         }
-        let mut layout = KeyedLayout::union(&self.where_(op), &metas)?;
-        layout.retain_states(|name| !self.edits.drops_state(&op.operator_id, name));
-        for meta in self.edits.imports(&op.operator_id).iter().filter_map(|i| i.new_registration()) {
-            layout.add_state(&self.where_(op), meta.clone())?;
-        }
+        let layout = match layout {
+            Some(layout) => layout,
+            None => {
+                let mut layout = KeyedLayout::union(&self.where_(op), &metas)?;
+                layout.retain_states(|name| !self.edits.drops_state(&op.operator_id, name));
+                for meta in self.edits.imports(&op.operator_id).iter().filter_map(|i| i.new_registration()) {
+                    layout.add_state(&self.where_(op), meta.clone())?;
+                }
+                layout
+            }
+        };
         let regroup = max_parallelism != op.max_parallelism;
         // Every keyed source yields key group by key group, ascending, so with an unchanged max
         // parallelism and subtasks in key-group order the entries stream straight through.

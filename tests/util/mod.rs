@@ -46,16 +46,34 @@ pub fn fixture_versions() -> Vec<String> {
     out
 }
 
+/// The versions of `testdata/custom-serializer/` (`CUSTOM_VERSIONS` of `xtask/src/oracle.rs`):
+/// one per layout an unknown serializer snapshot must be read past in (testdata/README.md,
+/// `custom-serializer/`).
+pub const CUSTOM_SERIALIZER_VERSIONS: &[&str] = &["1.13.6", "1.15.4", "1.20.5", "2.3.0"];
+
+/// The versions with SQL fixtures (`SQL_CANONICAL` of `xtask/src/main.rs`: those whose SQL
+/// serializer snapshots differ; testdata/README.md, "SQL cases").
+pub const SQL_VERSIONS: &[&str] = &["1.15.4", "1.20.5", "2.0.2", "2.3.0"];
+
 /// `testdata/GROUP/flink-VERSION/CASE` for every fixture version and each of `cases`, in that
 /// order: a version or case missing fails (a fixture that was never generated must not pass
 /// by not being looked at), and so does a version directory of no fixture version.
 pub fn versioned_cases(group: &str, cases: &[&str]) -> Vec<(String, PathBuf)> {
+    versioned_cases_of(group, &fixture_versions(), cases)
+}
+
+/// `testdata/GROUP/flink-VERSION/CASE` for each of `versions` (fixture versions, sorted) and
+/// each of `cases`, in that order: a version or case missing fails, and so does a version
+/// directory of another version.
+pub fn versioned_cases_of(group: &str, versions: &[impl AsRef<str>], cases: &[&str]) -> Vec<(String, PathBuf)> {
     let base = root().join("testdata").join(group);
-    let versions = fixture_versions();
+    let versions: Vec<String> = versions.iter().map(|v| v.as_ref().to_owned()).collect();
+    let all = fixture_versions();
+    assert!(versions.iter().all(|v| all.contains(v)), "testdata/{group}: {versions:?} are not all fixture versions ({all:?})");
     let mut present: Vec<String> =
         std::fs::read_dir(&base).unwrap().flatten().filter_map(|e| e.file_name().to_str()?.strip_prefix("flink-").map(str::to_owned)).collect();
     present.sort();
-    assert_eq!(present, versions, "testdata/{group}: the versions are not the fixture versions");
+    assert_eq!(present, versions, "testdata/{group}: the versions are not the expected ones");
     let mut out = Vec::new();
     for v in &versions {
         for c in cases {

@@ -29,6 +29,9 @@ struct Snap {
     phase: u8,
     kind: &'static str, // checkpoint | canonical | native
     case: &'static str,
+    /// Versions that keep this case, within the run's (empty: every version of the run); a run
+    /// none of whose cases a version keeps is skipped there.
+    only_versions: &'static [&'static str],
 }
 
 /// One job configuration = one JVM run.
@@ -48,17 +51,33 @@ struct Run {
     only_versions: &'static [&'static str],
 }
 
-/// The max-parallelism-32768 cases, at the versions whose files differ: 1.13.6 (handle types 3
-/// and 5, FRocksDB 5.17), 1.15.4 (12 and 11, FRocksDB 6.20) and 2.3.0 (V6, FRocksDB 8.10). 1.14.6
-/// writes what 1.15.4 writes there; fixtures stay small (testdata/ ~15 MB).
-const EXTREMES: &[&str] = &["1.13.6", "1.15.4", "2.3.0"];
+/// The max-parallelism-32768 cases (p=2: two RocksDB instances per operator, 2-byte key-group
+/// prefixes; a 780 KiB heap `_metadata`), only in 2.3.0: what they add (the prefix width, 32768
+/// key-group offsets, two subtasks' handles) is written the same way by every version, and the
+/// handle types, metadata versions and FRocksDB generations of the others are in the cases at
+/// max parallelism 128 (testdata/README.md, "Size rule").
+const EXTREMES: &[&str] = &["2.3.0"];
 
-/// The heap canonical savepoint at max parallelism 32768 (a 780 KiB `_metadata`): the canonical
-/// format and V3 `_metadata` are the same in 1.13–1.15, so 1.15.4 stands for them.
-const CANONICAL_EXTREMES: &[&str] = &["1.15.4", "2.3.0"];
+/// The RocksDB incremental chain: one version per FRocksDB generation and keyed handle type:
+/// 1.13.6 (FRocksDB 5.17, IncrementalRemoteKeyedStateHandle 5, V3), 1.15.4 (6.20, type 11, V3:
+/// 1.14.6 to 1.20.5 write FRocksDB 6.20, 1.14.6 with type 5) and 2.3.0 (8.10, V6; 2.0.2 writes
+/// the same but V5). Metadata V4 and V5 are in every other case of 1.18.1 to 2.0.2, and 1.20.5's
+/// incremental checkpoints in its restore case.
+const CHAIN_VERSIONS: &[&str] = &["1.13.6", "1.15.4", "2.3.0"];
+/// The RocksDB native savepoint (every file relative, FLIP-203, 1.15+): 1.15.4 (FRocksDB 6.20,
+/// V3) and 2.3.0 (8.10, V6); the handle layout is the same in between.
+const NATIVE_VERSIONS: &[&str] = &["1.15.4", "2.3.0"];
+/// The RocksDB full checkpoint: the canonical stream in a KeyGroupsStateHandle up to 1.15 (type 3
+/// in 1.13.6 and 1.14.6, 12 in 1.15.4), native files in the private list from 1.16 (2.3.0 stands
+/// for them: FRocksDB 6.20's files are in the 1.15.4 chain).
+const FULL_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "2.3.0"];
 
 const fn snap(phase: u8, kind: &'static str, case: &'static str) -> Snap {
-    Snap { phase, kind, case }
+    Snap { phase, kind, case, only_versions: &[] }
+}
+
+const fn snap_in(phase: u8, kind: &'static str, case: &'static str, only_versions: &'static [&'static str]) -> Snap {
+    Snap { phase, kind, case, only_versions }
 }
 
 const RUNS: &[Run] = &[
@@ -73,7 +92,7 @@ const RUNS: &[Run] = &[
         snaps: &[
             snap(3, "checkpoint", "heap-checkpoint"),
             snap(3, "canonical", "heap-savepoint-canonical"),
-            snap(3, "native", "heap-savepoint-native"),
+            snap_in(3, "native", "heap-savepoint-native", HEAP_NATIVE_VERSIONS),
         ],
         only_versions: &[],
     },
@@ -100,7 +119,7 @@ const RUNS: &[Run] = &[
         incremental: false,
         inline_threshold: Some(0),
         snaps: &[snap(3, "canonical", "heap-savepoint-canonical-p2-maxp32768")],
-        only_versions: CANONICAL_EXTREMES,
+        only_versions: EXTREMES,
     },
     Run {
         name: "rocksdb-full",
@@ -111,7 +130,7 @@ const RUNS: &[Run] = &[
         incremental: false,
         inline_threshold: Some(0),
         snaps: &[
-            snap(3, "checkpoint", "rocksdb-checkpoint-full"),
+            snap_in(3, "checkpoint", "rocksdb-checkpoint-full", FULL_VERSIONS),
             snap(3, "canonical", "rocksdb-savepoint-canonical"),
         ],
         only_versions: &[],
@@ -125,10 +144,10 @@ const RUNS: &[Run] = &[
         incremental: true,
         inline_threshold: Some(0),
         snaps: &[
-            snap(1, "checkpoint", "rocksdb-checkpoint-incremental"),
-            snap(2, "checkpoint", "rocksdb-checkpoint-incremental"),
-            snap(3, "checkpoint", "rocksdb-checkpoint-incremental"),
-            snap(3, "native", "rocksdb-savepoint-native"),
+            snap_in(1, "checkpoint", "rocksdb-checkpoint-incremental", CHAIN_VERSIONS),
+            snap_in(2, "checkpoint", "rocksdb-checkpoint-incremental", CHAIN_VERSIONS),
+            snap_in(3, "checkpoint", "rocksdb-checkpoint-incremental", CHAIN_VERSIONS),
+            snap_in(3, "native", "rocksdb-savepoint-native", NATIVE_VERSIONS),
         ],
         only_versions: &[],
     },
@@ -145,7 +164,9 @@ const RUNS: &[Run] = &[
         only_versions: EXTREMES,
     },
     // ForSt (Flink 2.x, in flink-dist since 2.0): the RocksDB fork of the disaggregated state
-    // backend, with the same job and the chain and native savepoint of the RocksDB run.
+    // backend, with the same job and the chain of the RocksDB run. No ForSt native savepoint: it
+    // is the RocksDB native savepoint's layout (IncrementalRemoteKeyedStateHandle, every file
+    // relative) around files the chain has byte for byte (testdata/README.md, "Size rule" 3).
     Run {
         name: "forst-incremental",
         backend: "forst",
@@ -158,7 +179,6 @@ const RUNS: &[Run] = &[
             snap(1, "checkpoint", "forst-checkpoint-incremental"),
             snap(2, "checkpoint", "forst-checkpoint-incremental"),
             snap(3, "checkpoint", "forst-checkpoint-incremental"),
-            snap(3, "native", "forst-savepoint-native"),
         ],
         only_versions: FORST_VERSIONS,
     },
@@ -178,8 +198,7 @@ const RUNS: &[Run] = &[
         only_versions: FORST_VERSIONS,
     },
     // The runs below switch on a state-handle feature (see RUN_FEATURES): one retained
-    // checkpoint each, 1.20+ only (file merging is new in 1.20; the changelog backend and
-    // unaligned checkpoints exist earlier but 1.20.5 and 2.3.0 cover metadata V4 and V6).
+    // checkpoint each, in 2.3.0 (FEATURE_VERSIONS; the unaligned one in UNALIGNED_VERSIONS).
     Run {
         name: "heap-changelog",
         backend: "hashmap",
@@ -238,8 +257,8 @@ const RUNS: &[Run] = &[
     },
     // Restore runs (issue 20): after the three phases the job is cancelled and restored from its
     // last snapshot in CLAIM or LEGACY mode; the restored job takes a checkpoint in its own job
-    // directory that references the first job's files (RESTORE_VERSIONS; the mode in
-    // RUN_FEATURES). Only the snapshot restored from and that checkpoint are kept: chains of one
+    // directory that references the first job's files (CLAIM_VERSIONS, LEGACY_VERSIONS and
+    // SAVEPOINT_CLAIM_VERSIONS; the mode in RUN_FEATURES). Only the snapshot restored from and that checkpoint are kept: chains of one
     // job are `rocksdb-checkpoint-incremental`'s.
     Run {
         name: "rocksdb-incremental-claim",
@@ -253,7 +272,7 @@ const RUNS: &[Run] = &[
             snap(3, "checkpoint", "rocksdb-checkpoint-incremental-claim"),
             snap(1, "restored", "rocksdb-checkpoint-incremental-claim"),
         ],
-        only_versions: RESTORE_VERSIONS,
+        only_versions: CLAIM_VERSIONS,
     },
     Run {
         name: "rocksdb-incremental-legacy",
@@ -267,7 +286,7 @@ const RUNS: &[Run] = &[
             snap(3, "checkpoint", "rocksdb-checkpoint-incremental-legacy"),
             snap(1, "restored", "rocksdb-checkpoint-incremental-legacy"),
         ],
-        only_versions: RESTORE_VERSIONS,
+        only_versions: LEGACY_VERSIONS,
     },
     Run {
         name: "rocksdb-savepoint-native-claim",
@@ -293,7 +312,7 @@ const RUNS: &[Run] = &[
         incremental: false,
         inline_threshold: Some(0),
         snaps: &[snap(3, "canonical", "heap-savepoint-canonical-nouids")],
-        only_versions: FEATURE_VERSIONS,
+        only_versions: NO_UIDS_VERSIONS,
     },
     Run {
         name: "heap-unaligned",
@@ -329,22 +348,26 @@ struct SqlRun {
     snaps: &'static [SqlSnap],
 }
 
-/// Every version takes a canonical savepoint, 1.20.5 and 2.3.0 also a retained incremental RocksDB
-/// checkpoint (the two read paths: key-grouped streams and RocksDB tables; the other kinds only
-/// change the files around the same serialized state); 2.3.0 adds a heap checkpoint and a RocksDB
-/// canonical savepoint. No SQL native savepoints: a native savepoint holds the files of the
+/// The SQL fixtures: the two read paths, key-grouped streams (a canonical savepoint) and RocksDB
+/// tables (a retained incremental RocksDB checkpoint); the other kinds only change the files
+/// around the same serialized state, which the DataStream cases cover. No SQL native savepoints,
+/// heap checkpoints or RocksDB canonical savepoints: a native savepoint holds the files of the
 /// checkpoint of the same state (a heap one is the heap checkpoint format, a RocksDB one names
-/// byte-identical SSTs relatively, the layout the DataStream `*-savepoint-native` cases cover in
-/// every version), so they added ~2.4 MB and no coverage. SQL state is large
-/// for its few keys (every state carries its Java-serialized row types, every RocksDB instance
-/// its ~20 KB OPTIONS file), so this is the matrix testdata/ can carry.
-const SQL_FULL: &[&str] = &["2.3.0"];
+/// byte-identical SSTs relatively), a heap checkpoint or RocksDB canonical savepoint the same
+/// serializer snapshots and records as the heap canonical savepoint in other framing. SQL state
+/// is large for its few keys (every state carries its Java-serialized row types, every RocksDB
+/// instance its ~20 KB OPTIONS file), so this is the matrix testdata/ can carry.
+///
+/// The canonical savepoint, in the versions whose SQL serializer snapshots differ: 1.15.4 (the
+/// oldest, CEP's NFA state snapshot version 1), 1.20.5 (1.16-1.20; 1.18.1 wrote the same classes
+/// and fields), 2.0.2 (V5, whose stored uids name the operators of the plans) and 2.3.0 (2.1+
+/// logical types).
+const SQL_CANONICAL: &[&str] = &["1.15.4", "1.20.5", "2.0.2", "2.3.0"];
 /// SQL state in RocksDB (the retained incremental checkpoint of both SQL jobs): only the newest
-/// 1.x and 2.x. The RocksDB backend's files are covered in every version by the DataStream
-/// fixtures, the SQL serializers in every SQL version by the canonical savepoint; what is left,
-/// SQL state as RocksDB tables, reads the same in every version, and these checkpoints are ~2 MB
-/// each (testdata/README.md, "Size rule").
-const SQL_ROCKSDB: &[&str] = &["1.20.5", "2.3.0"];
+/// version. The RocksDB backend's files are covered by the DataStream fixtures, the SQL
+/// serializers by the canonical savepoint; what is left, SQL state as RocksDB tables, reads the
+/// same in every version, and these checkpoints are ~2 MB each (testdata/README.md, "Size rule").
+const SQL_ROCKSDB: &[&str] = &["2.3.0"];
 
 const SQL_RUNS: &[SqlRun] = &[
     SqlRun {
@@ -352,8 +375,7 @@ const SQL_RUNS: &[SqlRun] = &[
         backend: "hashmap",
         incremental: false,
         snaps: &[
-            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", minibatch: true, only_versions: &[] },
-            SqlSnap { kind: "checkpoint", case: "heap-checkpoint", minibatch: false, only_versions: SQL_FULL },
+            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", minibatch: true, only_versions: SQL_CANONICAL },
         ],
     },
     SqlRun {
@@ -362,7 +384,6 @@ const SQL_RUNS: &[SqlRun] = &[
         incremental: true,
         snaps: &[
             SqlSnap { kind: "checkpoint", case: "rocksdb-checkpoint-incremental", minibatch: true, only_versions: SQL_ROCKSDB },
-            SqlSnap { kind: "canonical", case: "rocksdb-savepoint-canonical", minibatch: false, only_versions: SQL_FULL },
         ],
     },
 ];
@@ -378,22 +399,41 @@ fn sql_cases(snap: &SqlSnap) -> Vec<String> {
     v
 }
 
-const FEATURE_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
-/// The versions with ForSt in flink-dist (2.0 on) among the fixture versions.
-const FORST_VERSIONS: &[&str] = &["2.0.2", "2.3.0"];
-/// Unaligned checkpoints exist in every version; 1.13.6 and 1.14.6 add the oldest channel-state
-/// handles (metadata V3).
-const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.20.5", "2.3.0"];
+/// The feature cases (changelog, file merging): 2.3.0. 1.20.5 (file merging is new in 1.20)
+/// wrote the same handles (the metadata differing only in V4 against V6) and the same DSTL
+/// bytes (`heap-changelog-checkpoint`'s state-change file was byte for byte 2.3.0's); its
+/// file-merging checkpoints packed the segments into other physical files, the same layout.
+const FEATURE_VERSIONS: &[&str] = &["2.3.0"];
+/// The job without uids (`testdata/no-uids/`): 1.20.5 (V4, ids only) and 2.3.0 (V6, names too),
+/// the edit interop's versions (`EDIT_VERSIONS` in `src/interop/edit.rs`).
+const NO_UIDS_VERSIONS: &[&str] = &["1.20.5", "2.3.0"];
+/// The heap native savepoint is the heap checkpoint format (its state files were byte for byte
+/// the `heap-checkpoint`'s of the same version in 1.15.4 to 2.3.0, its handles the same): only
+/// 2.3.0 keeps one, for the native-savepoint properties of `_metadata` (testdata/README.md,
+/// "Size rule" 3).
+const HEAP_NATIVE_VERSIONS: &[&str] = &["2.3.0"];
+/// ForSt (in flink-dist from 2.0): 2.3.0 stands for 2.x (2.0.2 writes the same handles and files,
+/// FRocksDB 8.10, under metadata V5).
+const FORST_VERSIONS: &[&str] = &["2.3.0"];
+/// Unaligned checkpoints exist in every version: 1.13.6 has the channel-state handles of metadata
+/// V3 to V5 (one handle per channel; 1.14.6 and 1.20.5 write the same), 2.3.0 the merged, typed
+/// ones of V6.
+const UNALIGNED_VERSIONS: &[&str] = &["1.13.6", "2.3.0"];
 
 /// Restore modes exist from 1.15 (FLIP-193); LEGACY is deprecated but still accepted in 2.3.0.
-/// One version per restore-mode enum: `runtime.jobgraph.RestoreMode` (1.15),
-/// `core.execution.RestoreMode` (1.16-1.20), `core.execution.RecoveryClaimMode` (2.x).
-const RESTORE_VERSIONS: &[&str] = &["1.15.4", "1.20.5", "2.3.0"];
+/// Each restore-mode enum Flink has had is used once, and each kind of restore case is there
+/// once: CLAIM from a checkpoint in 1.15.4 (`runtime.jobgraph.RestoreMode`), LEGACY in 1.20.5
+/// (`core.execution.RestoreMode`, 1.16-1.20), CLAIM from a native savepoint in 2.3.0
+/// (`core.execution.RecoveryClaimMode`, 2.x). The mode only tells the generator what to do: the
+/// restored job's checkpoint has the same layout in each (`cargo xtask interop` restores every
+/// version live).
+const CLAIM_VERSIONS: &[&str] = &["1.15.4"];
+const LEGACY_VERSIONS: &[&str] = &["1.20.5"];
 /// A CLAIM restore from a native savepoint: in 1.15.4, 1.20.5 and 2.3.0 alike the restored job's
 /// first checkpoint reuses the savepoint's SSTs under their relative names, which Flink resolves
 /// beside the checkpoint's own `_metadata`, where they are not (FLINK-39964, fixed after 2.3.0):
 /// the checkpoint is marked unsound in case.json.
-const SAVEPOINT_CLAIM_VERSIONS: &[&str] = RESTORE_VERSIONS;
+const SAVEPOINT_CLAIM_VERSIONS: &[&str] = &["2.3.0"];
 
 /// Extra job arguments of the feature runs, by run name (`--changelog filesystem|memory`,
 /// `--file-merging true`, `--unaligned true`; see `flink-job/.../Main.java`).
@@ -543,6 +583,7 @@ fn fixtures(args: &[String]) -> Result<()> {
                 .iter()
                 .copied()
                 .filter(|s| s.kind != "native" || has_native_savepoints(v))
+                .filter(|s| s.only_versions.is_empty() || s.only_versions.contains(&v.as_str()))
                 .filter(|s| cases.is_empty() || cases.iter().any(|c| c == s.case))
                 .collect();
             if snaps.is_empty() {
@@ -1068,5 +1109,68 @@ fn human(bytes: u64) -> String {
         format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
     } else {
         format!("{:.0} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The case directories below `testdata/` (relative, `/`-separated): every directory with a
+    /// `case.json`, and the `sql-plans/` directories.
+    fn committed(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let (p, name) = (e.path(), e.file_name().to_string_lossy().into_owned());
+            if !p.is_dir() {
+                continue;
+            }
+            let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if p.join("case.json").is_file() || name == "sql-plans" {
+                out.insert(r);
+            } else {
+                committed(&p, &r, out);
+            }
+        }
+    }
+
+    /// `cargo xtask fixtures` writes exactly the committed set (testdata/README.md, "Size rule"
+    /// 2): every case the matrix (`RUNS`, `SQL_RUNS`) gives a version is in `testdata/`, and
+    /// `testdata/flink-*/` and the run groups hold no other; `custom-serializer/` has the
+    /// versions of `CUSTOM_VERSIONS`.
+    #[test]
+    fn the_fixture_matrix_is_the_committed_set() {
+        let repo = repo_root();
+        let rel = |p: PathBuf| p.strip_prefix(repo.join("testdata")).unwrap().to_string_lossy().replace('\\', "/");
+        let mut want = BTreeSet::new();
+        for &v in DEFAULT_VERSIONS {
+            for run in RUNS.iter().filter(|r| r.only_versions.is_empty() || r.only_versions.contains(&v)) {
+                for s in run.snaps {
+                    if (s.kind != "native" || has_native_savepoints(v)) && (s.only_versions.is_empty() || s.only_versions.contains(&v)) {
+                        want.insert(rel(run_out(&repo, run.name, v).join(s.case)));
+                    }
+                }
+            }
+            if has_sql(v) {
+                let out = repo.join("testdata").join(format!("flink-{v}"));
+                let snaps: Vec<&SqlSnap> = SQL_RUNS.iter().flat_map(|r| r.snaps).filter(|s| s.only_versions.is_empty() || s.only_versions.contains(&v)).collect();
+                for s in &snaps {
+                    want.extend(sql_cases(s).into_iter().map(|c| rel(out.join(c))));
+                }
+                if !snaps.is_empty() {
+                    want.insert(rel(out.join("sql-plans")));
+                }
+            }
+        }
+        let mut have = BTreeSet::new();
+        committed(&repo.join("testdata"), "", &mut have);
+        // The serializer-fixtures groups (`cargo xtask serializer-fixtures`): their versions.
+        let custom: BTreeSet<String> = have.iter().filter_map(|c| c.strip_prefix("custom-serializer/flink-")?.split('/').next().map(str::to_owned)).collect();
+        assert_eq!(custom, oracle::CUSTOM_VERSIONS.iter().map(|v| v.to_string()).collect(), "testdata/custom-serializer/");
+        have.retain(|c| !c.starts_with("custom-serializer/") && !c.starts_with("serializers/"));
+        let missing: Vec<&String> = want.difference(&have).collect();
+        let extra: Vec<&String> = have.difference(&want).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "the matrix names, testdata/ lacks: {missing:#?}\ntestdata/ has, the matrix does not name: {extra:#?}");
     }
 }

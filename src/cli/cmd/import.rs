@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::{import_with, ImportOptions, ImportReport};
+use flinksnap::{bootstrap_with, import_with, ImportOptions, ImportReport};
 
 use super::convert::WriteArgs;
 use crate::cli::output::{human_bytes, write_json, Format, Table};
@@ -22,31 +22,59 @@ use crate::cli::Outcome;
   flinksnap import state --into sp sp-fixed --dry-run
   flinksnap import state --into sp sp-fixed
   # a state the snapshot does not have yet: registered for its columns' types when they are
-  # built-in (Long, Integer, String, byte[], ... and List/Map of them), else like an existing one
+  # built-in (Long, Integer, String, byte[], ..., TupleN, List/Map of them), else --like one
   flinksnap import state --into sp sp-new
   flinksnap import state --into sp sp-new --like orders-dedup/last-seen
+  # an operator the snapshot does not have (e.g. dropped with `edit --drop-operator`): created
+  # under the id Flink derives from the manifest's operator_uid, with the snapshot's parallelism
+  flinksnap import state --into sp-without-dedup sp-with-dedup
+  flinksnap import state --into sp sp-new --parallelism 4
+  # a new savepoint from the export alone (bootstrapping a job's state; no --into)
+  flinksnap import state --new sp-bootstrap --max-parallelism 128 --parallelism 2
+  flink run -s sp-bootstrap job.jar
   # an export on an object store
   flinksnap import s3://bucket/exports/state --into s3://bucket/savepoints/sp s3://bucket/savepoints/sp-fixed
 
 Every file the export's manifest.json lists replaces ALL entries of its state in the snapshot
 --into (a file with no rows empties the state); states without a file are kept as they are.
 The manifest says each file's operator (uid or id), state and kind; rows are read with the
-serializers the snapshot registered for the state, and the `key_group` column is ignored: key
+serializers the snapshot registered for the state (a state or operator the snapshot lacks:
+registered for its columns' built-in types, or --like an existing state), and the `key_group` column is ignored: key
 groups are computed from the keys (Flink's murmur hash of the key's hashCode(); keys whose
 hash flinksnap cannot compute, e.g. POJO, enum or Kryo keys, are refused by name). Errors name
 the Parquet file, the row (counting from 0) and the column.
 
 DST is written as `convert` writes it: a canonical savepoint any state backend restores,
 relative paths only, under a temporary name renamed at the end (on object stores `_metadata`
-last). The snapshot --into and PARQUET_DIR are only read.")]
+last). The snapshot --into and PARQUET_DIR are only read.
+
+NEW OPERATORS: a manifest operator the snapshot --into lacks is created under the id Flink's
+OperatorIDGenerator.fromUid gives its operator_uid (or its 32-hex operator_id when it has no
+uid), with the parallelism the snapshot's operators share (else --parallelism) and their max
+parallelism (else --max-parallelism, which then applies to every operator). Its keyed state's
+key serializer is the built-in type of the `key` column (Long, Integer, String, ...) or the key
+serializer of a keyed --like state's operator. With --new there is no snapshot: every
+operator is new, --max-parallelism is required, the parallelism defaults to 1, the checkpoint
+id to 1 (--checkpoint-id), and the savepoint holds no master state.")]
 pub struct Args {
     /// A directory `flinksnap export --format parquet` wrote (with its manifest.json): a local
     /// path or an object-store URL (`s3://…`, `gs://…`, `abfss://…`).
     pub parquet_dir: String,
     /// The snapshot whose states are replaced (a checkpoint or savepoint directory, or its
     /// `_metadata` file; local or an object-store URL).
-    #[arg(long = "into", value_name = "SRC")]
-    pub into: String,
+    #[arg(long = "into", value_name = "SRC", required_unless_present = "new")]
+    pub into: Option<String>,
+    /// Write a new savepoint holding only the export's states (every operator new; needs
+    /// --max-parallelism).
+    #[arg(long, conflicts_with = "into", requires = "max_parallelism")]
+    pub new: bool,
+    /// Parallelism of operators the import creates (default: the one the snapshot's operators
+    /// share; with --new: 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub parallelism: Option<u32>,
+    /// Checkpoint id of the savepoint --new writes (Flink continues counting from it).
+    #[arg(long, value_name = "ID", requires = "new")]
+    pub checkpoint_id: Option<u64>,
     /// The savepoint directory to write (not needed with --dry-run).
     #[arg(required_unless_present = "dry_run")]
     pub dst: Option<String>,
@@ -71,8 +99,14 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         convert: args.write.options(),
         like: args.like.clone(),
         dry_run: args.dry_run,
+        parallelism: args.parallelism,
+        checkpoint_id: args.checkpoint_id,
     };
-    let r = import_with(crate::cli::storage(), &args.parquet_dir, &args.into, args.dst.as_deref(), &opts)?;
+    let r = match &args.into {
+        Some(into) => import_with(crate::cli::storage(), &args.parquet_dir, into, args.dst.as_deref(), &opts)?,
+        None => bootstrap_with(crate::cli::storage(), &args.parquet_dir, args.dst.as_deref(), &opts)?,
+    };
+    let into = args.into.as_deref().unwrap_or("a new savepoint");
     if let Some(w) = &r.written {
         for n in &w.notes {
             eprintln!("flinksnap: note: {n}");
@@ -80,7 +114,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     }
     match args.format {
         Format::Json => write_json(out, "import", &r)?,
-        Format::Table => print_table(&r, &args.into, out)?,
+        Format::Table => print_table(&r, into, out)?,
     }
     Ok(Outcome::Ok)
 }
@@ -92,7 +126,10 @@ fn print_table(r: &ImportReport, into: &str, out: &mut dyn Write) -> Result<()> 
     }
     let mut t = Table::new(&["operator", "state", "kind", "file", "rows>", "replaced>", "new (like)"]);
     for s in &r.states {
-        let op = s.operator_uid.clone().unwrap_or_else(|| s.operator_id.to_hex());
+        let mut op = s.operator_uid.clone().unwrap_or_else(|| s.operator_id.to_hex());
+        if s.new_operator {
+            op.push_str(" (new)");
+        }
         t.row(vec![op, s.state.clone(), s.kind.to_owned(), s.file.clone(), s.rows.to_string(), s.replaced.to_string(), s.like.clone().unwrap_or_default()]);
     }
     t.write(out, "  ")?;

@@ -204,56 +204,56 @@ mod tests {
         use crate::storage::LocalStorage;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
         let mut checked = 0;
-        for version in ["1.20.5", "2.3.0"] {
-            for case in ["heap-changelog-checkpoint", "heap-changelog-memory-checkpoint", "rocksdb-changelog-checkpoint"] {
-                let dir = root.join(format!("flink-{version}")).join(case);
-                let job = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
-                let chk = std::fs::read_dir(&job).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("chk-")).unwrap();
-                let snapshot = Snapshot::open(Arc::new(LocalStorage), chk.to_str().unwrap()).unwrap();
-                let (mut removed, mut added) = (0, 0);
-                for (i, op) in snapshot.metadata.operators.iter().enumerate() {
-                    for (j, st) in op.subtasks.iter().enumerate() {
-                        let Some(top @ KeyedStateHandle::Changelog(h)) = st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) else { continue };
-                        let cx = OpenContext {
-                            snapshot: &snapshot,
-                            operator_id: op.operator_id,
-                            max_parallelism: op.max_parallelism,
-                            subtask: SubtaskRef { operator: i, subtask: j },
-                            top,
-                            states: Vec::new(),
-                            key_groups: None,
-                        };
-                        let mut reader = ChangelogReader::open(&cx, h).unwrap();
-                        let key = |e: &Entry| format!("{} {:?} {:?} {:?} {:?}", e.state, e.raw.key, e.raw.namespace, e.raw.user_key, e.raw.value);
-                        let mut before: Vec<String> = Vec::new();
-                        for (_, m) in &mut reader.materialized {
-                            for kg in m.key_groups().unwrap() {
-                                m.start(kg).unwrap();
-                                while let Some(e) = m.next_entry() {
-                                    before.push(key(&e.unwrap()));
-                                }
+        // 2.3.0 (1.20.5 wrote the same handles and state-change bytes; testdata/README.md)
+        let version = "2.3.0";
+        for case in ["heap-changelog-checkpoint", "heap-changelog-memory-checkpoint", "rocksdb-changelog-checkpoint"] {
+            let dir = root.join(format!("flink-{version}")).join(case);
+            let job = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+            let chk = std::fs::read_dir(&job).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("chk-")).unwrap();
+            let snapshot = Snapshot::open(Arc::new(LocalStorage), chk.to_str().unwrap()).unwrap();
+            let (mut removed, mut added) = (0, 0);
+            for (i, op) in snapshot.metadata.operators.iter().enumerate() {
+                for (j, st) in op.subtasks.iter().enumerate() {
+                    let Some(top @ KeyedStateHandle::Changelog(h)) = st.state.as_ref().and_then(|s| s.managed_keyed_state.as_ref()) else { continue };
+                    let cx = OpenContext {
+                        snapshot: &snapshot,
+                        operator_id: op.operator_id,
+                        max_parallelism: op.max_parallelism,
+                        subtask: SubtaskRef { operator: i, subtask: j },
+                        top,
+                        states: Vec::new(),
+                        key_groups: None,
+                    };
+                    let mut reader = ChangelogReader::open(&cx, h).unwrap();
+                    let key = |e: &Entry| format!("{} {:?} {:?} {:?} {:?}", e.state, e.raw.key, e.raw.namespace, e.raw.user_key, e.raw.value);
+                    let mut before: Vec<String> = Vec::new();
+                    for (_, m) in &mut reader.materialized {
+                        for kg in m.key_groups().unwrap() {
+                            m.start(kg).unwrap();
+                            while let Some(e) = m.next_entry() {
+                                before.push(key(&e.unwrap()));
                             }
                         }
-                        // The materialized readers were read: open them afresh.
-                        let mut reader = ChangelogReader::open(&cx, h).unwrap();
-                        let mut after: Vec<String> = Vec::new();
-                        for kg in reader.key_groups().unwrap() {
-                            reader.start(kg).unwrap();
-                            while let Some(e) = reader.next_entry() {
-                                let e = e.unwrap();
-                                assert_eq!(e.origin.subtask, Some(SubtaskRef { operator: i, subtask: j }));
-                                after.push(key(&e));
-                            }
-                        }
-                        removed += before.iter().filter(|b| !after.contains(b)).count();
-                        added += after.iter().filter(|a| !before.contains(a)).count();
                     }
+                    // The materialized readers were read: open them afresh.
+                    let mut reader = ChangelogReader::open(&cx, h).unwrap();
+                    let mut after: Vec<String> = Vec::new();
+                    for kg in reader.key_groups().unwrap() {
+                        reader.start(kg).unwrap();
+                        while let Some(e) = reader.next_entry() {
+                            let e = e.unwrap();
+                            assert_eq!(e.origin.subtask, Some(SubtaskRef { operator: i, subtask: j }));
+                            after.push(key(&e));
+                        }
+                    }
+                    removed += before.iter().filter(|b| !after.contains(b)).count();
+                    added += after.iter().filter(|a| !before.contains(a)).count();
                 }
-                assert!(removed > 0 && added > 0, "{version} {case}: the log changed nothing ({removed} removed, {added} added)");
-                checked += 1;
             }
+            assert!(removed > 0 && added > 0, "{version} {case}: the log changed nothing ({removed} removed, {added} added)");
+            checked += 1;
         }
-        assert_eq!(checked, 6);
+        assert_eq!(checked, 3);
     }
 
     #[test]

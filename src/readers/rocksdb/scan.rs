@@ -299,7 +299,7 @@ mod tests {
     fn key_group_by_key_group_reads_the_same_entries() {
         // As the changelog replay reads a materialization: the non-empty key groups found by
         // seeking, then one plan per key group.
-        for rel in ["flink-2.3.0/rocksdb-checkpoint-incremental-p2-maxp32768", "flink-1.20.5/rocksdb-checkpoint-incremental"] {
+        for rel in ["flink-2.3.0/rocksdb-checkpoint-incremental-p2-maxp32768", "flink-1.15.4/rocksdb-checkpoint-incremental"] {
             let (s, h, id, maxp) = fixture(rel);
             let r = h.key_group_range;
             let whole = (r.start, r.end_inclusive().unwrap());

@@ -21,6 +21,12 @@
 //!   2.3.0 savepoint at parallelism 2 (union elements once, not once per subtask); and into the
 //!   savepoint with `keyed-long/v-long` dropped, where v-long is a new state registered without
 //!   `--like` from its column types.
+//! - **new operators**: every state of keyed-long, op-state and broadcast exported; the
+//!   savepoint without those operators (`--drop-operator`) gets them back from `import` (new
+//!   operators under their uids' ids, registered from the files' column types) and restores
+//!   with the fixture's content; a savepoint from the export alone (`import --new`) restores
+//!   with those operators' content (keyed-string and window start empty); keyed-string's
+//!   Tuple2 `aggregating` state, dropped, comes back registered from its struct column.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -133,6 +139,7 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
         edit_source: source,
         removed: Vec::new(),
         expected: None,
+        export_operators: Vec::new(),
         refused: false,
         outcome: None,
     };
@@ -149,6 +156,19 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let mut imported = new(fi, f, Kind::Import, "import-edited-parquet".into(), None, Vec::new(), "default");
                 imported.expected = Some(work.join("edited").join(format!("{}~import-edited-parquet.expected.jsonl", f.case)));
                 push(imported, &["hashmap", "rocksdb"], f.parallelism);
+                // New operators at parallelism 2 (max parallelism 32768): keyed state split over
+                // the subtasks' key-group ranges, list and union elements in the first subtask,
+                // broadcast state in each; dropped and imported back, and bootstrapped.
+                let gone = new(fi, f, Kind::Edit, "edit-without-keyed-long-op-state-broadcast".into(), None, NEW_OPERATORS.iter().flat_map(|o| ["--drop-operator".to_owned(), o.to_string()]).collect(), "default");
+                let gone_dir = gone.dir.clone();
+                push(gone, &[], f.parallelism);
+                let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
+                back.export_operators = NEW_OPERATORS.to_vec();
+                push(back, &["hashmap", "rocksdb"], f.parallelism);
+                let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
+                boot.export_operators = NEW_OPERATORS.to_vec();
+                boot.removed = vec![Rows { uid: "keyed-string".into(), state: None, key: None }, Rows { uid: "window".into(), state: None, key: None }];
+                push(boot, &["hashmap", "rocksdb"], f.parallelism);
             }
             "heap-savepoint-canonical" => {
                 let p = f.parallelism;
@@ -186,6 +206,31 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 let mut reimported = new(fi, f, Kind::Import, "edit-without-v-long~import-edited-parquet".into(), Some(without_dir), Vec::new(), "default");
                 reimported.expected = Some(work.join("edited").join(format!("{}~edit-without-v-long~import-edited-parquet.expected.jsonl", f.case)));
                 push(reimported, &["hashmap", "rocksdb"], p);
+                // Operators the savepoint lacks (dropped first, not restored itself), imported
+                // from an export of all their states: created under their uids' ids, registered
+                // from the files' column types (no --like: the operators are gone); restored with
+                // the fixture's content.
+                let gone = new(fi, f, Kind::Edit, "edit-without-keyed-long-op-state-broadcast".into(), None, NEW_OPERATORS.iter().flat_map(|o| ["--drop-operator".to_owned(), o.to_string()]).collect(), "default");
+                let gone_dir = gone.dir.clone();
+                push(gone, &[], p);
+                let mut back = new(fi, f, Kind::Import, "edit-without-keyed-long-op-state-broadcast~import-new-operators".into(), Some(gone_dir), Vec::new(), "default");
+                back.export_operators = NEW_OPERATORS.to_vec();
+                push(back, &["hashmap", "rocksdb"], p);
+                // A Tuple2<Long, Long> state the savepoint lacks (keyed-string's aggregating
+                // accumulator, dropped first): registered from its struct column of f0 and f1
+                // without --like while keyed-string's other states are imported unchanged.
+                let no_agg = new(fi, f, Kind::Edit, "edit-without-aggregating".into(), None, vec!["--drop-state".into(), "keyed-string/aggregating".into()], "default");
+                let no_agg_dir = no_agg.dir.clone();
+                push(no_agg, &[], p);
+                let mut agg = new(fi, f, Kind::Import, "edit-without-aggregating~import-keyed-string".into(), Some(no_agg_dir), Vec::new(), "default");
+                agg.export_operators = vec!["keyed-string"];
+                push(agg, &["hashmap", "rocksdb"], p);
+                // A savepoint from the export alone (`import --new`): the job restores those
+                // operators' content, the others (keyed-string, window) start empty.
+                let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
+                boot.export_operators = NEW_OPERATORS.to_vec();
+                boot.removed = vec![Rows { uid: "keyed-string".into(), state: None, key: None }, Rows { uid: "window".into(), state: None, key: None }];
+                push(boot, &["hashmap", "rocksdb"], p);
             }
             "rocksdb-savepoint-native" => {
                 let expected = crate::read_fixture_text(&f.expected).unwrap_or_default();
@@ -257,6 +302,7 @@ pub(super) fn plan_no_uids(
                 edit_source: None,
                 removed: Vec::new(),
                 expected: expected.clone(),
+                export_operators: Vec::new(),
                 refused,
                 outcome: match (&expected, kind) {
                     (None, _) => Some(Err(Outcome::Failed("not prepared: the inspect check failed".into()))),
@@ -366,6 +412,10 @@ pub(super) fn edit(bin: &Path, f: &Fixture, c: &Conversion) -> std::result::Resu
     Err(Outcome::Failed(format!("flinksnap edit {} failed ({}): {}", c.args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())))
 }
 
+/// The operators the new-operator checks export and import as new operators: every state of
+/// built-in types (Long keys: value, list, timers; operator list and union; broadcast).
+const NEW_OPERATORS: &[&str] = &["keyed-long", "op-state", "broadcast"];
+
 /// The states the import check exports, edits and imports (`scripts/import_edit.py` edits the
 /// keyed ones; op-state's list and union state go through Parquet unchanged).
 const IMPORTED: &[&str] = &["v-long", "v-string", "map", "op-list", "op-union"];
@@ -387,6 +437,25 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
+    if !c.export_operators.is_empty() {
+        // Every state of the operators, unedited; imported into the savepoint without them, or
+        // into a new savepoint of the fixture's parallelism and max parallelism.
+        let mut export = Command::new(bin);
+        export.arg("export").arg(&f.path).arg("--to").arg(&export_dir);
+        for op in &c.export_operators {
+            export.args(["--operator", op]);
+        }
+        run(&mut export, "flinksnap export")?;
+        let mut import = Command::new(bin);
+        import.arg("import").arg(&export_dir);
+        match &c.edit_source {
+            // (The p2 fixture's source runs at parallelism 1: the operators disagree.)
+            Some(into) => import.arg("--into").arg(into).args(["--parallelism", &f.parallelism.to_string()]),
+            None => import.args(["--new", "--max-parallelism", &f.max_parallelism.to_string(), "--parallelism", &f.parallelism.to_string()]),
+        };
+        run(import.arg(&c.dir).arg("--force"), "flinksnap import")?;
+        return Ok(());
+    }
     let mut export = Command::new(bin);
     export.arg("export").arg(&f.path).arg("--to").arg(&export_dir).args(["--operator", "keyed-long", "--operator", "keyed-string", "--operator", "op-state"]);
     for s in IMPORTED {

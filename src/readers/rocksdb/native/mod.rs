@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_read_only_open_writes_nothing() {
-        for rel in ["flink-1.18.1/rocksdb-checkpoint-full", "flink-2.3.0/rocksdb-savepoint-native", "flink-1.13.6/rocksdb-checkpoint-incremental"] {
+        for rel in ["flink-2.3.0/rocksdb-checkpoint-full", "flink-1.15.4/rocksdb-savepoint-native", "flink-1.13.6/rocksdb-checkpoint-incremental"] {
             let (s, h, _, _) = fixture(rel);
             let b = LibrocksdbBackend::open(&s, &h, "test").unwrap();
             assert_eq!(std::fs::read_dir(b.dir.path()).unwrap().count(), h.shared_state.len() + h.private_state.len(), "{rel}");
