@@ -65,14 +65,15 @@ fn check_kinds(done: &[String]) {
 #[test]
 fn dump_is_byte_identical_on_any_number_of_threads() {
     let mut done = Vec::new();
-    for m in metadata_files() {
+    let files = metadata_files();
+    for m in &files {
         let path = m.to_str().unwrap();
         let out = assert_same(&["dump", path]);
         if out.status.success() && !out.stdout.is_empty() {
             done.push(path.to_owned());
         }
     }
-    assert!(done.len() >= 150, "only {} fixtures dumped", done.len());
+    assert!(done.len() * 4 >= files.len() * 3, "only {} of {} fixtures dumped", done.len(), files.len());
     check_kinds(&done);
     // The other formats and --origin, on one fixture of each kind.
     for k in KINDS {
@@ -89,7 +90,8 @@ fn dump_is_byte_identical_on_any_number_of_threads() {
 #[test]
 fn verify_reports_are_identical_on_any_number_of_threads() {
     let mut done = Vec::new();
-    for m in metadata_files() {
+    let files = metadata_files();
+    for m in &files {
         let path = m.to_str().unwrap();
         let out = assert_same(&["verify", path, "--level", "full", "--format", "json"]);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -97,7 +99,7 @@ fn verify_reports_are_identical_on_any_number_of_threads() {
             done.push(path.to_owned());
         }
     }
-    assert!(done.len() >= 150, "only {} fixtures verified with entries", done.len());
+    assert!(done.len() * 4 >= files.len() * 3, "only {} of {} fixtures verified with entries", done.len(), files.len());
     check_kinds(&done);
 }
 
