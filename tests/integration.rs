@@ -23,4 +23,5 @@ mod relocate;
 mod rocksdb_native;
 mod sql;
 mod sql_write;
+mod threads;
 mod stores;

@@ -35,6 +35,12 @@ pub fn verify_with(storage: Arc<dyn Storage>, location: &str, level: VerifyLevel
     crate::manage::verify::verify(storage, location, level, uids)
 }
 
+/// [`verify_with`] on `threads` threads (default of the others: one per core): key-group ranges
+/// of each keyed-state handle are decoded in parallel; the report is the same for any number.
+pub fn verify_on(storage: Arc<dyn Storage>, location: &str, level: VerifyLevel, uids: &[String], threads: usize) -> Result<VerifyReport> {
+    crate::manage::verify::verify_on(storage, location, level, uids, threads)
+}
+
 /// The newest complete snapshot under `dir` that passes shallow verification
 /// (`flinksnap latest`); [`LatestReport::path`] is `None` when there is none.
 ///

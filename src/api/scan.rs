@@ -16,10 +16,10 @@ use super::batches::{dump_schema, EntrySource, ScanBatches, ScanEntries};
 use super::{file_meta, Snapshot};
 use crate::error::{Error, Result};
 use crate::export::state::StateLayout;
-use crate::metadata::handles::KeyedStateHandle;
 use crate::model::columns::{ColumnNames, OperatorColumns};
 use crate::model::{KeyGroupRange, OperatorId, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::parallel::{intersect, key_group_splits, PiecePart};
 use crate::readers::states::subtask_states;
 
 /// Rows per record batch unless set ([`ScanBuilder::batch_rows`]).
@@ -362,6 +362,33 @@ impl Scan {
         ScanEntries::new(self.source(None))
     }
 
+    /// Reads the selected entries on `threads` threads, in bounded memory
+    /// ([`crate::readers::parallel`]): `produce` is given the entries of one piece at a time (a
+    /// subtask's state, or a key-group range of it) on a worker thread and emits what it makes
+    /// of them; `consume` gets that on this thread in snapshot order — exactly what one thread
+    /// producing from [`Scan::entries`] would hand it. The first error ends the read.
+    pub fn read_ordered<T, F, C>(&self, threads: usize, produce: F, consume: C) -> Result<()>
+    where
+        T: Send,
+        F: Fn(&mut ScanEntries, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
+        C: FnMut(T) -> Result<()>,
+    {
+        let pieces = crate::readers::parallel::pieces(self.snapshot.shared(), &self.selection, threads);
+        crate::readers::parallel::ordered(
+            &pieces,
+            threads,
+            |piece, emit| {
+                let part = match piece.part {
+                    PiecePart::Subtask => Part::Subtask,
+                    PiecePart::OperatorState => Part::OperatorState,
+                    PiecePart::KeyGroups(r) => Part::KeyGroups { start: r.start, end: r.end_inclusive().unwrap_or(r.start) },
+                };
+                produce(&mut ScanEntries::new(self.source(Some((piece.subtask, part)))), emit)
+            },
+            consume,
+        )
+    }
+
     /// The selected entries as Arrow record batches of [`Scan::schema`], streamed.
     pub fn batches(&self) -> Result<ScanBatches> {
         Ok(ScanBatches::new(self.source(None), self.schema.clone(), self.layout.clone(), self.spec.batch_rows, self.snapshot.uid_map()))
@@ -426,7 +453,7 @@ impl Scan {
                     if range.len == 0 {
                         Vec::new()
                     } else {
-                        key_group_splits(h, range, opts)
+                        key_group_splits(h, range, opts.max_partition_bytes, opts.split_unindexed)
                     }
                 }
                 None => Vec::new(),
@@ -447,65 +474,6 @@ impl Scan {
             }
         }
         Ok(out)
-    }
-}
-
-/// The overlap of two key-group ranges (empty when none).
-fn intersect(a: KeyGroupRange, b: KeyGroupRange) -> KeyGroupRange {
-    let start = a.start.max(b.start);
-    let end = (u64::from(a.start) + u64::from(a.len)).min(u64::from(b.start) + u64::from(b.len));
-    KeyGroupRange::new(start, end.saturating_sub(u64::from(start)) as u32)
-}
-
-/// Key-group ranges of `range` (within handle `h`) of about `max_partition_bytes` stored bytes
-/// each, with their bytes.
-fn key_group_splits(h: &KeyedStateHandle, range: KeyGroupRange, opts: &PlanOptions) -> Vec<(KeyGroupRange, u64)> {
-    let max = opts.max_partition_bytes.max(1);
-    let total: u64 = h.streams().iter().map(|(_, s)| s.size()).sum();
-    match h {
-        KeyedStateHandle::KeyGroups(kg) => {
-            // Each key group's bytes: from its offset to the next larger one (the stream's end
-            // for the last). Empty key groups of full snapshots record offset 0.
-            let n = kg.offsets.len();
-            let mut sizes = vec![0u64; n];
-            let mut next = kg.delegate.size();
-            for i in (0..n).rev() {
-                let o = kg.offsets[i];
-                if o > 0 && (o as u64) < next {
-                    sizes[i] = next - o as u64;
-                    next = o as u64;
-                }
-            }
-            let base = kg.key_group_range.start;
-            let mut out = Vec::new();
-            let (mut start, mut acc) = (None::<u32>, 0u64);
-            for kgi in range.start..range.start + range.len {
-                let size = kgi.checked_sub(base).and_then(|i| sizes.get(i as usize)).copied().unwrap_or(0);
-                if start.is_some() && acc > 0 && acc + size > max {
-                    let s = start.unwrap_or(kgi);
-                    out.push((KeyGroupRange::new(s, kgi - s), acc));
-                    start = None;
-                    acc = 0;
-                }
-                start.get_or_insert(kgi);
-                acc += size;
-            }
-            if let Some(s) = start {
-                out.push((KeyGroupRange::new(s, range.start + range.len - s), acc));
-            }
-            out
-        }
-        _ if opts.split_unindexed && total > max => {
-            let parts = total.div_ceil(max).min(u64::from(range.len)).max(1) as u32;
-            (0..parts)
-                .map(|i| {
-                    let s = range.start + (u64::from(range.len) * u64::from(i) / u64::from(parts)) as u32;
-                    let e = range.start + (u64::from(range.len) * u64::from(i + 1) / u64::from(parts)) as u32;
-                    (KeyGroupRange::new(s, e - s), total / u64::from(parts))
-                })
-                .collect()
-        }
-        _ => vec![(range, total)],
     }
 }
 

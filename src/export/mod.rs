@@ -8,14 +8,16 @@
 //! - [`state`]: the columns of one state and a batch of its entries as a `RecordBatch`;
 //! - [`sink`]: the output files, written under a temporary name and renamed when complete;
 //! - this module: the plan (states from the serialization proxies, so empty states get a typed
-//!   file too), the threads (readers take one subtask at a time and hand chunks of entries to
-//!   encoders, which build record batches and append them), and the manifest.
+//!   file too), the threads (the pieces of [`crate::readers::parallel`]: workers read a subtask
+//!   or key-group range each and encode chunks of entries into record batches, which are
+//!   appended to their files in snapshot order), and the manifest.
 //!
 //! Memory stays bounded whatever the state size: entries are read one at a time
 //! ([`SnapshotEntries`], which decodes a key group through a window of its bytes, never the
 //! whole key group), buffered per state up to a fixed number of rows or bytes, written as one
 //! record batch, and Parquet row groups are closed when the writers' buffers grow past a limit.
-//! What grows with the state, up to that limit, is the row groups the Parquet writers buffer.
+//! What grows with the state, up to that limit, is the row groups the Parquet writers buffer;
+//! what grows with `threads` is a fixed buffer per thread and the chunks in flight.
 
 pub(crate) mod arrays;
 pub mod schema;
@@ -27,15 +29,16 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::{Entry, OperatorId};
-use crate::readers::entries::{Selection, SnapshotEntries, SubtaskRef};
+use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::parallel::{self, Piece};
 use crate::readers::states::subtask_states;
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::{Snapshot, Summary};
@@ -84,7 +87,8 @@ pub struct ExportOptions {
     pub uids: BTreeMap<OperatorId, String>,
     /// Write into a non-empty directory, replacing what an earlier export listed there.
     pub force: bool,
-    /// Threads encoding and writing (at least 1); as many read subtasks, up to one per subtask.
+    /// Threads reading and encoding (at least 1): subtasks and key-group ranges of their keyed
+    /// state are read in parallel, and their rows appended to the files in snapshot order.
     pub threads: usize,
     /// Rows per record batch (and per buffered chunk of text).
     pub batch_rows: usize,
@@ -100,7 +104,7 @@ impl ExportOptions {
             selection: Selection::default(),
             uids: BTreeMap::new(),
             force: false,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: parallel::default_threads(),
             batch_rows: 8192,
         }
     }
@@ -110,8 +114,9 @@ impl ExportOptions {
 /// with fewer than `batch_rows` rows: large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Everything one reading thread buffers across states is handed on once it holds this many
-/// bytes.
-const THREAD_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// bytes (as stored; decoded entries take two to three times that). The same for any number of
+/// threads, so the chunks, and with them the files' row groups, are too.
+const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Told how an export progresses (e.g. to draw a progress bar). Calls come from any thread.
 pub trait Progress: Sync {
@@ -336,72 +341,47 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         return Err(e);
     }
 
-    // Reading and encoding overlap: up to `threads` threads read subtasks (each the next one
-    // when done) and hand full chunks over a bounded channel to `threads` threads that encode
-    // them and append them to their files. A snapshot of one subtask uses two cores that way,
-    // and at most `threads` chunks wait in the channel.
-    let unit_bytes: Vec<u64> = units.iter().map(|&u| subtask_bytes(snapshot, u)).collect();
-    progress.start(unit_bytes.iter().sum());
-    let encoders = opts.threads.max(1);
-    let readers = encoders.min(units.len().max(1));
-    let next = AtomicUsize::new(0);
-    let stop_flag = AtomicBool::new(false);
-    let stop = &stop_flag;
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let fail = |e: Error| {
-        stop.store(true, Ordering::Relaxed);
-        if let Ok(mut f) = failure.lock() {
-            f.get_or_insert(e);
-        }
-    };
+    // The pieces of the snapshot (subtasks, key-group ranges of their keyed state) are read
+    // and encoded into record batches (or text) on `threads` threads and appended to their
+    // files here, in snapshot order ([`crate::readers::parallel`]): every file's rows come in
+    // the same order whatever the number of threads, and a bounded number of chunks is in
+    // flight.
+    let threads = opts.threads.max(1);
+    let pieces = parallel::pieces(snapshot, &opts.selection, threads);
+    progress.start(pieces.iter().map(|p| p.bytes).sum());
     let buffered = AtomicUsize::new(0);
-    let undecodable: Mutex<Vec<Undecodable>> = Mutex::new(Vec::new());
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(encoders);
-    let rx = Mutex::new(rx);
-    std::thread::scope(|s| {
-        for _ in 0..readers {
-            let reader = Reader { snapshot, opts, index: &index, stop, tx: tx.clone(), undecodable: &undecodable };
-            let (next, units, unit_bytes, fail) = (&next, &units, &unit_bytes, &fail);
-            s.spawn(move || loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
+    let mut undecodable: Vec<Undecodable> = Vec::new();
+    let mut subtask_touched: BTreeSet<usize> = BTreeSet::new();
+    let reader = Reader { snapshot, opts, index: &index, files: &files };
+    let read = parallel::ordered(
+        &pieces,
+        threads,
+        |piece, emit| reader.read_piece(piece, emit),
+        |job| {
+            match job {
+                Job::Chunk { file, chunk, rows, opaque } => {
+                    files[file].append(chunk, rows, opaque, &buffered)?;
+                    progress.rows(rows);
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&sub) = units.get(i) else { break };
-                match reader.read_subtask(sub) {
-                    Ok(()) => progress.bytes(unit_bytes[i]),
-                    Err(e) => {
-                        fail(e);
-                        break;
+                Job::PieceDone { touched, undecodable: u, bytes, ends_subtask } => {
+                    // Row groups are cut where a subtask ends, not a piece: the files are the
+                    // same for any number of threads.
+                    subtask_touched.extend(touched);
+                    if ends_subtask {
+                        for i in std::mem::take(&mut subtask_touched) {
+                            files[i].subtask_done(&buffered)?;
+                        }
                     }
+                    for u in u {
+                        Undecodable::merge_into(&mut undecodable, u);
+                    }
+                    progress.bytes(bytes);
                 }
-            });
-        }
-        // The encoders stop when every reader has dropped its sender.
-        drop(tx);
-        for _ in 0..encoders {
-            let (rx, files, buffered, fail) = (&rx, &files, &buffered, &fail);
-            s.spawn(move || loop {
-                let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                };
-                // After a failure the channel is still drained, so no reader waits forever.
-                if stop.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let done = match job {
-                    Job::Chunk(i, entries) => encode_chunk(&files[i], &entries, buffered, progress),
-                    Job::SubtaskDone(i) => files[i].subtask_done(buffered),
-                };
-                if let Err(e) = done {
-                    fail(e);
-                }
-            });
-        }
-    });
-    let failed = failure.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(e) = failed {
+            }
+            Ok(())
+        },
+    );
+    if let Err(e) = read {
         files.iter().for_each(StateFile::abandon);
         return Err(e);
     }
@@ -439,7 +419,6 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     }
 
     // In snapshot order: operators as the metadata lists them, then subtask, state, kind.
-    let mut undecodable = undecodable.into_inner().unwrap_or_else(|p| p.into_inner());
     let order: HashMap<OperatorId, usize> = snapshot.metadata.operators.iter().enumerate().map(|(i, o)| (o.operator_id, i)).collect();
     undecodable.sort_by(|a, b| {
         let key = |u: &Undecodable| (order.get(&u.operator_id).copied(), u.subtask, u.state_index, u.state.clone(), u.kind);
@@ -480,7 +459,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
         undecodable,
         totals,
         run: ManifestRun {
-            threads: encoders,
+            threads,
             seconds,
             snapshot_bytes_per_second: if seconds > 0.0 { summary.totals.total_bytes as f64 / seconds } else { 0.0 },
             peak_rss_bytes: peak_rss_bytes(),
@@ -491,48 +470,41 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     Ok(manifest)
 }
 
-/// Work for the encoding threads.
+/// What a reading thread hands on, in snapshot order.
 enum Job {
-    /// Entries of state file `.0`, to encode and append.
-    Chunk(usize, Vec<Entry>),
-    /// A subtask that wrote to state file `.0` is done.
-    SubtaskDone(usize),
+    /// Entries of state file `file`, encoded, to append.
+    Chunk { file: usize, chunk: sink::Chunk, rows: u64, opaque: u64 },
+    /// A piece is read: the files it wrote to, what it could not decode, its stored bytes.
+    PieceDone { touched: BTreeSet<usize>, undecodable: Vec<Undecodable>, bytes: u64, ends_subtask: bool },
 }
 
-/// Encodes a chunk of one state's entries and appends it to the state's file.
-fn encode_chunk(file: &StateFile, entries: &[Entry], buffered: &AtomicUsize, progress: &dyn Progress) -> Result<()> {
-    let opaque: usize = if file.layout.may_hold_opaque() { entries.iter().map(Entry::opaque_count).sum() } else { 0 };
-    let chunk = file.encode(entries)?;
-    file.append(chunk, entries.len() as u64, opaque as u64, buffered)?;
-    progress.rows(entries.len() as u64);
-    Ok(())
-}
-
-/// A reading thread.
+/// What the reading threads share.
 struct Reader<'a> {
     snapshot: &'a Snapshot,
     opts: &'a ExportOptions,
     index: &'a HashMap<(usize, bool, String), usize>,
-    stop: &'a AtomicBool,
-    tx: std::sync::mpsc::SyncSender<Job>,
-    /// What the readers could not decode, for the manifest.
-    undecodable: &'a Mutex<Vec<Undecodable>>,
+    files: &'a [StateFile],
 }
 
 impl Reader<'_> {
-    /// Reads one subtask's entries, in chunks per state, and hands the chunks on.
-    fn read_subtask(&self, sub: SubtaskRef) -> Result<()> {
+    /// Reads one piece's entries, in chunks per state, and hands them on encoded.
+    fn read_piece(&self, piece: &Piece, emit: &mut dyn FnMut(Job) -> Result<()>) -> Result<()> {
+        let sub = piece.subtask;
         let mut chunks: HashMap<usize, (Vec<Entry>, usize)> = HashMap::new();
         let mut held = 0usize;
         let mut touched = BTreeSet::new();
         // Entries come in runs of one state (a key group holds each state's entries together):
         // the last lookup is nearly always the next one.
         let mut last: Option<(bool, String, usize)> = None;
-        let mut entries = SnapshotEntries::for_subtask(self.snapshot, self.opts.selection.clone(), sub);
+        let mut entries = piece.entries(self.snapshot, &self.opts.selection);
+        // Chunks are handed on in the order they fill up: the same order for any thread count.
+        let mut send = |i: usize, entries: Vec<Entry>| -> Result<()> {
+            let file = &self.files[i];
+            let opaque: usize = if file.layout.may_hold_opaque() { entries.iter().map(Entry::opaque_count).sum() } else { 0 };
+            let chunk = file.encode(&entries)?;
+            emit(Job::Chunk { file: i, chunk, rows: entries.len() as u64, opaque: opaque as u64 })
+        };
         for e in entries.by_ref() {
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
             let e = e?;
             let keyed = e.kind.is_keyed();
             let i = match &last {
@@ -557,55 +529,33 @@ impl Reader<'_> {
             if chunk.len() >= self.opts.batch_rows.max(1) || *bytes >= BATCH_BYTES {
                 held -= *bytes;
                 *bytes = 0;
-                self.send(Job::Chunk(i, std::mem::take(chunk)))?;
+                send(i, std::mem::take(chunk))?;
             }
             if held >= THREAD_BUFFER_BYTES {
-                for (&i, (chunk, bytes)) in chunks.iter_mut() {
-                    if !chunk.is_empty() {
+                // In file order, so the order does not depend on the hash map's.
+                let mut full: Vec<usize> = chunks.iter().filter(|(_, (c, _))| !c.is_empty()).map(|(&i, _)| i).collect();
+                full.sort_unstable();
+                for i in full {
+                    if let Some((chunk, bytes)) = chunks.get_mut(&i) {
                         *bytes = 0;
-                        self.send(Job::Chunk(i, std::mem::take(chunk)))?;
+                        send(i, std::mem::take(chunk))?;
                     }
                 }
                 held = 0;
             }
         }
-        if let Ok(mut list) = self.undecodable.lock() {
-            for u in entries.undecodable() {
-                Undecodable::merge_into(&mut list, u.clone());
-            }
+        let mut rest: Vec<(usize, Vec<Entry>)> = chunks.into_iter().filter(|(_, (c, _))| !c.is_empty()).map(|(i, (c, _))| (i, c)).collect();
+        rest.sort_unstable_by_key(|(i, _)| *i);
+        for (i, chunk) in rest {
+            send(i, chunk)?;
         }
-        for (i, (chunk, _)) in chunks {
-            if !chunk.is_empty() {
-                self.send(Job::Chunk(i, chunk))?;
-            }
-        }
-        for i in touched {
-            self.send(Job::SubtaskDone(i))?;
-        }
-        Ok(())
-    }
-
-    fn send(&self, job: Job) -> Result<()> {
-        // The encoders hold the receiver until every reader is done: a send only fails if
-        // one of them panicked.
-        self.tx.send(job).map_err(|_| Error::Invalid("the export's encoding threads stopped".into()))
+        emit(Job::PieceDone { touched, undecodable: entries.undecodable().to_vec(), bytes: piece.bytes, ends_subtask: piece.ends_subtask })
     }
 }
 
 /// Bytes an entry takes as stored: what a chunk's size is counted in.
 fn entry_bytes(e: &Entry) -> usize {
     e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + e.raw.stored_key.as_ref().map_or(0, Vec::len) + 64
-}
-
-/// Bytes of the state files of one subtask (for progress).
-fn subtask_bytes(snapshot: &Snapshot, sub: SubtaskRef) -> u64 {
-    let Some(s) = snapshot.metadata.operators.get(sub.operator).and_then(|o| o.subtasks.get(sub.subtask)).and_then(|st| st.state.as_ref())
-    else {
-        return 0;
-    };
-    let keyed: u64 = s.managed_keyed_state.iter().flat_map(|k| k.streams()).map(|(_, h)| h.size()).sum();
-    let operator: u64 = s.managed_operator_state.iter().map(|o| o.delegate.size()).sum();
-    keyed + operator
 }
 
 /// Output file names: one directory per operator, one file per state, unique, made of

@@ -26,6 +26,7 @@ pub mod entries;
 pub mod keyed;
 pub mod meta;
 pub mod operator;
+pub mod parallel;
 pub mod raw;
 pub mod rocksdb;
 pub mod serializers;

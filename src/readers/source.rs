@@ -105,6 +105,8 @@ pub(crate) struct OpenContext<'a> {
     pub top: &'a KeyedStateHandle,
     /// The selected states (all when empty): readers that can skip the others do.
     pub states: Vec<String>,
+    /// The selected key groups (all when `None`): readers that can skip the others do.
+    pub key_groups: Option<KeyGroupRange>,
 }
 
 impl OpenContext<'_> {
@@ -175,6 +177,7 @@ impl<'a> KeyedSource<'a> {
             subtask: sub,
             top: handle,
             states: selection.states.clone(),
+            key_groups: selection.key_groups,
         };
         let reader = open_reader(&cx, handle, false).map_err(|e| in_subtask(e, op.operator_id, st.index))?;
         // States whose registration could not be read (an unknown serializer snapshot whose end

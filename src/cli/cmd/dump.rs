@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use flinksnap::model::{Entry, KeyGroupRange, SubtaskRef};
+use flinksnap::readers::undecodable::Undecodable;
 use flinksnap::Snapshot;
 
 use super::operators::{plan_uids, read_plan, NamedOperators};
@@ -30,6 +31,7 @@ pub enum DumpFormat {
   flinksnap dump chk-42 --operator orders-dedup --state seen --format table
   flinksnap dump chk-42 --key-group 0..=9 --uid sessionizer | jq .value
   flinksnap dump chk-42 --origin | jq 'select(.key == \"k42\") | .origin'
+  flinksnap dump chk-42 --threads 1 > state.jsonl   # one core; the same bytes as any --threads
 
 OUTPUT (jsonl), one object per entry:
   {\"operator_id\", \"operator_uid\", \"state\", \"kind\", \"key_group\", \"key\", \"namespace\",
@@ -67,6 +69,11 @@ pub struct Args {
     /// the stored entry (formats/dump.md).
     #[arg(long)]
     pub origin: bool,
+    /// Threads reading and formatting (default: one per CPU). Subtasks and key-group ranges of
+    /// each keyed-state handle are read in parallel; the output is the same, in the same order,
+    /// for any N.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 pub(crate) fn parse_key_groups(s: &str) -> std::result::Result<KeyGroupRange, String> {
@@ -116,75 +123,106 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(r) = args.key_groups {
         scan = scan.key_groups(r.start..=r.start + (r.len - 1));
     }
-    let mut entries = scan.build()?.entries();
+    let scan = scan.build()?;
     let uid_of = |e: &Entry| uids.get(&e.operator_id).map(String::as_str);
-    let mut opaque = 0usize;
-    let mut count = 0usize;
     if args.origin && args.format != DumpFormat::Jsonl {
         anyhow::bail!("--origin is printed by --format jsonl only");
     }
-    // The file of each (subtask, stream), resolved once.
-    let mut files: HashMap<(Option<SubtaskRef>, Option<u16>, bool), Option<String>> = HashMap::new();
-    match args.format {
-        DumpFormat::Jsonl if !args.origin => {
-            // Straight from the entry into the output: the same bytes as the JSON tree, at a
-            // quarter of the instructions (`cargo xtask bench --vs-flink`, xtask/README.md).
-            let mut line = Vec::with_capacity(1024);
+    let threads = args.threads.unwrap_or_else(flinksnap::readers::parallel::default_threads).max(1);
+    let mut table = (args.format == DumpFormat::Table)
+        .then(|| Table::new(&COLUMNS.map(|c| c.to_uppercase()).iter().map(String::as_str).collect::<Vec<_>>()));
+    if args.format == DumpFormat::Csv {
+        let mut w = csv::Writer::from_writer(&mut *out);
+        w.write_record(COLUMNS)?;
+        w.flush()?;
+    }
+    let (mut opaque, mut count) = (0usize, 0usize);
+    let mut undecodable: Vec<Undecodable> = Vec::new();
+    let mut write_failed: Option<std::io::Error> = None;
+    // Pieces of the snapshot are formatted on `threads` threads and written here in snapshot
+    // order: the output does not depend on the number of threads.
+    let read = scan.read_ordered(
+        threads,
+        |entries, emit| {
+            let mut chunk = Chunk::default();
+            // The file of each (subtask, stream), resolved once.
+            let mut files: HashMap<(Option<SubtaskRef>, Option<u16>, bool), Option<String>> = HashMap::new();
             for e in entries.by_ref() {
-                let e = e?;
-                opaque += e.opaque_count();
-                count += 1;
-                line.clear();
-                e.write_json(uid_of(&e), &mut line)?;
-                line.push(b'\n');
-                out.write_all(&line)?;
-            }
-        }
-        DumpFormat::Jsonl => {
-            for e in entries.by_ref() {
-                let e = e?;
-                opaque += e.opaque_count();
-                count += 1;
-                let mut j = e.to_json(uid_of(&e));
-                if args.origin {
-                    let file = files.entry((e.origin.subtask, e.origin.stream, e.kind.is_keyed())).or_insert_with(|| snapshot.entry_file(&e)).clone();
-                    let position = e.origin.position.map_or(serde_json::Value::Null, |p| serde_json::to_value(p).unwrap_or_default());
-                    if let serde_json::Value::Object(m) = &mut j {
-                        m.insert("origin".into(), serde_json::json!({ "file": file, "position": position }));
+                let e = match e {
+                    Ok(e) => e,
+                    Err(err) => {
+                        // What came before the error is printed, as by one thread.
+                        emit(std::mem::take(&mut chunk))?;
+                        return Err(err);
                     }
+                };
+                chunk.opaque += e.opaque_count();
+                chunk.count += 1;
+                match args.format {
+                    // Straight from the entry into the output: the same bytes as the JSON tree,
+                    // at a quarter of the instructions (`cargo xtask bench --vs-flink`).
+                    DumpFormat::Jsonl if !args.origin => {
+                        // Into a Vec: cannot fail.
+                        let _ = e.write_json(uid_of(&e), &mut chunk.bytes);
+                        chunk.bytes.push(b'\n');
+                    }
+                    DumpFormat::Jsonl => {
+                        let mut j = e.to_json(uid_of(&e));
+                        let file = files.entry((e.origin.subtask, e.origin.stream, e.kind.is_keyed())).or_insert_with(|| snapshot.entry_file(&e)).clone();
+                        let position = e.origin.position.map_or(serde_json::Value::Null, |p| serde_json::to_value(p).unwrap_or_default());
+                        if let serde_json::Value::Object(m) = &mut j {
+                            m.insert("origin".into(), serde_json::json!({ "file": file, "position": position }));
+                        }
+                        // Into a Vec: cannot fail.
+                        let _ = serde_json::to_writer(&mut chunk.bytes, &j);
+                        chunk.bytes.push(b'\n');
+                    }
+                    DumpFormat::Csv => {
+                        let mut w = csv::Writer::from_writer(&mut chunk.bytes);
+                        w.write_record(cells(&e, uid_of(&e))).map_err(|err| flinksnap::Error::Invalid(format!("CSV: {err}")))?;
+                        w.flush().map_err(|err| flinksnap::Error::Invalid(format!("CSV: {err}")))?;
+                    }
+                    DumpFormat::Table => chunk.rows.push(cells(&e, uid_of(&e))),
                 }
-                serde_json::to_writer(&mut *out, &j).map_err(json_io)?;
-                out.write_all(b"\n")?;
+                if chunk.bytes.len() >= CHUNK_BYTES || chunk.rows.len() >= CHUNK_ROWS {
+                    emit(std::mem::take(&mut chunk))?;
+                }
             }
-        }
-        DumpFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(COLUMNS)?;
-            for e in entries.by_ref() {
-                let e = e?;
-                opaque += e.opaque_count();
-                count += 1;
-                w.write_record(cells(&e, uid_of(&e)))?;
+            chunk.undecodable = entries.undecodable();
+            emit(chunk)
+        },
+        |chunk| {
+            count += chunk.count;
+            opaque += chunk.opaque;
+            if let Err(e) = out.write_all(&chunk.bytes) {
+                // Reported as itself below (a closed pipe ends the dump quietly).
+                write_failed = Some(e);
+                return Err(flinksnap::Error::Invalid("writing the output failed".into()));
             }
-            w.flush()?;
-        }
-        DumpFormat::Table => {
-            let mut t = Table::new(&COLUMNS.map(|c| c.to_uppercase()).iter().map(String::as_str).collect::<Vec<_>>());
-            for e in entries.by_ref() {
-                let e = e?;
-                opaque += e.opaque_count();
-                count += 1;
-                t.row(cells(&e, uid_of(&e)));
+            if let Some(t) = &mut table {
+                for r in chunk.rows {
+                    t.row(r);
+                }
             }
-            t.write(out, "")?;
-        }
+            for u in chunk.undecodable {
+                Undecodable::merge_into(&mut undecodable, u);
+            }
+            Ok(())
+        },
+    );
+    if let Some(e) = write_failed {
+        return Err(e.into());
+    }
+    read?;
+    if let Some(t) = table {
+        t.write(out, "")?;
     }
     // Flush here, not on drop, so a failed write (a closed pipe) is reported.
     out.flush()?;
     if opaque > 0 {
         eprintln!("flinksnap: {count} entries; {opaque} values kept opaque (serializers flinksnap cannot interpret, e.g. Kryo)");
     }
-    report_undecodable(&entries.undecodable(), &uids);
+    report_undecodable(&undecodable, &uids);
     Ok(Outcome::Ok)
 }
 
@@ -204,12 +242,20 @@ fn cells(e: &Entry, uid: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn json_io(e: serde_json::Error) -> anyhow::Error {
-    match e.io_error_kind() {
-        Some(kind) => std::io::Error::from(kind).into(),
-        None => anyhow::Error::from(e).context("writing JSON"),
-    }
+/// Output bytes (or table rows) of a run of entries, formatted on a reading thread.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    rows: Vec<Vec<String>>,
+    count: usize,
+    opaque: usize,
+    /// At the end of a piece: what it could not decode.
+    undecodable: Vec<Undecodable>,
 }
+
+/// A chunk is handed on once it holds this many bytes or table rows.
+const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_ROWS: usize = 1024;
 
 /// Tells, on stderr, which states (or parts of them) were not decoded and why: the read went on
 /// past them.

@@ -37,6 +37,7 @@ serializers) are Binary, their class in the field metadata.
 EXAMPLES:
   flinksnap export savepoint-1a2b3c-4d5e6f7a8b9c --to export/
   flinksnap export chk-42 --to out --operator orders-dedup --format jsonl
+  flinksnap export chk-42 --to out --threads 2      # at most 2 cores
   duckdb -c \"SELECT key, value FROM 'export/keyed-string/v-pojo.parquet' LIMIT 5\"")]
 pub struct Args {
     /// A snapshot directory (holding `_metadata`) or a `_metadata` file.
@@ -66,8 +67,9 @@ pub struct Args {
     /// replaced or removed, other files are left alone.
     #[arg(long)]
     pub force: bool,
-    /// Threads encoding and writing (default: one per CPU); up to as many more read subtasks,
-    /// one subtask each at a time.
+    /// Threads reading and encoding (default: one per CPU): subtasks and key-group ranges of
+    /// each keyed-state handle are read in parallel; every file gets its rows in the same order
+    /// for any N (formats/parquet-export.md).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Rows per Parquet record batch.

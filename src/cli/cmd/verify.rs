@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use flinksnap::manage::verify::{CheckStatus, Finding, Level, VerifyOutcome, VerifyReport};
-use flinksnap::verify_with;
+use flinksnap::verify_on;
 
 use crate::cli::output::{human_bytes, write_json};
 use crate::cli::Outcome;
@@ -29,6 +29,7 @@ pub enum VerifyFormat {
   flinksnap verify /checkpoints/7f3c.../chk-42
   flinksnap verify savepoint-1a2b3c-4d5e6f7a8b9c --level full
   flinksnap verify chk-42 --level full --format junit > verify.xml
+  flinksnap verify chk-42 --level full --threads 1   # one core; the same report as any N
 
 Every problem names the operator, subtask, file and position where they are known: a byte
 offset in the file, an offset in a decompressed Snappy stream, or an offset inside a stored
@@ -58,6 +59,10 @@ pub struct Args {
     /// cannot read): for gates that must see every entry.
     #[arg(long)]
     pub strict: bool,
+    /// Threads decoding keyed state with --level full (default: one per CPU): key-group ranges
+    /// of every keyed-state handle are read in parallel; the report is the same for any N.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// `--level`.
@@ -75,7 +80,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         LevelArg::Shallow => Level::Shallow,
         LevelArg::Full => Level::Full,
     };
-    let report = verify_with(crate::cli::storage(), &args.path, level, &args.uids)?;
+    let threads = args.threads.unwrap_or_else(flinksnap::readers::parallel::default_threads).max(1);
+    let report = verify_on(crate::cli::storage(), &args.path, level, &args.uids, threads)?;
     match args.format {
         VerifyFormat::Json => write_json(out, "verify", &report)?,
         VerifyFormat::Text => write_text(&report, out)?,

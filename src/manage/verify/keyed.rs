@@ -9,7 +9,8 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::metadata::handles::KeyedStateHandle;
 use crate::metadata::OperatorState;
 use crate::model::{KeyGroupRange, SubtaskRef};
-use crate::readers::serializers::{key_group_for_hash, key_hash_code};
+use crate::error::Error;
+use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::readers::source::{KeyedSource, Selection};
 use crate::readers::undecodable::Undecodable;
 use crate::snapshot::Snapshot;
@@ -23,6 +24,57 @@ struct Misplaced {
     belongs_in: u32,
     file: Option<String>,
     position: Option<crate::error::Position>,
+}
+
+/// What reading one key group found.
+struct KeyGroupResult {
+    kg: u32,
+    entries: u64,
+    opaque: u64,
+    /// Entries whose key hashes to another key group, and the first of them.
+    wrong: u64,
+    example: Option<Misplaced>,
+    /// The error that ended the key group.
+    failed: Option<Error>,
+    /// What the source could not decode in it.
+    undecodable: Vec<Undecodable>,
+}
+
+/// Reads key group `kg` of `source` to its end (or first error), checking each key's hash.
+fn check_key_group(s: &Snapshot, op: &OperatorState, key_serializer: &TypeSerializer, source: &mut KeyedSource<'_>, kg: u32) -> KeyGroupResult {
+    let mut r = KeyGroupResult { kg, entries: 0, opaque: 0, wrong: 0, example: None, failed: None, undecodable: Vec::new() };
+    let it = match source.read_key_group(kg) {
+        Err(e) => {
+            r.failed = Some(e);
+            return r;
+        }
+        Ok(it) => it,
+    };
+    for e in it {
+        let e = match e {
+            Ok(e) => e,
+            Err(e) => {
+                r.failed = Some(e);
+                break;
+            }
+        };
+        r.entries += 1;
+        r.opaque += e.opaque_count() as u64;
+        let Some(key) = &e.key else { continue };
+        let Some(hash) = key_hash_code(key_serializer, key, &e.raw.key) else { continue };
+        let want = key_group_for_hash(hash, op.max_parallelism);
+        if want != kg {
+            r.wrong += 1;
+            r.example.get_or_insert_with(|| Misplaced {
+                state: e.state.clone(),
+                key: key.to_json().to_string(),
+                belongs_in: want,
+                file: s.entry_file(&e),
+                position: e.origin.position,
+            });
+        }
+    }
+    r
 }
 
 impl Verifier<'_> {
@@ -117,64 +169,45 @@ impl Verifier<'_> {
         let untyped = Undecodable::untyped(op.operator_id, Some(source.key_serializer()), &source.meta().states, file);
         self.add_undecodable(s, op, subtask, sub, untyped, &mut out);
         self.take_undecodable(s, op, subtask, &mut source, &mut out);
-        for kg in key_groups {
-            let (mut entries, mut wrong) = (0u64, 0u64);
-            let mut example: Option<Misplaced> = None;
-            let mut failed = None;
-            match source.read_key_group(kg) {
-                Err(e) => failed = Some(e),
-                Ok(it) => {
-                    for e in it {
-                        let e = match e {
-                            Ok(e) => e,
-                            Err(e) => {
-                                failed = Some(e);
-                                break;
-                            }
-                        };
-                        entries += 1;
-                        self.totals.opaque_values += e.opaque_count() as u64;
-                        let Some(key) = &e.key else { continue };
-                        let Some(hash) = key_hash_code(&key_serializer, key, &e.raw.key) else { continue };
-                        let want = key_group_for_hash(hash, op.max_parallelism);
-                        if want != kg {
-                            wrong += 1;
-                            example.get_or_insert_with(|| Misplaced {
-                                state: e.state.clone(),
-                                key: key.to_json().to_string(),
-                                belongs_in: want,
-                                file: s.entry_file(&e),
-                                position: e.origin.position,
-                            });
-                        }
+        // Runs of key groups are read on the verifier's threads, each through a source of its
+        // own, and their results taken here in key-group order: the report does not depend on
+        // the number of threads.
+        let threads = self.threads;
+        let runs = crate::readers::parallel::split_key_groups(&key_groups, threads);
+        // The first run reads through the source opened above; the others open their own.
+        let opened = std::sync::Mutex::new(Some(source));
+        let read = crate::readers::parallel::ordered(
+            &runs,
+            threads,
+            |run, emit| {
+                let (Some(&first), Some(&last)) = (run.first(), run.last()) else { return Ok(()) };
+                let taken = if std::ptr::eq(run.as_ptr(), runs[0].as_ptr()) { opened.lock().ok().and_then(|mut o| o.take()) } else { None };
+                let mut source = match taken {
+                    Some(source) => source,
+                    None => {
+                        let selection = Selection { key_groups: Some(KeyGroupRange::new(first, last - first + 1)), ..Selection::default() };
+                        let mut own = KeyedSource::open(s, sub, &selection)?
+                            .ok_or_else(|| Error::Invalid(format!("operator {}: no keyed state on reopening", op.operator_id)))?;
+                        // The proxy's records, taken from the first source already.
+                        own.take_undecodable();
+                        own
                     }
+                };
+                let source = &mut source;
+                for &kg in *run {
+                    let mut r = check_key_group(s, op, &key_serializer, source, kg);
+                    r.undecodable = source.take_undecodable();
+                    emit(r)?;
                 }
-            }
-            self.totals.entries += entries;
-            self.take_undecodable(s, op, subtask, &mut source, &mut out);
-            if let Some(e) = failed {
-                let mut f = self.error_finding(s, op, Some(subtask), &e);
-                if !f.message.contains(&format!("key group {kg}")) {
-                    f.message = format!("key group {kg}: {}", f.message);
-                }
-                out.push(f);
-                continue;
-            }
-            self.totals.key_groups += 1;
-            if let Some(m) = example {
-                let mut f = self.finding(s, Some(op), Some(subtask), Severity::Error, FindingKind::WrongKeyGroup);
-                let at = m.position.map(|p| format!(" (the first at {p})")).unwrap_or_default();
-                f.message = format!(
-                    "{}key group {kg} holds {wrong} entries whose key hashes to another key group{at}, e.g. state {:?} key {} belongs in key group {}: a corrupted key",
-                    m.file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
-                    m.state,
-                    m.key,
-                    m.belongs_in
-                );
-                f.file = m.file;
-                f.set_position(m.position);
-                out.push(f);
-            }
+                Ok(())
+            },
+            |r| {
+                self.key_group_result(s, op, subtask, sub, r, &mut out);
+                Ok(())
+            },
+        );
+        if let Err(e) = read {
+            out.push(self.error_finding(s, op, Some(subtask), &e));
         }
         // RocksDB and ForSt handles: every block of every live table, also those no entry read
         // lies in (other column families, key groups outside the handle), must pass its checksum.
@@ -198,6 +231,38 @@ impl Verifier<'_> {
             }
         }
         out
+    }
+
+    /// Adds what reading key group `r.kg` found to the report, as the key groups come.
+    fn key_group_result(&mut self, s: &Snapshot, op: &OperatorState, subtask: u32, sub: SubtaskRef, r: KeyGroupResult, out: &mut Vec<Finding>) {
+        let kg = r.kg;
+        self.totals.entries += r.entries;
+        self.totals.opaque_values += r.opaque;
+        self.add_undecodable(s, op, subtask, sub, r.undecodable, out);
+        if let Some(e) = r.failed {
+            let mut f = self.error_finding(s, op, Some(subtask), &e);
+            if !f.message.contains(&format!("key group {kg}")) {
+                f.message = format!("key group {kg}: {}", f.message);
+            }
+            out.push(f);
+            return;
+        }
+        self.totals.key_groups += 1;
+        if let Some(m) = r.example {
+            let mut f = self.finding(s, Some(op), Some(subtask), Severity::Error, FindingKind::WrongKeyGroup);
+            let at = m.position.map(|p| format!(" (the first at {p})")).unwrap_or_default();
+            f.message = format!(
+                "{}key group {kg} holds {} entries whose key hashes to another key group{at}, e.g. state {:?} key {} belongs in key group {}: a corrupted key",
+                m.file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
+                r.wrong,
+                m.state,
+                m.key,
+                m.belongs_in
+            );
+            f.file = m.file;
+            f.set_position(m.position);
+            out.push(f);
+        }
     }
 
     /// What the source could not decode since the last call: kept for the report (merged per

@@ -231,6 +231,12 @@ impl VerifyReport {
 /// cannot run: nothing at `path`, or no `_metadata` there; a `_metadata` that does not parse is a
 /// finding.
 pub fn verify(storage: Arc<dyn Storage>, path: &str, level: Level, uids: &[String]) -> crate::Result<VerifyReport> {
+    verify_on(storage, path, level, uids, crate::readers::parallel::default_threads())
+}
+
+/// [`verify`] on `threads` threads (`--threads`): key-group ranges of every keyed-state handle
+/// are decoded in parallel; the report is the same for any number.
+pub fn verify_on(storage: Arc<dyn Storage>, path: &str, level: Level, uids: &[String], threads: usize) -> crate::Result<VerifyReport> {
     let loc = Location::new(path);
     let head = storage.head(&loc)?;
     let metadata_location = if head.is_dir { loc.join(METADATA_FILE) } else { loc.clone() };
@@ -240,7 +246,7 @@ pub fn verify(storage: Arc<dyn Storage>, path: &str, level: Level, uids: &[Strin
             "{loc}: no {METADATA_FILE} file: not a snapshot directory (or an incomplete checkpoint)"
         )));
     }
-    let mut v = Verifier { checks: Vec::new(), totals: VerifyTotals::default(), uids, undecodable: Vec::new() };
+    let mut v = Verifier { checks: Vec::new(), totals: VerifyTotals::default(), uids, undecodable: Vec::new(), threads: threads.max(1) };
     let snapshot = match Snapshot::open(storage, metadata_location.as_str()) {
         Ok(s) => {
             v.check("metadata", "_metadata parses", Vec::new());
@@ -278,6 +284,8 @@ pub(super) struct Verifier<'u> {
     totals: VerifyTotals,
     uids: &'u [String],
     undecodable: Vec<Undecodable>,
+    /// Threads decoding keyed state.
+    threads: usize,
 }
 
 /// File, position and message of an error.

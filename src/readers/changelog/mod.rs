@@ -222,6 +222,7 @@ mod tests {
                         subtask: SubtaskRef { operator: i, subtask: j },
                         top,
                         states: Vec::new(),
+                        key_groups: None,
                     };
                     let mut reader = ChangelogReader::open(&cx, h).unwrap();
                     let key = |e: &Entry| format!("{} {:?} {:?} {:?} {:?}", e.state, e.raw.key, e.raw.namespace, e.raw.user_key, e.raw.value);

@@ -42,6 +42,8 @@ pub(crate) struct RocksDbSource<'a> {
     operator_id: OperatorId,
     max_parallelism: u32,
     states: Vec<String>,
+    /// The selected key groups: a piece of a parallel read lists and scans only its own.
+    key_groups: Option<KeyGroupRange>,
     meta: KeyedBackendMeta,
     origin: Origin,
     reader: Option<RocksDbHandleReader>,
@@ -60,6 +62,7 @@ impl<'a> RocksDbSource<'a> {
             operator_id: cx.operator_id,
             max_parallelism: cx.max_parallelism,
             states: cx.states.clone(),
+            key_groups: cx.key_groups,
             meta,
             // RocksDB merges its files: which one held an entry is not known.
             origin: Origin { subtask: Some(cx.subtask), stream: None, position: None },
@@ -72,7 +75,7 @@ impl<'a> RocksDbSource<'a> {
     fn reader(&mut self) -> Result<&mut RocksDbHandleReader> {
         let reader = match self.reader.take() {
             Some(r) => r,
-            None => RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, None)?,
+            None => RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, self.key_groups)?,
         };
         Ok(self.reader.insert(reader))
     }
