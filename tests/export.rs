@@ -134,23 +134,11 @@ fn parquet_read_back_by_pyarrow_equals_expected_contents() {
 }
 
 fn assert_no_temporaries(dir: &Path) {
-    for e in walk(dir) {
+    for e in crate::util::files_under(dir) {
         assert!(!e.to_string_lossy().contains("flinksnap-tmp"), "left behind: {}", e.display());
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 fn newest_canonical() -> Fixture {
     fixtures().into_iter().find(|f| f.case["format"] == "canonical" && f.case["backend"] == "hashmap" && f.case["flink_version"] == "2.3.0" && f.case["parallelism"] == 1).unwrap()
@@ -395,5 +383,5 @@ fn failed_export_leaves_nothing_under_a_final_name() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(biggest.file_name().unwrap().to_str().unwrap()), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(walk(&out_dir), Vec::<PathBuf>::new(), "files left after a failed export");
+    assert_eq!(crate::util::files_under(&out_dir), Vec::<PathBuf>::new(), "files left after a failed export");
 }

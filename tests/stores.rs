@@ -154,8 +154,7 @@ pub fn gcs() -> Option<&'static Store> {
 /// Uploads every file of `testdata/` below the store's root, eight at a time.
 fn upload_testdata(store: &Store) {
     let storage = store.storage();
-    let mut files = Vec::new();
-    walk(&root().join("testdata"), &mut files);
+    let files = crate::util::files_under(&root().join("testdata"));
     let chunks: Vec<Vec<PathBuf>> = files.chunks(files.len().div_ceil(8).max(1)).map(<[PathBuf]>::to_vec).collect();
     std::thread::scope(|s| {
         for chunk in &chunks {
@@ -171,16 +170,6 @@ fn upload_testdata(store: &Store) {
     });
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
 
 /// stdout of a run that must exit with `code`.
 fn stdout(out: &Output, code: i32, what: &str) -> String {
@@ -616,8 +605,7 @@ fn gc_on_a_bucket_plans_and_removes_what_it_does_locally() {
         // --delete on copies of their own: the bucket's and a local one lose the same files.
         let tmp = tempfile::tempdir().unwrap();
         let local = tmp.path().join(dir.file_name().unwrap());
-        let mut files = Vec::new();
-        walk(&dir, &mut files);
+        let files = crate::util::files_under(&dir);
         let storage = store.storage();
         let url = format!("{}/gc/{}", store.url_root, rel.display());
         for f in &files {
@@ -641,8 +629,7 @@ fn gc_on_a_bucket_plans_and_removes_what_it_does_locally() {
         assert_eq!(removed(&got), removed(&want), "{case}: gc --delete removed other files from the bucket");
         assert!(got["data"]["failures"].as_array().is_none_or(|f| f.is_empty()), "{got}");
         // What is left is the same, and every remaining checkpoint still reads the same.
-        let mut left_local = Vec::new();
-        walk(&local, &mut left_local);
+        let left_local = crate::util::files_under(&local);
         let mut left_local: Vec<String> = left_local.iter().map(|f| f.strip_prefix(&local).unwrap().display().to_string()).collect();
         left_local.sort();
         let mut left_bucket = Vec::new();
@@ -664,8 +651,7 @@ fn gc_on_a_bucket_plans_and_removes_what_it_does_locally() {
 
 /// Uploads the files of local directory `dir` to `url` (same relative names).
 fn upload_dir(storage: &Storages, dir: &Path, url: &str) {
-    let mut files = Vec::new();
-    walk(dir, &mut files);
+    let files = crate::util::files_under(dir);
     for f in &files {
         let r = f.strip_prefix(dir).unwrap();
         storage.put(&Location::new(&format!("{url}/{}", r.display())), &std::fs::read(f).unwrap(), PutMode::Overwrite).unwrap();
@@ -695,8 +681,7 @@ fn gc_interrupted_by_a_server_that_goes_away_deletes_nothing_it_must_keep() {
     // (FLINK-24852) and an abandoned checkpoint without `_metadata`.
     let staged = tempfile::tempdir().unwrap();
     let dir = staged.path().join(job.file_name().unwrap());
-    let mut files = Vec::new();
-    walk(&job, &mut files);
+    let files = crate::util::files_under(&job);
     for f in &files {
         let r = f.strip_prefix(&job).unwrap();
         std::fs::create_dir_all(dir.join(r).parent().unwrap()).unwrap();
@@ -711,8 +696,7 @@ fn gc_interrupted_by_a_server_that_goes_away_deletes_nothing_it_must_keep() {
     // What gc keeps on a local copy: every file of it must survive an interrupted gc.
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join(dir.file_name().unwrap());
-    let mut files = Vec::new();
-    walk(&dir, &mut files);
+    let files = crate::util::files_under(&dir);
     for f in &files {
         let r = f.strip_prefix(&dir).unwrap();
         std::fs::create_dir_all(local.join(r).parent().unwrap()).unwrap();
@@ -721,8 +705,7 @@ fn gc_interrupted_by_a_server_that_goes_away_deletes_nothing_it_must_keep() {
     let mut a = vec!["gc", local.to_str().unwrap()];
     a.extend(args);
     crate::util::flinksnap_ok(&a);
-    let mut keep = Vec::new();
-    walk(&local, &mut keep);
+    let keep = crate::util::files_under(&local);
     let mut keep: Vec<String> = keep.iter().map(|f| f.strip_prefix(&local).unwrap().display().to_string()).collect();
     keep.sort();
     assert!(keep.len() < files.len(), "{case}: the local gc removed nothing, so the test could not fail");
@@ -813,8 +796,7 @@ fn gc_at_scale(store: &Store, proxied: Option<(&Store, &crate::util::proxy::Prox
     let storage = store.storage();
     let url = format!("{}/gc-scale/{}", store.url_root, job.file_name().unwrap().to_str().unwrap());
     upload_dir(&storage, &job, &url);
-    let mut fixture = Vec::new();
-    walk(&job, &mut fixture);
+    let fixture = crate::util::files_under(&job);
 
     // What gc removes from the fixture itself (a local dry run), and the orphans added to it.
     let args = ["--older-than", "0s", "--format", "json"];

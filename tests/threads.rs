@@ -175,21 +175,8 @@ fn a_reading_threads_error_is_the_commands_error() {
         assert!(!out.status.success(), "export on {threads} threads");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&snapshot), "{err}");
-        let left: Vec<_> = walk(&dir);
+        let left: Vec<_> = crate::util::files_under(&dir);
         assert!(left.is_empty(), "export on {threads} threads left {left:?}");
     }
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}

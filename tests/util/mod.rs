@@ -14,23 +14,25 @@ pub fn root() -> PathBuf {
 
 /// Every `_metadata` below `testdata/`, sorted, as paths relative to the repository root.
 pub fn metadata_files() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    walk(&root().join("testdata"), &mut out);
+    let mut out = files_under(&root().join("testdata"));
     out.retain(|p| p.file_name().is_some_and(|n| n == "_metadata"));
     out.sort();
     out.into_iter().map(|p| p.strip_prefix(root()).unwrap().to_path_buf()).collect()
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+/// Every file below `dir`, recursively (none when it does not exist), in directory order.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
-            walk(&p, out);
+            out.extend(files_under(&p));
         } else {
             out.push(p);
         }
     }
+    out
 }
 
 /// The Flink versions fixtures are written for: those of `testdata/flink-VERSION/` (the main
