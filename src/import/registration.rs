@@ -11,7 +11,8 @@ use crate::bytes::{Cursor, DataOutput};
 use crate::error::{Error, Result};
 use crate::model::StateKind;
 use crate::readers::meta::{read_state_meta_info, StateMetaInfo};
-use crate::readers::serializers::consts::{COMPOSITE_MAGIC, NESTED_MAGIC, NESTED_VERSION, PROXY_VERSION};
+use crate::readers::serializers::SimpleType;
+use crate::readers::serializers::consts::{simple_snapshot_class, COMPOSITE_MAGIC, NESTED_MAGIC, NESTED_VERSION, PROXY_VERSION};
 
 const BASE: &str = "org.apache.flink.api.common.typeutils.base.";
 
@@ -31,8 +32,10 @@ const VOID_NAMESPACE: &str = "org.apache.flink.runtime.state.VoidNamespaceSerial
 /// A type whose serializer snapshot flinksnap writes for a new state.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum BuiltinType {
-    /// A `SimpleTypeSerializerSnapshot`: the serializer's simple class name under `…typeutils.base.`.
-    Simple(&'static str),
+    /// A `SimpleTypeSerializerSnapshot` of a type (`consts::simple_snapshot_class` names it).
+    Simple(SimpleType),
+    /// A primitive array (`byte[]`: `BytePrimitiveArraySerializer`), by element type.
+    Array(SimpleType),
     /// `List<T>` (`ListSerializer`), the value serializer of list state.
     List(Box<BuiltinType>),
     /// `Map<K, V>` (`MapSerializer`), the value serializer of map state.
@@ -48,15 +51,15 @@ impl BuiltinType {
     /// types an Arrow type could hold: `Utf8` is a `String`, `Binary` a `byte[]`).
     pub(crate) fn of_column(t: &DataType) -> Option<BuiltinType> {
         Some(BuiltinType::Simple(match t {
-            DataType::Int64 => "LongSerializer$LongSerializerSnapshot",
-            DataType::Int32 => "IntSerializer$IntSerializerSnapshot",
-            DataType::Int16 => "ShortSerializer$ShortSerializerSnapshot",
-            DataType::Int8 => "ByteSerializer$ByteSerializerSnapshot",
-            DataType::Boolean => "BooleanSerializer$BooleanSerializerSnapshot",
-            DataType::Float64 => "DoubleSerializer$DoubleSerializerSnapshot",
-            DataType::Float32 => "FloatSerializer$FloatSerializerSnapshot",
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "StringSerializer$StringSerializerSnapshot",
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "array.BytePrimitiveArraySerializer$BytePrimitiveArraySerializerSnapshot",
+            DataType::Int64 => SimpleType::Long,
+            DataType::Int32 => SimpleType::Int,
+            DataType::Int16 => SimpleType::Short,
+            DataType::Int8 => SimpleType::Byte,
+            DataType::Boolean => SimpleType::Boolean,
+            DataType::Float64 => SimpleType::Double,
+            DataType::Float32 => SimpleType::Float,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SimpleType::String,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => return Some(BuiltinType::Array(SimpleType::Byte)),
             _ => return None,
         }))
     }
@@ -64,8 +67,9 @@ impl BuiltinType {
     /// The snapshot in versioned form: `utf` class, `i32` version, payload.
     fn write(&self, out: &mut Vec<u8>) -> std::result::Result<(), String> {
         match self {
-            BuiltinType::Simple(class) => {
-                out.put_utf(&format!("{BASE}{class}"))?;
+            BuiltinType::Simple(t) | BuiltinType::Array(t) => {
+                let class = simple_snapshot_class(*t, matches!(self, BuiltinType::Array(_))).ok_or_else(|| format!("no snapshot class for {t:?}"))?;
+                out.put_utf(&class)?;
                 out.put_i32(SNAPSHOT_VERSION);
                 Ok(())
             }

@@ -31,6 +31,8 @@ pub mod pojo_flags {
     pub const IS_TAGGED_SUBCLASS: u8 = 8;
 }
 
+use super::SimpleType;
+
 const BASE: &str = "org.apache.flink.api.common.typeutils.base.";
 const ARRAY: &str = "org.apache.flink.api.common.typeutils.base.array.";
 const RUNTIME: &str = "org.apache.flink.api.java.typeutils.runtime.";
@@ -97,6 +99,62 @@ pub enum Family {
     Cep(super::cep::CepFamily),
 }
 
+/// The `…typeutils.base.<Name>` serializers whose snapshot is `<Name>$<Name>Snapshot` (a
+/// `SimpleTypeSerializerSnapshot`), with the type each serializes.
+const SIMPLE: &[(&str, SimpleType)] = &[
+    ("BooleanSerializer", SimpleType::Boolean),
+    ("ByteSerializer", SimpleType::Byte),
+    ("ShortSerializer", SimpleType::Short),
+    ("IntSerializer", SimpleType::Int),
+    ("LongSerializer", SimpleType::Long),
+    ("FloatSerializer", SimpleType::Float),
+    ("DoubleSerializer", SimpleType::Double),
+    ("CharSerializer", SimpleType::Char),
+    ("StringSerializer", SimpleType::String),
+    ("BigIntSerializer", SimpleType::BigInteger),
+    ("BigDecSerializer", SimpleType::BigDecimal),
+    ("InstantSerializer", SimpleType::Instant),
+    ("LocalDateSerializer", SimpleType::LocalDate),
+    ("LocalTimeSerializer", SimpleType::LocalTime),
+    ("LocalDateTimeSerializer", SimpleType::LocalDateTime),
+    ("DateSerializer", SimpleType::Date),
+    ("SqlDateSerializer", SimpleType::SqlDate),
+    ("SqlTimeSerializer", SimpleType::SqlTime),
+    ("SqlTimestampSerializer", SimpleType::SqlTimestamp),
+    ("VoidSerializer", SimpleType::Void),
+    ("BooleanValueSerializer", SimpleType::BooleanValue),
+    ("ByteValueSerializer", SimpleType::ByteValue),
+    ("ShortValueSerializer", SimpleType::ShortValue),
+    ("IntValueSerializer", SimpleType::IntValue),
+    ("LongValueSerializer", SimpleType::LongValue),
+    ("FloatValueSerializer", SimpleType::FloatValue),
+    ("DoubleValueSerializer", SimpleType::DoubleValue),
+    ("CharValueSerializer", SimpleType::CharValue),
+    ("StringValueSerializer", SimpleType::StringValue),
+    ("NullValueSerializer", SimpleType::NullValue),
+];
+
+/// The `…typeutils.base.array.<Name>` serializers (snapshot `<Name>$<Name>Snapshot`), with the
+/// element type.
+const ARRAYS: &[(&str, SimpleType)] = &[
+    ("BooleanPrimitiveArraySerializer", SimpleType::Boolean),
+    ("BytePrimitiveArraySerializer", SimpleType::Byte),
+    ("ShortPrimitiveArraySerializer", SimpleType::Short),
+    ("IntPrimitiveArraySerializer", SimpleType::Int),
+    ("LongPrimitiveArraySerializer", SimpleType::Long),
+    ("FloatPrimitiveArraySerializer", SimpleType::Float),
+    ("DoublePrimitiveArraySerializer", SimpleType::Double),
+    ("CharPrimitiveArraySerializer", SimpleType::Char),
+    ("StringArraySerializer", SimpleType::String),
+];
+
+/// The snapshot class Flink writes for a serializer of `t` (a `SimpleTypeSerializerSnapshot`),
+/// or of an array of `t`: the inverse of [`family`] for those.
+pub(crate) fn simple_snapshot_class(t: SimpleType, array: bool) -> Option<String> {
+    let (table, prefix) = if array { (ARRAYS, ARRAY) } else { (SIMPLE, BASE) };
+    table.iter().find(|(_, ty)| *ty == t).map(|(name, _)| format!("{prefix}{name}${name}Snapshot"))
+}
+
 /// The family of a snapshot class, or `None` for a class flinksnap does not know.
 pub fn family(class: &str) -> Option<Family> {
     use super::SimpleType as S;
@@ -110,39 +168,7 @@ pub fn family(class: &str) -> Option<Family> {
     if let Some(rest) = class.strip_prefix(BASE) {
         // `<Name>$<Name>Snapshot`.
         let simple = |name: &str| rest.split_once('$').is_some_and(|(o, i)| o == name && i.strip_suffix("Snapshot") == Some(name));
-        let table: &[(&str, S)] = &[
-            ("BooleanSerializer", S::Boolean),
-            ("ByteSerializer", S::Byte),
-            ("ShortSerializer", S::Short),
-            ("IntSerializer", S::Int),
-            ("LongSerializer", S::Long),
-            ("FloatSerializer", S::Float),
-            ("DoubleSerializer", S::Double),
-            ("CharSerializer", S::Char),
-            ("StringSerializer", S::String),
-            ("BigIntSerializer", S::BigInteger),
-            ("BigDecSerializer", S::BigDecimal),
-            ("InstantSerializer", S::Instant),
-            ("LocalDateSerializer", S::LocalDate),
-            ("LocalTimeSerializer", S::LocalTime),
-            ("LocalDateTimeSerializer", S::LocalDateTime),
-            ("DateSerializer", S::Date),
-            ("SqlDateSerializer", S::SqlDate),
-            ("SqlTimeSerializer", S::SqlTime),
-            ("SqlTimestampSerializer", S::SqlTimestamp),
-            ("VoidSerializer", S::Void),
-            ("BooleanValueSerializer", S::BooleanValue),
-            ("ByteValueSerializer", S::ByteValue),
-            ("ShortValueSerializer", S::ShortValue),
-            ("IntValueSerializer", S::IntValue),
-            ("LongValueSerializer", S::LongValue),
-            ("FloatValueSerializer", S::FloatValue),
-            ("DoubleValueSerializer", S::DoubleValue),
-            ("CharValueSerializer", S::CharValue),
-            ("StringValueSerializer", S::StringValue),
-            ("NullValueSerializer", S::NullValue),
-        ];
-        for (name, ty) in table {
+        for (name, ty) in SIMPLE {
             if simple(name) {
                 return Some(F::Simple(*ty));
             }
@@ -207,21 +233,9 @@ pub fn family(class: &str) -> Option<Family> {
 }
 
 fn array_family(class: &str) -> Option<Family> {
-    use super::SimpleType as S;
     let rest = class.strip_prefix(ARRAY)?;
-    let table: &[(&str, S)] = &[
-        ("BooleanPrimitiveArraySerializer", S::Boolean),
-        ("BytePrimitiveArraySerializer", S::Byte),
-        ("ShortPrimitiveArraySerializer", S::Short),
-        ("IntPrimitiveArraySerializer", S::Int),
-        ("LongPrimitiveArraySerializer", S::Long),
-        ("FloatPrimitiveArraySerializer", S::Float),
-        ("DoublePrimitiveArraySerializer", S::Double),
-        ("CharPrimitiveArraySerializer", S::Char),
-        ("StringArraySerializer", S::String),
-    ];
     let (outer, inner) = rest.split_once('$')?;
-    table
+    ARRAYS
         .iter()
         .find(|(name, _)| *name == outer && inner.strip_suffix("Snapshot") == Some(outer))
         .map(|(_, ty)| Family::PrimitiveArray(*ty))
