@@ -364,13 +364,7 @@ fn failed_export_leaves_nothing_under_a_final_name() {
     let src = root().join(fx.path());
     let snap = tmp.path().join(src.file_name().unwrap());
     crate::inspect::copy_dir(&src, &snap);
-    let biggest = std::fs::read_dir(&snap)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap() != "_metadata")
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
+    let biggest = crate::util::largest_state_file(&snap);
     let bytes = std::fs::read(&biggest).unwrap();
     std::fs::write(&biggest, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let out_dir = tmp.path().join("out");

@@ -140,13 +140,7 @@ fn damaged_copy(fixture: &str, tmp: &Path) -> String {
     let src = root().join(&m).parent().unwrap().to_path_buf();
     let dst = tmp.join(src.file_name().unwrap());
     copy_dir(&src, &dst);
-    let largest = std::fs::read_dir(&dst)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap() != "_metadata")
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
+    let largest = crate::util::largest_state_file(&dst);
     let mut bytes = std::fs::read(&largest).unwrap();
     let at = bytes.len() / 2;
     bytes[at..at + 64].fill(0xFF);

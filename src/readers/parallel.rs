@@ -191,7 +191,7 @@ enum Msg<T> {
 /// Runs `produce` for every piece on up to `threads` threads and hands what it emits to
 /// `consume` on this thread, piece after piece in the order of `pieces`, each piece's results
 /// in the order emitted: the same calls to `consume` as one thread producing every piece in
-/// turn. At most `2 × threads` pieces are under way, each with at most [`DEPTH`] results
+/// turn. At most `2 × threads` pieces are under way, each with at most `DEPTH` (2) results
 /// waiting. The first error, of `produce` (in piece order) or of `consume`, ends the run and is
 /// returned; pieces after it are not started, those under way stop at their next emit.
 pub fn ordered<P, T, F, C>(pieces: &[P], threads: usize, produce: F, mut consume: C) -> Result<()>

@@ -20,6 +20,18 @@ pub fn metadata_files() -> Vec<PathBuf> {
     out.into_iter().map(|p| p.strip_prefix(root()).unwrap().to_path_buf()).collect()
 }
 
+/// The largest file of a snapshot directory other than its `_metadata`: the state file a
+/// corruption test damages.
+pub fn largest_state_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap() != "_metadata")
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
+}
+
 /// Every file below `dir`, recursively (none when it does not exist), in directory order.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -150,6 +150,7 @@ const ARRAYS: &[(&str, SimpleType)] = &[
 
 /// The snapshot class Flink writes for a serializer of `t` (a `SimpleTypeSerializerSnapshot`),
 /// or of an array of `t`: the inverse of [`family`] for those.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))] // only import (parquet) writes registrations
 pub(crate) fn simple_snapshot_class(t: SimpleType, array: bool) -> Option<String> {
     let (table, prefix) = if array { (ARRAYS, ARRAY) } else { (SIMPLE, BASE) };
     table.iter().find(|(_, ty)| *ty == t).map(|(name, _)| format!("{prefix}{name}${name}Snapshot"))
