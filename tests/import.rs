@@ -120,12 +120,19 @@ fn edited_expectation(source: &[J]) -> Vec<J> {
     out
 }
 
-fn export(fx: &Fixture, to: &Path) {
-    let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), to.display().to_string(), "--operator".into(), "keyed-long".into(), "--state".into(), "v-long".into()];
+/// `flinksnap export FX --to TO` with the fixture's uids, `selection` selecting what.
+fn export_selected(fx: &Fixture, to: &Path, selection: &[&str]) {
+    let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), to.display().to_string()];
+    args.extend(selection.iter().map(|s| (*s).to_owned()));
     for u in fx.uids() {
         args.extend(["--uid".to_owned(), u]);
     }
     flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// keyed-long's `v-long` exported from `fx`.
+fn export(fx: &Fixture, to: &Path) {
+    export_selected(fx, to, &["--operator", "keyed-long", "--state", "v-long"]);
 }
 
 #[test]
@@ -246,14 +253,8 @@ const NEW_OPERATORS: [&str; 3] = ["keyed-long", "op-state", "broadcast"];
 
 /// Every state of `operators` exported from `fx`.
 fn export_operators(fx: &Fixture, operators: &[&str], to: &Path) {
-    let mut args = vec!["export".to_owned(), fx.path(), "--to".into(), to.display().to_string()];
-    for op in operators {
-        args.extend(["--operator".to_owned(), (*op).into()]);
-    }
-    for u in fx.uids() {
-        args.extend(["--uid".to_owned(), u]);
-    }
-    flinksnap_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let selection: Vec<&str> = operators.iter().flat_map(|op| ["--operator", op]).collect();
+    export_selected(fx, to, &selection);
 }
 
 /// Operators dropped with `edit --drop-operator` come back through `import`: created under
