@@ -265,6 +265,19 @@ fn node_columns(id: u32, node_type: &str, raw: &Json, inputs: &[Vec<PlanColumn>]
                 cols.states.insert(format!("multi-join-input-{i}"), rows);
             }
         }
+        // A lookup join materialized for a non-deterministic update (`KeyedLookupJoinWrapper`,
+        // `requireUpsertMaterialize`): keyed by the input's upsert key; `unique-value` (an input
+        // with an upsert key) and `values` keep the lookup table's rows it joined, as the table
+        // gives them (named only without a projection on the table).
+        "stream-exec-lookup-join" if raw.get("requireUpsertMaterialize").and_then(Json::as_bool) == Some(true) => {
+            cols.key = project(input, raw.get("inputUpsertKey")?);
+            if raw.get("projectionOnTemporalTable").is_none_or(Json::is_null) {
+                if let Some(table) = raw.get("temporalTable").and_then(|t| t.get("outputType")).and_then(row_columns) {
+                    cols.states.insert("unique-value".into(), vec![table.clone()]);
+                    cols.states.insert("values".into(), vec![table]);
+                }
+            }
+        }
         // A process table function (`ProcessTableOperator`, 2.1+): keyed by the table
         // argument's PARTITION BY columns. Its states are the function's own types: not named.
         "stream-exec-process-table-function" => {

@@ -376,7 +376,7 @@ const SQL_RUNS: &[SqlRun] = &[
         incremental: false,
         snaps: &[
             SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", jobs: SQL_JOBS, only_versions: SQL_CANONICAL },
-            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", jobs: &[SQL_V2_JOB], only_versions: SQL_V2 },
+            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", jobs: SQL_V2_JOBS, only_versions: SQL_V2 },
         ],
     },
     SqlRun {
@@ -395,7 +395,9 @@ const SQL_JOBS: &[&str] = &["sql", "sql-minibatch"];
 /// process table function with structured, ListView, MapView and TTL state and named timers
 /// (`flink-job/src-sql-21/`). Only 2.3.0, as a heap canonical savepoint: the serializers are
 /// the table runtime's of the other SQL fixtures, the operators and their states are new.
-const SQL_V2_JOB: &str = "sql-v2";
+/// `sql-lookup`: a lookup join made stateful (`KeyedLookupJoinWrapper`) by
+/// `TRY_RESOLVE`, which 2.3.0 refuses to plan beside a process table function.
+const SQL_V2_JOBS: &[&str] = &["sql-v2", "sql-lookup"];
 const SQL_V2: &[&str] = &["2.3.0"];
 
 fn sql_cases(snap: &SqlSnap) -> Vec<String> {
@@ -949,6 +951,10 @@ fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes:
     if sql {
         // the SQL connector's SPI registration (compiled plans name the connector)
         copy_tree(&job.join("resources-sql"), classes)?;
+        if has_sql_v2_operators(version) {
+            // and the 2.1+ lookup table's (the same services file, one factory more)
+            copy_tree(&job.join("resources-sql-21"), classes)?;
+        }
     }
     Ok(())
 }
