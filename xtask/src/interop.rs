@@ -1090,19 +1090,27 @@ fn normalise(text: &str, drop_key_group: bool) -> std::result::Result<(BTreeMap<
         if drop_key_group {
             obj.remove("key_group");
         }
-        *set.entry(sorted(&j).to_string()).or_default() += 1;
+        *set.entry(canonical(&j).to_string()).or_default() += 1;
     }
     Ok((set, ttl))
 }
 
-fn sorted(j: &J) -> J {
+/// A dump line's JSON in one form: object keys sorted, and the entries of a map value
+/// (`[{"key", "value"}]`, whose order is the map's own) sorted.
+pub(crate) fn canonical(j: &J) -> J {
     match j {
         J::Object(m) => {
             let mut v: Vec<_> = m.iter().collect();
             v.sort_by(|a, b| a.0.cmp(b.0));
-            J::Object(v.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            J::Object(v.into_iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
         }
-        J::Array(a) => J::Array(a.iter().map(sorted).collect()),
+        J::Array(a) => {
+            let mut items: Vec<J> = a.iter().map(canonical).collect();
+            if !items.is_empty() && items.iter().all(|e| e.as_object().is_some_and(|o| o.len() == 2 && o.contains_key("key") && o.contains_key("value"))) {
+                items.sort_by_key(|e| e.to_string());
+            }
+            J::Array(items)
+        }
         other => other.clone(),
     }
 }

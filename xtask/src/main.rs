@@ -19,6 +19,7 @@ mod compat_interop;
 mod compat_upgrade;
 mod interop;
 mod sql_interop;
+mod sql_matrix;
 mod oracle;
 
 const DEFAULT_VERSIONS: &[&str] = &["1.13.6", "1.14.6", "1.15.4", "1.18.1", "1.20.5", "2.0.2", "2.3.0"];
@@ -486,6 +487,7 @@ fn main() -> ExitCode {
         Some("interop") => interop::interop(&args[1..]),
         Some("compat-interop") => compat_interop::compat_interop(&args[1..]),
         Some("oracle") => oracle::oracle(&args[1..]),
+        Some("sql-matrix") => sql_matrix::sql_matrix(&args[1..]),
         Some("serializer-fixtures") => oracle::serializer_fixtures(&args[1..]),
         Some("bench-export") => cache_dir().and_then(|c| bench_export::bench_export(&args[1..], &repo_root(), &c)),
         Some("bench-stores") => cache_dir().and_then(|c| bench_stores::bench_stores(&args[1..], &repo_root(), &c)),
@@ -505,6 +507,7 @@ fn usage() -> String {
         "usage: cargo xtask fixtures [--flink VERSION]... [--case NAME]... [--list]\n\
          \x20      cargo xtask interop [--flink VERSION]... [--case NAME]... [--full] (see --help)\n\
          \x20      cargo xtask oracle [--flink VERSION]... [--case NAME]... (real Flink's dump of the fixtures)\n\
+         \x20      cargo xtask sql-matrix [--flink VERSION]... (every SQL version and snapshot kind, not committed)\n\
          \n\
          Generates testdata/flink-VERSION/CASE/ with real Flink (downloaded from PyPI).\n\
          Default versions: ",
