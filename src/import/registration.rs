@@ -11,6 +11,7 @@ use crate::bytes::{Cursor, DataOutput};
 use crate::error::{Error, Result};
 use crate::model::StateKind;
 use crate::readers::meta::{read_state_meta_info, StateMetaInfo};
+use crate::readers::serializers::table::LogicalType;
 use crate::readers::serializers::SimpleType;
 use crate::readers::serializers::consts::{simple_snapshot_class, COMPOSITE_MAGIC, NESTED_MAGIC, NESTED_VERSION, PROXY_VERSION};
 
@@ -44,6 +45,29 @@ pub(crate) enum BuiltinType {
     VoidNamespace,
     /// `TupleN` of the fields (`TupleSerializer`), 1 to 25 fields.
     Tuple(Vec<BuiltinType>),
+    /// A SQL row of these field types (`RowDataSerializer`).
+    RowData(Vec<LogicalType>),
+}
+
+/// What a struct column holds, as `--type OPERATOR/STATE=...` says (without it: a `TupleN`, or
+/// what the field's recorded serializer class says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StructType {
+    /// `TupleN` (fields `f0`, `f1`, ...).
+    Tuple,
+    /// SQL `RowData`.
+    RowData,
+}
+
+impl std::str::FromStr for StructType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tuple" => Ok(StructType::Tuple),
+            "rowdata" => Ok(StructType::RowData),
+            other => Err(format!("unknown struct type {other:?}: one of tuple, rowdata")),
+        }
+    }
 }
 
 impl BuiltinType {
@@ -85,6 +109,7 @@ impl BuiltinType {
                 let nested: Vec<&BuiltinType> = fields.iter().collect();
                 composite_with(out, TUPLE_SNAPSHOT, TUPLE_OUTER_VERSION, &format!("org.apache.flink.api.java.tuple.Tuple{}", fields.len()), &nested)
             }
+            BuiltinType::RowData(types) => super::sql::write_row_data(out, types),
         }
     }
 }
@@ -213,28 +238,38 @@ pub(crate) fn operator_registration(name: &str, kind: StateKind, value: BuiltinT
 }
 
 /// The built-in type of column `c` of `schema`; `Err` names the column and its type.
-pub(crate) fn column_type(schema: &Schema, c: &str) -> Result<BuiltinType> {
+pub(crate) fn column_type(schema: &Schema, c: &str, hint: Option<&StructType>) -> Result<BuiltinType> {
     let f = schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")))?;
-    builtin(c, f)
+    builtin(c, f, hint)
 }
 
-/// The built-in type a field holds: a simple type, or a struct of fields `f0`…`fN` of built-in
-/// types (a Flink `TupleN`; the export's field metadata, when kept, must name a tuple
-/// serializer: a POJO or `Row` struct needs `--like`).
-fn builtin(c: &str, f: &Field) -> Result<BuiltinType> {
+/// The built-in type a field holds: a simple type, a list or map of built-in types, or a struct:
+/// as `hint` says (`--type`), else a SQL row when the export's field metadata names
+/// `RowDataSerializer`, else of fields `f0`…`fN` of built-in types (a Flink `TupleN`; the
+/// export's field metadata, when kept, must name a tuple serializer: a POJO or `Row` struct
+/// needs `--like`).
+fn builtin(c: &str, f: &Field, hint: Option<&StructType>) -> Result<BuiltinType> {
     let unsupported = |why: String| {
         Error::unsupported(
             format!(
                 "column {c:?} is {why}: a new state is registered from Int8/16/32/64, Float32/64, Boolean, Utf8 and Binary \
-                 columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]) and structs of them with fields \
-                 f0, f1, ... (TupleN); for other types give --like OPERATOR/STATE"
+                 columns (Byte, Short, Integer, Long, Float, Double, Boolean, String, byte[]), lists and maps of them, structs of them \
+                 with fields f0, f1, ... (TupleN) and, with --type OPERATOR/STATE=rowdata, SQL rows; for other types give --like \
+                 OPERATOR/STATE"
             ),
             None,
         )
     };
     if let DataType::Struct(fields) = f.data_type() {
         let serializer = f.metadata().get(crate::export::schema::META_SERIALIZER).map(String::as_str).unwrap_or_default();
-        if !serializer.is_empty() && !serializer.contains("TupleSerializer") {
+        let rowdata = match hint {
+            Some(h) => *h == StructType::RowData,
+            None => serializer.contains("RowDataSerializer"),
+        };
+        if rowdata {
+            return super::sql::row_types(c, fields).map(BuiltinType::RowData).map_err(|e| Error::unsupported(format!("{e}; for other types give --like OPERATOR/STATE"), None));
+        }
+        if hint.is_none() && !serializer.is_empty() && !serializer.contains("TupleSerializer") {
             let what = if serializer.contains("Pojo") { "a POJO" } else if serializer.contains("RowSerializer") { "a Row" } else { "a struct" };
             return Err(unsupported(format!("{what} (serializer {serializer}), whose serializer snapshot (class, fields) the file does not hold")));
         }
@@ -242,8 +277,21 @@ fn builtin(c: &str, f: &Field) -> Result<BuiltinType> {
         if !tuple {
             return Err(unsupported(format!("{} (not a TupleN: fields must be f0, f1, ..., at most {MAX_TUPLE_ARITY})", f.data_type())));
         }
-        let nested = fields.iter().map(|x| builtin(&format!("{c}.{}", x.name()), x)).collect::<Result<Vec<_>>>()?;
+        let nested = fields.iter().map(|x| builtin(&format!("{c}.{}", x.name()), x, None)).collect::<Result<Vec<_>>>()?;
         return Ok(BuiltinType::Tuple(nested));
+    }
+    match f.data_type() {
+        DataType::List(e) | DataType::LargeList(e) => return Ok(BuiltinType::List(Box::new(builtin(&format!("{c}.{}", e.name()), e, hint)?))),
+        DataType::Map(entries, _) => {
+            if let DataType::Struct(kv) = entries.data_type() {
+                if kv.len() == 2 {
+                    let k = builtin(&format!("{c}.{}", kv[0].name()), &kv[0], hint)?;
+                    let v = builtin(&format!("{c}.{}", kv[1].name()), &kv[1], hint)?;
+                    return Ok(BuiltinType::Map(Box::new(k), Box::new(v)));
+                }
+            }
+        }
+        _ => {}
     }
     BuiltinType::of_column(f.data_type()).ok_or_else(|| unsupported(f.data_type().to_string()))
 }
@@ -294,7 +342,7 @@ pub(crate) fn embedded_key_serializer(schema: &Schema) -> Result<Option<(crate::
     Ok(Some((ser, bytes)))
 }
 
-pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema) -> Result<StateMetaInfo> {
+pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Schema, hint: Option<&StructType>) -> Result<StateMetaInfo> {
     let column = |c: &str| schema.field_with_name(c).map_err(|_| Error::Invalid(format!("no column {c:?}")));
     if kind.is_keyed() {
         if let Ok(t) = column("namespace").map(|f| f.data_type().clone()) {
@@ -307,16 +355,16 @@ pub(crate) fn registration_from_columns(name: &str, kind: StateKind, schema: &Sc
         }
     }
     if kind == StateKind::Timer {
-        return registration(name, kind, column_type(schema, "key")?, None);
+        return registration(name, kind, column_type(schema, "key", hint)?, None);
     }
     let value = column("value")?;
     let value = match (kind, value.data_type()) {
-        (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f)?,
+        (StateKind::List, DataType::List(f) | DataType::LargeList(f)) => builtin("value", f, hint)?,
         (StateKind::List, t) => return Err(Error::Invalid(format!("column \"value\" of list state is {t}, not a list"))),
-        _ => builtin("value", value)?,
+        _ => builtin("value", value, hint)?,
     };
     let user_key = match kind {
-        StateKind::Map | StateKind::Broadcast => Some(column_type(schema, "user_key")?),
+        StateKind::Map | StateKind::Broadcast => Some(column_type(schema, "user_key", hint)?),
         _ => None,
     };
     if kind.is_keyed() {
@@ -392,16 +440,17 @@ mod tests {
     #[test]
     fn columns_without_a_builtin_serializer_are_named() {
         let schema = Schema::new(vec![arrow_schema::Field::new("value", DataType::Date32, true)]);
-        let e = registration_from_columns("s", StateKind::Value, &schema).unwrap_err().to_string();
+        let e = registration_from_columns("s", StateKind::Value, &schema, None).unwrap_err().to_string();
         assert!(e.contains("column \"value\" is Date32") && e.contains("--like"), "{e}");
         // A struct the export took from a POJO serializer: named, with --like.
         let pojo = Field::new("value", DataType::Struct(vec![Field::new("name", DataType::Utf8, true)].into()), true)
             .with_metadata([(crate::export::schema::META_SERIALIZER.to_owned(), "org.apache.flink.api.java.typeutils.runtime.PojoSerializerSnapshot".to_owned())].into());
-        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![pojo])).unwrap_err().to_string();
+        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![pojo]), None).unwrap_err().to_string();
         assert!(e.contains("column \"value\" is a POJO") && e.contains("--like"), "{e}");
         // A struct of other field names (no metadata): not a tuple.
         let other = Field::new("value", DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()), true);
-        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![other])).unwrap_err().to_string();
+        let e = registration_from_columns("s", StateKind::Value, &Schema::new(vec![other]), None).unwrap_err().to_string();
         assert!(e.contains("not a TupleN") && e.contains("--like"), "{e}");
     }
 }
+

@@ -25,6 +25,8 @@ use crate::cli::Outcome;
   # built-in (Long, Integer, String, byte[], ..., TupleN, List/Map of them), else --like one
   flinksnap import state --into sp sp-new
   flinksnap import state --into sp sp-new --like orders-dedup/last-seen
+  # a SQL state from a file another tool wrote (struct columns are SQL rows: RowData)
+  flinksnap import state --into sp sp-new --type 11_group-aggregate/accState=rowdata
   # an operator the snapshot does not have (e.g. dropped with `edit --drop-operator`): created
   # under the id Flink derives from the manifest's operator_uid, with the snapshot's parallelism
   flinksnap import state --into sp-without-dedup sp-with-dedup
@@ -83,6 +85,11 @@ pub struct Args {
     /// registered from its file's column types.
     #[arg(long, value_name = "OPERATOR/STATE")]
     pub like: Vec<String>,
+    /// What the struct columns of a state registered from its file's column types hold
+    /// (repeatable): `rowdata` (SQL `RowData`: a SQL operator's rows and keys; field types from
+    /// the columns), `tuple` (`TupleN`, fields f0, f1, ...; the default).
+    #[arg(long = "type", value_name = "OPERATOR/STATE=TYPE")]
+    pub types: Vec<String>,
     /// Read and check every file, report what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -101,6 +108,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         dry_run: args.dry_run,
         parallelism: args.parallelism,
         checkpoint_id: args.checkpoint_id,
+        types: args.types.clone(),
     };
     let r = match &args.into {
         Some(into) => import_with(crate::cli::storage(), &args.parquet_dir, into, args.dst.as_deref(), &opts)?,
