@@ -70,11 +70,12 @@ fn parse_types(specs: &[String]) -> Result<Vec<(String, StructType)>> {
         .collect()
 }
 
-/// Whether `OPERATOR/STATE` names manifest entry `m` (the operator by uid or id).
+/// Whether `OPERATOR/STATE` names manifest entry `m` (the operator by uid or id; `*` for any
+/// operator or state).
 fn names_entry(target: &str, m: &ManifestEntry) -> bool {
     target.match_indices('/').any(|(i, _)| {
         let (op, state) = (&target[..i], &target[i + 1..]);
-        state == m.state && (m.operator_uid.as_deref() == Some(op) || op.eq_ignore_ascii_case(&m.operator_id))
+        (state == "*" || state == m.state) && (op == "*" || m.operator_uid.as_deref() == Some(op) || op.eq_ignore_ascii_case(&m.operator_id))
     })
 }
 

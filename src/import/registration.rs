@@ -244,10 +244,9 @@ pub(crate) fn column_type(schema: &Schema, c: &str, hint: Option<&StructType>) -
 }
 
 /// The built-in type a field holds: a simple type, a list or map of built-in types, or a struct:
-/// as `hint` says (`--type`), else a SQL row when the export's field metadata names
-/// `RowDataSerializer`, else of fields `f0`…`fN` of built-in types (a Flink `TupleN`; the
-/// export's field metadata, when kept, must name a tuple serializer: a POJO or `Row` struct
-/// needs `--like`).
+/// as the serializer class the export recorded in its field metadata says (`TupleSerializer`,
+/// `RowDataSerializer`; a POJO or `Row` struct needs `--like`), else as `hint` says (`--type`),
+/// else of fields `f0`…`fN` of built-in types (a Flink `TupleN`).
 fn builtin(c: &str, f: &Field, hint: Option<&StructType>) -> Result<BuiltinType> {
     let unsupported = |why: String| {
         Error::unsupported(
@@ -262,22 +261,25 @@ fn builtin(c: &str, f: &Field, hint: Option<&StructType>) -> Result<BuiltinType>
     };
     if let DataType::Struct(fields) = f.data_type() {
         let serializer = f.metadata().get(crate::export::schema::META_SERIALIZER).map(String::as_str).unwrap_or_default();
-        let rowdata = match hint {
-            Some(h) => *h == StructType::RowData,
-            None => serializer.contains("RowDataSerializer"),
+        // The serializer the export recorded decides (a tool kept the field metadata); --type
+        // decides for structs without it.
+        let recorded = match serializer {
+            "" => None,
+            s if s.contains("RowDataSerializer") => Some(StructType::RowData),
+            s if s.contains("TupleSerializer") => Some(StructType::Tuple),
+            s => {
+                let what = if s.contains("Pojo") { "a POJO" } else if s.contains("RowSerializer") { "a Row" } else { "a struct" };
+                return Err(unsupported(format!("{what} (serializer {s}), whose serializer snapshot (class, fields) the file does not hold")));
+            }
         };
-        if rowdata {
+        if recorded.as_ref().or(hint) == Some(&StructType::RowData) {
             return super::sql::row_types(c, fields).map(BuiltinType::RowData).map_err(|e| Error::unsupported(format!("{e}; for other types give --like OPERATOR/STATE"), None));
-        }
-        if hint.is_none() && !serializer.is_empty() && !serializer.contains("TupleSerializer") {
-            let what = if serializer.contains("Pojo") { "a POJO" } else if serializer.contains("RowSerializer") { "a Row" } else { "a struct" };
-            return Err(unsupported(format!("{what} (serializer {serializer}), whose serializer snapshot (class, fields) the file does not hold")));
         }
         let tuple = !fields.is_empty() && fields.len() <= MAX_TUPLE_ARITY && fields.iter().enumerate().all(|(i, x)| x.name() == &format!("f{i}"));
         if !tuple {
             return Err(unsupported(format!("{} (not a TupleN: fields must be f0, f1, ..., at most {MAX_TUPLE_ARITY})", f.data_type())));
         }
-        let nested = fields.iter().map(|x| builtin(&format!("{c}.{}", x.name()), x, None)).collect::<Result<Vec<_>>>()?;
+        let nested = fields.iter().map(|x| builtin(&format!("{c}.{}", x.name()), x, hint)).collect::<Result<Vec<_>>>()?;
         return Ok(BuiltinType::Tuple(nested));
     }
     match f.data_type() {

@@ -26,7 +26,8 @@ use crate::cli::Outcome;
   flinksnap import state --into sp sp-new
   flinksnap import state --into sp sp-new --like orders-dedup/last-seen
   # a SQL state from a file another tool wrote (struct columns are SQL rows: RowData)
-  flinksnap import state --into sp sp-new --type 11_group-aggregate/accState=rowdata
+  flinksnap import state --into sp sp-new --type 4_deduplicate/deduplicate-state=rowdata
+  flinksnap import state --new sp-sql --max-parallelism 128 --type '*/*=rowdata'
   # an operator the snapshot does not have (e.g. dropped with `edit --drop-operator`): created
   # under the id Flink derives from the manifest's operator_uid, with the snapshot's parallelism
   flinksnap import state --into sp-without-dedup sp-with-dedup
@@ -86,8 +87,9 @@ pub struct Args {
     #[arg(long, value_name = "OPERATOR/STATE")]
     pub like: Vec<String>,
     /// What the struct columns of a state registered from its file's column types hold
-    /// (repeatable): `rowdata` (SQL `RowData`: a SQL operator's rows and keys; field types from
-    /// the columns), `tuple` (`TupleN`, fields f0, f1, ...; the default).
+    /// (repeatable; `*` for any operator or state): `rowdata` (SQL `RowData`: a SQL operator's
+    /// rows and keys; field types from the columns), `tuple` (`TupleN`, fields f0, f1, ...; the
+    /// default).
     #[arg(long = "type", value_name = "OPERATOR/STATE=TYPE")]
     pub types: Vec<String>,
     /// Read and check every file, report what would change; write nothing.
