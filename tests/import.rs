@@ -349,6 +349,14 @@ fn a_new_operator_of_other_types_takes_its_serializers_like_an_existing_state() 
     let dst = tmp.path().join("out");
     flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), dst.to_str().unwrap(), "--like", "keyed-string/v-pojo"]);
     assert_eq!(multiset(dump(&fx, recorded.to_str().unwrap())), multiset(dump(&fx, dst.to_str().unwrap())), "recorded registration vs --like");
+    // The POJO's class given, its registration comes from the struct's fields: Flink's bytes.
+    let typed = tmp.path().join("typed");
+    flinksnap_ok(&["import", dir.to_str().unwrap(), "--into", &fx.path(), typed.to_str().unwrap(), "--type", "keyed-string-copy/v-pojo=pojo:flinksnap.fixtures.Pojo"]);
+    assert_eq!(multiset(dump(&fx, recorded.to_str().unwrap())), multiset(dump(&fx, typed.to_str().unwrap())), "recorded registration vs --type pojo");
+    let copy = flinksnap::model::OperatorId::from_uid("keyed-string-copy").to_hex();
+    let registered = registrations(typed.to_str().unwrap());
+    let flink = registrations(&fx.path()).remove(&(flinksnap::model::OperatorId::from_uid("keyed-string").to_hex(), "v-pojo".to_owned())).unwrap();
+    assert_eq!(registered.get(&(copy, "v-pojo".to_owned())), Some(&flink));
     let source = dump(&fx, &fx.path());
     let mut args = vec!["dump".to_owned(), dst.display().to_string(), "--uid".into(), "keyed-string-copy".into()];
     for u in fx.uids() {
