@@ -787,3 +787,22 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `--type` specs that are malformed or name no state of the manifest are refused, named.
+#[test]
+fn bad_type_specs_are_refused() {
+    let fx = canonical_2_3();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    export(&fx, &dir);
+    let d = dir.to_str().unwrap();
+    for (spec, want) in [
+        ("rowdata", "expected OPERATOR/STATE=TYPE"),
+        ("keyed-long/v-long=struct", "unknown struct type \"struct\""),
+        ("keyed-long/v-long=pojo:1x", "is not a Java class name"),
+        ("keyed-long/nope=rowdata", "no such OPERATOR/STATE"),
+    ] {
+        let e = import_err(&["import", d, "--into", &fx.path(), "--dry-run", "--type", spec]);
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+}

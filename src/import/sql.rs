@@ -244,12 +244,15 @@ pub(crate) fn write_row_data(out: &mut Vec<u8>, types: &[LogicalType]) -> Result
 pub(crate) fn row_types(c: &str, fields: &Fields) -> Result<Vec<LogicalType>, String> {
     let n = fields.len();
     let fields: Vec<&Field> = fields.iter().enumerate().filter(|(i, f)| !(*i + 1 == n && f.name() == ROW_KIND_FIELD && matches!(f.data_type(), DataType::Utf8))).map(|(_, f)| f.as_ref()).collect();
-    fields.iter().map(|f| logical_type(&format!("{c}.{}", f.name()), f)).collect()
+    fields.iter().map(|f| logical_type_at(&format!("{c}.{}", f.name()), f, 0)).collect()
 }
 
-/// The SQL type of column `c` (a row field): its recorded SQL type when that maps to its
-/// Arrow type, else the Arrow type's.
-pub(crate) fn logical_type(c: &str, f: &Field) -> Result<LogicalType, String> {
+/// The SQL type of column `c` (a row field, `depth` rows deep): its recorded SQL type when that
+/// maps to its Arrow type, else the Arrow type's.
+fn logical_type_at(c: &str, f: &Field, depth: usize) -> Result<LogicalType, String> {
+    if depth > crate::readers::serializers::table::logical_type::MAX_TYPE_DEPTH {
+        return Err(format!("column {c:?}: rows nested deeper than {} levels", crate::readers::serializers::table::logical_type::MAX_TYPE_DEPTH));
+    }
     if let Some(t) = f.metadata().get(crate::export::sql::META_SQL_TYPE).and_then(|s| parse_sql_type(s)) {
         let fits = crate::export::sql::logical_column("x", &t, None, true).field.data_type() == f.data_type();
         if fits {
@@ -272,7 +275,7 @@ pub(crate) fn logical_type(c: &str, f: &Field) -> Result<LogicalType, String> {
         DataType::Timestamp(u, None) => TypeKind::Timestamp { precision: precision(u), kind: TimestampKind::Regular },
         DataType::Timestamp(u, Some(_)) => TypeKind::TimestampLtz { precision: precision(u), kind: TimestampKind::Regular },
         DataType::Struct(children) => {
-            TypeKind::Row(children.iter().map(|x| Ok(RowField { name: x.name().clone(), ty: logical_type(&format!("{c}.{}", x.name()), x)? })).collect::<Result<_, String>>()?)
+            TypeKind::Row(children.iter().map(|x| Ok(RowField { name: x.name().clone(), ty: logical_type_at(&format!("{c}.{}", x.name()), x, depth + 1)? })).collect::<Result<_, String>>()?)
         }
         t => {
             return Err(format!(
@@ -450,6 +453,25 @@ mod tests {
             t => t.clone(),
         };
         Field::new(f.name(), t, f.is_nullable())
+    }
+
+    /// Bad input is refused with the column named, never a panic or a stack overflow.
+    #[test]
+    fn bad_columns_are_refused() {
+        let mut f = Field::new("x", DataType::Int64, true);
+        for _ in 0..1000 {
+            f = Field::new("x", DataType::Struct(vec![f].into()), true);
+        }
+        let e = row_types("value", &Fields::from(vec![f])).unwrap_err();
+        assert!(e.contains("nested deeper"), "{e}");
+        let e = row_types("value", &Fields::from(vec![Field::new("a", DataType::Time64(TimeUnit::Microsecond), true)])).unwrap_err();
+        assert!(e.contains("column \"value.a\" is Time64"), "{e}");
+        // A recorded SQL type that is not the column's: the column's own type wins.
+        let f = Field::new("a", DataType::Int32, false).with_metadata([(crate::export::sql::META_SQL_TYPE.to_owned(), "BIGINT".to_owned())].into());
+        assert_eq!(logical_type_at("a", &f, 0).unwrap(), LogicalType { nullable: false, kind: TypeKind::Integer });
+        for bad in ["DECIMAL(39, 2)", "TIMESTAMP(10)", "INT *ROWTIME*", "VARCHAR(x)", "CHAR(1"] {
+            assert_eq!(parse_sql_type(bad), None, "{bad}");
+        }
     }
 
     /// The logical types written read back as the same types (all atomic kinds, nested rows).
