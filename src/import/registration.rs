@@ -51,6 +51,9 @@ pub(crate) enum BuiltinType {
     Tuple(Vec<BuiltinType>),
     /// A SQL row of these field types (`RowDataSerializer`).
     RowData(Vec<LogicalType>),
+    /// A SQL value of this type outside a row (`StringDataSerializer`, `DecimalDataSerializer`,
+    /// `TimestampDataSerializer`, ...: what `InternalSerializers` makes for it).
+    SqlField(LogicalType),
     /// `org.apache.flink.types.Row` of the fields (`RowSerializer`, with row kinds).
     Row(Vec<BuiltinType>),
     /// A POJO of class `class` and these fields, sorted by name as `PojoTypeInfo` sorts them
@@ -142,6 +145,7 @@ impl BuiltinType {
                 composite_with(out, TUPLE_SNAPSHOT, TUPLE_OUTER_VERSION, &format!("org.apache.flink.api.java.tuple.Tuple{}", fields.len()), &nested)
             }
             BuiltinType::RowData(types) => super::sql::write_row_data(out, types),
+            BuiltinType::SqlField(t) => super::sql::write_field_serializer(out, t),
             // Outer version 3: row kinds, no flag (as 1.13 writes it; 1.14+ write 4 with a
             // `supportsRowKind` flag and read 3 as a row serializer with row kinds, compatible
             // as is: every release 1.13-2.3 restores it).
@@ -328,8 +332,16 @@ fn builtin(c: &str, f: &Field, hint: Option<&StructType>) -> Result<BuiltinType>
             None,
         )
     };
+    let serializer = f.metadata().get(crate::export::schema::META_SERIALIZER).map(String::as_str).unwrap_or_default();
+    // A SQL value outside a row (a SQL operator's map of StringData keys, a DECIMAL or
+    // TIMESTAMP value): as the recorded serializer says; DECIMAL and TIMESTAMP columns, which no
+    // DataStream built-in type has, also as --type rowdata says.
+    let table = ["StringDataSerializer", "DecimalDataSerializer", "TimestampDataSerializer"].iter().any(|x| serializer.contains(x));
+    let sql_only = matches!(f.data_type(), DataType::Decimal128(..) | DataType::Timestamp(..)) && hint == Some(&StructType::RowData);
+    if table || sql_only {
+        return super::sql::field_type(c, f).map(BuiltinType::SqlField).map_err(|e| Error::unsupported(format!("{e}; for other types give --like OPERATOR/STATE"), None));
+    }
     if let DataType::Struct(fields) = f.data_type() {
-        let serializer = f.metadata().get(crate::export::schema::META_SERIALIZER).map(String::as_str).unwrap_or_default();
         // The serializer the export recorded decides (a tool kept the field metadata); --type
         // decides for structs without it (and names a POJO's class).
         let recorded = match serializer {
