@@ -168,10 +168,12 @@ fn the_2_1_operators_are_read_and_named_by_their_plan() {
     assert_eq!(j["data"]["plan"]["unmapped_operators"], serde_json::json!([]));
     let out = flinksnap_ok(&["dump", &fx.path(), "--plan", plan]);
     let entries: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // the join's uid (`<node id>_multi-join`), as inspect ties it
+    let join = nodes.iter().find(|n| n["node_type"] == "stream-exec-multi-join_1").unwrap()["operators"][0]["uid"].as_str().unwrap().to_owned();
     let of = |uid: &str, state: &str| -> Vec<&serde_json::Value> { entries.iter().filter(|e| e["operator_uid"] == uid && e["state"] == state).collect() };
     // The join: input 0 (no unique key) as map keys, the users (unique key) as values.
-    let events = of("12_multi-join", "multi-join-input-0");
-    let users = of("12_multi-join", "multi-join-input-1");
+    let events = of(&join, "multi-join-input-0");
+    let users = of(&join, "multi-join-input-1");
     assert!(events.len() >= 20 && users.len() >= 5, "{} {}", events.len(), users.len());
     let dave = users.iter().find(|e| e["key"]["user_name"] == "dave").expect("dave's user row");
     assert_eq!(dave["value"], serde_json::json!({"user_name": "dave", "level": 7, "city": "Rome"}));
@@ -198,7 +200,8 @@ fn the_2_1_operators_are_read_and_named_by_their_plan() {
     let j: serde_json::Value = serde_json::from_str(&flinksnap_ok(&["inspect", &fx.path(), "--plan", plan.to_str().unwrap(), "--format", "json"])).unwrap();
     let node = j["data"]["plan"]["nodes"].as_array().unwrap().iter().find(|n| n["node_type"] == "stream-exec-lookup-join_1").expect("the lookup join node").clone();
     assert!(node["state_bytes"].as_u64().unwrap() > 1000, "{node}");
-    let out = flinksnap_ok(&["dump", &fx.path(), "--plan", plan.to_str().unwrap(), "--operator", "22_lookup-join-materialize"]);
+    let operator = node["operators"][0]["operator_id"].as_str().unwrap();
+    let out = flinksnap_ok(&["dump", &fx.path(), "--plan", plan.to_str().unwrap(), "--operator", operator]);
     let joined: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(joined.len(), 7, "the users after phase 2 (carol deleted): {joined:?}");
     for e in &joined {
