@@ -21,7 +21,7 @@
 
 pub(crate) mod arrays;
 pub mod schema;
-mod sql;
+pub(crate) mod sql;
 pub mod sink;
 pub mod state;
 #[cfg(test)]

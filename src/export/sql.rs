@@ -85,7 +85,7 @@ fn map_shape(key: &LogicalType, value: &LogicalType) -> Shape {
 
 /// The column of a value of logical type `ty` (a row field, an array element, a map key or
 /// value); `ser`: the field's serializer where the row's snapshot stores it (for raw values).
-pub(super) fn logical_column(name: &str, ty: &LogicalType, ser: Option<&TypeSerializer>, nullable: bool) -> Column {
+pub(crate) fn logical_column(name: &str, ty: &LogicalType, ser: Option<&TypeSerializer>, nullable: bool) -> Column {
     let mut meta = HashMap::from([(META_SQL_TYPE.to_owned(), ty.summary())]);
     if let Some(s) = ser {
         meta.insert(META_SERIALIZER.into(), s.class_name().to_owned());

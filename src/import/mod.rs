@@ -13,6 +13,9 @@
 pub(crate) mod cells;
 mod registration;
 mod rows;
+mod sql;
+
+pub use registration::StructType;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -47,6 +50,33 @@ pub struct ImportOptions {
     pub parallelism: Option<u32>,
     /// Checkpoint id of a new savepoint ([`bootstrap`]; default 1).
     pub checkpoint_id: Option<u64>,
+    /// `OPERATOR/STATE=TYPE`: what the struct columns of a state registered from its column
+    /// types hold ([`StructType`]: `tuple`, `rowdata`).
+    pub types: Vec<String>,
+}
+
+/// The `--type` specs, parsed: `OPERATOR/STATE`, what its struct columns hold.
+fn parse_types(specs: &[String]) -> Result<Vec<(String, StructType)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (target, t) = spec.rsplit_once('=').ok_or_else(|| Error::Invalid(format!("--type {spec}: expected OPERATOR/STATE=TYPE")))?;
+            if !target.contains('/') {
+                return Err(Error::Invalid(format!("--type {spec}: expected OPERATOR/STATE=TYPE")));
+            }
+            let t = t.parse::<StructType>().map_err(|e| Error::Invalid(format!("--type {spec}: {e}")))?;
+            Ok((target.to_owned(), t))
+        })
+        .collect()
+}
+
+/// Whether `OPERATOR/STATE` names manifest entry `m` (the operator by uid or id; `*` for any
+/// operator or state).
+fn names_entry(target: &str, m: &ManifestEntry) -> bool {
+    target.match_indices('/').any(|(i, _)| {
+        let (op, state) = (&target[..i], &target[i + 1..]);
+        (state == "*" || state == m.state) && (op == "*" || m.operator_uid.as_deref() == Some(op) || op.eq_ignore_ascii_case(&m.operator_id))
+    })
 }
 
 /// One state imported.
@@ -317,22 +347,23 @@ fn new_operator(snapshot: &Snapshot, opts: &ImportOptions, id: OperatorId, uid: 
     Ok(NewOperator { operator_id: id, uid, parallelism, max_parallelism, key_serializer: None })
 }
 
-/// The key serializer of a new keyed operator, from the built-in type of its file's `key` column,
-/// else from the operator of a keyed `--like` state.
+/// The key serializer of a new keyed operator: the one its file records, else the built-in
+/// type of its `key` column, else that of the operator of a keyed `--like` state.
 fn new_key_serializer(
     snapshot: &Snapshot,
     schema: &arrow_schema::Schema,
     likes: &[(usize, StateInfo, String)],
+    hint: Option<&StructType>,
     in_file: &str,
     uid_or_id: &str,
 ) -> Result<(crate::readers::serializers::TypeSerializer, Vec<u8>)> {
-    let column = registration::column_type(schema, "key");
-    if let Ok(t) = &column {
-        return registration::key_serializer(t);
-    }
     // The key serializer of the snapshot exported from, recorded in the file.
     if let Some(k) = registration::embedded_key_serializer(schema).map_err(|e| Error::Invalid(format!("{in_file}: {e}")))? {
         return Ok(k);
+    }
+    let column = registration::column_type(schema, "key", hint);
+    if let Ok(t) = &column {
+        return registration::key_serializer(t);
     }
     if let Some((op, _, spec)) = likes.iter().find(|(_, l, _)| l.kind.is_keyed()) {
         for j in 0..snapshot.metadata.operators[*op].subtasks.len() {
@@ -391,6 +422,12 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
         let (op, info) = found.ok_or_else(|| Error::Invalid(format!("{where_}: --like {spec}: no such OPERATOR/STATE in this snapshot (`flinksnap inspect` lists them)")))?;
         likes.push((op, info, spec.clone()));
     }
+    let types = parse_types(&opts.types)?;
+    for (target, _) in &types {
+        if !manifest.iter().any(|m| names_entry(target, m)) {
+            return Err(Error::Invalid(format!("--type {target}: no such OPERATOR/STATE in {}'s manifest", from)));
+        }
+    }
     let mut imports: HashMap<OperatorId, Vec<Arc<dyn ImportedState>>> = HashMap::new();
     let mut new_operators: Vec<NewOperator> = Vec::new();
     let mut report = ImportReport { dry_run: opts.dry_run, from: from.to_string(), states: Vec::new(), written: None };
@@ -398,6 +435,7 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
     for m in &manifest {
         let path = from.join(&m.file);
         let in_file = || format!("{path} ({} in the manifest)", m.file);
+        let hint = types.iter().find(|(target, _)| names_entry(target, m)).map(|(_, t)| t);
         let kind = [StateKind::Value, StateKind::List, StateKind::Map, StateKind::Reducing, StateKind::Aggregating, StateKind::Timer, StateKind::OperatorList, StateKind::OperatorUnion, StateKind::Broadcast]
             .into_iter()
             .find(|k| k.as_str() == m.kind)
@@ -423,7 +461,7 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
                 let n = &mut new_operators[at];
                 if kind.is_keyed() && n.key_serializer.is_none() {
                     let schema = StateFile::schema(&storage, &path)?;
-                    n.key_serializer = Some(new_key_serializer(&snapshot, &schema, &likes, &in_file(), &shown)?);
+                    n.key_serializer = Some(new_key_serializer(&snapshot, &schema, &likes, hint, &in_file(), &shown)?);
                 }
                 (id, n.max_parallelism, uid, n.key_serializer.as_ref().map(|(k, _)| k.clone()))
             }
@@ -471,7 +509,7 @@ fn import_into(storage: Arc<dyn Storage>, from: &str, into: Option<&str>, dst: O
                         if let Some(meta) = registration::embedded_registration(&schema, &m.state, kind).map_err(|e| Error::Invalid(format!("{}: {e}", in_file())))? {
                             (meta, None)
                         } else {
-                        let meta = registration::registration_from_columns(&m.state, kind, &schema).map_err(|e| {
+                        let meta = registration::registration_from_columns(&m.state, kind, &schema, hint).map_err(|e| {
                             Error::Invalid(format!(
                                 "{}: operator {operator_id} has no state {:?}, and its serializers cannot be taken from the file's columns: {e}; \
                                  give --like OPERATOR/STATE, an existing {} state of the same types{}",

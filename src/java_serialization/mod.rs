@@ -16,6 +16,7 @@
 //! JDK 1.2); protocol-1 externalizable data has no delimiter and is an error.
 
 mod json;
+pub mod write;
 
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind};

@@ -11,7 +11,9 @@
 //! too; `~forgot`, one key per keyed operator forgotten with `edit --forget-key` (the key's bytes
 //! and key group computed from its dump JSON), must restore and run on the backend asked for
 //! (its output differs from the reference's where the forgotten keys had state, which is not
-//! predicted here).
+//! predicted here). `~typed` (the `sql` job's canonical savepoints): SQL operators dropped and
+//! imported back from Parquet files without their recorded registrations, registered from the
+//! columns' types with `import --type '*/*=rowdata'`, must give the reference's output.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,60 @@ fn export_import(bin: &Path, src: &Path, export: &Path, dst: &Path) -> std::resu
     }
     fs::write(&path, serde_json::to_vec(&m).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     run(&["import".as_ref(), export.as_os_str(), "--into".as_ref(), src.as_os_str(), dst.as_os_str()])
+}
+
+/// SQL operators whose every state is registered from its Parquet columns (`import --type
+/// '*/*=rowdata'`): deduplication (CHAR(3) keys), rank (DECIMAL row user keys, lists of rows),
+/// changelog normalisation, interval join (Tuple2<RowData, Boolean> lists), 2.x's deduplication
+/// keeping rows with a TIMESTAMP(3) *ROWTIME* field. By plan uid.
+const TYPED_OPERATORS: &[&str] = &["113_deduplicate", "116_rank", "8_changelog-normalize", "42_interval-join", "105_deduplicate"];
+
+/// `~typed`: [`TYPED_OPERATORS`] exported, the registrations `export` records stripped from
+/// their files (`scripts/strip_registration.py`, as another tool's files lack them), the
+/// operators dropped from `src` (`edit --drop-operator`), then imported back into it as new
+/// operators with `--type '*/*=rowdata'`: every serializer snapshot written from the columns'
+/// types. How many operators.
+fn typed_import(bin: &Path, cache: &Path, src: &Path, export: &Path, dst: &Path) -> std::result::Result<usize, String> {
+    let run = |cmd: &mut Command, what: &str| -> std::result::Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    };
+    let dropped = PathBuf::from(format!("{}.dropped", dst.display()));
+    for d in [export, dst, dropped.as_path()] {
+        let _ = fs::remove_dir_all(d);
+    }
+    let ids: Vec<String> = TYPED_OPERATORS.iter().map(|u| flinksnap::model::OperatorId::from_uid(u).to_hex()).collect();
+    run(Command::new(bin).arg("export").arg(src).arg("--to").arg(export), "flinksnap export")?;
+    let path = export.join("manifest.json");
+    let mut m: J = serde_json::from_str(&fs::read_to_string(&path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let mut present: Vec<String> = Vec::new();
+    if let Some(states) = m["states"].as_array_mut() {
+        states.retain(|s| ids.iter().any(|id| s["operator_id"] == *id.as_str()));
+        for s in states.iter() {
+            let id = s["operator_id"].as_str().unwrap_or_default().to_owned();
+            if !present.contains(&id) {
+                present.push(id);
+            }
+        }
+    }
+    if present.is_empty() {
+        return Err(format!("none of {TYPED_OPERATORS:?} in {}", src.display()));
+    }
+    fs::write(&path, serde_json::to_vec(&m).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/strip_registration.py");
+    run(Command::new(cache.join("venv-pyarrow/bin/python")).arg(&script).arg(export), &format!("{} (pyarrow, installed by .ci/run)", script.display()))?;
+    let mut edit = Command::new(bin);
+    edit.arg("edit").arg(src).arg(&dropped);
+    for id in &present {
+        edit.args(["--drop-operator", id]);
+    }
+    run(&mut edit, "flinksnap edit --drop-operator")?;
+    run(Command::new(bin).arg("import").arg(export).arg("--into").arg(&dropped).arg(dst).args(["--type", "*/*=rowdata"]), "flinksnap import --type '*/*=rowdata'")?;
+    Ok(present.len())
 }
 
 /// `flinksnap edit src dst --forget-key OP=KEY` for the key of the first entry of every keyed
@@ -157,6 +213,13 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
         match export_import(bin, &snap, &work.join("exports").join(&name), &imported) {
             Ok(()) => written.push(("~imported".into(), imported, 128, true)),
             Err(e) => failures.push(format!("{name}~imported: {e}")),
+        }
+        if reference && job == "sql" {
+            let typed = work.join("savepoints").join(format!("{name}~typed"));
+            match typed_import(bin, cache, &snap, &work.join("exports").join(format!("{name}~typed")), &typed) {
+                Ok(_) => written.push(("~typed".into(), typed, 128, true)),
+                Err(e) => failures.push(format!("{name}~typed: {e}")),
+            }
         }
         let forgot = work.join("savepoints").join(format!("{name}~forgot"));
         match forget_keys(bin, &snap, &forgot) {

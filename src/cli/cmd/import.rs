@@ -22,9 +22,15 @@ use crate::cli::Outcome;
   flinksnap import state --into sp sp-fixed --dry-run
   flinksnap import state --into sp sp-fixed
   # a state the snapshot does not have yet: registered for its columns' types when they are
-  # built-in (Long, Integer, String, byte[], ..., TupleN, List/Map of them), else --like one
+  # built-in (Long, Integer, String, byte[], ..., TupleN, Row, POJO, SQL RowData, List/Map of
+  # them), else --like one
   flinksnap import state --into sp sp-new
   flinksnap import state --into sp sp-new --like orders-dedup/last-seen
+  # struct columns of a file another tool wrote: SQL rows (RowData), a POJO's fields, a Row
+  flinksnap import state --into sp sp-new --type 4_deduplicate/deduplicate-state=rowdata
+  flinksnap import state --new sp-sql --max-parallelism 128 --type '*/*=rowdata'
+  flinksnap import state --into sp sp-new --type orders/last-order=pojo:com.example.Order
+  flinksnap import state --into sp sp-new --type orders/pairs=row
   # an operator the snapshot does not have (e.g. dropped with `edit --drop-operator`): created
   # under the id Flink derives from the manifest's operator_uid, with the snapshot's parallelism
   flinksnap import state --into sp-without-dedup sp-with-dedup
@@ -39,7 +45,8 @@ Every file the export's manifest.json lists replaces ALL entries of its state in
 --into (a file with no rows empties the state); states without a file are kept as they are.
 The manifest says each file's operator (uid or id), state and kind; rows are read with the
 serializers the snapshot registered for the state (a state or operator the snapshot lacks:
-registered for its columns' built-in types, or --like an existing state), and the `key_group` column is ignored: key
+registered as its file records it, else for its columns' types (--type says what a struct is), or
+--like an existing state), and the `key_group` column is ignored: key
 groups are computed from the keys (Flink's murmur hash of the key's hashCode(); keys whose
 hash flinksnap cannot compute, e.g. POJO, enum or Kryo keys, are refused by name). Errors name
 the Parquet file, the row (counting from 0) and the column.
@@ -52,8 +59,9 @@ NEW OPERATORS: a manifest operator the snapshot --into lacks is created under th
 OperatorIDGenerator.fromUid gives its operator_uid (or its 32-hex operator_id when it has no
 uid), with the parallelism the snapshot's operators share (else --parallelism) and their max
 parallelism (else --max-parallelism, which then applies to every operator). Its keyed state's
-key serializer is the built-in type of the `key` column (Long, Integer, String, ...) or the key
-serializer of a keyed --like state's operator. With --new there is no snapshot: every
+key serializer is the one the file records, else the built-in type of the `key` column (Long,
+Integer, String, ..., SQL RowData with --type) or the key serializer of a keyed --like state's
+operator. With --new there is no snapshot: every
 operator is new, --max-parallelism is required, the parallelism defaults to 1, the checkpoint
 id to 1 (--checkpoint-id), and the savepoint holds no master state.")]
 pub struct Args {
@@ -83,6 +91,13 @@ pub struct Args {
     /// registered from its file's column types.
     #[arg(long, value_name = "OPERATOR/STATE")]
     pub like: Vec<String>,
+    /// What the struct columns of a state registered from its file's column types hold, where
+    /// the file does not record it (repeatable; `*` for any operator or state): `rowdata` (SQL
+    /// `RowData`: a SQL operator's rows and keys; field types from the columns), `row` (Flink's
+    /// `Row`, fields f0, f1, ...), `pojo:CLASS` (a POJO of that class, fields by name), `tuple`
+    /// (`TupleN`, fields f0, f1, ...; the default).
+    #[arg(long = "type", value_name = "OPERATOR/STATE=TYPE")]
+    pub types: Vec<String>,
     /// Read and check every file, report what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -101,6 +116,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
         dry_run: args.dry_run,
         parallelism: args.parallelism,
         checkpoint_id: args.checkpoint_id,
+        types: args.types.clone(),
     };
     let r = match &args.into {
         Some(into) => import_with(crate::cli::storage(), &args.parquet_dir, into, args.dst.as_deref(), &opts)?,

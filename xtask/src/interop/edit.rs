@@ -29,7 +29,7 @@
 //!   with the fixture's content; a savepoint from the export alone (`import --new`) restores
 //!   with those operators' content (keyed-string and window start empty); keyed-string's
 //!   Tuple2 `aggregating` state, dropped, comes back registered from its struct column (record
-//!   stripped likewise).
+//!   stripped likewise), and its POJO state `v-pojo` with `--type …=pojo:flinksnap.fixtures.Pojo`.
 //! - **bootstrap of the whole job**: every state of every operator (POJO, TTL, window
 //!   namespaces, timers, list/union/broadcast) exported and made into a new savepoint with
 //!   `import --new` alone: the job restores exactly the fixture's content.
@@ -235,6 +235,17 @@ pub(super) fn plan(fixtures: &[Fixture], work: &Path, ids: &BTreeMap<String, Str
                 agg.export_operators = vec!["keyed-string"];
                 agg.from_columns = true;
                 push(agg, &["hashmap", "rocksdb"], p);
+                // A POJO state the savepoint lacks (keyed-string's v-pojo, dropped first):
+                // registered from its struct column with --type …=pojo:CLASS (record stripped
+                // likewise), restored with the fixture's content.
+                let no_pojo = new(fi, f, Kind::Edit, "edit-without-v-pojo".into(), None, vec!["--drop-state".into(), "keyed-string/v-pojo".into()], "default");
+                let no_pojo_dir = no_pojo.dir.clone();
+                push(no_pojo, &[], p);
+                let typed = vec!["--type".to_owned(), "keyed-string/v-pojo=pojo:flinksnap.fixtures.Pojo".to_owned()];
+                let mut pojo = new(fi, f, Kind::Import, "edit-without-v-pojo~import-keyed-string-typed".into(), Some(no_pojo_dir), typed, "default");
+                pojo.export_operators = vec!["keyed-string"];
+                pojo.from_columns = true;
+                push(pojo, &["hashmap", "rocksdb"], p);
                 // A savepoint from the export alone (`import --new`): the job restores those
                 // operators' content, the others (keyed-string, window) start empty.
                 let mut boot = new(fi, f, Kind::Import, "import-new-savepoint".into(), None, Vec::new(), "default");
@@ -477,7 +488,8 @@ pub(super) fn import(bin: &Path, cache: &Path, f: &Fixture, c: &Conversion) -> s
             Some(into) => import.arg("--into").arg(into).args(["--parallelism", &f.parallelism.to_string()]),
             None => import.args(["--new", "--max-parallelism", &f.max_parallelism.to_string(), "--parallelism", &f.parallelism.to_string()]),
         };
-        run(import.arg(&c.dir).arg("--force"), "flinksnap import")?;
+        // (`--type` of structs registered from their columns.)
+        run(import.args(&c.args).arg(&c.dir).arg("--force"), "flinksnap import")?;
         return Ok(());
     }
     let mut export = Command::new(bin);
