@@ -214,7 +214,13 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
             Ok(()) => written.push(("~imported".into(), imported, 128, true)),
             Err(e) => failures.push(format!("{name}~imported: {e}")),
         }
-        if reference && job == "sql" {
+        // 1.15 sets no uids (operator ids hash the graph): the operators cannot be named by
+        // their plan uids there, and 1.18+ covers the same registrations.
+        if reference && job == "sql" && v.starts_with("1.15.") {
+            println!("skipped {v} {name}~typed: 1.15's operators have no plan uids (by design)");
+            totals.skipped += 1;
+        }
+        if reference && job == "sql" && !v.starts_with("1.15.") {
             let typed = work.join("savepoints").join(format!("{name}~typed"));
             match typed_import(bin, cache, &snap, &work.join("exports").join(format!("{name}~typed")), &typed) {
                 Ok(_) => written.push(("~typed".into(), typed, 128, true)),
