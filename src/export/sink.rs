@@ -51,6 +51,16 @@ pub enum Chunk {
     Text(Vec<u8>),
 }
 
+impl Chunk {
+    /// The memory it takes.
+    pub fn memory_size(&self) -> usize {
+        match self {
+            Chunk::Batch(b) => b.get_array_memory_size(),
+            Chunk::Text(t) => t.capacity(),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Writer {
     #[cfg(feature = "parquet")]
