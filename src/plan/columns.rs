@@ -248,6 +248,44 @@ fn node_columns(id: u32, node_type: &str, raw: &Json, inputs: &[Vec<PlanColumn>]
             cols.key = project(input, &sink_primary_key(raw)?);
             cols.states.insert("*".into(), vec![input.clone()]);
         }
+        // `StreamingMultiJoinOperator` (2.1+): keyed by the common join key (input 0's fields
+        // that input 1 joins on); `multi-join-input-<i>` holds input i's rows, as the map key
+        // (count as value) or, for an input with a unique key, as the value under that key.
+        // The plan's `state` array names them `input-state-<i>`, real snapshots do not.
+        "stream-exec-multi-join" => {
+            let pairs = raw.get("joinAttributeMap")?.get("1")?.as_array()?;
+            let on_first: Json = pairs.iter().filter(|p| p.get("leftInputId").and_then(Json::as_i64) == Some(0)).filter_map(|p| p.get("leftFieldIndex").cloned()).collect();
+            cols.key = project(input, &on_first);
+            let unique = raw.get("inputUniqueKeys").and_then(Json::as_array);
+            for (i, row) in inputs.iter().enumerate() {
+                let mut rows = vec![row.clone()];
+                if let Some(k) = unique.and_then(|u| u.get(i)?.as_array()?.first()).and_then(|k| project(row, k)) {
+                    rows.push(k);
+                }
+                cols.states.insert(format!("multi-join-input-{i}"), rows);
+            }
+        }
+        // A lookup join materialized for a non-deterministic update (`KeyedLookupJoinWrapper`,
+        // `requireUpsertMaterialize`): keyed by the input's upsert key; `unique-value` (an input
+        // with an upsert key) and `values` keep the lookup table's rows it joined, as the table
+        // gives them (named only without a projection on the table).
+        "stream-exec-lookup-join" if raw.get("requireUpsertMaterialize").and_then(Json::as_bool) == Some(true) => {
+            cols.key = project(input, raw.get("inputUpsertKey")?);
+            if raw.get("projectionOnTemporalTable").is_none_or(Json::is_null) {
+                if let Some(table) = raw.get("temporalTable").and_then(|t| t.get("outputType")).and_then(row_columns) {
+                    cols.states.insert("unique-value".into(), vec![table.clone()]);
+                    cols.states.insert("values".into(), vec![table]);
+                }
+            }
+        }
+        // A process table function (`ProcessTableOperator`, 2.1+): keyed by the table
+        // argument's PARTITION BY columns. Its states are the function's own types: not named.
+        "stream-exec-process-table-function" => {
+            let operands = raw.get("functionCall")?.get("operands")?.as_array()?;
+            let table = operands.iter().find(|o| o.get("kind").and_then(Json::as_str) == Some("TABLE_ARG_CALL"))?;
+            let at = usize::try_from(table.get("inputIndex")?.as_u64()?).ok()?;
+            cols.key = project(inputs.get(at)?, table.get("partitionKeys")?);
+        }
         _ => return None,
     }
     Some(cols)

@@ -3,11 +3,12 @@
 //! the snapshot's operators, so that state can be named by the SQL node that holds it.
 //!
 //! How an operator is tied to a plan node, most certain first:
-//! - the uid the metadata stores (Flink 2.x) is `<node id>_<transformation name>`;
+//! - the uid the metadata stores (Flink 2.x) is `<node id>_<transformation name>`, or the uid
+//!   the node itself records (a process table function's, 2.1+);
 //! - the uid derived from the plan: Flink 1.18+ gives every transformation of a compiled plan
 //!   the uid `<node id>_<transformation name>` (`ExecNodeBase#createTransformationUid`), and an
 //!   operator id is the hash of its uid, so the ids of every node × transformation name are
-//!   computed and looked up in the snapshot;
+//!   computed and looked up in the snapshot (and the hash of a node's own uid);
 //! - a REST plan's job vertex id is the id of its chain's head operator, and the vertex
 //!   description of a SQL job starts with that operator's node (`[4]:GroupAggregate(...)`).
 //!
@@ -75,6 +76,14 @@ pub struct PlanNode {
     /// The node's JSON in a compiled plan (its config: grouping, join spec, ...).
     #[serde(skip)]
     pub raw: serde_json::Value,
+}
+
+impl PlanNode {
+    /// The uid a compiled plan gives the node's operator itself (`"uid"`: a process table
+    /// function's, 2.1+, the function call's uid or name), which is then the operator's uid.
+    pub fn own_uid(&self) -> Option<&str> {
+        self.raw.get("uid").and_then(serde_json::Value::as_str).filter(|u| !u.is_empty())
+    }
 }
 
 /// One state a compiled plan declares for a node (`"state": [{"index", "ttl", "name"}]`).
@@ -176,7 +185,7 @@ impl Plan {
             PlanFormat::Compiled => self
                 .nodes
                 .iter()
-                .flat_map(|n| TRANSFORMATION_NAMES.iter().map(move |t| (n.id, format!("{}_{t}", n.id))))
+                .flat_map(|n| TRANSFORMATION_NAMES.iter().map(move |t| (n.id, format!("{}_{t}", n.id))).chain(n.own_uid().map(|u| (n.id, u.to_owned()))))
                 .map(|(id, uid)| (OperatorId::from_uid(&uid), (id, uid)))
                 .collect(),
             PlanFormat::Rest => BTreeMap::new(),
@@ -185,6 +194,9 @@ impl Plan {
         let mut out = Vec::new();
         for (operator_id, stored_uid) in operators {
             let by_stored = stored_uid.and_then(|u| {
+                if let Some(n) = self.nodes.iter().find(|n| n.own_uid() == Some(u)) {
+                    return Some((n.id, u.to_owned()));
+                }
                 let id: u32 = u.split_once('_')?.0.parse().ok()?;
                 self.node(id).map(|_| (id, u.to_owned()))
             });

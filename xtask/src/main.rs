@@ -332,10 +332,10 @@ const RUNS: &[Run] = &[
 #[derive(Clone, Copy)]
 struct SqlSnap {
     kind: &'static str, // checkpoint | canonical | native
-    /// Case suffix: the cases are `sql-<suffix>` and `sql-minibatch-<suffix>`.
+    /// Case suffix: the cases are `<job>-<suffix>`.
     case: &'static str,
-    /// Also a snapshot of the `sql-minibatch` job.
-    minibatch: bool,
+    /// The jobs snapshotted (`SqlJob.java` names them).
+    jobs: &'static [&'static str],
     /// Versions that take it (empty: every SQL version).
     only_versions: &'static [&'static str],
 }
@@ -375,7 +375,8 @@ const SQL_RUNS: &[SqlRun] = &[
         backend: "hashmap",
         incremental: false,
         snaps: &[
-            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", minibatch: true, only_versions: SQL_CANONICAL },
+            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", jobs: SQL_JOBS, only_versions: SQL_CANONICAL },
+            SqlSnap { kind: "canonical", case: "heap-savepoint-canonical", jobs: SQL_V2_JOBS, only_versions: SQL_V2 },
         ],
     },
     SqlRun {
@@ -383,20 +384,24 @@ const SQL_RUNS: &[SqlRun] = &[
         backend: "rocksdb",
         incremental: true,
         snaps: &[
-            SqlSnap { kind: "checkpoint", case: "rocksdb-checkpoint-incremental", minibatch: true, only_versions: SQL_ROCKSDB },
+            SqlSnap { kind: "checkpoint", case: "rocksdb-checkpoint-incremental", jobs: SQL_JOBS, only_versions: SQL_ROCKSDB },
         ],
     },
 ];
 
 /// The SQL jobs, as `flink-job/.../SqlJob.java` names them.
 const SQL_JOBS: &[&str] = &["sql", "sql-minibatch"];
+/// The job of Flink 2.1+'s SQL operators: a multi-way join (`StreamingMultiJoinOperator`) and a
+/// process table function with structured, ListView, MapView and TTL state and named timers
+/// (`flink-job/src-sql-21/`). Only 2.3.0, as a heap canonical savepoint: the serializers are
+/// the table runtime's of the other SQL fixtures, the operators and their states are new.
+/// `sql-lookup`: a lookup join made stateful (`KeyedLookupJoinWrapper`) by
+/// `TRY_RESOLVE`, which 2.3.0 refuses to plan beside a process table function.
+const SQL_V2_JOBS: &[&str] = &["sql-v2", "sql-lookup"];
+const SQL_V2: &[&str] = &["2.3.0"];
 
 fn sql_cases(snap: &SqlSnap) -> Vec<String> {
-    let mut v = vec![format!("sql-{}", snap.case)];
-    if snap.minibatch {
-        v.push(format!("sql-minibatch-{}", snap.case));
-    }
-    v
+    snap.jobs.iter().map(|j| format!("{j}-{}", snap.case)).collect()
 }
 
 /// The feature cases (changelog, file merging): 2.3.0. 1.20.5 (file merging is new in 1.20)
@@ -930,6 +935,9 @@ fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes:
     if sql {
         java_sources(&job.join("src-sql"), &mut sources)?;
         java_sources(&job.join(format!("src-sql-{}", generation(version)?)), &mut sources)?;
+        if has_sql_v2_operators(version) {
+            java_sources(&job.join("src-sql-21"), &mut sources)?;
+        }
     }
     sources.sort();
     println!("== flink {version}: javac {} sources against {}", sources.len(), dist.lib.display());
@@ -943,8 +951,20 @@ fn compile_into(tools: &Tools, repo: &Path, version: &str, dist: &Dist, classes:
     if sql {
         // the SQL connector's SPI registration (compiled plans name the connector)
         copy_tree(&job.join("resources-sql"), classes)?;
+        if has_sql_v2_operators(version) {
+            // and the 2.1+ lookup table's (the same services file, one factory more)
+            copy_tree(&job.join("resources-sql-21"), classes)?;
+        }
     }
     Ok(())
+}
+
+/// Process table functions with timers (`ProcessTableFunction.TimeContext`) and multi-way joins
+/// are Flink 2.1+ (`flink-job/src-sql-21/`).
+fn has_sql_v2_operators(version: &str) -> bool {
+    let mut p = version.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (p.next().unwrap_or(0), p.next().unwrap_or(0));
+    major > 2 || (major == 2 && minor >= 1)
 }
 
 /// The SQL fixtures need compiled plans (`COMPILE PLAN`, FLIP-190): Flink 1.15 and newer.
@@ -1035,6 +1055,12 @@ fn run_sql_job(
             fs::remove_dir_all(&d).map_err(|e| format!("remove {}: {e}", d.display()))?;
         }
     }
+    let mut jobs: Vec<&str> = Vec::new();
+    for j in snaps.iter().flat_map(|s| s.jobs) {
+        if !jobs.contains(j) {
+            jobs.push(j);
+        }
+    }
     let cp = dist.sql_classpath();
     let mut cmd = java_job(tools, repo, version, 1536, &work.join("tmp"), classes, &cp, "flinksnap.fixtures.SqlMain");
     cmd.args(["--flink-version", version])
@@ -1044,9 +1070,9 @@ fn run_sql_job(
         .arg(&work)
         .args(["--backend", run.backend])
         .args(["--incremental", &run.incremental.to_string()])
-        .args(["--jobs", &SQL_JOBS.join(",")]);
+        .args(["--jobs", &jobs.join(",")]);
     for s in snaps {
-        let jobs = if s.minibatch { SQL_JOBS.join(",") } else { SQL_JOBS[0].to_string() };
+        let jobs = s.jobs.join(",");
         cmd.arg("--snap").arg(format!("2:{}:{}:{jobs}", s.kind, s.case));
     }
     println!("== flink {version}: sql run {} -> {}", run.name, cases.join(", "));
