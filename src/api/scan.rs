@@ -366,10 +366,13 @@ impl Scan {
     /// ([`crate::readers::parallel`]): `produce` is given the entries of one piece at a time (a
     /// subtask's state, or a key-group range of it) on a worker thread and emits what it makes
     /// of them; `consume` gets that on this thread in snapshot order — exactly what one thread
-    /// producing from [`Scan::entries`] would hand it. The first error ends the read.
-    pub fn read_ordered<T, F, C>(&self, threads: usize, produce: F, consume: C) -> Result<()>
+    /// producing from [`Scan::entries`] would hand it. The first error ends the read. What the
+    /// threads produce ahead of `consume` takes at most about `budget` bytes, each result
+    /// counting `weight(&result)`.
+    pub fn read_ordered<T, F, C, W>(&self, threads: usize, budget: usize, weight: W, produce: F, consume: C) -> Result<()>
     where
         T: Send,
+        W: Fn(&T) -> usize + Sync,
         F: Fn(&mut ScanEntries, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
         C: FnMut(T) -> Result<()>,
     {
@@ -377,6 +380,8 @@ impl Scan {
         crate::readers::parallel::ordered(
             &pieces,
             threads,
+            budget,
+            weight,
             |piece, emit| {
                 let part = match piece.part {
                     PiecePart::Subtask => Part::Subtask,

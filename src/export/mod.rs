@@ -117,6 +117,8 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// bytes (as stored; decoded entries take two to three times that). The same for any number of
 /// threads, so the chunks, and with them the files' row groups, are too.
 const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Encoded chunks the reading threads hold ahead of the writer, at most (about).
+const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 
 /// Told how an export progresses (e.g. to draw a progress bar). Calls come from any thread.
 pub trait Progress: Sync {
@@ -344,8 +346,8 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     // The pieces of the snapshot (subtasks, key-group ranges of their keyed state) are read
     // and encoded into record batches (or text) on `threads` threads and appended to their
     // files here, in snapshot order ([`crate::readers::parallel`]): every file's rows come in
-    // the same order whatever the number of threads, and a bounded number of chunks is in
-    // flight.
+    // the same order whatever the number of threads, and at most about `READ_AHEAD_BYTES` of
+    // chunks wait for the writer.
     let threads = opts.threads.max(1);
     let pieces = parallel::pieces(snapshot, &opts.selection, threads);
     progress.start(pieces.iter().map(|p| p.bytes).sum());
@@ -356,6 +358,11 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     let read = parallel::ordered(
         &pieces,
         threads,
+        READ_AHEAD_BYTES,
+        |job| match job {
+            Job::Chunk { chunk, .. } => chunk.memory_size(),
+            Job::PieceDone { undecodable, .. } => 256 * (1 + undecodable.len()),
+        },
         |piece, emit| reader.read_piece(piece, emit),
         |job| {
             match job {

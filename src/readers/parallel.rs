@@ -1,21 +1,21 @@
 //! Reading a snapshot on several threads, in bounded memory, in snapshot order: the one
 //! mechanism behind `--threads` of `dump`, `export` and `verify --level full`.
 //!
-//! The work is cut into [`Piece`]s ([`pieces`]): per subtask holding selected state, its
-//! operator state, and its keyed state in key-group ranges (a snapshot of one subtask still
-//! keeps every thread busy). Reading every piece in order gives exactly the entries of one
-//! [`SnapshotEntries`] read, in its order.
+//! The work is cut into many small [`Piece`]s ([`pieces`]): per subtask holding selected
+//! state, its operator state, and its keyed state in key-group ranges of a few MiB each (a
+//! snapshot of one subtask still keeps every thread busy). Reading every piece in order gives
+//! exactly the entries of one [`SnapshotEntries`] read, in its order.
 //!
-//! [`ordered`] runs a `produce` function per piece on worker threads, each handing its results
-//! over a bounded channel of its own, and a `consume` function on the calling thread that takes
-//! the pieces' results in piece order: the output is the same whatever the number of threads.
-//! Memory stays bounded: a worker starts a piece only while it lies within a window of pieces
-//! ahead of the one being consumed, and each piece's channel holds a fixed number of results.
-//! An error ends the run at its piece: what came before it is consumed, nothing after.
+//! [`ordered`] runs a `produce` function per piece on worker threads and a `consume` function
+//! on the calling thread that takes the pieces' results in piece order: the output is the same
+//! whatever the number of threads. A worker ahead of the consumer buffers its piece's results
+//! (so it does not wait for the consumer) within a byte budget of the caller's choosing and a
+//! window of pieces ahead of the one being consumed. An error ends the run at its piece: what
+//! came before it is consumed, nothing after.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
@@ -24,11 +24,13 @@ use crate::model::{KeyGroupRange, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::snapshot::Snapshot;
 
-/// Results a piece's channel holds before its worker waits.
-const DEPTH: usize = 2;
-/// Pieces cut from one keyed-state handle per thread: more than one, so threads that finish
-/// early find work, few enough that opening a handle per piece stays cheap.
+/// Pieces cut from one keyed-state handle per thread at least: more than one, so threads that
+/// finish early find work.
 const PIECES_PER_THREAD: usize = 4;
+/// Stored bytes of a piece of a large handle: small enough that a worker ahead of the consumer
+/// buffers a whole piece's results in little memory and the threads stay evenly busy, large
+/// enough that opening the handle once per piece costs little.
+const PIECE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The threads to use by default: one per core.
 pub fn default_threads() -> usize {
@@ -76,9 +78,10 @@ impl Piece {
 }
 
 /// The pieces of a read of `selection` on `threads` threads, in snapshot order. One thread: one
-/// piece per subtask. More: each keyed-state handle is cut into up to `threads` × 4 key-group
-/// ranges of about equal stored bytes (by the key-group offsets where the format records them,
-/// else equal ranges) — except changelog handles, whose change log each piece would read again.
+/// piece per subtask. More: each keyed-state handle is cut into key-group ranges of about equal
+/// stored bytes, at least `threads` × 4 of them and of at most 4 MiB where key groups allow (by
+/// the key-group offsets where the format records them, else equal ranges) — except changelog
+/// handles, whose change log each piece would read again.
 pub fn pieces(snapshot: &Snapshot, selection: &Selection, threads: usize) -> Vec<Piece> {
     let per_handle = if threads > 1 { threads * PIECES_PER_THREAD } else { 1 };
     let mut out = Vec::new();
@@ -97,7 +100,7 @@ pub fn pieces(snapshot: &Snapshot, selection: &Selection, threads: usize) -> Vec
         let ranges = if range.len == 0 {
             Vec::new()
         } else {
-            key_group_splits(h, range, total.div_ceil(per_handle as u64).max(1), true)
+            key_group_splits(h, range, total.div_ceil(per_handle as u64).clamp(1, PIECE_BYTES), true)
         };
         if ranges.len() <= 1 {
             out.push(whole);
@@ -112,10 +115,11 @@ pub fn pieces(snapshot: &Snapshot, selection: &Selection, threads: usize) -> Vec
     out
 }
 
-/// Cuts a sorted list of key groups into up to `threads` × 4 runs of about equal length (one
-/// run for one thread), for readers that list a handle's key groups first (`verify`).
-pub fn split_key_groups(key_groups: &[u32], threads: usize) -> Vec<&[u32]> {
-    let n = if threads > 1 { threads * PIECES_PER_THREAD } else { 1 };
+/// Cuts a sorted list of key groups of a handle of `bytes` stored bytes into runs of about equal
+/// length: as many as the handle has pieces of 4 MiB, at least `threads` × 4 (one run for one
+/// thread), for readers that list a handle's key groups first (`verify`).
+pub fn split_key_groups(key_groups: &[u32], bytes: u64, threads: usize) -> Vec<&[u32]> {
+    let n = if threads > 1 { (threads * PIECES_PER_THREAD).max(bytes.div_ceil(PIECE_BYTES) as usize) } else { 1 };
     let size = key_groups.len().div_ceil(n).max(1);
     key_groups.chunks(size).collect()
 }
@@ -180,24 +184,23 @@ pub(crate) fn key_group_splits(h: &KeyedStateHandle, range: KeyGroupRange, max: 
     }
 }
 
-/// What travels over a piece's channel.
-enum Msg<T> {
-    Item(T),
-    Failed(Error),
-    /// The piece was produced to its end.
-    Done,
-}
-
 /// Runs `produce` for every piece on up to `threads` threads and hands what it emits to
 /// `consume` on this thread, piece after piece in the order of `pieces`, each piece's results
 /// in the order emitted: the same calls to `consume` as one thread producing every piece in
-/// turn. At most `2 × threads` pieces are under way, each with at most `DEPTH` (2) results
-/// waiting. The first error, of `produce` (in piece order) or of `consume`, ends the run and is
-/// returned; pieces after it are not started, those under way stop at their next emit.
-pub fn ordered<P, T, F, C>(pieces: &[P], threads: usize, produce: F, mut consume: C) -> Result<()>
+/// turn.
+///
+/// A worker buffers a piece's results while the consumer is busy with earlier pieces, so both
+/// keep going; memory is bounded by `budget` bytes, each result counting `weight(&result)`:
+/// pieces ahead of the one being consumed hold at most `budget` between them, and the piece
+/// being consumed at most `budget` of its own (or one result, however large, so a run never
+/// stalls). Workers start a piece only within a window of `4 × threads` pieces ahead of the
+/// consumer. The first error, of `produce` (in piece order) or of `consume`, ends the run and
+/// is returned; pieces after it are not started, those under way stop at their next emit.
+pub fn ordered<P, T, F, C, W>(pieces: &[P], threads: usize, budget: usize, weight: W, produce: F, mut consume: C) -> Result<()>
 where
     P: Sync,
     T: Send,
+    W: Fn(&T) -> usize + Sync,
     F: Fn(&P, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
     C: FnMut(T) -> Result<()>,
 {
@@ -207,19 +210,18 @@ where
         }
         return Ok(());
     }
-    let window = 2 * threads;
-    let (senders, receivers): (Vec<_>, Vec<Receiver<Msg<T>>>) = pieces.iter().map(|_| sync_channel(DEPTH)).unzip();
-    let senders: Vec<Mutex<Option<SyncSender<Msg<T>>>>> = senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let window = WINDOW_PER_THREAD * threads;
+    let shared = Shared {
+        state: Mutex::new(State { queues: pieces.iter().map(|_| Queue::default()).collect(), buffered: 0, consumed: 0, stop: false }),
+        ready: Condvar::new(),
+        room: Condvar::new(),
+    };
     let next = AtomicUsize::new(0);
     // The first piece that failed: no piece after it is started.
     let failed_at = AtomicUsize::new(usize::MAX);
-    let stop = AtomicBool::new(false);
-    // The piece being consumed, and a signal when it moves on (or the run stops).
-    let consumed = (Mutex::new(0usize), Condvar::new());
-    let lock = |m: &Mutex<usize>| *m.lock().unwrap_or_else(|p| p.into_inner());
     std::thread::scope(|s| {
         for _ in 0..threads.min(pieces.len()) {
-            let (produce, senders, next, failed_at, stop, consumed) = (&produce, &senders, &next, &failed_at, &stop, &consumed);
+            let (produce, weight, shared, next, failed_at) = (&produce, &weight, &shared, &next, &failed_at);
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= pieces.len() || i > failed_at.load(Ordering::Relaxed) {
@@ -227,54 +229,133 @@ where
                 }
                 // Wait until the piece is within the window ahead of the one consumed.
                 {
-                    let mut at = consumed.0.lock().unwrap_or_else(|p| p.into_inner());
-                    while i >= *at + window && !stop.load(Ordering::Relaxed) {
-                        at = consumed.1.wait(at).unwrap_or_else(|p| p.into_inner());
+                    let mut st = shared.lock();
+                    while i >= st.consumed + window && !st.stop {
+                        st = shared.room.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                    if st.stop {
+                        break;
                     }
                 }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Some(tx) = senders[i].lock().unwrap_or_else(|p| p.into_inner()).take() else { break };
-                let mut emit = |t: T| tx.send(Msg::Item(t)).map_err(|_| stopped());
+                let mut emit = |t: T| -> Result<()> {
+                    let w = weight(&t);
+                    let mut st = shared.lock();
+                    loop {
+                        if st.stop {
+                            return Err(stopped());
+                        }
+                        let own = st.queues[i].bytes;
+                        let fits = if i == st.consumed { own == 0 || own.saturating_add(w) <= budget } else { st.buffered.saturating_add(w) <= budget };
+                        if fits {
+                            st.queues[i].items.push_back((t, w));
+                            st.queues[i].bytes += w;
+                            st.buffered += w;
+                            if i == st.consumed {
+                                shared.ready.notify_one();
+                            }
+                            return Ok(());
+                        }
+                        st = shared.room.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
                 // A panic is an error of its piece: the consumer must not wait for the rest.
                 let r = std::panic::catch_unwind(AssertUnwindSafe(|| produce(&pieces[i], &mut emit)))
                     .unwrap_or_else(|_| Err(Error::Invalid("a reading thread panicked".into())));
-                match r {
-                    Ok(()) => {
-                        let _ = tx.send(Msg::Done);
-                    }
-                    Err(e) => {
-                        failed_at.fetch_min(i, Ordering::Relaxed);
-                        let _ = tx.send(Msg::Failed(e));
-                    }
+                if r.is_err() {
+                    failed_at.fetch_min(i, Ordering::Relaxed);
+                }
+                let mut st = shared.lock();
+                st.queues[i].end = Some(r);
+                if i == st.consumed {
+                    shared.ready.notify_one();
                 }
             });
         }
-        let result = (|| {
-            for (i, rx) in receivers.into_iter().enumerate() {
-                {
-                    *consumed.0.lock().unwrap_or_else(|p| p.into_inner()) = i;
-                    consumed.1.notify_all();
-                }
-                loop {
-                    match rx.recv() {
-                        Ok(Msg::Item(t)) => consume(t)?,
-                        Ok(Msg::Done) => break,
-                        Ok(Msg::Failed(e)) => return Err(e),
-                        Err(_) => return Err(Error::Invalid("a reading thread stopped before the end of its piece".into())),
+        // However the consumer leaves (an error, a panic), the workers must stop waiting.
+        let _stop = StopOnDrop(&shared);
+        for i in 0..pieces.len() {
+            {
+                let mut st = shared.lock();
+                st.consumed = i;
+                shared.room.notify_all();
+            }
+            loop {
+                let item = {
+                    let mut st = shared.lock();
+                    loop {
+                        if let Some((t, w)) = st.queues[i].items.pop_front() {
+                            st.queues[i].bytes -= w;
+                            st.buffered -= w;
+                            shared.room.notify_all();
+                            break Ok(t);
+                        }
+                        if let Some(end) = st.queues[i].end.take() {
+                            break Err(end);
+                        }
+                        st = shared.ready.wait(st).unwrap_or_else(|p| p.into_inner());
                     }
+                };
+                match item {
+                    Ok(t) => consume(t)?,
+                    Err(Ok(())) => break,
+                    Err(Err(e)) => return Err(e),
                 }
             }
-            Ok(())
-        })();
-        // Unblock every worker: waiting for the window, or (once the receivers are dropped,
-        // which they are: the loop above consumed them) sending.
-        stop.store(true, Ordering::Relaxed);
-        let _ = lock(&consumed.0);
-        consumed.1.notify_all();
-        result
+        }
+        Ok(())
     })
+}
+
+/// How many pieces per thread a worker may start ahead of the one being consumed.
+const WINDOW_PER_THREAD: usize = 4;
+
+/// What [`ordered`]'s threads share, under one lock.
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Signalled when the piece being consumed has a result or ended.
+    ready: Condvar,
+    /// Signalled when the consumer moved on or took a result (the window or budget has room).
+    room: Condvar,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct State<T> {
+    /// Per piece: its results not yet consumed.
+    queues: Vec<Queue<T>>,
+    /// The bytes all queues hold.
+    buffered: usize,
+    /// The piece being consumed.
+    consumed: usize,
+    /// The run ended: workers stop.
+    stop: bool,
+}
+
+struct Queue<T> {
+    items: VecDeque<(T, usize)>,
+    bytes: usize,
+    /// How the piece's production ended, once it did.
+    end: Option<Result<()>>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue { items: VecDeque::new(), bytes: 0, end: None }
+    }
+}
+
+/// Stops the run's workers when dropped.
+struct StopOnDrop<'a, T>(&'a Shared<T>);
+
+impl<T> Drop for StopOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.lock().stop = true;
+        self.0.room.notify_all();
+    }
 }
 
 fn stopped() -> Error {
@@ -286,12 +367,14 @@ mod tests {
     use super::*;
 
     /// Pieces of 0..n numbers; each piece emits its numbers one at a time.
-    fn run(pieces: usize, per: usize, threads: usize, fail: Option<(usize, usize)>) -> (Vec<usize>, Result<()>) {
+    fn run(pieces: usize, per: usize, threads: usize, budget: usize, fail: Option<(usize, usize)>) -> (Vec<usize>, Result<()>) {
         let ps: Vec<usize> = (0..pieces).collect();
         let mut got = Vec::new();
         let r = ordered(
             &ps,
             threads,
+            budget,
+            |_| 1,
             |&p, emit| {
                 for j in 0..per {
                     if fail == Some((p, j)) {
@@ -363,20 +446,24 @@ mod tests {
 
     #[test]
     fn ordered_results_do_not_depend_on_threads() {
-        let (one, r1) = run(37, 50, 1, None);
+        let (one, r1) = run(37, 50, 1, 1, None);
         r1.unwrap();
         assert_eq!(one, (0..37 * 50).collect::<Vec<_>>());
-        for threads in [2, 3, 8] {
-            let (many, r) = run(37, 50, threads, None);
-            r.unwrap();
-            assert_eq!(many, one, "{threads} threads");
+        // A budget of none and of one result (each piece waits for the consumer), of less than a piece,
+        // and of every piece.
+        for budget in [0, 1, 30, 10_000] {
+            for threads in [2, 3, 8] {
+                let (many, r) = run(37, 50, threads, budget, None);
+                r.unwrap();
+                assert_eq!(many, one, "{threads} threads, budget {budget}");
+            }
         }
     }
 
     #[test]
     fn an_error_in_one_piece_ends_the_run_after_what_came_before() {
         for threads in [1, 2, 4] {
-            let (got, r) = run(20, 10, threads, Some((7, 3)));
+            let (got, r) = run(20, 10, threads, 25, Some((7, 3)));
             let e = r.unwrap_err().to_string();
             assert!(e.contains("piece 7 failed at 3"), "{e}");
             assert_eq!(got, (0..7 * 10 + 3).collect::<Vec<_>>(), "{threads} threads");
@@ -391,6 +478,8 @@ mod tests {
         let r = ordered(
             &ps,
             4,
+            100,
+            |_| 1,
             |_, emit| {
                 for j in 0..1000 {
                     produced.fetch_add(1, Ordering::Relaxed);
@@ -407,8 +496,9 @@ mod tests {
             },
         );
         assert!(r.unwrap_err().to_string().contains("disk full"));
-        // The window bounds how far the workers ran ahead: 2 × 4 pieces of 1000 past piece 1.
-        assert!(produced.load(Ordering::Relaxed) <= 10 * 1000, "{}", produced.load(Ordering::Relaxed));
+        // The budget bounds how far the workers ran ahead: 100 results of the piece consumed,
+        // 100 of those after it, one being emitted per worker.
+        assert!(produced.load(Ordering::Relaxed) <= 1500 + 2 * 100 + 4, "{}", produced.load(Ordering::Relaxed));
     }
 
     #[test]
@@ -417,6 +507,8 @@ mod tests {
         let r = ordered(
             &ps,
             2,
+            10,
+            |_| 1,
             |&p, emit| {
                 if p == 4 {
                     panic!("reader bug");

@@ -244,7 +244,8 @@ impl CfCursor {
         upper: Option<Vec<u8>>,
         merge: Arc<dyn MergeOperator>,
     ) -> Result<CfCursor> {
-        let mut children = Vec::new();
+        // Sized up front: a table iterator is large, and a cursor is opened per key group and state.
+        let mut children = Vec::with_capacity(levels.first().map_or(0, Vec::len) + levels.len());
         for (level, files) in levels.iter().enumerate() {
             if level == 0 {
                 for f in files {

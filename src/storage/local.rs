@@ -55,8 +55,13 @@ impl Storage for LocalStorage {
             )));
         }
         f.seek(SeekFrom::Start(range.start)).map_err(|e| Error::io(loc.as_str(), e))?;
-        let mut buf = vec![0; (range.end - range.start) as usize];
-        f.read_exact(&mut buf).map_err(|e| Error::io(loc.as_str(), e))?;
+        // Into the spare capacity, not zeroed first (RocksDB blocks: 5% of a verify's instructions).
+        let n = range.end - range.start;
+        let mut buf = Vec::with_capacity(n as usize);
+        f.take(n).read_to_end(&mut buf).map_err(|e| Error::io(loc.as_str(), e))?;
+        if buf.len() as u64 != n {
+            return Err(Error::io(loc.as_str(), std::io::Error::from(std::io::ErrorKind::UnexpectedEof)));
+        }
         Ok(buf)
     }
 

@@ -143,6 +143,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
     // order: the output does not depend on the number of threads.
     let read = scan.read_ordered(
         threads,
+        READ_AHEAD_BYTES,
+        Chunk::memory_size,
         |entries, emit| {
             let mut chunk = Chunk::default();
             // The file of each (subtask, stream), resolved once.
@@ -256,6 +258,15 @@ struct Chunk {
 /// A chunk is handed on once it holds this many bytes or table rows.
 const CHUNK_BYTES: usize = 256 * 1024;
 const CHUNK_ROWS: usize = 1024;
+/// Formatted chunks the reading threads hold ahead of the output, at most (about).
+const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
+
+impl Chunk {
+    /// The memory it takes (about).
+    fn memory_size(&self) -> usize {
+        self.bytes.capacity() + self.rows.iter().map(|r| r.iter().map(|c| c.capacity() + 24).sum::<usize>() + 24).sum::<usize>() + 256 * self.undecodable.len()
+    }
+}
 
 /// Tells, on stderr, which states (or parts of them) were not decoded and why: the read went on
 /// past them.

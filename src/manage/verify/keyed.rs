@@ -173,12 +173,21 @@ impl Verifier<'_> {
         // own, and their results taken here in key-group order: the report does not depend on
         // the number of threads.
         let threads = self.threads;
-        let runs = crate::readers::parallel::split_key_groups(&key_groups, threads);
+        let handle_bytes: u64 = op
+            .subtasks
+            .get(sub.subtask)
+            .and_then(|st| st.state.as_ref())
+            .and_then(|x| x.managed_keyed_state.as_ref())
+            .map_or(0, |h| h.streams().iter().map(|(_, x)| x.size()).sum());
+        let runs = crate::readers::parallel::split_key_groups(&key_groups, handle_bytes, threads);
         // The first run reads through the source opened above; the others open their own.
         let opened = std::sync::Mutex::new(Some(source));
+        // Results are small (counts, a few findings): the window of runs bounds them.
         let read = crate::readers::parallel::ordered(
             &runs,
             threads,
+            usize::MAX,
+            |_| 0,
             |run, emit| {
                 let (Some(&first), Some(&last)) = (run.first(), run.last()) else { return Ok(()) };
                 let taken = if std::ptr::eq(run.as_ptr(), runs[0].as_ptr()) { opened.lock().ok().and_then(|mut o| o.take()) } else { None };

@@ -185,7 +185,8 @@ impl HandleScan {
     pub(super) fn next_batch(&mut self) -> Result<Option<Vec<Entry>>> {
         loop {
             let Some(scan) = self.scans.front_mut() else { return Ok(None) };
-            let mut out = Vec::new();
+            // Entries are large: growing from empty copied them over and over.
+            let mut out = Vec::with_capacity(self.batch_pairs.min(256));
             let (mut pairs, mut bytes) = (0usize, 0usize);
             let mut stopped_at = None;
             let (decoder, batch_pairs, metadata, what) = (&self.decoder, self.batch_pairs, &self.metadata, &self.what);

@@ -337,7 +337,7 @@ fn flagged_elements(c: &mut Cursor<'_>, e: &TypeSerializer, d: usize, what: &'st
 fn positional(c: &mut Cursor<'_>, fields: &[TypeSerializer], d: usize, tail: bool, prefix: &str, first: usize) -> F<Vec<(String, Value)>> {
     let mut out = Vec::with_capacity(fields.len());
     for (i, f) in fields.iter().enumerate() {
-        let name = format!("{prefix}{}", i + first);
+        let name = field_name(prefix, i + first);
         let last = i + 1 == fields.len();
         // An undecodable field followed only by fixed-size fields (`Tuple2<Kryo, Long>`, the
         // legacy Kafka consumer's state) ends where their bytes begin: it takes the frame but them.
@@ -356,6 +356,19 @@ fn positional(c: &mut Cursor<'_>, fields: &[TypeSerializer], d: usize, tail: boo
         out.push((name, v));
     }
     Ok(out)
+}
+
+/// `{prefix}{i}` without the formatting machinery (it runs for every field of every tuple).
+fn field_name(prefix: &str, i: usize) -> String {
+    let mut s = String::with_capacity(prefix.len() + 2);
+    s.push_str(prefix);
+    if i < 10 {
+        s.push(char::from(b'0' + i as u8));
+    } else {
+        use std::fmt::Write;
+        let _ = write!(s, "{i}");
+    }
+    s
 }
 
 /// `RowSerializer`: a mask of `[kind bit 0, kind bit 1,] null flags…` packed MSB-first
