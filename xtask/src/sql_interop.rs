@@ -44,10 +44,10 @@ pub struct SqlTotals {
     pub skipped: usize,
 }
 
-/// The SQL fixtures of a version: (case dir, case.json), sorted.
-fn sql_cases(repo: &Path, v: &str) -> Vec<(PathBuf, J)> {
-    let dir = repo.join("testdata").join(format!("flink-{v}"));
-    let mut out: Vec<(PathBuf, J)> = fs::read_dir(&dir)
+/// The SQL cases under `dir` (a version's testdata/, or `sql-matrix`'s generated cases):
+/// (case dir, case.json), sorted.
+pub fn sql_cases(dir: &Path) -> Vec<(PathBuf, J)> {
+    let mut out: Vec<(PathBuf, J)> = fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -177,7 +177,12 @@ fn convert(bin: &Path, src: &Path, dst: &Path, extra: &[&str]) -> std::result::R
 
 /// Runs the SQL interop of one version; `work` is the version's interop work directory.
 pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: &Path, only: &[String]) -> Result<SqlTotals> {
-    let cases: Vec<(PathBuf, J)> = sql_cases(repo, v).into_iter().filter(|(_, c)| only.is_empty() || only.iter().any(|o| c["case"] == *o.as_str())).collect();
+    let cases: Vec<(PathBuf, J)> = sql_cases(&repo.join("testdata").join(format!("flink-{v}"))).into_iter().filter(|(_, c)| only.is_empty() || only.iter().any(|o| c["case"] == *o.as_str())).collect();
+    run_cases(tools, repo, cache, bin, v, work, &cases)
+}
+
+/// [`run`] on these cases (`sql-matrix` gives generated ones).
+pub fn run_cases(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: &Path, cases: &[(PathBuf, J)]) -> Result<SqlTotals> {
     let mut totals = SqlTotals::default();
     if cases.is_empty() {
         return Ok(totals);
@@ -187,7 +192,7 @@ pub fn run(tools: &Tools, repo: &Path, cache: &Path, bin: &Path, v: &str, work: 
     fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
-    for (dir, case) in &cases {
+    for (dir, case) in cases {
         let name = case["case"].as_str().unwrap_or_default().to_owned();
         let job = case["job"].as_str().unwrap_or_default().to_owned();
         let plan = dir.join(case["plan"].as_str().unwrap_or_default());
