@@ -28,22 +28,22 @@ pub const STREAM_MAGIC: u16 = 0xACED;
 /// `STREAM_VERSION`.
 pub const STREAM_VERSION: u16 = 5;
 
-const TC_NULL: u8 = 0x70;
-const TC_REFERENCE: u8 = 0x71;
-const TC_CLASSDESC: u8 = 0x72;
-const TC_OBJECT: u8 = 0x73;
-const TC_STRING: u8 = 0x74;
+pub(crate) const TC_NULL: u8 = 0x70;
+pub(crate) const TC_REFERENCE: u8 = 0x71;
+pub(crate) const TC_CLASSDESC: u8 = 0x72;
+pub(crate) const TC_OBJECT: u8 = 0x73;
+pub(crate) const TC_STRING: u8 = 0x74;
 const TC_ARRAY: u8 = 0x75;
 const TC_CLASS: u8 = 0x76;
-const TC_BLOCKDATA: u8 = 0x77;
-const TC_ENDBLOCKDATA: u8 = 0x78;
+pub(crate) const TC_BLOCKDATA: u8 = 0x77;
+pub(crate) const TC_ENDBLOCKDATA: u8 = 0x78;
 const TC_RESET: u8 = 0x79;
 const TC_BLOCKDATALONG: u8 = 0x7A;
 const TC_EXCEPTION: u8 = 0x7B;
 const TC_LONGSTRING: u8 = 0x7C;
 const TC_PROXYCLASSDESC: u8 = 0x7D;
-const TC_ENUM: u8 = 0x7E;
-const BASE_HANDLE: u32 = 0x7E_0000;
+pub(crate) const TC_ENUM: u8 = 0x7E;
+pub(crate) const BASE_HANDLE: u32 = 0x7E_0000;
 
 const SC_WRITE_METHOD: u8 = 0x01;
 const SC_BLOCK_DATA: u8 = 0x08;

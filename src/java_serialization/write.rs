@@ -10,18 +10,8 @@
 
 use std::collections::HashMap;
 
-use super::{STREAM_MAGIC, STREAM_VERSION};
+use super::{BASE_HANDLE, STREAM_MAGIC, STREAM_VERSION, TC_BLOCKDATA, TC_CLASSDESC, TC_ENDBLOCKDATA, TC_ENUM, TC_NULL, TC_OBJECT, TC_REFERENCE, TC_STRING};
 use crate::bytes::DataOutput;
-
-const TC_NULL: u8 = 0x70;
-const TC_REFERENCE: u8 = 0x71;
-const TC_CLASSDESC: u8 = 0x72;
-const TC_OBJECT: u8 = 0x73;
-const TC_STRING: u8 = 0x74;
-const TC_BLOCKDATA: u8 = 0x77;
-const TC_ENDBLOCKDATA: u8 = 0x78;
-const TC_ENUM: u8 = 0x7E;
-const BASE_HANDLE: u32 = 0x7E_0000;
 
 /// `SC_SERIALIZABLE`.
 pub const SC_SERIALIZABLE: u8 = 0x02;
