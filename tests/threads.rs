@@ -1,4 +1,4 @@
-//! `--threads N`: `dump`, `verify --level full` and `export` give the same output on one thread
+//! `--threads N`: `dump`, `verify --level full`, `export`, `convert` and `stats` give the same output on one thread
 //! and on several, for every fixture (the pieces a snapshot is cut into — key-group ranges of
 //! each keyed-state handle — are read in parallel and their results put back in snapshot
 //! order: `src/readers/parallel.rs`), and an error in one reading thread is the command's error.
@@ -133,6 +133,60 @@ fn export_rows_are_identical_on_any_number_of_threads() {
     }
 }
 
+/// Every file below `dir`, by its path relative to `dir`, with its bytes (file names derive from
+/// the snapshot, so two writes of one savepoint have the same names).
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    crate::util::files_under(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().to_str().unwrap().to_owned(), std::fs::read(&p).unwrap())).collect()
+}
+
+/// `convert ARGS` into `DST` on 1 and on 4 threads: the same exit code, the same stderr (the
+/// target's name aside) and, when it succeeds, the same files with the same bytes.
+fn convert_same(src: &str, tmp: &Path, extra: &[&str]) -> bool {
+    let mut outs = Vec::new();
+    for threads in ["1", "4"] {
+        let dst = tmp.join(format!("t{threads}"));
+        let _ = std::fs::remove_dir_all(&dst);
+        let mut args = vec!["convert", src, dst.to_str().unwrap(), "--threads", threads];
+        args.extend(extra);
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).replace(dst.to_str().unwrap(), "DST");
+        outs.push((out.status.code(), stderr, out.status.success().then(|| tree(&dst))));
+    }
+    assert_eq!(outs[0].0, outs[1].0, "{src} {extra:?}: exit codes\n{}", outs[1].1);
+    assert_eq!(outs[0].1, outs[1].1, "{src} {extra:?}: stderr");
+    let (Some(a), Some(b)) = (&outs[0].2, &outs[1].2) else { return false };
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{src} {extra:?}: files");
+    for (name, bytes) in a {
+        assert!(*bytes == b[name], "{src} {extra:?}: {name} differs between 1 and 4 threads");
+    }
+    true
+}
+
+#[test]
+fn convert_writes_the_same_savepoint_on_any_number_of_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut done = Vec::new();
+    let files = metadata_files();
+    for m in &files {
+        let path = m.to_str().unwrap();
+        // Files rather than inline streams: every keyed stream is compared as written.
+        if convert_same(path, tmp.path(), &["--inline-threshold", "0"]) {
+            done.push(path.to_owned());
+        }
+    }
+    assert!(done.len() * 2 >= files.len(), "only {} of {} fixtures converted", done.len(), files.len());
+    check_kinds(&done);
+    // Keys moved to other key groups (through the external sort, also spilling to disk), and
+    // Snappy-compressed key groups, on one fixture of each kind.
+    for k in KINDS {
+        let m = metadata_files().into_iter().find(|m| m.to_str().unwrap().contains(k) && m.to_str().unwrap().contains("flink-2.3.0")).unwrap();
+        let path = m.to_str().unwrap();
+        for extra in [&["--max-parallelism", "256"][..], &["--max-parallelism", "4096", "--memory", "64KiB"], &["--compression", "snappy"]] {
+            assert!(convert_same(path, tmp.path(), extra), "{path} {extra:?} failed");
+        }
+    }
+}
+
 /// Overwrites 64 bytes in the middle of the largest state file of a copy of `fixture` with
 /// 0xFF: a key group in the middle of a keyed-state handle fails to decode.
 fn damaged_copy(fixture: &str, tmp: &Path) -> String {
@@ -172,5 +226,10 @@ fn a_reading_threads_error_is_the_commands_error() {
         let left: Vec<_> = crate::util::files_under(&dir);
         assert!(left.is_empty(), "export on {threads} threads left {left:?}");
     }
+    // convert: fails on both with the same error, and publishes no savepoint.
+    let conv = tmp.path().join("convert");
+    std::fs::create_dir_all(&conv).unwrap();
+    assert!(!convert_same(&snapshot, &conv, &[]), "convert of a damaged snapshot succeeded");
+    assert!(!conv.join("t1").exists() && !conv.join("t4").exists());
 }
 

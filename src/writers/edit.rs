@@ -310,6 +310,26 @@ pub(crate) struct Counts {
     pub(crate) imported: BTreeMap<(OperatorId, String), u64>,
 }
 
+impl Counts {
+    /// Adds what another reader (of another piece of the snapshot) counted.
+    pub(crate) fn merge(&mut self, o: Counts) {
+        for (k, (kind, f, x)) in o.per_state {
+            let e = self.per_state.entry(k).or_insert((kind, 0, 0));
+            e.1 += f;
+            e.2 += x;
+        }
+        for (k, n) in o.per_key {
+            *self.per_key.entry(k).or_default() += n;
+        }
+        for (k, n) in o.replaced {
+            *self.replaced.entry(k).or_default() += n;
+        }
+        for (k, n) in o.imported {
+            *self.imported.entry(k).or_default() += n;
+        }
+    }
+}
+
 impl Edits {
     /// The edits of operator `id`, if any.
     pub(crate) fn operator(&self, id: &OperatorId) -> Option<&OperatorEdit> {

@@ -228,72 +228,39 @@ fn push_length_suffix(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// Records in key-group order as a reader yields them, sorted by state id within each key group
-/// (one key group in memory); an entry out of key-group order is an error.
-pub(super) struct KeyGroupBatches<I> {
-    inner: I,
-    batch: std::vec::IntoIter<Record>,
-    next: Option<Record>,
+/// Sorts records arriving in key-group order by state id within each key group (one key group
+/// in memory) and hands them on; a record out of key-group order is an error.
+#[derive(Default)]
+pub(super) struct KeyGroupBatcher {
+    batch: Vec<Record>,
     last: Option<u32>,
-    done: bool,
 }
 
-impl<I: Iterator<Item = Result<Record>>> KeyGroupBatches<I> {
-    pub(super) fn new(inner: I) -> Self {
-        KeyGroupBatches { inner, batch: Vec::new().into_iter(), next: None, last: None, done: false }
+impl KeyGroupBatcher {
+    /// Adds a record; hands on the key group before it once `r` starts a new one.
+    pub(super) fn push(&mut self, r: Record, out: &mut impl FnMut(Record) -> Result<()>) -> Result<()> {
+        if self.batch.first().is_some_and(|f| f.key_group != r.key_group) {
+            self.flush(out)?;
+        }
+        if self.batch.is_empty() {
+            let kg = r.key_group;
+            if let Some(l) = self.last.filter(|&l| kg <= l) {
+                return Err(Error::Invalid(format!("entries of key group {kg} arrived after key group {l}")));
+            }
+            self.last = Some(kg);
+        }
+        self.batch.push(r);
+        Ok(())
     }
 
-    fn fill(&mut self) -> Result<bool> {
-        let first = match self.next.take() {
-            Some(r) => r,
-            None => match self.inner.next() {
-                Some(r) => r?,
-                None => return Ok(false),
-            },
-        };
-        let kg = first.key_group;
-        if self.last.is_some_and(|l| kg <= l) {
-            return Err(Error::Invalid(format!("entries of key group {kg} arrived after key group {}", self.last.unwrap_or(0))));
+    /// Hands on the key group held (at the end of the input).
+    pub(super) fn flush(&mut self, out: &mut impl FnMut(Record) -> Result<()>) -> Result<()> {
+        // Stable: entries of one state keep their order.
+        self.batch.sort_by_key(|r| r.state);
+        for r in self.batch.drain(..) {
+            out(r)?;
         }
-        self.last = Some(kg);
-        let mut batch = vec![first];
-        for r in self.inner.by_ref() {
-            let r = r?;
-            if r.key_group != kg {
-                self.next = Some(r);
-                break;
-            }
-            batch.push(r);
-        }
-        batch.sort_by_key(|r| r.state);
-        self.batch = batch.into_iter();
-        Ok(true)
-    }
-}
-
-impl<I: Iterator<Item = Result<Record>>> Iterator for KeyGroupBatches<I> {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Result<Record>> {
-        loop {
-            if let Some(r) = self.batch.next() {
-                return Some(Ok(r));
-            }
-            if self.done {
-                return None;
-            }
-            match self.fill() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
+        Ok(())
     }
 }
 
@@ -314,12 +281,22 @@ mod tests {
 
     #[test]
     fn batches_sort_states_within_a_key_group_and_refuse_disorder() {
-        let r = |kg, st| Ok(Record { key_group: kg, state: st, key: vec![], value: vec![] });
-        let got: Vec<(u32, u16)> =
-            KeyGroupBatches::new(vec![r(1, 2), r(1, 0), r(3, 1), r(3, 0)].into_iter()).map(|x| x.map(|r| (r.key_group, r.state)).unwrap()).collect();
+        let r = |kg, st| Record { key_group: kg, state: st, key: vec![], value: vec![] };
+        let mut got = Vec::new();
+        let mut b = KeyGroupBatcher::default();
+        let mut out = |r: Record| {
+            got.push((r.key_group, r.state));
+            Ok(())
+        };
+        for x in [r(1, 2), r(1, 0), r(3, 1), r(3, 0)] {
+            b.push(x, &mut out).unwrap();
+        }
+        b.flush(&mut out).unwrap();
         assert_eq!(got, [(1, 0), (1, 2), (3, 0), (3, 1)]);
-        let bad: Vec<_> = KeyGroupBatches::new(vec![r(3, 0), r(1, 0)].into_iter()).collect();
-        assert!(bad.last().unwrap().is_err());
+        let mut b = KeyGroupBatcher::default();
+        let mut out = |_: Record| Ok(());
+        b.push(r(3, 0), &mut out).unwrap();
+        assert!(b.push(r(1, 0), &mut out).unwrap_err().to_string().contains("arrived after"));
     }
 
     fn context_test(key_serializer: TypeSerializer, key: Value, source_kg: u32) -> Result<Option<Record>> {

@@ -32,8 +32,9 @@ use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
 use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
-use crate::readers::entries::{Selection, SnapshotEntries};
-use crate::readers::undecodable::UndecodableKind;
+use crate::readers::entries::Selection;
+use crate::readers::parallel::{self, Piece};
+use crate::readers::undecodable::{Undecodable, UndecodableKind};
 use crate::readers::meta::read_operator_backend_meta;
 use crate::readers::operator::read_operator_state;
 use crate::readers::source::KeyedSource;
@@ -42,7 +43,7 @@ use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
 use crate::writers::canonical::{KeyGroupStreamWriter, Record};
 use crate::writers::edit::{Counts, Edits, ImportedState};
-use crate::writers::keys::{KeyGroupBatches, KeyedLayout, RecordContext};
+use crate::writers::keys::{KeyGroupBatcher, KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
 use crate::writers::spill::ExternalSorter;
@@ -75,6 +76,8 @@ pub struct ConvertOptions {
     pub memory_budget: usize,
     /// Replace an existing target.
     pub force: bool,
+    /// Threads reading and encoding keyed state (the written bytes are the same for any number).
+    pub threads: usize,
 }
 
 impl Default for ConvertOptions {
@@ -85,6 +88,7 @@ impl Default for ConvertOptions {
             inline_threshold: DEFAULT_INLINE_THRESHOLD,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             force: false,
+            threads: parallel::default_threads(),
         }
     }
 }
@@ -585,26 +589,80 @@ impl Converter<'_> {
         }
         // Only keyed entries of this operator: a key-group selection leaves operator state out.
         let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
-        // Counted while the records stream (which borrows the counts until the end).
-        let counts = std::cell::RefCell::new(std::mem::take(&mut *self.counts));
-        let edits = self.edits;
-        let mut source = SnapshotEntries::new(self.snapshot, selection);
-        let entries = source.by_ref().filter(|e| match e {
-            Ok(e) => edits.keep(e, &mut counts.borrow_mut()),
-            Err(_) => true,
-        });
+        let (snapshot, edits) = (self.snapshot, self.edits);
         let ctx = RecordContext { op, layout: &layout, source_max_parallelism: op.max_parallelism, max_parallelism, regroup };
         let spill_dir = self.spill_base.join(format!(".spill-{}", op.operator_id));
-        let records: Box<dyn Iterator<Item = Result<Record>> + '_> = if ordered {
-            let records = entries.filter_map(move |e| e.and_then(|e| ctx.record(&e)).transpose());
-            Box::new(KeyGroupBatches::new(records))
-        } else {
-            let mut sorter = ExternalSorter::new(&spill_dir, self.opts.memory_budget);
-            for e in entries {
-                if let Some(r) = ctx.record(&e?)? {
-                    sorter.push(r)?;
+        let threads = self.opts.threads.max(1);
+        let pieces = parallel::pieces(snapshot, &selection, threads);
+        // Worker threads read pieces of the operator's keyed state and turn their entries into
+        // records; this thread takes them in snapshot order (the written bytes do not depend on
+        // the number of threads).
+        let produce = |piece: &Piece, emit: &mut dyn FnMut(RecordChunk) -> Result<()>| -> Result<()> {
+            let mut entries = piece.entries(snapshot, &selection);
+            let mut chunk = RecordChunk::default();
+            for e in entries.by_ref() {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(err) => {
+                        emit(std::mem::take(&mut chunk))?;
+                        return Err(err);
+                    }
+                };
+                if !edits.keep(&e, &mut chunk.counts) {
+                    continue;
+                }
+                if let Some(r) = ctx.record(&e)? {
+                    chunk.bytes += r.weight();
+                    chunk.records.push(r);
+                    if chunk.bytes >= CHUNK_BYTES {
+                        emit(std::mem::take(&mut chunk))?;
+                    }
                 }
             }
+            chunk.undecodable = entries.undecodable().to_vec();
+            emit(chunk)
+        };
+        let mut counts = std::mem::take(&mut *self.counts);
+        let mut undecodable: Vec<Undecodable> = Vec::new();
+        let mut take = |chunk: &mut RecordChunk| {
+            counts.merge(std::mem::take(&mut chunk.counts));
+            for u in chunk.undecodable.drain(..) {
+                Undecodable::merge_into(&mut undecodable, u);
+            }
+        };
+        let proxy = layout.proxy(self.compressed_keyed())?;
+        let mut streams = KeyedStreams {
+            conv: self,
+            op,
+            proxy: &proxy,
+            max_parallelism,
+            ctx: &ctx,
+            repeats: RepeatedKeys::new(imports, &layout),
+            current: None,
+            next: 0,
+            out: Vec::with_capacity(op.parallelism as usize),
+            entries: 0,
+        };
+        let mut spilled = 0;
+        if ordered {
+            let mut batcher = KeyGroupBatcher::default();
+            parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, RecordChunk::weight, produce, |mut chunk| {
+                take(&mut chunk);
+                for r in chunk.records {
+                    batcher.push(r, &mut |r| streams.push(r))?;
+                }
+                Ok(())
+            })?;
+            batcher.flush(&mut |r| streams.push(r))?;
+        } else {
+            let mut sorter = ExternalSorter::new(&spill_dir, self.opts.memory_budget);
+            parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, RecordChunk::weight, produce, |mut chunk| {
+                take(&mut chunk);
+                for r in chunk.records {
+                    sorter.push(r)?;
+                }
+                Ok(())
+            })?;
             for import in imports.iter().filter(|i| i.kind().is_keyed()) {
                 let mut n = 0u64;
                 for e in import.entries()? {
@@ -613,49 +671,20 @@ impl Converter<'_> {
                     }
                     n += 1;
                 }
-                *counts.borrow_mut().imported.entry((op.operator_id, import.state().to_owned())).or_default() += n;
+                *counts.imported.entry((op.operator_id, import.state().to_owned())).or_default() += n;
             }
-            self.report.spilled_runs += sorter.spilled_runs();
-            Box::new(sorter.finish()?)
-        };
-        let proxy = layout.proxy(self.compressed_keyed())?;
-        let mut repeats = RepeatedKeys::new(imports, &layout);
-        let mut records = records.peekable();
-        let mut out = Vec::with_capacity(op.parallelism as usize);
-        for i in 0..op.parallelism {
-            let range = KeyGroupRange::for_subtask(max_parallelism, op.parallelism, i);
-            let (stream, name) = self.new_stream(&format!("{}/{i}/keyed", op.operator_id));
-            let mut w = KeyGroupStreamWriter::new(stream, name, &proxy, range, max_parallelism, self.compressed_keyed())?;
-            while let Some(next) = records.peek() {
-                match next {
-                    Ok(r) if range.end_inclusive().is_some_and(|end| r.key_group > end) => break,
-                    _ => {}
-                }
-                match records.next() {
-                    Some(Ok(r)) => {
-                        if let Some(e) = repeats.check(&r, &ctx)? {
-                            return Err(e);
-                        }
-                        w.push(r)?
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => break,
-                }
+            spilled = sorter.spilled_runs();
+            for r in sorter.finish()? {
+                streams.push(r?)?;
             }
-            let (handle, n) = w.finish()?;
-            self.report.keyed_entries += n;
-            out.push((i, handle));
         }
-        if let Some(r) = records.next() {
-            let kg = r?.key_group;
-            return Err(Error::corrupt(self.snapshot.metadata_location.as_str(), format!("operator {}: an entry in key group {kg}, beyond max parallelism {max_parallelism}", op.operator_id)));
-        }
-        drop(records);
+        let (out, entries) = streams.finish()?;
+        self.report.spilled_runs += spilled;
+        self.report.keyed_entries += entries;
         // States (or entries) a serializer flinksnap cannot interpret kept from being read would
         // be missing from the savepoint: refused, nothing is published. Untyped entries (read
         // past an unknown snapshot, their bytes exact) are written as they were stored.
-        let lost: Vec<String> = source
-            .undecodable()
+        let lost: Vec<String> = undecodable
             .iter()
             .filter(|u| u.kind != UndecodableKind::Untyped)
             .map(|u| {
@@ -664,7 +693,7 @@ impl Converter<'_> {
             })
             .collect();
         if !lost.is_empty() {
-            let class = source.undecodable().iter().find_map(|u| u.class.as_deref());
+            let class = undecodable.iter().find_map(|u| u.class.as_deref());
             return Err(Error::unsupported(
                 format!(
                     "{}: operator {}: {} could not be read (a serializer flinksnap cannot interpret): a savepoint written without them would lose state, so none is written",
@@ -675,9 +704,109 @@ impl Converter<'_> {
                 class,
             ));
         }
-        *self.counts = counts.into_inner();
+        *self.counts = counts;
         let _ = std::fs::remove_dir_all(&spill_dir);
         Ok(out)
+    }
+}
+
+/// Records of a run of entries of one piece, made on a reading thread.
+#[derive(Default)]
+struct RecordChunk {
+    records: Vec<Record>,
+    /// The records' weight ([`Record::weight`]).
+    bytes: usize,
+    /// What the edits left out.
+    counts: Counts,
+    /// At the end of a piece: what it could not decode.
+    undecodable: Vec<Undecodable>,
+}
+
+impl RecordChunk {
+    fn weight(&self) -> usize {
+        self.bytes + 256 * self.undecodable.len()
+    }
+}
+
+/// A chunk of records is handed on once it weighs this much.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Records the reading threads hold ahead of the writer, at most (about).
+const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
+
+/// The keyed-state streams of one operator's subtasks, written one after the other from
+/// records sorted by key group and state: each subtask's stream holds its key-group range.
+struct KeyedStreams<'a, 'c> {
+    conv: &'a Converter<'c>,
+    op: &'a OperatorState,
+    proxy: &'a [u8],
+    max_parallelism: u32,
+    ctx: &'a RecordContext<'a>,
+    repeats: RepeatedKeys<'a>,
+    /// The subtask being written, its key-group range and stream.
+    current: Option<(u32, KeyGroupRange, KeyGroupStreamWriter)>,
+    /// The next subtask to start.
+    next: u32,
+    out: Vec<(u32, KeyGroupsStateHandle)>,
+    entries: u64,
+}
+
+impl KeyedStreams<'_, '_> {
+    /// Starts the next subtask's stream; false when every subtask was written.
+    fn start_next(&mut self) -> Result<bool> {
+        if self.next >= self.op.parallelism {
+            return Ok(false);
+        }
+        let i = self.next;
+        self.next += 1;
+        let range = KeyGroupRange::for_subtask(self.max_parallelism, self.op.parallelism, i);
+        let (stream, name) = self.conv.new_stream(&format!("{}/{i}/keyed", self.op.operator_id));
+        let w = KeyGroupStreamWriter::new(stream, name, self.proxy, range, self.max_parallelism, self.conv.compressed_keyed())?;
+        self.current = Some((i, range, w));
+        Ok(true)
+    }
+
+    fn end_current(&mut self) -> Result<()> {
+        if let Some((i, _, w)) = self.current.take() {
+            let (handle, n) = w.finish()?;
+            self.entries += n;
+            self.out.push((i, handle));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, r: Record) -> Result<()> {
+        loop {
+            match &self.current {
+                Some((_, range, _)) if !range.end_inclusive().is_some_and(|end| r.key_group > end) => break,
+                Some(_) => self.end_current()?,
+                None => {}
+            }
+            if !self.start_next()? {
+                let kg = r.key_group;
+                return Err(Error::corrupt(
+                    self.conv.snapshot.metadata_location.as_str(),
+                    format!("operator {}: an entry in key group {kg}, beyond max parallelism {}", self.op.operator_id, self.max_parallelism),
+                ));
+            }
+        }
+        if let Some(e) = self.repeats.check(&r, self.ctx)? {
+            return Err(e);
+        }
+        match &mut self.current {
+            Some((_, _, w)) => w.push(r),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the streams (subtasks without records get an empty one): each subtask's handle,
+    /// and the entries written.
+    fn finish(mut self) -> Result<(Vec<(u32, KeyGroupsStateHandle)>, u64)> {
+        loop {
+            self.end_current()?;
+            if !self.start_next()? {
+                return Ok((self.out, self.entries));
+            }
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub enum CompressionArg {
   flinksnap convert /checkpoints/7f3c.../chk-42 /savepoints/from-chk-42
   flinksnap convert savepoint-1a2b3c-4d5e6f7a8b9c sp-rescaled --max-parallelism 1024
   flinksnap convert chk-42 sp --compression snappy --force
+  flinksnap convert chk-42 sp --threads 1   # one core; the same savepoint as any --threads
 
 Then: flink run -s /savepoints/from-chk-42 ... (with any state backend).
 
@@ -66,6 +67,11 @@ pub struct WriteArgs {
     /// (next to DST), e.g. `512MiB`, `4GiB`.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub memory: usize,
+    /// Threads reading and encoding keyed state (default: one per CPU). Subtasks and key-group
+    /// ranges of each keyed-state handle are read in parallel; the savepoint written is the
+    /// same, byte for byte, for any N.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 impl WriteArgs {
@@ -80,6 +86,7 @@ impl WriteArgs {
             inline_threshold: self.inline_threshold,
             memory_budget: if self.memory == 0 { DEFAULT_MEMORY_BUDGET } else { self.memory },
             force: self.force,
+            threads: self.threads.unwrap_or_else(flinksnap::readers::parallel::default_threads).max(1),
         }
     }
 }
