@@ -88,6 +88,10 @@ pub struct KeyGroupStreamWriter {
     prefix_len: usize,
     compressed: bool,
     pending: Option<Record>,
+    /// The last key group added by [`Self::push_encoded`].
+    last_encoded: Option<u32>,
+    /// The key of the entry being written, with its key-group prefix (reused).
+    key: Vec<u8>,
     entries: u64,
 }
 
@@ -110,6 +114,8 @@ impl KeyGroupStreamWriter {
             prefix_len: key_group_prefix_len(max_parallelism),
             compressed,
             pending: None,
+            last_encoded: None,
+            key: Vec::new(),
             entries: 0,
         })
     }
@@ -120,6 +126,9 @@ impl KeyGroupStreamWriter {
             return Err(Error::Invalid(format!("{}: key group {} is outside this stream's range {}", self.name, r.key_group, self.range)));
         }
         match self.pending.take() {
+            None if self.last_encoded.is_some_and(|l| r.key_group <= l) => {
+                return Err(Error::Invalid(format!("{}: records out of order (key group {} after key group {})", self.name, r.key_group, self.last_encoded.unwrap_or(0))));
+            }
             None => self.begin_key_group(&r)?,
             Some(p) => {
                 if (r.key_group, r.state) < (p.key_group, p.state) {
@@ -141,6 +150,27 @@ impl KeyGroupStreamWriter {
             }
         }
         self.pending = Some(r);
+        Ok(())
+    }
+
+    /// Adds a whole key group encoded by [`encode_key_group`] (`entries` of them): the same
+    /// bytes as pushing its records one by one. Key groups must come ascending, after any
+    /// record pushed one by one was ended by a later key group.
+    pub fn push_encoded(&mut self, key_group: u32, bytes: &[u8], entries: u64) -> Result<()> {
+        if !self.range.contains(key_group) {
+            return Err(Error::Invalid(format!("{}: key group {key_group} is outside this stream's range {}", self.name, self.range)));
+        }
+        let offset = &mut self.offsets[(key_group - self.range.start) as usize];
+        if self.pending.is_some() || *offset != 0 || self.last_encoded.is_some_and(|l| key_group <= l) {
+            return Err(Error::Invalid(format!("{}: key group {key_group} written twice or out of order", self.name)));
+        }
+        let Sink::Plain(out) = &mut self.sink else {
+            return Err(Error::Invalid(format!("{}: key group {key_group} started inside another", self.name)));
+        };
+        *offset = out.position() as i64;
+        out.write_all(bytes).map_err(|e| Error::io(&self.name, e))?;
+        self.last_encoded = Some(key_group);
+        self.entries += entries;
         Ok(())
     }
 
@@ -195,28 +225,74 @@ impl KeyGroupStreamWriter {
     }
 
     fn entry(&mut self, r: &Record, last_of_run: bool) -> Result<()> {
-        let mut key = Vec::with_capacity(self.prefix_len + r.key.len());
-        if self.prefix_len == 2 {
-            key.extend_from_slice(&(r.key_group as u16).to_be_bytes());
-        } else {
-            key.push(r.key_group as u8);
+        let (prefix_len, key) = (self.prefix_len, &mut self.key);
+        match &mut self.sink {
+            Sink::Plain(w) => write_entry(w, prefix_len, r, last_of_run, key),
+            Sink::Snappy(w) => write_entry(w, prefix_len, r, last_of_run, key),
+            Sink::Switching => Err(std::io::Error::other("stream closed")),
         }
-        key.extend_from_slice(&r.key);
-        if last_of_run {
-            // Free: key groups are below 32768 (2-byte prefix) or 128 (1-byte prefix).
-            key[0] |= META_DATA_FOLLOWS;
-        }
-        let klen = i32::try_from(key.len()).map_err(|_| Error::Invalid(format!("{}: key of {} bytes", self.name, key.len())))?;
-        let vlen = i32::try_from(r.value.len()).map_err(|_| Error::Invalid(format!("{}: value of {} bytes", self.name, r.value.len())))?;
-        self.io(|s| {
-            s.write_all(&klen.to_be_bytes())?;
-            s.write_all(&key)?;
-            s.write_all(&vlen.to_be_bytes())?;
-            s.write_all(&r.value)
-        })?;
+        .map_err(|e| Error::io(&self.name, e))?;
         self.entries += 1;
         Ok(())
     }
+}
+
+/// Writes one entry: its key (key-group prefix, the record's key; bit 7 of the first byte set
+/// when it is the last of its run) and value, each after its length. The same writes, in the
+/// same order, whoever calls it: a Snappy frame encoder cuts its frames by them.
+fn write_entry(w: &mut impl Write, prefix_len: usize, r: &Record, last_of_run: bool, key: &mut Vec<u8>) -> std::io::Result<()> {
+    key.clear();
+    if prefix_len == 2 {
+        key.extend_from_slice(&(r.key_group as u16).to_be_bytes());
+    } else {
+        key.push(r.key_group as u8);
+    }
+    key.extend_from_slice(&r.key);
+    if last_of_run {
+        // Free: key groups are below 32768 (2-byte prefix) or 128 (1-byte prefix).
+        key[0] |= META_DATA_FOLLOWS;
+    }
+    let klen = i32::try_from(key.len()).map_err(|_| std::io::Error::other(format!("key of {} bytes", key.len())))?;
+    let vlen = i32::try_from(r.value.len()).map_err(|_| std::io::Error::other(format!("value of {} bytes", r.value.len())))?;
+    w.write_all(&klen.to_be_bytes())?;
+    w.write_all(key)?;
+    w.write_all(&vlen.to_be_bytes())?;
+    w.write_all(&r.value)
+}
+
+/// Encodes one key group as [`KeyGroupStreamWriter`] writes it from its records (all of key
+/// group `records[0].key_group`, sorted by state id), appending to `out`: the state id, the
+/// entries of each state's run, the next state id between runs, the end mark; for a compressed
+/// stream all of it as one Snappy framed stream. Reading threads encode key groups this way and
+/// the writer copies them ([`KeyGroupStreamWriter::push_encoded`]).
+pub fn encode_key_group(records: &[Record], max_parallelism: u32, compressed: bool, out: &mut Vec<u8>, key: &mut Vec<u8>) -> Result<()> {
+    fn body(w: &mut impl Write, records: &[Record], prefix_len: usize, key: &mut Vec<u8>) -> std::io::Result<()> {
+        let Some(first) = records.first() else { return Ok(()) };
+        w.write_all(&(first.state as i16).to_be_bytes())?;
+        for (i, r) in records.iter().enumerate() {
+            let next = records.get(i + 1);
+            let last_of_run = next.is_none_or(|n| n.state != r.state);
+            write_entry(w, prefix_len, r, last_of_run, key)?;
+            if let Some(n) = next.filter(|_| last_of_run) {
+                w.write_all(&(n.state as i16).to_be_bytes())?;
+            }
+        }
+        w.write_all(&END_OF_KEY_GROUP.to_be_bytes())
+    }
+    let kg = records.first().map_or(0, |r| r.key_group);
+    if records.iter().any(|r| r.key_group != kg) || records.windows(2).any(|w| w[1].state < w[0].state) {
+        return Err(Error::Invalid(format!("key group {kg}: records of other key groups or out of state order")));
+    }
+    let prefix_len = key_group_prefix_len(max_parallelism);
+    let fail = |e: std::io::Error| Error::Invalid(format!("key group {kg}: {e}"));
+    if compressed {
+        let mut enc = snap::write::FrameEncoder::new(std::mem::take(out));
+        body(&mut enc, records, prefix_len, key).map_err(fail)?;
+        *out = enc.into_inner().map_err(|e| fail(e.into_error()))?;
+    } else {
+        body(out, records, prefix_len, key).map_err(fail)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -230,7 +306,7 @@ mod tests {
 
     fn write(records: &[Record], compressed: bool, maxp: u32) -> (KeyGroupsStateHandle, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
-        let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 20);
+        let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 30);
         let mut w = KeyGroupStreamWriter::new(out, "s".into(), b"PROXY", KeyGroupRange::new(0, 4), maxp, compressed).unwrap();
         for r in records {
             w.push(r.clone()).unwrap();
@@ -281,6 +357,41 @@ mod tests {
             assert_eq!(dec, &plain[pstart..pend]);
         }
         assert_eq!(&plain[plain_h.offsets[1] as usize + 6..][..2], &[0x80, 0x01]);
+    }
+
+    /// Key groups encoded apart and copied in are the bytes of the records pushed one by one,
+    /// compressed too: with values larger than a Snappy frame (64 KiB), whose frames a
+    /// different sequence of writes would cut elsewhere.
+    #[test]
+    fn encoded_key_groups_are_the_bytes_of_pushed_records() {
+        let big: Vec<u8> = (0..150_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let groups = [
+            vec![rec(0, 0, b"a", b"x"), rec(0, 0, b"b", &big), rec(0, 3, b"c", b"")],
+            vec![rec(2, 1, &big[..70_000], b"y"), rec(2, 1, b"d", &big[..65_536]), rec(2, 2, b"e", b"z")],
+        ];
+        for compressed in [false, true] {
+            for maxp in [4, 256] {
+                let all: Vec<Record> = groups.concat();
+                let (h, data) = write(&all, compressed, maxp);
+                let dir = tempfile::tempdir().unwrap();
+                let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 30);
+                let mut w = KeyGroupStreamWriter::new(out, "s".into(), b"PROXY", KeyGroupRange::new(0, 4), maxp, compressed).unwrap();
+                let mut key = Vec::new();
+                for g in &groups {
+                    let mut bytes = vec![9u8; 3];
+                    encode_key_group(g, maxp, compressed, &mut bytes, &mut key).unwrap();
+                    assert_eq!(&bytes[..3], &[9, 9, 9], "appended");
+                    w.push_encoded(g[0].key_group, &bytes[3..], g.len() as u64).unwrap();
+                }
+                // Out of order: refused.
+                assert!(w.push_encoded(1, b"", 0).is_err());
+                let (h2, n) = w.finish().unwrap();
+                assert_eq!(n, all.len() as u64);
+                assert_eq!(h2.offsets, h.offsets, "compressed {compressed} maxp {maxp}");
+                let StreamStateHandle::ByteStream { data: data2, .. } = &h2.delegate else { panic!() };
+                assert!(*data2 == data, "compressed {compressed} maxp {maxp}: the encoded stream differs");
+            }
+        }
     }
 
     #[test]

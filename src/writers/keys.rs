@@ -228,42 +228,6 @@ fn push_length_suffix(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// Sorts records arriving in key-group order by state id within each key group (one key group
-/// in memory) and hands them on; a record out of key-group order is an error.
-#[derive(Default)]
-pub(super) struct KeyGroupBatcher {
-    batch: Vec<Record>,
-    last: Option<u32>,
-}
-
-impl KeyGroupBatcher {
-    /// Adds a record; hands on the key group before it once `r` starts a new one.
-    pub(super) fn push(&mut self, r: Record, out: &mut impl FnMut(Record) -> Result<()>) -> Result<()> {
-        if self.batch.first().is_some_and(|f| f.key_group != r.key_group) {
-            self.flush(out)?;
-        }
-        if self.batch.is_empty() {
-            let kg = r.key_group;
-            if let Some(l) = self.last.filter(|&l| kg <= l) {
-                return Err(Error::Invalid(format!("entries of key group {kg} arrived after key group {l}")));
-            }
-            self.last = Some(kg);
-        }
-        self.batch.push(r);
-        Ok(())
-    }
-
-    /// Hands on the key group held (at the end of the input).
-    pub(super) fn flush(&mut self, out: &mut impl FnMut(Record) -> Result<()>) -> Result<()> {
-        // Stable: entries of one state keep their order.
-        self.batch.sort_by_key(|r| r.state);
-        for r in self.batch.drain(..) {
-            out(r)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,26 +241,6 @@ mod tests {
         push_length_suffix(&mut v, 5);
         push_length_suffix(&mut v, 0x1234);
         assert_eq!(v, [0, 5, 0x34, 0x12]);
-    }
-
-    #[test]
-    fn batches_sort_states_within_a_key_group_and_refuse_disorder() {
-        let r = |kg, st| Record { key_group: kg, state: st, key: vec![], value: vec![] };
-        let mut got = Vec::new();
-        let mut b = KeyGroupBatcher::default();
-        let mut out = |r: Record| {
-            got.push((r.key_group, r.state));
-            Ok(())
-        };
-        for x in [r(1, 2), r(1, 0), r(3, 1), r(3, 0)] {
-            b.push(x, &mut out).unwrap();
-        }
-        b.flush(&mut out).unwrap();
-        assert_eq!(got, [(1, 0), (1, 2), (3, 0), (3, 1)]);
-        let mut b = KeyGroupBatcher::default();
-        let mut out = |_: Record| Ok(());
-        b.push(r(3, 0), &mut out).unwrap();
-        assert!(b.push(r(1, 0), &mut out).unwrap_err().to_string().contains("arrived after"));
     }
 
     fn context_test(key_serializer: TypeSerializer, key: Value, source_kg: u32) -> Result<Option<Record>> {

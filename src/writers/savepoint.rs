@@ -43,7 +43,7 @@ use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
 use crate::writers::canonical::{KeyGroupStreamWriter, Record};
 use crate::writers::edit::{Counts, Edits, ImportedState};
-use crate::writers::keys::{KeyGroupBatcher, KeyedLayout, RecordContext};
+use crate::writers::keys::{KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
 use crate::writers::operator::{write_operator_state, NamedOperatorState, OperatorStateData};
 use crate::writers::spill::ExternalSorter;
@@ -597,9 +597,23 @@ impl Converter<'_> {
         // Worker threads read pieces of the operator's keyed state and turn their entries into
         // records; this thread takes them in snapshot order (the written bytes do not depend on
         // the number of threads).
+        // In key-group order (`ordered`) the reading threads also sort each key group's records
+        // by state and encode it as the stream holds it (a piece holds whole key groups, in
+        // ascending order): the writer only copies bytes. Else they hand on records to sort.
+        let compressed = self.compressed_keyed();
         let produce = |piece: &Piece, emit: &mut dyn FnMut(RecordChunk) -> Result<()>| -> Result<()> {
             let mut entries = piece.entries(snapshot, &selection);
             let mut chunk = RecordChunk::default();
+            let (mut batch, mut key, mut last) = (Vec::<Record>::new(), Vec::new(), None::<u32>);
+            let encode = |batch: &mut Vec<Record>, chunk: &mut RecordChunk, key: &mut Vec<u8>| -> Result<()> {
+                // Stable: the entries of one state keep their order.
+                batch.sort_by_key(|r| r.state);
+                let kg = batch.first().map_or(0, |r| r.key_group);
+                crate::writers::canonical::encode_key_group(batch, max_parallelism, compressed, &mut chunk.encoded, key)?;
+                chunk.groups.push((kg, chunk.encoded.len(), batch.len() as u64));
+                batch.clear();
+                Ok(())
+            };
             for e in entries.by_ref() {
                 let e = match e {
                     Ok(e) => e,
@@ -611,13 +625,32 @@ impl Converter<'_> {
                 if !edits.keep(&e, &mut chunk.counts) {
                     continue;
                 }
-                if let Some(r) = ctx.record(&e)? {
+                let Some(r) = ctx.record(&e)? else { continue };
+                if !ordered {
                     chunk.bytes += r.weight();
                     chunk.records.push(r);
                     if chunk.bytes >= CHUNK_BYTES {
                         emit(std::mem::take(&mut chunk))?;
                     }
+                    continue;
                 }
+                if batch.first().is_some_and(|f| f.key_group != r.key_group) {
+                    encode(&mut batch, &mut chunk, &mut key)?;
+                    if chunk.encoded.len() >= CHUNK_BYTES {
+                        emit(std::mem::take(&mut chunk))?;
+                    }
+                }
+                if batch.is_empty() {
+                    let kg = r.key_group;
+                    if let Some(l) = last.filter(|&l| kg <= l) {
+                        return Err(Error::Invalid(format!("operator {}: entries of key group {kg} arrived after key group {l}", op.operator_id)));
+                    }
+                    last = Some(kg);
+                }
+                batch.push(r);
+            }
+            if !batch.is_empty() {
+                encode(&mut batch, &mut chunk, &mut key)?;
             }
             chunk.undecodable = entries.undecodable().to_vec();
             emit(chunk)
@@ -642,18 +675,19 @@ impl Converter<'_> {
             next: 0,
             out: Vec::with_capacity(op.parallelism as usize),
             entries: 0,
+            last_encoded: None,
         };
         let mut spilled = 0;
         if ordered {
-            let mut batcher = KeyGroupBatcher::default();
             parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, RecordChunk::weight, produce, |mut chunk| {
                 take(&mut chunk);
-                for r in chunk.records {
-                    batcher.push(r, &mut |r| streams.push(r))?;
+                let mut start = 0;
+                for &(kg, end, n) in &chunk.groups {
+                    streams.push_encoded(kg, &chunk.encoded[start..end], n)?;
+                    start = end;
                 }
                 Ok(())
             })?;
-            batcher.flush(&mut |r| streams.push(r))?;
         } else {
             let mut sorter = ExternalSorter::new(&spill_dir, self.opts.memory_budget);
             parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, RecordChunk::weight, produce, |mut chunk| {
@@ -713,9 +747,14 @@ impl Converter<'_> {
 /// Records of a run of entries of one piece, made on a reading thread.
 #[derive(Default)]
 struct RecordChunk {
+    /// Records to sort.
     records: Vec<Record>,
     /// The records' weight ([`Record::weight`]).
     bytes: usize,
+    /// Or whole key groups encoded as the stream holds them, one after the other ...
+    encoded: Vec<u8>,
+    /// ... each: key group, end in `encoded`, entries.
+    groups: Vec<(u32, usize, u64)>,
     /// What the edits left out.
     counts: Counts,
     /// At the end of a piece: what it could not decode.
@@ -724,7 +763,7 @@ struct RecordChunk {
 
 impl RecordChunk {
     fn weight(&self) -> usize {
-        self.bytes + 256 * self.undecodable.len()
+        self.bytes + self.encoded.capacity() + 16 * self.groups.capacity() + 256 * self.undecodable.len()
     }
 }
 
@@ -748,6 +787,8 @@ struct KeyedStreams<'a, 'c> {
     next: u32,
     out: Vec<(u32, KeyGroupsStateHandle)>,
     entries: u64,
+    /// The last key group added encoded.
+    last_encoded: Option<u32>,
 }
 
 impl KeyedStreams<'_, '_> {
@@ -774,27 +815,41 @@ impl KeyedStreams<'_, '_> {
         Ok(())
     }
 
+    /// Adds a key group encoded by a reading thread.
+    fn push_encoded(&mut self, key_group: u32, bytes: &[u8], entries: u64) -> Result<()> {
+        if let Some(l) = self.last_encoded.filter(|&l| key_group <= l) {
+            return Err(Error::Invalid(format!("operator {}: entries of key group {key_group} arrived after key group {l}", self.op.operator_id)));
+        }
+        self.last_encoded = Some(key_group);
+        self.writer_for(key_group)?.push_encoded(key_group, bytes, entries)
+    }
+
     fn push(&mut self, r: Record) -> Result<()> {
+        if let Some(e) = self.repeats.check(&r, self.ctx)? {
+            return Err(e);
+        }
+        self.writer_for(r.key_group)?.push(r)
+    }
+
+    /// The stream of the subtask whose key groups `key_group` is before the end of (those
+    /// before it ended).
+    fn writer_for(&mut self, key_group: u32) -> Result<&mut KeyGroupStreamWriter> {
         loop {
             match &self.current {
-                Some((_, range, _)) if !range.end_inclusive().is_some_and(|end| r.key_group > end) => break,
+                Some((_, range, _)) if !range.end_inclusive().is_some_and(|end| key_group > end) => break,
                 Some(_) => self.end_current()?,
                 None => {}
             }
             if !self.start_next()? {
-                let kg = r.key_group;
                 return Err(Error::corrupt(
                     self.conv.snapshot.metadata_location.as_str(),
-                    format!("operator {}: an entry in key group {kg}, beyond max parallelism {}", self.op.operator_id, self.max_parallelism),
+                    format!("operator {}: an entry in key group {key_group}, beyond max parallelism {}", self.op.operator_id, self.max_parallelism),
                 ));
             }
         }
-        if let Some(e) = self.repeats.check(&r, self.ctx)? {
-            return Err(e);
-        }
         match &mut self.current {
-            Some((_, _, w)) => w.push(r),
-            None => Ok(()),
+            Some((_, _, w)) => Ok(w),
+            None => Err(Error::Invalid("no keyed stream".into())),
         }
     }
 
