@@ -126,22 +126,28 @@ impl RecordContext<'_> {
 
     /// The record of one entry; `None` for what the canonical stream does not hold (empty lists).
     pub(super) fn record(&self, e: &Entry) -> Result<Option<Record>> {
+        self.record_owned(e.clone())
+    }
+
+    /// [`Self::record`] of an entry no longer needed: its value (and key) bytes move into the
+    /// record instead of being copied.
+    pub(super) fn record_owned(&self, mut e: Entry) -> Result<Option<Record>> {
         if !e.kind.is_keyed() {
             return Ok(None);
         }
-        let &state = self.layout.ids.get(&e.state).ok_or_else(|| self.fail(e, "state is not in the serialization proxy"))?;
+        let &state = self.layout.ids.get(&e.state).ok_or_else(|| self.fail(&e, "state is not in the serialization proxy"))?;
         let meta = &self.layout.states[state as usize];
-        let source_kg = e.key_group.ok_or_else(|| self.fail(e, "keyed entry without a key group"))?;
-        let key_group = if self.regroup { self.new_key_group(e, source_kg)? } else { source_kg };
+        let source_kg = e.key_group.ok_or_else(|| self.fail(&e, "keyed entry without a key group"))?;
+        let key_group = if self.regroup { self.new_key_group(&e, source_kg)? } else { source_kg };
         if key_group >= self.max_parallelism {
-            return Err(self.fail(e, format!("key group {key_group} is beyond max parallelism {}", self.max_parallelism)));
+            return Err(self.fail(&e, format!("key group {key_group} is beyond max parallelism {}", self.max_parallelism)));
         }
-        let raw = &e.raw;
         let (key, value) = match e.kind {
             StateKind::Timer => {
                 // TimerSerializer: sign-flipped timestamp (so byte order is numeric order), key,
                 // namespace; the value is empty.
-                let Value::Int(ts) = e.value else { return Err(self.fail(e, "timer without a timestamp")) };
+                let Value::Int(ts) = e.value else { return Err(self.fail(&e, "timer without a timestamp")) };
+                let raw = &e.raw;
                 let mut k = Vec::with_capacity(8 + raw.key.len() + raw.namespace.len());
                 k.extend_from_slice(&(ts ^ i64::MIN).to_be_bytes());
                 match &raw.stored_key {
@@ -155,27 +161,34 @@ impl RecordContext<'_> {
             }
             // Key, namespace and user key that could not be split (an unknown key or namespace
             // serializer): copied as stored, suffixes included.
-            _ if raw.stored_key.is_some() => (raw.stored_key.clone().unwrap_or_default(), raw.value.clone()),
+            _ if e.raw.stored_key.is_some() => (e.raw.stored_key.take().unwrap_or_default(), std::mem::take(&mut e.raw.value)),
             // An empty list is no entry in the canonical stream (RocksDB never stores one).
-            StateKind::List if raw.value.is_empty() => return Ok(None),
+            StateKind::List if e.raw.value.is_empty() => return Ok(None),
             kind => {
-                let ns = meta.serializer(NAMESPACE_SERIALIZER).ok_or_else(|| self.fail(e, "state has no namespace serializer"))?;
+                let ns = meta.serializer(NAMESPACE_SERIALIZER).ok_or_else(|| self.fail(&e, "state has no namespace serializer"))?;
                 // CompositeKeySerializationUtils: length suffixes only when both key and namespace
                 // are of variable length.
                 let ambiguous = self.layout.key_serializer.fixed_length().is_none() && ns.fixed_length().is_none();
-                let mut k = Vec::with_capacity(raw.key.len() + raw.namespace.len() + 8);
-                k.extend_from_slice(&raw.key);
+                let user_key = match kind {
+                    StateKind::Map => Some(e.raw.user_key.take().ok_or_else(|| self.fail(&e, "map entry without a user key"))?),
+                    _ => None,
+                };
+                let raw = &mut e.raw;
+                let key_len = raw.key.len();
+                // The key's bytes start the record's key: extended in place.
+                let mut k = std::mem::take(&mut raw.key);
+                k.reserve(raw.namespace.len() + user_key.as_ref().map_or(0, Vec::len) + 8);
                 if ambiguous {
-                    push_length_suffix(&mut k, raw.key.len());
+                    push_length_suffix(&mut k, key_len);
                 }
                 k.extend_from_slice(&raw.namespace);
                 if ambiguous {
                     push_length_suffix(&mut k, raw.namespace.len());
                 }
-                if kind == StateKind::Map {
-                    k.extend_from_slice(raw.user_key.as_deref().ok_or_else(|| self.fail(e, "map entry without a user key"))?);
+                if let Some(uk) = &user_key {
+                    k.extend_from_slice(uk);
                 }
-                (k, raw.value.clone())
+                (k, std::mem::take(&mut raw.value))
             }
         };
         Ok(Some(Record { key_group, state, key, value }))

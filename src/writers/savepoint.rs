@@ -625,7 +625,7 @@ impl Converter<'_> {
                 if !edits.keep(&e, &mut chunk.counts) {
                     continue;
                 }
-                let Some(r) = ctx.record(&e)? else { continue };
+                let Some(r) = ctx.record_owned(e)? else { continue };
                 if !ordered {
                     chunk.bytes += r.weight();
                     chunk.records.push(r);
@@ -700,7 +700,7 @@ impl Converter<'_> {
             for import in imports.iter().filter(|i| i.kind().is_keyed()) {
                 let mut n = 0u64;
                 for e in import.entries()? {
-                    if let Some(r) = ctx.record(&e?)? {
+                    if let Some(r) = ctx.record_owned(e?)? {
                         sorter.push(r)?;
                     }
                     n += 1;
