@@ -132,7 +132,7 @@ pub mod writers;
 
 pub use api::{
     compat, compat_with, convert, convert_with, delete, delete_with, describe_job, describe_job_with, diff, diff_with, edit, edit_with, gc, gc_with,
-    kafka_offset_marker, latest, latest_with, refs, refs_with, relocate, relocate_with, stats, stats_with, verify, verify_on, verify_with, CompatOptions,
+    kafka_offset_marker, latest, latest_with, refs, refs_with, relocate, relocate_with, stats, stats_threads, stats_with, verify, verify_on, verify_with, CompatOptions,
     CompatReport, CompatSeverity, CompatTargetKind, CompatVerdict, Compression, ConvertOptions, ConvertReport, DeleteFile, DeleteOptions, DeletePlan,
     DiffOptions, DiffReport, EditOptions, EditReport, EntryDiff, EnumeratorState, ExportFormat, ExportOptions, FlinkVersion, ForgetKey, GcOptions,
     GcPlan, JobDescription, KeyInput, LatestReport, Manifest, NoProgress, OperatorInfo, Part, Partition, PlanOptions, Progress, RefsReport,

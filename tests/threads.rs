@@ -133,6 +133,26 @@ fn export_rows_are_identical_on_any_number_of_threads() {
     }
 }
 
+#[test]
+fn stats_reports_are_identical_on_any_number_of_threads() {
+    let mut done = Vec::new();
+    let files = metadata_files();
+    for m in &files {
+        let path = m.to_str().unwrap();
+        // Few heaviest keys: the ranking's cut-off is compared too.
+        let out = assert_same(&["stats", path, "--format", "json", "--top", "3"]);
+        if !out.status.success() {
+            continue;
+        }
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}"));
+        if report["data"]["entries"].as_u64().is_some_and(|n| n > 0) {
+            done.push(path.to_owned());
+        }
+    }
+    assert!(done.len() * 4 >= files.len() * 3, "only {} of {} fixtures counted with entries", done.len(), files.len());
+    check_kinds(&done);
+}
+
 /// Every file below `dir`, by its path relative to `dir`, with its bytes (file names derive from
 /// the snapshot, so two writes of one savepoint have the same names).
 fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {

@@ -87,7 +87,13 @@ pub fn stats(location: &str, top: usize, uids: &[String]) -> Result<StatsReport>
 
 /// [`stats`], reading from `storage`.
 pub fn stats_with(storage: Arc<dyn Storage>, location: &str, top: usize, uids: &[String]) -> Result<StatsReport> {
-    crate::manage::stats::stats(storage, location, top, uids)
+    stats_threads(storage, location, top, uids, crate::readers::parallel::default_threads())
+}
+
+/// [`stats_with`] on `threads` threads (the others use one per core): pieces of each operator's
+/// state are read in parallel; the report is the same for any number.
+pub fn stats_threads(storage: Arc<dyn Storage>, location: &str, top: usize, uids: &[String], threads: usize) -> Result<StatsReport> {
+    crate::manage::stats::stats(storage, location, top, uids, threads)
 }
 
 /// Plans `gc` of `dir` (`flinksnap gc`) and, with `delete`, removes what the plan says; the plan

@@ -67,7 +67,7 @@ pub use compare::{
 pub use crate::export::{ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
 pub use crate::storage::{Storage, StorageOptions, Storages};
 pub use manage::{
-    delete, delete_with, gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_with, verify, verify_on, verify_with, DeleteFile, DeleteOptions,
+    delete, delete_with, gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_threads, stats_with, verify, verify_on, verify_with, DeleteFile, DeleteOptions,
     DeletePlan, GcOptions, GcPlan, LatestReport, RefsReport, ScopeRoot, StatsReport, VerifyLevel, VerifyReport,
 };
 pub use crate::readers::connectors::kafka::offset_marker as kafka_offset_marker;

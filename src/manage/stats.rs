@@ -24,7 +24,8 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::metadata::OperatorState;
 use crate::model::{Entry, OperatorId, StateKind, SubtaskRef};
-use crate::readers::entries::{Selection, SnapshotEntries};
+use crate::readers::entries::Selection;
+use crate::readers::parallel::{self, Piece};
 use crate::readers::states::subtask_states;
 use crate::readers::undecodable::Undecodable;
 use crate::readers::source::KeyedSource;
@@ -173,6 +174,7 @@ fn entry_bytes(e: &Entry) -> u64 {
 }
 
 /// Keeps the `n` heaviest keys, fed one key group at a time.
+#[derive(Default)]
 struct TopKeys {
     n: usize,
     best: Vec<KeyStat>,
@@ -217,8 +219,86 @@ impl TopKeys {
     }
 }
 
-/// Computes the statistics of the snapshot at `path`; `top` bounds the heaviest lists.
-pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String]) -> Result<StatsReport> {
+/// What the entries of one piece of an operator's state (or all of it) add up to.
+#[derive(Default)]
+struct PieceCounts {
+    states: BTreeMap<String, StateStats>,
+    /// (state, key group) pairs with entries.
+    state_kgs: std::collections::BTreeSet<(String, u32)>,
+    /// Per key group: entries, entry bytes.
+    kgs: BTreeMap<u32, (u64, u64)>,
+    top_keys: TopKeys,
+    entries: u64,
+    entry_bytes: u64,
+    /// Why the entries after this piece's last were not read.
+    note: Option<String>,
+    undecodable: Vec<Undecodable>,
+}
+
+/// Counts of pieces the reading threads hold ahead of the one being added up, at most (about).
+const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
+
+impl PieceCounts {
+    fn add(&mut self, e: &Entry) {
+        let b = entry_bytes(e);
+        self.entries += 1;
+        self.entry_bytes += b;
+        let st = self.states.entry(e.state.clone()).or_insert_with(|| StateStats { name: e.state.clone(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0, untyped: None });
+        st.entries += 1;
+        st.bytes += b;
+        if let Some(kg) = e.key_group {
+            if self.state_kgs.insert((e.state.clone(), kg)) {
+                st.key_groups += 1;
+            }
+            let k = self.kgs.entry(kg).or_default();
+            k.0 += 1;
+            k.1 += b;
+            self.top_keys.add(e);
+        }
+    }
+
+    /// Adds the counts of the next piece.
+    fn merge(&mut self, o: PieceCounts, undecodable: &mut Vec<Undecodable>) {
+        self.entries += o.entries;
+        self.entry_bytes += o.entry_bytes;
+        for (name, st) in o.states {
+            let t = self.states.entry(name).or_insert_with(|| StateStats { entries: 0, bytes: 0, key_groups: 0, ..st.clone() });
+            t.entries += st.entries;
+            t.bytes += st.bytes;
+        }
+        // A (state, key group) pair is in one piece only, unless a subtask is read in two
+        // pieces (its operator state apart): counted once.
+        for sk in o.state_kgs {
+            if !self.state_kgs.contains(&sk) {
+                if let Some(t) = self.states.get_mut(&sk.0) {
+                    t.key_groups += 1;
+                }
+                self.state_kgs.insert(sk);
+            }
+        }
+        for (kg, (n, b)) in o.kgs {
+            let k = self.kgs.entry(kg).or_default();
+            k.0 += n;
+            k.1 += b;
+        }
+        self.top_keys.best.extend(o.top_keys.best);
+        if self.top_keys.best.len() > 4 * self.top_keys.n.max(1) {
+            self.top_keys.trim();
+        }
+        self.note = o.note;
+        for u in o.undecodable {
+            Undecodable::merge_into(undecodable, u);
+        }
+    }
+
+    fn weight(&self) -> usize {
+        64 * (self.state_kgs.len() + self.kgs.len() + self.states.len()) + 256 * (self.top_keys.best.len() + self.undecodable.len())
+    }
+}
+
+/// Computes the statistics of the snapshot at `path`; `top` bounds the heaviest lists. The
+/// entries are read on `threads` threads; the report is the same for any number.
+pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String], threads: usize) -> Result<StatsReport> {
     let s = Snapshot::open(storage, path)?;
     let mut operators = Vec::new();
     let streams = s.streams();
@@ -229,7 +309,7 @@ pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String])
                 *per_subtask.entry(st).or_default() += r.handle.size();
             }
         }
-        let o = operator_stats(&s, i, op, per_subtask, top, uids)?;
+        let o = operator_stats(&s, i, op, per_subtask, top, uids, threads.max(1))?;
         if o.bytes > 0 || o.entries > 0 || !o.entries_complete {
             operators.push(o);
         }
@@ -244,7 +324,7 @@ pub fn stats(storage: Arc<dyn Storage>, path: &str, top: usize, uids: &[String])
     })
 }
 
-fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: BTreeMap<u32, u64>, top: usize, uids: &[String]) -> Result<OperatorStats> {
+fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: BTreeMap<u32, u64>, top: usize, uids: &[String], threads: usize) -> Result<OperatorStats> {
     let mut stored: BTreeMap<u32, u64> = BTreeMap::new();
     let mut keyed = false;
     let mut note = None;
@@ -263,38 +343,41 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
             }
         }
     }
-    let mut states: BTreeMap<String, StateStats> = BTreeMap::new();
-    let mut state_kgs: BTreeMap<(String, u32), ()> = BTreeMap::new();
-    let mut kgs: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    let mut top_keys = TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None };
-    let (mut entries, mut entry_bytes_total) = (0u64, 0u64);
+    // Each piece of the operator's state is counted on a reading thread; the counts are added
+    // up here in piece order (key groups never span pieces), as one thread would count them.
     let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
-    let mut all = SnapshotEntries::new(s, selection);
-    for e in all.by_ref() {
-        let e = match e {
-            Ok(e) => e,
-            Err(e) if e.is_unsupported() => {
-                note = Some(format!("entries incomplete: {e}"));
-                break;
-            }
-            Err(e) => return Err(e),
-        };
-        let b = entry_bytes(&e);
-        entries += 1;
-        entry_bytes_total += b;
-        let st = states.entry(e.state.clone()).or_insert_with(|| StateStats { name: e.state.clone(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0, untyped: None });
-        st.entries += 1;
-        st.bytes += b;
-        if let Some(kg) = e.key_group {
-            if state_kgs.insert((e.state.clone(), kg), ()).is_none() {
-                st.key_groups += 1;
-            }
-            let k = kgs.entry(kg).or_default();
-            k.0 += 1;
-            k.1 += b;
-            top_keys.add(&e);
+    let pieces = parallel::pieces(s, &selection, threads);
+    let produce = |piece: &Piece, emit: &mut dyn FnMut(PieceCounts) -> Result<()>| -> Result<()> {
+        let mut c = PieceCounts { top_keys: TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None }, ..Default::default() };
+        let mut all = piece.entries(s, &selection);
+        for e in all.by_ref() {
+            let e = match e {
+                Ok(e) => e,
+                Err(e) if e.is_unsupported() => {
+                    c.note = Some(format!("entries incomplete: {e}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            c.add(&e);
         }
+        c.top_keys.flush();
+        c.undecodable = all.undecodable().to_vec();
+        emit(c)
+    };
+    let mut total = PieceCounts { top_keys: TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None }, ..Default::default() };
+    let mut undecodable: Vec<Undecodable> = Vec::new();
+    parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, PieceCounts::weight, produce, |c| {
+        // After a piece that could not be read to its end, nothing more is counted.
+        if total.note.is_none() {
+            total.merge(c, &mut undecodable);
+        }
+        Ok(())
+    })?;
+    if total.note.is_some() {
+        note = total.note.take();
     }
+    let PieceCounts { mut states, kgs, top_keys, entries, entry_bytes: entry_bytes_total, .. } = total;
     // States of a serializer snapshot flinksnap does not know (read past): named with the class.
     let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
     for j in 0..op.subtasks.len() {
@@ -329,14 +412,14 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
         bytes: per_subtask.values().sum(),
         subtask_skew: skew(per_subtask.values().copied()),
         subtasks: per_subtask.into_iter().map(|(subtask, bytes)| SubtaskStats { subtask, bytes }).collect(),
-        entries_complete: note.is_none() && all.undecodable().is_empty(),
+        entries_complete: note.is_none() && undecodable.is_empty(),
         entries,
         entry_bytes: entry_bytes_total,
         states: states.into_values().collect(),
         key_groups,
         heaviest_keys: top_keys.finish(),
         note,
-        undecodable: all.undecodable().to_vec(),
+        undecodable,
     })
 }
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use flinksnap::{stats_with, StatsReport};
+use flinksnap::{stats_threads, StatsReport};
 
 use crate::cli::output::{human_bytes, write_json, Format, Table};
 use crate::cli::Outcome;
@@ -14,6 +14,7 @@ use crate::cli::Outcome;
 #[command(after_help = "EXAMPLES:
   flinksnap stats savepoint-1a2b3c-4d5e6f7a8b9c
   flinksnap stats chk-42 --top 20 --format json | jq '.data.operators[0].heaviest_keys'
+  flinksnap stats chk-42 --threads 1   # one core; the same report as any --threads
 
 BYTES: \"stored\" bytes come from _metadata (per subtask; per key group from the key-group
 offsets of heap and canonical snapshots); \"entry\" bytes are the serialized key, namespace,
@@ -32,11 +33,16 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Threads reading entries (default: one per CPU). Subtasks and key-group ranges of each
+    /// keyed-state handle are read in parallel; the report is the same for any N.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
-    let report = stats_with(crate::cli::storage(), &args.path, args.top, &args.uids)?;
+    let threads = args.threads.unwrap_or_else(flinksnap::readers::parallel::default_threads).max(1);
+    let report = stats_threads(crate::cli::storage(), &args.path, args.top, &args.uids, threads)?;
     match args.format {
         Format::Json => write_json(out, "stats", &report)?,
         Format::Table => write_table(&report, out)?,
