@@ -38,6 +38,15 @@ impl KeyedLayout {
         Ok(p)
     }
 
+    /// The id of state `name` (its index in the proxy). Per entry: a few names compared cost
+    /// less than hashing one.
+    pub(super) fn id(&self, name: &str) -> Option<u16> {
+        if self.states.len() <= 16 {
+            return self.states.iter().position(|s| s.name == name).map(|i| i as u16);
+        }
+        self.ids.get(name).copied()
+    }
+
     /// Keeps only the states `keep` says yes to (ids renumbered in proxy order).
     pub(super) fn retain_states(&mut self, keep: impl Fn(&str) -> bool) {
         self.states.retain(|s| keep(&s.name));
@@ -135,7 +144,7 @@ impl RecordContext<'_> {
         if !e.kind.is_keyed() {
             return Ok(None);
         }
-        let &state = self.layout.ids.get(&e.state).ok_or_else(|| self.fail(&e, "state is not in the serialization proxy"))?;
+        let state = self.layout.id(&e.state).ok_or_else(|| self.fail(&e, "state is not in the serialization proxy"))?;
         let meta = &self.layout.states[state as usize];
         let source_kg = e.key_group.ok_or_else(|| self.fail(&e, "keyed entry without a key group"))?;
         let key_group = if self.regroup { self.new_key_group(&e, source_kg)? } else { source_kg };
