@@ -2,10 +2,6 @@
 
 mod cli;
 
-// Not glibc's malloc: see the `mimalloc` dependency in Cargo.toml.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
