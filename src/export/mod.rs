@@ -536,6 +536,8 @@ impl Reader<'_> {
                         ))
                     })?;
                     last = Some((keyed, e.state.clone(), i));
+                    // Once per run of a state, not per entry: the run's entries go to `i` too.
+                    touched.insert(i);
                     i
                 }
             };
@@ -549,7 +551,6 @@ impl Reader<'_> {
             chunk.push(e);
             *bytes += size;
             held += size;
-            touched.insert(i);
             if chunk.len() >= self.opts.batch_rows.max(1) || *bytes >= BATCH_BYTES {
                 held -= *bytes;
                 *bytes = 0;
