@@ -233,6 +233,41 @@ fn schema_comes_from_the_serializers() {
     assert!(m["run"]["seconds"].as_f64().is_some());
 }
 
+/// Dictionary encoding only where values repeat (`formats/parquet-export.md`, "Parquet
+/// encoding"): every leaf of the metadata columns, `key_group` and `namespace` has a dictionary
+/// page in every row group; keys, user keys, values and TTL timestamps have none (before, every
+/// column had one: arrow-rs's default).
+#[test]
+fn parquet_dictionary_only_on_repeating_columns() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let fx = newest_canonical();
+    let tmp = tempfile::tempdir().unwrap();
+    run_ok(&export_args(&fx, tmp.path(), &["--threads", "2"]));
+    let m = manifest(tmp.path());
+    let dictionary = ["operator_id", "operator_uid", "state", "kind", "key_group", "namespace"];
+    let (mut with, mut without) = (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new());
+    for s in m["states"].as_array().unwrap() {
+        let file = std::fs::File::open(tmp.path().join(s["file"].as_str().unwrap())).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        for rg in reader.metadata().row_groups() {
+            for c in rg.columns() {
+                let path = c.column_path().string();
+                let top = c.column_path().parts()[0].clone();
+                let has = c.dictionary_page_offset().is_some();
+                assert_eq!(has, dictionary.contains(&top.as_str()), "{}: column {path}: dictionary page {has}", s["file"]);
+                *(if has { &mut with } else { &mut without }).entry(top).or_default() += 1;
+            }
+        }
+    }
+    // The fixture has every kind of column: the assertions above ran on each.
+    for c in dictionary {
+        assert!(with.contains_key(c), "no {c} column chunk in {with:?}");
+    }
+    for c in ["key", "user_key", "value", "ttl_timestamp"] {
+        assert!(without.contains_key(c), "no {c} column chunk in {without:?}");
+    }
+}
+
 #[test]
 fn empty_states_get_a_typed_file() {
     // Every state the proxies declare gets a file, also those the job emptied again (no line in

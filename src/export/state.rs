@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{Schema, SchemaRef};
 use serde::Serialize;
@@ -223,10 +224,10 @@ impl StateLayout {
         let n = entries.len();
         let hex = self.operator_id.to_hex();
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(hex.as_str(), n))),
-            Arc::new(std::iter::repeat_n(self.operator_uid.as_deref(), n).collect::<StringArray>()),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.name.as_str(), n))),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.kind.as_str(), n))),
+            Arc::new(repeated(Some(hex.as_str()), n)),
+            Arc::new(repeated(self.operator_uid.as_deref(), n)),
+            Arc::new(repeated(Some(self.name.as_str()), n)),
+            Arc::new(repeated(Some(self.kind.as_str()), n)),
         ];
         if self.kind.is_keyed() {
             let kgs: Vec<i32> = entries
@@ -275,6 +276,16 @@ impl StateLayout {
             })
             .collect()
     }
+}
+
+/// `n` rows of the same text (or nulls), allocated once: collecting an iterator grew the value
+/// buffer step by step.
+fn repeated(text: Option<&str>, n: usize) -> StringArray {
+    let mut b = StringBuilder::with_capacity(n, text.map_or(0, str::len) * n);
+    for _ in 0..n {
+        b.append_option(text);
+    }
+    b.finish()
 }
 
 /// Collects `{"column": path, "class": …}` for every opaque field at or below `f`.

@@ -13,7 +13,8 @@ use crate::cli::Outcome;
 /// Output format of `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Parquet (zstd), columns typed from the state's serializers.
+    /// Parquet (zstd; dictionary-encoded: operator_id, operator_uid, state, kind, key_group,
+    /// namespace), columns typed from the state's serializers.
     Parquet,
     /// CSV, the columns of `dump --format csv`.
     Csv,

@@ -47,7 +47,8 @@ pub(crate) struct RocksDbSource<'a> {
     meta: KeyedBackendMeta,
     origin: Origin,
     reader: Option<RocksDbHandleReader>,
-    batch: std::vec::IntoIter<Entry>,
+    /// The current batch, its buffer reused from batch to batch.
+    batch: std::collections::VecDeque<Entry>,
     /// A key group was started and its batches are not all read.
     reading: bool,
 }
@@ -67,7 +68,7 @@ impl<'a> RocksDbSource<'a> {
             // RocksDB merges its files: which one held an entry is not known.
             origin: Origin { subtask: Some(cx.subtask), stream: None, position: None },
             reader: None,
-            batch: Vec::new().into_iter(),
+            batch: Default::default(),
             reading: false,
         })
     }
@@ -91,7 +92,7 @@ impl KeyGroupReader for RocksDbSource<'_> {
     }
 
     fn start(&mut self, kg: u32) -> Result<()> {
-        self.batch = Vec::new().into_iter();
+        self.batch.clear();
         self.reading = false;
         self.reader()?.select_key_group(kg)?;
         self.reading = true;
@@ -100,16 +101,16 @@ impl KeyGroupReader for RocksDbSource<'_> {
 
     fn next_entry(&mut self) -> Option<Result<Entry>> {
         loop {
-            if let Some(mut e) = self.batch.next() {
+            if let Some(mut e) = self.batch.pop_front() {
                 e.origin = self.origin;
                 return Some(Ok(e));
             }
             if !self.reading {
                 return None;
             }
-            match self.reader.as_mut().map(RocksDbHandleReader::next_batch) {
-                Some(Ok(Some(b))) => self.batch = b.into_iter(),
-                Some(Ok(None)) | None => {
+            match self.reader.as_mut().map(|r| r.next_batch_into(&mut self.batch)) {
+                Some(Ok(true)) => {}
+                Some(Ok(false)) | None => {
                     self.reading = false;
                     return None;
                 }
@@ -188,6 +189,18 @@ impl RocksDbHandleReader {
         match &mut self.scan {
             Some(s) => s.next_batch(),
             None => Ok(None),
+        }
+    }
+
+    /// [`Self::next_batch`] into `out` (emptied first, its capacity reused); `false` when
+    /// every selected state has been read.
+    pub fn next_batch_into(&mut self, out: &mut std::collections::VecDeque<Entry>) -> Result<bool> {
+        match &mut self.scan {
+            Some(s) => s.next_batch_into(out),
+            None => {
+                out.clear();
+                Ok(false)
+            }
         }
     }
 

@@ -183,10 +183,18 @@ impl HandleScan {
 
     /// The next batch of entries; `None` when every selected state has been read.
     pub(super) fn next_batch(&mut self) -> Result<Option<Vec<Entry>>> {
+        let mut out = VecDeque::new();
+        Ok(self.next_batch_into(&mut out)?.then(|| out.into()))
+    }
+
+    /// [`Self::next_batch`] into `out` (emptied first), whose capacity is kept from batch to
+    /// batch: a new batch vector per batch (~1.6 MB) made glibc consolidate its free lists at
+    /// every batch, and the small allocations of the next entries slow (13% of a RocksDB read's
+    /// instructions). `false` when every selected state has been read.
+    pub(super) fn next_batch_into(&mut self, out: &mut VecDeque<Entry>) -> Result<bool> {
+        out.clear();
         loop {
-            let Some(scan) = self.scans.front_mut() else { return Ok(None) };
-            // Entries are large: growing from empty copied them over and over.
-            let mut out = Vec::with_capacity(self.batch_pairs.min(256));
+            let Some(scan) = self.scans.front_mut() else { return Ok(false) };
             let (mut pairs, mut bytes) = (0usize, 0usize);
             let mut stopped_at = None;
             let (decoder, batch_pairs, metadata, what) = (&self.decoder, self.batch_pairs, &self.metadata, &self.what);
@@ -215,7 +223,7 @@ impl HandleScan {
                 }
             }
             if !out.is_empty() {
-                return Ok(Some(out));
+                return Ok(true);
             }
         }
     }
