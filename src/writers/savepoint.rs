@@ -836,7 +836,7 @@ impl KeyedStreams<'_, '_> {
     fn writer_for(&mut self, key_group: u32) -> Result<&mut KeyGroupStreamWriter> {
         loop {
             match &self.current {
-                Some((_, range, _)) if !range.end_inclusive().is_some_and(|end| key_group > end) => break,
+                Some((_, range, _)) if range.end_inclusive().is_none_or(|end| key_group <= end) => break,
                 Some(_) => self.end_current()?,
                 None => {}
             }
