@@ -185,6 +185,23 @@ impl Value {
         matches!(self, Value::Opaque { .. })
     }
 
+    /// About the bytes this value holds (its own size, strings, bytes and nested values): a
+    /// memory estimate for batching, cheaper than serializing it.
+    pub fn size_hint(&self) -> usize {
+        let own = std::mem::size_of::<Value>();
+        own + match self {
+            Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Opaque { class, bytes } => class.len() + bytes.len(),
+            Value::List(items) => items.iter().map(Value::size_hint).sum(),
+            Value::Map(entries) => entries.iter().map(|(k, v)| k.size_hint() + v.size_hint()).sum(),
+            Value::Struct { fields } | Value::Row { fields, .. } => fields.iter().map(|(n, v)| n.len() + v.size_hint()).sum(),
+            Value::Left(v) | Value::Right(v) => v.size_hint(),
+            Value::LocalDateTime { date, time } => date.size_hint() + time.size_hint(),
+            _ => 0,
+        }
+    }
+
     /// The number of [`Value::Opaque`] values in this value, itself included.
     pub fn opaque_count(&self) -> usize {
         match self {

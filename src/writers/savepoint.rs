@@ -31,7 +31,7 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
-use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, StateKind, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::undecodable::UndecodableKind;
 use crate::readers::meta::read_operator_backend_meta;
@@ -584,7 +584,8 @@ impl Converter<'_> {
             self.report.regrouped_operators += 1;
         }
         // Only keyed entries of this operator: a key-group selection leaves operator state out.
-        let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
+        // Every stored byte: what the writer does not re-encode it copies.
+        let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)), raw: RawParts::All };
         // Counted while the records stream (which borrows the counts until the end).
         let counts = std::cell::RefCell::new(std::mem::take(&mut *self.counts));
         let edits = self.edits;
