@@ -15,7 +15,7 @@ use crate::model::{Entry, OperatorId, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::snapshot::Snapshot;
 
-/// A batch also closes once its entries hold this many bytes as stored (as `export` does):
+/// A batch also closes once its entries hold this many bytes as stored (estimated: `Entry::size_hint`, as `export` does):
 /// large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 

@@ -110,11 +110,11 @@ impl ExportOptions {
     }
 }
 
-/// A chunk of entries of one state is written once it holds this many bytes (as stored), even
+/// A chunk of entries of one state is written once it holds this many bytes (as stored, estimated: `Entry::size_hint`), even
 /// with fewer than `batch_rows` rows: large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Everything one reading thread buffers across states is handed on once it holds this many
-/// bytes (as stored; decoded entries take two to three times that). The same for any number of
+/// bytes (as stored, estimated; decoded entries take two to three times that). The same for any number of
 /// threads, so the chunks, and with them the files' row groups, are too.
 const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Emptied chunk buffers a reading thread keeps for reuse (see `Reader::read_piece`).

@@ -175,14 +175,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// About the memory the entry holds (decoded values and kept stored bytes): what batches of
-    /// entries (`export`'s chunks, the scan API's record batches) are sized by. Not the stored
-    /// size: that is [`RawEntry`]'s, kept only when asked for.
+    /// About the bytes the entry takes as stored, from its decoded values (the same whatever
+    /// [`RawParts`] kept), plus 64: what batches of entries (`export`'s chunks, the scan API's
+    /// record batches) are sized by. [`RawEntry`] has the exact stored bytes where kept.
     pub fn size_hint(&self) -> usize {
-        let raw = &self.raw;
-        let raw = raw.key.len() + raw.namespace.len() + raw.user_key.as_ref().map_or(0, Vec::len) + raw.value.len() + raw.stored_key.as_ref().map_or(0, Vec::len);
-        let decoded = [&self.key, &self.namespace, &self.user_key].into_iter().flatten().map(Value::size_hint).sum::<usize>() + self.value.size_hint();
-        64 + self.state.len() + raw + decoded
+        let parts = [&self.key, &self.namespace, &self.user_key].into_iter().flatten().map(Value::size_hint).sum::<usize>();
+        64 + parts + self.value.size_hint()
     }
 
     /// The entry as one `flinksnap dump` JSON object, fields in the documented order
