@@ -15,7 +15,7 @@ use crate::model::{Entry, OperatorId, SubtaskRef};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::snapshot::Snapshot;
 
-/// A batch also closes once its entries hold this many bytes as stored (as `export` does):
+/// A batch also closes once its entries hold this many bytes as stored (estimated: `Entry::size_hint`, as `export` does):
 /// large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
@@ -152,7 +152,7 @@ impl ScanBatches {
             match self.source.next() {
                 Some(e) => {
                     let e = e?;
-                    bytes += entry_bytes(&e);
+                    bytes += e.size_hint();
                     entries.push(e);
                 }
                 None => {
@@ -194,11 +194,6 @@ impl RecordBatchReader for ScanBatches {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-}
-
-/// Bytes an entry takes as stored.
-fn entry_bytes(e: &Entry) -> usize {
-    e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + 64
 }
 
 /// The dump form's columns, those of `flinksnap dump --format csv`: one schema for every state,

@@ -36,7 +36,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Entry, OperatorId};
+use crate::model::{Entry, OperatorId, RawParts};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::parallel::{self, Piece};
 use crate::readers::states::subtask_states;
@@ -81,7 +81,7 @@ pub struct ExportOptions {
     pub storage: Arc<dyn Storage>,
     /// Output format.
     pub format: ExportFormat,
-    /// Which operators and states.
+    /// Which operators and states (its `raw` does not matter: exports never read stored bytes).
     pub selection: Selection,
     /// Operator uids by operator id, for operators the metadata stores without one.
     pub uids: BTreeMap<OperatorId, String>,
@@ -110,11 +110,11 @@ impl ExportOptions {
     }
 }
 
-/// A chunk of entries of one state is written once it holds this many bytes (as stored), even
+/// A chunk of entries of one state is written once it holds this many bytes (as stored, estimated: `Entry::size_hint`), even
 /// with fewer than `batch_rows` rows: large values must not make a batch large.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Everything one reading thread buffers across states is handed on once it holds this many
-/// bytes (as stored; decoded entries take two to three times that). The same for any number of
+/// bytes (as stored, estimated; decoded entries take two to three times that). The same for any number of
 /// threads, so the chunks, and with them the files' row groups, are too.
 const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Emptied chunk buffers a reading thread keeps for reuse (see `Reader::read_piece`).
@@ -279,6 +279,8 @@ pub struct ManifestRun {
 /// nothing is left under a final name except what an earlier export wrote.
 pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress) -> Result<Manifest> {
     let started = Instant::now();
+    // Exported rows hold decoded values only: the stored bytes are never copied.
+    let opts = &ExportOptions { selection: Selection { raw: RawParts::None, ..opts.selection.clone() }, ..opts.clone() };
     if cfg!(not(feature = "parquet")) && opts.format == ExportFormat::Parquet {
         return Err(sink::parquet_unsupported());
     }
@@ -541,7 +543,7 @@ impl Reader<'_> {
                     i
                 }
             };
-            let size = entry_bytes(&e);
+            let size = e.size_hint();
             let (chunk, bytes) = chunks.entry(i).or_default();
             if chunk.capacity() == 0 {
                 if let Some(buf) = spare.pop() {
@@ -576,11 +578,6 @@ impl Reader<'_> {
         }
         emit(Job::PieceDone { touched, undecodable: entries.undecodable().to_vec(), bytes: piece.bytes, ends_subtask: piece.ends_subtask })
     }
-}
-
-/// Bytes an entry takes as stored: what a chunk's size is counted in.
-fn entry_bytes(e: &Entry) -> usize {
-    e.raw.key.len() + e.raw.namespace.len() + e.raw.user_key.as_ref().map_or(0, Vec::len) + e.raw.value.len() + e.raw.stored_key.as_ref().map_or(0, Vec::len) + 64
 }
 
 /// Output file names: one directory per operator, one file per state, unique, made of

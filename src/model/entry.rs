@@ -57,6 +57,11 @@ impl StateKind {
 /// `key` and `namespace` as their serializers write them (no key-group prefix, no length
 /// suffixes), `user_key` for map state, and `value` as the canonical stream stores it (with the
 /// TTL wrapper; list elements joined by `,`; map values with their null flag).
+///
+/// Readers keep only the parts [`RawParts`] asks for (`Selection::raw`, all by default): with
+/// [`RawParts::Key`] `key` and `stored_key` only, with [`RawParts::None`] nothing — the
+/// vectors are empty and `user_key`/`stored_key` `None` — while the decoded values are the
+/// same. Operator-state entries always keep theirs (few, and read whole).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawEntry {
     /// Key bytes.
@@ -71,6 +76,49 @@ pub struct RawEntry {
     /// store it, when it cannot be split into `key`, `namespace` and `user_key` (an unknown key
     /// or namespace serializer: then those three are empty and a writer copies this verbatim).
     pub stored_key: Option<Vec<u8>>,
+}
+
+/// Which stored bytes ([`RawEntry`]) keyed-state readers keep beside the decoded values.
+/// Copying them costs two or more allocations per entry, and only writers (`convert`, `edit`,
+/// `import`), `stats` (stored sizes) and the key hash of SQL row keys (`verify`) read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum RawParts {
+    /// None: every [`RawEntry`] of keyed state is empty.
+    None,
+    /// The key's bytes only ([`RawEntry::key`], or [`RawEntry::stored_key`] when the key
+    /// cannot be split off): what `key_hash_code` needs for SQL row keys.
+    Key,
+    /// Everything (the default: what a writer needs).
+    #[default]
+    All,
+}
+
+impl RawParts {
+    /// Whether the key's bytes are kept.
+    pub fn key(self) -> bool {
+        self >= RawParts::Key
+    }
+
+    /// Whether the namespace, user key and value bytes are kept.
+    pub fn all(self) -> bool {
+        self == RawParts::All
+    }
+}
+
+impl RawEntry {
+    /// Drops the parts `parts` does not keep (in place; nothing is allocated).
+    pub fn keep(&mut self, parts: RawParts) {
+        if parts.all() {
+            return;
+        }
+        if !parts.key() {
+            self.key = Vec::new();
+            self.stored_key = None;
+        }
+        self.namespace = Vec::new();
+        self.user_key = None;
+        self.value = Vec::new();
+    }
 }
 
 /// One subtask of one operator, by place in the metadata.
@@ -127,6 +175,14 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// About the bytes the entry takes as stored, from its decoded values (the same whatever
+    /// [`RawParts`] kept), plus 64: what batches of entries (`export`'s chunks, the scan API's
+    /// record batches) are sized by. [`RawEntry`] has the exact stored bytes where kept.
+    pub fn size_hint(&self) -> usize {
+        let parts = [&self.key, &self.namespace, &self.user_key].into_iter().flatten().map(Value::size_hint).sum::<usize>();
+        64 + parts + self.value.size_hint()
+    }
+
     /// The entry as one `flinksnap dump` JSON object, fields in the documented order
     /// (`formats/dump.md`): `user_key` only for map and broadcast state, `ttl_timestamp` only
     /// for TTL state.

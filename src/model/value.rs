@@ -185,6 +185,26 @@ impl Value {
         matches!(self, Value::Opaque { .. })
     }
 
+    /// About the bytes the value takes serialized: 8 per number, strings and bytes their
+    /// length plus a 4-byte length, containers the sum of their parts. A size for batching
+    /// entries whose stored bytes were not kept (see [`crate::model::RawParts`]), not exact.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Value::Null | Value::Bool(_) => 1,
+            Value::Char(_) => 2,
+            Value::Int(_) | Value::Float(_) | Value::LocalDate { .. } | Value::LocalTime { .. } => 8,
+            Value::Instant { .. } => 12,
+            Value::TimeWindow { .. } => 16,
+            Value::String(s) | Value::BigInteger(s) | Value::BigDecimal(s) | Value::Enum(s) => 4 + s.len(),
+            Value::Bytes(b) | Value::Opaque { bytes: b, .. } => 4 + b.len(),
+            Value::List(items) => 4 + items.iter().map(Value::size_hint).sum::<usize>(),
+            Value::Map(entries) => 4 + entries.iter().map(|(k, v)| k.size_hint() + v.size_hint()).sum::<usize>(),
+            Value::Struct { fields } | Value::Row { fields, .. } => 1 + fields.iter().map(|(_, v)| v.size_hint()).sum::<usize>(),
+            Value::Left(v) | Value::Right(v) => 1 + v.size_hint(),
+            Value::LocalDateTime { date, time } => date.size_hint() + time.size_hint(),
+        }
+    }
+
     /// The number of [`Value::Opaque`] values in this value, itself included.
     pub fn opaque_count(&self) -> usize {
         match self {

@@ -14,9 +14,14 @@ type R<T> = std::result::Result<T, DecodeError>;
 
 /// Decodes one value and returns it with the exact bytes it took.
 pub(crate) fn decode_span(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<(Value, Vec<u8>)> {
+    decode_slice(ser, c).map(|(v, b)| (v, b.to_vec()))
+}
+
+/// [`decode_span`] without copying the bytes: where they lie in `c`'s data.
+pub(crate) fn decode_slice<'a>(ser: &TypeSerializer, c: &mut Cursor<'a>) -> R<(Value, &'a [u8])> {
     let at = c.position();
     let v = ser.decode(c)?;
-    Ok((v, c.consumed_since(at).to_vec()))
+    Ok((v, c.consumed_since(at)))
 }
 
 /// Decodes a value that fills the rest of `c` exactly; what its serializer cannot interpret stays
@@ -71,16 +76,16 @@ pub(crate) fn for_each_delimited(elem: &TypeSerializer, c: &mut Cursor<'_>, mut 
 }
 
 /// A decoded timer: timestamp, key, namespace, and the bytes the key and the namespace took.
-pub(crate) type Timer = (i64, Value, Value, Vec<u8>, Vec<u8>);
+pub(crate) type Timer<'a> = (i64, Value, Value, &'a [u8], &'a [u8]);
 
 /// `TimerSerializer`: sign-flipped `i64` timestamp, key, namespace.
-pub(crate) fn decode_timer(ser: &TypeSerializer, c: &mut Cursor<'_>) -> R<Timer> {
+pub(crate) fn decode_timer<'a>(ser: &TypeSerializer, c: &mut Cursor<'a>) -> R<Timer<'a>> {
     let (key_ser, ns_ser) = ser
         .timer_key_namespace()
         .ok_or_else(|| c.error(DecodeErrorKind::Invalid(format!("timer state with serializer {}", ser.class_name()))))?;
     let timestamp = c.i64("timer timestamp")? ^ i64::MIN;
-    let (key, key_bytes) = decode_span(key_ser, c)?;
-    let (ns, ns_bytes) = decode_span(ns_ser, c)?;
+    let (key, key_bytes) = decode_slice(key_ser, c)?;
+    let (ns, ns_bytes) = decode_slice(ns_ser, c)?;
     Ok((timestamp, key, ns, key_bytes, ns_bytes))
 }
 

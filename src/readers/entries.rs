@@ -210,3 +210,95 @@ impl Iterator for SnapshotEntries<'_> {
 }
 
 impl std::iter::FusedIterator for SnapshotEntries<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{RawEntry, RawParts};
+    use crate::readers::serializers::{key_group_for_hash, key_hash_code};
+
+    fn open(case: &str) -> Snapshot {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/flink-2.3.0").join(case);
+        let meta = walkdir(&dir).unwrap_or_else(|| panic!("no _metadata under {}", dir.display()));
+        Snapshot::open(Arc::new(crate::storage::LocalStorage), meta.to_str().unwrap()).unwrap()
+    }
+
+    fn walkdir(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        dirs.iter().find(|p| p.file_name().is_some_and(|n| n == "_metadata")).cloned().or_else(|| dirs.iter().filter(|p| p.is_dir()).find_map(|p| walkdir(p)))
+    }
+
+    fn read(s: &Snapshot, raw: RawParts) -> Vec<Entry> {
+        SnapshotEntries::new(s, Selection { raw, ..Selection::default() }).map(Result::unwrap).collect()
+    }
+
+    /// The entry without its stored bytes: what must not depend on `Selection::raw`.
+    fn decoded(e: &Entry) -> Entry {
+        Entry { raw: RawEntry::default(), ..e.clone() }
+    }
+
+    /// Entries read keeping no stored bytes, or the key's only, have exactly the decoded values
+    /// of a full read and no other bytes; the default read (what `convert` and `edit` use) keeps
+    /// every keyed entry's bytes. Every reader: canonical stream (kv layout), heap checkpoint,
+    /// RocksDB native, changelog replay (reads its materialized state whole), SQL row keys.
+    #[test]
+    fn raw_parts_keep_only_the_stored_bytes_asked_for() {
+        for case in ["heap-savepoint-canonical", "heap-checkpoint", "rocksdb-savepoint-native", "heap-changelog-checkpoint", "sql-heap-savepoint-canonical", "sql-rocksdb-checkpoint-incremental"] {
+            let s = open(case);
+            let all = read(&s, RawParts::default());
+            let keyed = all.iter().filter(|e| e.kind.is_keyed()).count();
+            assert!(keyed > 10, "{case}: {keyed} keyed entries");
+            for e in all.iter().filter(|e| e.kind.is_keyed()) {
+                assert!(!e.raw.key.is_empty() || e.raw.stored_key.is_some(), "{case}: {e:?}");
+                assert!(!e.raw.namespace.is_empty() || e.raw.stored_key.is_some(), "{case}: {e:?}");
+            }
+            assert!(all.iter().any(|e| e.kind.is_keyed() && !e.raw.value.is_empty()), "{case}");
+            for parts in [RawParts::None, RawParts::Key] {
+                let got = read(&s, parts);
+                assert_eq!(got.len(), all.len(), "{case} {parts:?}");
+                for (g, a) in got.iter().zip(&all) {
+                    // By their debug form: a NaN value is not equal to itself.
+                    assert_eq!(format!("{:?}", decoded(g)), format!("{:?}", decoded(a)), "{case} {parts:?}");
+                    let want = match (a.kind.is_keyed(), parts) {
+                        (false, _) => a.raw.clone(),
+                        (true, RawParts::Key) => RawEntry { key: a.raw.key.clone(), stored_key: a.raw.stored_key.clone(), ..RawEntry::default() },
+                        (true, _) => RawEntry::default(),
+                    };
+                    assert_eq!(g.raw, want, "{case} {parts:?}: {g:?}");
+                }
+            }
+        }
+    }
+
+    /// What `verify` reads with (the key's bytes only) still gives the key hash of SQL row
+    /// keys, which is taken over those bytes, and it puts every key in the key group Flink
+    /// stored it in.
+    #[test]
+    fn key_bytes_alone_give_the_key_hash_of_sql_row_keys() {
+        for case in ["sql-heap-savepoint-canonical", "sql-rocksdb-checkpoint-incremental"] {
+            let s = open(case);
+            let selection = Selection { raw: RawParts::Key, ..Selection::default() };
+            let mut checked = 0;
+            for sub in SnapshotEntries::subtasks(&s, &selection) {
+                let Some(mut source) = KeyedSource::open(&s, sub, &selection).unwrap() else { continue };
+                let ser = source.key_serializer().clone();
+                if ser.table().is_none() {
+                    continue;
+                }
+                let max = s.metadata.operators[sub.operator].max_parallelism;
+                for kg in source.key_groups().unwrap() {
+                    for e in source.read_key_group(kg).unwrap() {
+                        let e = e.unwrap();
+                        let hash = key_hash_code(&ser, e.key.as_ref().unwrap(), &e.raw.key).unwrap_or_else(|| panic!("{case}: no hash for {e:?}"));
+                        assert_eq!(key_group_for_hash(hash, max), kg, "{case}: {e:?}");
+                        checked += 1;
+                    }
+                }
+            }
+            assert!(checked > 10, "{case}: {checked} row keys");
+        }
+    }
+}

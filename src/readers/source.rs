@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::{KeyedStateHandle, StreamStateHandle};
-use crate::model::{Entry, KeyGroupRange, OperatorId, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, SubtaskRef};
 use crate::readers::changelog::ChangelogReader;
 use crate::readers::keyed::KeyGroupsReader;
 use crate::readers::meta::KeyedBackendMeta;
@@ -40,6 +40,9 @@ pub struct Selection {
     pub states: Vec<String>,
     /// Only keyed state in these key groups (operator state is not keyed and is left out).
     pub key_groups: Option<KeyGroupRange>,
+    /// Which stored bytes keyed entries keep ([`RawEntry`](crate::model::RawEntry)): all by default; readers that only
+    /// look at decoded values ask for none and save their copies.
+    pub raw: RawParts,
 }
 
 impl Selection {
@@ -107,6 +110,8 @@ pub(crate) struct OpenContext<'a> {
     pub states: Vec<String>,
     /// The selected key groups (all when `None`): readers that can skip the others do.
     pub key_groups: Option<KeyGroupRange>,
+    /// The stored bytes to keep: readers that can skip copying the others do.
+    pub raw: RawParts,
 }
 
 impl OpenContext<'_> {
@@ -178,6 +183,7 @@ impl<'a> KeyedSource<'a> {
             top: handle,
             states: selection.states.clone(),
             key_groups: selection.key_groups,
+            raw: selection.raw,
         };
         let reader = open_reader(&cx, handle, false).map_err(|e| in_subtask(e, op.operator_id, st.index))?;
         // States whose registration could not be read (an unknown serializer snapshot whose end
@@ -266,6 +272,9 @@ impl<'a> KeyedSource<'a> {
                 if let Some(named) = &self.named {
                     crate::readers::columns::rename_entry(named, e);
                 }
+                // Readers that copy what they need skip the copies; this holds the rest (the
+                // changelog replay needs every byte of what it merges) to the same rule.
+                e.raw.keep(self.selection.raw);
             }
             return Some(r);
         }

@@ -31,7 +31,7 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
-use crate::model::{Entry, KeyGroupRange, OperatorId, StateKind, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, StateKind, SubtaskRef};
 use crate::readers::entries::Selection;
 use crate::readers::parallel::{self, Piece};
 use crate::readers::undecodable::{Undecodable, UndecodableKind};
@@ -588,7 +588,8 @@ impl Converter<'_> {
             self.report.regrouped_operators += 1;
         }
         // Only keyed entries of this operator: a key-group selection leaves operator state out.
-        let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)) };
+        // Every stored byte: what the writer does not re-encode it copies.
+        let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)), raw: RawParts::All };
         let (snapshot, edits) = (self.snapshot, self.edits);
         let ctx = RecordContext { op, layout: &layout, source_max_parallelism: op.max_parallelism, max_parallelism, regroup };
         let spill_dir = self.spill_base.join(format!(".spill-{}", op.operator_id));

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::metadata::handles::KeyedStateHandle;
 use crate::metadata::OperatorState;
-use crate::model::{KeyGroupRange, SubtaskRef};
+use crate::model::{KeyGroupRange, RawParts, SubtaskRef};
 use crate::error::Error;
 use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::readers::source::{KeyedSource, Selection};
@@ -150,7 +150,10 @@ impl Verifier<'_> {
     /// Invariant 4 for one subtask's managed keyed state: the proxy, every key group, every
     /// entry, key hashing. A key group that fails to decode is reported and the next one read.
     pub(super) fn keyed(&mut self, s: &Snapshot, op: &OperatorState, sub: SubtaskRef, subtask: u32) -> Vec<Finding> {
-        let mut source = match KeyedSource::open(s, sub, &Selection::default()) {
+        // The key hash of SQL row keys is taken over the key's stored bytes (`key_hash_code`);
+        // nothing else is read from them.
+        let keys_only = Selection { raw: RawParts::Key, ..Selection::default() };
+        let mut source = match KeyedSource::open(s, sub, &keys_only) {
             Ok(Some(source)) => source,
             Ok(None) => return Vec::new(),
             Err(e) => return vec![self.error_finding(s, op, Some(subtask), &e)],
@@ -194,7 +197,7 @@ impl Verifier<'_> {
                 let mut source = match taken {
                     Some(source) => source,
                     None => {
-                        let selection = Selection { key_groups: Some(KeyGroupRange::new(first, last - first + 1)), ..Selection::default() };
+                        let selection = Selection { key_groups: Some(KeyGroupRange::new(first, last - first + 1)), ..keys_only.clone() };
                         let mut own = KeyedSource::open(s, sub, &selection)?
                             .ok_or_else(|| Error::Invalid(format!("operator {}: no keyed state on reopening", op.operator_id)))?;
                         // The proxy's records, taken from the first source already.

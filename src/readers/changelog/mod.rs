@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::ChangelogStateBackendHandle;
-use crate::model::{Entry, OperatorId, Origin};
+use crate::model::{Entry, OperatorId, Origin, RawParts};
 use crate::readers::meta::{KeyedBackendMeta, VALUE_SERIALIZER};
 use crate::readers::source::{open_reader, KeyGroupReader, OpenContext};
 
@@ -53,9 +53,12 @@ impl<'a> ChangelogReader<'a> {
     /// Opens the materialized handles (their proxies only) and reads (and indexes) every state
     /// change.
     pub(crate) fn open(cx: &OpenContext<'a>, handle: &'a ChangelogStateBackendHandle) -> Result<Self> {
+        // The replay merges materialized entries with logged changes by their stored bytes:
+        // it reads them whole, whatever the caller keeps.
+        let whole = OpenContext { states: cx.states.clone(), raw: RawParts::All, ..*cx };
         let mut materialized = Vec::new();
         for h in &handle.materialized {
-            materialized.push((h.key_group_range(), open_reader(cx, h, true)?));
+            materialized.push((h.key_group_range(), open_reader(&whole, h, true)?));
         }
         let mut log = Log::default();
         for (_, r) in &materialized {
@@ -223,6 +226,7 @@ mod tests {
                         top,
                         states: Vec::new(),
                         key_groups: None,
+                        raw: RawParts::All,
                     };
                     let mut reader = ChangelogReader::open(&cx, h).unwrap();
                     let key = |e: &Entry| format!("{} {:?} {:?} {:?} {:?}", e.state, e.raw.key, e.raw.namespace, e.raw.user_key, e.raw.value);

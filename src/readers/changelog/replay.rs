@@ -309,7 +309,7 @@ impl Replay {
                 user_key: None,
                 value: Value::Int(timestamp),
                 ttl_timestamp: None,
-                raw: RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new(), stored_key: None },
+                raw: RawEntry { key: key_bytes.to_vec(), namespace: ns_bytes.to_vec(), user_key: None, value: Vec::new(), stored_key: None },
                 origin: cx.origin,
             });
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::consts::ONE_BYTE_KEY_GROUP_PREFIX_MAX;
 use crate::error::DecodeError;
 use crate::model::value::Value;
-use crate::model::{Entry, OperatorId, Origin, RawEntry, StateKind};
+use crate::model::{Entry, OperatorId, Origin, RawEntry, RawParts, StateKind};
 use crate::readers::decode::at_state;
 use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo, KEYED_STATE_TYPE, NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
 use crate::readers::serializers::TypeSerializer;
@@ -52,6 +52,8 @@ pub struct KeyedDecoder {
     /// States from this index on could not be registered (`KeyedBackendMeta::unreadable`):
     /// (first index, count when known, name of the first, class of the unknown snapshot).
     pub(super) unreadable: Option<UnreadableFrom>,
+    /// The stored bytes entries keep: the rest are never copied.
+    pub(super) raw: RawParts,
 }
 
 /// The states a keyed decoder could not register: (first index, count when known, name of the
@@ -68,7 +70,23 @@ impl KeyedDecoder {
             key_group_prefix: if max_parallelism > ONE_BYTE_KEY_GROUP_PREFIX_MAX { 2 } else { 1 },
             max_parallelism,
             unreadable: meta.unreadable.as_ref().map(|u| (u.first, u.count, u.name.clone(), u.class().map(str::to_owned))),
+            raw: RawParts::All,
         })
+    }
+
+    /// Keeps only the stored bytes `raw` asks for in the entries it decodes (all by default).
+    pub fn keep_raw(&mut self, raw: RawParts) {
+        self.raw = raw;
+    }
+
+    /// `bytes` copied when the key's bytes are kept, else empty (no allocation).
+    pub(super) fn key_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        if self.raw.key() { bytes.to_vec() } else { Vec::new() }
+    }
+
+    /// `bytes` copied when every stored part is kept, else empty (no allocation).
+    pub(super) fn other_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        if self.raw.all() { bytes.to_vec() } else { Vec::new() }
     }
 
     /// Bytes of the key-group prefix of every key (1 up to max parallelism 128, else 2).

@@ -8,7 +8,7 @@ use crate::consts::LIST_DELIMITER;
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::model::value::Value;
 use crate::model::{Entry, RawEntry, StateKind};
-use crate::readers::decode::{decode_span, decode_timer, decode_value};
+use crate::readers::decode::{decode_slice, decode_timer, decode_value};
 
 use super::decoder::{KeyedDecoder, StateDecoder};
 
@@ -20,11 +20,15 @@ impl KeyedDecoder {
     pub(super) fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> R<Vec<Entry>> {
         if d.kind == StateKind::Timer {
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, c)?;
-            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: Vec::new(), stored_key: None })]);
+            let raw = RawEntry { key: self.key_bytes(key_bytes), namespace: self.other_bytes(ns_bytes), user_key: None, value: Vec::new(), stored_key: None };
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, raw)]);
         }
         let ns_ser = d.namespace.as_ref().ok_or_else(|| c.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
-        let (ns_value, ns_bytes) = decode_span(ns_ser, c)?;
-        let (key_value, key_bytes) = decode_span(&self.key_serializer, c)?;
+        let (ns_value, ns_bytes) = decode_slice(ns_ser, c)?;
+        let (key_value, key_bytes) = decode_slice(&self.key_serializer, c)?;
+        // Only the parts asked for are copied (`RawParts`).
+        let (key_bytes, ns_bytes) = (self.key_bytes(key_bytes), self.other_bytes(ns_bytes));
+        let all = self.raw.all();
         match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| c.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
@@ -32,11 +36,11 @@ impl KeyedDecoder {
                 let mut out = Vec::with_capacity(n);
                 for _ in 0..n {
                     let at = c.position();
-                    let (uk, uk_bytes) = decode_span(uk_ser, c)?;
+                    let (uk, uk_bytes) = decode_slice(uk_ser, c)?;
                     let null_at = c.position();
                     let is_null = c.bool("map value null flag")?;
                     let (value, ttl) = if is_null { (Value::Null, None) } else { decode_value(uv_ser, c)? };
-                    let value_bytes = c.consumed_since(null_at).to_vec();
+                    let value_bytes = self.other_bytes(c.consumed_since(null_at));
                     let mut e = self.entry(
                         d,
                         kg,
@@ -45,7 +49,7 @@ impl KeyedDecoder {
                         Some(uk),
                         value,
                         ttl,
-                        RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: Some(uk_bytes), value: value_bytes, stored_key: None },
+                        RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: all.then(|| uk_bytes.to_vec()), value: value_bytes, stored_key: None },
                     );
                     e.origin.position = c.frame().position(at);
                     out.push(e);
@@ -61,10 +65,12 @@ impl KeyedDecoder {
                 for i in 0..n {
                     let at = c.position();
                     let (item, t) = decode_value(elem, c)?;
-                    if i > 0 {
-                        raw.push(LIST_DELIMITER);
+                    if all {
+                        if i > 0 {
+                            raw.push(LIST_DELIMITER);
+                        }
+                        raw.extend_from_slice(c.consumed_since(at));
                     }
-                    raw.extend_from_slice(c.consumed_since(at));
                     ttl = ttl.max(t);
                     items.push(item);
                 }
@@ -73,7 +79,7 @@ impl KeyedDecoder {
             _ => {
                 let at = c.position();
                 let (value, ttl) = decode_value(&d.value, c)?;
-                let raw = c.consumed_since(at).to_vec();
+                let raw = self.other_bytes(c.consumed_since(at));
                 Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
             }
         }

@@ -9,7 +9,7 @@ use crate::error::{DecodeError, DecodeErrorKind, ResultExt, ValuePart};
 use crate::model::value::Value;
 use crate::model::{Entry, RawEntry, StateKind};
 use crate::consts::LIST_DELIMITER;
-use crate::readers::decode::{decode_rest, decode_span, decode_timer, decode_value_rest, for_each_delimited};
+use crate::readers::decode::{decode_rest, decode_slice, decode_timer, decode_value_rest, for_each_delimited};
 use crate::readers::serializers::TypeSerializer;
 
 use super::decoder::{KeyedDecoder, StateDecoder};
@@ -50,7 +50,8 @@ impl KeyedDecoder {
             }
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, &mut k)?;
             k.expect_end("timer key")?;
-            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: value.to_vec(), stored_key: None })]);
+            let raw = RawEntry { key: self.key_bytes(key_bytes), namespace: self.other_bytes(ns_bytes), user_key: None, value: self.other_bytes(value), stored_key: None };
+            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, raw)]);
         }
         let key_ser = &self.key_serializer;
         let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
@@ -58,23 +59,29 @@ impl KeyedDecoder {
             return self.untyped_key(d, kg, k, v);
         }
         let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
-        let (key_value, key_bytes) = decode_span(key_ser, &mut k)?;
+        let (key_value, key_bytes) = decode_slice(key_ser, &mut k)?;
         if ambiguous {
             skip_length_suffix(&mut k, key_bytes.len())?;
         }
-        let (ns_value, ns_bytes) = decode_span(ns_ser, &mut k)?;
+        let (ns_value, ns_bytes) = decode_slice(ns_ser, &mut k)?;
         if ambiguous {
             skip_length_suffix(&mut k, ns_bytes.len())?;
         }
-        // Called once per pair: the key and namespace bytes move into the entry, no copy.
-        let raw = move |user_key: Option<Vec<u8>>| RawEntry { key: key_bytes, namespace: ns_bytes, user_key, value: value.to_vec(), stored_key: None };
+        // Only the parts asked for are copied (`RawParts`).
+        let raw = |user_key: Option<&[u8]>| RawEntry {
+            key: self.key_bytes(key_bytes),
+            namespace: self.other_bytes(ns_bytes),
+            user_key: user_key.filter(|_| self.raw.all()).map(<[u8]>::to_vec),
+            value: self.other_bytes(value),
+            stored_key: None,
+        };
         match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| k.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
                 let uk_bytes = k.clone().rest();
                 let user_key = decode_rest(uk_ser, &mut k)?;
                 let (value, ttl) = map_value(uv_ser, &mut v)?;
-                Ok(vec![self.entry(d, kg, key_value, ns_value, Some(user_key), value, ttl, raw(Some(uk_bytes.to_vec())))])
+                Ok(vec![self.entry(d, kg, key_value, ns_value, Some(user_key), value, ttl, raw(Some(uk_bytes)))])
             }
             StateKind::List => {
                 k.expect_end("list state key")?;
@@ -121,10 +128,10 @@ impl KeyedDecoder {
             }
             // An unknown namespace after a fixed-length key: no suffixes, the namespace is the rest.
             if !key_ser.is_opaque() && key_ser.fixed_length().is_some() {
-                let (key_value, key_bytes) = decode_span(key_ser, &mut k)?;
+                let (key_value, key_bytes) = decode_slice(key_ser, &mut k)?;
                 let nb = k.clone().rest().to_vec();
                 let ns_value = decode_rest(ns_ser, &mut k)?;
-                let raw = RawEntry { key: key_bytes, namespace: nb, user_key: None, value, stored_key: None };
+                let raw = RawEntry { key: key_bytes.to_vec(), namespace: nb, user_key: None, value, stored_key: None };
                 return Ok(vec![self.entry(d, kg, key_value, ns_value, None, value_value, ttl, raw)]);
             }
         }
@@ -156,10 +163,10 @@ impl KeyedDecoder {
             }
         }
         if !key_ser.is_opaque() {
-            let (key, kb) = decode_span(key_ser, &mut k)?;
+            let (key, kb) = decode_slice(key_ser, &mut k)?;
             let nb = k.clone().rest().to_vec();
             let ns = decode_rest(ns_ser, &mut k)?;
-            return Ok(vec![self.entry(d, kg, key, ns, None, Value::Int(timestamp), None, raw(&kb, &nb, None))]);
+            return Ok(vec![self.entry(d, kg, key, ns, None, Value::Int(timestamp), None, raw(kb, &nb, None))]);
         }
         let key = Value::Opaque { class: key_ser.undecodable_class().to_owned(), bytes: rest.to_vec() };
         let mut e = self.entry(d, kg, key, Value::Null, None, Value::Int(timestamp), None, raw(&[], &[], Some(rest.to_vec())));

@@ -68,7 +68,15 @@ impl KeyGroupsReader {
     pub(crate) fn open(cx: &OpenContext<'_>, handle: &KeyGroupsStateHandle) -> Result<Self> {
         let source = StreamSource::open(cx.snapshot, &handle.delegate)?;
         let origin = Origin { subtask: Some(cx.subtask), stream: cx.stream_index(&handle.delegate), position: None };
-        KeyGroupsReader::from_source(source, handle, cx.operator_id, cx.max_parallelism, origin)
+        let mut reader = KeyGroupsReader::from_source(source, handle, cx.operator_id, cx.max_parallelism, origin)?;
+        reader.keep_raw(cx.raw);
+        Ok(reader)
+    }
+
+    /// Keeps only the stored bytes `raw` asks for in the entries read (all by default). Call it
+    /// before reading.
+    pub fn keep_raw(&mut self, raw: crate::model::RawParts) {
+        Arc::make_mut(&mut self.decoder).keep_raw(raw);
     }
 
     /// Opens a key-groups handle whose stream is `source` (for an operator of `max_parallelism`

@@ -27,7 +27,7 @@ pub use backend::Engine;
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::IncrementalRemoteKeyedStateHandle;
-use crate::model::{Entry, KeyGroupRange, OperatorId, Origin};
+use crate::model::{Entry, KeyGroupRange, OperatorId, Origin, RawParts};
 use crate::readers::meta::KeyedBackendMeta;
 use crate::readers::source::{KeyGroupReader, OpenContext};
 use crate::snapshot::Snapshot;
@@ -44,6 +44,8 @@ pub(crate) struct RocksDbSource<'a> {
     states: Vec<String>,
     /// The selected key groups: a piece of a parallel read lists and scans only its own.
     key_groups: Option<KeyGroupRange>,
+    /// The stored bytes entries keep.
+    raw: RawParts,
     meta: KeyedBackendMeta,
     origin: Origin,
     reader: Option<RocksDbHandleReader>,
@@ -64,6 +66,7 @@ impl<'a> RocksDbSource<'a> {
             max_parallelism: cx.max_parallelism,
             states: cx.states.clone(),
             key_groups: cx.key_groups,
+            raw: cx.raw,
             meta,
             // RocksDB merges its files: which one held an entry is not known.
             origin: Origin { subtask: Some(cx.subtask), stream: None, position: None },
@@ -76,7 +79,11 @@ impl<'a> RocksDbSource<'a> {
     fn reader(&mut self) -> Result<&mut RocksDbHandleReader> {
         let reader = match self.reader.take() {
             Some(r) => r,
-            None => RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, self.key_groups)?,
+            None => {
+                let mut r = RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, self.key_groups)?;
+                r.keep_raw(self.raw);
+                r
+            }
         };
         Ok(self.reader.insert(reader))
     }
@@ -182,6 +189,13 @@ impl RocksDbHandleReader {
             None => None,
         };
         Ok(RocksDbHandleReader { scan, bounds })
+    }
+
+    /// Keeps only the stored bytes `raw` asks for in the entries read (all by default).
+    pub fn keep_raw(&mut self, raw: RawParts) {
+        if let Some(s) = &mut self.scan {
+            s.keep_raw(raw);
+        }
     }
 
     /// The next batch of entries; `Ok(None)` when every selected state has been read.

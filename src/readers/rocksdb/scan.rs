@@ -177,6 +177,10 @@ impl HandleScan {
     }
 
     /// The handle's serialization proxy: states and serializers.
+    pub(super) fn keep_raw(&mut self, raw: crate::model::RawParts) {
+        self.decoder.keep_raw(raw);
+    }
+
     pub(super) fn meta(&self) -> &KeyedBackendMeta {
         &self.meta
     }
