@@ -35,6 +35,7 @@ pub struct ScanBuilder {
     kind: Option<bool>,
     typed: bool,
     batch_rows: usize,
+    raw: RawParts,
 }
 
 impl ScanBuilder {
@@ -47,7 +48,17 @@ impl ScanBuilder {
             kind: None,
             typed: true,
             batch_rows: DEFAULT_BATCH_ROWS,
+            raw: RawParts::None,
         }
+    }
+
+    /// Which stored bytes the entries of [`Scan::entries`] and [`Scan::read_ordered`] keep in
+    /// [`Entry::raw`](crate::model::Entry::raw): none by default (record batches never hold
+    /// them, and copying them costs two or more allocations per entry); `RawParts::All` for a
+    /// consumer that copies or measures the bytes as stored.
+    pub fn raw(mut self, parts: RawParts) -> Self {
+        self.raw = parts;
+        self
     }
 
     /// Only this operator, by uid or 32-digit hex id (repeatable: each call adds one).
@@ -110,8 +121,8 @@ impl ScanBuilder {
         for o in &self.operators {
             operators.push(snap.operator_id(o)?);
         }
-        // Batches hold decoded values only: the stored bytes are never copied.
-        let mut selection = Selection { operators, states: self.states.clone(), key_groups: self.key_groups, raw: RawParts::None };
+        // Batches hold decoded values only: the stored bytes are copied only when asked for.
+        let mut selection = Selection { operators, states: self.states.clone(), key_groups: self.key_groups, raw: self.raw };
         let spec = ScanSpec {
             operators: selection.operators.iter().map(OperatorId::to_hex).collect(),
             states: self.states.clone(),

@@ -46,6 +46,22 @@ fn a_typed_scan_reads_the_entries_of_its_state() {
 }
 
 #[test]
+fn a_scan_keeps_the_stored_bytes_only_when_asked() {
+    let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
+    let full: Vec<_> = SnapshotEntries::new(snap.opened(), Selection::default()).filter(|e| e.as_ref().is_ok_and(|e| e.kind.is_keyed())).map(Result::unwrap).collect();
+    assert!(!full.is_empty() && full.iter().all(|e| !e.raw.key.is_empty() || e.raw.stored_key.is_some()));
+    let keyed = |b: crate::ScanBuilder| b.build().unwrap().entries().map(Result::unwrap).filter(|e| e.kind.is_keyed()).collect::<Vec<_>>();
+    // By default the entries hold decoded values only.
+    let lean = keyed(snap.scan());
+    assert_eq!(lean.len(), full.len());
+    assert!(lean.iter().all(|e| e.raw == crate::model::RawEntry::default()));
+    // Asked for, every stored byte is there, as a full read has them.
+    let raw = keyed(snap.scan().raw(crate::model::RawParts::All));
+    assert_eq!(raw.iter().map(|e| &e.raw).collect::<Vec<_>>(), full.iter().map(|e| &e.raw).collect::<Vec<_>>());
+    assert_eq!(raw.iter().map(|e| e.to_json(None)).collect::<Vec<_>>(), lean.iter().map(|e| e.to_json(None)).collect::<Vec<_>>());
+}
+
+#[test]
 fn an_untyped_scan_of_one_state_has_the_dump_form() {
     let snap = Snapshot::open(&fixture(CANONICAL)).unwrap();
     let typed = snap.scan().operator("keyed-string").state("v-pojo").build().unwrap();
