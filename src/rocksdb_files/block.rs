@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::checksum::{verify_block, ChecksumType};
 use super::coding::{fixed32_at, Reader};
-use super::compression::{decompress, Compression, DecompressError};
+use super::compression::{decompress_into, Compression, DecompressError};
 use super::error::{corrupt, unsupported, BlockKind, FormatError, Position, Problem, Result};
 use super::footer::{BlockHandle, BLOCK_TRAILER};
 
@@ -49,6 +49,21 @@ pub fn decode_stored(
     stored: &Stored,
     dict: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decode_stored_into(file, kind, handle, raw, stored, dict, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_stored`] into `out` (emptied first), whose allocation is reused from block to block.
+pub fn decode_stored_into(
+    file: &str,
+    kind: BlockKind,
+    handle: BlockHandle,
+    raw: &[u8],
+    stored: &Stored,
+    dict: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let pos = Position::Block { kind, block: handle.offset };
     if raw.len() as u64 != handle.size + BLOCK_TRAILER {
         return Err(corrupt(file, pos, format!("{} bytes read for a block of {} plus its trailer", raw.len(), handle.size)));
@@ -67,13 +82,39 @@ pub fn decode_stored(
     let type_byte = raw[size];
     let compression = Compression::from_byte(type_byte)
         .ok_or_else(|| corrupt(file, pos, format!("unknown compression type 0x{type_byte:02x} in the block trailer")))?;
-    match compression {
-        Compression::None => Ok(raw[..size].to_vec()),
-        c => decompress(c, &raw[..size], stored.format_version, dict).map_err(|e| match e {
-            DecompressError::Corrupt(m) => corrupt(file, pos, m),
-            DecompressError::Unsupported(m) => unsupported(file, pos, m),
-        }),
+    decompress_into(compression, &raw[..size], stored.format_version, dict, out).map_err(|e| match e {
+        DecompressError::Corrupt(m) => corrupt(file, pos, m),
+        DecompressError::Unsupported(m) => unsupported(file, pos, m),
+    })
+}
+
+/// Where the restart array of block contents `data` starts, and how many restart points it has
+/// (checks that they fit): the `kind` block at file offset `offset`.
+pub fn restart_array(file: &str, kind: BlockKind, offset: u64, data: &[u8]) -> Result<(usize, usize)> {
+    let len = data.len();
+    let bad = |what: String| corrupt(file, Position::Block { kind, block: offset }, what);
+    let footer = fixed32_at(data, len.wrapping_sub(4)).filter(|_| len >= 4).ok_or_else(|| bad(format!("a block of {len} bytes has no restart count")))?;
+    let (num_restarts, array_end) = if len <= MAX_BLOCK_SIZE_WITH_HASH_INDEX && footer & (1 << 31) != 0 {
+        // A data block hash index: buckets and their u16 count before the footer.
+        let n = (footer & 0x7fff_ffff) as usize;
+        let buckets = data
+            .get(len.wrapping_sub(6)..len.wrapping_sub(4))
+            .filter(|_| len >= 6)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+            .ok_or_else(|| bad("hash index without its bucket count".into()))?;
+        let map = (len - 6).checked_sub(buckets).ok_or_else(|| bad(format!("hash index of {buckets} buckets does not fit")))?;
+        (n, map)
+    } else {
+        (footer as usize, len - 4)
+    };
+    let restarts = num_restarts
+        .checked_mul(4)
+        .and_then(|b| array_end.checked_sub(b))
+        .ok_or_else(|| bad(format!("{num_restarts} restart points do not fit in a block of {len} bytes")))?;
+    if num_restarts == 0 && restarts > 0 {
+        return Err(bad("entries without a restart point".into()));
     }
+    Ok((restarts, num_restarts))
 }
 
 /// How entries store their values.
@@ -105,30 +146,13 @@ impl Block {
     /// Parses the restart array of `data`, the contents of the `kind` block at file offset
     /// `offset`.
     pub fn new(file: &str, kind: BlockKind, offset: u64, data: Vec<u8>) -> Result<Block> {
-        let len = data.len();
-        let bad = |what: String| corrupt(file, Position::Block { kind, block: offset }, what);
-        let footer = fixed32_at(&data, len.wrapping_sub(4)).filter(|_| len >= 4).ok_or_else(|| bad(format!("a block of {len} bytes has no restart count")))?;
-        let (num_restarts, array_end) = if len <= MAX_BLOCK_SIZE_WITH_HASH_INDEX && footer & (1 << 31) != 0 {
-            // A data block hash index: buckets and their u16 count before the footer.
-            let n = (footer & 0x7fff_ffff) as usize;
-            let buckets = data
-                .get(len.wrapping_sub(6)..len.wrapping_sub(4))
-                .filter(|_| len >= 6)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-                .ok_or_else(|| bad("hash index without its bucket count".into()))?;
-            let map = (len - 6).checked_sub(buckets).ok_or_else(|| bad(format!("hash index of {buckets} buckets does not fit")))?;
-            (n, map)
-        } else {
-            (footer as usize, len - 4)
-        };
-        let restarts = num_restarts
-            .checked_mul(4)
-            .and_then(|b| array_end.checked_sub(b))
-            .ok_or_else(|| bad(format!("{num_restarts} restart points do not fit in a block of {len} bytes")))?;
-        if num_restarts == 0 && restarts > 0 {
-            return Err(bad("entries without a restart point".into()));
-        }
+        let (restarts, num_restarts) = restart_array(file, kind, offset, &data)?;
         Ok(Block { data: Arc::new(data), restarts, num_restarts, kind, offset })
+    }
+
+    /// The block's contents, when nothing else holds them (to reuse their allocation).
+    pub fn into_data(self) -> Option<Vec<u8>> {
+        Arc::try_unwrap(self.data).ok()
     }
 
     /// The block's contents.
@@ -207,6 +231,11 @@ impl BlockIter {
     /// The block iterated.
     pub fn block(&self) -> &Block {
         &self.block
+    }
+
+    /// The block iterated, the iterator dropped.
+    pub fn into_block(self) -> Block {
+        self.block
     }
 
     /// Offset of the current entry in the block.

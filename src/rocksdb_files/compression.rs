@@ -79,16 +79,33 @@ pub enum DecompressError {
 /// Decompresses a block of type `kind` (not [`Compression::None`]); `format_version` decides
 /// how the size is stored; `dict` is the table's compression dictionary, if it has one.
 pub fn decompress(kind: Compression, data: &[u8], format_version: u32, dict: Option<&[u8]>) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::new();
+    decompress_into(kind, data, format_version, dict, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out` (emptied first), whose allocation a reader reuses from block to
+/// block. The declared size is checked against [`MAX_BLOCK`] before `out` grows.
+pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict: Option<&[u8]>, out: &mut Vec<u8>) -> Result<(), DecompressError> {
     let corrupt = |what: String| DecompressError::Corrupt(format!("{} block: {what}", kind.name()));
     let format2 = format_version >= 2;
+    out.clear();
     match kind {
-        Compression::None => Ok(data.to_vec()),
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(())
+        }
         Compression::Snappy => {
             let n = snap::raw::decompress_len(data).map_err(|e| corrupt(e.to_string()))?;
             if n > MAX_BLOCK {
                 return Err(corrupt(format!("declares {n} uncompressed bytes")));
             }
-            snap::raw::Decoder::new().decompress_vec(data).map_err(|e| corrupt(e.to_string()))
+            out.resize(n, 0);
+            let got = snap::raw::Decoder::new().decompress(data, out).map_err(|e| corrupt(e.to_string()))?;
+            if got != n {
+                return Err(corrupt(format!("{got} bytes decompressed, {n} declared")));
+            }
+            Ok(())
         }
         Compression::Lz4 | Compression::Lz4hc => {
             let (size, body) = if format2 {
@@ -102,16 +119,16 @@ pub fn decompress(kind: Compression, data: &[u8], format_version: u32, dict: Opt
             if size > MAX_BLOCK {
                 return Err(corrupt(format!("declares {size} uncompressed bytes")));
             }
-            let mut out = vec![0u8; size];
+            out.resize(size, 0);
             let n = match dict {
-                Some(d) if !d.is_empty() => lz4_flex::block::decompress_into_with_dict(body, &mut out, d),
-                _ => lz4_flex::block::decompress_into(body, &mut out),
+                Some(d) if !d.is_empty() => lz4_flex::block::decompress_into_with_dict(body, out, d),
+                _ => lz4_flex::block::decompress_into(body, out),
             }
             .map_err(|e| corrupt(e.to_string()))?;
             if n != size {
                 return Err(corrupt(format!("{n} bytes decompressed, {size} declared")));
             }
-            Ok(out)
+            Ok(())
         }
         Compression::Zlib => {
             if dict.is_some_and(|d| !d.is_empty()) {
@@ -126,15 +143,15 @@ pub fn decompress(kind: Compression, data: &[u8], format_version: u32, dict: Opt
             if declared.is_some_and(|n| n > MAX_BLOCK) {
                 return Err(corrupt(format!("declares {} uncompressed bytes", declared.unwrap_or(0))));
             }
-            let mut out = Vec::with_capacity(declared.unwrap_or(data.len() * 4));
+            out.reserve(declared.unwrap_or(data.len().saturating_mul(4).min(MAX_BLOCK)));
             flate2::read::DeflateDecoder::new(body)
                 .take(MAX_BLOCK as u64 + 1)
-                .read_to_end(&mut out)
+                .read_to_end(out)
                 .map_err(|e| corrupt(e.to_string()))?;
             match declared {
                 Some(n) if n != out.len() => Err(corrupt(format!("{} bytes decompressed, {n} declared", out.len()))),
                 _ if out.len() > MAX_BLOCK => Err(corrupt("decompresses to more than 256 MiB".into())),
-                _ => Ok(out),
+                _ => Ok(()),
             }
         }
         Compression::Zstd => {
@@ -142,15 +159,16 @@ pub fn decompress(kind: Compression, data: &[u8], format_version: u32, dict: Opt
             if size > MAX_BLOCK {
                 return Err(corrupt(format!("declares {size} uncompressed bytes")));
             }
-            let out = match dict {
-                Some(d) if !d.is_empty() => zstd::bulk::Decompressor::with_dictionary(d).and_then(|mut z| z.decompress(body, size)),
-                _ => zstd::bulk::decompress(body, size),
+            out.resize(size, 0);
+            let n = match dict {
+                Some(d) if !d.is_empty() => zstd::bulk::Decompressor::with_dictionary(d).and_then(|mut z| z.decompress_to_buffer(body, &mut out[..])),
+                _ => zstd::bulk::Decompressor::new().and_then(|mut z| z.decompress_to_buffer(body, &mut out[..])),
             }
             .map_err(|e| corrupt(e.to_string()))?;
-            if out.len() != size {
-                return Err(corrupt(format!("{} bytes decompressed, {size} declared", out.len())));
+            if n != size {
+                return Err(corrupt(format!("{n} bytes decompressed, {size} declared")));
             }
-            Ok(out)
+            Ok(())
         }
         Compression::Bzip2 => Err(DecompressError::Unsupported("BZip2-compressed blocks")),
         Compression::Xpress => Err(DecompressError::Unsupported("Xpress-compressed blocks")),

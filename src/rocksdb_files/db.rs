@@ -167,6 +167,12 @@ impl Db {
         Ok(c)
     }
 
+    /// How many data blocks the cursors have decoded so far (read, checked, decompressed),
+    /// over every table opened.
+    pub fn data_blocks_decoded(&self) -> u64 {
+        self.tables.tables.lock().map_or(0, |t| t.values().map(|t| t.data_blocks_decoded()).sum())
+    }
+
     /// Reads every block of every live table and checks its checksum (and that it decodes):
     /// `verify --level full`. Returns the number of data blocks checked.
     pub fn verify_all_blocks(&self) -> Result<u64> {
@@ -175,10 +181,7 @@ impl Db {
             let src = self.tables.sources.get(&f.number).cloned();
             let Some(src) = src else { continue };
             let t = Table::open(src, Some(f.largest_sequence), true)?;
-            for h in t.data_blocks()? {
-                t.read_data_block(h)?;
-                blocks += 1;
-            }
+            blocks += t.verify_data_blocks()?;
         }
         Ok(blocks)
     }

@@ -9,9 +9,10 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
-use super::block::{decode_stored, entries, Block, BlockIter, EntryFormat, Stored};
+use super::block::{decode_stored, decode_stored_into, entries, restart_array, Block, BlockIter, EntryFormat, Stored};
 use super::coding::Reader;
 use super::error::{corrupt, unsupported, BlockKind, Position, Result};
 use super::footer::{self, BlockHandle, Footer};
@@ -59,6 +60,13 @@ pub struct Table {
     global_sequence: Option<u64>,
     /// Where the data blocks end (the first meta block).
     data_end: u64,
+    /// The data block decoded last: a scan read key group by key group seeks a new cursor into
+    /// the block where the previous key group's scan stopped, and the pre-pass that finds the
+    /// non-empty key groups seeks into the same block for neighbouring key groups. Keeping it
+    /// reads and decompresses such a block once.
+    recent: Mutex<Option<(BlockHandle, Block)>>,
+    /// How many data blocks iterators have decoded (read, checked, decompressed).
+    decoded: AtomicU64,
 }
 
 /// The bytes of the file's tail, kept while opening.
@@ -160,6 +168,8 @@ impl Table {
             dict,
             global_sequence,
             data_end,
+            recent: Mutex::new(None),
+            decoded: AtomicU64::new(0),
         })
     }
 
@@ -252,6 +262,35 @@ impl Table {
         Ok(b)
     }
 
+    /// The data block at `h` for an iterator: the one decoded last when it is that block, else
+    /// read through `readahead` (up to `limit`), checked and decompressed.
+    /// `spare`: the block the iterator held before, whose allocation is reused when nothing
+    /// else holds it.
+    fn data_block(&self, h: BlockHandle, readahead: &mut Readahead, limit: u64, spare: Option<Block>) -> Result<Block> {
+        // The cache holds whole blocks only: one poisoned by a panic elsewhere is still sound.
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, b)) = recent.as_ref().filter(|(rh, _)| *rh == h) {
+            return Ok(b.clone());
+        }
+        // The block decoded last is replaced: its buffer is reused when the iterator that
+        // asks was its only other holder.
+        drop(spare);
+        let mut buf = recent.take().and_then(|(_, b)| b.into_data()).unwrap_or_default();
+        self.check_in_data(BlockKind::Data, h)?;
+        let raw = readahead.get(self, h, limit.max(h.end()))?;
+        decode_stored_into(self.name(), BlockKind::Data, h, raw, &self.stored, self.dict.as_deref(), &mut buf)?;
+        let block = Block::new(self.name(), BlockKind::Data, h.offset, buf)?;
+        self.decoded.fetch_add(1, AtomicOrdering::Relaxed);
+        *recent = Some((h, block.clone()));
+        Ok(block)
+    }
+
+    /// How many data blocks iterators over the table have decoded (each read, checked and
+    /// decompressed): a block read again by a seek into the block decoded last is not counted.
+    pub fn data_blocks_decoded(&self) -> u64 {
+        self.decoded.load(AtomicOrdering::Relaxed)
+    }
+
     /// Every data block handle, in order (verify reads each block).
     pub fn data_blocks(&self) -> Result<Vec<BlockHandle>> {
         let mut cursor = IndexCursor::new(self);
@@ -269,6 +308,23 @@ impl Table {
         self.check_in_data(BlockKind::Data, h)?;
         let raw = self.file.read(h.offset..h.end())?;
         self.decode(BlockKind::Data, h, &raw)
+    }
+
+    /// Reads every data block in file order (with readahead), checks its checksum, decompresses
+    /// it into one reused buffer and checks its restart array: `verify --level full`. The number
+    /// of data blocks.
+    pub fn verify_data_blocks(&self) -> Result<u64> {
+        let mut readahead = Readahead::default();
+        let mut buf = Vec::new();
+        let mut blocks = 0;
+        for h in self.data_blocks()? {
+            self.check_in_data(BlockKind::Data, h)?;
+            let raw = readahead.get(self, h, self.data_end.max(h.end()))?;
+            decode_stored_into(self.name(), BlockKind::Data, h, raw, &self.stored, self.dict.as_deref(), &mut buf)?;
+            restart_array(self.name(), BlockKind::Data, h.offset, &buf)?;
+            blocks += 1;
+        }
+        Ok(blocks)
     }
 }
 
@@ -395,6 +451,8 @@ pub struct TableIter {
     table: Arc<Table>,
     index: IndexCursor,
     data: Option<BlockIter>,
+    /// Where the block of `data` is.
+    data_handle: Option<BlockHandle>,
     readahead: Readahead,
     /// Where readahead stops: the end of the last block the scan needs.
     limit: u64,
@@ -408,7 +466,7 @@ impl TableIter {
     pub fn new(table: Arc<Table>) -> TableIter {
         let index = IndexCursor::new(&table);
         let limit = table.data_end;
-        TableIter { table, index, data: None, readahead: Readahead::default(), limit, key: Vec::new() }
+        TableIter { table, index, data: None, data_handle: None, readahead: Readahead::default(), limit, key: Vec::new() }
     }
 
     /// The table.
@@ -451,12 +509,20 @@ impl TableIter {
     fn load(&mut self) -> Result<bool> {
         let Some(h) = self.index.current else {
             self.data = None;
+            self.data_handle = None;
             return Ok(false);
         };
-        self.table.check_in_data(BlockKind::Data, h)?;
-        let raw = self.readahead.get(&self.table, h, self.limit.max(h.end()))?;
-        let block = self.table.decode(BlockKind::Data, h, raw)?;
+        // A seek into the block held already keeps it.
+        let held = self.data.take().map(BlockIter::into_block);
+        let block = match held {
+            Some(b) if self.data_handle == Some(h) => b,
+            spare => {
+                self.data_handle = None;
+                self.table.data_block(h, &mut self.readahead, self.limit, spare)?
+            }
+        };
         self.data = Some(block.iter(EntryFormat::Standard));
+        self.data_handle = Some(h);
         Ok(true)
     }
 

@@ -38,6 +38,13 @@ pub(super) trait Backend: Send + fmt::Debug {
     fn verify_blocks(&self) -> Option<Result<u64>> {
         None
     }
+
+    /// How many data blocks the scans have read and decompressed so far; `None` when the
+    /// backend cannot tell.
+    #[cfg(test)]
+    fn data_blocks_decoded(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Which implementation reads the files.
@@ -118,6 +125,11 @@ impl Backend for RustBackend {
 
     fn verify_blocks(&self) -> Option<Result<u64>> {
         Some(self.verify_all_blocks())
+    }
+
+    #[cfg(test)]
+    fn data_blocks_decoded(&self) -> Option<u64> {
+        Some(self.db.data_blocks_decoded())
     }
 
     fn scan(

@@ -341,4 +341,36 @@ mod tests {
             assert!(scan.next_batch().unwrap().is_none());
         }
     }
+
+    #[test]
+    fn key_group_by_key_group_decompresses_each_data_block_once_per_pass() {
+        // Each key group is a seek of a new cursor, into the block where the previous key
+        // group's scan stopped (and the pre-pass seeks neighbouring key groups into one block):
+        // the table keeps the block decoded last, so a pass decodes each data block at most once.
+        for rel in ["flink-2.3.0/rocksdb-checkpoint-incremental-p2-maxp32768", "flink-1.15.4/rocksdb-checkpoint-incremental", "flink-1.13.6/rocksdb-checkpoint-incremental"] {
+            let (s, h, id, maxp) = fixture(rel);
+            let r = h.key_group_range;
+            let whole = (r.start, r.end_inclusive().unwrap());
+            let mut scan = HandleScan::open(&s, id, maxp, &h, &[], whole, Engine::Rust).unwrap();
+            // A separate read of the same tables: not counted.
+            let blocks = scan.verify_blocks().unwrap().unwrap();
+            assert_eq!(scan.backend.data_blocks_decoded(), Some(0));
+            let kgs = scan.key_groups(whole).unwrap();
+            let pre_pass = scan.backend.data_blocks_decoded().unwrap();
+            let mut entries = 0;
+            for &kg in &kgs {
+                scan.plan((kg, kg)).unwrap();
+                while let Some(b) = scan.next_batch().unwrap() {
+                    entries += b.len();
+                }
+            }
+            let read = scan.backend.data_blocks_decoded().unwrap() - pre_pass;
+            let seeks = (scan.selected.len() * kgs.len()) as u64;
+            eprintln!("{rel}: {blocks} data blocks, {seeks} seeks per pass, {entries} entries; decoded {pre_pass} (pre-pass), {read} (read)");
+            // More seeks than blocks: a block decoded per seek would break the bounds.
+            assert!(seeks > blocks && entries > 0, "{rel}: {seeks} seeks, {blocks} blocks");
+            assert!(pre_pass >= 1 && pre_pass <= blocks, "{rel}: {pre_pass} of {blocks}");
+            assert!(read <= blocks, "{rel}: {read} of {blocks}");
+        }
+    }
 }
