@@ -215,7 +215,10 @@ impl MergingIter {
             self.heap.swap(0, last);
             self.heap.pop();
         }
-        self.sift_down(0);
+        // One input (a single table or level, the usual case) has nothing to reorder.
+        if self.heap.len() > 1 {
+            self.sift_down(0);
+        }
         Ok(())
     }
 }
@@ -299,36 +302,25 @@ impl CfCursor {
     }
 
     /// Reads the versions of the next user key(s) until one is live. Leaves the merge at the
-    /// first version of the user key after it.
+    /// first version of the user key after it. Each entry's key is parsed and compared once: the
+    /// newest version starts a user key, the versions after it are compared with it.
     fn resolve(&mut self) -> Result<()> {
-        loop {
-            self.valid = false;
-            if !self.merged.valid() {
+        self.valid = false;
+        while self.merged.valid() {
+            let c = self.merged.current();
+            let Some(mut p) = internal_key::parse(c.key()) else { return Err(self.bad_key()) };
+            if self.upper.as_deref().is_some_and(|u| p.user_key >= u) {
                 return Ok(());
             }
-            {
-                let c = self.merged.current();
-                let user_key = match internal_key::parse(c.key()) {
-                    Some(p) => p.user_key,
-                    None => return Err(self.bad_key()),
-                };
-                if self.upper.as_deref().is_some_and(|u| user_key >= u) {
-                    return Ok(());
-                }
-                self.key.clear();
-                self.key.extend_from_slice(user_key);
-            }
+            self.key.clear();
+            self.key.extend_from_slice(p.user_key);
             let deleted_below = if self.tombstones.is_empty() { 0 } else { self.tombstones.covering(&self.key) };
             self.operands.clear();
             // Undecided, a value (in `self.value`), or deleted.
             let mut decided: Option<bool> = None;
-            while self.merged.valid() {
-                let c = self.merged.current();
-                let Some(p) = internal_key::parse(c.key()) else { return Err(self.bad_key()) };
-                if p.user_key != self.key.as_slice() {
-                    break;
-                }
+            loop {
                 if decided.is_none() {
+                    let c = self.merged.current();
                     let kind = if p.sequence < deleted_below { ValueType::Deletion } else { p.kind };
                     match kind {
                         ValueType::Value => {
@@ -356,6 +348,14 @@ impl CfCursor {
                     }
                 }
                 self.merged.next()?;
+                if !self.merged.valid() {
+                    break;
+                }
+                match internal_key::parse(self.merged.current().key()) {
+                    Some(next) if next.user_key == self.key.as_slice() => p = next,
+                    Some(_) => break,
+                    None => return Err(self.bad_key()),
+                }
             }
             if decided.is_none() && !self.operands.is_empty() {
                 self.value = self.merged_value(None);
@@ -366,6 +366,7 @@ impl CfCursor {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// The error for a key too short to be an internal key, at the current entry.
