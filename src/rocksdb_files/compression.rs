@@ -89,9 +89,9 @@ pub fn decompress(kind: Compression, data: &[u8], format_version: u32, dict: Opt
 pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict: Option<&[u8]>, out: &mut Vec<u8>) -> Result<(), DecompressError> {
     let corrupt = |what: String| DecompressError::Corrupt(format!("{} block: {what}", kind.name()));
     let format2 = format_version >= 2;
-    out.clear();
     match kind {
         Compression::None => {
+            out.clear();
             out.extend_from_slice(data);
             Ok(())
         }
@@ -100,7 +100,7 @@ pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict
             if n > MAX_BLOCK {
                 return Err(corrupt(format!("declares {n} uncompressed bytes")));
             }
-            out.resize(n, 0);
+            sized_for(out, n);
             let got = snap::raw::Decoder::new().decompress(data, out).map_err(|e| corrupt(e.to_string()))?;
             if got != n {
                 return Err(corrupt(format!("{got} bytes decompressed, {n} declared")));
@@ -119,7 +119,7 @@ pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict
             if size > MAX_BLOCK {
                 return Err(corrupt(format!("declares {size} uncompressed bytes")));
             }
-            out.resize(size, 0);
+            sized_for(out, size);
             let n = match dict {
                 Some(d) if !d.is_empty() => lz4_flex::block::decompress_into_with_dict(body, out, d),
                 _ => lz4_flex::block::decompress_into(body, out),
@@ -143,6 +143,7 @@ pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict
             if declared.is_some_and(|n| n > MAX_BLOCK) {
                 return Err(corrupt(format!("declares {} uncompressed bytes", declared.unwrap_or(0))));
             }
+            out.clear();
             out.reserve(declared.unwrap_or(data.len().saturating_mul(4).min(MAX_BLOCK)));
             flate2::read::DeflateDecoder::new(body)
                 .take(MAX_BLOCK as u64 + 1)
@@ -159,7 +160,7 @@ pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict
             if size > MAX_BLOCK {
                 return Err(corrupt(format!("declares {size} uncompressed bytes")));
             }
-            out.resize(size, 0);
+            sized_for(out, size);
             let n = match dict {
                 Some(d) if !d.is_empty() => zstd::bulk::Decompressor::with_dictionary(d).and_then(|mut z| z.decompress_to_buffer(body, &mut out[..])),
                 _ => zstd::bulk::Decompressor::new().and_then(|mut z| z.decompress_to_buffer(body, &mut out[..])),
@@ -172,6 +173,16 @@ pub fn decompress_into(kind: Compression, data: &[u8], format_version: u32, dict
         }
         Compression::Bzip2 => Err(DecompressError::Unsupported("BZip2-compressed blocks")),
         Compression::Xpress => Err(DecompressError::Unsupported("Xpress-compressed blocks")),
+    }
+}
+
+/// Makes `out` `n` bytes long for a decompressor that writes all of them (the callers check
+/// the count it reports): bytes left from the previous block are overwritten, not zeroed first.
+fn sized_for(out: &mut Vec<u8>, n: usize) {
+    if out.len() >= n {
+        out.truncate(n);
+    } else {
+        out.resize(n, 0);
     }
 }
 
@@ -221,5 +232,27 @@ mod tests {
         assert!(matches!(decompress(Compression::Lz4, &with_size(text.len() + 1, &l), 5, None), Err(DecompressError::Corrupt(_))));
         assert!(matches!(decompress(Compression::Zstd, &with_size(usize::MAX >> 40, &zs), 5, None), Err(DecompressError::Corrupt(_))));
         assert!(matches!(decompress(Compression::Bzip2, &z, 5, None), Err(DecompressError::Unsupported(_))));
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_exactly_the_block_decompressed_last() {
+        let long: Vec<u8> = (0..9000u32).flat_map(|i| format!("value-{}|", i % 131).into_bytes()).collect();
+        let short = b"short block, shorter than the stale bytes before it".to_vec();
+        let mut out = Vec::new();
+        for (kind, fv, enc) in [
+            (Compression::Snappy, 5, (|t: &[u8]| snap::raw::Encoder::new().compress_vec(t).unwrap()) as fn(&[u8]) -> Vec<u8>),
+            (Compression::Lz4, 5, |t: &[u8]| with_size(t.len(), &lz4_flex::block::compress(t))),
+            (Compression::Zstd, 5, |t: &[u8]| with_size(t.len(), &zstd::bulk::compress(t, 3).unwrap())),
+            (Compression::None, 5, |t: &[u8]| t.to_vec()),
+        ] {
+            for want in [&long, &short, &long] {
+                decompress_into(kind, &enc(want), fv, None, &mut out).unwrap();
+                assert_eq!(&out, want, "{kind:?}");
+            }
+            // A failure in between leaves nothing behind for the next block.
+            assert!(decompress_into(kind, &enc(&long)[..3], fv, None, &mut out).is_err() || kind == Compression::None);
+            decompress_into(kind, &enc(&short), fv, None, &mut out).unwrap();
+            assert_eq!(out, short, "{kind:?}");
+        }
     }
 }
