@@ -672,4 +672,46 @@ mod tests {
             }
         }
     }
+
+    /// (internal key, value) of every entry, read by one iterator from the start.
+    fn all_entries(t: Arc<Table>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut it = TableIter::new(t);
+        it.seek_to_first().unwrap();
+        let mut out = Vec::new();
+        while it.valid() {
+            out.push((it.key().to_vec(), it.value().to_vec()));
+            it.advance().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn seeks_into_a_kept_block_read_what_a_fresh_table_reads() {
+        for (path, bytes) in real_tables() {
+            let open = || Arc::new(Table::open(Arc::new(MemoryFile::new("t", bytes.clone())), None, true).unwrap());
+            let reference = all_entries(open());
+            let blocks = open().data_blocks().unwrap().len() as u64;
+            let t = open();
+            // One iterator seeking to every key in turn (into the block it holds), and a new
+            // iterator per key over the same table (into the block the table kept), as key
+            // groups are read: the same entries as a fresh table gives, each block decoded once.
+            let mut held = TableIter::new(t.clone());
+            for (i, (k, v)) in reference.iter().enumerate() {
+                let mut fresh = TableIter::new(t.clone());
+                let mut cold = TableIter::new(open());
+                for it in [&mut held, &mut fresh, &mut cold] {
+                    it.seek(k).unwrap();
+                    assert_eq!((it.key(), it.value()), (&k[..], &v[..]), "{path}: entry {i}");
+                }
+            }
+            assert!(reference.len() as u64 > blocks, "{path}: more seeks than blocks");
+            assert_eq!(t.data_blocks_decoded(), blocks, "{path}");
+            // A scan from the start after them: each block once more at most.
+            assert_eq!(all_entries(t.clone()), reference, "{path}");
+            assert!(t.data_blocks_decoded() <= 2 * blocks, "{path}");
+            let fresh = open();
+            assert_eq!(all_entries(fresh.clone()), reference);
+            assert_eq!(fresh.data_blocks_decoded(), blocks, "{path}: a scan decodes each block once");
+        }
+    }
 }
