@@ -33,6 +33,17 @@ pub(super) trait Backend: Send + fmt::Debug {
         visit: &mut Visit<'_>,
     ) -> Result<()>;
 
+    /// The first live key of column family `cf` in `lower..upper`. Called with ascending
+    /// `lower` and the same `upper` to find the non-empty key groups.
+    fn first_key(&mut self, cf: &str, lower: &[u8], upper: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        let mut key = None;
+        self.scan(cf, lower, upper, None, &mut |k, _| {
+            key = Some(k.to_vec());
+            Ok(false)
+        })?;
+        Ok(key)
+    }
+
     /// Reads and checks every block of every live table (`verify --level full`): the number of
     /// data blocks; `None` when the backend cannot (librocksdb checks blocks as it reads them).
     fn verify_blocks(&self) -> Option<Result<u64>> {
@@ -91,6 +102,19 @@ pub(super) struct RustBackend {
     /// The cursor of the last scan, where it stopped, so that the next batch continues
     /// without seeking again.
     parked: Option<Parked>,
+    /// The cursor [`Backend::first_key`] seeks on from key group to key group (one cursor per
+    /// column family, not one per key group; its table iterators keep their block and
+    /// readahead). Dropped when a scan starts.
+    probe: Option<Probe>,
+}
+
+/// A cursor over `lower..upper` of a column family, sought forward.
+#[derive(Debug)]
+struct Probe {
+    column_family: String,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+    cursor: CfCursor,
 }
 
 /// A cursor past the last key a scan visited.
@@ -109,7 +133,7 @@ impl RustBackend {
         let opts = DbOptions { verify_checksums: true, merge: std::sync::Arc::new(StringAppend(LIST_DELIMITER)) };
         let db = Db::open(&sources, opts).map_err(|e| rocks_error(e, what))?;
         let column_families = db.column_families();
-        Ok(RustBackend { db, column_families, what: what.to_owned(), parked: None })
+        Ok(RustBackend { db, column_families, what: what.to_owned(), parked: None, probe: None })
     }
 
     /// Reads and checks every block of every live table (`verify --level full`).
@@ -127,6 +151,22 @@ impl Backend for RustBackend {
         Some(self.verify_all_blocks())
     }
 
+    fn first_key(&mut self, cf: &str, lower: &[u8], upper: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        let err = |e| rocks_error(e, &self.what);
+        // The cursor covers the files overlapping its own range: it serves seeks within it.
+        match self.probe.take().filter(|p| p.column_family == cf && p.upper.as_deref() == upper && p.lower.as_slice() <= lower) {
+            Some(mut p) => {
+                p.cursor.seek(lower).map_err(err)?;
+                self.probe = Some(p);
+            }
+            None => {
+                let cursor = self.db.cursor(cf, lower, upper).map_err(err)?;
+                self.probe = Some(Probe { column_family: cf.to_owned(), lower: lower.to_vec(), upper: upper.map(<[u8]>::to_vec), cursor });
+            }
+        }
+        Ok(self.probe.as_ref().filter(|p| p.cursor.valid()).map(|p| p.cursor.key().to_vec()))
+    }
+
     #[cfg(test)]
     fn data_blocks_decoded(&self) -> Option<u64> {
         Some(self.db.data_blocks_decoded())
@@ -140,6 +180,7 @@ impl Backend for RustBackend {
         after: Option<&[u8]>,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
+        self.probe = None;
         let what = self.what.clone();
         let err = |e| rocks_error(e, &what);
         let parked = self.parked.take().filter(|p| p.column_family == cf && p.upper.as_deref() == upper && Some(p.last.as_slice()) == after);

@@ -155,12 +155,7 @@ impl HandleScan {
         for name in &names {
             let mut from = Some(self.prefix(first)?);
             while let Some(lower) = from.take() {
-                let mut key = None;
-                self.backend.scan(name, &lower, upper.as_deref(), None, &mut |k, _| {
-                    key = Some(k.to_vec());
-                    Ok(false)
-                })?;
-                let Some(key) = key else { break };
+                let Some(key) = self.backend.first_key(name, &lower, upper.as_deref())? else { break };
                 let kg = self.decoder.key_group_of(&key).ok_or_else(|| {
                     Error::Invalid(format!(
                         "{}: RocksDB state of {}, column family {name:?}: key 0x{} is shorter than its key-group prefix",
