@@ -31,7 +31,7 @@ use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::error::{Error, Result};
 use crate::metadata::handles::{DistributionMode, KeyGroupsStateHandle, KeyedStateHandle, OperatorStateHandle, StreamStateHandle};
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
-use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, StateKind, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, StateKind, SubtaskRef, ValueParts};
 use crate::readers::entries::Selection;
 use crate::readers::parallel::{self, Piece};
 use crate::readers::undecodable::{Undecodable, UndecodableKind};
@@ -143,6 +143,21 @@ pub(crate) fn write_savepoint(
     opts: &ConvertOptions,
     edits: &Edits,
 ) -> Result<(ConvertReport, Counts)> {
+    // The writer reads the stored bytes, the key and a timer's timestamp of every entry
+    // (`RecordContext::record_owned`, `Edits::keep`): the other decoded parts are checked only.
+    write_savepoint_building(snapshot, storage, dst, opts, edits, ValueParts::Key)
+}
+
+/// [`write_savepoint`] reading entries with the decoded parts `values` (tests compare the
+/// output of both modes).
+pub(crate) fn write_savepoint_building(
+    snapshot: &Snapshot,
+    storage: Arc<dyn Storage>,
+    dst: &str,
+    opts: &ConvertOptions,
+    edits: &Edits,
+    values: ValueParts,
+) -> Result<(ConvertReport, Counts)> {
     if let Some(n) = opts.max_parallelism {
         if n == 0 || n > UPPER_BOUND_MAX_PARALLELISM {
             return Err(Error::Invalid(format!("max parallelism {n} is outside Flink's range 1..={UPPER_BOUND_MAX_PARALLELISM}")));
@@ -165,7 +180,7 @@ pub(crate) fn write_savepoint(
     let spill_base = spill_tmp.as_ref().map_or_else(|| PathBuf::from(target.tmp.as_str()), |t| t.path().to_path_buf());
     let mut counts = Counts::default();
     let metadata =
-        Converter { snapshot, target: &target, spill_base, opts, report: &mut report, edits, counts: &mut counts }.run()?;
+        Converter { snapshot, target: &target, spill_base, opts, report: &mut report, edits, counts: &mut counts, values }.run()?;
     let bytes = write_metadata_v3(&metadata).map_err(|e| Error::Invalid(format!("{}: {e}", target.dst)))?;
     // What was written must read back as what was meant (a writer bug must never reach Flink).
     CheckpointMetadata::parse(&bytes).map_err(|e| Error::decode(format!("{} (as written)", target.dst.join(METADATA_FILE)), e))?;
@@ -213,6 +228,8 @@ struct Converter<'a> {
     report: &'a mut ConvertReport,
     edits: &'a Edits,
     counts: &'a mut Counts,
+    /// The decoded parts keyed entries are read with.
+    values: ValueParts,
 }
 
 impl Converter<'_> {
@@ -589,7 +606,13 @@ impl Converter<'_> {
         }
         // Only keyed entries of this operator: a key-group selection leaves operator state out.
         // Every stored byte: what the writer does not re-encode it copies.
-        let selection = Selection { operators: vec![op.operator_id], states: Vec::new(), key_groups: Some(KeyGroupRange::new(0, u32::MAX)), raw: RawParts::All };
+        let selection = Selection {
+            operators: vec![op.operator_id],
+            states: Vec::new(),
+            key_groups: Some(KeyGroupRange::new(0, u32::MAX)),
+            raw: RawParts::All,
+            values: self.values,
+        };
         let (snapshot, edits) = (self.snapshot, self.edits);
         let ctx = RecordContext { op, layout: &layout, source_max_parallelism: op.max_parallelism, max_parallelism, regroup };
         let spill_dir = self.spill_base.join(format!(".spill-{}", op.operator_id));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::consts::ONE_BYTE_KEY_GROUP_PREFIX_MAX;
 use crate::error::DecodeError;
 use crate::model::value::Value;
-use crate::model::{Entry, OperatorId, Origin, RawEntry, RawParts, StateKind};
+use crate::model::{Entry, OperatorId, Origin, RawEntry, RawParts, StateKind, ValueParts};
 use crate::readers::decode::at_state;
 use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo, KEYED_STATE_TYPE, NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
 use crate::readers::serializers::TypeSerializer;
@@ -54,6 +54,8 @@ pub struct KeyedDecoder {
     pub(super) unreadable: Option<UnreadableFrom>,
     /// The stored bytes entries keep: the rest are never copied.
     pub(super) raw: RawParts,
+    /// The decoded parts entries carry: with [`ValueParts::Key`] the others are checked only.
+    pub(super) values: ValueParts,
 }
 
 /// The states a keyed decoder could not register: (first index, count when known, name of the
@@ -71,12 +73,19 @@ impl KeyedDecoder {
             max_parallelism,
             unreadable: meta.unreadable.as_ref().map(|u| (u.first, u.count, u.name.clone(), u.class().map(str::to_owned))),
             raw: RawParts::All,
+            values: ValueParts::All,
         })
     }
 
     /// Keeps only the stored bytes `raw` asks for in the entries it decodes (all by default).
     pub fn keep_raw(&mut self, raw: RawParts) {
         self.raw = raw;
+    }
+
+    /// Builds only the decoded parts `values` asks for (all by default): with
+    /// [`ValueParts::Key`] namespace, user key and value are checked and left placeholders.
+    pub fn keep_values(&mut self, values: ValueParts) {
+        self.values = values;
     }
 
     /// `bytes` copied when the key's bytes are kept, else empty (no allocation).
