@@ -212,7 +212,7 @@ impl Iterator for SnapshotEntries<'_> {
 impl std::iter::FusedIterator for SnapshotEntries<'_> {}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;

@@ -255,3 +255,123 @@ fn plain_len(t: SimpleType) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::super::TypeSerializer;
+    use crate::bytes::Cursor;
+    use crate::model::StateKind;
+    use crate::readers::entries::tests::every_fixture;
+    use crate::readers::entries::{Selection, SnapshotEntries};
+    use crate::readers::meta::{NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
+    use crate::readers::source::KeyedSource;
+    use crate::snapshot::Snapshot;
+
+    /// Stored parts of the fixtures' keyed entries with their serializers and whether they fill
+    /// their frame (`tail`): keys, namespaces, timers, values, user keys, map values, first list
+    /// elements; a few entries of each state of each fixture.
+    fn samples() -> Vec<(TypeSerializer, Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        for m in every_fixture() {
+            let Ok(s) = Snapshot::open(Arc::new(crate::storage::LocalStorage), m.to_str().unwrap()) else { continue };
+            let selection = Selection::default();
+            for sub in SnapshotEntries::subtasks(&s, &selection) {
+                let Ok(Some(mut source)) = KeyedSource::open(&s, sub, &selection) else { continue };
+                let meta = source.meta().clone();
+                let key_ser = source.key_serializer().clone();
+                let mut per_state: HashMap<String, usize> = HashMap::new();
+                for kg in source.key_groups().unwrap_or_default() {
+                    let Ok(entries) = source.read_key_group(kg) else { break };
+                    for e in entries {
+                        let Ok(e) = e else { break };
+                        let seen = per_state.entry(e.state.clone()).or_default();
+                        *seen += 1;
+                        if *seen > 3 || e.raw.stored_key.is_some() {
+                            continue;
+                        }
+                        let Some(st) = meta.states.iter().find(|x| x.name == e.state) else { continue };
+                        let Some(value) = st.serializer(VALUE_SERIALIZER) else { continue };
+                        let r = &e.raw;
+                        out.push((key_ser.clone(), r.key.clone(), false));
+                        if e.kind == StateKind::Timer {
+                            let crate::model::value::Value::Int(ts) = e.value else { continue };
+                            let mut b = (ts ^ i64::MIN).to_be_bytes().to_vec();
+                            b.extend_from_slice(&r.key);
+                            b.extend_from_slice(&r.namespace);
+                            out.push((value.clone(), b, false));
+                            continue;
+                        }
+                        if let Some(ns) = st.serializer(NAMESPACE_SERIALIZER) {
+                            out.push((ns.clone(), r.namespace.clone(), false));
+                        }
+                        match e.kind {
+                            StateKind::Map => {
+                                let Some((uk, uv)) = value.map_key_value() else { continue };
+                                out.push((uk.clone(), r.user_key.clone().unwrap_or_default(), true));
+                                if r.value.first() == Some(&0) {
+                                    out.push((uv.clone(), r.value[1..].to_vec(), true));
+                                }
+                            }
+                            StateKind::List => {
+                                if let Some(elem) = value.list_element() {
+                                    out.push((elem.clone(), r.value.clone(), false));
+                                }
+                            }
+                            _ => out.push((value.clone(), r.value.clone(), true)),
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The stored bytes, every truncation, single bytes changed (to 0, 0x80, flipped, plus 1)
+    /// in the first 64 positions, a byte appended.
+    fn mutations(b: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = vec![b.to_vec()];
+        out.extend((0..b.len()).map(|i| b[..i].to_vec()));
+        for p in 0..b.len().min(64) {
+            for f in [|_: u8| 0u8, |_| 0x80, |x: u8| x ^ 0xff, |x: u8| x.wrapping_add(1)] {
+                let mut m = b.to_vec();
+                m[p] = f(m[p]);
+                out.push(m);
+            }
+        }
+        let mut longer = b.to_vec();
+        longer.push(b',');
+        out.push(longer);
+        out
+    }
+
+    /// Over the fixtures' stored bytes and their mutations: `check_at` accepts only where
+    /// `decode_at` gives a value without an opaque part, and then ends where the decode ends;
+    /// and for serializers without an opaque part it accepts wherever the decode succeeds.
+    #[test]
+    fn check_accepts_what_decode_decodes_and_ends_where_it_ends() {
+        let samples = samples();
+        assert!(samples.len() > 1000, "{} samples", samples.len());
+        let (mut accepted, mut rejected) = (0usize, 0usize);
+        for (ser, bytes, tail) in &samples {
+            for m in mutations(bytes) {
+                let mut dc = Cursor::new(&m);
+                let decoded = ser.decode_at(&mut dc, 0, *tail);
+                let mut cc = Cursor::new(&m);
+                let checked = ser.check_at(&mut cc, 0, *tail);
+                let clean = matches!(&decoded, Ok(v) if v.opaque_count() == 0);
+                if checked.is_some() {
+                    assert!(clean, "{} {m:x?} tail {tail}: checked, decode gives {decoded:?}", ser.class_name());
+                    assert_eq!(cc.position(), dc.position(), "{} {m:x?} tail {tail}", ser.class_name());
+                    accepted += 1;
+                } else {
+                    assert!(!clean || ser.is_opaque(), "{} {m:x?} tail {tail}: decoded {decoded:?}, not checked", ser.class_name());
+                    rejected += 1;
+                }
+            }
+        }
+        assert!(accepted > 10_000 && rejected > 10_000, "{accepted} accepted, {rejected} rejected");
+    }
+}
