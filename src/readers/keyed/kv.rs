@@ -51,7 +51,7 @@ impl KeyedDecoder {
             }
         }
         if d.kind == StateKind::Timer {
-            if d.value.is_opaque() {
+            if d.value_opaque {
                 return self.untyped_timer(d, kg, k, value);
             }
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, &mut k)?;
@@ -61,7 +61,7 @@ impl KeyedDecoder {
         }
         let key_ser = &self.key_serializer;
         let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
-        if key_ser.is_opaque() || ns_ser.is_opaque() {
+        if d.key_or_namespace_opaque {
             return self.untyped_key(d, kg, k, v);
         }
         let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
@@ -107,7 +107,7 @@ impl KeyedDecoder {
     /// decode must tell (corrupt bytes, opaque parts).
     fn checked_pair(&self, d: &StateDecoder, kg: u32, mut k: Cursor<'_>, mut v: Cursor<'_>, value: &[u8]) -> Option<Vec<Entry>> {
         if d.kind == StateKind::Timer {
-            if d.value.is_opaque() {
+            if d.value_opaque {
                 return None;
             }
             let (timestamp, tkey, key_bytes, ns_bytes) = check::timer(&d.value, &mut k)?;
@@ -119,7 +119,7 @@ impl KeyedDecoder {
         }
         let key_ser = &self.key_serializer;
         let ns_ser = d.namespace.as_ref()?;
-        if key_ser.is_opaque() || ns_ser.is_opaque() {
+        if d.key_or_namespace_opaque {
             return None;
         }
         let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
@@ -152,7 +152,7 @@ impl KeyedDecoder {
             }
             StateKind::List => {
                 let elem = d.value.list_element()?;
-                if !k.is_empty() || elem.is_opaque() {
+                if !k.is_empty() || d.element_opaque {
                     return None;
                 }
                 (None, check::delimited(elem, &mut v)?, None)
@@ -261,7 +261,7 @@ fn map_value(uv_ser: &TypeSerializer, v: &mut Cursor<'_>) -> R<(Value, Option<i6
 /// cannot be told apart and the whole value is opaque.
 fn list_value(d: &StateDecoder, v: &mut Cursor<'_>) -> R<(Value, Option<i64>)> {
     let elem = d.value.list_element().ok_or_else(|| v.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
-    if elem.is_opaque() {
+    if d.element_opaque {
         let bytes = v.clone().rest();
         if !bytes.contains(&LIST_DELIMITER) {
             let (item, ttl) = decode_value_rest(elem, v)?;

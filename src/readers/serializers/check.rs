@@ -162,9 +162,13 @@ fn check_pojo(ser: &TypeSerializer, c: &mut Cursor<'_>, p: &PojoSerializer, dept
     })
 }
 
-/// The table runtime's serializers: the nested ones walked, fixed-size ones skipped, binary
-/// rows, arrays and maps (whose fields the decode checks one by one) decoded.
+/// The table runtime's serializers: `RowData` and the other binary formats walked in
+/// `table/decode.rs`, the nested ones here, fixed-size ones skipped; binary arrays, maps and raw
+/// values decoded.
 fn check_table(ser: &TypeSerializer, t: &T, c: &mut Cursor<'_>, depth: usize, d: usize, tail: bool) -> C {
+    if let Some(r) = super::table::check_value(t, c, d) {
+        return r;
+    }
     match t {
         T::External { internal, .. } | T::ListView(internal) | T::MapView(internal) | T::RowDataKey(internal) => internal.check_at(c, d, tail),
         T::WindowKey(key) => {
@@ -184,6 +188,11 @@ fn check_table(ser: &TypeSerializer, t: &T, c: &mut Cursor<'_>, depth: usize, d:
                     value.check_at(c, d, false)
                 }
             })
+        }
+        T::LinkedList { element, null_mask } => {
+            let n = c.count("", if *null_mask { 0 } else { element.min_len().max(1) }).ok()?;
+            let mask = if *null_mask { Some(c.bytes(n.div_ceil(8), "").ok()?) } else { None };
+            (0..n).try_for_each(|i| if mask.is_some_and(|m| m[i / 8] & (0x80 >> (i % 8)) != 0) { Some(()) } else { element.check_at(c, d, false) })
         }
         T::NullAwareMap(key, value) => {
             let n = c.count("", 2).ok()?;
