@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::{Schema, SchemaRef};
 use serde::Serialize;
 
@@ -278,14 +278,12 @@ impl StateLayout {
     }
 }
 
-/// `n` rows of the same text (or nulls), allocated once: collecting an iterator grew the value
-/// buffer step by step.
+/// `n` rows of the same text (or nulls), built in one go: the value buffer is the text
+/// repeated and the offsets a progression (appending row by row cost 2% of an export).
 fn repeated(text: Option<&str>, n: usize) -> StringArray {
-    let mut b = StringBuilder::with_capacity(n, text.map_or(0, str::len) * n);
-    for _ in 0..n {
-        b.append_option(text);
-    }
-    b.finish()
+    let Some(text) = text else { return StringArray::new_null(n) };
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(text.len(), n));
+    StringArray::new(offsets, Buffer::from(text.repeat(n).into_bytes()), None)
 }
 
 /// Collects `{"column": path, "class": …}` for every opaque field at or below `f`.
