@@ -120,8 +120,10 @@ impl RawParts {
 /// the undecodable reports do not depend on the mode.
 ///
 /// Readers of key-grouped streams (heap checkpoints, canonical savepoints, full checkpoints)
-/// honour it; the others (RocksDB native snapshots, the changelog replay, operator state) build
-/// every part whatever it says, which its users must accept.
+/// honour it, and so does the changelog replay for the materialized entries no change touches
+/// (it matches changes by stored bytes; changed entries are decoded from the log in full); the
+/// others (RocksDB native snapshots, operator state) build every part whatever it says, which
+/// its users must accept.
 ///
 /// [`Value::Null`]: crate::model::value::Value::Null
 /// [`Value::Int`]: crate::model::value::Value::Int
