@@ -207,9 +207,10 @@ fn check_table(ser: &TypeSerializer, t: &T, c: &mut Cursor<'_>, depth: usize, d:
                 }
             })
         }
-        T::Fields { fields, .. } => {
+        T::Fields { names, fields } => {
+            // As the decode: the fields that have a name.
             let n = fields.len();
-            fields.iter().enumerate().try_for_each(|(i, f)| f.check_at(c, d, tail && i + 1 == n))
+            names.iter().zip(fields).enumerate().try_for_each(|(i, (_, f))| f.check_at(c, d, tail && i + 1 == n))
         }
         _ => decoded(ser, c, depth, tail),
     }
@@ -339,8 +340,23 @@ mod tests {
     }
 
     /// The stored bytes, every truncation, single bytes changed (to 0, 0x80, flipped, plus 1)
-    /// in the first 64 positions, a byte appended.
+    /// in the first 64 positions, a byte appended, and the stored bytes followed by or with
+    /// their tail replaced by pseudo-random bytes (xorshift, seeded by the bytes).
     fn mutations(b: &[u8]) -> Vec<Vec<u8>> {
+        let mut x = b.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &v| (h ^ u64::from(v)).wrapping_mul(0x100_0000_01b3)) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        let mut random = Vec::new();
+        for cut in [0, b.len() / 4, b.len() / 2, b.len()] {
+            let mut m = b[..cut].to_vec();
+            let len = usize::from(next() % 48);
+            m.extend((0..len).map(|_| next()));
+            random.push(m);
+        }
         let mut out = vec![b.to_vec()];
         out.extend((0..b.len()).map(|i| b[..i].to_vec()));
         for p in 0..b.len().min(64) {
@@ -353,6 +369,7 @@ mod tests {
         let mut longer = b.to_vec();
         longer.push(b',');
         out.push(longer);
+        out.extend(random);
         out
     }
 
