@@ -207,6 +207,57 @@ fn convert_writes_the_same_savepoint_on_any_number_of_threads() {
     }
 }
 
+/// With a small memory budget the reading threads stream key groups of RocksDB snapshots in
+/// parts instead of holding them whole (`KeyGroupEncoder`): the savepoint is byte for byte the
+/// one written with whole key groups, for every fixture, uncompressed and Snappy-compressed,
+/// and key groups were indeed streamed. (Key-grouped streams keep whole key groups: their
+/// writers order a key group's states as they like.)
+#[test]
+fn convert_streams_large_key_groups_in_parts_with_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut streamed_kinds = Vec::new();
+    let mut compared = 0;
+    for m in metadata_files() {
+        let path = m.to_str().unwrap();
+        let snappy = path.contains("flink-2.3.0");
+        for compression in if snappy { &["none", "snappy"][..] } else { &["none"] } {
+            let mut trees = Vec::new();
+            for memory in ["256MiB", "4KiB"] {
+                let dst = tmp.path().join(memory);
+                let _ = std::fs::remove_dir_all(&dst);
+                let out = run(&["convert", path, dst.to_str().unwrap(), "--inline-threshold", "0", "--memory", memory, "--compression", compression, "--format", "json"]);
+                if !out.status.success() {
+                    trees.push(None);
+                    continue;
+                }
+                let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let streamed = report["data"]["streamed_key_groups"].as_u64().unwrap();
+                if memory == "256MiB" {
+                    assert_eq!(streamed, 0, "{path}: key groups of a few KiB streamed with a 256 MiB budget");
+                } else if streamed > 0 {
+                    streamed_kinds.push(path.to_owned());
+                }
+                trees.push(Some(tree(&dst)));
+            }
+            match (&trees[0], &trees[1]) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{path} {compression}: files");
+                    for (name, bytes) in a {
+                        assert!(*bytes == b[name], "{path} {compression}: {name} differs when key groups are streamed in parts");
+                    }
+                    compared += 1;
+                }
+                (None, None) => {}
+                _ => panic!("{path} {compression}: converts with one budget and not with the other"),
+            }
+        }
+    }
+    assert!(compared * 2 >= metadata_files().len(), "only {compared} conversions compared");
+    for k in ["rocksdb-savepoint-native", "rocksdb-checkpoint-incremental"] {
+        assert!(streamed_kinds.iter().any(|p| p.contains(k)), "no key group of a {k} fixture was streamed: {streamed_kinds:?}");
+    }
+}
+
 /// Overwrites 64 bytes in the middle of the largest state file of a copy of `fixture` with
 /// 0xFF: a key group in the middle of a keyed-state handle fails to decode.
 fn damaged_copy(fixture: &str, tmp: &Path) -> String {

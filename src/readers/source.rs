@@ -94,6 +94,15 @@ pub trait KeyGroupReader: fmt::Debug + Send {
     fn take_undecodable(&mut self) -> Vec<Undecodable> {
         Vec::new()
     }
+
+    /// Whether every key group gives its states' entries in the order of the proxy's states
+    /// (state by state, never back to an earlier one): true for RocksDB (a scan per state);
+    /// not for key-grouped streams, whose key groups hold states in their writer's order (the
+    /// heap backend's, canonical savepoints included, follows its state map: a 1.13 heap
+    /// savepoint has state 4 before state 1), nor for a changelog's replay.
+    fn states_in_proxy_order(&mut self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// What every reader is opened with.
@@ -231,6 +240,12 @@ impl<'a> KeyedSource<'a> {
     /// Key groups the handle covers.
     pub fn key_group_range(&self) -> KeyGroupRange {
         self.range
+    }
+
+    /// Whether every key group gives its states' entries in proxy order
+    /// ([`KeyGroupReader::states_in_proxy_order`]).
+    pub fn states_in_proxy_order(&mut self) -> Result<bool> {
+        self.reader.states_in_proxy_order()
     }
 
     /// The serialization proxy: key serializer and every state (unselected ones too).

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Records arrive one at a time, sorted by key group and, within it, by state id; one record is
-//! held back so that the last of a run can be flagged. Nothing else is buffered.
+//! held back so that the last of a run can be flagged. Nothing else is buffered. Reading threads
+//! may instead encode key groups themselves ([`encode_key_group`], or [`KeyGroupEncoder`] in
+//! parts), which the writer then copies.
 
 use std::io::Write;
 
@@ -28,6 +30,19 @@ use crate::writers::stream::StateStreamWriter;
 const META_DATA_FOLLOWS: u8 = 0x80;
 /// Ends a key group (`FullSnapshotUtil.END_OF_KEY_GROUP_MARK`).
 const END_OF_KEY_GROUP: i16 = -1;
+
+/// Which part of a key group encoded elsewhere [`KeyGroupStreamWriter::push_encoded_part`] adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodedPart {
+    /// The whole key group.
+    Whole,
+    /// Its start; more parts follow.
+    First,
+    /// Neither its start nor its end.
+    Middle,
+    /// Its end.
+    Last,
+}
 
 /// One key/value pair of the RocksDB layout, without its key-group prefix (which depends on the
 /// max parallelism the stream is written for).
@@ -90,6 +105,8 @@ pub struct KeyGroupStreamWriter {
     pending: Option<Record>,
     /// The last key group added by [`Self::push_encoded`].
     last_encoded: Option<u32>,
+    /// A key group added in parts and not yet ended.
+    open_part: Option<u32>,
     /// The key of the entry being written, with its key-group prefix (reused).
     key: Vec<u8>,
     entries: u64,
@@ -115,6 +132,7 @@ impl KeyGroupStreamWriter {
             compressed,
             pending: None,
             last_encoded: None,
+            open_part: None,
             key: Vec::new(),
             entries: 0,
         })
@@ -124,6 +142,9 @@ impl KeyGroupStreamWriter {
     pub fn push(&mut self, r: Record) -> Result<()> {
         if !self.range.contains(r.key_group) {
             return Err(Error::Invalid(format!("{}: key group {} is outside this stream's range {}", self.name, r.key_group, self.range)));
+        }
+        if let Some(kg) = self.open_part {
+            return Err(Error::Invalid(format!("{}: a record of key group {} inside key group {kg}, added in parts", self.name, r.key_group)));
         }
         match self.pending.take() {
             None if self.last_encoded.is_some_and(|l| r.key_group <= l) => {
@@ -157,18 +178,33 @@ impl KeyGroupStreamWriter {
     /// bytes as pushing its records one by one. Key groups must come ascending, after any
     /// record pushed one by one was ended by a later key group.
     pub fn push_encoded(&mut self, key_group: u32, bytes: &[u8], entries: u64) -> Result<()> {
+        self.push_encoded_part(key_group, bytes, entries, EncodedPart::Whole)
+    }
+
+    /// Adds a part of a key group a [`KeyGroupEncoder`] streamed (`entries` records ended in
+    /// it): its first part starts the key group, its last ends it, and no other key group
+    /// comes in between.
+    pub fn push_encoded_part(&mut self, key_group: u32, bytes: &[u8], entries: u64, part: EncodedPart) -> Result<()> {
         if !self.range.contains(key_group) {
             return Err(Error::Invalid(format!("{}: key group {key_group} is outside this stream's range {}", self.name, self.range)));
         }
-        let offset = &mut self.offsets[(key_group - self.range.start) as usize];
-        if self.pending.is_some() || *offset != 0 || self.last_encoded.is_some_and(|l| key_group <= l) {
-            return Err(Error::Invalid(format!("{}: key group {key_group} written twice or out of order", self.name)));
+        let starts = matches!(part, EncodedPart::Whole | EncodedPart::First);
+        if starts {
+            let offset = self.offsets[(key_group - self.range.start) as usize];
+            if self.pending.is_some() || self.open_part.is_some() || offset != 0 || self.last_encoded.is_some_and(|l| key_group <= l) {
+                return Err(Error::Invalid(format!("{}: key group {key_group} written twice or out of order", self.name)));
+            }
+        } else if self.open_part != Some(key_group) {
+            return Err(Error::Invalid(format!("{}: a part of key group {key_group} without its start", self.name)));
         }
         let Sink::Plain(out) = &mut self.sink else {
             return Err(Error::Invalid(format!("{}: key group {key_group} started inside another", self.name)));
         };
-        *offset = out.position() as i64;
+        if starts {
+            self.offsets[(key_group - self.range.start) as usize] = out.position() as i64;
+        }
         out.write_all(bytes).map_err(|e| Error::io(&self.name, e))?;
+        self.open_part = matches!(part, EncodedPart::First | EncodedPart::Middle).then_some(key_group);
         self.last_encoded = Some(key_group);
         self.entries += entries;
         Ok(())
@@ -177,6 +213,9 @@ impl KeyGroupStreamWriter {
     /// Ends the stream and returns its handle (type 7) with the offset of every key group; key
     /// groups without entries have offset 0.
     pub fn finish(mut self) -> Result<(KeyGroupsStateHandle, u64)> {
+        if let Some(kg) = self.open_part {
+            return Err(Error::Invalid(format!("{}: key group {kg}, added in parts, was never ended", self.name)));
+        }
         if let Some(p) = self.pending.take() {
             self.entry(&p, true)?;
             self.end_key_group()?;
@@ -295,6 +334,126 @@ pub fn encode_key_group(records: &[Record], max_parallelism: u32, compressed: bo
     Ok(())
 }
 
+/// Encodes one key group as [`encode_key_group`] does, but from records pushed one at a time
+/// (sorted by state id), handing its bytes out as they are written: a reading thread streams a
+/// key group too large to hold whole this way, in parts the writer appends
+/// ([`KeyGroupStreamWriter::push_encoded_part`]). The bytes are the same as
+/// [`encode_key_group`]'s over the same records: the same writes, in the same order, into the
+/// same (Snappy framed, if compressed) stream.
+pub struct KeyGroupEncoder {
+    key_group: u32,
+    prefix_len: usize,
+    out: EncodedSink,
+    /// Held back until the next record tells whether it ends its state's run.
+    pending: Option<Record>,
+    key: Vec<u8>,
+    /// Records written, and those of them already handed out with a part.
+    entries: u64,
+    taken: u64,
+}
+
+impl std::fmt::Debug for KeyGroupEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGroupEncoder").field("key_group", &self.key_group).field("entries", &self.entries).finish_non_exhaustive()
+    }
+}
+
+enum EncodedSink {
+    Plain(Vec<u8>),
+    Snappy(Box<snap::write::FrameEncoder<Vec<u8>>>),
+}
+
+impl EncodedSink {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            EncodedSink::Plain(w) => w.write_all(b),
+            EncodedSink::Snappy(w) => w.write_all(b),
+        }
+    }
+}
+
+impl KeyGroupEncoder {
+    /// Starts the key group of `first`, its first record.
+    pub fn new(first: Record, max_parallelism: u32, compressed: bool) -> Result<KeyGroupEncoder> {
+        let out = if compressed { EncodedSink::Snappy(Box::new(snap::write::FrameEncoder::new(Vec::new()))) } else { EncodedSink::Plain(Vec::new()) };
+        let mut e = KeyGroupEncoder { key_group: first.key_group, prefix_len: key_group_prefix_len(max_parallelism), out, pending: None, key: Vec::new(), entries: 0, taken: 0 };
+        e.io(|out, _| out.write_all(&(first.state as i16).to_be_bytes()))?;
+        e.pending = Some(first);
+        Ok(e)
+    }
+
+    /// The key group.
+    pub fn key_group(&self) -> u32 {
+        self.key_group
+    }
+
+    /// Adds the next record: of the same key group, with a state id no lower than the last's.
+    pub fn push(&mut self, r: Record) -> Result<()> {
+        let Some(p) = self.pending.take() else { return Err(Error::Invalid(format!("key group {}: encoder already finished", self.key_group))) };
+        if r.key_group != self.key_group || r.state < p.state {
+            return Err(Error::Invalid(format!(
+                "key group {}: a record of key group {} state {} after state {}: records out of order",
+                self.key_group, r.key_group, r.state, p.state
+            )));
+        }
+        let last_of_run = r.state != p.state;
+        self.entry(&p, last_of_run)?;
+        if last_of_run {
+            self.io(|out, _| out.write_all(&(r.state as i16).to_be_bytes()))?;
+        }
+        self.pending = Some(r);
+        Ok(())
+    }
+
+    /// A part: the bytes written since the last part (for a compressed key group: the Snappy
+    /// frames completed since), and the records they end.
+    pub fn take_part(&mut self) -> (Vec<u8>, u64) {
+        let bytes = match &mut self.out {
+            EncodedSink::Plain(w) => std::mem::take(w),
+            EncodedSink::Snappy(w) => std::mem::take(w.get_mut()),
+        };
+        let n = self.entries - self.taken;
+        self.taken = self.entries;
+        (bytes, n)
+    }
+
+    /// Bytes written and not yet taken.
+    pub fn pending_bytes(&self) -> usize {
+        match &self.out {
+            EncodedSink::Plain(w) => w.len(),
+            EncodedSink::Snappy(w) => w.get_ref().len(),
+        }
+    }
+
+    /// Ends the key group: its last part (the rest of its bytes, and the records they end).
+    pub fn finish(mut self) -> Result<(Vec<u8>, u64)> {
+        if let Some(p) = self.pending.take() {
+            self.entry(&p, true)?;
+        }
+        self.io(|out, _| out.write_all(&END_OF_KEY_GROUP.to_be_bytes()))?;
+        let kg = self.key_group;
+        let bytes = match self.out {
+            EncodedSink::Plain(w) => w,
+            EncodedSink::Snappy(w) => w.into_inner().map_err(|e| Error::Invalid(format!("key group {kg}: {}", e.into_error())))?,
+        };
+        Ok((bytes, self.entries - self.taken))
+    }
+
+    fn entry(&mut self, r: &Record, last_of_run: bool) -> Result<()> {
+        let prefix_len = self.prefix_len;
+        self.io(|out, key| match out {
+            EncodedSink::Plain(w) => write_entry(w, prefix_len, r, last_of_run, key),
+            EncodedSink::Snappy(w) => write_entry(w, prefix_len, r, last_of_run, key),
+        })?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    fn io(&mut self, f: impl FnOnce(&mut EncodedSink, &mut Vec<u8>) -> std::io::Result<()>) -> Result<()> {
+        f(&mut self.out, &mut self.key).map_err(|e| Error::Invalid(format!("key group {}: {e}", self.key_group)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +551,67 @@ mod tests {
                 assert!(*data2 == data, "compressed {compressed} maxp {maxp}: the encoded stream differs");
             }
         }
+    }
+
+    /// A key group streamed in parts (`KeyGroupEncoder`, parts taken after every `every`
+    /// records) and added part by part gives the stream that pushing its records one by one
+    /// gives: the same bytes, offsets and entry count, compressed or not, whatever the cuts
+    /// (Snappy frames of 64 KiB cross them).
+    #[test]
+    fn key_groups_streamed_in_parts_are_the_bytes_of_pushed_records() {
+        let big: Vec<u8> = (0..150_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let groups = [
+            vec![rec(0, 0, b"a", b"x"), rec(0, 0, b"b", &big), rec(0, 3, b"c", b""), rec(0, 3, b"c2", &big[..40_000])],
+            vec![rec(1, 2, b"only", b"v")],
+            vec![rec(2, 1, &big[..70_000], b"y"), rec(2, 1, b"d", &big[..65_536]), rec(2, 2, b"e", b"z"), rec(2, 5, b"f", &big[..1000])],
+        ];
+        let all: Vec<Record> = groups.concat();
+        for compressed in [false, true] {
+            for maxp in [4, 256] {
+                let (h, data) = write(&all, compressed, maxp);
+                for every in [1, 2, 100] {
+                    let dir = tempfile::tempdir().unwrap();
+                    let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 30);
+                    let mut w = KeyGroupStreamWriter::new(out, "s".into(), b"PROXY", KeyGroupRange::new(0, 4), maxp, compressed).unwrap();
+                    for g in &groups {
+                        let mut enc = KeyGroupEncoder::new(g[0].clone(), maxp, compressed).unwrap();
+                        let (bytes, n) = enc.take_part();
+                        w.push_encoded_part(g[0].key_group, &bytes, n, EncodedPart::First).unwrap();
+                        // Another key group, or records pushed one by one, cannot come in between.
+                        assert!(w.push_encoded(3, b"", 0).is_err());
+                        for (i, r) in g.iter().enumerate().skip(1) {
+                            enc.push(r.clone()).unwrap();
+                            if i % every == 0 {
+                                let (bytes, n) = enc.take_part();
+                                w.push_encoded_part(g[0].key_group, &bytes, n, EncodedPart::Middle).unwrap();
+                            }
+                        }
+                        let (bytes, n) = enc.finish().unwrap();
+                        w.push_encoded_part(g[0].key_group, &bytes, n, EncodedPart::Last).unwrap();
+                    }
+                    let (h2, n) = w.finish().unwrap();
+                    let what = format!("compressed {compressed} maxp {maxp} every {every}");
+                    assert_eq!(n, all.len() as u64, "{what}");
+                    assert_eq!(h2.offsets, h.offsets, "{what}");
+                    let StreamStateHandle::ByteStream { data: data2, .. } = &h2.delegate else { panic!() };
+                    assert!(*data2 == data, "{what}: the stream differs");
+                }
+            }
+        }
+        // Records out of state order, or of another key group, are refused.
+        let mut enc = KeyGroupEncoder::new(rec(2, 1, b"a", b""), 128, false).unwrap();
+        assert!(enc.push(rec(2, 0, b"b", b"")).unwrap_err().to_string().contains("out of order"));
+        let mut enc = KeyGroupEncoder::new(rec(2, 1, b"a", b""), 128, false).unwrap();
+        assert!(enc.push(rec(3, 1, b"b", b"")).is_err());
+        // A key group started in parts and never ended is refused at the end.
+        let dir = tempfile::tempdir().unwrap();
+        let out = StateStreamWriter::new(dir.path(), "s".into(), 1 << 20);
+        let mut w = KeyGroupStreamWriter::new(out, "s".into(), b"P", KeyGroupRange::new(0, 4), 128, false).unwrap();
+        let mut enc = KeyGroupEncoder::new(rec(1, 0, b"a", b""), 128, false).unwrap();
+        let (bytes, n) = enc.take_part();
+        w.push_encoded_part(1, &bytes, n, EncodedPart::First).unwrap();
+        assert!(w.push(rec(2, 0, b"a", b"")).is_err());
+        assert!(w.finish().unwrap_err().to_string().contains("never ended"));
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::readers::source::KeyedSource;
 use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
-use crate::writers::canonical::{KeyGroupStreamWriter, Record};
+use crate::writers::canonical::{EncodedPart, KeyGroupEncoder, KeyGroupStreamWriter, Record};
 use crate::writers::edit::{Counts, Edits, ImportedState};
 use crate::writers::keys::{KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
@@ -72,7 +72,9 @@ pub struct ConvertOptions {
     pub compression: Compression,
     /// Streams of at most this many bytes are inlined into `_metadata`.
     pub inline_threshold: u64,
-    /// Bytes of keyed entries held in memory while regrouping before spilling to disk.
+    /// Bytes of keyed entries held in memory while regrouping before spilling to disk. A
+    /// sixteenth of it (at most 4 MiB) bounds the records of one key group a reading thread
+    /// holds before it streams the key group in parts.
     pub memory_budget: usize,
     /// Replace an existing target.
     pub force: bool,
@@ -122,6 +124,8 @@ pub struct ConvertReport {
     pub metadata_bytes: u64,
     /// Sorted runs spilled to disk while regrouping.
     pub spilled_runs: usize,
+    /// Key groups too large to hold whole, streamed in parts (see [`ConvertOptions::memory_budget`]).
+    pub streamed_key_groups: u64,
     /// Things the user should know (e.g. compression that could not be applied).
     pub notes: Vec<String>,
 }
@@ -569,12 +573,14 @@ impl Converter<'_> {
         let new_operator = layout.is_some();
         let mut metas = Vec::new();
         let mut ranges = Vec::new();
+        let mut subtask_metas = Vec::new();
         for j in (0..op.subtasks.len()).filter(|_| !new_operator) {
             // The proxies only (a RocksDB handle's from its meta-data file; a changelog handle's
             // with the states registered since its materialization).
-            let Some(source) = KeyedSource::open(self.snapshot, SubtaskRef { operator: index, subtask: j }, &Selection::default())? else { continue };
+            let Some(mut source) = KeyedSource::open(self.snapshot, SubtaskRef { operator: index, subtask: j }, &Selection::default())? else { continue };
             metas.push(source.meta().clone());
             ranges.push(source.key_group_range());
+            subtask_metas.push((j, source.states_in_proxy_order()?));
         }
         let layout = match layout {
             Some(layout) => layout,
@@ -587,6 +593,19 @@ impl Converter<'_> {
                 layout
             }
         };
+        // Subtasks whose key groups may be encoded in parts (`KeyGroupEncoder`) once they grow
+        // large: those whose reader gives a key group's states in the order of their proxy
+        // (RocksDB), where that order is the written proxy's. The others (key-grouped streams,
+        // whose writer may order states as it likes, and changelogs) keep whole key groups and
+        // sort them.
+        let mut streamable = vec![false; op.subtasks.len()];
+        for (&(j, in_order), meta) in subtask_metas.iter().zip(&metas) {
+            let ids: Vec<u16> = meta.states.iter().filter_map(|st| layout.id(&st.name)).collect();
+            streamable[j] = in_order && ids.windows(2).all(|w| w[0] < w[1]);
+        }
+        // A key group holding more than this many bytes of records is streamed in parts, where
+        // its subtask allows: memory stays bounded whatever the size of a key group.
+        let stream_above = (self.opts.memory_budget / 16).clamp(1, STREAM_KEY_GROUP_BYTES);
         let regroup = max_parallelism != op.max_parallelism;
         // Every keyed source yields key group by key group, ascending, so with an unchanged max
         // parallelism and subtasks in key-group order the entries stream straight through.
@@ -628,15 +647,34 @@ impl Converter<'_> {
         let produce = |piece: &Piece, emit: &mut dyn FnMut(RecordChunk) -> Result<()>| -> Result<()> {
             let mut entries = piece.entries(snapshot, &selection);
             let mut chunk = RecordChunk::default();
-            let (mut batch, mut key, mut last) = (Vec::<Record>::new(), Vec::new(), None::<u32>);
+            let (mut batch, mut batch_bytes, mut key, mut last) = (Vec::<Record>::new(), 0usize, Vec::new(), None::<u32>);
+            // Whether the batch's records came in state order.
+            let mut in_order = true;
+            // A key group being encoded in parts.
+            let mut parts: Option<KeyGroupEncoder> = None;
+            let may_stream = streamable.get(piece.subtask.subtask).copied().unwrap_or(false);
             let encode = |batch: &mut Vec<Record>, chunk: &mut RecordChunk, key: &mut Vec<u8>| -> Result<()> {
                 // Stable: the entries of one state keep their order.
                 batch.sort_by_key(|r| r.state);
                 let kg = batch.first().map_or(0, |r| r.key_group);
                 crate::writers::canonical::encode_key_group(batch, max_parallelism, compressed, &mut chunk.encoded, key)?;
-                chunk.groups.push((kg, chunk.encoded.len(), batch.len() as u64));
+                chunk.groups.push((kg, chunk.encoded.len(), batch.len() as u64, EncodedPart::Whole));
                 batch.clear();
                 Ok(())
+            };
+            // Ends the key group of `parts` (its last part) or of `batch`.
+            let end_key_group = |batch: &mut Vec<Record>, parts: &mut Option<KeyGroupEncoder>, chunk: &mut RecordChunk, key: &mut Vec<u8>| -> Result<()> {
+                match parts.take() {
+                    Some(enc) => {
+                        let kg = enc.key_group();
+                        let (bytes, n) = enc.finish()?;
+                        chunk.encoded.extend_from_slice(&bytes);
+                        chunk.groups.push((kg, chunk.encoded.len(), n, EncodedPart::Last));
+                        Ok(())
+                    }
+                    None if !batch.is_empty() => encode(batch, chunk, key),
+                    None => Ok(()),
+                }
             };
             for e in entries.by_ref() {
                 let e = match e {
@@ -658,11 +696,24 @@ impl Converter<'_> {
                     }
                     continue;
                 }
-                if batch.first().is_some_and(|f| f.key_group != r.key_group) {
-                    encode(&mut batch, &mut chunk, &mut key)?;
+                let open = parts.as_ref().map(KeyGroupEncoder::key_group).or_else(|| batch.first().map(|f| f.key_group));
+                if open.is_some_and(|kg| kg != r.key_group) {
+                    end_key_group(&mut batch, &mut parts, &mut chunk, &mut key)?;
+                    (batch_bytes, in_order) = (0, true);
                     if chunk.encoded.len() >= CHUNK_BYTES {
                         emit(std::mem::take(&mut chunk))?;
                     }
+                }
+                if let Some(enc) = parts.as_mut() {
+                    enc.push(r)?;
+                    if enc.pending_bytes() >= CHUNK_BYTES {
+                        // A middle part: the writer appends it to the key group's start.
+                        let (bytes, n) = enc.take_part();
+                        chunk.encoded.extend_from_slice(&bytes);
+                        chunk.groups.push((enc.key_group(), chunk.encoded.len(), n, EncodedPart::Middle));
+                        emit(std::mem::take(&mut chunk))?;
+                    }
+                    continue;
                 }
                 if batch.is_empty() {
                     let kg = r.key_group;
@@ -671,17 +722,36 @@ impl Converter<'_> {
                     }
                     last = Some(kg);
                 }
+                batch_bytes += r.weight();
+                in_order &= batch.last().is_none_or(|l| l.state <= r.state);
                 batch.push(r);
+                // A large key group whose records came in state order so far: streamed in parts
+                // from here on, instead of held whole.
+                if may_stream && in_order && batch_bytes >= stream_above {
+                    let mut records = batch.drain(..);
+                    let first = records.next().ok_or_else(|| Error::Invalid("empty key group".into()))?;
+                    let mut enc = KeyGroupEncoder::new(first, max_parallelism, compressed)?;
+                    for r in records {
+                        enc.push(r)?;
+                    }
+                    let (bytes, n) = enc.take_part();
+                    chunk.encoded.extend_from_slice(&bytes);
+                    chunk.groups.push((enc.key_group(), chunk.encoded.len(), n, EncodedPart::First));
+                    parts = Some(enc);
+                    batch_bytes = 0;
+                    chunk.streamed += 1;
+                    emit(std::mem::take(&mut chunk))?;
+                }
             }
-            if !batch.is_empty() {
-                encode(&mut batch, &mut chunk, &mut key)?;
-            }
+            end_key_group(&mut batch, &mut parts, &mut chunk, &mut key)?;
             chunk.undecodable = entries.undecodable().to_vec();
             emit(chunk)
         };
         let mut counts = std::mem::take(&mut *self.counts);
         let mut undecodable: Vec<Undecodable> = Vec::new();
+        let mut streamed = 0;
         let mut take = |chunk: &mut RecordChunk| {
+            streamed += chunk.streamed;
             counts.merge(std::mem::take(&mut chunk.counts));
             for u in chunk.undecodable.drain(..) {
                 Undecodable::merge_into(&mut undecodable, u);
@@ -706,8 +776,8 @@ impl Converter<'_> {
             parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, RecordChunk::weight, produce, |mut chunk| {
                 take(&mut chunk);
                 let mut start = 0;
-                for &(kg, end, n) in &chunk.groups {
-                    streams.push_encoded(kg, &chunk.encoded[start..end], n)?;
+                for &(kg, end, n, part) in &chunk.groups {
+                    streams.push_encoded(kg, &chunk.encoded[start..end], n, part)?;
                     start = end;
                 }
                 Ok(())
@@ -738,6 +808,7 @@ impl Converter<'_> {
         }
         let (out, entries) = streams.finish()?;
         self.report.spilled_runs += spilled;
+        self.report.streamed_key_groups += streamed;
         self.report.keyed_entries += entries;
         // States (or entries) a serializer flinksnap cannot interpret kept from being read would
         // be missing from the savepoint: refused, nothing is published. Untyped entries (read
@@ -777,12 +848,14 @@ struct RecordChunk {
     bytes: usize,
     /// Or whole key groups encoded as the stream holds them, one after the other ...
     encoded: Vec<u8>,
-    /// ... each: key group, end in `encoded`, entries.
-    groups: Vec<(u32, usize, u64)>,
+    /// ... each: key group, end in `encoded`, entries, and which part of its key group it is.
+    groups: Vec<(u32, usize, u64, EncodedPart)>,
     /// What the edits left out.
     counts: Counts,
     /// At the end of a piece: what it could not decode.
     undecodable: Vec<Undecodable>,
+    /// Key groups it started streaming in parts.
+    streamed: u64,
 }
 
 impl RecordChunk {
@@ -793,6 +866,9 @@ impl RecordChunk {
 
 /// A chunk of records is handed on once it weighs this much.
 const CHUNK_BYTES: usize = 256 * 1024;
+/// A reading thread streams a key group in parts once it holds this many bytes of its records
+/// (less with a smaller memory budget: 1/16 of it).
+const STREAM_KEY_GROUP_BYTES: usize = 4 * 1024 * 1024;
 /// Records the reading threads hold ahead of the writer, at most (about).
 const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 
@@ -839,13 +915,14 @@ impl KeyedStreams<'_, '_> {
         Ok(())
     }
 
-    /// Adds a key group encoded by a reading thread.
-    fn push_encoded(&mut self, key_group: u32, bytes: &[u8], entries: u64) -> Result<()> {
-        if let Some(l) = self.last_encoded.filter(|&l| key_group <= l) {
+    /// Adds a key group encoded by a reading thread, or a part of one.
+    fn push_encoded(&mut self, key_group: u32, bytes: &[u8], entries: u64, part: EncodedPart) -> Result<()> {
+        let starts = matches!(part, EncodedPart::Whole | EncodedPart::First);
+        if let Some(l) = self.last_encoded.filter(|&l| key_group < l || (starts && key_group == l)) {
             return Err(Error::Invalid(format!("operator {}: entries of key group {key_group} arrived after key group {l}", self.op.operator_id)));
         }
         self.last_encoded = Some(key_group);
-        self.writer_for(key_group)?.push_encoded(key_group, bytes, entries)
+        self.writer_for(key_group)?.push_encoded_part(key_group, bytes, entries, part)
     }
 
     fn push(&mut self, r: Record) -> Result<()> {

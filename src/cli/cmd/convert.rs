@@ -138,6 +138,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
             if r.spilled_runs > 0 {
                 writeln!(out, "  regrouping      {} sorted runs spilled to disk", r.spilled_runs)?;
             }
+            if r.streamed_key_groups > 0 {
+                writeln!(out, "  key groups      {} too large to hold whole, streamed in parts", r.streamed_key_groups)?;
+            }
         }
     }
     Ok(Outcome::Ok)

@@ -94,6 +94,11 @@ impl KeyGroupReader for RocksDbSource<'_> {
         &self.meta
     }
 
+    fn states_in_proxy_order(&mut self) -> Result<bool> {
+        // One scan per state, in the meta-data file's order (`HandleScan::plan`).
+        Ok(true)
+    }
+
     fn key_groups(&mut self) -> Result<Vec<u32>> {
         self.reader()?.key_groups()
     }
