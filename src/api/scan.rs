@@ -17,7 +17,7 @@ use super::{file_meta, Snapshot};
 use crate::error::{Error, Result};
 use crate::export::state::StateLayout;
 use crate::model::columns::{ColumnNames, OperatorColumns};
-use crate::model::{KeyGroupRange, OperatorId, RawParts, SubtaskRef};
+use crate::model::{KeyGroupRange, OperatorId, RawParts, SubtaskRef, ValueParts};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::parallel::{intersect, key_group_splits, PiecePart};
 use crate::readers::states::subtask_states;
@@ -122,7 +122,7 @@ impl ScanBuilder {
             operators.push(snap.operator_id(o)?);
         }
         // Batches hold decoded values only: the stored bytes are copied only when asked for.
-        let mut selection = Selection { operators, states: self.states.clone(), key_groups: self.key_groups, raw: self.raw };
+        let mut selection = Selection { operators, states: self.states.clone(), key_groups: self.key_groups, raw: self.raw, values: ValueParts::All };
         let spec = ScanSpec {
             operators: selection.operators.iter().map(OperatorId::to_hex).collect(),
             states: self.states.clone(),
@@ -551,7 +551,7 @@ impl Partition {
             snapshot = snapshot.with_column_names(names);
         }
         let operators = spec.operators.iter().map(hex).collect::<Result<Vec<_>>>()?;
-        let mut selection = Selection { operators, states: spec.states.clone(), key_groups: spec.key_groups.map(|(s, n)| KeyGroupRange::new(s, n)), raw: RawParts::None };
+        let mut selection = Selection { operators, states: spec.states.clone(), key_groups: spec.key_groups.map(|(s, n)| KeyGroupRange::new(s, n)), raw: RawParts::None, values: ValueParts::All };
         let mut scan = Scan { snapshot: snapshot.clone(), selection: selection.clone(), spec: spec.clone(), layout: None, schema: dump_schema() };
         if let Some(t) = &spec.typed {
             let id = hex(&t.operator)?;

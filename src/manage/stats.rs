@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::metadata::OperatorState;
-use crate::model::{Entry, OperatorId, StateKind, SubtaskRef};
+use crate::model::{Entry, OperatorId, StateKind, SubtaskRef, ValueParts};
 use crate::readers::entries::Selection;
 use crate::readers::parallel::{self, Piece};
 use crate::readers::states::subtask_states;
@@ -345,7 +345,8 @@ fn operator_stats(s: &Snapshot, index: usize, op: &OperatorState, per_subtask: B
     }
     // Each piece of the operator's state is counted on a reading thread; the counts are added
     // up here in piece order (key groups never span pieces), as one thread would count them.
-    let selection = Selection { operators: vec![op.operator_id], ..Default::default() };
+    // Stored sizes and keys are counted: the other decoded parts are checked, not built.
+    let selection = Selection { operators: vec![op.operator_id], values: ValueParts::Key, ..Default::default() };
     let pieces = parallel::pieces(s, &selection, threads);
     let produce = |piece: &Piece, emit: &mut dyn FnMut(PieceCounts) -> Result<()>| -> Result<()> {
         let mut c = PieceCounts { top_keys: TopKeys { n: top, best: Vec::new(), current: BTreeMap::new(), current_kg: None }, ..Default::default() };

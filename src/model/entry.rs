@@ -105,6 +105,37 @@ impl RawParts {
     }
 }
 
+/// Which decoded parts keyed-state readers build. Building and dropping the decoded values is
+/// most of the work of reading; readers that never look at them (`verify --level full`,
+/// `convert`, which copy or check the stored bytes) ask for the key only.
+///
+/// With [`ValueParts::Key`] the key is decoded as always; the namespace, user key and value are
+/// *checked* (`formats/serializers.md` § "Checking without decoding": the bytes are walked as the
+/// decode reads them, nothing is built) and carry placeholders: `namespace` is
+/// `Some(Value::Null)`, `user_key` `Some(Value::Null)` for map state, `value` [`Value::Null`],
+/// except that a timer's value is still its timestamp ([`Value::Int`]). `ttl_timestamp`,
+/// key groups, origins and the stored bytes ([`RawParts`]) are the same as with
+/// [`ValueParts::All`]. An entry whose bytes are corrupt, or hold a part flinksnap cannot decode
+/// (opaque), is decoded in full as with [`ValueParts::All`]: errors, [`Entry::opaque_count`] and
+/// the undecodable reports do not depend on the mode.
+///
+/// Readers of key-grouped streams (heap checkpoints, canonical savepoints, full checkpoints)
+/// honour it, and so does the changelog replay for the materialized entries no change touches
+/// (it matches changes by stored bytes; changed entries are decoded from the log in full); the
+/// others (RocksDB native snapshots, operator state) build every part whatever it says, which
+/// its users must accept.
+///
+/// [`Value::Null`]: crate::model::value::Value::Null
+/// [`Value::Int`]: crate::model::value::Value::Int
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ValueParts {
+    /// The key only; namespace, user key and value checked, placeholders in the entry.
+    Key,
+    /// Every part decoded (the default).
+    #[default]
+    All,
+}
+
 impl RawEntry {
     /// Drops the parts `parts` does not keep (in place; nothing is allocated).
     pub fn keep(&mut self, parts: RawParts) {

@@ -7,5 +7,5 @@ mod ids;
 pub mod numbers;
 pub mod value;
 
-pub use entry::{Entry, Origin, RawEntry, RawParts, StateKind, SubtaskRef};
+pub use entry::{Entry, Origin, RawEntry, RawParts, StateKind, SubtaskRef, ValueParts};
 pub use ids::{KeyGroupRange, OperatorId};

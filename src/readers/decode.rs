@@ -75,6 +75,71 @@ pub(crate) fn for_each_delimited(elem: &TypeSerializer, c: &mut Cursor<'_>, mut 
     Ok(())
 }
 
+/// The checking twins of the functions above ([`TypeSerializer::check_at`]): `Some` only where
+/// the decode would give a value with no opaque part, the cursor then where the decode leaves
+/// it; `None` says "decode to learn more" (the caller falls back to the decode).
+pub(crate) mod check {
+    use super::*;
+
+    /// [`decode_slice`](super::decode_slice) without the value: the bytes it took.
+    pub(crate) fn slice<'a>(ser: &TypeSerializer, c: &mut Cursor<'a>) -> Option<&'a [u8]> {
+        let at = c.position();
+        ser.check_at(c, 0, false)?;
+        Some(c.consumed_since(at))
+    }
+
+    /// [`decode_value`](super::decode_value) without the value: the TTL timestamp.
+    pub(crate) fn value(ser: &TypeSerializer, c: &mut Cursor<'_>) -> Option<Option<i64>> {
+        match ser.ttl_inner() {
+            Some(inner) => {
+                let ts = c.i64("").ok()?;
+                inner.check_at(c, 0, false)?;
+                Some(Some(ts))
+            }
+            None => ser.check_at(c, 0, false).map(|_| None),
+        }
+    }
+
+    /// [`decode_rest`](super::decode_rest) without the value.
+    pub(crate) fn rest(ser: &TypeSerializer, c: &mut Cursor<'_>) -> Option<()> {
+        ser.check_at(c, 0, true)?;
+        c.is_empty().then_some(())
+    }
+
+    /// [`decode_value_rest`](super::decode_value_rest) without the value: the TTL timestamp.
+    pub(crate) fn value_rest(ser: &TypeSerializer, c: &mut Cursor<'_>) -> Option<Option<i64>> {
+        let (inner, ts) = match ser.ttl_inner() {
+            Some(inner) => (inner, Some(c.i64("").ok()?)),
+            None => (ser, None),
+        };
+        rest(inner, c)?;
+        Some(ts)
+    }
+
+    /// [`for_each_delimited`](super::for_each_delimited) without the values: the largest TTL
+    /// timestamp.
+    pub(crate) fn delimited(elem: &TypeSerializer, c: &mut Cursor<'_>) -> Option<Option<i64>> {
+        let mut ttl = None;
+        while !c.is_empty() {
+            ttl = ttl.max(value(elem, c)?);
+            if !c.is_empty() && c.u8("").ok()? != LIST_DELIMITER {
+                return None;
+            }
+        }
+        Some(ttl)
+    }
+
+    /// [`decode_timer`](super::decode_timer) with the namespace checked, not built: timestamp,
+    /// key, and the bytes the key and the namespace took.
+    pub(crate) fn timer<'a>(ser: &TypeSerializer, c: &mut Cursor<'a>) -> Option<(i64, Value, &'a [u8], &'a [u8])> {
+        let (key_ser, ns_ser) = ser.timer_key_namespace()?;
+        let timestamp = c.i64("").ok()? ^ i64::MIN;
+        let (key, key_bytes) = super::decode_slice(key_ser, c).ok()?;
+        let ns_bytes = slice(ns_ser, c)?;
+        Some((timestamp, key, key_bytes, ns_bytes))
+    }
+}
+
 /// A decoded timer: timestamp, key, namespace, and the bytes the key and the namespace took.
 pub(crate) type Timer<'a> = (i64, Value, Value, &'a [u8], &'a [u8]);
 

@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::metadata::handles::{KeyedStateHandle, StreamStateHandle};
-use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, SubtaskRef, ValueParts};
 use crate::readers::changelog::ChangelogReader;
 use crate::readers::keyed::KeyGroupsReader;
 use crate::readers::meta::KeyedBackendMeta;
@@ -43,6 +43,9 @@ pub struct Selection {
     /// Which stored bytes keyed entries keep ([`RawEntry`](crate::model::RawEntry)): all by default; readers that only
     /// look at decoded values ask for none and save their copies.
     pub raw: RawParts,
+    /// Which decoded parts keyed entries carry ([`ValueParts`]): all by default; readers that
+    /// only check or copy the stored bytes ask for the key only.
+    pub values: ValueParts,
 }
 
 impl Selection {
@@ -121,6 +124,8 @@ pub(crate) struct OpenContext<'a> {
     pub key_groups: Option<KeyGroupRange>,
     /// The stored bytes to keep: readers that can skip copying the others do.
     pub raw: RawParts,
+    /// The decoded parts to build: readers that can skip building the others do.
+    pub values: ValueParts,
 }
 
 impl OpenContext<'_> {
@@ -193,6 +198,7 @@ impl<'a> KeyedSource<'a> {
             states: selection.states.clone(),
             key_groups: selection.key_groups,
             raw: selection.raw,
+            values: selection.values,
         };
         let reader = open_reader(&cx, handle, false).map_err(|e| in_subtask(e, op.operator_id, st.index))?;
         // States whose registration could not be read (an unknown serializer snapshot whose end

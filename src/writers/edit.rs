@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::metadata::OperatorState;
-use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, StateKind, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, RawParts, StateKind, SubtaskRef, ValueParts};
 use crate::readers::entries::{Selection, SnapshotEntries};
 use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::readers::source::KeyedSource;
@@ -690,7 +690,8 @@ impl Edits {
         // leaves it out).
         let operator_state = self.imports.values().flatten().any(|i| !i.kind().is_keyed());
         let key_groups = (!operator_state).then(|| KeyGroupRange::new(0, u32::MAX));
-        let selection = Selection { operators, states: Vec::new(), key_groups, raw: RawParts::All };
+        // `keep` reads names, key groups and stored bytes: the decoded values are not built.
+        let selection = Selection { operators, states: Vec::new(), key_groups, raw: RawParts::All, values: ValueParts::Key };
         for e in SnapshotEntries::new(snapshot, selection) {
             let _ = self.keep(&e?, &mut counts);
         }

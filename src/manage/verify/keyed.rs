@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::consts::UPPER_BOUND_MAX_PARALLELISM;
 use crate::metadata::handles::KeyedStateHandle;
 use crate::metadata::OperatorState;
-use crate::model::{KeyGroupRange, RawParts, SubtaskRef};
+use crate::model::{KeyGroupRange, RawParts, SubtaskRef, ValueParts};
 use crate::error::Error;
 use crate::readers::serializers::{key_group_for_hash, key_hash_code, TypeSerializer};
 use crate::readers::source::{KeyedSource, Selection};
@@ -151,8 +151,9 @@ impl Verifier<'_> {
     /// entry, key hashing. A key group that fails to decode is reported and the next one read.
     pub(super) fn keyed(&mut self, s: &Snapshot, op: &OperatorState, sub: SubtaskRef, subtask: u32) -> Vec<Finding> {
         // The key hash of SQL row keys is taken over the key's stored bytes (`key_hash_code`);
-        // nothing else is read from them.
-        let keys_only = Selection { raw: RawParts::Key, ..Selection::default() };
+        // nothing else is read from them. Of the decoded parts only the key is read (and
+        // `opaque_count`, which the mode leaves as it is): the rest is checked, not built.
+        let keys_only = Selection { raw: RawParts::Key, values: ValueParts::Key, ..Selection::default() };
         let mut source = match KeyedSource::open(s, sub, &keys_only) {
             Ok(Some(source)) => source,
             Ok(None) => return Vec::new(),

@@ -54,7 +54,8 @@ impl<'a> ChangelogReader<'a> {
     /// change.
     pub(crate) fn open(cx: &OpenContext<'a>, handle: &'a ChangelogStateBackendHandle) -> Result<Self> {
         // The replay merges materialized entries with logged changes by their stored bytes:
-        // it reads them whole, whatever the caller keeps.
+        // it reads them whole, whatever the caller keeps. Their decoded parts it does not read
+        // (a timer's timestamp aside, which every mode keeps): they are built as the caller asks.
         let whole = OpenContext { states: cx.states.clone(), raw: RawParts::All, ..*cx };
         let mut materialized = Vec::new();
         for h in &handle.materialized {
@@ -227,6 +228,7 @@ mod tests {
                         states: Vec::new(),
                         key_groups: None,
                         raw: RawParts::All,
+                        values: crate::model::ValueParts::All,
                     };
                     let mut reader = ChangelogReader::open(&cx, h).unwrap();
                     let key = |e: &Entry| format!("{} {:?} {:?} {:?} {:?}", e.state, e.raw.key, e.raw.namespace, e.raw.user_key, e.raw.value);

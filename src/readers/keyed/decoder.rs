@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::consts::ONE_BYTE_KEY_GROUP_PREFIX_MAX;
 use crate::error::DecodeError;
 use crate::model::value::Value;
-use crate::model::{Entry, OperatorId, Origin, RawEntry, RawParts, StateKind};
+use crate::model::{Entry, OperatorId, Origin, RawEntry, RawParts, StateKind, ValueParts};
 use crate::readers::decode::at_state;
 use crate::readers::meta::{KeyedBackendMeta, StateMetaInfo, KEYED_STATE_TYPE, NAMESPACE_SERIALIZER, VALUE_SERIALIZER};
 use crate::readers::serializers::TypeSerializer;
@@ -20,6 +20,13 @@ pub(super) struct StateDecoder {
     pub kind: StateKind,
     pub namespace: Option<TypeSerializer>,
     pub value: TypeSerializer,
+    /// Whether the key or namespace serializer cannot be interpreted (`is_opaque`, which walks
+    /// the serializer tree: asked once, not per entry).
+    pub key_or_namespace_opaque: bool,
+    /// Whether the value serializer cannot be interpreted.
+    pub value_opaque: bool,
+    /// Whether the element serializer of a list state cannot be interpreted.
+    pub element_opaque: bool,
 }
 
 impl StateDecoder {
@@ -35,7 +42,8 @@ impl StateDecoder {
         if namespace.is_none() && kind != StateKind::Timer {
             return Err(at_state(meta, format!("state {:?} has no namespace serializer", meta.name)));
         }
-        Ok(StateDecoder { name: meta.name.as_str().into(), kind, namespace, value })
+        let (value_opaque, element_opaque) = (value.is_opaque(), value.list_element().is_some_and(TypeSerializer::is_opaque));
+        Ok(StateDecoder { name: meta.name.as_str().into(), kind, namespace, value, key_or_namespace_opaque: false, value_opaque, element_opaque })
     }
 }
 
@@ -54,6 +62,8 @@ pub struct KeyedDecoder {
     pub(super) unreadable: Option<UnreadableFrom>,
     /// The stored bytes entries keep: the rest are never copied.
     pub(super) raw: RawParts,
+    /// The decoded parts entries carry: with [`ValueParts::Key`] the others are checked only.
+    pub(super) values: ValueParts,
 }
 
 /// The states a keyed decoder could not register: (first index, count when known, name of the
@@ -63,20 +73,32 @@ pub(super) type UnreadableFrom = (usize, Option<usize>, Option<String>, Option<S
 impl KeyedDecoder {
     /// A decoder for the states of `meta`, for an operator with `max_parallelism` key groups.
     pub fn new(operator_id: OperatorId, max_parallelism: u32, meta: &KeyedBackendMeta) -> R<KeyedDecoder> {
+        let key_opaque = meta.key_serializer.is_opaque();
+        let mut decoders = meta.states.iter().map(StateDecoder::new).collect::<R<Vec<_>>>()?;
+        for d in &mut decoders {
+            d.key_or_namespace_opaque = key_opaque || d.namespace.as_ref().is_some_and(TypeSerializer::is_opaque);
+        }
         Ok(KeyedDecoder {
             operator_id,
             key_serializer: meta.key_serializer.clone(),
-            decoders: meta.states.iter().map(StateDecoder::new).collect::<R<Vec<_>>>()?,
+            decoders,
             key_group_prefix: if max_parallelism > ONE_BYTE_KEY_GROUP_PREFIX_MAX { 2 } else { 1 },
             max_parallelism,
             unreadable: meta.unreadable.as_ref().map(|u| (u.first, u.count, u.name.clone(), u.class().map(str::to_owned))),
             raw: RawParts::All,
+            values: ValueParts::All,
         })
     }
 
     /// Keeps only the stored bytes `raw` asks for in the entries it decodes (all by default).
     pub fn keep_raw(&mut self, raw: RawParts) {
         self.raw = raw;
+    }
+
+    /// Builds only the decoded parts `values` asks for (all by default): with
+    /// [`ValueParts::Key`] namespace, user key and value are checked and left placeholders.
+    pub fn keep_values(&mut self, values: ValueParts) {
+        self.values = values;
     }
 
     /// `bytes` copied when the key's bytes are kept, else empty (no allocation).

@@ -7,9 +7,9 @@
 use crate::bytes::Cursor;
 use crate::error::{DecodeError, DecodeErrorKind, ResultExt, ValuePart};
 use crate::model::value::Value;
-use crate::model::{Entry, RawEntry, StateKind};
+use crate::model::{Entry, RawEntry, StateKind, ValueParts};
 use crate::consts::LIST_DELIMITER;
-use crate::readers::decode::{decode_rest, decode_slice, decode_timer, decode_value_rest, for_each_delimited};
+use crate::readers::decode::{check, decode_rest, decode_slice, decode_timer, decode_value_rest, for_each_delimited};
 use crate::readers::serializers::TypeSerializer;
 
 use super::decoder::{KeyedDecoder, StateDecoder};
@@ -44,8 +44,14 @@ impl KeyedDecoder {
             let mut all = v.clone();
             all.rest()
         };
+        if self.values == ValueParts::Key {
+            // Checked, not built; anything the check does not vouch for is decoded below.
+            if let Some(e) = self.checked_pair(d, kg, k.clone(), v.clone(), value) {
+                return Ok(e);
+            }
+        }
         if d.kind == StateKind::Timer {
-            if d.value.is_opaque() {
+            if d.value_opaque {
                 return self.untyped_timer(d, kg, k, value);
             }
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, &mut k)?;
@@ -55,7 +61,7 @@ impl KeyedDecoder {
         }
         let key_ser = &self.key_serializer;
         let ns_ser = d.namespace.as_ref().ok_or_else(|| k.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
-        if key_ser.is_opaque() || ns_ser.is_opaque() {
+        if d.key_or_namespace_opaque {
             return self.untyped_key(d, kg, k, v);
         }
         let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
@@ -94,6 +100,71 @@ impl KeyedDecoder {
                 Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, raw(None))])
             }
         }
+    }
+
+    /// [`KeyedDecoder::decode_pair`] after the key-group prefix with only the key built
+    /// ([`ValueParts::Key`]): the same entries but for the placeholders, or `None` where the
+    /// decode must tell (corrupt bytes, opaque parts).
+    fn checked_pair(&self, d: &StateDecoder, kg: u32, mut k: Cursor<'_>, mut v: Cursor<'_>, value: &[u8]) -> Option<Vec<Entry>> {
+        if d.kind == StateKind::Timer {
+            if d.value_opaque {
+                return None;
+            }
+            let (timestamp, tkey, key_bytes, ns_bytes) = check::timer(&d.value, &mut k)?;
+            if !k.is_empty() {
+                return None;
+            }
+            let raw = RawEntry { key: self.key_bytes(key_bytes), namespace: self.other_bytes(ns_bytes), user_key: None, value: self.other_bytes(value), stored_key: None };
+            return Some(vec![self.entry(d, kg, tkey, Value::Null, None, Value::Int(timestamp), None, raw)]);
+        }
+        let key_ser = &self.key_serializer;
+        let ns_ser = d.namespace.as_ref()?;
+        if d.key_or_namespace_opaque {
+            return None;
+        }
+        let ambiguous = key_ser.fixed_length().is_none() && ns_ser.fixed_length().is_none();
+        let (key_value, key_bytes) = decode_slice(key_ser, &mut k).ok()?;
+        if ambiguous {
+            skip_length_suffix(&mut k, key_bytes.len()).ok()?;
+        }
+        let ns_bytes = check::slice(ns_ser, &mut k)?;
+        if ambiguous {
+            skip_length_suffix(&mut k, ns_bytes.len()).ok()?;
+        }
+        let raw = |user_key: Option<&[u8]>| RawEntry {
+            key: self.key_bytes(key_bytes),
+            namespace: self.other_bytes(ns_bytes),
+            user_key: user_key.filter(|_| self.raw.all()).map(<[u8]>::to_vec),
+            value: self.other_bytes(value),
+            stored_key: None,
+        };
+        let (user_key, ttl, uk_bytes) = match d.kind {
+            StateKind::Map => {
+                let (uk_ser, uv_ser) = d.value.map_key_value()?;
+                let uk_bytes = k.clone().rest();
+                check::rest(uk_ser, &mut k)?;
+                let ttl = if v.bool("").ok()? {
+                    v.is_empty().then_some(None)?
+                } else {
+                    check::value_rest(uv_ser, &mut v)?
+                };
+                (Some(Value::Null), ttl, Some(uk_bytes))
+            }
+            StateKind::List => {
+                let elem = d.value.list_element()?;
+                if !k.is_empty() || d.element_opaque {
+                    return None;
+                }
+                (None, check::delimited(elem, &mut v)?, None)
+            }
+            _ => {
+                if !k.is_empty() {
+                    return None;
+                }
+                (None, check::value_rest(&d.value, &mut v)?, None)
+            }
+        };
+        Some(vec![self.entry(d, kg, key_value, Value::Null, user_key, Value::Null, ttl, raw(uk_bytes))])
     }
 
     /// A pair of a state whose key or namespace serializer flinksnap cannot interpret. Where the
@@ -190,7 +261,7 @@ fn map_value(uv_ser: &TypeSerializer, v: &mut Cursor<'_>) -> R<(Value, Option<i6
 /// cannot be told apart and the whole value is opaque.
 fn list_value(d: &StateDecoder, v: &mut Cursor<'_>) -> R<(Value, Option<i64>)> {
     let elem = d.value.list_element().ok_or_else(|| v.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
-    if elem.is_opaque() {
+    if d.element_opaque {
         let bytes = v.clone().rest();
         if !bytes.contains(&LIST_DELIMITER) {
             let (item, ttl) = decode_value_rest(elem, v)?;

@@ -70,6 +70,7 @@ impl KeyGroupsReader {
         let origin = Origin { subtask: Some(cx.subtask), stream: cx.stream_index(&handle.delegate), position: None };
         let mut reader = KeyGroupsReader::from_source(source, handle, cx.operator_id, cx.max_parallelism, origin)?;
         reader.keep_raw(cx.raw);
+        reader.keep_values(cx.values);
         Ok(reader)
     }
 
@@ -77,6 +78,12 @@ impl KeyGroupsReader {
     /// before reading.
     pub fn keep_raw(&mut self, raw: crate::model::RawParts) {
         Arc::make_mut(&mut self.decoder).keep_raw(raw);
+    }
+
+    /// Builds only the decoded parts `values` asks for in the entries read (all by default).
+    /// Call it before reading.
+    pub fn keep_values(&mut self, values: crate::model::ValueParts) {
+        Arc::make_mut(&mut self.decoder).keep_values(values);
     }
 
     /// Opens a key-groups handle whose stream is `source` (for an operator of `max_parallelism`

@@ -22,6 +22,7 @@
 
 mod avro;
 pub mod cep;
+mod check;
 pub(crate) mod consts;
 mod decode;
 mod encode;

@@ -115,6 +115,48 @@ pub(crate) fn read_string_value(c: &mut Cursor<'_>, what: &'static str) -> R<Str
     units(c, len as usize, what)
 }
 
+/// Whether `n` units follow (each a varint of at most 3 bytes), as [`units`] reads them; skips
+/// them. Builds no string: the checking walk (`check.rs`).
+fn skip_units(c: &mut Cursor<'_>, n: usize) -> Option<()> {
+    let data = c.peek(c.remaining())?;
+    if n > data.len() {
+        return None;
+    }
+    let len = if data[..n].is_ascii() {
+        n
+    } else {
+        let mut pos = 0;
+        for _ in 0..n {
+            if *data.get(pos)? < 0x80 {
+                pos += 1;
+            } else if *data.get(pos + 1)? < 0x80 {
+                pos += 2;
+            } else if *data.get(pos + 2)? < 0x80 {
+                pos += 3;
+            } else {
+                return None;
+            }
+        }
+        pos
+    };
+    c.skip(len, "").ok()
+}
+
+/// Whether a `StringSerializer` string follows ([`read_fstr`] reads it); skips it.
+pub(crate) fn check_fstr(c: &mut Cursor<'_>) -> Option<()> {
+    let len = varint(c, "string", 5).ok()?;
+    if len == 0 {
+        return Some(());
+    }
+    skip_units(c, (len - 1) as usize)
+}
+
+/// Whether a `StringValue` follows ([`read_string_value`] reads it); skips it.
+pub(crate) fn check_string_value(c: &mut Cursor<'_>) -> Option<()> {
+    let len = varint(c, "string value", 5).ok()?;
+    skip_units(c, len as usize)
+}
+
 fn write_varint(mut v: u32, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

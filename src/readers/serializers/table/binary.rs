@@ -124,6 +124,53 @@ pub(crate) fn row(s: Section<'_>, types: &[LogicalType], names: Option<&[String]
     Ok(Value::Row { kind, fields })
 }
 
+/// [`row`] without the value (the checking walk, `check.rs`): `Some(())` only where [`row`]
+/// gives a row with no opaque part. Fixed-size fields, strings and binaries (whose bytes only
+/// need to lie in the section), compact decimals, dates, times and timestamps are checked in
+/// place; nested rows, arrays, maps, raw values and the rest are decoded and dropped.
+pub(crate) fn check_row(s: Section<'_>, types: &[LogicalType], sers: FieldSerializers<'_>, depth: usize) -> Option<()> {
+    if depth > MAX_NESTING {
+        return None;
+    }
+    let arity = types.len();
+    let width = row_bit_set_width(arity);
+    if s.bytes.len() < width + 8 * arity {
+        return None;
+    }
+    RowKind::from_byte(s.bytes[0])?;
+    types.iter().enumerate().try_for_each(|(i, ty)| {
+        let bit = i + HEADER_BITS;
+        if s.bytes[bit / 8] & (1 << (bit % 8)) != 0 {
+            return Some(());
+        }
+        let slot = width + 8 * i;
+        let ty = ty.storage();
+        match &ty.kind {
+            TypeKind::Boolean
+            | TypeKind::TinyInt
+            | TypeKind::SmallInt
+            | TypeKind::Integer
+            | TypeKind::IntervalYearMonth { .. }
+            | TypeKind::BigInt
+            | TypeKind::IntervalDayTime { .. }
+            | TypeKind::Float
+            | TypeKind::Double
+            | TypeKind::Null => Some(()),
+            TypeKind::Char(_) | TypeKind::VarChar(_) | TypeKind::Binary(_) | TypeKind::VarBinary(_) => var_bytes(s, slot, "").ok().map(drop),
+            TypeKind::Decimal { precision, .. } if decimal_is_compact(*precision) => Some(()),
+            TypeKind::Date => date(s.i32(slot, "").ok()?).ok().map(drop),
+            TypeKind::Time(_) => time(s.i32(slot, "").ok()?).ok().map(drop),
+            TypeKind::Timestamp { precision, .. } | TypeKind::TimestampLtz { precision, .. } if timestamp_is_compact(*precision) => {
+                timestamp(s.i64(slot, "").ok()?, 0, matches!(ty.kind, TypeKind::TimestampLtz { .. })).ok().map(drop)
+            }
+            _ => {
+                let v = slot_value(s, slot, ty, sers.fields.and_then(|f| f.get(i)), depth).ok()?;
+                (v.opaque_count() == 0).then_some(())
+            }
+        }
+    })
+}
+
 /// The value of a field or element whose 8-byte (or narrower, in arrays) slot is at `slot`.
 fn slot_value(s: Section<'_>, slot: usize, ty: &LogicalType, field_ser: Option<&TypeSerializer>, depth: usize) -> R<Value> {
     let ty = ty.storage();

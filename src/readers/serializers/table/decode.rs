@@ -144,6 +144,34 @@ pub(crate) fn decode(t: &T, c: &mut Cursor<'_>, depth: usize, tail: bool) -> F<V
     })
 }
 
+/// The checking walk (`check.rs`) of the binary-format serializers: `Some(Some(()))` where
+/// [`decode`] gives a value with no opaque part (the cursor then where the decode leaves it),
+/// `Some(None)` where it may not; `None` for the serializers walked elsewhere.
+pub(crate) fn check(t: &T, c: &mut Cursor<'_>, d: usize) -> Option<Option<()>> {
+    fn section<'a>(c: &mut Cursor<'a>) -> Option<Section<'a>> {
+        let n = usize::try_from(c.i32("").ok()?).ok()?;
+        let base = c.position();
+        Some(Section::new(c.bytes(n, "").ok()?, base))
+    }
+    Some(match t {
+        T::RowData { types, fields, .. } => section(c).and_then(|s| binary::check_row(s, types, FieldSerializers { fields: Some(fields) }, d)),
+        T::StringData => section(c).map(drop),
+        T::Decimal { precision, .. } => {
+            if decimal_is_compact(*precision) {
+                c.skip(8, "").ok()
+            } else {
+                section(c).map(drop)
+            }
+        }
+        T::Timestamp { precision } => (|| {
+            let millis = c.i64("").ok()?;
+            let nanos = if timestamp_is_compact(*precision) { 0 } else { c.i32("").ok()? };
+            binary::timestamp(millis, nanos, false).ok().map(drop)
+        })(),
+        _ => return None,
+    })
+}
+
 /// Fewest bytes one value takes.
 pub(crate) fn min_len(t: &T) -> usize {
     match t {

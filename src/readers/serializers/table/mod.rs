@@ -26,7 +26,7 @@ mod tests;
 pub use binary::{decimal_text_bytes, decimal_text_i128};
 pub use hash::binary_row_hash_code;
 pub use logical_type::{LogicalType, RowField, TimestampKind, TypeKind};
-pub(crate) use decode::{decode as decode_value, min_len};
+pub(crate) use decode::{check as check_value, decode as decode_value, min_len};
 pub(crate) use encode::encode as encode_value;
 pub(crate) use from_json::value_from_json;
 pub(crate) use snapshot::{family, read as read_snapshot};
