@@ -354,7 +354,8 @@ pub(crate) mod tests {
             }
             placeheld += here;
             let name = m.to_str().unwrap();
-            if (name.contains("/heap-savepoint-canonical/") || name.contains("/heap-checkpoint/") || name.contains("/sql-heap-savepoint-canonical/")) && !name.contains("custom") {
+            let plain = ["/heap-savepoint-canonical/", "/heap-checkpoint/", "/sql-heap-savepoint-canonical/", "/rocksdb-savepoint-native/", "/rocksdb-checkpoint-incremental/"];
+            if plain.iter().any(|p| name.contains(p)) && !name.contains("custom") {
                 let keyed = all.iter().flatten().filter(|e| e.kind.is_keyed() && e.opaque_count() == 0).count();
                 assert!(here * 10 >= keyed * 9 && here > 0, "{name}: {here} of {keyed} entries checked");
             }

@@ -46,6 +46,8 @@ pub(crate) struct RocksDbSource<'a> {
     key_groups: Option<KeyGroupRange>,
     /// The stored bytes entries keep.
     raw: RawParts,
+    /// The decoded parts entries carry.
+    values: crate::model::ValueParts,
     meta: KeyedBackendMeta,
     origin: Origin,
     reader: Option<RocksDbHandleReader>,
@@ -67,6 +69,7 @@ impl<'a> RocksDbSource<'a> {
             states: cx.states.clone(),
             key_groups: cx.key_groups,
             raw: cx.raw,
+            values: cx.values,
             meta,
             // RocksDB merges its files: which one held an entry is not known.
             origin: Origin { subtask: Some(cx.subtask), stream: None, position: None },
@@ -82,6 +85,7 @@ impl<'a> RocksDbSource<'a> {
             None => {
                 let mut r = RocksDbHandleReader::open(self.snapshot, self.operator_id, self.max_parallelism, self.handle, &self.states, self.key_groups)?;
                 r.keep_raw(self.raw);
+                r.keep_values(self.values);
                 r
             }
         };
@@ -205,6 +209,13 @@ impl RocksDbHandleReader {
     pub fn keep_raw(&mut self, raw: RawParts) {
         if let Some(s) = &mut self.scan {
             s.keep_raw(raw);
+        }
+    }
+
+    /// Builds only the decoded parts `values` asks for in the entries read (all by default).
+    pub fn keep_values(&mut self, values: crate::model::ValueParts) {
+        if let Some(s) = &mut self.scan {
+            s.keep_values(values);
         }
     }
 

@@ -176,6 +176,10 @@ impl HandleScan {
         self.decoder.keep_raw(raw);
     }
 
+    pub(super) fn keep_values(&mut self, values: crate::model::ValueParts) {
+        self.decoder.keep_values(values);
+    }
+
     pub(super) fn meta(&self) -> &KeyedBackendMeta {
         &self.meta
     }
