@@ -64,7 +64,8 @@ pub struct WriteArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_INLINE_THRESHOLD, value_parser = clap::value_parser!(u64).range(0..=MAX_INLINE_THRESHOLD))]
     pub inline_threshold: u64,
     /// Memory for sorting keyed entries (regrouping, imports) before sorted runs spill to disk
-    /// (next to DST), e.g. `512MiB`, `4GiB`.
+    /// (next to DST), e.g. `512MiB`, `4GiB`. A sixteenth of it (at most 4 MiB) is what a reading
+    /// thread holds of one key group of a RocksDB snapshot before streaming it in parts.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub memory: usize,
     /// Threads reading and encoding keyed state (default: one per CPU). Subtasks and key-group
