@@ -111,6 +111,17 @@ impl KeyedDecoder {
         if self.raw.all() { bytes.to_vec() } else { Vec::new() }
     }
 
+    /// The stored bytes of a key/value entry, only the parts asked for copied (`RawParts`).
+    pub(super) fn raw_entry(&self, key: &[u8], namespace: &[u8], user_key: Option<&[u8]>, value: &[u8]) -> RawEntry {
+        RawEntry {
+            key: self.key_bytes(key),
+            namespace: self.other_bytes(namespace),
+            user_key: user_key.filter(|_| self.raw.all()).map(<[u8]>::to_vec),
+            value: self.other_bytes(value),
+            stored_key: None,
+        }
+    }
+
     /// Bytes of the key-group prefix of every key (1 up to max parallelism 128, else 2).
     pub fn key_group_prefix_len(&self) -> usize {
         self.key_group_prefix

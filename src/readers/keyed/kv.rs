@@ -73,14 +73,7 @@ impl KeyedDecoder {
         if ambiguous {
             skip_length_suffix(&mut k, ns_bytes.len())?;
         }
-        // Only the parts asked for are copied (`RawParts`).
-        let raw = |user_key: Option<&[u8]>| RawEntry {
-            key: self.key_bytes(key_bytes),
-            namespace: self.other_bytes(ns_bytes),
-            user_key: user_key.filter(|_| self.raw.all()).map(<[u8]>::to_vec),
-            value: self.other_bytes(value),
-            stored_key: None,
-        };
+        let raw = |user_key: Option<&[u8]>| self.raw_entry(key_bytes, ns_bytes, user_key, value);
         match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| k.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
@@ -131,13 +124,7 @@ impl KeyedDecoder {
         if ambiguous {
             skip_length_suffix(&mut k, ns_bytes.len()).ok()?;
         }
-        let raw = |user_key: Option<&[u8]>| RawEntry {
-            key: self.key_bytes(key_bytes),
-            namespace: self.other_bytes(ns_bytes),
-            user_key: user_key.filter(|_| self.raw.all()).map(<[u8]>::to_vec),
-            value: self.other_bytes(value),
-            stored_key: None,
-        };
+        let raw = |user_key: Option<&[u8]>| self.raw_entry(key_bytes, ns_bytes, user_key, value);
         let (user_key, ttl, uk_bytes) = match d.kind {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value()?;
