@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use flinksnap::bytes::Cursor;
 use flinksnap::metadata::handles::DistributionMode;
-use flinksnap::model::OperatorId;
+use flinksnap::model::{OperatorId, ValueParts};
 use flinksnap::readers::keyed::{KeyedDecoder, KeyedStreamFormat};
 use flinksnap::readers::raw;
 use flinksnap::rocksdb_files::table::{Table, TableIter};
@@ -110,9 +110,19 @@ pub fn decode_kv(data: &[u8]) {
     let Some(i) = KvInput::parse(data) else { return };
     let Ok(meta) = raw::keyed_backend_meta(i.meta) else { return };
     let Ok(decoder) = KeyedDecoder::new(OperatorId([0; 16]), i.max_parallelism, &meta) else { return };
+    // The checking walk (`ValueParts::Key`) beside the full decode: it must accept exactly what
+    // the decode accepts, give as many entries and fail with the same error.
+    let mut checking = decoder.clone();
+    checking.keep_values(ValueParts::Key);
     for (state, key, value) in i.pairs {
         let _ = decoder.key_group_of(key);
-        let _ = decoder.decode_kv(state as usize, key, value);
+        let full = decoder.decode_kv(state as usize, key, value);
+        let checked = checking.decode_kv(state as usize, key, value);
+        match (&full, &checked) {
+            (Ok(a), Ok(b)) => assert_eq!(a.len(), b.len(), "entries decoded and checked"),
+            (Err(a), Err(b)) => assert_eq!(a, b, "errors decoding and checking"),
+            _ => panic!("decoding and checking disagree: {full:?} vs {checked:?}"),
+        }
     }
 }
 
