@@ -204,13 +204,12 @@ impl HandleScan {
             let index = scan.index;
             let name = scan.name.clone();
             self.backend.scan(&scan.name, &scan.lower, scan.upper.as_deref(), scan.resume.as_deref(), &mut |key, value| {
-                let entries = decoder.decode_kv(index, key, value).map_err(|e| {
+                decoder.decode_kv_into(index, key, value, out).map_err(|e| {
                     Error::decode(
                         format!("{metadata} (RocksDB state of {what}, column family {name:?})"),
                         e.context(format!("entry with key 0x{}", hex(key))),
                     )
                 })?;
-                out.extend(entries);
                 pairs += 1;
                 bytes += key.len() + value.len();
                 if pairs >= batch_pairs || bytes >= BATCH_BYTES {
