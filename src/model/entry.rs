@@ -124,11 +124,12 @@ impl RawParts {
 /// (opaque), is decoded in full as with [`ValueParts::All`]: errors, [`Entry::opaque_count`] and
 /// the undecodable reports do not depend on the mode.
 ///
-/// Readers of key-grouped streams (heap checkpoints, canonical savepoints, full checkpoints)
-/// honour it, and so does the changelog replay for the materialized entries no change touches
-/// (it matches changes by stored bytes; changed entries are decoded from the log in full); the
-/// others (RocksDB native snapshots, operator state) build every part whatever it says, which
-/// its users must accept.
+/// Readers of keyed state honour it: key-grouped streams (heap checkpoints, canonical
+/// savepoints, full checkpoints) and RocksDB native snapshots (both decode through the same
+/// per-pair decoder), and the changelog replay for the materialized entries no change touches
+/// (it matches changes by stored bytes; changed entries are decoded from the log in full).
+/// Operator state builds every part whatever it says (few entries, read whole), which its
+/// users must accept.
 ///
 /// [`Value::Null`]: crate::model::value::Value::Null
 /// [`Value::Int`]: crate::model::value::Value::Int
