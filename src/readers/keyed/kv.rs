@@ -26,7 +26,8 @@ impl KeyedDecoder {
     pub fn decode_kv(&self, state: usize, key: &[u8], value: &[u8]) -> R<Entry> {
         let mut out = VecDeque::with_capacity(1);
         self.decode_kv_into(state, key, value, &mut out)?;
-        Ok(out.pop_back().expect("a decoded pair gives one entry"))
+        // decode_kv_into appends exactly one entry when it succeeds.
+        out.pop_back().ok_or_else(|| Cursor::within(key, ValuePart::Key).error_at(DecodeErrorKind::Invalid("the pair gave no entry".into()), 0))
     }
 
     /// [`KeyedDecoder::decode_kv`] appending the entry to `out`: built where it stays until read
