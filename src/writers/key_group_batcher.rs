@@ -1,13 +1,16 @@
 //! A reading thread's side of `convert` when its records come in key-group order: the records
 //! of each key group gathered and encoded as the canonical stream holds them, so the writer only
-//! appends bytes. A large key group whose records come in the written proxy's state order is
-//! encoded in parts as it is read instead of held whole (`formats/canonical-savepoint-writer.md`
-//! § Order and memory).
+//! appends bytes. A large key group is not held whole: encoded in parts as it is read when its
+//! records come in the written proxy's state order, else gathered state by state in bounded
+//! memory (`formats/canonical-savepoint-writer.md` § Order and memory).
+
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::model::OperatorId;
 
 use super::canonical::{encode_key_group, EncodedPart, KeyGroupEncoder, Record};
+use super::state_runs::StateRuns;
 
 /// Encoded key groups, or parts of them, one after the other, ready for
 /// [`super::canonical::KeyGroupStreamWriter::push_encoded_part`].
@@ -36,25 +39,30 @@ impl EncodedKeyGroups {
 
 /// Gathers records key group by key group (they must come in key-group order) and encodes each
 /// key group once it ends, its records sorted by state (stable: one state's entries keep their
-/// order). With a streaming threshold, a key group whose records pass it while still in state
-/// order is encoded from there on record by record ([`KeyGroupEncoder`]), in parts handed on
-/// as they grow.
+/// order). A key group whose records pass a threshold is not held whole: if its records still
+/// come in state order and the source promises that order, it is encoded from there on record by
+/// record ([`KeyGroupEncoder`]), in parts handed on as they grow; else each state's entries are
+/// gathered encoded, spilled past a budget, and assembled at the key group's end
+/// ([`StateRuns`]).
 pub struct KeyGroupBatcher {
     operator: OperatorId,
     max_parallelism: u32,
     compressed: bool,
-    /// Bytes of records ([`Record::weight`]) after which a key group is encoded in parts;
-    /// `None`: every key group is held whole (its records may come in any state order).
-    stream_above: Option<usize>,
+    /// Bytes of records ([`Record::weight`]) after which a key group is not held whole.
+    stream_above: usize,
+    /// Whether the source gives each key group's states in the written proxy's order.
+    in_proxy_order: bool,
     /// Encoded output is handed on once it holds this many bytes.
     hand_on_bytes: usize,
-    /// The open key group's records (when it is not encoded in parts), their weight and
-    /// whether they came in state order.
+    /// Where [`StateRuns`] spill.
+    spill_dir: PathBuf,
+    /// The open key group's records (when it is held whole), their weight and whether they
+    /// came in state order.
     batch: Vec<Record>,
     batch_bytes: usize,
     in_order: bool,
-    /// The open key group, when it is encoded in parts.
-    parts: Option<KeyGroupEncoder>,
+    /// The open key group, when it is not held whole.
+    open: Open,
     /// The key group before the open one.
     last: Option<u32>,
     /// A buffer for [`encode_key_group`].
@@ -62,48 +70,69 @@ pub struct KeyGroupBatcher {
     out: EncodedKeyGroups,
 }
 
+/// How the open key group is held, once it is not held whole.
+enum Open {
+    Batch,
+    Encoder(KeyGroupEncoder),
+    Runs(StateRuns),
+}
+
+/// Where a batcher's output goes: called whenever it should be handed on.
+pub type HandOn<'a> = dyn FnMut(EncodedKeyGroups) -> Result<()> + 'a;
+
 impl KeyGroupBatcher {
     /// A batcher for an operator of `max_parallelism` key groups writing Snappy-framed key
-    /// groups when `compressed`; `stream_above` as [`KeyGroupBatcher`] says, `hand_on_bytes` the
-    /// size at which [`KeyGroupBatcher::push`] asks to take the output.
-    pub fn new(operator: OperatorId, max_parallelism: u32, compressed: bool, stream_above: Option<usize>, hand_on_bytes: usize) -> KeyGroupBatcher {
+    /// groups when `compressed`. `stream_above` and `in_proxy_order` as [`KeyGroupBatcher`]
+    /// says; `hand_on_bytes` the size at which output is handed on; `spill_dir` where large key
+    /// groups out of state order spill.
+    pub fn new(operator: OperatorId, max_parallelism: u32, compressed: bool, stream_above: usize, in_proxy_order: bool, hand_on_bytes: usize, spill_dir: &Path) -> KeyGroupBatcher {
         KeyGroupBatcher {
             operator,
             max_parallelism,
             compressed,
-            stream_above,
+            stream_above: stream_above.max(1),
+            in_proxy_order,
             hand_on_bytes,
+            spill_dir: spill_dir.to_path_buf(),
             batch: Vec::new(),
             batch_bytes: 0,
             in_order: true,
-            parts: None,
+            open: Open::Batch,
             last: None,
             key: Vec::new(),
             out: EncodedKeyGroups::default(),
         }
     }
 
-    /// Adds a record. `Ok(true)`: take the output now ([`KeyGroupBatcher::take`]) — it has
-    /// grown past the hand-on size, or holds a part of a key group that the writer must get
-    /// before the key group's next part is cut. An error when the record's key group comes
-    /// after a later one.
-    pub fn push(&mut self, r: Record) -> Result<bool> {
-        let open = self.parts.as_ref().map(KeyGroupEncoder::key_group).or_else(|| self.batch.first().map(|f| f.key_group));
-        let mut hand_on = false;
+    /// Adds a record, handing on output through `hand_on` when it has grown past the hand-on
+    /// size or holds a part of a key group that the writer must get before the key group's next
+    /// part. An error when the record's key group comes after a later one.
+    pub fn push(&mut self, r: Record, hand_on: &mut HandOn<'_>) -> Result<()> {
+        let open = match &self.open {
+            Open::Batch => self.batch.first().map(|f| f.key_group),
+            Open::Encoder(enc) => Some(enc.key_group()),
+            Open::Runs(runs) => Some(runs.key_group()),
+        };
         if open.is_some_and(|kg| kg != r.key_group) {
-            self.end_key_group()?;
-            hand_on = self.out.bytes.len() >= self.hand_on_bytes;
-        }
-        if let Some(enc) = self.parts.as_mut() {
-            enc.push(r)?;
-            if enc.pending_bytes() >= self.hand_on_bytes {
-                // A middle part: the writer appends it to the key group's start.
-                let (bytes, n) = enc.take_part();
-                self.out.bytes.extend_from_slice(&bytes);
-                self.out.groups.push((enc.key_group(), self.out.bytes.len(), n, EncodedPart::Middle));
-                hand_on = true;
+            self.end_key_group(hand_on)?;
+            if self.out.bytes.len() >= self.hand_on_bytes {
+                hand_on(self.take())?;
             }
-            return Ok(hand_on);
+        }
+        match &mut self.open {
+            Open::Encoder(enc) => {
+                enc.push(r)?;
+                if enc.pending_bytes() >= self.hand_on_bytes {
+                    // A middle part: the writer appends it to the key group's start.
+                    let (bytes, n) = enc.take_part();
+                    self.out.bytes.extend_from_slice(&bytes);
+                    self.out.groups.push((enc.key_group(), self.out.bytes.len(), n, EncodedPart::Middle));
+                    hand_on(self.take())?;
+                }
+                return Ok(());
+            }
+            Open::Runs(runs) => return runs.push(r),
+            Open::Batch => {}
         }
         if self.batch.is_empty() {
             let kg = r.key_group;
@@ -115,10 +144,15 @@ impl KeyGroupBatcher {
         self.batch_bytes += r.weight();
         self.in_order &= self.batch.last().is_none_or(|l| l.state <= r.state);
         self.batch.push(r);
-        // A large key group whose records came in state order so far: encoded in parts from
-        // here on, instead of held whole.
-        if self.in_order && self.stream_above.is_some_and(|above| self.batch_bytes >= above) {
-            let mut records = self.batch.drain(..);
+        if self.batch_bytes < self.stream_above {
+            return Ok(());
+        }
+        // A large key group: not held whole from here on.
+        let mut records = std::mem::take(&mut self.batch).into_iter();
+        self.batch_bytes = 0;
+        self.out.streamed += 1;
+        if self.in_order && self.in_proxy_order {
+            // Its records came in state order, as its source promises: encoded as they come.
             let first = records.next().ok_or_else(|| Error::Invalid("empty key group".into()))?;
             let mut enc = KeyGroupEncoder::new(first, self.max_parallelism, self.compressed)?;
             for r in records {
@@ -127,43 +161,67 @@ impl KeyGroupBatcher {
             let (bytes, n) = enc.take_part();
             self.out.bytes.extend_from_slice(&bytes);
             self.out.groups.push((enc.key_group(), self.out.bytes.len(), n, EncodedPart::First));
-            self.parts = Some(enc);
-            self.batch_bytes = 0;
-            self.out.streamed += 1;
-            hand_on = true;
+            self.open = Open::Encoder(enc);
+            hand_on(self.take())
+        } else {
+            // Gathered state by state, and assembled in state order at its end.
+            let kg = self.last.unwrap_or_default();
+            let mut runs = StateRuns::new(kg, self.max_parallelism, &self.spill_dir, self.stream_above);
+            for r in records {
+                runs.push(r)?;
+            }
+            self.open = Open::Runs(runs);
+            Ok(())
         }
-        Ok(hand_on)
     }
 
-    /// Ends the open key group: its last part, or the whole key group encoded.
-    pub fn finish(&mut self) -> Result<()> {
-        self.end_key_group()
+    /// Ends the open key group (its last part, or the whole key group) and hands on
+    /// everything.
+    pub fn finish(&mut self, hand_on: &mut HandOn<'_>) -> Result<()> {
+        self.end_key_group(hand_on)?;
+        hand_on(self.take())
     }
 
-    /// The output so far (whole key groups and parts), leaving the batcher empty of it.
+    /// The output so far (whole key groups and parts), leaving the batcher empty of it: what
+    /// a read that failed half-way still hands on.
     pub fn take(&mut self) -> EncodedKeyGroups {
         std::mem::take(&mut self.out)
     }
 
-    fn end_key_group(&mut self) -> Result<()> {
+    fn end_key_group(&mut self, hand_on: &mut HandOn<'_>) -> Result<()> {
         (self.batch_bytes, self.in_order) = (0, true);
-        if let Some(enc) = self.parts.take() {
-            let kg = enc.key_group();
-            let (bytes, n) = enc.finish()?;
-            self.out.bytes.extend_from_slice(&bytes);
-            self.out.groups.push((kg, self.out.bytes.len(), n, EncodedPart::Last));
-            return Ok(());
+        match std::mem::replace(&mut self.open, Open::Batch) {
+            Open::Encoder(enc) => {
+                let kg = enc.key_group();
+                let (bytes, n) = enc.finish()?;
+                self.out.bytes.extend_from_slice(&bytes);
+                self.out.groups.push((kg, self.out.bytes.len(), n, EncodedPart::Last));
+                Ok(())
+            }
+            Open::Runs(runs) => {
+                let kg = runs.key_group();
+                let (out, hand_on_bytes) = (&mut self.out, self.hand_on_bytes);
+                runs.finish(self.compressed, hand_on_bytes, &mut |bytes, n, part| {
+                    out.bytes.extend_from_slice(&bytes);
+                    out.groups.push((kg, out.bytes.len(), n, part));
+                    if matches!(part, EncodedPart::First | EncodedPart::Middle) {
+                        // The writer must have this part before the next.
+                        hand_on(std::mem::take(out))?;
+                    }
+                    Ok(())
+                })
+            }
+            Open::Batch if self.batch.is_empty() => Ok(()),
+            Open::Batch => {
+                // Stable: the entries of one state keep their order.
+                self.batch.sort_by_key(|r| r.state);
+                let kg = self.batch[0].key_group;
+                encode_key_group(&self.batch, self.max_parallelism, self.compressed, &mut self.out.bytes, &mut self.key)?;
+                self.out.groups.push((kg, self.out.bytes.len(), self.batch.len() as u64, EncodedPart::Whole));
+                self.batch.clear();
+                Ok(())
+            }
         }
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        // Stable: the entries of one state keep their order.
-        self.batch.sort_by_key(|r| r.state);
-        let kg = self.batch[0].key_group;
-        encode_key_group(&self.batch, self.max_parallelism, self.compressed, &mut self.out.bytes, &mut self.key)?;
-        self.out.groups.push((kg, self.out.bytes.len(), self.batch.len() as u64, EncodedPart::Whole));
-        self.batch.clear();
-        Ok(())
     }
 }
 
@@ -175,18 +233,24 @@ mod tests {
         Record { key_group, state, key: format!("key {i}").into_bytes(), value: vec![i as u8; 40] }
     }
 
-    /// Runs `records` through a batcher, taking the output whenever it asks, and gives each
-    /// key group's bytes joined from its parts, its entries, and which parts it came in.
-    fn batched(records: &[Record], stream_above: Option<usize>, hand_on: usize, compressed: bool) -> Vec<(u32, Vec<u8>, u64, Vec<EncodedPart>)> {
-        let mut b = KeyGroupBatcher::new(OperatorId([0; 16]), 256, compressed, stream_above, hand_on);
+    /// Runs `records` through a batcher and gives each key group's bytes joined from its parts,
+    /// its entries, and which parts it came in.
+    fn batched(records: &[Record], stream_above: usize, in_proxy_order: bool, hand_on: usize, compressed: bool) -> Vec<(u32, Vec<u8>, u64, Vec<EncodedPart>)> {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut b = KeyGroupBatcher::new(OperatorId([0; 16]), 256, compressed, stream_above, in_proxy_order, hand_on, tmp.path());
         let mut outs = Vec::new();
         for r in records {
-            if b.push(r.clone()).unwrap() {
-                outs.push(b.take());
-            }
+            b.push(r.clone(), &mut |out| {
+                outs.push(out);
+                Ok(())
+            })
+            .unwrap();
         }
-        b.finish().unwrap();
-        outs.push(b.take());
+        b.finish(&mut |out| {
+            outs.push(out);
+            Ok(())
+        })
+        .unwrap();
         let mut groups: Vec<(u32, Vec<u8>, u64, Vec<EncodedPart>)> = Vec::new();
         for out in &outs {
             for (kg, bytes, n, part) in out.parts() {
@@ -213,27 +277,37 @@ mod tests {
     }
 
     #[test]
-    fn key_groups_in_parts_are_the_bytes_of_whole_key_groups() {
+    fn key_groups_not_held_whole_are_the_bytes_of_whole_key_groups() {
+        use EncodedPart::*;
         for compressed in [false, true] {
-            let whole = batched(&records(), None, 1024, compressed);
-            assert_eq!(whole.iter().map(|g| (g.0, g.2, g.3.clone())).collect::<Vec<_>>(), [3, 5, 9].map(|kg| (kg, if kg == 9 { 3 } else { 300 }, vec![EncodedPart::Whole])));
-            for (stream_above, hand_on) in [(150, 1), (2000, 1024), (2000, 1 << 20)] {
-                let parts = batched(&records(), Some(stream_above), hand_on, compressed);
-                assert_eq!(parts.len(), 3);
-                for (w, p) in whole.iter().zip(&parts) {
-                    assert_eq!((w.0, &w.1, w.2), (p.0, &p.1, p.2), "key group {} compressed {compressed} above {stream_above}", w.0);
-                }
-                // Key group 3 came in state order: streamed, ending in its last part. Key group
-                // 5's states came out of order before the threshold (sorted whole), key group 9
-                // (about 300 bytes) is streamed only past the lower threshold.
-                assert_eq!(parts[0].3.first(), Some(&EncodedPart::First));
-                assert_eq!(parts[0].3.last(), Some(&EncodedPart::Last));
-                assert_eq!(parts[1].3, [EncodedPart::Whole]);
-                assert_eq!(parts[2].3.first(), Some(if stream_above < 300 { &EncodedPart::First } else { &EncodedPart::Whole }));
-                // (Snappy frames hold back up to 64 KiB: parts of compressed key groups this small
-                // have nothing in the middle.)
-                if hand_on == 1 && !compressed {
-                    assert!(parts[0].3.contains(&EncodedPart::Middle), "{:?}", parts[0].3);
+            let whole = batched(&records(), usize::MAX, true, 1024, compressed);
+            assert_eq!(whole.iter().map(|g| (g.0, g.2, g.3.clone())).collect::<Vec<_>>(), [3, 5, 9].map(|kg| (kg, if kg == 9 { 3 } else { 300 }, vec![Whole])));
+            for in_proxy_order in [true, false] {
+                for (stream_above, hand_on) in [(150, 1), (2000, 1024), (2000, 1 << 20)] {
+                    let parts = batched(&records(), stream_above, in_proxy_order, hand_on, compressed);
+                    let what = format!("compressed {compressed}, in proxy order {in_proxy_order}, above {stream_above}, hand on {hand_on}");
+                    assert_eq!(parts.len(), 3, "{what}");
+                    for (w, p) in whole.iter().zip(&parts) {
+                        assert_eq!((w.0, &w.1, w.2), (p.0, &p.1, p.2), "{what}: key group {}", w.0);
+                    }
+                    if compressed {
+                        // (Snappy frames hold back up to 64 KiB of these small key groups: the
+                        // parts are the same bytes, but cut elsewhere.)
+                        continue;
+                    }
+                    // Key group 3 came in state order: streamed where the source promises that
+                    // order, else gathered; key group 5's states came out of order (gathered),
+                    // key group 9 (about 300 bytes) is held whole unless the threshold is lower.
+                    // Gathered key groups come in one part when the hand-on size is large.
+                    let one_part = hand_on == 1 << 20;
+                    let gathered = if one_part { &[Whole][..] } else { &[First, Last][..] };
+                    let ends = |p: &[EncodedPart]| [p[0], p[p.len() - 1]];
+                    assert_eq!(ends(&parts[0].3), if in_proxy_order { [First, Last] } else { [gathered[0], gathered[gathered.len() - 1]] }, "{what}");
+                    assert_eq!(ends(&parts[1].3), [gathered[0], gathered[gathered.len() - 1]], "{what}");
+                    assert_eq!(parts[2].3[0], if stream_above < 300 { gathered[0] } else { Whole }, "{what}");
+                    if hand_on == 1 {
+                        assert!(parts[0].3.contains(&Middle) && parts[1].3.contains(&Middle), "{what}: {parts:?}");
+                    }
                 }
             }
         }
@@ -241,10 +315,12 @@ mod tests {
 
     #[test]
     fn a_key_group_after_a_later_one_is_refused() {
-        let mut b = KeyGroupBatcher::new(OperatorId([0; 16]), 256, false, None, 1024);
-        b.push(record(7, 0, 0)).unwrap();
-        b.push(record(8, 0, 1)).unwrap();
-        let e = b.push(record(7, 0, 2)).unwrap_err();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut b = KeyGroupBatcher::new(OperatorId([0; 16]), 256, false, usize::MAX, true, 1024, tmp.path());
+        let mut ignore = |_| Ok(());
+        b.push(record(7, 0, 0), &mut ignore).unwrap();
+        b.push(record(8, 0, 1), &mut ignore).unwrap();
+        let e = b.push(record(7, 0, 2), &mut ignore).unwrap_err();
         assert!(e.to_string().contains("entries of key group 7 arrived after key group 8"), "{e}");
     }
 }

@@ -15,6 +15,8 @@
 //!   group (in parts when large), for the writer to append;
 //! - [`operator`]: operator list, union and broadcast state files;
 //! - [`spill`]: regrouping keyed records beyond memory (sorted runs on disk);
+//! - `state_runs`: a large key group whose states come out of order, gathered state by state in
+//!   bounded memory;
 //! - [`stream`]: state streams inline or in files (Flink's inline threshold), Snappy framing.
 
 pub mod canonical;
@@ -26,6 +28,7 @@ pub mod operator;
 pub mod relocate;
 pub mod savepoint;
 pub mod spill;
+mod state_runs;
 pub mod stream;
 mod target;
 

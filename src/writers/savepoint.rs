@@ -75,7 +75,7 @@ pub struct ConvertOptions {
     pub inline_threshold: u64,
     /// Bytes of keyed entries held in memory while regrouping before spilling to disk. A
     /// sixteenth of it (at most 4 MiB) bounds the records of one key group a reading thread
-    /// holds before it streams the key group in parts.
+    /// holds before it streams the key group in parts or gathers it state by state.
     pub memory_budget: usize,
     /// Replace an existing target.
     pub force: bool,
@@ -125,7 +125,8 @@ pub struct ConvertReport {
     pub metadata_bytes: u64,
     /// Sorted runs spilled to disk while regrouping.
     pub spilled_runs: usize,
-    /// Key groups too large to hold whole, streamed in parts (see [`ConvertOptions::memory_budget`]).
+    /// Key groups too large to hold whole, streamed in parts or gathered state by state (see
+    /// [`ConvertOptions::memory_budget`]).
     pub streamed_key_groups: u64,
     /// Things the user should know (e.g. compression that could not be applied).
     pub notes: Vec<String>,
@@ -594,18 +595,19 @@ impl Converter<'_> {
                 layout
             }
         };
-        // Subtasks whose key groups may be encoded in parts (`KeyGroupEncoder`) once they grow
-        // large: those whose reader gives a key group's states in the order of their proxy
-        // (RocksDB), where that order is the written proxy's. The others (key-grouped streams,
-        // whose writer may order states as it likes, and changelogs) keep whole key groups and
-        // sort them.
+        // Subtasks whose key groups may be encoded in parts as they are read (`KeyGroupEncoder`)
+        // once they grow large: those whose reader gives a key group's states in the order of
+        // their proxy (RocksDB), where that order is the written proxy's. The others
+        // (key-grouped streams, whose writer may order states as it likes, and changelogs) have
+        // large key groups gathered state by state (`StateRuns`).
         let mut streamable = vec![false; op.subtasks.len()];
         for (&(j, in_order), meta) in subtask_metas.iter().zip(&metas) {
             let ids: Vec<u16> = meta.states.iter().filter_map(|st| layout.id(&st.name)).collect();
             streamable[j] = in_order && ids.windows(2).all(|w| w[0] < w[1]);
         }
-        // A key group holding more than this many bytes of records is streamed in parts, where
-        // its subtask allows: memory stays bounded whatever the size of a key group.
+        // A key group holding more than this many bytes of records is not held whole (streamed
+        // in parts, or gathered state by state and spilled): memory stays bounded whatever the
+        // size of a key group.
         let stream_above = (self.opts.memory_budget / 16).clamp(1, STREAM_KEY_GROUP_BYTES);
         let regroup = max_parallelism != op.max_parallelism;
         // Every keyed source yields key group by key group, ascending, so with an unchanged max
@@ -648,8 +650,8 @@ impl Converter<'_> {
         let produce = |piece: &Piece, emit: &mut dyn FnMut(RecordChunk) -> Result<()>| -> Result<()> {
             let mut entries = piece.entries(snapshot, &selection);
             let mut chunk = RecordChunk::default();
-            let may_stream = streamable.get(piece.subtask.subtask).copied().unwrap_or(false);
-            let mut batcher = KeyGroupBatcher::new(op.operator_id, max_parallelism, compressed, may_stream.then_some(stream_above), CHUNK_BYTES);
+            let in_proxy_order = streamable.get(piece.subtask.subtask).copied().unwrap_or(false);
+            let mut batcher = KeyGroupBatcher::new(op.operator_id, max_parallelism, compressed, stream_above, in_proxy_order, CHUNK_BYTES, &spill_dir);
             for e in entries.by_ref() {
                 let e = match e {
                     Ok(e) => e,
@@ -669,13 +671,17 @@ impl Converter<'_> {
                     if chunk.bytes >= CHUNK_BYTES {
                         emit(std::mem::take(&mut chunk))?;
                     }
-                } else if batcher.push(r)? {
-                    chunk.encoded = batcher.take();
-                    emit(std::mem::take(&mut chunk))?;
+                } else {
+                    batcher.push(r, &mut |encoded| {
+                        chunk.encoded = encoded;
+                        emit(std::mem::take(&mut chunk))
+                    })?;
                 }
             }
-            batcher.finish()?;
-            chunk.encoded = batcher.take();
+            batcher.finish(&mut |encoded| {
+                chunk.encoded = encoded;
+                emit(std::mem::take(&mut chunk))
+            })?;
             chunk.undecodable = entries.undecodable().to_vec();
             emit(chunk)
         };
