@@ -280,13 +280,16 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
 
 /// Validity of struct-like values, checking each present value is what the shape expects.
 fn struct_validity(vals: &[Option<&Value>], what: &str, fits: impl Fn(&Value) -> bool) -> R<Vec<bool>> {
-    vals.iter()
-        .map(|v| match present(*v) {
-            None => Ok(false),
-            Some(v) if fits(v) => Ok(true),
-            Some(o) => Err(mismatch(what, o)),
-        })
-        .collect()
+    // A loop into a vector of the exact length: collecting a fallible iterator grows by doubling.
+    let mut valid = Vec::with_capacity(vals.len());
+    for v in vals {
+        valid.push(match present(*v) {
+            None => false,
+            Some(v) if fits(v) => true,
+            Some(o) => return Err(mismatch(what, o)),
+        });
+    }
+    Ok(valid)
 }
 
 /// The child arrays of a struct-like column, one per field column: the field of each value
@@ -296,13 +299,13 @@ fn field_arrays(columns: &[Column], vals: &[Option<&Value>], fields_of: impl for
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let child: Vec<Option<&Value>> = vals
-                .iter()
-                .map(|v| match present(*v).and_then(&fields_of) {
-                    Some(fields) => field(fields, i, c.field.name()),
-                    None => Ok(None),
-                })
-                .collect::<R<_>>()?;
+            let mut child: Vec<Option<&Value>> = Vec::with_capacity(vals.len());
+            for v in vals {
+                child.push(match present(*v).and_then(&fields_of) {
+                    Some(fields) => field(fields, i, c.field.name())?,
+                    None => None,
+                });
+            }
             array(c, &child)
         })
         .collect()

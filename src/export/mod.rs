@@ -569,12 +569,15 @@ impl Reader<'_> {
             }
             emit(Job::Chunk { file: i, chunk, rows, opaque: opaque as u64 })
         };
-        for next in entries.by_ref() {
-            // The entry is looked at where the iterator put it and moved once, into its chunk
-            // (`let e = next?` copied it once more: 1% of an export's instructions).
+        loop {
+            // The entry is looked at where the iterator put it and moved once, into its chunk:
+            // binding it first (`let e = e?`) copied its 440 bytes twice more, 2% of an export's
+            // instructions.
+            let next = entries.next();
             let e = match &next {
-                Ok(e) => e,
-                Err(_) => return next.map(drop),
+                None => break,
+                Some(Ok(e)) => e,
+                Some(Err(_)) => return next.map_or(Ok(()), |r| r.map(drop)),
             };
             let keyed = e.kind.is_keyed();
             let i = match &last {
@@ -600,8 +603,9 @@ impl Reader<'_> {
                 }
                 chunk.reserve(last_len[i]);
             }
-            let Ok(e) = next else { continue };
-            chunk.push(e);
+            if let Some(Ok(e)) = next {
+                chunk.push(e);
+            }
             *bytes += size;
             held += size;
             if chunk.len() >= self.opts.batch_rows.max(1) || *bytes >= BATCH_BYTES {
