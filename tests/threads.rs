@@ -207,11 +207,13 @@ fn convert_writes_the_same_savepoint_on_any_number_of_threads() {
     }
 }
 
-/// With a small memory budget the reading threads stream key groups of RocksDB snapshots in
-/// parts instead of holding them whole (`KeyGroupEncoder`): the savepoint is byte for byte the
+/// With a small memory budget the reading threads do not hold large key groups whole: they
+/// encode them in parts as they read (`KeyGroupEncoder`) or gather them state by state
+/// (`StateRuns`). The savepoint is byte for byte the
 /// one written with whole key groups, for every fixture, uncompressed and Snappy-compressed,
-/// and key groups were indeed streamed. (Key-grouped streams keep whole key groups: their
-/// writers order a key group's states as they like.)
+/// and key groups were indeed streamed, from every kind of keyed state: RocksDB's in state order,
+/// key-grouped streams (whose writers order a key group's states as they like) and changelogs
+/// gathered state by state and spilled (a 4 KiB budget spills past 256 bytes).
 #[test]
 fn convert_streams_large_key_groups_in_parts_with_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -253,7 +255,7 @@ fn convert_streams_large_key_groups_in_parts_with_the_same_bytes() {
         }
     }
     assert!(compared * 2 >= metadata_files().len(), "only {compared} conversions compared");
-    for k in ["rocksdb-savepoint-native", "rocksdb-checkpoint-incremental"] {
+    for k in ["rocksdb-savepoint-native", "rocksdb-checkpoint-incremental", "heap-savepoint-canonical", "heap-checkpoint", "changelog"] {
         assert!(streamed_kinds.iter().any(|p| p.contains(k)), "no key group of a {k} fixture was streamed: {streamed_kinds:?}");
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use flinksnap::bytes::Cursor;
 use flinksnap::metadata::handles::DistributionMode;
-use flinksnap::model::{OperatorId, ValueParts};
+use flinksnap::model::{Entry, OperatorId, ValueParts};
 use flinksnap::readers::keyed::{KeyedDecoder, KeyedStreamFormat};
 use flinksnap::readers::raw;
 use flinksnap::rocksdb_files::table::{Table, TableIter};
@@ -87,10 +87,33 @@ pub fn plan(data: &[u8]) {
     let _ = flinksnap::manage::compat::parse_target("fuzz", data);
 }
 
-/// A key-grouped keyed-state file with its key-group offsets and max parallelism.
+/// A key-grouped keyed-state file with its key-group offsets and max parallelism, read decoding
+/// every part and checking them (`ValueParts::Key`): the two reads must agree.
 pub fn key_group(data: &[u8], format: KeyedStreamFormat) {
     let Some(i) = KeyGroupInput::parse(data) else { return };
-    let _ = raw::key_group_stream(i.bytes, format, &i.offsets, i.max_parallelism);
+    let read = |values| raw::key_group_stream(i.bytes, format, &i.offsets, i.max_parallelism, values);
+    same_entries_checked(read(ValueParts::All), read(ValueParts::Key));
+}
+
+/// The checking read (`ValueParts::Key`) gives what the full read gives: the same error, or as
+/// many entries, each the full one or its placeholder form, and the placeholder form only for
+/// entries with no opaque part (those are decoded in full).
+fn same_entries_checked<E: std::fmt::Display + std::fmt::Debug>(full: Result<Vec<Entry>, E>, checked: Result<Vec<Entry>, E>) {
+    match (&full, &checked) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.len(), b.len(), "entries decoded and checked");
+            for (a, b) in a.iter().zip(b) {
+                // By their debug form: a NaN value is not equal to itself.
+                let (a_, b_) = (format!("{a:?}"), format!("{b:?}"));
+                if a_ != b_ {
+                    assert_eq!(b_, format!("{:?}", a.checked_form()), "entry checked");
+                    assert_eq!(a.opaque_count(), 0, "an entry with an opaque part checked: {a:?}");
+                }
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "errors decoding and checking"),
+        _ => panic!("decoding and checking disagree: {full:?} vs {checked:?}"),
+    }
 }
 
 /// An operator-state file and the states its handle lays out.
@@ -99,10 +122,12 @@ pub fn operator_state(data: &[u8]) {
     let _ = raw::operator_state(i.bytes, &i.states);
 }
 
-/// A changelog checkpoint: materialized heap-checkpoint state and one DSTL file, replayed.
+/// A changelog checkpoint: materialized heap-checkpoint state and one DSTL file, replayed, decoding
+/// and checking (the two reads must agree).
 pub fn changelog(data: &[u8]) {
     let Some(i) = ChangelogInput::parse(data) else { return };
-    let _ = raw::changelog(i.materialized, &i.offsets, i.dstl, &i.change_sets, i.max_parallelism);
+    let read = |values| raw::changelog(i.materialized, &i.offsets, i.dstl, &i.change_sets, i.max_parallelism, values);
+    same_entries_checked(read(ValueParts::All), read(ValueParts::Key));
 }
 
 /// RocksDB key/value pairs of keyed state, decoded by the decoder a meta-data file makes.
@@ -111,18 +136,13 @@ pub fn decode_kv(data: &[u8]) {
     let Ok(meta) = raw::keyed_backend_meta(i.meta) else { return };
     let Ok(decoder) = KeyedDecoder::new(OperatorId([0; 16]), i.max_parallelism, &meta) else { return };
     // The checking walk (`ValueParts::Key`) beside the full decode: it must accept exactly what
-    // the decode accepts, give as many entries and fail with the same error.
+    // the decode accepts, give the same entries (or their placeholder forms) and fail with the
+    // same error.
     let mut checking = decoder.clone();
     checking.keep_values(ValueParts::Key);
     for (state, key, value) in i.pairs {
         let _ = decoder.key_group_of(key);
-        let full = decoder.decode_kv(state as usize, key, value);
-        let checked = checking.decode_kv(state as usize, key, value);
-        match (&full, &checked) {
-            (Ok(a), Ok(b)) => assert_eq!(a.len(), b.len(), "entries decoded and checked"),
-            (Err(a), Err(b)) => assert_eq!(a, b, "errors decoding and checking"),
-            _ => panic!("decoding and checking disagree: {full:?} vs {checked:?}"),
-        }
+        same_entries_checked(decoder.decode_kv(state as usize, key, value), checking.decode_kv(state as usize, key, value));
     }
 }
 

@@ -285,6 +285,19 @@ impl Entry {
             .map(Value::opaque_count)
             .sum()
     }
+
+    /// This entry as a read with [`ValueParts::Key`] gives it where the check vouched for it:
+    /// namespace, user key and value replaced by their placeholders ([`Value::Null`]; a timer
+    /// keeps its timestamp). Tests and fuzz targets compare the two reads with it.
+    pub fn checked_form(&self) -> Entry {
+        let mut p = self.clone();
+        p.namespace = self.namespace.as_ref().map(|_| Value::Null);
+        p.user_key = self.user_key.as_ref().map(|_| Value::Null);
+        if self.kind != StateKind::Timer {
+            p.value = Value::Null;
+        }
+        p
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::metadata::handles::{
 };
 use crate::metadata::{CheckpointMetadata, OperatorState, OperatorSubtaskState, SubtaskState};
 use crate::model::value::Value;
-use crate::model::{Entry, KeyGroupRange, OperatorId, SubtaskRef};
+use crate::model::{Entry, KeyGroupRange, OperatorId, SubtaskRef, ValueParts};
 use crate::readers::keyed::KeyedStreamFormat;
 use crate::readers::meta::{read_keyed_backend_meta, read_operator_backend_meta, KeyedBackendMeta, OperatorBackendMeta};
 use crate::readers::operator::read_operator_state;
@@ -79,9 +79,10 @@ fn inline(bytes: &[u8]) -> StreamStateHandle {
 
 /// A key-grouped keyed-state file: the serialization proxy, then key group `i` at
 /// `offsets[i]` (as a `KeyGroupsStateHandle` records them; 0 = empty), in `format`, for an
-/// operator of `max_parallelism` key groups. Every entry of every key group.
-pub fn key_group_stream(bytes: &[u8], format: KeyedStreamFormat, offsets: &[i64], max_parallelism: u32) -> Result<Vec<Entry>> {
-    keyed_state(key_groups_handle(bytes, format, offsets), max_parallelism)
+/// operator of `max_parallelism` key groups. Every entry of every key group, its parts decoded
+/// or checked as `values` asks (`Selection::values`).
+pub fn key_group_stream(bytes: &[u8], format: KeyedStreamFormat, offsets: &[i64], max_parallelism: u32, values: ValueParts) -> Result<Vec<Entry>> {
+    keyed_state(key_groups_handle(bytes, format, offsets), max_parallelism, values)
 }
 
 fn key_groups_handle(bytes: &[u8], format: KeyedStreamFormat, offsets: &[i64]) -> KeyedStateHandle {
@@ -102,7 +103,7 @@ fn key_groups_handle(bytes: &[u8], format: KeyedStreamFormat, offsets: &[i64]) -
 /// [`key_group_stream`], heap checkpoint format) and one DSTL file (flag byte, then change
 /// sets) whose change sets start at `change_sets` (offsets in its logical stream), replayed as
 /// Flink restores them. Every entry of every key group.
-pub fn changelog(materialized: &[u8], offsets: &[i64], dstl: &[u8], change_sets: &[u64], max_parallelism: u32) -> Result<Vec<Entry>> {
+pub fn changelog(materialized: &[u8], offsets: &[i64], dstl: &[u8], change_sets: &[u64], max_parallelism: u32, values: ValueParts) -> Result<Vec<Entry>> {
     let range = KeyGroupRange::new(0, offsets.len() as u32);
     let handle = KeyedStateHandle::Changelog(ChangelogStateBackendHandle {
         type_byte: handle_type::CHANGELOG_V2,
@@ -122,7 +123,7 @@ pub fn changelog(materialized: &[u8], offsets: &[i64], dstl: &[u8], change_sets:
         checkpoint_id: 0,
         state_handle_id: String::new(),
     });
-    keyed_state(handle, max_parallelism)
+    keyed_state(handle, max_parallelism, values)
 }
 
 /// An operator-state file laid out as `states` say (name, distribution mode, element offsets):
@@ -138,11 +139,12 @@ pub fn operator_state(bytes: &[u8], states: &[(String, DistributionMode, Vec<u64
     read_operator_state(&snapshot, SubtaskRef::default(), &handle)
 }
 
-/// Every entry of a keyed-state handle whose streams are all inline, through the keyed source.
-pub fn keyed_state(handle: KeyedStateHandle, max_parallelism: u32) -> Result<Vec<Entry>> {
+/// Every entry of a keyed-state handle whose streams are all inline, through the keyed source,
+/// its parts decoded or checked as `values` asks.
+pub fn keyed_state(handle: KeyedStateHandle, max_parallelism: u32, values: ValueParts) -> Result<Vec<Entry>> {
     let snapshot = one_subtask(OperatorSubtaskState { managed_keyed_state: Some(handle), ..Default::default() }, max_parallelism);
     let mut out = Vec::new();
-    if let Some(mut source) = KeyedSource::open(&snapshot, SubtaskRef::default(), &Selection::default())? {
+    if let Some(mut source) = KeyedSource::open(&snapshot, SubtaskRef::default(), &Selection { values, ..Selection::default() })? {
         for kg in source.key_groups()? {
             for e in source.read_key_group(kg)? {
                 out.push(e?);
@@ -222,7 +224,7 @@ mod tests {
             let (mut bytes, maxp) = proxy(case);
             let at = bytes.len() as u64;
             bytes.extend(bad_key_group(compressed));
-            let e = key_group_stream(&bytes, KeyedStreamFormat::HeapCheckpoint, &[at as i64], maxp).unwrap_err();
+            let e = key_group_stream(&bytes, KeyedStreamFormat::HeapCheckpoint, &[at as i64], maxp, ValueParts::All).unwrap_err();
             let Error::Decode { error, .. } = &e else { panic!("{case}: {e}") };
             // The state id follows the 4-byte key group; compressed, it is the first byte of the
             // key group's Snappy stream.
@@ -254,9 +256,11 @@ mod tests {
             let i = (next() as usize) % bytes.len();
             bytes[i] ^= 1 << (next() % 8);
             let at = proxy.len() as i64;
-            let _ = key_group_stream(&bytes, KeyedStreamFormat::HeapCheckpoint, &[at], maxp);
-            let _ = key_group_stream(&bytes, KeyedStreamFormat::Canonical, &[at], maxp);
-            let _ = changelog(&proxy, &[0], &bytes[bytes.len() - n..], &[0], maxp);
+            for values in [ValueParts::All, ValueParts::Key] {
+                let _ = key_group_stream(&bytes, KeyedStreamFormat::HeapCheckpoint, &[at], maxp, values);
+                let _ = key_group_stream(&bytes, KeyedStreamFormat::Canonical, &[at], maxp, values);
+                let _ = changelog(&proxy, &[0], &bytes[bytes.len() - n..], &[0], maxp, values);
+            }
             let _ = operator_state(&bytes, &[("s".into(), DistributionMode::SplitDistribute, vec![round % 7])]);
             let _ = serializer_values(&bytes);
             let _ = metadata(&bytes);

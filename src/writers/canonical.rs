@@ -29,7 +29,7 @@ use crate::writers::stream::StateStreamWriter;
 /// (`FullSnapshotUtil.FIRST_BIT_IN_BYTE_MASK`).
 const META_DATA_FOLLOWS: u8 = 0x80;
 /// Ends a key group (`FullSnapshotUtil.END_OF_KEY_GROUP_MARK`).
-const END_OF_KEY_GROUP: i16 = -1;
+pub(crate) const END_OF_KEY_GROUP: i16 = -1;
 
 /// Which part of a key group encoded elsewhere [`KeyGroupStreamWriter::push_encoded_part`] adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +279,7 @@ impl KeyGroupStreamWriter {
 /// Writes one entry: its key (key-group prefix, the record's key; bit 7 of the first byte set
 /// when it is the last of its run) and value, each after its length. The same writes, in the
 /// same order, whoever calls it: a Snappy frame encoder cuts its frames by them.
-fn write_entry(w: &mut impl Write, prefix_len: usize, r: &Record, last_of_run: bool, key: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) fn write_entry(w: &mut impl Write, prefix_len: usize, r: &Record, last_of_run: bool, key: &mut Vec<u8>) -> std::io::Result<()> {
     key.clear();
     if prefix_len == 2 {
         key.extend_from_slice(&(r.key_group as u16).to_be_bytes());
@@ -358,16 +358,58 @@ impl std::fmt::Debug for KeyGroupEncoder {
     }
 }
 
-enum EncodedSink {
+/// Where an encoded key group goes: plain bytes, or one Snappy framed stream whose completed
+/// frames can be taken as it grows.
+pub(crate) enum EncodedSink {
     Plain(Vec<u8>),
     Snappy(Box<snap::write::FrameEncoder<Vec<u8>>>),
 }
 
 impl EncodedSink {
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn new(compressed: bool) -> EncodedSink {
+        if compressed {
+            EncodedSink::Snappy(Box::new(snap::write::FrameEncoder::new(Vec::new())))
+        } else {
+            EncodedSink::Plain(Vec::new())
+        }
+    }
+
+    pub(crate) fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
         match self {
             EncodedSink::Plain(w) => w.write_all(b),
             EncodedSink::Snappy(w) => w.write_all(b),
+        }
+    }
+
+    /// Writes one entry ([`write_entry`]).
+    pub(crate) fn entry(&mut self, prefix_len: usize, r: &Record, last_of_run: bool, key: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            EncodedSink::Plain(w) => write_entry(w, prefix_len, r, last_of_run, key),
+            EncodedSink::Snappy(w) => write_entry(w, prefix_len, r, last_of_run, key),
+        }
+    }
+
+    /// The bytes completed since the last take.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        match self {
+            EncodedSink::Plain(w) => std::mem::take(w),
+            EncodedSink::Snappy(w) => std::mem::take(w.get_mut()),
+        }
+    }
+
+    /// Bytes completed and not yet taken.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            EncodedSink::Plain(w) => w.len(),
+            EncodedSink::Snappy(w) => w.get_ref().len(),
+        }
+    }
+
+    /// The rest of the bytes (a Snappy stream's last frame flushed).
+    pub(crate) fn finish(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            EncodedSink::Plain(w) => Ok(w),
+            EncodedSink::Snappy(w) => w.into_inner().map_err(|e| e.into_error()),
         }
     }
 }
@@ -375,7 +417,7 @@ impl EncodedSink {
 impl KeyGroupEncoder {
     /// Starts the key group of `first`, its first record.
     pub fn new(first: Record, max_parallelism: u32, compressed: bool) -> Result<KeyGroupEncoder> {
-        let out = if compressed { EncodedSink::Snappy(Box::new(snap::write::FrameEncoder::new(Vec::new()))) } else { EncodedSink::Plain(Vec::new()) };
+        let out = EncodedSink::new(compressed);
         let mut e = KeyGroupEncoder { key_group: first.key_group, prefix_len: key_group_prefix_len(max_parallelism), out, pending: None, key: Vec::new(), entries: 0, taken: 0 };
         e.io(|out, _| out.write_all(&(first.state as i16).to_be_bytes()))?;
         e.pending = Some(first);
@@ -408,10 +450,7 @@ impl KeyGroupEncoder {
     /// A part: the bytes written since the last part (for a compressed key group: the Snappy
     /// frames completed since), and the records they end.
     pub fn take_part(&mut self) -> (Vec<u8>, u64) {
-        let bytes = match &mut self.out {
-            EncodedSink::Plain(w) => std::mem::take(w),
-            EncodedSink::Snappy(w) => std::mem::take(w.get_mut()),
-        };
+        let bytes = self.out.take();
         let n = self.entries - self.taken;
         self.taken = self.entries;
         (bytes, n)
@@ -419,10 +458,7 @@ impl KeyGroupEncoder {
 
     /// Bytes written and not yet taken.
     pub fn pending_bytes(&self) -> usize {
-        match &self.out {
-            EncodedSink::Plain(w) => w.len(),
-            EncodedSink::Snappy(w) => w.get_ref().len(),
-        }
+        self.out.len()
     }
 
     /// Ends the key group: its last part (the rest of its bytes, and the records they end).
@@ -432,19 +468,13 @@ impl KeyGroupEncoder {
         }
         self.io(|out, _| out.write_all(&END_OF_KEY_GROUP.to_be_bytes()))?;
         let kg = self.key_group;
-        let bytes = match self.out {
-            EncodedSink::Plain(w) => w,
-            EncodedSink::Snappy(w) => w.into_inner().map_err(|e| Error::Invalid(format!("key group {kg}: {}", e.into_error())))?,
-        };
+        let bytes = self.out.finish().map_err(|e| Error::Invalid(format!("key group {kg}: {e}")))?;
         Ok((bytes, self.entries - self.taken))
     }
 
     fn entry(&mut self, r: &Record, last_of_run: bool) -> Result<()> {
         let prefix_len = self.prefix_len;
-        self.io(|out, key| match out {
-            EncodedSink::Plain(w) => write_entry(w, prefix_len, r, last_of_run, key),
-            EncodedSink::Snappy(w) => write_entry(w, prefix_len, r, last_of_run, key),
-        })?;
+        self.io(|out, key| out.entry(prefix_len, r, last_of_run, key))?;
         self.entries += 1;
         Ok(())
     }

@@ -11,18 +11,24 @@
 //!   relocatable directory with a rewritten `_metadata`;
 //! - [`metadata`]: `_metadata` in versions 3–7, the mirror of [`crate::metadata`];
 //! - [`canonical`]: the canonical key-grouped stream of keyed state (type 7 handles);
+//! - `key_group_batcher`: a reading thread's records gathered and encoded key group by key
+//!   group (in parts when large), for the writer to append;
 //! - [`operator`]: operator list, union and broadcast state files;
 //! - [`spill`]: regrouping keyed records beyond memory (sorted runs on disk);
+//! - `state_runs`: a large key group whose states come out of order, gathered state by state in
+//!   bounded memory;
 //! - [`stream`]: state streams inline or in files (Flink's inline threshold), Snappy framing.
 
 pub mod canonical;
 pub mod edit;
+mod key_group_batcher;
 mod keys;
 pub mod metadata;
 pub mod operator;
 pub mod relocate;
 pub mod savepoint;
 pub mod spill;
+mod state_runs;
 pub mod stream;
 mod target;
 

@@ -41,7 +41,8 @@ use crate::readers::source::KeyedSource;
 use crate::readers::stream::StreamSource;
 use crate::snapshot::{Snapshot, METADATA_FILE};
 use crate::storage::{Location, Storage};
-use crate::writers::canonical::{EncodedPart, KeyGroupEncoder, KeyGroupStreamWriter, Record};
+use crate::writers::canonical::{EncodedPart, KeyGroupStreamWriter, Record};
+use crate::writers::key_group_batcher::{EncodedKeyGroups, KeyGroupBatcher};
 use crate::writers::edit::{Counts, Edits, ImportedState};
 use crate::writers::keys::{KeyedLayout, RecordContext};
 use crate::writers::metadata::write_metadata_v3;
@@ -74,7 +75,7 @@ pub struct ConvertOptions {
     pub inline_threshold: u64,
     /// Bytes of keyed entries held in memory while regrouping before spilling to disk. A
     /// sixteenth of it (at most 4 MiB) bounds the records of one key group a reading thread
-    /// holds before it streams the key group in parts.
+    /// holds before it streams the key group in parts or gathers it state by state.
     pub memory_budget: usize,
     /// Replace an existing target.
     pub force: bool,
@@ -124,7 +125,8 @@ pub struct ConvertReport {
     pub metadata_bytes: u64,
     /// Sorted runs spilled to disk while regrouping.
     pub spilled_runs: usize,
-    /// Key groups too large to hold whole, streamed in parts (see [`ConvertOptions::memory_budget`]).
+    /// Key groups too large to hold whole, streamed in parts or gathered state by state (see
+    /// [`ConvertOptions::memory_budget`]).
     pub streamed_key_groups: u64,
     /// Things the user should know (e.g. compression that could not be applied).
     pub notes: Vec<String>,
@@ -593,18 +595,19 @@ impl Converter<'_> {
                 layout
             }
         };
-        // Subtasks whose key groups may be encoded in parts (`KeyGroupEncoder`) once they grow
-        // large: those whose reader gives a key group's states in the order of their proxy
-        // (RocksDB), where that order is the written proxy's. The others (key-grouped streams,
-        // whose writer may order states as it likes, and changelogs) keep whole key groups and
-        // sort them.
+        // Subtasks whose key groups may be encoded in parts as they are read (`KeyGroupEncoder`)
+        // once they grow large: those whose reader gives a key group's states in the order of
+        // their proxy (RocksDB), where that order is the written proxy's. The others
+        // (key-grouped streams, whose writer may order states as it likes, and changelogs) have
+        // large key groups gathered state by state (`StateRuns`).
         let mut streamable = vec![false; op.subtasks.len()];
         for (&(j, in_order), meta) in subtask_metas.iter().zip(&metas) {
             let ids: Vec<u16> = meta.states.iter().filter_map(|st| layout.id(&st.name)).collect();
             streamable[j] = in_order && ids.windows(2).all(|w| w[0] < w[1]);
         }
-        // A key group holding more than this many bytes of records is streamed in parts, where
-        // its subtask allows: memory stays bounded whatever the size of a key group.
+        // A key group holding more than this many bytes of records is not held whole (streamed
+        // in parts, or gathered state by state and spilled): memory stays bounded whatever the
+        // size of a key group.
         let stream_above = (self.opts.memory_budget / 16).clamp(1, STREAM_KEY_GROUP_BYTES);
         let regroup = max_parallelism != op.max_parallelism;
         // Every keyed source yields key group by key group, ascending, so with an unchanged max
@@ -647,40 +650,14 @@ impl Converter<'_> {
         let produce = |piece: &Piece, emit: &mut dyn FnMut(RecordChunk) -> Result<()>| -> Result<()> {
             let mut entries = piece.entries(snapshot, &selection);
             let mut chunk = RecordChunk::default();
-            let (mut batch, mut batch_bytes, mut key, mut last) = (Vec::<Record>::new(), 0usize, Vec::new(), None::<u32>);
-            // Whether the batch's records came in state order.
-            let mut in_order = true;
-            // A key group being encoded in parts.
-            let mut parts: Option<KeyGroupEncoder> = None;
-            let may_stream = streamable.get(piece.subtask.subtask).copied().unwrap_or(false);
-            let encode = |batch: &mut Vec<Record>, chunk: &mut RecordChunk, key: &mut Vec<u8>| -> Result<()> {
-                // Stable: the entries of one state keep their order.
-                batch.sort_by_key(|r| r.state);
-                let kg = batch.first().map_or(0, |r| r.key_group);
-                crate::writers::canonical::encode_key_group(batch, max_parallelism, compressed, &mut chunk.encoded, key)?;
-                chunk.groups.push((kg, chunk.encoded.len(), batch.len() as u64, EncodedPart::Whole));
-                batch.clear();
-                Ok(())
-            };
-            // Ends the key group of `parts` (its last part) or of `batch`.
-            let end_key_group = |batch: &mut Vec<Record>, parts: &mut Option<KeyGroupEncoder>, chunk: &mut RecordChunk, key: &mut Vec<u8>| -> Result<()> {
-                match parts.take() {
-                    Some(enc) => {
-                        let kg = enc.key_group();
-                        let (bytes, n) = enc.finish()?;
-                        chunk.encoded.extend_from_slice(&bytes);
-                        chunk.groups.push((kg, chunk.encoded.len(), n, EncodedPart::Last));
-                        Ok(())
-                    }
-                    None if !batch.is_empty() => encode(batch, chunk, key),
-                    None => Ok(()),
-                }
-            };
+            let in_proxy_order = streamable.get(piece.subtask.subtask).copied().unwrap_or(false);
+            let mut batcher = KeyGroupBatcher::new(op.operator_id, max_parallelism, compressed, stream_above, in_proxy_order, CHUNK_BYTES, &spill_dir);
             for e in entries.by_ref() {
                 let e = match e {
                     Ok(e) => e,
                     Err(err) => {
-                        emit(std::mem::take(&mut chunk))?;
+                        chunk.encoded = batcher.take();
+                        emit(chunk)?;
                         return Err(err);
                     }
                 };
@@ -694,56 +671,17 @@ impl Converter<'_> {
                     if chunk.bytes >= CHUNK_BYTES {
                         emit(std::mem::take(&mut chunk))?;
                     }
-                    continue;
-                }
-                let open = parts.as_ref().map(KeyGroupEncoder::key_group).or_else(|| batch.first().map(|f| f.key_group));
-                if open.is_some_and(|kg| kg != r.key_group) {
-                    end_key_group(&mut batch, &mut parts, &mut chunk, &mut key)?;
-                    (batch_bytes, in_order) = (0, true);
-                    if chunk.encoded.len() >= CHUNK_BYTES {
-                        emit(std::mem::take(&mut chunk))?;
-                    }
-                }
-                if let Some(enc) = parts.as_mut() {
-                    enc.push(r)?;
-                    if enc.pending_bytes() >= CHUNK_BYTES {
-                        // A middle part: the writer appends it to the key group's start.
-                        let (bytes, n) = enc.take_part();
-                        chunk.encoded.extend_from_slice(&bytes);
-                        chunk.groups.push((enc.key_group(), chunk.encoded.len(), n, EncodedPart::Middle));
-                        emit(std::mem::take(&mut chunk))?;
-                    }
-                    continue;
-                }
-                if batch.is_empty() {
-                    let kg = r.key_group;
-                    if let Some(l) = last.filter(|&l| kg <= l) {
-                        return Err(Error::Invalid(format!("operator {}: entries of key group {kg} arrived after key group {l}", op.operator_id)));
-                    }
-                    last = Some(kg);
-                }
-                batch_bytes += r.weight();
-                in_order &= batch.last().is_none_or(|l| l.state <= r.state);
-                batch.push(r);
-                // A large key group whose records came in state order so far: streamed in parts
-                // from here on, instead of held whole.
-                if may_stream && in_order && batch_bytes >= stream_above {
-                    let mut records = batch.drain(..);
-                    let first = records.next().ok_or_else(|| Error::Invalid("empty key group".into()))?;
-                    let mut enc = KeyGroupEncoder::new(first, max_parallelism, compressed)?;
-                    for r in records {
-                        enc.push(r)?;
-                    }
-                    let (bytes, n) = enc.take_part();
-                    chunk.encoded.extend_from_slice(&bytes);
-                    chunk.groups.push((enc.key_group(), chunk.encoded.len(), n, EncodedPart::First));
-                    parts = Some(enc);
-                    batch_bytes = 0;
-                    chunk.streamed += 1;
-                    emit(std::mem::take(&mut chunk))?;
+                } else {
+                    batcher.push(r, &mut |encoded| {
+                        chunk.encoded = encoded;
+                        emit(std::mem::take(&mut chunk))
+                    })?;
                 }
             }
-            end_key_group(&mut batch, &mut parts, &mut chunk, &mut key)?;
+            batcher.finish(&mut |encoded| {
+                chunk.encoded = encoded;
+                emit(std::mem::take(&mut chunk))
+            })?;
             chunk.undecodable = entries.undecodable().to_vec();
             emit(chunk)
         };
@@ -751,7 +689,7 @@ impl Converter<'_> {
         let mut undecodable: Vec<Undecodable> = Vec::new();
         let mut streamed = 0;
         let mut take = |chunk: &mut RecordChunk| {
-            streamed += chunk.streamed;
+            streamed += chunk.encoded.streamed;
             counts.merge(std::mem::take(&mut chunk.counts));
             for u in chunk.undecodable.drain(..) {
                 Undecodable::merge_into(&mut undecodable, u);
@@ -775,10 +713,8 @@ impl Converter<'_> {
         if ordered {
             parallel::ordered(&pieces, threads, READ_AHEAD_BYTES, RecordChunk::weight, produce, |mut chunk| {
                 take(&mut chunk);
-                let mut start = 0;
-                for &(kg, end, n, part) in &chunk.groups {
-                    streams.push_encoded(kg, &chunk.encoded[start..end], n, part)?;
-                    start = end;
+                for (kg, bytes, n, part) in chunk.encoded.parts() {
+                    streams.push_encoded(kg, bytes, n, part)?;
                 }
                 Ok(())
             })?;
@@ -846,21 +782,17 @@ struct RecordChunk {
     records: Vec<Record>,
     /// The records' weight ([`Record::weight`]).
     bytes: usize,
-    /// Or whole key groups encoded as the stream holds them, one after the other ...
-    encoded: Vec<u8>,
-    /// ... each: key group, end in `encoded`, entries, and which part of its key group it is.
-    groups: Vec<(u32, usize, u64, EncodedPart)>,
+    /// Or key groups (and parts of them) encoded as the stream holds them.
+    encoded: EncodedKeyGroups,
     /// What the edits left out.
     counts: Counts,
     /// At the end of a piece: what it could not decode.
     undecodable: Vec<Undecodable>,
-    /// Key groups it started streaming in parts.
-    streamed: u64,
 }
 
 impl RecordChunk {
     fn weight(&self) -> usize {
-        self.bytes + self.encoded.capacity() + 16 * self.groups.capacity() + 256 * self.undecodable.len()
+        self.bytes + self.encoded.weight() + 256 * self.undecodable.len()
     }
 }
 

@@ -65,7 +65,8 @@ pub struct WriteArgs {
     pub inline_threshold: u64,
     /// Memory for sorting keyed entries (regrouping, imports) before sorted runs spill to disk
     /// (next to DST), e.g. `512MiB`, `4GiB`. A sixteenth of it (at most 4 MiB) is what a reading
-    /// thread holds of one key group of a RocksDB snapshot before streaming it in parts.
+    /// thread holds of one key group before streaming it in parts (RocksDB) or gathering it
+    /// state by state, spilled next to DST (other snapshots).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub memory: usize,
     /// Threads reading and encoding keyed state (default: one per CPU). Subtasks and key-group
@@ -140,7 +141,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Outcome> {
                 writeln!(out, "  regrouping      {} sorted runs spilled to disk", r.spilled_runs)?;
             }
             if r.streamed_key_groups > 0 {
-                writeln!(out, "  key groups      {} too large to hold whole, streamed in parts", r.streamed_key_groups)?;
+                writeln!(out, "  key groups      {} too large to hold whole, streamed in parts or gathered by state", r.streamed_key_groups)?;
             }
         }
     }

@@ -40,6 +40,28 @@ struct KeyGroupResult {
     undecodable: Vec<Undecodable>,
 }
 
+/// RocksDB and ForSt handles of subtask `sub`: every block of every live table, also those no
+/// entry read lies in (other column families, key groups outside the handle), must pass its
+/// checksum and decode. The first failure of each handle.
+fn check_blocks(s: &Snapshot, op: &OperatorState, sub: SubtaskRef) -> Vec<Error> {
+    let handle = op.subtasks.get(sub.subtask).and_then(|st| st.state.as_ref()).and_then(|x| x.managed_keyed_state.as_ref());
+    let incs: Vec<&crate::metadata::handles::IncrementalRemoteKeyedStateHandle> = match handle {
+        Some(KeyedStateHandle::IncrementalRemote(i)) => vec![i],
+        Some(KeyedStateHandle::Changelog(c)) => c
+            .materialized
+            .iter()
+            .filter_map(|m| match m {
+                KeyedStateHandle::IncrementalRemote(i) => Some(i),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    incs.into_iter()
+        .filter_map(|inc| crate::readers::rocksdb::RocksDbHandleReader::open(s, op.operator_id, op.max_parallelism, inc, &[], None).and_then(|r| r.verify_blocks()).err())
+        .collect()
+}
+
 /// Reads key group `kg` of `source` to its end (or first error), checking each key's hash.
 fn check_key_group(s: &Snapshot, op: &OperatorState, key_serializer: &TypeSerializer, source: &mut KeyedSource<'_>, kg: u32) -> KeyGroupResult {
     let mut r = KeyGroupResult { kg, entries: 0, opaque: 0, wrong: 0, example: None, failed: None, undecodable: Vec::new() };
@@ -187,7 +209,7 @@ impl Verifier<'_> {
         // The first run reads through the source opened above; the others open their own.
         let opened = std::sync::Mutex::new(Some(source));
         // Results are small (counts, a few findings): the window of runs bounds them.
-        let read = crate::readers::parallel::ordered(
+        let mut read = || crate::readers::parallel::ordered(
             &runs,
             threads,
             usize::MAX,
@@ -219,29 +241,23 @@ impl Verifier<'_> {
                 Ok(())
             },
         );
+        // The block check of RocksDB and ForSt handles reads other bytes than the entry scan and
+        // takes a while: it runs beside the scan, not after it on one thread (its findings still
+        // come after the scan's).
+        let (read, blocks) = if threads > 1 {
+            std::thread::scope(|scope| {
+                let blocks = scope.spawn(|| check_blocks(s, op, sub));
+                let read = read();
+                (read, blocks.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            })
+        } else {
+            (read(), check_blocks(s, op, sub))
+        };
         if let Err(e) = read {
             out.push(self.error_finding(s, op, Some(subtask), &e));
         }
-        // RocksDB and ForSt handles: every block of every live table, also those no entry read
-        // lies in (other column families, key groups outside the handle), must pass its checksum.
-        let handle = op.subtasks.get(sub.subtask).and_then(|st| st.state.as_ref()).and_then(|x| x.managed_keyed_state.as_ref());
-        let incs: Vec<&crate::metadata::handles::IncrementalRemoteKeyedStateHandle> = match handle {
-            Some(KeyedStateHandle::IncrementalRemote(i)) => vec![i],
-            Some(KeyedStateHandle::Changelog(c)) => c
-                .materialized
-                .iter()
-                .filter_map(|m| match m {
-                    KeyedStateHandle::IncrementalRemote(i) => Some(i),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        for inc in incs {
-            let checked = crate::readers::rocksdb::RocksDbHandleReader::open(s, op.operator_id, op.max_parallelism, inc, &[], None).and_then(|r| r.verify_blocks());
-            if let Err(e) = checked {
-                out.push(self.error_finding(s, op, Some(subtask), &e));
-            }
+        for e in blocks {
+            out.push(self.error_finding(s, op, Some(subtask), &e));
         }
         out
     }

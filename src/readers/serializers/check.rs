@@ -153,13 +153,18 @@ fn check_pojo(ser: &TypeSerializer, c: &mut Cursor<'_>, p: &PojoSerializer, dept
     let last_index = p.fields.len().saturating_sub(1);
     p.fields.iter().enumerate().try_for_each(|(i, (_, s))| {
         // A field without a serializer is undecodable (`is_self_opaque`): the decode says so.
-        let s = s.as_ref()?;
-        if c.bool("").ok()? {
-            Some(())
-        } else {
-            s.check_at(c, d, tail && i == last_index)
-        }
+        check_unless_null(s.as_ref()?, c, d, tail && i == last_index)
     })
+}
+
+/// A null flag (`true`: null, nothing follows), then the value: how POJO fields and the values
+/// (and null-aware keys) of the table runtime's maps are written.
+fn check_unless_null(s: &TypeSerializer, c: &mut Cursor<'_>, d: usize, tail: bool) -> C {
+    if c.bool("").ok()? {
+        Some(())
+    } else {
+        s.check_at(c, d, tail)
+    }
 }
 
 /// The table runtime's serializers: `RowData` and the other binary formats walked in
@@ -182,11 +187,7 @@ fn check_table(ser: &TypeSerializer, t: &T, c: &mut Cursor<'_>, depth: usize, d:
             let n = c.count("", key.min_len().max(1).saturating_add(1)).ok()?;
             (0..n).try_for_each(|_| {
                 key.check_at(c, d, false)?;
-                if c.bool("").ok()? {
-                    Some(())
-                } else {
-                    value.check_at(c, d, false)
-                }
+                check_unless_null(value, c, d, false)
             })
         }
         T::LinkedList { element, null_mask } => {
@@ -197,14 +198,8 @@ fn check_table(ser: &TypeSerializer, t: &T, c: &mut Cursor<'_>, depth: usize, d:
         T::NullAwareMap(key, value) => {
             let n = c.count("", 2).ok()?;
             (0..n).try_for_each(|_| {
-                if !c.bool("").ok()? {
-                    key.check_at(c, d, false)?;
-                }
-                if c.bool("").ok()? {
-                    Some(())
-                } else {
-                    value.check_at(c, d, false)
-                }
+                check_unless_null(key, c, d, false)?;
+                check_unless_null(value, c, d, false)
             })
         }
         T::Fields { names, fields } => {
