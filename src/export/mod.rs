@@ -150,6 +150,9 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Emptied chunk buffers a reading thread keeps for reuse (see `Reader::read_piece`).
 const SPARE_CHUNKS: usize = 4;
+/// What a piece's first chunks may reserve, at most, for the entries the largest chunks of their
+/// files held in other pieces (see `Reader::chunk_rows`).
+const HINTED_RESERVE_BYTES: usize = 32 * 1024 * 1024;
 /// Encoded chunks the reading threads hold ahead of the writer, at most (about).
 const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 
@@ -528,7 +531,8 @@ struct Reader<'a> {
     index: &'a HashMap<(usize, bool, String), usize>,
     files: &'a [StateFile],
     /// The most entries a chunk of each file held, on any thread: a piece's first chunk of a
-    /// file reserves that many at once (as much as that chunk took). (With `--threads` above 1 a subtask is read in many
+    /// file reserves that many at once (as much as that chunk took; all first chunks of a piece
+    /// together at most `HINTED_RESERVE_BYTES`). (With `--threads` above 1 a subtask is read in many
     /// pieces; growing each piece's first chunks by doubling copied their entries again.)
     chunk_rows: &'a [AtomicUsize],
 }
@@ -555,7 +559,11 @@ impl Reader<'_> {
         // instead of growing by doubling, which copies every entry again (4% of export's
         // instructions, with more states than spare buffers). Never more than the last chunk
         // held, so memory stays what the chunks themselves take.
-        let mut last_len: Vec<usize> = self.chunk_rows.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        let mut last_len: Vec<usize> = vec![0; self.files.len()];
+        // Bytes of entries this piece's first chunks reserved on other pieces' say-so
+        // (`chunk_rows`), at most `HINTED_RESERVE_BYTES`: a piece touching many states that
+        // filled large chunks elsewhere must not reserve room for all of them.
+        let mut hinted = 0usize;
         // Chunks are handed on in the order they fill up: the same order for any thread count.
         let mut send = |i: usize, mut entries: Vec<Entry>, spare: &mut Vec<Vec<Entry>>| -> Result<()> {
             let file = &self.files[i];
@@ -601,7 +609,13 @@ impl Reader<'_> {
                 if let Some(buf) = spare.pop() {
                     *chunk = buf;
                 }
-                chunk.reserve(last_len[i]);
+                let mut rows = last_len[i];
+                if rows == 0 {
+                    let room = HINTED_RESERVE_BYTES.saturating_sub(hinted) / std::mem::size_of::<Entry>();
+                    rows = self.chunk_rows[i].load(Ordering::Relaxed).min(room);
+                    hinted += rows * std::mem::size_of::<Entry>();
+                }
+                chunk.reserve(rows);
             }
             if let Some(Ok(e)) = next {
                 chunk.push(e);
