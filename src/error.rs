@@ -304,6 +304,7 @@ pub trait ResultExt<T> {
 }
 
 impl<T> ResultExt<T> for Result<T, DecodeError> {
+    #[inline]
     fn context_with(self, what: impl FnOnce() -> String) -> Result<T, DecodeError> {
         self.map_err(|e| e.context(what()))
     }

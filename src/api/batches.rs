@@ -225,7 +225,7 @@ fn dump_batch(schema: &SchemaRef, entries: &[Entry], uids: &BTreeMap<OperatorId,
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.operator_id.to_hex()))),
         Arc::new(entries.iter().map(|e| uids.get(&e.operator_id).map(String::as_str)).collect::<StringArray>()),
-        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.state.as_str()))),
+        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &*e.state))),
         Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.kind.as_str()))),
         Arc::new(entries.iter().map(|e| e.key_group.and_then(|k| i32::try_from(k).ok())).collect::<Int32Array>()),
         Arc::new(entries.iter().map(|e| json(e.key.as_ref())).collect::<StringArray>()),

@@ -37,7 +37,7 @@ fn a_typed_scan_reads_the_entries_of_its_state() {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let entries: Vec<_> = scan.entries().collect::<Result<_>>().unwrap();
     assert_eq!(rows, entries.len());
-    let all = SnapshotEntries::new(snap.opened(), Selection::default()).filter(|e| e.as_ref().is_ok_and(|e| e.state == "v-pojo")).count();
+    let all = SnapshotEntries::new(snap.opened(), Selection::default()).filter(|e| e.as_ref().is_ok_and(|e| &*e.state == "v-pojo")).count();
     assert_eq!(rows, all);
     assert!(rows > 0);
     for b in &batches {
@@ -187,7 +187,7 @@ fn named_entries_of(version: &str, case: &str, p: &Plan) -> BTreeMap<(String, St
         let e = e.unwrap();
         let Some(node) = nodes.get(&e.operator_id) else { continue };
         let j = e.to_json(None);
-        out.entry((format!("{node}"), e.state.clone())).or_insert((j["key"].clone(), j["user_key"].clone(), j["value"].clone()));
+        out.entry((format!("{node}"), e.state.to_string())).or_insert((j["key"].clone(), j["user_key"].clone(), j["value"].clone()));
     }
     out
 }

@@ -110,7 +110,7 @@ fn build(shape: &Shape, vals: &[Option<&Value>]) -> R<ArrayRef> {
             vals.iter().map(|v| present(*v).map(|v| v.to_json().to_string())).collect::<StringArray>(),
         ),
         Shape::Binary => Arc::new(scalars!(BinaryArray, vals, "bytes", Value::Bytes(b) => Ok(b.as_slice()))?),
-        Shape::Opaque => Arc::new(scalars!(BinaryArray, vals, "opaque bytes", Value::Opaque { bytes, .. } => Ok(bytes.as_slice()))?),
+        Shape::Opaque => Arc::new(scalars!(BinaryArray, vals, "opaque bytes", Value::Opaque(o) => Ok(o.bytes.as_slice()))?),
         Shape::TimestampMillis => Arc::new(
             scalars!(TimestampMillisecondArray, vals, "an instant",
                 Value::Instant { seconds, nanos } => seconds

@@ -589,15 +589,15 @@ impl Reader<'_> {
             };
             let keyed = e.kind.is_keyed();
             let i = match &last {
-                Some((k, name, i)) if *k == keyed && *name == e.state => *i,
+                Some((k, name, i)) if *k == keyed && name.as_str() == &*e.state => *i,
                 _ => {
-                    let i = *self.index.get(&(sub.operator, keyed, e.state.clone())).ok_or_else(|| {
+                    let i = *self.index.get(&(sub.operator, keyed, e.state.to_string())).ok_or_else(|| {
                         Error::Invalid(format!(
                             "{}: operator {}: an entry of state {:?}, which the state file does not declare",
                             self.snapshot.metadata_location, e.operator_id, e.state
                         ))
                     })?;
-                    last = Some((keyed, e.state.clone(), i));
+                    last = Some((keyed, e.state.to_string(), i));
                     // Once per run of a state, not per entry: the run's entries go to `i` too.
                     touched.insert(i);
                     i

@@ -160,14 +160,14 @@ fn structs() {
 #[test]
 fn opaque_and_json() {
     let kryo = ser(K::Kryo { type_class: "com.example.Blob".into(), registrations: Vec::new() });
-    let b = check(&kryo, "Binary", &[Value::Opaque { class: "com.example.Blob".into(), bytes: vec![1, 2] }, Value::Null]);
+    let b = check(&kryo, "Binary", &[Value::opaque("com.example.Blob".into(), vec![1, 2]), Value::Null]);
     let m = b.schema().field(0).metadata().clone();
     assert_eq!(m.get(META_OPAQUE_CLASS).map(String::as_str), Some("com.example.Blob"));
     assert_eq!(m.get(META_ENCODING).map(String::as_str), Some("opaque"));
     // A composite holding an undecodable part: the dump JSON keeps whichever form a value took.
     let tuple = ser(K::Tuple { class: "Tuple2".into(), fields: vec![simple(S::Long), kryo.clone()] });
-    let partly = fields(&[("f0", Value::Int(1)), ("f1", Value::Opaque { class: "com.example.Blob".into(), bytes: vec![9] })]);
-    let whole = Value::Opaque { class: "Tuple2".into(), bytes: vec![0, 1] };
+    let partly = fields(&[("f0", Value::Int(1)), ("f1", Value::opaque("com.example.Blob".into(), vec![9]))]);
+    let whole = Value::opaque("Tuple2".into(), vec![0, 1]);
     let b = check(&tuple, "Utf8", &[partly.clone(), whole.clone()]);
     let t = b.column(0).as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
     assert_eq!(t.value(0), partly.to_json().to_string());

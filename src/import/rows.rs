@@ -199,7 +199,7 @@ impl StateFile {
         };
         Ok(Entry {
             operator_id: self.operator_id,
-            state: self.info.name().to_owned(),
+            state: self.info.name().into(),
             kind,
             key_group,
             key: owned.key,

@@ -323,7 +323,7 @@ fn operator_entries(s: &Snapshot, op: Option<usize>) -> Result<Vec<Entry>> {
             .map(|m| m.name.as_str())
             .collect();
         let entries = read_operator_state(s, SubtaskRef { operator: i, subtask: j }, h)?;
-        out.extend(entries.into_iter().filter(|e| e.kind != StateKind::Broadcast || first.contains(e.state.as_str())));
+        out.extend(entries.into_iter().filter(|e| e.kind != StateKind::Broadcast || first.contains(&*e.state)));
     }
     Ok(out)
 }
@@ -370,14 +370,14 @@ impl Differ<'_, '_> {
     }
 
     fn state(&mut self, e: &Entry, uid: Option<&str>) -> &mut StateDiff {
-        let key = (e.operator_id, e.state.clone());
+        let key = (e.operator_id, e.state.to_string());
         if !self.states.contains_key(&key) {
             self.order.push(key.clone());
         }
         self.states.entry(key).or_insert_with(|| StateDiff {
             operator_id: e.operator_id,
             operator_uid: uid.map(str::to_owned),
-            state: e.state.clone(),
+            state: e.state.to_string(),
             kind: e.kind,
             added: 0,
             removed: 0,
@@ -394,7 +394,7 @@ impl Differ<'_, '_> {
             change,
             operator_id: e.operator_id,
             operator_uid: uid.map(str::to_owned),
-            state: e.state.clone(),
+            state: e.state.to_string(),
             kind: e.kind,
             key_group: e.key_group,
             key: e.key.as_ref().map_or(Json::Null, |k| k.to_json()),
@@ -424,7 +424,7 @@ impl Differ<'_, '_> {
         for (side, list) in [(0, a), (1, b)] {
             for e in list {
                 let (id, value) = self.identity(&e);
-                let slot = by_id.entry((e.state.clone(), id)).or_default();
+                let slot = by_id.entry((e.state.to_string(), id)).or_default();
                 if side == 0 {
                     slot.0.push((value, e));
                 } else {

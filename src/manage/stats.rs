@@ -189,8 +189,8 @@ impl TopKeys {
             self.current_kg = e.key_group;
         }
         let bytes = entry_bytes(e);
-        let k = self.current.entry((e.state.clone(), e.raw.stored_key.clone().unwrap_or_else(|| e.raw.key.clone()))).or_insert_with(|| KeyStat {
-            state: e.state.clone(),
+        let k = self.current.entry((e.state.to_string(), e.raw.stored_key.clone().unwrap_or_else(|| e.raw.key.clone()))).or_insert_with(|| KeyStat {
+            state: e.state.to_string(),
             key: e.key.as_ref().map_or(serde_json::Value::Null, |k| k.to_json()),
             key_group: e.key_group,
             entries: 0,
@@ -243,11 +243,11 @@ impl PieceCounts {
         let b = entry_bytes(e);
         self.entries += 1;
         self.entry_bytes += b;
-        let st = self.states.entry(e.state.clone()).or_insert_with(|| StateStats { name: e.state.clone(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0, untyped: None });
+        let st = self.states.entry(e.state.to_string()).or_insert_with(|| StateStats { name: e.state.to_string(), kind: e.kind, entries: 0, bytes: 0, key_groups: 0, untyped: None });
         st.entries += 1;
         st.bytes += b;
         if let Some(kg) = e.key_group {
-            if self.state_kgs.insert((e.state.clone(), kg)) {
+            if self.state_kgs.insert((e.state.to_string(), kg)) {
                 st.key_groups += 1;
             }
             let k = self.kgs.entry(kg).or_default();

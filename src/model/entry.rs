@@ -85,6 +85,11 @@ pub struct RawEntry {
 pub enum RawParts {
     /// None: every [`RawEntry`] of keyed state is empty.
     None,
+    /// What `key_hash_code` needs: [`RawParts::Key`] where the key serializer is a SQL row's
+    /// (its hash is taken over the stored bytes), else [`RawParts::None`]. Readers decide once,
+    /// from the proxy's key serializer (`readers::serializers::raw_for_key_hash`); on its own
+    /// ([`RawEntry::keep`]) it keeps what [`RawParts::Key`] keeps.
+    KeyForHash,
     /// The key's bytes only ([`RawEntry::key`], or [`RawEntry::stored_key`] when the key
     /// cannot be split off): what `key_hash_code` needs for SQL row keys.
     Key,
@@ -94,9 +99,9 @@ pub enum RawParts {
 }
 
 impl RawParts {
-    /// Whether the key's bytes are kept.
+    /// Whether the key's bytes are kept ([`RawParts::KeyForHash`] unresolved: kept).
     pub fn key(self) -> bool {
-        self >= RawParts::Key
+        self >= RawParts::KeyForHash
     }
 
     /// Whether the namespace, user key and value bytes are kept.
@@ -119,11 +124,12 @@ impl RawParts {
 /// (opaque), is decoded in full as with [`ValueParts::All`]: errors, [`Entry::opaque_count`] and
 /// the undecodable reports do not depend on the mode.
 ///
-/// Readers of key-grouped streams (heap checkpoints, canonical savepoints, full checkpoints)
-/// honour it, and so does the changelog replay for the materialized entries no change touches
-/// (it matches changes by stored bytes; changed entries are decoded from the log in full); the
-/// others (RocksDB native snapshots, operator state) build every part whatever it says, which
-/// its users must accept.
+/// Readers of keyed state honour it: key-grouped streams (heap checkpoints, canonical
+/// savepoints, full checkpoints) and RocksDB native snapshots (both decode through the same
+/// per-pair decoder), and the changelog replay for the materialized entries no change touches
+/// (it matches changes by stored bytes; changed entries are decoded from the log in full).
+/// Operator state builds every part whatever it says (few entries, read whole), which its
+/// users must accept.
 ///
 /// [`Value::Null`]: crate::model::value::Value::Null
 /// [`Value::Int`]: crate::model::value::Value::Int
@@ -137,18 +143,29 @@ pub enum ValueParts {
 }
 
 impl RawEntry {
-    /// Drops the parts `parts` does not keep (in place; nothing is allocated).
+    /// Drops the parts `parts` does not keep (in place; nothing is allocated). Cheap when the
+    /// reader kept no more (what most do): called per entry.
+    #[inline]
     pub fn keep(&mut self, parts: RawParts) {
+        fn clear(v: &mut Vec<u8>) {
+            if v.capacity() != 0 {
+                *v = Vec::new();
+            }
+        }
         if parts.all() {
             return;
         }
         if !parts.key() {
-            self.key = Vec::new();
-            self.stored_key = None;
+            clear(&mut self.key);
+            if self.stored_key.is_some() {
+                self.stored_key = None;
+            }
         }
-        self.namespace = Vec::new();
-        self.user_key = None;
-        self.value = Vec::new();
+        clear(&mut self.namespace);
+        if self.user_key.is_some() {
+            self.user_key = None;
+        }
+        clear(&mut self.value);
     }
 }
 
@@ -183,8 +200,9 @@ pub struct Origin {
 pub struct Entry {
     /// The operator.
     pub operator_id: OperatorId,
-    /// State name as Flink registered it (timers: the timer queue's name).
-    pub state: String,
+    /// State name as Flink registered it (timers: the timer queue's name). Shared: readers hand
+    /// every entry of a state the same name (a copy per entry was an allocation per entry).
+    pub state: std::sync::Arc<str>,
     /// What kind of state.
     pub kind: StateKind,
     /// Key group (keyed state).
@@ -221,7 +239,7 @@ impl Entry {
         let mut m = serde_json::Map::new();
         m.insert("operator_id".into(), self.operator_id.to_hex().into());
         m.insert("operator_uid".into(), operator_uid.map_or(serde_json::Value::Null, Into::into));
-        m.insert("state".into(), self.state.clone().into());
+        m.insert("state".into(), (&*self.state).into());
         m.insert("kind".into(), self.kind.as_str().into());
         m.insert("key_group".into(), self.key_group.map_or(serde_json::Value::Null, Into::into));
         m.insert("key".into(), self.key.as_ref().map_or(serde_json::Value::Null, Value::to_json));
@@ -252,7 +270,7 @@ impl Entry {
             None => out.write_all(b"null")?,
         }
         out.write_all(b",\"state\":")?;
-        write_scalar(out, self.state.as_str())?;
+        write_scalar(out, &*self.state)?;
         out.write_all(b",\"kind\":\"")?;
         out.write_all(self.kind.as_str().as_bytes())?;
         out.write_all(b"\",\"key_group\":")?;
@@ -278,12 +296,10 @@ impl Entry {
     }
 
     /// Opaque values (Kryo, custom serializers) inside this entry.
+    #[inline]
     pub fn opaque_count(&self) -> usize {
-        [self.key.as_ref(), self.namespace.as_ref(), self.user_key.as_ref(), Some(&self.value)]
-            .into_iter()
-            .flatten()
-            .map(Value::opaque_count)
-            .sum()
+        let part = |v: &Option<Value>| v.as_ref().map_or(0, Value::opaque_count);
+        part(&self.key) + part(&self.namespace) + part(&self.user_key) + self.value.opaque_count()
     }
 
     /// This entry as a read with [`ValueParts::Key`] gives it where the check vouched for it:
@@ -303,6 +319,17 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every reader moves each entry through a few layers (decoder, key group, source,
+    /// consumer), a copy of the whole entry per move: the sizes are pinned so they do not grow
+    /// back unnoticed. `Value` is 32 bytes because its rare opaque payload is boxed; an entry's
+    /// state name is shared (`Arc<str>`), not a `String` per entry.
+    #[test]
+    fn entry_sizes_stay_small() {
+        use std::mem::size_of;
+        assert_eq!((size_of::<Value>(), size_of::<Option<Value>>()), (32, 32), "a value (48 with the opaque payload inline)");
+        assert!(size_of::<Entry>() <= 368, "an entry: {} bytes (440 before)", size_of::<Entry>());
+    }
 
     /// `write_json` prints `to_json`: optional parts absent and present, `user_key` only for map
     /// and broadcast state, `ttl_timestamp` only when set, a uid that needs escaping.

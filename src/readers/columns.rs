@@ -49,7 +49,7 @@ pub fn rename_entry(meta: &KeyedBackendMeta, e: &mut Entry) {
     if let Some(k) = e.key.as_mut() {
         rename(k, &meta.key_serializer);
     }
-    let Some(s) = meta.states.iter().find(|s| s.name == e.state) else { return };
+    let Some(s) = meta.states.iter().find(|s| *s.name == *e.state) else { return };
     let Some(v) = s.serializer(VALUE_SERIALIZER) else { return };
     let v = v.ttl_inner().unwrap_or(v);
     match e.kind {

@@ -224,7 +224,7 @@ fn read_list_elements(
     let ser = info.serializer(VALUE_SERIALIZER).ok_or_else(|| no_serializer(info, "value"))?;
     let entry = |value, raw: &[u8], at: u64, frame: Frame| Entry {
         operator_id,
-        state: name.to_owned(),
+        state: name.into(),
         kind,
         key_group: None,
         key: None,
@@ -274,7 +274,7 @@ fn read_broadcast(
         };
         out.push(Entry {
             operator_id,
-            state: name.to_owned(),
+            state: name.into(),
             kind: StateKind::Broadcast,
             key_group: None,
             key: None,
@@ -344,10 +344,10 @@ mod tests {
         let (source, handle) = stream(false);
         let (entries, undecodable) = read_operator_stream_reporting(&source, &handle, OperatorId([1; 16]), Origin::default()).unwrap();
         assert!(undecodable.is_empty(), "{undecodable:?}");
-        let got: Vec<(&str, &Value)> = entries.iter().map(|e| (e.state.as_str(), &e.value)).collect();
+        let got: Vec<(&str, &Value)> = entries.iter().map(|e| (&*e.state, &e.value)).collect();
         assert_eq!(got[0], ("a", &Value::Int(11)));
         assert_eq!(got[2], ("c", &Value::Int(33)));
-        assert_eq!(entries[1].state, "b");
+        assert_eq!(&*entries[1].state, "b");
         assert_eq!(entries[1].opaque_count(), 1);
     }
 
@@ -357,7 +357,7 @@ mod tests {
         let (entries, undecodable) = read_operator_stream_reporting(&source, &handle, OperatorId([1; 16]), Origin::default()).unwrap();
         // `a` precedes the unknown snapshot: read as usual.
         assert_eq!(entries.len(), 1);
-        assert_eq!((entries[0].state.as_str(), &entries[0].value), ("a", &Value::Int(11)));
+        assert_eq!((&*entries[0].state, &entries[0].value), ("a", &Value::Int(11)));
         // `b` and `c`: named (from the handle), with the unknown class, their element count.
         assert_eq!(undecodable.len(), 2);
         for (u, name) in undecodable.iter().zip(["b", "c"]) {

@@ -209,6 +209,9 @@ impl<'a> KeyedSource<'a> {
             crate::readers::columns::apply_to_meta(c, op.operator_id, &mut meta);
             meta
         });
+        // What the readers kept of the stored bytes is what is handed on (a reader that keeps
+        // more, the changelog replay, is trimmed to it).
+        let selection = Selection { raw: crate::readers::serializers::raw_for_key_hash(selection.raw, &reader.meta().key_serializer), ..selection.clone() };
         Ok(Some(KeyedSource {
             named,
             reader,
@@ -216,7 +219,7 @@ impl<'a> KeyedSource<'a> {
             subtask: sub,
             subtask_index: st.index,
             range: handle.key_group_range(),
-            selection: selection.clone(),
+            selection,
             outside: true,
             undecodable,
         }))
@@ -282,11 +285,12 @@ impl<'a> KeyedSource<'a> {
         if self.outside {
             return None;
         }
-        // The entry is checked and renamed in place, never taken out of its `Result`: each
-        // move of an `Entry` (~440 bytes) is a memcpy per entry.
+        // The entry is checked and renamed in place, never taken out of its `Option` nor its
+        // `Result` (the reader's answer is returned as it came): each move of an `Entry` is a
+        // memcpy per entry.
         loop {
-            let mut r = self.reader.next_entry()?;
-            if let Ok(e) = &mut r {
+            let mut next = self.reader.next_entry();
+            if let Some(Ok(e)) = &mut next {
                 if !self.selection.state(&e.state) {
                     continue;
                 }
@@ -297,7 +301,7 @@ impl<'a> KeyedSource<'a> {
                 // changelog replay needs every byte of what it merges) to the same rule.
                 e.raw.keep(self.selection.raw);
             }
-            return Some(r);
+            return next;
         }
     }
 

@@ -362,13 +362,13 @@ impl Edits {
     /// Whether the state of entry `e` is replaced by an import (a keyed and an operator state
     /// may have the same name: separate namespaces in Flink).
     pub(crate) fn replaces(&self, e: &Entry) -> bool {
-        self.imports(&e.operator_id).iter().any(|i| i.state() == e.state && i.kind().is_keyed() == e.kind.is_keyed())
+        self.imports(&e.operator_id).iter().any(|i| i.state() == &*e.state && i.kind().is_keyed() == e.kind.is_keyed())
     }
 
     /// Whether an entry goes into the savepoint; what is left out is counted.
     pub(crate) fn keep(&self, e: &Entry, counts: &mut Counts) -> bool {
         if self.replaces(e) {
-            *counts.replaced.entry((e.operator_id, e.state.clone())).or_default() += 1;
+            *counts.replaced.entry((e.operator_id, e.state.to_string())).or_default() += 1;
             return false;
         }
         if !e.kind.is_keyed() {
@@ -379,7 +379,7 @@ impl Edits {
         }
         let Some(kg) = e.key_group else { return true };
         if self.key_groups.is_some_and(|r| !r.contains(kg)) {
-            counts.per_state.entry((e.operator_id, e.state.clone())).or_insert((e.kind, 0, 0)).2 += 1;
+            counts.per_state.entry((e.operator_id, e.state.to_string())).or_insert((e.kind, 0, 0)).2 += 1;
             return false;
         }
         let Some(op) = self.operator(&e.operator_id) else { return true };
@@ -395,8 +395,8 @@ impl Edits {
             Some(stored) => op.forget.iter().find(|((g, key), _)| *g == kg && stored.starts_with(key)).map(|(_, f)| f),
         };
         let Some(forgets) = forgets else { return true };
-        let Some(f) = forgets.iter().find(|f| f.state.as_deref().is_none_or(|s| s == e.state)) else { return true };
-        counts.per_state.entry((e.operator_id, e.state.clone())).or_insert((e.kind, 0, 0)).1 += 1;
+        let Some(f) = forgets.iter().find(|f| f.state.as_deref().is_none_or(|s| s == &*e.state)) else { return true };
+        counts.per_state.entry((e.operator_id, e.state.to_string())).or_insert((e.kind, 0, 0)).1 += 1;
         *counts.per_key.entry(f.report).or_default() += 1;
         false
     }

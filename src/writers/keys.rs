@@ -339,7 +339,7 @@ mod tests {
         let mut key = vec![21u8];
         key.extend(&r.key);
         let e = dec.decode_kv(0, &key, &r.value).unwrap();
-        assert_eq!((e[0].key.clone(), e[0].namespace.clone()), (Some(Value::String("k".into())), Some(Value::String("n".into()))));
+        assert_eq!((e.key.clone(), e.namespace.clone()), (Some(Value::String("k".into())), Some(Value::String("n".into()))));
     }
 
     #[test]

@@ -420,7 +420,7 @@ impl Converter<'_> {
         let entries = read_operator_state(self.snapshot, sub, h)?;
         let mut by_state: HashMap<&str, Vec<&Entry>> = HashMap::new();
         for e in &entries {
-            by_state.entry(e.state.as_str()).or_default().push(e);
+            by_state.entry(&*e.state).or_default().push(e);
         }
         let mut states = Vec::with_capacity(h.states.len());
         // Imported operator state: list and union elements all go to the first subtask. Flink
@@ -458,7 +458,7 @@ impl Converter<'_> {
         // holds the same map).
         for e in &entries {
             if self.edits.replaces(e) && (e.kind != StateKind::Broadcast || subtask == first_subtask(op)) {
-                *self.counts.replaced.entry((op.operator_id, e.state.clone())).or_default() += 1;
+                *self.counts.replaced.entry((op.operator_id, e.state.to_string())).or_default() += 1;
             }
         }
         for s in h.states.iter().filter(|s| !dropped(&s.name)) {

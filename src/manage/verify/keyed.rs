@@ -72,11 +72,16 @@ fn check_key_group(s: &Snapshot, op: &OperatorState, key_serializer: &TypeSerial
         }
         Ok(it) => it,
     };
-    for e in it {
-        let e = match e {
-            Ok(e) => e,
-            Err(e) => {
-                r.failed = Some(e);
+    let mut it = it;
+    loop {
+        // Looked at where the source returned it, not moved out of its `Option` and `Result`:
+        // a move is a copy of the entry.
+        let item = it.next();
+        let e = match &item {
+            None => break,
+            Some(Ok(e)) => e,
+            Some(Err(_)) => {
+                r.failed = item.and_then(Result::err);
                 break;
             }
         };
@@ -88,10 +93,10 @@ fn check_key_group(s: &Snapshot, op: &OperatorState, key_serializer: &TypeSerial
         if want != kg {
             r.wrong += 1;
             r.example.get_or_insert_with(|| Misplaced {
-                state: e.state.clone(),
+                state: e.state.to_string(),
                 key: key.to_json().to_string(),
                 belongs_in: want,
-                file: s.entry_file(&e),
+                file: s.entry_file(e),
                 position: e.origin.position,
             });
         }
@@ -173,9 +178,9 @@ impl Verifier<'_> {
     /// entry, key hashing. A key group that fails to decode is reported and the next one read.
     pub(super) fn keyed(&mut self, s: &Snapshot, op: &OperatorState, sub: SubtaskRef, subtask: u32) -> Vec<Finding> {
         // The key hash of SQL row keys is taken over the key's stored bytes (`key_hash_code`);
-        // nothing else is read from them. Of the decoded parts only the key is read (and
+        // nothing else is read from them, and other keys need none. Of the decoded parts only the key is read (and
         // `opaque_count`, which the mode leaves as it is): the rest is checked, not built.
-        let keys_only = Selection { raw: RawParts::Key, values: ValueParts::Key, ..Selection::default() };
+        let keys_only = Selection { raw: RawParts::KeyForHash, values: ValueParts::Key, ..Selection::default() };
         let mut source = match KeyedSource::open(s, sub, &keys_only) {
             Ok(Some(source)) => source,
             Ok(None) => return Vec::new(),

@@ -164,7 +164,7 @@ impl Replay {
         if e.raw.stored_key.is_none() || e.kind == StateKind::Timer {
             return None;
         }
-        let &state = cx.log.by_name.get(&e.state)?;
+        let &state = cx.log.by_name.get(&*e.state)?;
         let ch = self.scoped.iter().find(|c| c.slot.0 == state)?;
         let kind = DecodeErrorKind::Unsupported {
             what: format!(
@@ -184,7 +184,7 @@ impl Replay {
     /// Takes a materialized entry into the held slots when a change touches it; gives it back
     /// when it passes through unchanged, `None` when the changes decide about it.
     fn absorb(&mut self, cx: &Context<'_>, e: Entry) -> R<Option<Entry>> {
-        let Some(&state) = cx.log.by_name.get(&e.state) else { return Ok(Some(e)) };
+        let Some(&state) = cx.log.by_name.get(&*e.state) else { return Ok(Some(e)) };
         if e.kind == StateKind::Timer {
             let Value::Int(ts) = e.value else { return Ok(Some(e)) };
             let mut element = (ts ^ i64::MIN).to_be_bytes().to_vec();
@@ -244,7 +244,7 @@ impl Replay {
             let ns_value = decode_exact(s.namespace()?, &mut Cursor::within(&ns, ValuePart::Key), "namespace")?;
             let entry = |user_key: Option<Value>, value: Value, ttl: Option<i64>, raw: RawEntry, origin: Origin| Entry {
                 operator_id: cx.operator_id,
-                state: s.meta.name.clone(),
+                state: s.meta.name.as_str().into(),
                 kind,
                 key_group: Some(self.kg),
                 key: Some(key_value.clone()),
@@ -301,7 +301,7 @@ impl Replay {
             let (timestamp, key, namespace, key_bytes, ns_bytes) = decode_timer(s.value()?, &mut c)?;
             out.push(Entry {
                 operator_id: cx.operator_id,
-                state: s.meta.name.clone(),
+                state: s.meta.name.as_str().into(),
                 kind: StateKind::Timer,
                 key_group: Some(self.kg),
                 key: Some(key),

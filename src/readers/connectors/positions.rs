@@ -101,7 +101,7 @@ pub fn source_positions(snapshot: &Snapshot) -> Result<Vec<SourcePositions>> {
             };
             let registrations = if legacy { legacy_registrations(snapshot, handle) } else { Vec::new() };
             for e in entries {
-                if e.state == source::READER_STATE {
+                if &*e.state == source::READER_STATE {
                     let Value::Bytes(bytes) = &e.value else {
                         p.problems.push(format!("subtask {}: {} holds {:?}, not bytes", st.index, source::READER_STATE, e.value.to_json()));
                         continue;
@@ -110,7 +110,7 @@ pub fn source_positions(snapshot: &Snapshot) -> Result<Vec<SourcePositions>> {
                         Ok(split) => p.splits.push(SubtaskSplit { subtask: st.index, split }),
                         Err(err) => p.problems.push(format!("subtask {}: split: {err}", st.index)),
                     }
-                } else if e.state == kafka::LEGACY_OFFSETS_STATE {
+                } else if &*e.state == kafka::LEGACY_OFFSETS_STATE {
                     match kafka::read_legacy_offset(&e.raw.value, &registrations, 0) {
                         Ok(offset) => p.legacy_kafka_offsets.push(SubtaskLegacyOffset { subtask: st.index, offset }),
                         Err(err) => p.problems.push(format!("subtask {}: {}: {err}", st.index, kafka::LEGACY_OFFSETS_STATE)),

@@ -27,6 +27,9 @@ pub(super) struct StateDecoder {
     pub value_opaque: bool,
     /// Whether the element serializer of a list state cannot be interpreted.
     pub element_opaque: bool,
+    /// Whether key and namespace are both of variable length, so that the RocksDB layout writes
+    /// length suffixes after them (asked once, not per entry).
+    pub ambiguous: bool,
 }
 
 impl StateDecoder {
@@ -43,7 +46,7 @@ impl StateDecoder {
             return Err(at_state(meta, format!("state {:?} has no namespace serializer", meta.name)));
         }
         let (value_opaque, element_opaque) = (value.is_opaque(), value.list_element().is_some_and(TypeSerializer::is_opaque));
-        Ok(StateDecoder { name: meta.name.as_str().into(), kind, namespace, value, key_or_namespace_opaque: false, value_opaque, element_opaque })
+        Ok(StateDecoder { name: meta.name.as_str().into(), kind, namespace, value, key_or_namespace_opaque: false, value_opaque, element_opaque, ambiguous: false })
     }
 }
 
@@ -75,8 +78,10 @@ impl KeyedDecoder {
     pub fn new(operator_id: OperatorId, max_parallelism: u32, meta: &KeyedBackendMeta) -> R<KeyedDecoder> {
         let key_opaque = meta.key_serializer.is_opaque();
         let mut decoders = meta.states.iter().map(StateDecoder::new).collect::<R<Vec<_>>>()?;
+        let key_variable = meta.key_serializer.fixed_length().is_none();
         for d in &mut decoders {
             d.key_or_namespace_opaque = key_opaque || d.namespace.as_ref().is_some_and(TypeSerializer::is_opaque);
+            d.ambiguous = key_variable && d.namespace.as_ref().is_some_and(|n| n.fixed_length().is_none());
         }
         Ok(KeyedDecoder {
             operator_id,
@@ -92,7 +97,7 @@ impl KeyedDecoder {
 
     /// Keeps only the stored bytes `raw` asks for in the entries it decodes (all by default).
     pub fn keep_raw(&mut self, raw: RawParts) {
-        self.raw = raw;
+        self.raw = crate::readers::serializers::raw_for_key_hash(raw, &self.key_serializer);
     }
 
     /// Builds only the decoded parts `values` asks for (all by default): with
@@ -102,16 +107,19 @@ impl KeyedDecoder {
     }
 
     /// `bytes` copied when the key's bytes are kept, else empty (no allocation).
+    #[inline]
     pub(super) fn key_bytes(&self, bytes: &[u8]) -> Vec<u8> {
         if self.raw.key() { bytes.to_vec() } else { Vec::new() }
     }
 
     /// `bytes` copied when every stored part is kept, else empty (no allocation).
+    #[inline]
     pub(super) fn other_bytes(&self, bytes: &[u8]) -> Vec<u8> {
         if self.raw.all() { bytes.to_vec() } else { Vec::new() }
     }
 
     /// The stored bytes of a key/value entry, only the parts asked for copied (`RawParts`).
+    #[inline]
     pub(super) fn raw_entry(&self, key: &[u8], namespace: &[u8], user_key: Option<&[u8]>, value: &[u8]) -> RawEntry {
         RawEntry {
             key: self.key_bytes(key),
@@ -171,8 +179,7 @@ impl KeyedDecoder {
     pub(super) fn entry(&self, d: &StateDecoder, kg: u32, key: Value, namespace: Value, user_key: Option<Value>, value: Value, ttl_timestamp: Option<i64>, raw: RawEntry) -> Entry {
         Entry {
             operator_id: self.operator_id,
-            // Not `to_string()`: that formats through `Display` (4% of `verify --level full`).
-            state: String::from(&*d.name),
+            state: d.name.clone(),
             kind: d.kind,
             key_group: Some(kg),
             key: Some(key),

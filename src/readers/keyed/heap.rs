@@ -3,6 +3,8 @@
 //! (`StateTableByKeyGroupReaders`, `CopyOnWriteStateMapSnapshot`). Spec:
 //! `formats/heap-checkpoint.md`.
 
+use std::collections::VecDeque;
+
 use crate::bytes::Cursor;
 use crate::consts::LIST_DELIMITER;
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -15,21 +17,25 @@ use super::decoder::{KeyedDecoder, StateDecoder};
 type R<T> = std::result::Result<T, DecodeError>;
 
 impl KeyedDecoder {
-    /// Decodes one stored entry of the heap checkpoint format: one entry, or one per map entry
-    /// (each with the position of its user key).
-    pub(super) fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> R<Vec<Entry>> {
+    /// Decodes one stored entry of the heap checkpoint format into `out` (appended): one entry,
+    /// or one per map entry (each with the position of its user key). On an error `out` may
+    /// hold some of them: the caller drops them.
+    pub(super) fn heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>, out: &mut VecDeque<Entry>) -> R<()> {
         if self.values == ValueParts::Key {
             // Checked, not built; anything the check does not vouch for is decoded below.
             let mut checked = c.clone();
-            if let Some(e) = self.checked_heap_entry(d, kg, &mut checked) {
+            let before = out.len();
+            if self.checked_heap_entry(d, kg, &mut checked, out).is_some() {
                 *c = checked;
-                return Ok(e);
+                return Ok(());
             }
+            out.truncate(before);
         }
         if d.kind == StateKind::Timer {
             let (timestamp, tkey, tns, key_bytes, ns_bytes) = decode_timer(&d.value, c)?;
             let raw = RawEntry { key: self.key_bytes(key_bytes), namespace: self.other_bytes(ns_bytes), user_key: None, value: Vec::new(), stored_key: None };
-            return Ok(vec![self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, raw)]);
+            out.push_back(self.entry(d, kg, tkey, tns, None, Value::Int(timestamp), None, raw));
+            return Ok(());
         }
         let ns_ser = d.namespace.as_ref().ok_or_else(|| c.error(DecodeErrorKind::Invalid("no namespace serializer".into())))?;
         let (ns_value, ns_bytes) = decode_slice(ns_ser, c)?;
@@ -41,7 +47,7 @@ impl KeyedDecoder {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value().ok_or_else(|| c.error(DecodeErrorKind::Invalid("map state without a map serializer".into())))?;
                 let n = c.count("map size", 1)?;
-                let mut out = Vec::with_capacity(n);
+                out.reserve(n);
                 for _ in 0..n {
                     let at = c.position();
                     let (uk, uk_bytes) = decode_slice(uk_ser, c)?;
@@ -60,9 +66,9 @@ impl KeyedDecoder {
                         RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: all.then(|| uk_bytes.to_vec()), value: value_bytes, stored_key: None },
                     );
                     e.origin.position = c.frame().position(at);
-                    out.push(e);
+                    out.push_back(e);
                 }
-                Ok(out)
+                Ok(())
             }
             StateKind::List => {
                 let elem = d.value.list_element().ok_or_else(|| c.error(DecodeErrorKind::Invalid("list state without a list serializer".into())))?;
@@ -82,13 +88,15 @@ impl KeyedDecoder {
                     ttl = ttl.max(t);
                     items.push(item);
                 }
-                Ok(vec![self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
+                out.push_back(self.entry(d, kg, key_value, ns_value, None, Value::List(items), ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None }));
+                Ok(())
             }
             _ => {
                 let at = c.position();
                 let (value, ttl) = decode_value(&d.value, c)?;
                 let raw = self.other_bytes(c.consumed_since(at));
-                Ok(vec![self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
+                out.push_back(self.entry(d, kg, key_value, ns_value, None, value, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None }));
+                Ok(())
             }
         }
     }
@@ -96,11 +104,12 @@ impl KeyedDecoder {
     /// [`KeyedDecoder::heap_entry`] with only the key built ([`ValueParts::Key`]): the same
     /// entries but for the placeholders, or `None` where the decode must tell (corrupt bytes,
     /// opaque parts).
-    fn checked_heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>) -> Option<Vec<Entry>> {
+    fn checked_heap_entry(&self, d: &StateDecoder, kg: u32, c: &mut Cursor<'_>, out: &mut VecDeque<Entry>) -> Option<()> {
         if d.kind == StateKind::Timer {
             let (timestamp, tkey, key_bytes, ns_bytes) = check::timer(&d.value, c)?;
             let raw = RawEntry { key: self.key_bytes(key_bytes), namespace: self.other_bytes(ns_bytes), user_key: None, value: Vec::new(), stored_key: None };
-            return Some(vec![self.entry(d, kg, tkey, Value::Null, None, Value::Int(timestamp), None, raw)]);
+            out.push_back(self.entry(d, kg, tkey, Value::Null, None, Value::Int(timestamp), None, raw));
+            return Some(());
         }
         let ns_ser = d.namespace.as_ref()?;
         let ns_bytes = check::slice(ns_ser, c)?;
@@ -111,7 +120,7 @@ impl KeyedDecoder {
             StateKind::Map => {
                 let (uk_ser, uv_ser) = d.value.map_key_value()?;
                 let n = c.count("", 1).ok()?;
-                let mut out = Vec::with_capacity(n);
+                out.reserve(n);
                 for _ in 0..n {
                     let at = c.position();
                     let uk_bytes = check::slice(uk_ser, c)?;
@@ -121,9 +130,9 @@ impl KeyedDecoder {
                     let raw = RawEntry { key: key_bytes.clone(), namespace: ns_bytes.clone(), user_key: all.then(|| uk_bytes.to_vec()), value: value_bytes, stored_key: None };
                     let mut e = self.entry(d, kg, key_value.clone(), Value::Null, Some(Value::Null), Value::Null, ttl, raw);
                     e.origin.position = c.frame().position(at);
-                    out.push(e);
+                    out.push_back(e);
                 }
-                Some(out)
+                Some(())
             }
             StateKind::List => {
                 let elem = d.value.list_element()?;
@@ -140,13 +149,15 @@ impl KeyedDecoder {
                         raw.extend_from_slice(c.consumed_since(at));
                     }
                 }
-                Some(vec![self.entry(d, kg, key_value, Value::Null, None, Value::Null, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
+                out.push_back(self.entry(d, kg, key_value, Value::Null, None, Value::Null, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None }));
+                Some(())
             }
             _ => {
                 let at = c.position();
                 let ttl = check::value(&d.value, c)?;
                 let raw = self.other_bytes(c.consumed_since(at));
-                Some(vec![self.entry(d, kg, key_value, Value::Null, None, Value::Null, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None })])
+                out.push_back(self.entry(d, kg, key_value, Value::Null, None, Value::Null, ttl, RawEntry { key: key_bytes, namespace: ns_bytes, user_key: None, value: raw, stored_key: None }));
+                Some(())
             }
         }
     }

@@ -35,7 +35,7 @@ use crate::readers::undecodable::Undecodable;
 
 pub use decoder::KeyedDecoder;
 pub use stream::{KeyGroupEntries, WINDOW};
-use stream::{Progress, RangeRead};
+use stream::{Input, Progress, RangeRead};
 
 /// How a key-grouped stream lays out its key groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +210,7 @@ impl KeyGroupsReader {
             progress: Progress::Done,
             file,
             origin: self.origin,
-            pending: Vec::new().into_iter(),
+            pending: std::collections::VecDeque::new(),
             notes: Vec::new(),
         };
         let Some(&(_, start, end)) = self.spans.iter().find(|&&(k, _, _)| k == kg) else { return Ok(entries) };
@@ -239,10 +239,10 @@ impl KeyGroupsReader {
         if self.meta.compressed {
             // Offsets count decompressed bytes of the key group's Snappy stream. The decoder
             // reads chunk headers and bodies one by one: buffer them.
-            entries.input = Some(Box::new(snap::read::FrameDecoder::new(std::io::BufReader::with_capacity(64 * 1024, raw))));
+            entries.input = Some(Input::Decompressed(Box::new(snap::read::FrameDecoder::new(std::io::BufReader::with_capacity(64 * 1024, raw)))));
             entries.frame = Frame::Decompressed { block: data_at };
         } else {
-            entries.input = Some(Box::new(raw));
+            entries.input = Some(Input::Stored(raw));
             entries.base = data_at;
         }
         entries.eof = false;

@@ -5,6 +5,7 @@
 //! Memory holds the window ([`WINDOW`], or one stored entry when larger) and the entries of one
 //! stored entry (one key's map in the heap format), never a whole key group.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -47,6 +48,15 @@ impl Read for RangeRead {
     }
 }
 
+/// Where a key group's bytes come from.
+pub(super) enum Input {
+    /// Stored as they are: appended to the window range by range as the storage returns them
+    /// (through `Read` they were zeroed, then copied: 5% of `verify --level full`).
+    Stored(RangeRead),
+    /// Decompressed (Snappy) as read.
+    Decompressed(Box<dyn Read + Send>),
+}
+
 /// Where decoding a key group stands.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Progress {
@@ -74,7 +84,7 @@ pub struct KeyGroupEntries {
     /// Bytes to read at least per refill.
     pub(super) window: usize,
     /// The key group's bytes (decompressed when compressed), from where `data` ends.
-    pub(super) input: Option<Box<dyn Read + Send>>,
+    pub(super) input: Option<Input>,
     /// `input` has nothing more.
     pub(super) eof: bool,
     /// The window: bytes read and not yet dropped.
@@ -89,8 +99,9 @@ pub struct KeyGroupEntries {
     pub(super) file: String,
     /// Subtask and stream of every entry; the position is set per stored entry.
     pub(super) origin: Origin,
-    /// Entries of the stored entry decoded last (several for a heap map).
-    pub(super) pending: std::vec::IntoIter<Entry>,
+    /// Entries of the stored entry decoded last (several for a heap map), to hand out in
+    /// order: the decoders push into it (its capacity kept: no vector per stored entry).
+    pub(super) pending: VecDeque<Entry>,
     /// What could not be decoded in this key group (`key_groups` left 0: the reader counts).
     pub(super) notes: Vec<Undecodable>,
 }
@@ -137,6 +148,26 @@ impl KeyGroupEntries {
             return Ok(());
         };
         let want = self.data.len().max(self.window);
+        let input = match input {
+            Input::Stored(r) => {
+                let n = (want as u64).min(r.end - r.pos);
+                if n > 0 {
+                    let bytes = r.source.read_range(r.pos..r.pos + n)?;
+                    r.pos += bytes.len() as u64;
+                    if self.data.is_empty() {
+                        self.data = bytes;
+                    } else {
+                        self.data.extend_from_slice(&bytes);
+                    }
+                }
+                if r.pos == r.end {
+                    self.eof = true;
+                    self.input = None;
+                }
+                return Ok(());
+            }
+            Input::Decompressed(input) => input,
+        };
         self.data.reserve_exact(want);
         // Into the spare capacity, not zeroed first: a small key group of a large window must
         // not cost a window's worth of memset (4% of `verify --level full`).
@@ -172,7 +203,7 @@ impl Iterator for KeyGroupEntries {
 
     fn next(&mut self) -> Option<Result<Entry>> {
         loop {
-            if let Some(e) = self.pending.next() {
+            if let Some(e) = self.pending.pop_front() {
                 return Some(Ok(e));
             }
             if matches!(self.progress, Progress::Done) && self.input.is_none() {
@@ -184,7 +215,7 @@ impl Iterator for KeyGroupEntries {
             let start = self.base + self.pos as u64;
             let noted = self.notes.len();
             let mut c = Cursor::in_frame(&self.data[self.pos..], self.frame, start);
-            let step = self.decoder.step(&mut c, self.kg, &mut self.progress, &mut self.notes);
+            let step = self.decoder.step(&mut c, self.kg, &mut self.progress, &mut self.notes, &mut self.pending);
             let consumed = (c.position() - start) as usize;
             let short = match &step {
                 Err(e) => matches!(e.kind, DecodeErrorKind::Truncated { .. } | DecodeErrorKind::LengthTooLarge { .. }),
@@ -193,6 +224,7 @@ impl Iterator for KeyGroupEntries {
             if short && !self.eof {
                 self.progress = progress;
                 self.notes.truncate(noted);
+                self.pending.clear();
                 if let Err(e) = self.refill() {
                     self.progress = Progress::Done;
                     self.input = None;
@@ -206,6 +238,7 @@ impl Iterator for KeyGroupEntries {
                 if matches!(e.kind, DecodeErrorKind::Unsupported { .. }) && matches!(progress, Progress::Heap { .. } | Progress::HeapEntries { .. }) {
                     self.progress = progress;
                     self.notes.truncate(noted);
+                    self.pending.clear();
                     if let Err(e) = self.resync_heap(progress, e) {
                         self.progress = Progress::Done;
                         self.input = None;
@@ -224,12 +257,11 @@ impl Iterator for KeyGroupEntries {
                 return None;
             }
             match step {
-                Ok(Some((at, mut entries))) => {
+                Ok(Some(at)) => {
                     let position = self.frame.position(at);
-                    for e in &mut entries {
+                    for e in &mut self.pending {
                         e.origin = Origin { position: e.origin.position.or(position), ..self.origin };
                     }
-                    self.pending = entries.into_iter();
                 }
                 Ok(None) => {
                     self.input = None;
@@ -239,6 +271,7 @@ impl Iterator for KeyGroupEntries {
                 Err(e) => {
                     self.progress = Progress::Done;
                     self.input = None;
+                    self.pending.clear();
                     return Some(Err(self.error(e)));
                 }
             }
@@ -264,12 +297,10 @@ impl KeyGroupEntries {
         } else {
             match resync(&self.decoder, self.kg, &self.data[self.pos..], progress) {
                 Resynced::Entries { entries: found, uncertain } => {
-                    let mut out = Vec::with_capacity(found.len());
                     for (at, mut e) in found {
                         e.origin = Origin { position: self.frame.position(start + at as u64), ..self.origin };
-                        out.push(e);
+                        self.pending.push_back(e);
                     }
-                    self.pending = out.into_iter();
                     // Stored entries the layouts the bytes allow read differently: not read.
                     for state in uncertain {
                         let mut note = Undecodable::new(
@@ -335,15 +366,17 @@ impl KeyedDecoder {
     }
 
     /// Decodes the next stored entry of a key group from `c` (which starts where the previous
-    /// step stopped): where it starts and its entries (one; a heap map state's key gives one per
-    /// map entry), or `None` once the key group has ended, checked to end with `c`'s bytes.
-    pub(super) fn step(&self, c: &mut Cursor<'_>, kg: u32, p: &mut Progress, notes: &mut Vec<Undecodable>) -> R<Option<(u64, Vec<Entry>)>> {
+    /// step stopped): where it starts, its entries appended to `out` (one; a heap map state's
+    /// key gives one per map entry; none for a skipped one), or `None` once the key group has
+    /// ended, checked to end with `c`'s bytes. On an error `out` may hold some entries of the
+    /// failed stored entry: the caller drops them.
+    pub(super) fn step(&self, c: &mut Cursor<'_>, kg: u32, p: &mut Progress, notes: &mut Vec<Undecodable>, out: &mut VecDeque<Entry>) -> R<Option<u64>> {
         loop {
             match *p {
                 Progress::Done => return Ok(None),
                 Progress::SkipRest => {
                     c.rest();
-                    return Ok(Some((c.position(), Vec::new())));
+                    return Ok(Some(c.position()));
                 }
                 Progress::CanonicalStart => {
                     let at = c.position();
@@ -379,7 +412,7 @@ impl KeyedDecoder {
                             *p = Progress::Canonical { state_id: next, at: next_at };
                         }
                     }
-                    return Ok(Some((key_at, Vec::new())));
+                    return Ok(Some(key_at));
                 }
                 Progress::Canonical { state_id, at } => {
                     let d = self.decoder(c, state_id, at)?;
@@ -401,7 +434,7 @@ impl KeyedDecoder {
                     };
                     let k = Cursor::in_frame(&key, c.frame(), key_at + 4);
                     let v = Cursor::in_frame(value, c.frame(), value_at + 4);
-                    let e = self.decode_pair(d, kg, k, v).context_with(|| format!("state {:?}", d.name))?;
+                    self.decode_pair(d, kg, k, v, out).context_with(|| format!("state {:?}", d.name))?;
                     if last_of_run {
                         let next_at = c.position();
                         let next = c.i16("next kv state id")?;
@@ -412,7 +445,7 @@ impl KeyedDecoder {
                             *p = Progress::Canonical { state_id: next, at: next_at };
                         }
                     }
-                    return Ok(Some((key_at, e)));
+                    return Ok(Some(key_at));
                 }
                 Progress::Heap { states_left: 0 } => {
                     c.expect_end("key group")?;
@@ -451,9 +484,9 @@ impl KeyedDecoder {
                     }
                     let d = &self.decoders[state];
                     let at = c.position();
-                    let e = self.heap_entry(d, kg, c).context_with(|| format!("state {:?} entry {i}", d.name))?;
+                    self.heap_entry(d, kg, c, out).context_with(|| format!("state {:?} entry {i}", d.name))?;
                     *p = Progress::HeapEntries { state, i: i + 1, n, states_left };
-                    return Ok(Some((at, e)));
+                    return Ok(Some(at));
                 }
             }
         }

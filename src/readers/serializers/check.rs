@@ -292,12 +292,12 @@ mod tests {
                     let Ok(entries) = source.read_key_group(kg) else { break };
                     for e in entries {
                         let Ok(e) = e else { break };
-                        let seen = per_state.entry(e.state.clone()).or_default();
+                        let seen = per_state.entry(e.state.to_string()).or_default();
                         *seen += 1;
                         if *seen > 3 || e.raw.stored_key.is_some() {
                             continue;
                         }
-                        let Some(st) = meta.states.iter().find(|x| x.name == e.state) else { continue };
+                        let Some(st) = meta.states.iter().find(|x| *x.name == *e.state) else { continue };
                         let Some(value) = st.serializer(VALUE_SERIALIZER) else { continue };
                         let r = &e.raw;
                         out.push((key_ser.clone(), r.key.clone(), false));

@@ -96,7 +96,7 @@ impl TypeSerializer {
                 let mut rest = start;
                 let bytes = rest.rest().to_vec();
                 *c = rest;
-                Ok(Value::Opaque { class: self.opaque_class().to_owned(), bytes })
+                Ok(Value::opaque(self.opaque_class().to_owned(), bytes))
             }
             r => r,
         }
@@ -185,9 +185,9 @@ impl TypeSerializer {
                     let mut h = Cursor::with_base(&bytes, 0);
                     return Ok(match super::kryo::value_class(&mut h, registrations) {
                         Ok(None) if bytes.len() == 1 => Value::Null,
-                        Ok(Some(class)) => Value::Opaque { class, bytes },
+                        Ok(Some(class)) => Value::opaque(class, bytes),
                         // an id outside the known registrations: the declared type names it
-                        _ => Value::Opaque { class: type_class.clone(), bytes },
+                        _ => Value::opaque(type_class.clone(), bytes),
                     });
                 }
                 return Err(undecodable(c, format!("Kryo values (type {type_class}) cannot be decoded without the JVM")));

@@ -89,7 +89,8 @@ impl TypeSerializer {
             return Err(bad(format!("values nested deeper than {MAX_DEPTH} levels")));
         }
         // Bytes flinksnap could not interpret go back as they came.
-        if let Value::Opaque { bytes, .. } = v {
+        if let Value::Opaque(o) = v {
+            let bytes = &o.bytes;
             out.extend_from_slice(bytes);
             return Ok(());
         }

@@ -53,7 +53,7 @@ pub(crate) fn opaque(j: &Json) -> Option<E<Value>> {
         return None;
     }
     let (Some(Json::String(class)), Some(Json::String(hex))) = (m.get("class"), m.get("hex")) else { return None };
-    Some(hex_bytes(hex).map(|bytes| Value::Opaque { class: class.clone(), bytes }))
+    Some(hex_bytes(hex).map(|bytes| Value::opaque(class.clone(), bytes)))
 }
 
 pub(crate) fn object<'a>(j: &'a Json, what: &str) -> E<&'a serde_json::Map<String, Json>> {

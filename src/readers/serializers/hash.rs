@@ -91,6 +91,28 @@ pub fn key_hash_code(ser: &TypeSerializer, key: &Value, raw: &[u8]) -> Option<i3
     }
 }
 
+/// Whether [`key_hash_code`] reads the stored bytes of keys of `ser` (SQL row keys), not only
+/// the decoded value.
+pub fn key_hash_needs_bytes(ser: &TypeSerializer) -> bool {
+    use super::table::TableSerializer as T;
+    match ser.table() {
+        Some(T::RowData { .. } | T::BinaryRow { .. }) => true,
+        Some(T::External { internal, .. }) => key_hash_needs_bytes(internal),
+        _ => false,
+    }
+}
+
+/// [`RawParts::KeyForHash`](crate::model::RawParts::KeyForHash) resolved for keys of `ser`:
+/// the key's bytes where [`key_hash_code`] needs them, else none; other parts as they are.
+pub fn raw_for_key_hash(raw: crate::model::RawParts, ser: &TypeSerializer) -> crate::model::RawParts {
+    use crate::model::RawParts;
+    match raw {
+        RawParts::KeyForHash if key_hash_needs_bytes(ser) => RawParts::Key,
+        RawParts::KeyForHash => RawParts::None,
+        raw => raw,
+    }
+}
+
 /// `MathUtils.murmurHash(code)`: one murmur3 round and fmix32, made non-negative.
 pub(crate) fn murmur_hash(code: i32) -> i32 {
     let mut c = code as u32;

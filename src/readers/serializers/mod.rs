@@ -39,7 +39,7 @@ pub(crate) mod testutil;
 
 pub use avro::AvroSchema;
 pub use encode::{encode_delimited_list, EncodeError};
-pub use hash::{java_hash_code, key_group_for_hash, key_hash_code};
+pub use hash::{java_hash_code, key_group_for_hash, key_hash_code, key_hash_needs_bytes, raw_for_key_hash};
 pub use snapshot::{read_proxy_snapshot, read_versioned_snapshot};
 pub(crate) use snapshot::read_proxy;
 pub use strings::{read_fstr, write_fstr};

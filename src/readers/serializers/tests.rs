@@ -119,7 +119,7 @@ fn check_golden(set: &[Golden]) {
                     let e = ser.decode(&mut Cursor::new(&bytes)).unwrap_err();
                     assert!(e.to_string().contains("cannot be decoded"), "{e}");
                     let v = ser.decode_framed(&bytes, 0).unwrap();
-                    assert_eq!(v, Value::Opaque { class: ser.opaque_class().into(), bytes: bytes.clone() });
+                    assert_eq!(v, Value::opaque(ser.opaque_class().into(), bytes.clone()));
                     assert!(v.to_json()["class"].as_str().unwrap().starts_with("Gen$"), "{}", v.to_json());
                 }
             }
@@ -435,7 +435,7 @@ fn pojo_values_nulls_subclasses_and_missing_fields() {
     assert!(s.is_opaque());
     let b = Out::new().u8(2).bool(false).i32(1).bool(false).i32(2);
     assert!(s.decode(&mut Cursor::new(b.bytes())).is_err());
-    assert_eq!(s.decode_framed(b.bytes(), 0).unwrap(), Value::Opaque { class: "com.example.P".into(), bytes: b.0.clone() });
+    assert_eq!(s.decode_framed(b.bytes(), 0).unwrap(), Value::opaque("com.example.P".into(), b.0.clone()));
     assert_eq!(decode(&s, Out::new().u8(1).bytes()), json!(null));
 }
 

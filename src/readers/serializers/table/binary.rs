@@ -241,7 +241,7 @@ fn slot_value(s: Section<'_>, slot: usize, ty: &LogicalType, field_ser: Option<&
             let (offset, size) = offset_and_size(s.i64(slot, "value offset and size")?);
             let b = s.get(offset, size, "value")?;
             let class = if matches!(ty.kind, TypeKind::Variant) { "org.apache.flink.types.variant.BinaryVariant" } else { "org.apache.flink.types.bitmap.Bitmap" };
-            Value::Opaque { class: class.into(), bytes: b.to_vec() }
+            Value::opaque(class.into(), b.to_vec())
         }
         TypeKind::TimestampTz(_) | TypeKind::Symbol | TypeKind::Unresolved | TypeKind::Descriptor | TypeKind::Distinct { .. } => {
             return Err(s.err(slot, format!("type {} has no binary form", ty.summary())));
@@ -259,7 +259,7 @@ fn raw(b: &[u8], base: u64, class: &str, simple: Option<SimpleType>, field_ser: 
     if let Some(t) = simple {
         return TypeSerializer::simple(t).decode_framed(b, base);
     }
-    Ok(Value::Opaque { class: class.to_owned(), bytes: b.to_vec() })
+    Ok(Value::opaque(class.to_owned(), b.to_vec()))
 }
 
 /// `offsetAndSize` of a variable-length field: offset in the high, size in the low 32 bits.

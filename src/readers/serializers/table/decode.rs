@@ -34,7 +34,7 @@ pub(crate) fn decode(t: &T, c: &mut Cursor<'_>, depth: usize, tail: bool) -> F<V
         }
         T::BinaryRow { .. } => {
             let s = section(c, "binary row length")?;
-            Value::Opaque { class: "org.apache.flink.table.data.binary.BinaryRowData".into(), bytes: s.bytes.to_vec() }
+            Value::opaque("org.apache.flink.table.data.binary.BinaryRowData".into(), s.bytes.to_vec())
         }
         T::StringData => {
             let s = section(c, "string length")?;

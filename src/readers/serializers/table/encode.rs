@@ -362,7 +362,7 @@ fn put_value(buf: &mut Vec<u8>, slot: usize, ty: &LogicalType, ser: Option<&Type
         }
         TypeKind::Raw { class, serializer, .. } => {
             let b = match v {
-                Value::Opaque { bytes, .. } => bytes.clone(),
+                Value::Opaque(o) => o.bytes.clone(),
                 v => match (ser.and_then(TypeSerializer::table).and_then(T::raw_inner), serializer) {
                     (Some(inner), _) => inner.encode_to_vec(v)?,
                     (None, Some(t)) => TypeSerializer::simple(*t).encode_to_vec(v)?,
@@ -374,7 +374,7 @@ fn put_value(buf: &mut Vec<u8>, slot: usize, ty: &LogicalType, ser: Option<&Type
         }
         TypeKind::Null => {}
         TypeKind::Variant | TypeKind::Bitmap => match v {
-            Value::Opaque { bytes, .. } => put_var(buf, slot, bytes)?,
+            Value::Opaque(o) => put_var(buf, slot, &o.bytes)?,
             other => return Err(unsupported(format!("{} values can only be written as the opaque bytes they were read as, found {}", ty.summary(), other.kind_name()))),
         },
         TypeKind::TimestampTz(_) | TypeKind::Symbol | TypeKind::Unresolved | TypeKind::Descriptor | TypeKind::Distinct { .. } => {
