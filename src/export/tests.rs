@@ -234,7 +234,7 @@ fn constant_columns_fit_batches_of_every_length() {
     let states: Vec<_> = snapshot_states(&snapshot, &Selection::default()).unwrap().into_iter().flat_map(|(_, s)| s).collect();
     let info = states.iter().find(|s| s.name() == "v-pojo").unwrap();
     let entries: Vec<_> =
-        SnapshotEntries::new(&snapshot, Selection::default()).map(Result::unwrap).filter(|e| e.state == "v-pojo" && e.kind.is_keyed()).collect();
+        SnapshotEntries::new(&snapshot, Selection::default()).map(Result::unwrap).filter(|e| &*e.state == "v-pojo" && e.kind.is_keyed()).collect();
     assert!(entries.len() >= 8, "{} entries", entries.len());
     for uid in [Some("keyed-string"), None] {
         let layout = StateLayout::new(info, uid, &[]).unwrap();
