@@ -135,7 +135,7 @@ pub use api::{
     kafka_offset_marker, latest, latest_with, refs, refs_with, relocate, relocate_with, stats, stats_threads, stats_with, verify, verify_on, verify_with, CompatOptions,
     CompatReport, CompatSeverity, CompatTargetKind, CompatVerdict, Compression, ConvertOptions, ConvertReport, DeleteFile, DeleteOptions, DeletePlan,
     DiffOptions, DiffReport, EditOptions, EditReport, EntryDiff, EnumeratorState, ExportFormat, ExportOptions, FlinkVersion, ForgetKey, GcOptions,
-    GcPlan, JobDescription, KeyInput, LatestReport, Manifest, NoProgress, OperatorInfo, Part, Partition, PlanOptions, Progress, RefsReport,
+    GcPlan, JobDescription, KeyInput, LatestReport, Manifest, NoProgress, OperatorInfo, ParquetCompression, Part, Partition, PlanOptions, Progress, RefsReport,
     RegisteredState, RelocateOptions, RelocateReport, Relocation, Scan, ScanBatches, ScanBuilder, ScanEntries, ScopeRoot, Snapshot, SourcePositions,
     Split, StatsReport, Storage, StorageOptions, Storages, VerifyLevel, VerifyReport, DEFAULT_INLINE_THRESHOLD, DEFAULT_MEMORY_BUDGET,
     MAX_INLINE_THRESHOLD,

@@ -64,7 +64,7 @@ pub use compare::{
     compat, compat_with, describe_job, describe_job_with, diff, diff_with, CompatOptions, CompatReport, CompatSeverity, CompatTargetKind, CompatVerdict,
     DiffOptions, DiffReport, EntryDiff, FlinkVersion, JobDescription,
 };
-pub use crate::export::{ExportFormat, ExportOptions, Manifest, NoProgress, Progress};
+pub use crate::export::{ExportFormat, ExportOptions, Manifest, NoProgress, ParquetCompression, Progress};
 pub use crate::storage::{Storage, StorageOptions, Storages};
 pub use manage::{
     delete, delete_with, gc, gc_with, latest, latest_with, refs, refs_with, stats, stats_threads, stats_with, verify, verify_on, verify_with, DeleteFile, DeleteOptions,

@@ -29,7 +29,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,7 +53,8 @@ pub const MANIFEST: &str = "manifest.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
-    /// Parquet, zstd-compressed, typed columns from the serializers.
+    /// Parquet (zstd-compressed unless [`ExportOptions::compression`] says otherwise), typed
+    /// columns from the serializers.
     Parquet,
     /// CSV, the columns of `flinksnap dump --format csv`.
     Csv,
@@ -68,6 +69,33 @@ impl ExportFormat {
             ExportFormat::Parquet => "parquet",
             ExportFormat::Csv => "csv",
             ExportFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// The codec of exported Parquet files' pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParquetCompression {
+    /// zstd level 3 (the default): the smallest files of these, at the most CPU.
+    #[default]
+    Zstd,
+    /// Snappy: what most Parquet writers use by default.
+    Snappy,
+    /// LZ4 (Parquet's `LZ4_RAW` codec).
+    Lz4,
+    /// Uncompressed.
+    None,
+}
+
+impl ParquetCompression {
+    /// The name `export --compression` and the manifest use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParquetCompression::Zstd => "zstd",
+            ParquetCompression::Snappy => "snappy",
+            ParquetCompression::Lz4 => "lz4",
+            ParquetCompression::None => "none",
         }
     }
 }
@@ -92,6 +120,8 @@ pub struct ExportOptions {
     pub threads: usize,
     /// Rows per record batch (and per buffered chunk of text).
     pub batch_rows: usize,
+    /// The Parquet files' codec (ignored for CSV and JSONL).
+    pub compression: ParquetCompression,
 }
 
 impl ExportOptions {
@@ -106,6 +136,7 @@ impl ExportOptions {
             force: false,
             threads: parallel::default_threads(),
             batch_rows: 8192,
+            compression: ParquetCompression::Zstd,
         }
     }
 }
@@ -119,6 +150,9 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 const THREAD_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Emptied chunk buffers a reading thread keeps for reuse (see `Reader::read_piece`).
 const SPARE_CHUNKS: usize = 4;
+/// What a piece's first chunks may reserve, at most, for the entries the largest chunks of their
+/// files held in other pieces (see `Reader::chunk_rows`).
+const HINTED_RESERVE_BYTES: usize = 32 * 1024 * 1024;
 /// Encoded chunks the reading threads hold ahead of the writer, at most (about).
 const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 
@@ -336,7 +370,7 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
                     serializer,
                     file: relative.clone(),
                 }));
-                files.push(StateFile::create(layout, opts.storage.clone(), &dir, relative, opts.format, &file_meta)?);
+                files.push(StateFile::create(layout, opts.storage.clone(), &dir, relative, opts.format, opts.compression, &file_meta)?);
                 index.insert(key, files.len() - 1);
             }
         }
@@ -358,7 +392,8 @@ pub fn export(snapshot: &Snapshot, opts: &ExportOptions, progress: &dyn Progress
     let buffered = AtomicUsize::new(0);
     let mut undecodable: Vec<Undecodable> = Vec::new();
     let mut subtask_touched: BTreeSet<usize> = BTreeSet::new();
-    let reader = Reader { snapshot, opts, index: &index, files: &files };
+    let chunk_rows: Vec<AtomicUsize> = files.iter().map(|_| AtomicUsize::new(0)).collect();
+    let reader = Reader { snapshot, opts, index: &index, files: &files, chunk_rows: &chunk_rows };
     let read = parallel::ordered(
         &pieces,
         threads,
@@ -495,6 +530,11 @@ struct Reader<'a> {
     opts: &'a ExportOptions,
     index: &'a HashMap<(usize, bool, String), usize>,
     files: &'a [StateFile],
+    /// The most entries a chunk of each file held, on any thread: a piece's first chunk of a
+    /// file reserves that many at once (as much as that chunk took; all first chunks of a piece
+    /// together at most `HINTED_RESERVE_BYTES`). (With `--threads` above 1 a subtask is read in many
+    /// pieces; growing each piece's first chunks by doubling copied their entries again.)
+    chunk_rows: &'a [AtomicUsize],
 }
 
 impl Reader<'_> {
@@ -520,20 +560,33 @@ impl Reader<'_> {
         // instructions, with more states than spare buffers). Never more than the last chunk
         // held, so memory stays what the chunks themselves take.
         let mut last_len: Vec<usize> = vec![0; self.files.len()];
+        // Bytes of entries this piece's first chunks reserved on other pieces' say-so
+        // (`chunk_rows`), at most `HINTED_RESERVE_BYTES`: a piece touching many states that
+        // filled large chunks elsewhere must not reserve room for all of them.
+        let mut hinted = 0usize;
         // Chunks are handed on in the order they fill up: the same order for any thread count.
         let mut send = |i: usize, mut entries: Vec<Entry>, spare: &mut Vec<Vec<Entry>>| -> Result<()> {
             let file = &self.files[i];
             let opaque: usize = if file.layout.may_hold_opaque() { entries.iter().map(Entry::opaque_count).sum() } else { 0 };
             let chunk = file.encode(&entries)?;
             let rows = entries.len() as u64;
+            self.chunk_rows[i].fetch_max(entries.len(), Ordering::Relaxed);
             if spare.len() < SPARE_CHUNKS {
                 entries.clear();
                 spare.push(entries);
             }
             emit(Job::Chunk { file: i, chunk, rows, opaque: opaque as u64 })
         };
-        for e in entries.by_ref() {
-            let e = e?;
+        loop {
+            // The entry is looked at where the iterator put it and only then moved into its
+            // chunk: binding it first (`let e = e?`) cost one more copy of it (440 bytes then,
+            // 1% of an export's instructions).
+            let next = entries.next();
+            let e = match &next {
+                None => break,
+                Some(Ok(e)) => e,
+                Some(Err(_)) => return next.map_or(Ok(()), |r| r.map(drop)),
+            };
             let keyed = e.kind.is_keyed();
             let i = match &last {
                 Some((k, name, i)) if *k == keyed && name.as_str() == &*e.state => *i,
@@ -556,9 +609,17 @@ impl Reader<'_> {
                 if let Some(buf) = spare.pop() {
                     *chunk = buf;
                 }
-                chunk.reserve(last_len[i]);
+                let mut rows = last_len[i];
+                if rows == 0 {
+                    let room = HINTED_RESERVE_BYTES.saturating_sub(hinted) / std::mem::size_of::<Entry>();
+                    rows = self.chunk_rows[i].load(Ordering::Relaxed).min(room);
+                    hinted += rows * std::mem::size_of::<Entry>();
+                }
+                chunk.reserve(rows);
             }
-            chunk.push(e);
+            if let Some(Ok(e)) = next {
+                chunk.push(e);
+            }
             *bytes += size;
             held += size;
             if chunk.len() >= self.opts.batch_rows.max(1) || *bytes >= BATCH_BYTES {

@@ -23,7 +23,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::state::{csv_cells, StateLayout, CSV_COLUMNS};
-use super::ExportFormat;
+use super::{ExportFormat, ParquetCompression};
 use crate::error::{Error, Result};
 use crate::model::Entry;
 use crate::storage::{FileWriter, Location, Storage};
@@ -132,7 +132,15 @@ fn parquet_err(path: &Location, e: parquet::errors::ParquetError) -> Error {
 
 impl StateFile {
     /// Creates the file (under its temporary name) with its header or schema.
-    pub fn create(layout: StateLayout, storage: Arc<dyn Storage>, dir: &Location, relative: String, format: ExportFormat, file_meta: &[(String, String)]) -> Result<StateFile> {
+    pub fn create(
+        layout: StateLayout,
+        storage: Arc<dyn Storage>,
+        dir: &Location,
+        relative: String,
+        format: ExportFormat,
+        compression: ParquetCompression,
+        file_meta: &[(String, String)],
+    ) -> Result<StateFile> {
         let path = dir.join(&relative);
         let temp = if storage.is_object_store(&path) {
             path.clone()
@@ -145,15 +153,21 @@ impl StateFile {
         let writer = match format {
             #[cfg(not(feature = "parquet"))]
             ExportFormat::Parquet => {
-                let _ = (&layout, file_meta);
+                let _ = (&layout, file_meta, compression);
                 return Err(parquet_unsupported());
             }
             #[cfg(feature = "parquet")]
             ExportFormat::Parquet => {
-                let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet_err(&path, e))?;
+                let codec = match compression {
+                    ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet_err(&path, e))?),
+                    ParquetCompression::Snappy => Compression::SNAPPY,
+                    // LZ4_RAW, not the deprecated Hadoop-framed LZ4 that readers disagree on.
+                    ParquetCompression::Lz4 => Compression::LZ4_RAW,
+                    ParquetCompression::None => Compression::UNCOMPRESSED,
+                };
                 let kv = file_meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
                 let mut props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(level))
+                    .set_compression(codec)
                     .set_created_by(format!("flinksnap {}", env!("CARGO_PKG_VERSION")))
                     .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                     .set_key_value_metadata(Some(kv))

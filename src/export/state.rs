@@ -3,7 +3,7 @@
 //! chunk.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_buffer::{Buffer, OffsetBuffer};
@@ -70,6 +70,10 @@ pub struct StateLayout {
     ttl: bool,
     /// The Arrow schema, with the file-level metadata.
     pub schema: SchemaRef,
+    /// The four columns every row of the state repeats (operator id, uid, state, kind), built
+    /// once for the longest batch so far; a batch takes a zero-copy slice of them instead of
+    /// writing the texts again for every row.
+    constants: Mutex<Option<[ArrayRef; 4]>>,
 }
 
 /// One column of the manifest's schema summary.
@@ -216,19 +220,14 @@ impl StateLayout {
             value,
             ttl,
             schema,
+            constants: Mutex::new(None),
         })
     }
 
     /// Entries of this state as one record batch.
     pub fn batch(&self, entries: &[Entry]) -> Result<RecordBatch, String> {
         let n = entries.len();
-        let hex = self.operator_id.to_hex();
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(repeated(Some(hex.as_str()), n)),
-            Arc::new(repeated(self.operator_uid.as_deref(), n)),
-            Arc::new(repeated(Some(self.name.as_str()), n)),
-            Arc::new(repeated(Some(self.kind.as_str()), n)),
-        ];
+        let mut columns: Vec<ArrayRef> = self.constants(n).to_vec();
         if self.kind.is_keyed() {
             let kgs: Vec<i32> = entries
                 .iter()
@@ -250,6 +249,28 @@ impl StateLayout {
             columns.push(Arc::new(entries.iter().map(|e| e.ttl_timestamp).collect::<Int64Array>()));
         }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string())
+    }
+
+    /// The constant columns of `n` rows.
+    fn constants(&self, n: usize) -> [ArrayRef; 4] {
+        let build = || {
+            let hex = self.operator_id.to_hex();
+            [
+                Arc::new(repeated(Some(hex.as_str()), n)) as ArrayRef,
+                Arc::new(repeated(self.operator_uid.as_deref(), n)),
+                Arc::new(repeated(Some(self.name.as_str()), n)),
+                Arc::new(repeated(Some(self.kind.as_str()), n)),
+            ]
+        };
+        // A poisoned lock only means another thread panicked building them: build anew.
+        let Ok(mut cached) = self.constants.lock() else { return build() };
+        match cached.as_ref() {
+            Some(c) if c[0].len() >= n && c[0].len() / 2 <= n => c.clone().map(|a| a.slice(0, n)),
+            // A slice counts its whole buffers in the batch's memory size (what the read-ahead
+            // bound adds up): a much shorter batch gets its own.
+            Some(c) if c[0].len() > n => build(),
+            _ => cached.insert(build()).clone(),
+        }
     }
 
     /// Whether values of this state can hold opaque bytes (only opaque and JSON columns can):

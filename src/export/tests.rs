@@ -214,3 +214,63 @@ fn path_segments_are_safe_and_distinct() {
     assert_eq!(path_segment(""), "@empty");
     assert_ne!(path_segment("a/b"), path_segment("a%2Fb"));
 }
+
+/// The columns every row of a state repeats (operator id, uid, state, kind) are built once per
+/// state and sliced for each batch (`StateLayout::constants`): batches of every length, longer
+/// and shorter than the last one, in any order, carry the state's own texts in each row, and
+/// arrow-rs writes them dictionary-encoded and reads them back equal, with the Utf8 type they
+/// had when built row by row.
+#[test]
+fn constant_columns_fit_batches_of_every_length() {
+    use arrow_array::StringArray;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::state::StateLayout;
+    use crate::readers::entries::{Selection, SnapshotEntries};
+    use crate::readers::states::snapshot_states;
+
+    let sp = format!("{}/testdata/flink-2.3.0/heap-savepoint-canonical/savepoint-ae4c95-ff41c5f424ab", env!("CARGO_MANIFEST_DIR"));
+    let snapshot = crate::snapshot::Snapshot::open(Arc::new(crate::storage::LocalStorage), &sp).unwrap();
+    let states: Vec<_> = snapshot_states(&snapshot, &Selection::default()).unwrap().into_iter().flat_map(|(_, s)| s).collect();
+    let info = states.iter().find(|s| s.name() == "v-pojo").unwrap();
+    let entries: Vec<_> =
+        SnapshotEntries::new(&snapshot, Selection::default()).map(Result::unwrap).filter(|e| &*e.state == "v-pojo" && e.kind.is_keyed()).collect();
+    assert!(entries.len() >= 8, "{} entries", entries.len());
+    for uid in [Some("keyed-string"), None] {
+        let layout = StateLayout::new(info, uid, &[]).unwrap();
+        let expected = [info.operator_id.to_hex(), uid.unwrap_or_default().to_owned(), "v-pojo".to_owned(), info.kind.as_str().to_owned()];
+        // Full length first (built), then a little shorter (sliced), much shorter (built apart),
+        // longer again (built anew), and one row.
+        let n = entries.len();
+        for len in [n - 2, n - 3, 1.max(n / 4), n, 1] {
+            let batch = layout.batch(&entries[..len]).unwrap();
+            assert_eq!(batch.num_rows(), len);
+            for (c, text) in expected.iter().enumerate() {
+                let col = batch.column(c).as_any().downcast_ref::<StringArray>().unwrap();
+                assert_eq!(col.len(), len);
+                if c == 1 && uid.is_none() {
+                    assert_eq!(col.null_count(), len, "operator_uid without a uid is null");
+                    continue;
+                }
+                assert_eq!(col.null_count(), 0);
+                assert!(col.iter().all(|v| v == Some(text.as_str())), "column {c} of a {len}-row batch");
+            }
+            // Through arrow-rs and back: the same columns, types and field metadata, and the
+            // constant columns as one-value dictionaries in the column chunks.
+            let file = tempfile::tempfile().unwrap();
+            let props = WriterProperties::builder().set_dictionary_enabled(true).build();
+            let mut w = ArrowWriter::try_new(file.try_clone().unwrap(), layout.schema.clone(), Some(props)).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let back = ParquetRecordBatchReaderBuilder::try_new(file.try_clone().unwrap()).unwrap().build().unwrap().next().unwrap().unwrap();
+            assert_eq!(back.schema().fields(), batch.schema().fields());
+            for (c, (a, b)) in back.columns().iter().zip(batch.columns()).enumerate() {
+                assert_eq!(a.as_ref(), b.as_ref(), "column {c} of a {len}-row batch");
+            }
+            let reader = SerializedFileReader::new(file).unwrap();
+            for c in &reader.metadata().row_group(0).columns()[..4] {
+                assert!(c.dictionary_page_offset().is_some(), "{}", c.column_path());
+            }
+        }
+    }
+}
